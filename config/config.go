@@ -1,0 +1,250 @@
+// Package config loads refdoctor's TOML configuration: registry hosts,
+// discovery limits and cache settings. It decodes strictly, so a misspelt
+// key is an error that names the key and its line rather than a setting
+// that silently does nothing. The file never holds secrets: credentials
+// come from docker's config.json and credential helpers.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// ErrInvalid marks a configuration that was read but does not make sense.
+var ErrInvalid = errors.New("invalid configuration")
+
+// Config is the whole configuration file.
+type Config struct {
+	Export     Export     `toml:"export"`
+	Registries []Registry `toml:"registry"`
+	Cache      Cache      `toml:"cache"`
+
+	// Path is the file the configuration came from, empty for defaults.
+	Path string `toml:"-"`
+}
+
+// Export holds the settings of the export pipeline that refdoctor mirrors.
+type Export struct {
+	ReferrerDiscovery ReferrerDiscovery `toml:"referrer_discovery"`
+}
+
+// ReferrerDiscovery bounds referrer discovery in time and concurrency.
+type ReferrerDiscovery struct {
+	TimeoutSeconds           int `toml:"timeout_seconds"`
+	MaxConcurrentDiscoveries int `toml:"max_concurrent_discoveries"`
+}
+
+// Timeout is TimeoutSeconds as a duration.
+func (r ReferrerDiscovery) Timeout() time.Duration {
+	return time.Duration(r.TimeoutSeconds) * time.Second
+}
+
+// Registry is one [[registry]] table: how to reach a host.
+type Registry struct {
+	Host               string `toml:"host"`
+	PlainHTTP          bool   `toml:"plain_http"`
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify"`
+	// CAFile is a PEM file of extra roots trusted for this host.
+	CAFile string `toml:"ca_file"`
+	// Expected is the registry kind from the known-registry matrix.
+	Expected string `toml:"expected"`
+}
+
+// Cache configures the on-disk capability cache.
+type Cache struct {
+	CapabilitiesTTL Duration `toml:"capabilities_ttl"`
+	// Dir overrides the cache folder (default: the user cache dir).
+	Dir string `toml:"dir"`
+}
+
+// Duration is a time.Duration written as "24h" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use a form like \"24h\" or \"30m\")", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes the duration in Go's form.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+// Defaults returns the configuration used when no file exists.
+func Defaults() Config {
+	return Config{
+		Export: Export{ReferrerDiscovery: ReferrerDiscovery{
+			TimeoutSeconds:           120,
+			MaxConcurrentDiscoveries: 4,
+		}},
+		Cache: Cache{CapabilitiesTTL: Duration{24 * time.Hour}},
+	}
+}
+
+// DefaultPath is $XDG_CONFIG_HOME/refdoctor/config.toml (or the platform's
+// user config dir).
+func DefaultPath() string {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir, "refdoctor", "config.toml")
+}
+
+// Load reads the file at path. An empty path means the default location,
+// where a missing file is not an error; a named file must exist.
+func Load(path string) (Config, error) {
+	explicit := path != ""
+	if !explicit {
+		path = DefaultPath()
+	}
+	cfg := Defaults()
+	if path == "" {
+		return cfg, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		if !explicit && errors.Is(err, os.ErrNotExist) {
+			return cfg, nil
+		}
+		return cfg, fmt.Errorf("read config %s: %w", path, err)
+	}
+	cfg, err = Parse(data)
+	if err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	cfg.Path = path
+	return cfg, nil
+}
+
+// Parse decodes TOML over the defaults, rejecting unknown keys, and
+// validates the result.
+func Parse(data []byte) (Config, error) {
+	cfg := Defaults()
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return cfg, fmt.Errorf("%w: line %d: %s", ErrInvalid, perr.Position.Line, perr.Message)
+		}
+		return cfg, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		var names []string
+		for _, k := range undecoded {
+			names = append(names, keyWithLine(data, k))
+		}
+		return cfg, fmt.Errorf("%w: unknown key %s (check the spelling; see the documented keys in README)", ErrInvalid, strings.Join(names, ", "))
+	}
+	return cfg, cfg.Validate()
+}
+
+// keyWithLine names an undecoded key with the line it first appears on.
+func keyWithLine(data []byte, k toml.Key) string {
+	last := k[len(k)-1]
+	for i, line := range strings.Split(string(data), "\n") {
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, last) {
+			rest := strings.TrimSpace(strings.TrimPrefix(trimmed, last))
+			if strings.HasPrefix(rest, "=") {
+				return fmt.Sprintf("%q (line %d)", k.String(), i+1)
+			}
+		}
+		if trimmed == "["+k.String()+"]" || trimmed == "[["+k.String()+"]]" {
+			return fmt.Sprintf("%q (line %d)", k.String(), i+1)
+		}
+	}
+	return fmt.Sprintf("%q", k.String())
+}
+
+// Validate checks values that parse but cannot work.
+func (c Config) Validate() error {
+	var problems []string
+	rd := c.Export.ReferrerDiscovery
+	if rd.TimeoutSeconds <= 0 {
+		problems = append(problems, fmt.Sprintf("export.referrer_discovery.timeout_seconds = %d: must be a positive number of seconds", rd.TimeoutSeconds))
+	}
+	if rd.MaxConcurrentDiscoveries <= 0 || rd.MaxConcurrentDiscoveries > 256 {
+		problems = append(problems, fmt.Sprintf("export.referrer_discovery.max_concurrent_discoveries = %d: must be between 1 and 256", rd.MaxConcurrentDiscoveries))
+	}
+	if c.Cache.CapabilitiesTTL.Duration < 0 {
+		problems = append(problems, "cache.capabilities_ttl must not be negative (use \"0s\" to disable the cache)")
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Registries {
+		if err := ValidateHost(r.Host); err != nil {
+			problems = append(problems, fmt.Sprintf("registry[%d].host: %v", i, err))
+			continue
+		}
+		if seen[r.Host] {
+			problems = append(problems, fmt.Sprintf("registry[%d].host %q is listed twice", i, r.Host))
+		}
+		seen[r.Host] = true
+		if r.PlainHTTP && r.InsecureSkipVerify {
+			problems = append(problems, fmt.Sprintf("registry[%d] %s: plain_http and insecure_skip_verify exclude each other", i, r.Host))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// ValidateHost checks a registry host name with an optional port.
+func ValidateHost(host string) error {
+	if host == "" {
+		return errors.New("empty host")
+	}
+	if strings.ContainsAny(host, "/@ \t") || strings.Contains(host, "://") {
+		return fmt.Errorf("%q is not a host name (give HOST or HOST:PORT without a scheme or path)", host)
+	}
+	name, port := host, ""
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		name, port = h, p
+	} else if strings.Count(host, ":") == 1 {
+		return fmt.Errorf("%q: %v", host, err)
+	}
+	if name == "" {
+		return fmt.Errorf("%q has no host name", host)
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q: port %q is out of range (1-65535)", host, port)
+		}
+	}
+	return nil
+}
+
+// Host returns the [[registry]] settings for host, if any.
+func (c Config) Host(host string) (Registry, bool) {
+	for _, r := range c.Registries {
+		if r.Host == host {
+			return r, true
+		}
+	}
+	return Registry{}, false
+}
+
+// SetHost adds or replaces the settings of one host (used by flags).
+func (c *Config) SetHost(r Registry) {
+	for i := range c.Registries {
+		if c.Registries[i].Host == r.Host {
+			c.Registries[i] = r
+			return
+		}
+	}
+	c.Registries = append(c.Registries, r)
+}

@@ -1,0 +1,154 @@
+// Package registry is the one place where refdoctor builds its regclient
+// client from configuration: plain-HTTP and insecure hosts, extra CAs,
+// docker credentials and helpers, timeouts and the user agent. Every client
+// records its HTTP exchanges through a Recorder so that probes can show the
+// exact reply that decided a verdict, without ever recording a secret.
+package registry
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/regclient/regclient"
+	rcconfig "github.com/regclient/regclient/config"
+	"github.com/regclient/regclient/scheme/reg"
+
+	"github.com/refdoctor/refdoctor/config"
+)
+
+// UserAgent is sent with every request; the version is set by the CLI.
+var UserAgent = "refdoctor"
+
+// Client is a regclient client with the recorder that sees its traffic.
+type Client struct {
+	*regclient.RegClient
+	Recorder *Recorder
+}
+
+type options struct {
+	timeout     time.Duration
+	log         *slog.Logger
+	dockerCreds bool
+	credsFile   string
+	retryLimit  int
+	recorder    *Recorder
+	extraHosts  []rcconfig.Host
+}
+
+// Opt changes how New builds a client.
+type Opt func(*options)
+
+// WithTimeout bounds connecting, the TLS handshake and waiting for reply
+// headers of each request (whole operations are bounded by ctx).
+func WithTimeout(d time.Duration) Opt { return func(o *options) { o.timeout = d } }
+
+// WithLogger sends regclient's logs to l.
+func WithLogger(l *slog.Logger) Opt { return func(o *options) { o.log = l } }
+
+// WithoutDockerCreds skips docker's config.json (tests use it for isolation).
+func WithoutDockerCreds() Opt { return func(o *options) { o.dockerCreds = false } }
+
+// WithDockerConfigFile reads logins from this docker config.json instead of
+// the default one.
+func WithDockerConfigFile(path string) Opt { return func(o *options) { o.credsFile = path } }
+
+// WithRetryLimit sets how often a failing request is retried.
+func WithRetryLimit(n int) Opt { return func(o *options) { o.retryLimit = n } }
+
+// WithRecorder shares an existing recorder instead of making a new one.
+func WithRecorder(r *Recorder) Opt { return func(o *options) { o.recorder = r } }
+
+// WithLogin sets a username and password for one host, for callers that
+// hold credentials in memory (the lab). They go to regclient only.
+func WithLogin(host, user, pass string) Opt {
+	return func(o *options) {
+		o.extraHosts = append(o.extraHosts, rcconfig.Host{Name: host, User: user, Pass: pass})
+	}
+}
+
+// New builds a client for the hosts in cfg. Hosts not named in cfg use TLS
+// with the system roots.
+func New(cfg config.Config, opts ...Opt) (*Client, error) {
+	o := options{timeout: 30 * time.Second, dockerCreds: true, retryLimit: 2}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	rec := o.recorder
+	if rec == nil {
+		rec = NewRecorder(baseTransport(o.timeout, nil))
+	}
+	var hosts []rcconfig.Host
+	for _, r := range cfg.Registries {
+		h := rcconfig.Host{Name: r.Host, Hostname: r.Host}
+		var tc *tls.Config
+		switch {
+		case r.PlainHTTP:
+			h.TLS = rcconfig.TLSDisabled
+		case r.InsecureSkipVerify:
+			h.TLS = rcconfig.TLSInsecure
+			tc = &tls.Config{InsecureSkipVerify: true} //#nosec G402 -- the operator asked for it with --insecure
+		default:
+			h.TLS = rcconfig.TLSEnabled
+		}
+		if r.CAFile != "" && !r.PlainHTTP {
+			pem, err := os.ReadFile(r.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("registry %s: read ca_file: %w", r.Host, err)
+			}
+			pool, err := x509.SystemCertPool()
+			if err != nil || pool == nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("registry %s: ca_file %s holds no PEM certificate", r.Host, r.CAFile)
+			}
+			if tc == nil {
+				tc = &tls.Config{}
+			}
+			tc.RootCAs = pool
+		}
+		if tc != nil {
+			rec.SetHostTransport(r.Host, baseTransport(o.timeout, tc))
+		}
+		hosts = append(hosts, h)
+	}
+	hc := &http.Client{Transport: rec}
+	rcOpts := []regclient.Opt{
+		regclient.WithUserAgent(UserAgent),
+		regclient.WithSlog(o.log),
+		regclient.WithRetryLimit(o.retryLimit),
+		regclient.WithRegOpts(reg.WithHTTPClient(hc)),
+	}
+	if o.dockerCreds {
+		if o.credsFile != "" {
+			rcOpts = append(rcOpts, regclient.WithDockerCredsFile(o.credsFile))
+		} else {
+			rcOpts = append(rcOpts, regclient.WithDockerCreds())
+		}
+	}
+	// Hosts from refdoctor's config go last so that their TLS choice wins
+	// over docker's; logins merge per host.
+	rcOpts = append(rcOpts, regclient.WithConfigHost(hosts...))
+	if len(o.extraHosts) > 0 {
+		rcOpts = append(rcOpts, regclient.WithConfigHost(o.extraHosts...))
+	}
+	return &Client{RegClient: regclient.New(rcOpts...), Recorder: rec}, nil
+}
+
+// baseTransport is the default transport with bounded connection phases.
+func baseTransport(timeout time.Duration, tc *tls.Config) *http.Transport {
+	t := tlsTransport(tc)
+	t.DialContext = (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = timeout
+	t.ResponseHeaderTimeout = timeout
+	return t
+}
