@@ -84,7 +84,7 @@ func New(cfg config.Config, opts ...Opt) (*Client, error) {
 	}
 	rec := o.recorder
 	if rec == nil {
-		rec = NewRecorder(baseTransport(o.timeout, nil))
+		rec = NewTimedRecorder(o.timeout)
 	}
 	var hosts []rcconfig.Host
 	for _, r := range cfg.Registries {
@@ -151,4 +151,10 @@ func baseTransport(timeout time.Duration, tc *tls.Config) *http.Transport {
 	t.TLSHandshakeTimeout = timeout
 	t.ResponseHeaderTimeout = timeout
 	return t
+}
+
+// NewTimedRecorder returns a recorder whose default transport bounds
+// connecting and waiting for headers by timeout; New adds per-host TLS.
+func NewTimedRecorder(timeout time.Duration) *Recorder {
+	return NewRecorder(baseTransport(timeout, nil))
 }

@@ -1,0 +1,194 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+)
+
+func newProbeCmd(g *globals) *cobra.Command {
+	var refresh, requireAPI, showExchanges bool
+	cmd := &cobra.Command{
+		Use:   "probe HOST[/REPO[@DIGEST]]...",
+		Short: "Probe registries for OCI referrers API support",
+		Long: `Probe each registry for the OCI 1.1 referrers API and the tag-schema
+fallback, concurrently. The verdict follows the distribution spec: only a 200
+carrying an OCI image index means "supported"; 404, 405, 406, 501, HTML or
+non-index replies mean "unsupported, fall back to tags"; refusals, rate limits
+and timeouts mean "unknown". Give HOST/REPO (an existing repository) for a
+certain verdict. Conclusive verdicts are cached (cache.capabilities_ttl).
+
+Exit codes: 0 verdicts reached, 1 a registry cannot serve referrers at all or
+the API is missing where --require-api asks for it, 2 bad input, 3 a probe
+could not complete (network, auth, timeout, rate limit).`,
+		Example: `  refdoctor probe ghcr.io/org/app registry.example.com/team/app
+  refdoctor probe --plain-http localhost:5000 localhost:5000/demo/app -o json`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			targets := make([]probe.Target, 0, len(args))
+			for _, a := range args {
+				t, err := probe.ParseTarget(a)
+				if err != nil {
+					return &exitError{code: ExitUsage, err: err}
+				}
+				targets = append(targets, t)
+			}
+			opts := []probe.Opt{probe.WithRefresh(refresh)}
+			if dir, err := probe.DefaultCacheDir(); err == nil {
+				opts = append(opts, probe.WithCache(probe.NewCache(dir, g.cfg.Cache.CapabilitiesTTL.Duration)))
+			}
+			if g.cfg.Cache.Dir != "" {
+				opts = append(opts, probe.WithCache(probe.NewCache(g.cfg.Cache.Dir, g.cfg.Cache.CapabilitiesTTL.Duration)))
+			}
+			report, err := g.runProbe(cmd, targets, opts...)
+			if err != nil {
+				return err
+			}
+			if g.output == "json" {
+				if err := g.writeJSON(report); err != nil {
+					return err
+				}
+			} else {
+				writeProbeTable(g.stdout, report, showExchanges)
+			}
+			return silentExit(probeExitCode(report, requireAPI))
+		},
+	}
+	cmd.Flags().BoolVar(&refresh, "refresh", false, "ignore cached verdicts and probe again")
+	cmd.Flags().BoolVar(&requireAPI, "require-api", false, "exit 1 unless every registry serves the referrers API")
+	cmd.Flags().BoolVar(&showExchanges, "exchanges", false, "list every HTTP exchange of each probe (table output)")
+	return cmd
+}
+
+// runProbe runs the engine with the global settings.
+func (g *globals) runProbe(cmd *cobra.Command, targets []probe.Target, extra ...probe.Opt) (probe.Report, error) {
+	opts := []probe.Opt{
+		probe.WithConfig(g.cfg),
+		probe.WithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries),
+		probe.WithTimeout(g.opTimeout()),
+		probe.WithLogger(g.log),
+		probe.WithMetrics(g.metrics),
+		probe.WithClientOpts(registry.WithLogger(g.log)),
+	}
+	return probe.Run(cmd.Context(), targets, append(opts, extra...)...)
+}
+
+func probeExitCode(report probe.Report, requireAPI bool) int {
+	code := ExitOK
+	for _, r := range report.Registries {
+		switch r.Outcome() {
+		case probe.OutcomeIncomplete:
+			code = ExitIncomplete
+		case probe.OutcomeFailed:
+			if code == ExitOK {
+				code = ExitCheckFail
+			}
+		}
+		if requireAPI && r.ReferrersAPI == probe.Unsupported && code == ExitOK {
+			code = ExitCheckFail
+		}
+	}
+	return code
+}
+
+// writeProbeTable prints the capability table (fits 80 columns) and then
+// each registry's findings with cause and remedy.
+func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REGISTRY\tKIND\tREFERRERS API\tTAGS\tAUTH\tMS\tSTATUS")
+	for _, r := range report.Registries {
+		api := string(r.ReferrersAPI)
+		if r.Expected != nil && r.Expected.Matches != nil && !*r.Expected.Matches {
+			api += "!"
+		}
+		ms := fmt.Sprint(r.ProbeMS)
+		if r.Cached {
+			ms = "cached"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clip(r.Registry, 24), clip(r.Kind, 12), api, r.FallbackTags, clip(r.Auth, 9), ms, r.Outcome())
+	}
+	tw.Flush()
+	legend := false
+	for _, r := range report.Registries {
+		if r.Expected != nil && r.Expected.Matches != nil && !*r.Expected.Matches {
+			legend = true
+		}
+	}
+	if legend {
+		fmt.Fprintln(w, "(! = differs from the known-registry matrix)")
+	}
+	for _, r := range report.Registries {
+		fmt.Fprintf(w, "\n%s", r.Target)
+		details := []string{}
+		if r.ReferrersStatus != 0 {
+			details = append(details, fmt.Sprintf("referrers: HTTP %d %s", r.ReferrersStatus, r.ReferrersContentType))
+		}
+		if r.DistributionAPIVersion != "" {
+			details = append(details, "version: "+r.DistributionAPIVersion)
+		}
+		if r.RateLimit != nil {
+			rl := "rate limit: " + r.RateLimit.Remaining + " of " + r.RateLimit.Limit
+			if r.RateLimit.Throttled {
+				rl += " (throttled, retry after " + r.RateLimit.RetryAfter + "s)"
+			}
+			details = append(details, rl)
+		}
+		if r.Expected != nil {
+			details = append(details, fmt.Sprintf("matrix: %s %s", r.Expected.Name, r.Expected.ReferrersAPI))
+		}
+		fmt.Fprintln(w)
+		for _, d := range details {
+			fmt.Fprintf(w, "  %s\n", d)
+		}
+		for _, f := range r.Findings {
+			if f.Severity == probe.SeverityInfo && f.Code != "ReferrersAPISupported" {
+				continue
+			}
+			fmt.Fprintf(w, "  %-5s %s: %s\n", f.Severity, f.Code, f.Summary)
+			if f.Cause != "" {
+				writeWrapped(w, "        cause: ", f.Cause)
+			}
+			if f.Remedy != "" {
+				writeWrapped(w, "        fix:   ", f.Remedy)
+			}
+		}
+		if exchanges {
+			for _, ex := range r.Exchanges {
+				status := fmt.Sprint(ex.Status)
+				if ex.Error != "" {
+					status = "error: " + ex.Error
+				}
+				fmt.Fprintf(w, "    %s %s -> %s %s (%d ms)\n", ex.Method, ex.Path, status, ex.ContentType, ex.DurationMS)
+			}
+		}
+	}
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "~"
+}
+
+// writeWrapped wraps text at 80 columns after prefix, indenting follow-on
+// lines to the prefix's width.
+func writeWrapped(w io.Writer, prefix, text string) {
+	const width = 80
+	indent := strings.Repeat(" ", len(prefix))
+	line := prefix
+	for _, word := range strings.Fields(text) {
+		if len(line)+len(word)+1 > width && strings.TrimSpace(line) != strings.TrimSpace(prefix) {
+			fmt.Fprintln(w, strings.TrimRight(line, " "))
+			line = indent
+		}
+		line += word + " "
+	}
+	fmt.Fprintln(w, strings.TrimRight(line, " "))
+}

@@ -1,0 +1,273 @@
+// Package cli is refdoctor's command line: cobra commands, global flags,
+// table and JSON output, and exit codes. Commands call the engine packages
+// and print their results; they hold no registry logic of their own.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/registry"
+	"github.com/refdoctor/refdoctor/telemetry"
+)
+
+// Stamped by the release build (see .goreleaser.yaml).
+var (
+	version = "dev"
+	commit  = "none"
+	date    = "unknown"
+)
+
+// Exit codes, a contract with the scripts that call refdoctor.
+const (
+	ExitOK         = 0
+	ExitCheckFail  = 1
+	ExitUsage      = 2
+	ExitIncomplete = 3
+)
+
+// exitError carries an exit code with the message printed for it.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, a ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// silentExit ends with a code after the command already printed its result.
+type silentExit int
+
+func (s silentExit) Error() string { return fmt.Sprintf("exit %d", int(s)) }
+
+// globals are the flags every command takes.
+type globals struct {
+	configFile  string
+	timeout     time.Duration
+	concurrency int
+	plainHTTP   []string
+	insecure    []string
+	logLevel    string
+	logFile     string
+	metricsFile string
+	output      string
+
+	stdout, stderr io.Writer
+	cfg            config.Config
+	log            *slog.Logger
+	logClose       io.Closer
+	metrics        *telemetry.Metrics
+}
+
+// Execute runs refdoctor with os.Args and returns the process exit code.
+func Execute() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+}
+
+// Run is Execute with explicit arguments and streams, for tests.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	g := &globals{stdout: stdout, stderr: stderr, metrics: telemetry.NewMetrics()}
+	root := newRoot(g)
+	root.SetArgs(args)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	code := exitCode(err)
+	if err != nil && !isSilent(err) {
+		fmt.Fprintf(stderr, "refdoctor: %v\n", err)
+		if code == ExitUsage && !errors.Is(err, config.ErrInvalid) {
+			fmt.Fprintln(stderr, "Run 'refdoctor --help' for usage.")
+		}
+	}
+	if g.metricsFile != "" {
+		if werr := g.metrics.WriteFile(g.metricsFile); werr != nil {
+			fmt.Fprintf(stderr, "refdoctor: metrics file: %v\n", werr)
+			if code == ExitOK {
+				code = ExitIncomplete
+			}
+		}
+	}
+	if g.logClose != nil {
+		g.logClose.Close()
+	}
+	return code
+}
+
+func isSilent(err error) bool {
+	var s silentExit
+	return errors.As(err, &s)
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	var s silentExit
+	if errors.As(err, &s) {
+		return int(s)
+	}
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	if errors.Is(err, config.ErrInvalid) {
+		return ExitUsage
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return ExitIncomplete
+	}
+	// cobra's own errors (unknown command or flag, bad arg count) are usage errors
+	msg := err.Error()
+	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "requires exactly", "required flag"} {
+		if strings.Contains(msg, p) {
+			return ExitUsage
+		}
+	}
+	return ExitIncomplete
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "refdoctor",
+		Short: "Troubleshoot OCI referrer discovery and air-gap mirror bundles",
+		Long: `refdoctor finds out why SBOMs, signatures and attestations go missing
+between a registry and a mirror bundle. It probes registries for the OCI 1.1
+referrers API, discovers referrers the way export tools do, and checks
+bundles before they cross an air gap.
+
+Start with the lab, which needs no network:
+  refdoctor demo
+Probe a registry:
+  refdoctor probe registry.example.com/team/app`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			return g.setup()
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: err}
+	})
+	f := root.PersistentFlags()
+	f.StringVar(&g.configFile, "config", "", "config file (default "+config.DefaultPath()+")")
+	f.DurationVar(&g.timeout, "timeout", 0, "time limit per registry operation (default from config: export.referrer_discovery.timeout_seconds)")
+	f.IntVar(&g.concurrency, "concurrency", 0, "operations at once (default from config: export.referrer_discovery.max_concurrent_discoveries)")
+	f.StringArrayVar(&g.plainHTTP, "plain-http", nil, "use plain HTTP for this host (repeatable)")
+	f.StringArrayVar(&g.insecure, "insecure", nil, "skip TLS verification for this host (repeatable)")
+	f.StringVar(&g.logLevel, "log-level", "error", "log level: trace, debug, info, warn, error")
+	f.StringVar(&g.logFile, "log-file", "", "write logs to this file instead of stderr")
+	f.StringVar(&g.metricsFile, "metrics-file", "", "write Prometheus metrics (text format) to this file at exit")
+	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	root.AddCommand(newProbeCmd(g), newDemoCmd(g), newVersionCmd(g))
+	return root
+}
+
+// setup loads the config, applies flags over it and opens the log.
+func (g *globals) setup() error {
+	if g.output != "table" && g.output != "json" {
+		return usageErr("--output %q: use table or json", g.output)
+	}
+	level, err := telemetry.ParseLevel(g.logLevel)
+	if err != nil {
+		return usageErr("--log-level: %v", err)
+	}
+	logOut := g.stderr
+	if g.logFile != "" {
+		w, err := telemetry.OpenLogFile(g.logFile)
+		if err != nil {
+			return usageErr("--log-file: %v", err)
+		}
+		g.logClose = w
+		logOut = w
+	}
+	g.log = telemetry.NewLogger(logOut, level)
+	cfg, err := config.Load(g.configFile)
+	if err != nil {
+		if errors.Is(err, config.ErrInvalid) {
+			return err
+		}
+		return &exitError{code: ExitUsage, err: err}
+	}
+	if g.timeout < 0 {
+		return usageErr("--timeout must be positive")
+	}
+	if g.timeout > 0 {
+		cfg.Export.ReferrerDiscovery.TimeoutSeconds = int((g.timeout + time.Second - 1) / time.Second)
+	}
+	if g.concurrency < 0 || g.concurrency > 256 {
+		return usageErr("--concurrency %d: use 1 to 256", g.concurrency)
+	}
+	if g.concurrency > 0 {
+		cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries = g.concurrency
+	}
+	for _, h := range g.plainHTTP {
+		if err := config.ValidateHost(h); err != nil {
+			return usageErr("--plain-http: %v", err)
+		}
+		r, _ := cfg.Host(h)
+		r.Host, r.PlainHTTP, r.InsecureSkipVerify = h, true, false
+		cfg.SetHost(r)
+	}
+	for _, h := range g.insecure {
+		if err := config.ValidateHost(h); err != nil {
+			return usageErr("--insecure: %v", err)
+		}
+		r, _ := cfg.Host(h)
+		r.Host, r.InsecureSkipVerify, r.PlainHTTP = h, true, false
+		cfg.SetHost(r)
+	}
+	g.cfg = cfg
+	registry.UserAgent = "refdoctor/" + version
+	return nil
+}
+
+// opTimeout is the per-operation time limit in force.
+func (g *globals) opTimeout() time.Duration {
+	if g.timeout > 0 {
+		return g.timeout
+	}
+	return g.cfg.Export.ReferrerDiscovery.Timeout()
+}
+
+func (g *globals) writeJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newVersionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print version, commit and build date",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.output == "json" {
+				return g.writeJSON(map[string]string{"version": version, "commit": commit, "date": date})
+			}
+			fmt.Fprintf(g.stdout, "refdoctor %s (commit %s, built %s)\n", version, commit, date)
+			return nil
+		},
+	}
+}

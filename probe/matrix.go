@@ -1,0 +1,111 @@
+package probe
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"net"
+	"path"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+//go:embed matrix.toml
+var matrixTOML []byte
+
+// Kind is one row of the known-registry matrix.
+type Kind struct {
+	Key          string   `toml:"key" json:"kind"`
+	Name         string   `toml:"name" json:"name"`
+	ReferrersAPI string   `toml:"referrers_api" json:"referrers_api"`
+	Since        string   `toml:"since" json:"since,omitempty"`
+	LastSeen     string   `toml:"last_seen" json:"last_seen"`
+	Hosts        []string `toml:"hosts" json:"-"`
+	HostPatterns []string `toml:"host_patterns" json:"-"`
+	FallbackTags bool     `toml:"fallback_tags" json:"fallback_tags"`
+	Notes        string   `toml:"notes" json:"notes,omitempty"`
+}
+
+// Matrix is the known-registry matrix, loaded from the embedded table.
+type Matrix struct {
+	Kinds []Kind `toml:"kind"`
+}
+
+var defaultMatrix = mustLoadMatrix(matrixTOML)
+
+// DefaultMatrix returns the embedded known-registry matrix.
+func DefaultMatrix() Matrix { return defaultMatrix }
+
+func mustLoadMatrix(data []byte) Matrix {
+	m, err := LoadMatrix(data)
+	if err != nil {
+		panic(err)
+	}
+	return m
+}
+
+// LoadMatrix decodes and checks a matrix table strictly.
+func LoadMatrix(data []byte) (Matrix, error) {
+	var m Matrix
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&m)
+	if err != nil {
+		return m, fmt.Errorf("registry matrix: %w", err)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		return m, fmt.Errorf("registry matrix: unknown keys %v", u)
+	}
+	seen := map[string]bool{}
+	for _, k := range m.Kinds {
+		switch {
+		case k.Key == "" || k.Name == "":
+			return m, fmt.Errorf("registry matrix: a kind lacks key or name")
+		case seen[k.Key]:
+			return m, fmt.Errorf("registry matrix: kind %q listed twice", k.Key)
+		case k.ReferrersAPI != "supported" && k.ReferrersAPI != "unsupported" && k.ReferrersAPI != "varies":
+			return m, fmt.Errorf("registry matrix: kind %q: referrers_api %q is not supported|unsupported|varies", k.Key, k.ReferrersAPI)
+		case k.LastSeen == "":
+			return m, fmt.Errorf("registry matrix: kind %q has no last_seen date", k.Key)
+		}
+		for _, p := range k.HostPatterns {
+			if _, err := path.Match(p, "x"); err != nil {
+				return m, fmt.Errorf("registry matrix: kind %q: bad host pattern %q", k.Key, p)
+			}
+		}
+		seen[k.Key] = true
+	}
+	return m, nil
+}
+
+// Get returns the kind with this key.
+func (m Matrix) Get(key string) (Kind, bool) {
+	for _, k := range m.Kinds {
+		if k.Key == key {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
+
+// Match finds the kind a host name belongs to, ignoring the port.
+func (m Matrix) Match(host string) (Kind, bool) {
+	name := strings.ToLower(host)
+	if h, _, err := net.SplitHostPort(name); err == nil {
+		name = h
+	}
+	for _, k := range m.Kinds {
+		for _, h := range k.Hosts {
+			if h == name {
+				return k, true
+			}
+		}
+	}
+	for _, k := range m.Kinds {
+		for _, p := range k.HostPatterns {
+			if ok, _ := path.Match(p, name); ok {
+				return k, true
+			}
+		}
+	}
+	return Kind{}, false
+}
