@@ -37,10 +37,10 @@ type Result struct {
 	V2Status  int    `json:"v2_status"`
 	// DistributionAPIVersion is Docker-Distribution-API-Version: recorded,
 	// never used to decide anything.
-	DistributionAPIVersion    string `json:"distribution_api_version"`
-	OCIDistributionAPIVersion string `json:"oci_distribution_api_version,omitempty"`
-	Auth                      string `json:"auth"`
-	AuthError                 string `json:"auth_error,omitempty"`
+	DistributionAPIVersion    string  `json:"distribution_api_version"`
+	OCIDistributionAPIVersion string  `json:"oci_distribution_api_version,omitempty"`
+	Auth                      string  `json:"auth"`
+	AuthError                 string  `json:"auth_error,omitempty"`
 	ReferrersAPI              Verdict `json:"referrers_api"`
 	ReferrersReason           string  `json:"referrers_reason"`
 	ReferrersStatus           int     `json:"referrers_status"`
@@ -49,15 +49,15 @@ type Result struct {
 	ReferrersDigest           string  `json:"referrers_digest,omitempty"`
 	// FallbackTags says whether the tag list, the fallback path, works:
 	// ok | denied | rate-limited | failed | not-checked.
-	FallbackTags string       `json:"fallback_tags"`
-	RateLimit    *RateLimit   `json:"rate_limit"`
-	ProbeMS      int64        `json:"probe_ms"`
-	Error        string       `json:"error"`
-	Findings     []Finding    `json:"findings"`
-	Expected     *Expectation `json:"expected"`
+	FallbackTags string              `json:"fallback_tags"`
+	RateLimit    *RateLimit          `json:"rate_limit"`
+	ProbeMS      int64               `json:"probe_ms"`
+	Error        string              `json:"error"`
+	Findings     []Finding           `json:"findings"`
+	Expected     *Expectation        `json:"expected"`
 	Exchanges    []registry.Exchange `json:"exchanges,omitempty"`
-	Cached       bool         `json:"cached"`
-	ProbedAt     time.Time    `json:"probed_at"`
+	Cached       bool                `json:"cached"`
+	ProbedAt     time.Time           `json:"probed_at"`
 }
 
 // RateLimit holds Docker Hub style rate-limit headers.
@@ -622,4 +622,3 @@ func (p *prober) finish() {
 		Cause:   strings.TrimSpace("The registry's version or configuration differs from the matrix row. " + e.Notes),
 		Remedy:  "Trust the observation; check the registry version, and correct the matrix row if the vendor changed behaviour."})
 }
-
