@@ -74,7 +74,7 @@ func (g *globals) runProbe(cmd *cobra.Command, targets []probe.Target, extra ...
 		probe.WithTimeout(g.opTimeout()),
 		probe.WithLogger(g.log),
 		probe.WithMetrics(g.metrics),
-		probe.WithClientOpts(registry.WithLogger(g.log)),
+		probe.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
 	}
 	return probe.Run(cmd.Context(), targets, append(opts, extra...)...)
 }
@@ -150,7 +150,7 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 			if f.Severity == probe.SeverityInfo && f.Code != "ReferrersAPISupported" {
 				continue
 			}
-			fmt.Fprintf(w, "  %-5s %s: %s\n", f.Severity, f.Code, f.Summary)
+			writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), f.Code+": "+f.Summary)
 			if f.Cause != "" {
 				writeWrapped(w, "        cause: ", f.Cause)
 			}

@@ -19,7 +19,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/config"
-	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
 
@@ -239,7 +238,6 @@ func (g *globals) setup() error {
 		cfg.SetHost(r)
 	}
 	g.cfg = cfg
-	registry.UserAgent = "refdoctor/" + version
 	return nil
 }
 

@@ -48,7 +48,7 @@ type Result struct {
 	ReferrersIndexParsed      bool    `json:"referrers_index_parsed"`
 	ReferrersDigest           string  `json:"referrers_digest,omitempty"`
 	// FallbackTags says whether the tag list, the fallback path, works:
-	// ok | denied | rate-limited | failed | not-checked.
+	// ok | not-found | denied | rate-limited | failed | not-checked.
 	FallbackTags string              `json:"fallback_tags"`
 	RateLimit    *RateLimit          `json:"rate_limit"`
 	ProbeMS      int64               `json:"probe_ms"`
@@ -294,9 +294,18 @@ type prober struct {
 }
 
 func (p *prober) client() (*registry.Client, error) {
+	return p.clientWatching(nil)
+}
+
+// clientWatching builds a fresh client whose exchanges are emitted as
+// events and also passed to watch.
+func (p *prober) clientWatching(watch func(registry.Exchange)) (*registry.Client, error) {
 	rec := registry.NewTimedRecorder(p.o.timeout)
 	rec.OnRecord(func(ex registry.Exchange) {
 		p.o.emit(Event{Kind: EventExchange, Target: p.t.String(), Exchange: &ex})
+		if watch != nil {
+			watch(ex)
+		}
 	})
 	opts := append([]registry.Opt{registry.WithTimeout(p.o.timeout), registry.WithRecorder(rec), registry.WithRetryLimit(1)}, p.o.clientOpts...)
 	c, err := registry.New(p.o.cfg, opts...)
@@ -348,7 +357,7 @@ func (p *prober) run(ctx context.Context) {
 	if cls.Finding.Code != "" {
 		p.r.Findings = append(p.r.Findings, cls.Finding)
 	}
-	if cls.Verdict == Unsupported && p.r.FallbackTags != "ok" {
+	if cls.Verdict == Unsupported && p.r.FallbackTags != "ok" && p.r.FallbackTags != "not-found" {
 		p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityError, Code: "NoDiscoveryPath",
 			Summary: "Neither the referrers API nor the tag list works: referrers cannot be discovered",
 			Cause:   fmt.Sprintf("The referrers API is unavailable and listing tags gave %q.", p.r.FallbackTags),
@@ -521,6 +530,14 @@ func (p *prober) tagList(ctx context.Context, c *registry.Client) func() string 
 			}
 		}
 		switch status {
+		case http.StatusNotFound:
+			p.r.FallbackTags = "not-found"
+			if p.t.Repository != "" {
+				p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityError, Code: "RepositoryNotFound",
+					Summary: fmt.Sprintf("Repository %s not found on %s", p.t.Repository, p.t.Host),
+					Cause:   "The tag list answered 404: the repository does not exist or is hidden from this login.",
+					Remedy:  "Check the repository name (and that the login may see it), then probe again."})
+			}
 		case http.StatusUnauthorized, http.StatusForbidden:
 			p.r.FallbackTags = "denied"
 		case http.StatusTooManyRequests:
@@ -532,6 +549,12 @@ func (p *prober) tagList(ctx context.Context, c *registry.Client) func() string 
 	}
 	p.r.FallbackTags = "ok"
 	tags, _ := tl.GetTags()
+	if len(tags) == 0 && p.t.Repository != "" {
+		p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityWarn, Code: "RepositoryEmpty",
+			Summary: fmt.Sprintf("Repository %s on %s lists no tags", p.t.Repository, p.t.Host),
+			Cause:   "Some registries answer an empty tag list for a repository that does not exist.",
+			Remedy:  "Check the repository name; probe HOST/REPO@DIGEST with an image you know is there."})
+	}
 	return func() string {
 		for _, tag := range tags {
 			if strings.HasPrefix(tag, "sha256-") || strings.HasPrefix(tag, "sha512-") {
@@ -551,7 +574,16 @@ func (p *prober) tagList(ctx context.Context, c *registry.Client) func() string 
 // final reply of the referrers endpoint.
 func (p *prober) referrers(ctx context.Context, digest string) Classification {
 	p.r.ReferrersDigest = digest
-	c, err := p.client()
+	// The probe needs only the referrers endpoint's final reply. Once it is
+	// recorded, stop regclient from going on to its own tag fallback, which
+	// after a 429 would wait out the registry's Retry-After.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	c, err := p.clientWatching(func(ex registry.Exchange) {
+		if strings.Contains(ex.Path, "/referrers/") && ex.Err == nil && ex.Status != http.StatusUnauthorized {
+			stop()
+		}
+	})
 	if err != nil {
 		return Classification{Verdict: Unknown, Reason: "ClientSetup"}
 	}
@@ -573,8 +605,8 @@ func (p *prober) referrers(ctx context.Context, digest string) Classification {
 		if e == nil {
 			e = errors.New("no referrers request was sent")
 		}
-		if ctx.Err() != nil {
-			e = ctx.Err()
+		if err := context.Cause(ctx); err != nil {
+			e = err
 		}
 		return ClassifyReferrersReply(ReferrersReply{Err: e})
 	}

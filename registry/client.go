@@ -22,8 +22,8 @@ import (
 	"github.com/refdoctor/refdoctor/config"
 )
 
-// UserAgent is sent with every request; the version is set by the CLI.
-var UserAgent = "refdoctor"
+// DefaultUserAgent is sent when no WithUserAgent option is given.
+const DefaultUserAgent = "refdoctor"
 
 // Client is a regclient client with the recorder that sees its traffic.
 type Client struct {
@@ -39,6 +39,7 @@ type options struct {
 	retryLimit  int
 	recorder    *Recorder
 	extraHosts  []rcconfig.Host
+	userAgent   string
 }
 
 // Opt changes how New builds a client.
@@ -61,6 +62,9 @@ func WithDockerConfigFile(path string) Opt { return func(o *options) { o.credsFi
 // WithRetryLimit sets how often a failing request is retried.
 func WithRetryLimit(n int) Opt { return func(o *options) { o.retryLimit = n } }
 
+// WithUserAgent names the tool and its version to registries.
+func WithUserAgent(ua string) Opt { return func(o *options) { o.userAgent = ua } }
+
 // WithRecorder shares an existing recorder instead of making a new one.
 func WithRecorder(r *Recorder) Opt { return func(o *options) { o.recorder = r } }
 
@@ -75,7 +79,7 @@ func WithLogin(host, user, pass string) Opt {
 // New builds a client for the hosts in cfg. Hosts not named in cfg use TLS
 // with the system roots.
 func New(cfg config.Config, opts ...Opt) (*Client, error) {
-	o := options{timeout: 30 * time.Second, dockerCreds: true, retryLimit: 2}
+	o := options{timeout: 30 * time.Second, dockerCreds: true, retryLimit: 2, userAgent: DefaultUserAgent}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -123,7 +127,7 @@ func New(cfg config.Config, opts ...Opt) (*Client, error) {
 	}
 	hc := &http.Client{Transport: rec}
 	rcOpts := []regclient.Opt{
-		regclient.WithUserAgent(UserAgent),
+		regclient.WithUserAgent(o.userAgent),
 		regclient.WithSlog(o.log),
 		regclient.WithRetryLimit(o.retryLimit),
 		regclient.WithRegOpts(reg.WithHTTPClient(hc)),

@@ -1,0 +1,231 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/refdoctor/refdoctor/cli"
+	"github.com/refdoctor/refdoctor/lab"
+)
+
+// run calls the CLI in process and returns exit code, stdout and stderr.
+func run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	code := cli.Run(ctx, args, strings.NewReader(""), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func startLab(t *testing.T, specs ...lab.Spec) *lab.Lab {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, lab.WithSpecs(specs...))
+	if err != nil {
+		t.Fatalf("start lab: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestBadInputExitsTwo(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	unknownKey := writeFile(t, dir, "unknown.toml", "[export.referrer_discovery]\ntimeout_seconds = 10\nmax_concurent_discoveries = 3\n")
+	badPort := writeFile(t, dir, "port.toml", "[[registry]]\nhost = \"registry.example.com:99999\"\n")
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"unparsable target", []string{"probe", "registry.example.com/Team/App"}, []string{"not a repository name"}},
+		{"scheme in target", []string{"probe", "https://registry.example.com/team/app"}, []string{"drop the scheme"}},
+		{"bad digest", []string{"probe", "registry.example.com/team/app@sha256:abc"}, []string{"not a digest"}},
+		{"port out of range", []string{"probe", "registry.example.com:70000/team/app"}, []string{"port \"70000\" is out of range"}},
+		{"unknown config key names key and line", []string{"--config", unknownKey, "probe", "localhost:5000/x"}, []string{"max_concurent_discoveries", "line 3"}},
+		{"config port out of range", []string{"--config", badPort, "probe", "localhost:5000/x"}, []string{"out of range"}},
+		{"missing config file", []string{"--config", filepath.Join(dir, "nope.toml"), "probe", "localhost:5000/x"}, []string{"nope.toml"}},
+		{"bad output format", []string{"-o", "yaml", "probe", "localhost:5000/x"}, []string{"use table or json"}},
+		{"unknown flag", []string{"probe", "--nope", "localhost:5000/x"}, []string{"unknown flag"}},
+		{"no target", []string{"probe"}, []string{"requires at least 1 arg"}},
+		{"bad plain-http host", []string{"--plain-http", "http://x", "probe", "localhost:5000/x"}, []string{"not a host name"}},
+		{"bad log level", []string{"--log-level", "loud", "version"}, []string{"valid levels"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			code, out, errOut := run(t, tc.args...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2; stdout %q stderr %q", code, out, errOut)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q lacks %q", errOut, w)
+				}
+			}
+			if out != "" {
+				t.Errorf("nothing belongs on stdout for bad input, got %q", out)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	code, out, _ := run(t, "version", "-o", "json")
+	var v map[string]string
+	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v["version"] == "" || v["commit"] == "" || v["date"] == "" {
+		t.Fatalf("exit %d output %q", code, out)
+	}
+}
+
+// TestProbeJSONContract checks the field names other tools rely on and the
+// exit codes for a supported, an unsupported and a throttled registry.
+func TestProbeJSONContract(t *testing.T) {
+	t.Parallel()
+	l := startLab(t,
+		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
+		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
+		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit},
+	)
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("[cache]\ndir = %q\n", filepath.Join(dir, "cache"))
+	var args []string
+	for _, r := range l.Registries {
+		cfg += fmt.Sprintf("[[registry]]\nhost = %q\nplain_http = true\nexpected = %q\n", r.Host, r.Expected)
+	}
+	cfgPath := writeFile(t, dir, "config.toml", cfg)
+	oci, _ := l.Get("oci11")
+	ghcr, _ := l.Get("ghcr")
+	hub, _ := l.Get("hub")
+
+	for _, tc := range []struct {
+		target  string
+		code    int
+		verdict string
+	}{
+		{oci.Host + "/demo/app", 0, "supported"},
+		{ghcr.Host + "/demo/app", 0, "unsupported"},
+		{hub.Host + "/demo/app", 3, "unknown"},
+	} {
+		args = []string{"--config", cfgPath, "-o", "json", "probe", tc.target}
+		code, out, errOut := run(t, args...)
+		if code != tc.code {
+			t.Fatalf("%s: exit %d, want %d (stderr %q)", tc.target, code, tc.code, errOut)
+		}
+		var doc map[string][]map[string]any
+		if err := json.Unmarshal([]byte(out), &doc); err != nil {
+			t.Fatalf("%s: stdout is not one JSON document: %v\n%s", tc.target, err, out)
+		}
+		regs := doc["registries"]
+		if len(regs) != 1 {
+			t.Fatalf("registries: %v", regs)
+		}
+		for _, field := range []string{"registry", "kind", "reachable", "v2_status", "distribution_api_version", "auth", "referrers_api", "referrers_status", "referrers_content_type", "fallback_tags", "rate_limit", "probe_ms", "error", "findings", "expected"} {
+			if _, ok := regs[0][field]; !ok {
+				t.Errorf("%s: field %q missing", tc.target, field)
+			}
+		}
+		if regs[0]["referrers_api"] != tc.verdict {
+			t.Errorf("%s: referrers_api %v, want %s", tc.target, regs[0]["referrers_api"], tc.verdict)
+		}
+	}
+}
+
+// TestTableFitsEightyColumns: the probe table and findings are readable in
+// an 80-column terminal.
+func TestTableFitsEightyColumns(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "gar", Profile: lab.ProfileHTML200})
+	args := []string{"--config", writeFile(t, t.TempDir(), "c.toml", "[cache]\ncapabilities_ttl = \"0s\"\n"), "probe"}
+	for _, r := range l.Registries {
+		args = append(args, "--plain-http", r.Host, r.Host+"/demo/app")
+	}
+	code, out, errOut := run(t, args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if len(line) > 80 {
+			t.Errorf("line wider than 80 columns (%d): %q", len(line), line)
+		}
+	}
+	for _, want := range []string{"REFERRERS API", "supported", "unsupported", "ReferrersHTMLReply", "cause:", "fix:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestNoSecretLeaks probes a registry behind basic auth with a login from
+// docker's config.json at trace level, and searches everything refdoctor
+// wrote (stdout, stderr, log file, metrics file, capability cache) for the
+// password and the Authorization value.
+func TestNoSecretLeaks(t *testing.T) {
+	l := startLab(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth})
+	reg, _ := l.Get("basic")
+	if reg.Login == nil {
+		t.Fatal("basic-auth lab registry has no login")
+	}
+	dir := t.TempDir()
+	dockerDir := filepath.Join(dir, "docker")
+	if err := os.MkdirAll(dockerDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	basic := base64.StdEncoding.EncodeToString([]byte(reg.Login.User + ":" + reg.Login.Password))
+	writeFile(t, dockerDir, "config.json", fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host, basic))
+	t.Setenv("DOCKER_CONFIG", dockerDir)
+	cacheDir := filepath.Join(dir, "cache")
+	cfgPath := writeFile(t, dir, "config.toml", fmt.Sprintf("[cache]\ndir = %q\n[[registry]]\nhost = %q\nplain_http = true\n", cacheDir, reg.Host))
+	logPath := filepath.Join(dir, "refdoctor.log")
+	metricsPath := filepath.Join(dir, "metrics.prom")
+
+	var outputs []string
+	for _, format := range []string{"json", "table"} {
+		code, out, errOut := run(t, "--config", cfgPath, "--log-level", "trace", "--log-file", logPath,
+			"--metrics-file", metricsPath, "-o", format, "probe", "--refresh", "--exchanges", reg.Host+"/demo/app")
+		if code != 0 {
+			t.Fatalf("exit %d: %s %s", code, out, errOut)
+		}
+		if !strings.Contains(out, "supported") {
+			t.Fatalf("probe with the login did not reach a verdict: %s", out)
+		}
+		outputs = append(outputs, out, errOut)
+	}
+	for _, p := range []string{logPath, metricsPath, filepath.Join(cacheDir, "capabilities.json")} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("%s not written: %v", p, err)
+		}
+		outputs = append(outputs, string(data))
+	}
+	if !strings.Contains(outputs[len(outputs)-3], "reg http request") {
+		t.Fatal("the trace log holds no HTTP exchanges, so the leak check would prove nothing")
+	}
+	for i, o := range outputs {
+		for _, secret := range []string{reg.Login.Password, basic} {
+			if strings.Contains(o, secret) {
+				t.Errorf("output %d leaks a secret (%q...)", i, secret[:4])
+			}
+		}
+	}
+}

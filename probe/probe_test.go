@@ -1,0 +1,340 @@
+package probe_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+)
+
+// startLab starts lab registries for one test and stops them after it.
+func startLab(t *testing.T, specs ...lab.Spec) *lab.Lab {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, lab.WithSpecs(specs...))
+	if err != nil {
+		t.Fatalf("start lab: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// labOpts are the probe options for a lab: its config, its logins and no
+// docker credentials from the machine running the test.
+func labOpts(l *lab.Lab) []probe.Opt {
+	copts := []registry.Opt{registry.WithoutDockerCreds()}
+	for _, r := range l.Registries {
+		if r.Login != nil {
+			copts = append(copts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))
+		}
+	}
+	return []probe.Opt{probe.WithConfig(l.Config()), probe.WithClientOpts(copts...), probe.WithTimeout(20 * time.Second)}
+}
+
+func mustTarget(t *testing.T, s string) probe.Target {
+	t.Helper()
+	tg, err := probe.ParseTarget(s)
+	if err != nil {
+		t.Fatalf("ParseTarget(%q): %v", s, err)
+	}
+	return tg
+}
+
+func probeOne(t *testing.T, l *lab.Lab, target string, opts ...probe.Opt) probe.Result {
+	t.Helper()
+	rep, err := probe.Run(context.Background(), []probe.Target{mustTarget(t, target)}, append(labOpts(l), opts...)...)
+	if err != nil {
+		t.Fatalf("probe.Run: %v", err)
+	}
+	if len(rep.Registries) != 1 {
+		t.Fatalf("got %d results, want 1", len(rep.Registries))
+	}
+	return rep.Registries[0]
+}
+
+func codes(fs []probe.Finding) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Code)
+	}
+	return out
+}
+
+// TestVerdictsAgainstTheLab checks every verdict row of the OCI 1.1 rules
+// against a real registry that answers the way a real vendor does.
+func TestVerdictsAgainstTheLab(t *testing.T) {
+	t.Parallel()
+	l := startLab(t,
+		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
+		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
+		lab.Spec{Name: "ola405", Profile: lab.ProfileNoAPI405},
+		lab.Spec{Name: "arti", Profile: lab.ProfileArtifactory406},
+		lab.Spec{Name: "gar", Profile: lab.ProfileHTML200},
+		lab.Spec{Name: "harbor", Profile: lab.ProfileJSON200},
+		lab.Spec{Name: "n501", Profile: lab.ProfileNotImpl501},
+		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0},
+		lab.Spec{Name: "hubok", Profile: lab.ProfileRateLimit, RateBudget: 50},
+		lab.Spec{Name: "refuse", Profile: lab.ProfileAuthRefuse},
+		lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth},
+		lab.Spec{Name: "tls", Profile: lab.ProfileTLS},
+		lab.Spec{Name: "expired", Profile: lab.ProfileTLSExpired},
+		lab.Spec{Name: "wronghost", Profile: lab.ProfileTLSWrongHost},
+	)
+	repo := "/" + l.Seed.Repository
+	tests := []struct {
+		name, reg   string
+		verdict     probe.Verdict
+		reason      string
+		status      int
+		tags        string
+		outcome     probe.Outcome
+		wantCodes   []string
+		auth        string
+		indexParsed bool
+		mismatch    *bool
+	}{
+		{name: "200 with an OCI index is supported", reg: "oci11", verdict: probe.Supported, reason: "ReferrersAPISupported", status: 200, tags: "ok", outcome: probe.OutcomeOK, auth: "anonymous", indexParsed: true, mismatch: ptr(false)},
+		{name: "404 means fall back, not none attached", reg: "ghcr", verdict: probe.Unsupported, reason: "ReferrersNotFound", status: 404, tags: "ok", outcome: probe.OutcomeWarn, mismatch: ptr(false)},
+		{name: "405 from olareg with the API off", reg: "ola405", verdict: probe.Unsupported, reason: "ReferrersMethodNotAllowed", status: 405, tags: "ok", outcome: probe.OutcomeWarn, wantCodes: []string{"ExpectationMismatch"}, mismatch: ptr(true)},
+		{name: "406 from old Artifactory", reg: "arti", verdict: probe.Unsupported, reason: "ReferrersNotAcceptable", status: 406, tags: "ok", outcome: probe.OutcomeWarn, wantCodes: []string{"VersionDependent"}},
+		{name: "HTML 200 is not the API", reg: "gar", verdict: probe.Unsupported, reason: "ReferrersHTMLReply", status: 200, tags: "ok", outcome: probe.OutcomeWarn, wantCodes: []string{"ExpectationMismatch"}, mismatch: ptr(true)},
+		{name: "index as application/json is unsupported", reg: "harbor", verdict: probe.Unsupported, reason: "ReferrersWrongContentType", status: 200, tags: "ok", outcome: probe.OutcomeWarn, indexParsed: true},
+		{name: "501 is unsupported", reg: "n501", verdict: probe.Unsupported, reason: "ReferrersNotImplemented", status: 501, tags: "ok", outcome: probe.OutcomeWarn},
+		{name: "429 is unknown, never unsupported", reg: "hub", verdict: probe.Unknown, reason: "ReferrersRateLimited", status: 429, outcome: probe.OutcomeIncomplete},
+		{name: "rate-limit headers within budget", reg: "hubok", verdict: probe.Supported, reason: "ReferrersAPISupported", status: 200, tags: "ok", outcome: probe.OutcomeOK, indexParsed: true},
+		{name: "refused bearer auth is unknown", reg: "refuse", verdict: probe.Unknown, reason: "ReferrersAuthRefused", status: 401, tags: "denied", outcome: probe.OutcomeIncomplete, wantCodes: []string{"AuthFailed"}, auth: "bearer"},
+		{name: "basic auth with a login", reg: "basic", verdict: probe.Supported, reason: "ReferrersAPISupported", status: 200, tags: "ok", outcome: probe.OutcomeOK, auth: "basic", indexParsed: true},
+		{name: "TLS with the lab CA configured", reg: "tls", verdict: probe.Supported, reason: "ReferrersAPISupported", status: 200, tags: "ok", outcome: probe.OutcomeOK, indexParsed: true},
+		{name: "expired certificate", reg: "expired", verdict: probe.Unknown, reason: "TLSCertificateExpired", tags: "not-checked", outcome: probe.OutcomeIncomplete, wantCodes: []string{"TLSCertificateExpired"}},
+		{name: "certificate for another host", reg: "wronghost", verdict: probe.Unknown, reason: "TLSWrongHost", tags: "not-checked", outcome: probe.OutcomeIncomplete, wantCodes: []string{"TLSWrongHost"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg, ok := l.Get(tc.reg)
+			if !ok {
+				t.Fatalf("lab has no %s", tc.reg)
+			}
+			r := probeOne(t, l, reg.Host+repo)
+			if r.ReferrersAPI != tc.verdict || r.ReferrersReason != tc.reason {
+				t.Fatalf("verdict %s/%s, want %s/%s; findings %v", r.ReferrersAPI, r.ReferrersReason, tc.verdict, tc.reason, r.Findings)
+			}
+			if tc.status != 0 && r.ReferrersStatus != tc.status {
+				t.Errorf("referrers status %d, want %d", r.ReferrersStatus, tc.status)
+			}
+			if tc.tags != "" && r.FallbackTags != tc.tags {
+				t.Errorf("fallback_tags %q, want %q", r.FallbackTags, tc.tags)
+			}
+			if got := r.Outcome(); got != tc.outcome {
+				t.Errorf("outcome %s, want %s", got, tc.outcome)
+			}
+			if r.ReferrersIndexParsed != tc.indexParsed {
+				t.Errorf("index parsed %v, want %v", r.ReferrersIndexParsed, tc.indexParsed)
+			}
+			if tc.auth != "" && r.Auth != tc.auth {
+				t.Errorf("auth %q, want %q", r.Auth, tc.auth)
+			}
+			for _, c := range append([]string{tc.reason}, tc.wantCodes...) {
+				if !slices.Contains(codes(r.Findings), c) {
+					t.Errorf("finding %s missing from %v", c, codes(r.Findings))
+				}
+			}
+			if tc.mismatch != nil {
+				if r.Expected == nil || r.Expected.Matches == nil {
+					t.Fatalf("no expectation compared: %+v", r.Expected)
+				}
+				if got := !*r.Expected.Matches; got != *tc.mismatch {
+					t.Errorf("mismatch with matrix = %v, want %v", got, *tc.mismatch)
+				}
+			}
+			if r.ProbeMS < 0 || r.ProbedAt.IsZero() {
+				t.Errorf("probe_ms %d probed_at %v", r.ProbeMS, r.ProbedAt)
+			}
+			if tc.verdict != probe.Unknown && r.DistributionAPIVersion != "registry/2.0" {
+				t.Errorf("Docker-Distribution-API-Version %q not recorded", r.DistributionAPIVersion)
+			}
+		})
+	}
+
+	t.Run("rate limit headers are reported", func(t *testing.T) {
+		t.Parallel()
+		reg, _ := l.Get("hub")
+		r := probeOne(t, l, reg.Host+repo)
+		if r.RateLimit == nil || !r.RateLimit.Throttled || r.RateLimit.Limit != "100;w=21600" || r.RateLimit.RetryAfter == "" {
+			t.Fatalf("rate limit %+v", r.RateLimit)
+		}
+	})
+	t.Run("TLS without the CA is an unknown authority", func(t *testing.T) {
+		t.Parallel()
+		reg, _ := l.Get("tls")
+		cfg := l.Config()
+		for i := range cfg.Registries {
+			cfg.Registries[i].CAFile = ""
+		}
+		r := probeOne(t, l, reg.Host+repo, probe.WithConfig(cfg))
+		if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != "TLSUnknownAuthority" || r.Reachable {
+			t.Fatalf("got %s/%s reachable=%v", r.ReferrersAPI, r.ReferrersReason, r.Reachable)
+		}
+	})
+	t.Run("basic auth without a login is unknown", func(t *testing.T) {
+		t.Parallel()
+		reg, _ := l.Get("basic")
+		rep, err := probe.Run(context.Background(), []probe.Target{mustTarget(t, reg.Host+repo)},
+			probe.WithConfig(l.Config()), probe.WithClientOpts(registry.WithoutDockerCreds()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rep.Registries[0]
+		if r.ReferrersAPI != probe.Unknown || r.Auth != "basic" || !slices.Contains(codes(r.Findings), "AuthFailed") {
+			t.Fatalf("got %s/%s auth=%s findings=%v", r.ReferrersAPI, r.ReferrersReason, r.Auth, codes(r.Findings))
+		}
+	})
+	t.Run("host only picks a repository from the catalog", func(t *testing.T) {
+		t.Parallel()
+		reg, _ := l.Get("oci11")
+		r := probeOne(t, l, reg.Host)
+		if r.ReferrersAPI != probe.Supported || r.Repository == "" {
+			t.Fatalf("got %s repo=%q findings=%v", r.ReferrersAPI, r.Repository, codes(r.Findings))
+		}
+	})
+	t.Run("an empty repository is named", func(t *testing.T) {
+		t.Parallel()
+		reg, _ := l.Get("ghcr")
+		r := probeOne(t, l, reg.Host+"/no/such-repo")
+		if !slices.Contains(codes(r.Findings), "RepositoryEmpty") || r.Outcome() != probe.OutcomeWarn {
+			t.Fatalf("findings %v outcome %s", codes(r.Findings), r.Outcome())
+		}
+	})
+	t.Run("a real subject digest is probed as given", func(t *testing.T) {
+		t.Parallel()
+		reg, _ := l.Get("oci11")
+		r := probeOne(t, l, reg.Host+repo+"@"+l.Seed.Index)
+		if r.ReferrersAPI != probe.Supported || r.ReferrersDigest != l.Seed.Index {
+			t.Fatalf("got %s digest %s", r.ReferrersAPI, r.ReferrersDigest)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// TestTimeoutIsUnknown: a registry slower than the timeout gets "unknown:
+// timeout", never "unsupported".
+func TestTimeoutIsUnknown(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 3 * time.Second})
+	reg, _ := l.Get("slow")
+	r := probeOne(t, l, reg.Host+"/"+l.Seed.Repository, probe.WithTimeout(700*time.Millisecond))
+	if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != "Timeout" || r.Outcome() != probe.OutcomeIncomplete {
+		t.Fatalf("got %s/%s outcome %s findings %v", r.ReferrersAPI, r.ReferrersReason, r.Outcome(), codes(r.Findings))
+	}
+}
+
+// TestProbesRunConcurrently: six slow registries take about as long as one.
+func TestProbesRunConcurrently(t *testing.T) {
+	t.Parallel()
+	var specs []lab.Spec
+	for _, n := range []string{"s1", "s2", "s3", "s4", "s5", "s6"} {
+		specs = append(specs, lab.Spec{Name: n, Profile: lab.ProfileSlow, Delay: 250 * time.Millisecond})
+	}
+	l := startLab(t, specs...)
+	var targets []probe.Target
+	for _, r := range l.Registries {
+		targets = append(targets, mustTarget(t, r.Host+"/"+l.Seed.Repository))
+	}
+	start := time.Now()
+	if _, err := probe.Run(context.Background(), targets[:1], labOpts(l)...); err != nil {
+		t.Fatal(err)
+	}
+	one := time.Since(start)
+	start = time.Now()
+	rep, err := probe.Run(context.Background(), targets, append(labOpts(l), probe.WithConcurrency(6))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	six := time.Since(start)
+	for _, r := range rep.Registries {
+		if r.ReferrersAPI != probe.Supported {
+			t.Fatalf("%s: %s/%s", r.Registry, r.ReferrersAPI, r.ReferrersReason)
+		}
+	}
+	// Sequential probes would take six times as long; allow generous slack.
+	if six > 3*one {
+		t.Fatalf("6 probes took %v, one took %v: not concurrent", six, one)
+	}
+	t.Logf("one probe %v, six concurrent %v", one, six)
+}
+
+// TestCacheAvoidsRequests: inside the TTL a second probe sends nothing;
+// --refresh probes again; unknown verdicts are not cached.
+func TestCacheAvoidsRequests(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit})
+	cache := probe.NewCache(t.TempDir(), time.Hour)
+	oci, _ := l.Get("oci11")
+	target := oci.Host + "/" + l.Seed.Repository
+
+	first := probeOne(t, l, target, probe.WithCache(cache))
+	if first.Cached || first.ReferrersAPI != probe.Supported {
+		t.Fatalf("first probe: cached=%v verdict=%s", first.Cached, first.ReferrersAPI)
+	}
+	before := l.Requests("oci11")
+	second := probeOne(t, l, target, probe.WithCache(cache))
+	if got := l.Requests("oci11") - before; got != 0 {
+		t.Fatalf("second probe inside the TTL sent %d requests, want 0", got)
+	}
+	if !second.Cached || second.ReferrersAPI != probe.Supported || second.ReferrersStatus != 200 {
+		t.Fatalf("second probe: cached=%v verdict=%s status=%d", second.Cached, second.ReferrersAPI, second.ReferrersStatus)
+	}
+	before = l.Requests("oci11")
+	third := probeOne(t, l, target, probe.WithCache(cache), probe.WithRefresh(true))
+	if l.Requests("oci11") == before || third.Cached {
+		t.Fatal("--refresh did not probe again")
+	}
+
+	hub, _ := l.Get("hub")
+	throttled := probeOne(t, l, hub.Host+"/"+l.Seed.Repository, probe.WithCache(cache))
+	if throttled.ReferrersAPI != probe.Unknown {
+		t.Fatalf("hub verdict %s, want unknown", throttled.ReferrersAPI)
+	}
+	if _, ok := cache.Get(hub.Host + "/" + l.Seed.Repository); ok {
+		t.Fatal("an unknown (rate limited) verdict was cached")
+	}
+	expired := probe.NewCache(t.TempDir(), time.Nanosecond)
+	_ = expired.Put("x", first)
+	time.Sleep(time.Millisecond)
+	if _, ok := expired.Get("x"); ok {
+		t.Fatal("an entry older than the TTL was served")
+	}
+}
+
+func TestEventsReportExchanges(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	oci, _ := l.Get("oci11")
+	var kinds []probe.EventKind
+	var paths []string
+	rep, err := probe.Run(context.Background(), []probe.Target{mustTarget(t, oci.Host+"/"+l.Seed.Repository)},
+		append(labOpts(l), probe.WithEvents(func(e probe.Event) {
+			kinds = append(kinds, e.Kind)
+			if e.Exchange != nil {
+				paths = append(paths, e.Exchange.Path)
+			}
+		}))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if kinds[0] != probe.EventStarted || kinds[len(kinds)-1] != probe.EventFinished {
+		t.Fatalf("events %v", kinds)
+	}
+	if !slices.Contains(paths, "/v2/") || !slices.Contains(paths, "/v2/"+l.Seed.Repository+"/referrers/"+probe.ZeroDigest) {
+		t.Fatalf("exchanges %v", paths)
+	}
+	if len(rep.Registries[0].Exchanges) != len(paths) {
+		t.Fatalf("result has %d exchanges, events %d", len(rep.Registries[0].Exchanges), len(paths))
+	}
+}
