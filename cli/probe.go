@@ -40,11 +40,8 @@ could not complete (network, auth, timeout, rate limit).`,
 				targets = append(targets, t)
 			}
 			opts := []probe.Opt{probe.WithRefresh(refresh)}
-			if dir, err := probe.DefaultCacheDir(); err == nil {
+			if dir := g.cacheDir(); dir != "" {
 				opts = append(opts, probe.WithCache(probe.NewCache(dir, g.cfg.Cache.CapabilitiesTTL.Duration)))
-			}
-			if g.cfg.Cache.Dir != "" {
-				opts = append(opts, probe.WithCache(probe.NewCache(g.cfg.Cache.Dir, g.cfg.Cache.CapabilitiesTTL.Duration)))
 			}
 			report, err := g.runProbe(cmd, targets, opts...)
 			if err != nil {

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"io"
 	"net/http"
@@ -125,6 +126,7 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		ex.Err = err
 		ex.Error = err.Error()
 		r.add(ex)
+		notifyWatchers(req.Context(), ex)
 		return resp, err
 	}
 	ex.Status = resp.StatusCode
@@ -155,7 +157,27 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	r.add(ex)
+	notifyWatchers(req.Context(), ex)
 	return resp, nil
+}
+
+type watchKey struct{}
+
+// WithWatcher returns a context whose requests, made by any client built
+// here, are passed to fn once their reply headers arrive (or the transport
+// fails). Callers use it to count a subject's requests or to stop a
+// regclient call once the reply they need has been seen.
+func WithWatcher(ctx context.Context, fn func(Exchange)) context.Context {
+	prev, _ := ctx.Value(watchKey{}).([]func(Exchange))
+	next := append(append([]func(Exchange){}, prev...), fn)
+	return context.WithValue(ctx, watchKey{}, next)
+}
+
+func notifyWatchers(ctx context.Context, ex Exchange) {
+	fns, _ := ctx.Value(watchKey{}).([]func(Exchange))
+	for _, fn := range fns {
+		fn(ex)
+	}
 }
 
 func (r *Recorder) add(ex Exchange) {

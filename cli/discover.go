@@ -1,0 +1,265 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+)
+
+func newDiscoverCmd(g *globals) *cobra.Command {
+	var (
+		artifactTypes []string
+		method        string
+		depth         int
+		platforms     bool
+		refresh       bool
+		minReferrers  int
+	)
+	cmd := &cobra.Command{
+		Use:   "discover REF",
+		Short: "List the referrers of one image, and how each was found",
+		Long: `List the SBOMs, signatures, attestations and VEX documents attached to an
+image (by tag or digest): through the OCI 1.1 referrers API, the referrers tag
+schema (sha256-<hex> index tags), cosign's sha256-<hex>.sig/.att/.sbom tags, and
+attestation manifests inside an index. Each referrer says how it was found.
+
+--method auto (default) follows the registry's probed capability (cached);
+api and tags force one path. A throttled, refused or timed-out lookup is
+reported as incomplete (exit 3), never as "no referrers".
+
+Exit codes: 0 discovery complete, 1 a check failed (image missing, the forced
+method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
+		Example: `  refdoctor discover registry.example.com/team/app:1.2 --platforms
+  refdoctor discover ghcr.io/org/app@sha256:... --method tags -o json
+  refdoctor discover registry.example.com/team/app:1.2 --artifact-type application/vnd.cyclonedx+json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			m, err := discovery.ParseMethod(method)
+			if err != nil {
+				return usageErr("--method: %v", err)
+			}
+			if depth < 0 || depth > 10 {
+				return usageErr("--depth %d: use 0 to 10", depth)
+			}
+			opts := append(g.discoveryOpts(refresh),
+				discovery.WithMethod(m), discovery.WithArtifactTypes(artifactTypes...),
+				discovery.WithDepth(depth), discovery.WithPlatforms(platforms))
+			res, err := discovery.Discover(cmd.Context(), args[0], opts...)
+			if err != nil {
+				if errors.Is(err, discovery.ErrBadReference) {
+					return &exitError{code: ExitUsage, err: err}
+				}
+				return err
+			}
+			if g.output == "json" {
+				if err := g.writeJSON(res); err != nil {
+					return err
+				}
+			} else {
+				writeDiscoverTable(g.stdout, res)
+			}
+			code := outcomeExit(res.Outcome)
+			if code == ExitOK && minReferrers > 0 && res.Count() < minReferrers {
+				fmt.Fprintf(g.stderr, "refdoctor: found %d referrers, fewer than --min-referrers %d\n", res.Count(), minReferrers)
+				code = ExitCheckFail
+			}
+			return silentExit(code)
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&artifactTypes, "artifact-type", nil, "keep only referrers of this artifact type (repeatable)")
+	f.StringVar(&method, "method", "auto", "auto, api or tags")
+	f.IntVar(&depth, "depth", 0, "also list referrers of referrers, N levels down")
+	f.BoolVar(&platforms, "platforms", false, "also look at every platform manifest of an index")
+	f.BoolVar(&refresh, "refresh", false, "probe the registry again instead of using the cached capability")
+	f.IntVar(&minReferrers, "min-referrers", 0, "exit 1 when fewer referrers are found")
+	return cmd
+}
+
+// discoveryOpts are the engine options every discovery command shares.
+func (g *globals) discoveryOpts(refresh bool) []discovery.Opt {
+	popts := []probe.Opt{probe.WithRefresh(refresh)}
+	if dir := g.cacheDir(); dir != "" {
+		popts = append(popts, probe.WithCache(probe.NewCache(dir, g.cfg.Cache.CapabilitiesTTL.Duration)))
+	}
+	return []discovery.Opt{
+		discovery.WithConfig(g.cfg),
+		discovery.WithTimeout(g.opTimeout()),
+		discovery.WithLogger(g.log),
+		discovery.WithMetrics(g.metrics),
+		discovery.WithProbeOpts(popts...),
+		discovery.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
+	}
+}
+
+// cacheDir is the capability cache folder: config, else the user cache.
+func (g *globals) cacheDir() string {
+	if g.cfg.Cache.Dir != "" {
+		return g.cfg.Cache.Dir
+	}
+	dir, err := probe.DefaultCacheDir()
+	if err != nil {
+		return ""
+	}
+	return dir
+}
+
+func outcomeExit(o probe.Outcome) int {
+	switch o {
+	case probe.OutcomeIncomplete:
+		return ExitIncomplete
+	case probe.OutcomeFailed:
+		return ExitCheckFail
+	}
+	return ExitOK
+}
+
+var sourceShort = map[discovery.Source]string{
+	discovery.SourceAPI: "api", discovery.SourceTagIndex: "tagidx",
+	discovery.SourceCosignTag: "cosign", discovery.SourceIndexAttestation: "in-idx",
+}
+
+func writeDiscoverTable(w io.Writer, res discovery.Result) {
+	fmt.Fprintln(w, res.Subject.Reference)
+	if res.Subject.Digest != "" {
+		fmt.Fprintf(w, "  digest   %s\n  type     %s\n", res.Subject.Digest, res.Subject.MediaType)
+	}
+	if res.Method != "" {
+		how := map[discovery.Method]string{discovery.MethodAPI: "referrers API", discovery.MethodTags: "referrers tag schema"}[res.Method]
+		fmt.Fprintf(w, "  method   %s (%s), %d requests\n", res.Method, how, res.Requests)
+	}
+	fmt.Fprintf(w, "\nREFERRERS (%d)\n", len(res.Referrers))
+	writeReferrerTree(w, res.Referrers, "")
+	for _, p := range res.Platforms {
+		fmt.Fprintf(w, "\nPLATFORM %s %s (%d)\n", p.Platform, shortDigest(p.Digest), len(p.Referrers))
+		writeReferrerTree(w, p.Referrers, "")
+	}
+	fmt.Fprintln(w, "\nsources: api = referrers API, tagidx = sha256-<hex> tag index, cosign =")
+	fmt.Fprintln(w, "cosign .sig/.att/.sbom tag, in-idx = attestation manifest inside the index")
+	writeFindings(w, res.Findings)
+	switch res.Outcome {
+	case probe.OutcomeIncomplete:
+		fmt.Fprintln(w, "\nINCOMPLETE: the list above is not the whole answer (see findings).")
+	}
+}
+
+func writeReferrerTree(w io.Writer, rs []discovery.Referrer, indent string) {
+	if len(rs) == 0 && indent == "" {
+		fmt.Fprintln(w, "  (none)")
+	}
+	for i, r := range rs {
+		branch, next := "├── ", "│   "
+		if i == len(rs)-1 {
+			branch, next = "└── ", "    "
+		}
+		fmt.Fprintf(w, "%s%s%-11s %-28s %-19s %6s %s\n", indent, branch, r.Category, clip(r.ArtifactType, 28), shortDigest(r.Digest), humanSize(r.Size), sourceShort[r.Source])
+		writeReferrerTree(w, r.Referrers, indent+next)
+	}
+}
+
+func writeFindings(w io.Writer, fs []probe.Finding) {
+	if len(fs) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nFINDINGS")
+	for _, f := range fs {
+		writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), f.Code+": "+f.Summary)
+		if f.Cause != "" {
+			writeWrapped(w, "        cause: ", f.Cause)
+		}
+		if f.Remedy != "" {
+			writeWrapped(w, "        fix:   ", f.Remedy)
+		}
+		if f.Evidence != "" {
+			writeWrapped(w, "        seen:  ", f.Evidence)
+		}
+	}
+}
+
+func shortDigest(d string) string {
+	alg, hex, ok := strings.Cut(d, ":")
+	if !ok || len(hex) < 12 {
+		return d
+	}
+	return alg + ":" + hex[:12]
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+func newTagsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "tags HOST/REPO",
+		Short: "List fallback and cosign-style tags, grouped by subject",
+		Long: `List every tag of a repository that follows the referrers tag schema
+(sha256-<hex>, an index of referrers) or cosign's legacy scheme
+(sha256-<hex>.sig, .att, .sbom), grouped by the subject digest the name
+encodes, with the digest each tag holds and whether the subject still exists
+(orphans are findings). This is the fallback path registries without the
+referrers API depend on.`,
+		Example: `  refdoctor tags ghcr.io/org/app
+  refdoctor tags --plain-http localhost:5000 localhost:5000/demo/app -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := discovery.ListTags(cmd.Context(), args[0], g.discoveryOpts(false)...)
+			if err != nil {
+				if errors.Is(err, discovery.ErrBadReference) {
+					return &exitError{code: ExitUsage, err: err}
+				}
+				return err
+			}
+			if g.output == "json" {
+				if err := g.writeJSON(res); err != nil {
+					return err
+				}
+			} else {
+				writeTagsTable(g.stdout, res)
+			}
+			switch {
+			case res.Partial:
+				return silentExit(ExitIncomplete)
+			case res.Error != "":
+				return silentExit(ExitCheckFail)
+			}
+			return nil
+		},
+	}
+}
+
+func writeTagsTable(w io.Writer, res discovery.TagListing) {
+	fmt.Fprintf(w, "%s: %d referrer tags for %d subjects (%d requests)\n", res.Repository, res.TagsTotal, len(res.Subjects), res.Requests)
+	for _, s := range res.Subjects {
+		state := "exists"
+		switch {
+		case s.Exists == nil:
+			state = "not checked"
+		case !*s.Exists:
+			state = "ORPHAN: subject missing"
+		}
+		fmt.Fprintf(w, "\nSUBJECT %s (%s)\n", shortDigest(s.Subject), state)
+		for _, t := range s.Tags {
+			name := t.Tag
+			if len(name) > 30 {
+				name = name[:19] + "…" + name[strings.LastIndex(name, "-")+1+64:]
+			}
+			fmt.Fprintf(w, "  %-6s %-30s -> %s\n", t.Kind, name, shortDigest(t.Digest))
+		}
+	}
+	writeFindings(w, res.Findings)
+}

@@ -1,0 +1,404 @@
+// Package discovery finds the referrers of images: SBOMs, signatures,
+// attestations and VEX documents attached through the OCI 1.1 referrers
+// API, through the referrers tag schema (sha256-<hex> index tags), through
+// cosign's legacy sha256-<hex>.sig/.att/.sbom tags, and inside image
+// indexes (buildkit attestation manifests). Every referrer says how it was
+// found, and a lookup that was throttled, refused or timed out is reported
+// as such, never as "no referrers".
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/regclient/regclient/types/ref"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+	"github.com/refdoctor/refdoctor/telemetry"
+)
+
+// Method is how referrers are listed.
+type Method string
+
+const (
+	MethodAuto Method = "auto"
+	MethodAPI  Method = "api"
+	MethodTags Method = "tags"
+)
+
+// Source says how one referrer was found.
+type Source string
+
+const (
+	SourceAPI              Source = "api"
+	SourceTagIndex         Source = "tag-index"
+	SourceCosignTag        Source = "cosign-tag"
+	SourceIndexAttestation Source = "index-attestation"
+)
+
+// ErrBadReference marks an image reference that cannot be parsed.
+var ErrBadReference = errors.New("invalid image reference")
+
+// ParseMethod reads --method.
+func ParseMethod(s string) (Method, error) {
+	switch Method(s) {
+	case MethodAuto, MethodAPI, MethodTags:
+		return Method(s), nil
+	}
+	return "", fmt.Errorf("method %q: use auto, api or tags", s)
+}
+
+// Subject is the image whose referrers were looked up.
+type Subject struct {
+	Reference string `json:"reference"`
+	Digest    string `json:"digest"`
+	MediaType string `json:"media_type"`
+	// Tag is set when the reference named a tag that was resolved.
+	Tag string `json:"tag,omitempty"`
+}
+
+// Referrer is one artifact attached to a subject.
+type Referrer struct {
+	Digest       string            `json:"digest"`
+	MediaType    string            `json:"media_type"`
+	ArtifactType string            `json:"artifact_type"`
+	Size         int64             `json:"size"`
+	Annotations  map[string]string `json:"annotations"`
+	Source       Source            `json:"source"`
+	Tag          string            `json:"tag,omitempty"`
+	Category     string            `json:"category"`
+	// Subject is the digest this referrer is attached to.
+	Subject   string     `json:"subject"`
+	Referrers []Referrer `json:"referrers"`
+}
+
+// PlatformResult holds the referrers of one platform manifest of an index.
+type PlatformResult struct {
+	Platform  string     `json:"platform"`
+	Digest    string     `json:"digest"`
+	Referrers []Referrer `json:"referrers"`
+}
+
+// Result is what discovery found for one subject.
+type Result struct {
+	Subject   Subject          `json:"subject"`
+	Method    Method           `json:"method"`
+	Referrers []Referrer       `json:"referrers"`
+	Platforms []PlatformResult `json:"platforms,omitempty"`
+	// Requests counts the HTTP requests sent for this subject's discovery
+	// (not resolving the tag, not the repository's shared tag list).
+	Requests int `json:"requests"`
+	// ResolveRequests counts the requests that resolved the reference.
+	ResolveRequests int `json:"resolve_requests"`
+	// FiltersApplied is true when the registry filtered by artifactType
+	// itself (OCI-Filters-Applied); otherwise refdoctor filtered.
+	FiltersApplied bool            `json:"filters_applied"`
+	Partial        bool            `json:"partial"`
+	Error          string          `json:"error,omitempty"`
+	Findings       []probe.Finding `json:"findings"`
+	// Outcome sums the result up: ok, warn, fail or incomplete.
+	Outcome probe.Outcome `json:"outcome"`
+}
+
+// Count is the number of referrers found, all levels and platforms.
+func (r Result) Count() int {
+	n := countTree(r.Referrers)
+	for _, p := range r.Platforms {
+		n += countTree(p.Referrers)
+	}
+	return n
+}
+
+func countTree(rs []Referrer) int {
+	n := len(rs)
+	for _, r := range rs {
+		n += countTree(r.Referrers)
+	}
+	return n
+}
+
+// Report is the result of discovering many subjects.
+type Report struct {
+	Results []Result `json:"results"`
+	// SharedRequests counts requests shared by all subjects: capability
+	// probes and one tag list per repository.
+	SharedRequests int `json:"shared_requests"`
+}
+
+// EventKind names a discovery event.
+type EventKind string
+
+const (
+	EventSubjectStarted  EventKind = "subject-started"
+	EventReferrerFound   EventKind = "referrer-found"
+	EventSubjectFinished EventKind = "subject-finished"
+	EventExchange        EventKind = "exchange"
+)
+
+// Event reports progress to the CLI or the TUI.
+type Event struct {
+	Kind      EventKind          `json:"kind"`
+	Reference string             `json:"reference"`
+	Referrer  *Referrer          `json:"referrer,omitempty"`
+	Result    *Result            `json:"result,omitempty"`
+	Exchange  *registry.Exchange `json:"exchange,omitempty"`
+}
+
+type options struct {
+	cfg           config.Config
+	method        Method
+	artifactTypes []string
+	depth         int
+	platforms     bool
+	concurrency   int
+	timeout       time.Duration
+	log           *slog.Logger
+	metrics       *telemetry.Metrics
+	events        func(Event)
+	probeOpts     []probe.Opt
+	clientOpts    []registry.Opt
+	maxPages      int
+	rateRetries   int
+}
+
+// Opt configures discovery.
+type Opt func(*options)
+
+// WithConfig supplies hosts and the discovery limits (timeout_seconds,
+// max_concurrent_discoveries).
+func WithConfig(c config.Config) Opt {
+	return func(o *options) {
+		o.cfg = c
+		o.concurrency = c.Export.ReferrerDiscovery.MaxConcurrentDiscoveries
+		o.timeout = c.Export.ReferrerDiscovery.Timeout()
+	}
+}
+
+// WithMethod forces the API or the tag schema; auto follows the probe.
+func WithMethod(m Method) Opt { return func(o *options) { o.method = m } }
+
+// WithArtifactTypes keeps only referrers of these artifact types.
+func WithArtifactTypes(types ...string) Opt {
+	return func(o *options) { o.artifactTypes = append(o.artifactTypes, types...) }
+}
+
+// WithDepth also discovers referrers of referrers, n levels down.
+func WithDepth(n int) Opt { return func(o *options) { o.depth = n } }
+
+// WithPlatforms also discovers the referrers of every platform manifest of
+// an index, since referrers attach to one digest.
+func WithPlatforms(b bool) Opt { return func(o *options) { o.platforms = b } }
+
+// WithConcurrency bounds how many subjects are discovered at once.
+func WithConcurrency(n int) Opt { return func(o *options) { o.concurrency = n } }
+
+// WithTimeout bounds each subject's discovery.
+func WithTimeout(d time.Duration) Opt { return func(o *options) { o.timeout = d } }
+
+// WithLogger receives debug lines for each discovery.
+func WithLogger(l *slog.Logger) Opt { return func(o *options) { o.log = l } }
+
+// WithMetrics counts methods and failures.
+func WithMetrics(m *telemetry.Metrics) Opt { return func(o *options) { o.metrics = m } }
+
+// WithEvents receives progress events.
+func WithEvents(fn func(Event)) Opt { return func(o *options) { o.events = fn } }
+
+// WithProbeOpts passes options to the capability probe that auto uses
+// (for instance a capability cache).
+func WithProbeOpts(opts ...probe.Opt) Opt {
+	return func(o *options) { o.probeOpts = append(o.probeOpts, opts...) }
+}
+
+// WithClientOpts passes options to every registry client.
+func WithClientOpts(opts ...registry.Opt) Opt {
+	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
+}
+
+// WithMaxPages bounds how many referrers pages one subject may take.
+func WithMaxPages(n int) Opt { return func(o *options) { o.maxPages = n } }
+
+// Discover finds the referrers of one image (by tag or digest).
+func Discover(ctx context.Context, reference string, opts ...Opt) (Result, error) {
+	rep, err := DiscoverMany(ctx, []string{reference}, opts...)
+	if len(rep.Results) == 0 {
+		return Result{}, err
+	}
+	return rep.Results[0], err
+}
+
+// DiscoverMany discovers many subjects at once, bounded by the configured
+// concurrency, with one capability probe per registry and one tag list per
+// repository shared by all subjects. The error is for references that do
+// not parse and for a canceled context; registry trouble is in each Result.
+func DiscoverMany(ctx context.Context, references []string, opts ...Opt) (Report, error) {
+	o := options{cfg: config.Defaults(), method: MethodAuto, concurrency: 4, timeout: 2 * time.Minute, maxPages: 100, rateRetries: 3}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.concurrency < 1 {
+		o.concurrency = 1
+	}
+	refs := make([]ref.Ref, len(references))
+	for i, s := range references {
+		r, err := ParseReference(s)
+		if err != nil {
+			return Report{}, err
+		}
+		refs[i] = r
+	}
+	e, err := newEngine(ctx, &o)
+	if err != nil {
+		return Report{}, err
+	}
+	results := make([]Result, len(refs))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.concurrency)
+	for i, r := range refs {
+		g.Go(func() (err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("discovery of %s panicked: %v\n%s", references[i], p, debug.Stack())
+				}
+			}()
+			results[i] = e.discoverOne(gctx, references[i], r)
+			return nil
+		})
+	}
+	werr := g.Wait()
+	rep := Report{Results: results, SharedRequests: int(e.shared.Load())}
+	if werr != nil {
+		return rep, werr
+	}
+	return rep, ctx.Err()
+}
+
+// ParseReference reads HOST/REPO:TAG or HOST/REPO@DIGEST. A registry host
+// is required: refdoctor never guesses Docker Hub for a bare name.
+func ParseReference(s string) (ref.Ref, error) {
+	r, err := ref.New(s)
+	if err != nil {
+		return ref.Ref{}, fmt.Errorf("%w %q: %v (write HOST/REPO:TAG or HOST/REPO@sha256:DIGEST)", ErrBadReference, s, err)
+	}
+	first, _, _ := strings.Cut(s, "/")
+	if !strings.ContainsAny(first, ".:") && first != "localhost" {
+		return ref.Ref{}, fmt.Errorf("%w %q: no registry host (write HOST/REPO:TAG, e.g. docker.io/library/alpine:3)", ErrBadReference, s)
+	}
+	if r.Digest != "" && !strings.Contains(s, "@") {
+		return ref.Ref{}, fmt.Errorf("%w %q", ErrBadReference, s)
+	}
+	if r.Tag == "" && r.Digest == "" {
+		return ref.Ref{}, fmt.Errorf("%w %q: name a tag or a digest", ErrBadReference, s)
+	}
+	return r, nil
+}
+
+// engine is one DiscoverMany run: its clients and what subjects share.
+type engine struct {
+	o      *options
+	client *registry.Client
+	runCtx context.Context
+	shared atomic.Int64
+
+	mu           sync.Mutex
+	capabilities map[string]*onceValue[probe.Verdict]
+	tagLists     map[string]*onceValue[*tagListing]
+	apiClients   map[string]*registry.Client
+}
+
+type onceValue[T any] struct {
+	once sync.Once
+	v    T
+}
+
+func newEngine(ctx context.Context, o *options) (*engine, error) {
+	c, err := registry.New(o.cfg, append([]registry.Opt{registry.WithTimeout(o.timeout)}, o.clientOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{o: o, client: c, runCtx: ctx,
+		capabilities: map[string]*onceValue[probe.Verdict]{},
+		tagLists:     map[string]*onceValue[*tagListing]{},
+		apiClients:   map[string]*registry.Client{},
+	}
+	if o.events != nil {
+		c.Recorder.OnRecord(func(ex registry.Exchange) { o.events(Event{Kind: EventExchange, Exchange: &ex}) })
+	}
+	return e, nil
+}
+
+func (e *engine) emit(ev Event) {
+	if e.o.events != nil {
+		e.o.events(ev)
+	}
+}
+
+// counted returns a context whose requests add to n.
+func counted(ctx context.Context, n *atomic.Int64) context.Context {
+	return registry.WithWatcher(ctx, func(registry.Exchange) { n.Add(1) })
+}
+
+func (e *engine) discoverOne(ctx context.Context, input string, r ref.Ref) Result {
+	e.emit(Event{Kind: EventSubjectStarted, Reference: input})
+	ctx, cancel := context.WithTimeout(ctx, e.o.timeout)
+	defer cancel()
+	res := Result{Subject: Subject{Reference: input}, Referrers: []Referrer{}, Findings: []probe.Finding{}}
+	s := &subjectRun{e: e, res: &res, repo: r.SetDigest("").SetTag(""), visited: map[string]bool{}}
+	s.run(ctx, r)
+	res.Requests = int(s.requests.Load())
+	res.ResolveRequests = int(s.resolveRequests.Load())
+	res.Outcome = outcome(res)
+	host := r.Registry
+	if res.Method != "" {
+		e.o.metrics.DiscoveryMethod(host, string(res.Method))
+	}
+	if res.Error != "" || res.Partial {
+		e.o.metrics.DiscoveryFailure(host)
+	}
+	e.o.log.Debug(fmt.Sprintf("Discovered %d referrers for %s (%s) using %s, requests=%d, outcome=%s", res.Count(), input, res.Subject.Digest, res.Method, res.Requests, res.Outcome))
+	e.emit(Event{Kind: EventSubjectFinished, Reference: input, Result: &res})
+	return res
+}
+
+func outcome(r Result) probe.Outcome {
+	if r.Partial {
+		return probe.OutcomeIncomplete
+	}
+	switch probe.Worst(r.Findings) {
+	case probe.SeverityError:
+		return probe.OutcomeFailed
+	case probe.SeverityWarn:
+		return probe.OutcomeWarn
+	}
+	if r.Error != "" {
+		return probe.OutcomeFailed
+	}
+	return probe.OutcomeOK
+}
+
+func sortReferrers(rs []Referrer) {
+	order := map[Source]int{SourceAPI: 0, SourceTagIndex: 0, SourceCosignTag: 1, SourceIndexAttestation: 2}
+	sort.SliceStable(rs, func(i, j int) bool {
+		if order[rs[i].Source] != order[rs[j].Source] {
+			return order[rs[i].Source] < order[rs[j].Source]
+		}
+		if rs[i].Category != rs[j].Category {
+			return rs[i].Category < rs[j].Category
+		}
+		return rs[i].Digest < rs[j].Digest
+	})
+}

@@ -1,0 +1,203 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/regclient/regclient/types/ref"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+)
+
+// Tag kinds in a fallback listing.
+const (
+	TagKindIndex = "index"
+	TagKindSig   = "sig"
+	TagKindAtt   = "att"
+	TagKindSBOM  = "sbom"
+	TagKindOther = "other"
+)
+
+// TagListing is every referrers-schema and cosign-style tag of a
+// repository, grouped by the subject digest its name encodes.
+type TagListing struct {
+	Repository string          `json:"repository"`
+	Subjects   []TagSubject    `json:"subjects"`
+	TagsTotal  int             `json:"tags_total"`
+	Requests   int             `json:"requests"`
+	Partial    bool            `json:"partial"`
+	Error      string          `json:"error,omitempty"`
+	Findings   []probe.Finding `json:"findings"`
+}
+
+// TagSubject is one subject digest and the tags that point at it.
+type TagSubject struct {
+	Subject string `json:"subject"`
+	// Exists is false when the subject manifest is gone: the tags are
+	// orphans that an export would carry for nothing.
+	Exists *bool      `json:"exists"`
+	Tags   []TagEntry `json:"tags"`
+}
+
+// TagEntry is one tag with what it holds.
+type TagEntry struct {
+	Tag    string `json:"tag"`
+	Kind   string `json:"kind"`
+	Digest string `json:"digest"`
+}
+
+// schemaTag matches <alg>-<hex>[.<suffix>] tags (the spec's main branch
+// truncates the algorithm to 32 and the hex to 64 characters).
+var schemaTag = regexp.MustCompile(`^([a-z0-9]{1,32})-([a-f0-9]{32,64})(?:\.([A-Za-z0-9_-]+))?$`)
+
+// ListTags lists a repository's fallback and cosign-style tags, resolves
+// each to its digest and checks that each subject still exists.
+func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, error) {
+	o := options{concurrency: 4}
+	o.cfg.Export.ReferrerDiscovery.TimeoutSeconds = 120
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.concurrency < 1 {
+		o.concurrency = 1
+	}
+	r, err := ref.New(repository)
+	if err == nil && strings.ContainsAny(repository[strings.LastIndex(repository, "/")+1:], ":@") {
+		err = errors.New("give a repository without tag or digest")
+	}
+	if err != nil {
+		return TagListing{}, fmt.Errorf("%w %q: %v (write HOST/REPO)", ErrBadReference, repository, err)
+	}
+	if first, _, _ := strings.Cut(repository, "/"); !strings.ContainsAny(first, ".:") && first != "localhost" {
+		return TagListing{}, fmt.Errorf("%w %q: no registry host (write HOST/REPO)", ErrBadReference, repository)
+	}
+	repo := r.SetTag("")
+	c, err := registry.New(o.cfg, append([]registry.Opt{registry.WithTimeout(o.timeout)}, o.clientOpts...)...)
+	if err != nil {
+		return TagListing{}, err
+	}
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, o.timeout)
+		defer cancel()
+	}
+	var requests atomic.Int64
+	ctx = counted(ctx, &requests)
+	out := TagListing{Repository: repo.CommonName(), Subjects: []TagSubject{}, Findings: []probe.Finding{}}
+	listing := listTags(ctx, c, repo)
+	if !listing.ok() {
+		out.Partial = listing.failure.incomplete
+		out.Error = listing.failure.finding.Summary
+		out.Findings = append(out.Findings, listing.failure.finding)
+		out.Requests = int(requests.Load())
+		return out, nil
+	}
+	bySubject := map[string]*TagSubject{}
+	var entries []*TagEntry
+	for _, tag := range listing.list {
+		m := schemaTag.FindStringSubmatch(tag)
+		if m == nil {
+			continue
+		}
+		subject := m[1] + ":" + m[2]
+		kind := TagKindIndex
+		switch m[3] {
+		case "":
+		case "sig":
+			kind = TagKindSig
+		case "att":
+			kind = TagKindAtt
+		case "sbom":
+			kind = TagKindSBOM
+		default:
+			kind = TagKindOther
+		}
+		ts := bySubject[subject]
+		if ts == nil {
+			ts = &TagSubject{Subject: subject}
+			bySubject[subject] = ts
+		}
+		ts.Tags = append(ts.Tags, TagEntry{Tag: tag, Kind: kind})
+		out.TagsTotal++
+	}
+	for _, ts := range bySubject {
+		for i := range ts.Tags {
+			entries = append(entries, &ts.Tags[i])
+		}
+	}
+	var mu sync.Mutex
+	var failures []failure
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.concurrency)
+	for _, e := range entries {
+		g.Go(func() error {
+			var last registry.Exchange
+			hctx := registry.WithWatcher(gctx, func(ex registry.Exchange) { last = ex })
+			m, err := c.ManifestHead(hctx, repo.SetTag(e.Tag))
+			if err != nil {
+				mu.Lock()
+				failures = append(failures, classifyFailure(gctx, err, last))
+				mu.Unlock()
+				return nil
+			}
+			e.Digest = m.GetDescriptor().Digest.String()
+			return nil
+		})
+	}
+	for subject, ts := range bySubject {
+		if !strings.HasPrefix(subject, "sha256:") || len(subject) != len("sha256:")+64 {
+			continue // a truncated digest cannot be looked up
+		}
+		g.Go(func() error {
+			var last registry.Exchange
+			hctx := registry.WithWatcher(gctx, func(ex registry.Exchange) { last = ex })
+			_, err := c.ManifestHead(hctx, repo.SetDigest(subject))
+			exists := err == nil
+			if err != nil && last.Status != http.StatusNotFound {
+				mu.Lock()
+				failures = append(failures, classifyFailure(gctx, err, last))
+				mu.Unlock()
+				return nil
+			}
+			mu.Lock()
+			ts.Exists = &exists
+			mu.Unlock()
+			return nil
+		})
+	}
+	_ = g.Wait()
+	for _, ts := range bySubject {
+		sort.Slice(ts.Tags, func(i, j int) bool { return ts.Tags[i].Tag < ts.Tags[j].Tag })
+		out.Subjects = append(out.Subjects, *ts)
+		if ts.Exists != nil && !*ts.Exists {
+			var names []string
+			for _, t := range ts.Tags {
+				names = append(names, t.Tag)
+			}
+			out.Findings = append(out.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "OrphanTags",
+				Summary:  fmt.Sprintf("Subject %s no longer exists, but %d tag(s) still point at it", shortDigest(ts.Subject), len(ts.Tags)),
+				Cause:    "The image was deleted or re-pushed under a new digest; its referrer tags stayed behind.",
+				Remedy:   "Delete the orphan tags, or re-attach the artifacts to the new digest.",
+				Evidence: strings.Join(names, ", ")})
+		}
+	}
+	sort.Slice(out.Subjects, func(i, j int) bool { return out.Subjects[i].Subject < out.Subjects[j].Subject })
+	if len(failures) > 0 {
+		out.Partial = true
+		out.Error = failures[0].finding.Summary
+		for _, f := range failures {
+			out.Findings = append(out.Findings, f.finding)
+		}
+	}
+	out.Requests = int(requests.Load())
+	return out, nil
+}

@@ -1,0 +1,238 @@
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/regclient/regclient/types/manifest"
+	"github.com/regclient/regclient/types/ref"
+	"github.com/regclient/regclient/types/referrer"
+
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+)
+
+// tagListing is one repository's tag list, fetched once per run and shared
+// by every subject in the repository.
+type tagListing struct {
+	tags    map[string]bool
+	list    []string
+	failure *failure
+}
+
+func (t *tagListing) ok() bool { return t != nil && t.failure == nil }
+
+func (t *tagListing) has(tag string) bool { return t.ok() && t.tags[tag] }
+
+// tagList lists a repository's tags once per run; the requests count as
+// shared, not against any one subject.
+func (e *engine) tagList(ctx context.Context, repo ref.Ref) *tagListing {
+	key := repo.Registry + "/" + repo.Repository
+	e.mu.Lock()
+	ov, ok := e.tagLists[key]
+	if !ok {
+		ov = &onceValue[*tagListing]{}
+		e.tagLists[key] = ov
+	}
+	e.mu.Unlock()
+	ov.once.Do(func() {
+		// The shared list must not die with the first subject's timeout.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.timeout)
+		defer cancel()
+		ov.v = listTags(counted(lctx, &e.shared), e.client, repo)
+	})
+	return ov.v
+}
+
+func listTags(ctx context.Context, c *registry.Client, repo ref.Ref) *tagListing {
+	var last registry.Exchange
+	cctx := registry.WithWatcher(ctx, func(ex registry.Exchange) {
+		if strings.HasSuffix(ex.Path, "/tags/list") {
+			last = ex
+		}
+	})
+	tl, err := c.TagList(cctx, repo)
+	if err != nil {
+		f := classifyFailure(ctx, err, last)
+		f.finding.Summary = "listing tags of " + repo.CommonName() + ": " + f.finding.Summary
+		return &tagListing{failure: &f}
+	}
+	tags, _ := tl.GetTags()
+	l := &tagListing{tags: make(map[string]bool, len(tags)), list: tags}
+	for _, t := range tags {
+		l.tags[t] = true
+	}
+	return l
+}
+
+// fallbackTag is the referrers tag schema's tag for a subject, truncated
+// as the spec's main branch says (regclient does this).
+func fallbackTag(subj ref.Ref) string {
+	r, err := referrer.FallbackTag(subj)
+	if err != nil {
+		return ""
+	}
+	return r.Tag
+}
+
+// tagIndexList reads the sha256-<hex> fallback index, guarding against
+// registries (GitLab) that resolve the tag to the subject itself.
+func (s *subjectRun) tagIndexList(ctx context.Context, subj ref.Ref, listing *tagListing) []Referrer {
+	if !listing.ok() {
+		s.fail("fallback tag index", *listing.failure)
+		return nil
+	}
+	tag := fallbackTag(subj)
+	if !listing.has(tag) {
+		return nil
+	}
+	var last registry.Exchange
+	cctx := registry.WithWatcher(counted(ctx, &s.requests), func(ex registry.Exchange) { last = ex })
+	m, err := s.e.client.ManifestGet(cctx, subj.SetDigest("").SetTag(tag))
+	if err != nil {
+		s.fail("fallback tag "+tag, classifyFailure(ctx, err, last))
+		return nil
+	}
+	d := m.GetDescriptor()
+	if d.Digest.String() == subj.Digest || !isIndexMediaType(d.MediaType) {
+		s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "FallbackTagNotIndex",
+			Summary:  fmt.Sprintf("Tag %s does not hold a referrers index", tag),
+			Cause:    "GitLab resolves sha256-<hex> tags to the subject manifest itself; other tools may have pushed something else under the tag.",
+			Remedy:   "Treat the tag schema as unusable on this registry; check with `crane manifest` what the tag holds.",
+			Evidence: fmt.Sprintf("tag holds %s %s", d.MediaType, d.Digest)})
+		return nil
+	}
+	idx, ok := m.(manifest.Indexer)
+	if !ok {
+		return nil
+	}
+	list, _ := idx.GetManifestList()
+	out := make([]Referrer, 0, len(list))
+	for _, d := range list {
+		r := referrerFromDescriptor(d, SourceTagIndex, tag)
+		s.fillArtifactType(ctx, &r)
+		out = append(out, r)
+	}
+	return out
+}
+
+// cosignSuffixes are cosign's legacy tag suffixes and their categories.
+var cosignSuffixes = []struct{ suffix, category string }{
+	{"sig", CategorySignature}, {"att", CategoryAttestation}, {"sbom", CategorySBOM},
+}
+
+// cosignList reads sha256-<hex>.sig/.att/.sbom: manifests without a
+// subject, found only by tag.
+func (s *subjectRun) cosignList(ctx context.Context, subj ref.Ref, listing *tagListing) []Referrer {
+	if !listing.ok() {
+		if s.method == MethodAPI {
+			// The API path does not need the tag list; say what is unknown.
+			s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "CosignTagsUnchecked",
+				Summary: "Cosign-style tags could not be checked: " + listing.failure.finding.Summary})
+		}
+		return nil
+	}
+	base := fallbackTag(subj)
+	var out []Referrer
+	for _, cs := range cosignSuffixes {
+		tag := base + "." + cs.suffix
+		if !listing.has(tag) {
+			continue
+		}
+		var last registry.Exchange
+		cctx := registry.WithWatcher(counted(ctx, &s.requests), func(ex registry.Exchange) { last = ex })
+		m, err := s.e.client.ManifestGet(cctx, subj.SetDigest("").SetTag(tag))
+		if err != nil {
+			s.fail("cosign tag "+tag, classifyFailure(ctx, err, last))
+			continue
+		}
+		d := m.GetDescriptor()
+		r := Referrer{Digest: d.Digest.String(), MediaType: d.MediaType, Size: d.Size, Annotations: map[string]string{},
+			Source: SourceCosignTag, Tag: tag, Category: cs.category}
+		if a, ok := m.(manifest.Annotator); ok {
+			if ann, err := a.GetAnnotations(); err == nil && ann != nil {
+				r.Annotations = ann
+			}
+		}
+		if raw, err := m.RawBody(); err == nil {
+			r.ArtifactType = artifactTypeOf(raw)
+		}
+		if img, ok := m.(manifest.Imager); ok && r.ArtifactType == "" {
+			if layers, err := img.GetLayers(); err == nil && len(layers) > 0 {
+				r.ArtifactType = layers[0].MediaType
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// compareWithTagIndex reads the fallback index too when the repository
+// has one, and reports referrers that only one of the two lists.
+func (s *subjectRun) compareWithTagIndex(ctx context.Context, subj ref.Ref, listing *tagListing, api []Referrer) {
+	tag := fallbackTag(subj)
+	if !listing.has(tag) {
+		return
+	}
+	tagRefs := s.tagIndexList(ctx, subj, listing)
+	inAPI, inTags := map[string]bool{}, map[string]bool{}
+	for _, r := range api {
+		inAPI[r.Digest] = true
+	}
+	for _, r := range tagRefs {
+		inTags[r.Digest] = true
+	}
+	var onlyAPI, onlyTags []string
+	for d := range inAPI {
+		if !inTags[d] {
+			onlyAPI = append(onlyAPI, shortDigest(d))
+		}
+	}
+	for d := range inTags {
+		if !inAPI[d] {
+			onlyTags = append(onlyTags, shortDigest(d))
+		}
+	}
+	if len(onlyAPI)+len(onlyTags) == 0 {
+		return
+	}
+	sort.Strings(onlyAPI)
+	sort.Strings(onlyTags)
+	s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "APIAndTagIndexDisagree",
+		Summary:  fmt.Sprintf("The referrers API and the %s tag index disagree", tag),
+		Cause:    "The tag index was written before the registry served the API, or by a tool that ignores it; clients that use only one of them see different referrers.",
+		Remedy:   "Re-attach the missing artifacts, or delete the stale tag index once the API holds everything.",
+		Evidence: fmt.Sprintf("only in API: %s; only in tag index: %s", listOrNone(onlyAPI), listOrNone(onlyTags))})
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
+
+// artifactTypeOf reads artifactType, else config.mediaType, from a raw
+// manifest, as the spec defines a referrer's artifact type.
+func artifactTypeOf(raw []byte) string {
+	var m struct {
+		ArtifactType string `json:"artifactType"`
+		Config       struct {
+			MediaType string `json:"mediaType"`
+		} `json:"config"`
+	}
+	if json.Unmarshal(raw, &m) != nil {
+		return ""
+	}
+	if m.ArtifactType != "" {
+		return m.ArtifactType
+	}
+	if m.Config.MediaType == "application/vnd.oci.empty.v1+json" {
+		return ""
+	}
+	return m.Config.MediaType
+}
+
