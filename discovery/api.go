@@ -128,7 +128,7 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 		if errors.Is(cause, errLinkLoop) || errors.Is(cause, errTooManyPages) {
 			return nil, &failure{finding: probe.Finding{Severity: probe.SeverityError, Code: "PaginationLoop",
 				Summary: cause.Error(), Cause: "The registry's Link headers do not end.",
-				Remedy:  "Report the registry bug; meanwhile list referrers by tag with --method tags.",
+				Remedy:   "Report the registry bug; meanwhile list referrers by tag with --method tags.",
 				Evidence: fmt.Sprintf("%d pages read", pages)}}
 		}
 		if lastEx == nil {

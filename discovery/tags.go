@@ -235,4 +235,3 @@ func artifactTypeOf(raw []byte) string {
 	}
 	return m.Config.MediaType
 }
-
