@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,11 +27,11 @@ var (
 
 // capability probes a registry once per run (through the capability cache
 // when one is configured) and remembers the verdict.
-func (e *engine) capability(ctx context.Context, repo ref.Ref) probe.Verdict {
+func (e *engine) capability(ctx context.Context, repo ref.Ref) probe.Result {
 	e.mu.Lock()
 	ov, ok := e.capabilities[repo.Registry]
 	if !ok {
-		ov = &onceValue[probe.Verdict]{}
+		ov = &onceValue[probe.Result]{}
 		e.capabilities[repo.Registry] = ov
 	}
 	e.mu.Unlock()
@@ -45,9 +46,9 @@ func (e *engine) capability(ctx context.Context, repo ref.Ref) probe.Verdict {
 			})}, e.o.probeOpts...)
 		rep, err := probe.Run(e.runCtx, []probe.Target{target}, opts...)
 		if err == nil && len(rep.Registries) == 1 {
-			ov.v = rep.Registries[0].ReferrersAPI
+			ov.v = rep.Registries[0]
 		} else {
-			ov.v = probe.Unknown
+			ov.v = probe.Result{ReferrersAPI: probe.Unknown}
 		}
 	})
 	return ov.v
@@ -157,6 +158,9 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 		}
 		cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Status: lastEx.Status, ContentType: lastEx.ContentType,
 			Body: lastEx.Body, RepositoryExists: true})
+		if cls.Reason == "ReferrersWrongContentType" {
+			return s.lenientAPIList(ctx, *lastEx, cls), nil
+		}
 		if lastEx.Status != http.StatusOK || err != nil || cls.Verdict != probe.Supported {
 			retire = c
 			s.e.mu.Lock()
@@ -188,6 +192,32 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 		}
 		return out, nil
 	}
+}
+
+// lenientAPIList reads a referrers reply that is an index under the wrong
+// Content-Type (Harbor 2.8-2.9). The referrers are real, and strict
+// clients cannot see them: that difference is the finding.
+func (s *subjectRun) lenientAPIList(ctx context.Context, ex registry.Exchange, cls probe.Classification) []Referrer {
+	var idx struct {
+		Manifests []descriptor.Descriptor `json:"manifests"`
+	}
+	_ = json.Unmarshal(ex.Body, &idx)
+	s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "ReferrersWrongContentType",
+		Summary:  fmt.Sprintf("Read the referrers API leniently: its reply is an index labelled %q", ex.ContentType),
+		Cause:    cls.Finding.Cause + " Strict clients (oras, regctl, most export tools) see none of the referrers listed here, and no fallback tag exists because the registry accepted the subject.",
+		Remedy:   "Upgrade the registry (Harbor 2.11 or later); until then export with a client that reads this reply, or re-attach with the tag schema.",
+		Evidence: cls.Finding.Evidence})
+	if ex.Headers["Link"] != "" {
+		s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "LenientFirstPageOnly",
+			Summary: "Only the first page of the mislabelled referrers reply was read"})
+	}
+	out := make([]Referrer, 0, len(idx.Manifests))
+	for _, d := range idx.Manifests {
+		r := referrerFromDescriptor(d, SourceAPI, "")
+		s.fillArtifactType(ctx, &r)
+		out = append(out, r)
+	}
+	return out
 }
 
 // retryAfter reads Retry-After (seconds or an HTTP date); without one it

@@ -315,7 +315,7 @@ type engine struct {
 	shared atomic.Int64
 
 	mu           sync.Mutex
-	capabilities map[string]*onceValue[probe.Verdict]
+	capabilities map[string]*onceValue[probe.Result]
 	tagLists     map[string]*onceValue[*tagListing]
 	apiClients   map[string]*registry.Client
 }
@@ -331,7 +331,7 @@ func newEngine(ctx context.Context, o *options) (*engine, error) {
 		return nil, err
 	}
 	e := &engine{o: o, client: c, runCtx: ctx,
-		capabilities: map[string]*onceValue[probe.Verdict]{},
+		capabilities: map[string]*onceValue[probe.Result]{},
 		tagLists:     map[string]*onceValue[*tagListing]{},
 		apiClients:   map[string]*registry.Client{},
 	}

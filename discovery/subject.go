@@ -126,11 +126,15 @@ func (s *subjectRun) chooseMethod(ctx context.Context) Method {
 	if s.e.o.method != MethodAuto {
 		return s.e.o.method
 	}
-	verdict := s.e.capability(ctx, s.repo)
-	switch verdict {
-	case probe.Supported:
+	capability := s.e.capability(ctx, s.repo)
+	switch {
+	case capability.ReferrersAPI == probe.Supported:
 		return MethodAPI
-	case probe.Unsupported:
+	case capability.ReferrersReason == "ReferrersWrongContentType":
+		// The API answers with a mislabelled index: the referrers live
+		// only there, so read it (leniently) rather than the tags.
+		return MethodAPI
+	case capability.ReferrersAPI == probe.Unsupported:
 		return MethodTags
 	}
 	s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "CapabilityUnknown",
