@@ -82,6 +82,24 @@ const (
 	// ProfileTLSWrongHost serves HTTPS with a leaf for another host name
 	// (registry.invalid, 192.0.2.10) from the lab CA.
 	ProfileTLSWrongHost Profile = "tls-wrong-host"
+	// ProfileQuay400 has the API on underneath but answers /referrers of a
+	// digest that is not a manifest in the repository with 400 and a JSON
+	// error, as Quay 3.12.1 and later do for an unknown subject.
+	ProfileQuay400 Profile = "quay-400"
+	// ProfileBearer is olareg with the API on behind a working bearer-token
+	// flow: a 401 challenge, a token endpoint that issues tokens for the lab
+	// login (Registry.Login) and refuses anyone else, and requests with an
+	// issued token passed through (Lab.IssuedTokens lists the tokens).
+	ProfileBearer Profile = "bearer-auth"
+	// ProfileHarbor210 has the API on but answers /referrers of a subject
+	// that does not exist with 200, the OCI index type and the body {}
+	// (Harbor 2.10).
+	ProfileHarbor210 Profile = "harbor-2.10-empty"
+	// ProfileGitLab has the API off (plain-text 404 on /referrers, fallback
+	// tags written by seeding) and GitLab's tag quirk: a manifest request
+	// for the tag sha256-<hex> answers with the manifest sha256:<hex>
+	// itself, not the fallback index the tag holds.
+	ProfileGitLab Profile = "gitlab-tag-quirk"
 )
 
 // profileInfo is what the lab knows about each profile.
@@ -107,6 +125,10 @@ var profiles = map[Profile]profileInfo{
 	ProfileTLS:            {mimics: "OCI 1.1 registry (olareg) over HTTPS with a self-signed lab CA", expected: "olareg", referrerAPI: true, tls: true},
 	ProfileTLSExpired:     {mimics: "OCI 1.1 registry (olareg) over HTTPS with an expired certificate", expected: "olareg", referrerAPI: true, tls: true},
 	ProfileTLSWrongHost:   {mimics: "OCI 1.1 registry (olareg) over HTTPS with a certificate for registry.invalid", expected: "olareg", referrerAPI: true, tls: true},
+	ProfileQuay400:        {mimics: "Quay 3.12.1 and later (400 on /referrers for an unknown subject, 200 index otherwise)", expected: "quay", referrerAPI: true},
+	ProfileBearer:         {mimics: "OCI 1.1 registry (olareg) behind a bearer-token service (401 challenge, /token for the lab login)", expected: "olareg", referrerAPI: true},
+	ProfileHarbor210:      {mimics: "Harbor 2.10 (200 with an OCI index type and body {} on /referrers for an unknown subject)", expected: "harbor", referrerAPI: true},
+	ProfileGitLab:         {mimics: "GitLab (plain-text 404 on /referrers; the tag sha256-<hex> resolves to the subject manifest itself)", expected: "gitlab"},
 }
 
 // Profiles lists every profile in a stable order.
@@ -115,7 +137,8 @@ func Profiles() []Profile {
 		ProfileOCI11, ProfileFallback404, ProfileNoAPI405, ProfileArtifactory406,
 		ProfileHTML200, ProfileJSON200, ProfileNotImpl501, ProfileRateLimit,
 		ProfileAuthRefuse, ProfileBasicAuth, ProfileSlow, ProfileTLS,
-		ProfileTLSExpired, ProfileTLSWrongHost,
+		ProfileTLSExpired, ProfileTLSWrongHost, ProfileQuay400, ProfileBearer,
+		ProfileHarbor210, ProfileGitLab,
 	}
 }
 
@@ -154,8 +177,25 @@ type Spec struct {
 	// the seconds left in it.
 	RateWindow time.Duration
 	// ReferrersPageLimit, when positive, is olareg's Referrer.Limit in bytes
-	// so that the referrers API pages with Link headers.
+	// so that the referrers API pages with Link headers (relative ones,
+	// </v2/<name>/referrers/<digest>?cache=...&page=N>; rel=next).
 	ReferrersPageLimit int64
+
+	// The spec knobs below change only GET /v2/<name>/referrers/<digest>
+	// and combine with any profile; they matter where the API is on.
+
+	// IgnoreArtifactTypeFilter drops the artifactType query parameter
+	// before olareg sees it and removes OCI-Filters-Applied from the reply:
+	// a registry that ignores the optional filter and lists every referrer.
+	IgnoreArtifactTypeFilter bool
+	// LinkLoop makes every referrers reply carry Link: <the same request
+	// URL>; rel="next" (relative), so that a client without a cycle guard
+	// pages forever.
+	LinkLoop bool
+	// Throttle429 answers the first N referrers GETs (counted per registry)
+	// with Docker Hub's 429: Retry-After: 1, RateLimit headers and a JSON
+	// TOOMANYREQUESTS error; later ones pass through, a 429 that clears.
+	Throttle429 int
 	// NoSeed leaves the registry empty.
 	NoSeed bool
 }
@@ -173,7 +213,8 @@ type Registry struct {
 	// Expected is the kind key from refdoctor's known-registry matrix this
 	// registry plays; a probe that disagrees with it has found the point.
 	Expected string `json:"expected,omitempty"`
-	// Login is set for ProfileBasicAuth only and never written as JSON.
+	// Login is set for ProfileBasicAuth and ProfileBearer only and never
+	// written as JSON.
 	Login *Login `json:"-"`
 }
 
@@ -253,6 +294,10 @@ func DefaultSpecs() []Spec {
 		{Name: "tls", Profile: ProfileTLS},
 		{Name: "tls-expired", Profile: ProfileTLSExpired},
 		{Name: "tls-wrong-host", Profile: ProfileTLSWrongHost},
+		{Name: "quay-like", Profile: ProfileQuay400},
+		{Name: "bearer-auth", Profile: ProfileBearer},
+		{Name: "harbor-2.10", Profile: ProfileHarbor210},
+		{Name: "gitlab-like", Profile: ProfileGitLab},
 	}
 }
 
@@ -341,8 +386,8 @@ func validateSpecs(specs []Spec) error {
 		if !s.Profile.Valid() {
 			return fmt.Errorf("lab: registry %q: unknown profile %q", s.Name, s.Profile)
 		}
-		if s.Delay < 0 || s.RateWindow < 0 || s.RateBudget < 0 {
-			return fmt.Errorf("lab: registry %q: negative delay, rate window or budget", s.Name)
+		if s.Delay < 0 || s.RateWindow < 0 || s.RateBudget < 0 || s.Throttle429 < 0 {
+			return fmt.Errorf("lab: registry %q: negative delay, rate window, budget or throttle", s.Name)
 		}
 	}
 	return nil
@@ -367,12 +412,14 @@ func (l *Lab) newRegistry(s Spec, ca *labCA) (*labRegistry, error) {
 		Log: log,
 	}
 	var login *Login
-	if s.Profile == ProfileBasicAuth {
+	if s.Profile == ProfileBasicAuth || s.Profile == ProfileBearer {
 		var err error
 		login, err = newLogin()
 		if err != nil {
 			return nil, err
 		}
+	}
+	if s.Profile == ProfileBasicAuth {
 		auth, err := newBasicAuth(l.Dir, s.Name, login)
 		if err != nil {
 			return nil, fmt.Errorf("lab: registry %s: basic auth: %w", s.Name, err)
@@ -409,7 +456,7 @@ func (l *Lab) newRegistry(s Spec, ca *labCA) (*labRegistry, error) {
 		lr.ln = tlsListener(ln, leaf)
 		lr.info.TLSCA = ca.file
 	}
-	lr.layer = newLayer(s, lr.ola, scheme+"://"+lr.info.Host, log)
+	lr.layer = newLayer(s, lr.ola, scheme+"://"+lr.info.Host, login, log)
 	return lr, nil
 }
 
@@ -421,6 +468,15 @@ func mimics(s Spec) string {
 		m += fmt.Sprintf(" (%s per request)", s.Delay)
 	case ProfileRateLimit:
 		m += fmt.Sprintf(" (budget %d pulls per %s)", s.RateBudget, s.RateWindow)
+	}
+	if s.IgnoreArtifactTypeFilter {
+		m += "; ignores the artifactType filter"
+	}
+	if s.LinkLoop {
+		m += "; its referrers Link header points back to the same page"
+	}
+	if s.Throttle429 > 0 {
+		m += fmt.Sprintf("; the first %d referrers requests answer 429", s.Throttle429)
 	}
 	return m
 }
@@ -600,6 +656,17 @@ func (l *Lab) Requests(name string) int64 {
 		return 0
 	}
 	return lr.layer.requests.Load()
+}
+
+// IssuedTokens lists, in issue order, the bearer tokens the named
+// ProfileBearer registry has handed out; it is empty for other registries.
+// Tests use it to check that no token leaks into logs or reports.
+func (l *Lab) IssuedTokens(name string) []string {
+	lr, ok := l.byName[name]
+	if !ok || lr.layer.tokens == nil {
+		return nil
+	}
+	return lr.layer.tokens.issuedTokens()
 }
 
 // newLogin makes a fresh login so that no lab password is ever reused or

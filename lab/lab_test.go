@@ -90,6 +90,21 @@ func TestReferrersEndpoint(t *testing.T) {
 		{name: "tls", status: 200, contentType: ociIndexType, isIndex: true},
 		{name: "tls-expired", insecure: true, status: 200, contentType: ociIndexType, isIndex: true},
 		{name: "tls-wrong-host", insecure: true, status: 200, contentType: ociIndexType, isIndex: true},
+		// The subject exists: Quay and Harbor 2.10 answer as olareg does.
+		{name: "quay-like", status: 200, contentType: ociIndexType, isIndex: true},
+		{name: "harbor-2.10", status: 200, contentType: ociIndexType, isIndex: true},
+		{name: "bearer-auth", status: 200, contentType: ociIndexType, isIndex: true},
+		{name: "bearer-auth", noLogin: true, status: 401, contentType: "application/json", check: func(t *testing.T, r Registry, rep reply) {
+			want := `Bearer realm="http://` + r.Host + `/token",service="refdoctor-lab",scope="repository:demo/app:pull"`
+			if got := rep.header.Get("WWW-Authenticate"); got != want {
+				t.Errorf("challenge %q, want %q", got, want)
+			}
+		}},
+		{name: "gitlab-like", status: 404, contentType: "text/plain; charset=utf-8", check: func(t *testing.T, _ Registry, rep reply) {
+			if string(rep.body) != "404 page not found\n" {
+				t.Errorf("body %q, want Go's plain-text 404", rep.body)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		label := tc.name
@@ -143,12 +158,24 @@ func TestEveryProfileHasARegistry(t *testing.T) {
 		ProfileNotImpl501: "", ProfileRateLimit: "dockerhub", ProfileAuthRefuse: "",
 		ProfileBasicAuth: "olareg", ProfileSlow: "olareg", ProfileTLS: "olareg",
 		ProfileTLSExpired: "olareg", ProfileTLSWrongHost: "olareg",
+		ProfileQuay400: "quay", ProfileBearer: "olareg", ProfileHarbor210: "harbor",
+		ProfileGitLab: "gitlab",
+	}
+	matrix := map[string]bool{
+		"olareg": true, "ghcr": true, "artifactory": true, "gar": true, "harbor": true, "dockerhub": true,
+		"quay": true, "distribution": true, "zot": true, "gitlab": true, "ecr": true, "acr": true, "": true,
 	}
 	seen := map[Profile]bool{}
 	for _, s := range DefaultSpecs() {
 		seen[s.Profile] = true
 		if got := profiles[s.Profile].expected; got != want[s.Profile] {
 			t.Errorf("%s: expected kind %q, want %q", s.Profile, got, want[s.Profile])
+		}
+		if !matrix[profiles[s.Profile].expected] {
+			t.Errorf("%s: expected kind %q is not in the known-registry matrix", s.Profile, profiles[s.Profile].expected)
+		}
+		if profiles[s.Profile].mimics == "" {
+			t.Errorf("%s: no mimics text", s.Profile)
 		}
 	}
 	for _, p := range Profiles() {
@@ -224,6 +251,15 @@ func TestSeededContent(t *testing.T) {
 			}
 
 			for subject, want := range map[string][]SeededReferrer{seed.Index: seed.ReferrersOf(seed.Index), amd64: platformRefs} {
+				if r.Profile == ProfileGitLab {
+					// The fallback tag is listed, but reading it yields the
+					// subject itself: TestGitLabTagQuirk looks at that.
+					fb, _ := referrer.FallbackTag(app.SetDigest(subject))
+					if !slices.Contains(tags, fb.Tag) {
+						t.Errorf("gitlab-like lacks fallback tag %s (tags %v)", fb.Tag, tags)
+					}
+					continue
+				}
 				rSubject := app.SetDigest(subject)
 				fb, err := referrer.FallbackTag(rSubject)
 				if err != nil {
@@ -528,15 +564,20 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ba := mustGet(t, l, "basic-auth")
-	if ba.Login == nil || ba.Login.Password == "" {
-		t.Fatal("basic-auth registry has no login")
+	for _, name := range []string{"basic-auth", "bearer-auth"} {
+		ba := mustGet(t, l, name)
+		if ba.Login == nil || ba.Login.Password == "" {
+			t.Fatalf("%s registry has no login", name)
+		}
+		if strings.Contains(string(b), ba.Login.Password) || strings.Contains(string(b), ba.Login.User) || strings.Contains(string(b), `"login"`) {
+			t.Errorf("registry JSON leaks the login of %s: %s", name, b)
+		}
 	}
-	if strings.Contains(string(b), ba.Login.Password) || strings.Contains(string(b), ba.Login.User) || strings.Contains(string(b), `"login"`) {
-		t.Errorf("registry JSON leaks the login: %s", b)
+	if a, b := mustGet(t, l, "basic-auth").Login, mustGet(t, l, "bearer-auth").Login; a.Password == b.Password {
+		t.Error("two registries share a password")
 	}
 	for _, r := range l.Registries {
-		if r.Name != "basic-auth" && r.Login != nil {
+		if r.Name != "basic-auth" && r.Name != "bearer-auth" && r.Login != nil {
 			t.Errorf("%s has a login", r.Name)
 		}
 	}
@@ -554,8 +595,9 @@ func TestStartRejectsBadSpecs(t *testing.T) {
 		"empty list":      {},
 		"no name":         {{Profile: ProfileOCI11}},
 		"duplicate name":  {{Name: "a", Profile: ProfileOCI11}, {Name: "a", Profile: ProfileSlow}},
-		"unknown profile": {{Name: "a", Profile: "quay-400"}},
+		"unknown profile": {{Name: "a", Profile: "no-such-profile"}},
 		"negative delay":  {{Name: "a", Profile: ProfileSlow, Delay: -time.Second}},
+		"negative 429s":   {{Name: "a", Profile: ProfileOCI11, Throttle429: -1}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

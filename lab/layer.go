@@ -7,6 +7,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,14 +24,27 @@ type layer struct {
 	base     string // scheme://host of this registry, for the token realm
 	delay    time.Duration
 	rate     *rateLimiter
+	tokens   *tokenService // ProfileBearer only
 	log      *slog.Logger
 	requests atomic.Int64
+
+	// The spec knobs, applied to GET /v2/<name>/referrers/<digest> only.
+	ignoreFilter bool
+	linkLoop     bool
+	throttle     int64
+	throttled    atomic.Int64 // referrers GETs seen, for throttle
 }
 
-func newLayer(s Spec, next http.Handler, base string, log *slog.Logger) *layer {
-	l := &layer{profile: s.Profile, next: next, base: base, delay: s.Delay, log: log}
-	if s.Profile == ProfileRateLimit {
+func newLayer(s Spec, next http.Handler, base string, login *Login, log *slog.Logger) *layer {
+	l := &layer{
+		profile: s.Profile, next: next, base: base, delay: s.Delay, log: log,
+		ignoreFilter: s.IgnoreArtifactTypeFilter, linkLoop: s.LinkLoop, throttle: int64(s.Throttle429),
+	}
+	switch s.Profile {
+	case ProfileRateLimit:
 		l.rate = &rateLimiter{budget: s.RateBudget, window: s.RateWindow, start: time.Now()}
+	case ProfileBearer:
+		l.tokens = newTokenService(login, base)
 	}
 	return l
 }
@@ -44,6 +59,10 @@ const (
 	unauthorizedBody   = `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}` + "\n"
 	tokenRefusedBody   = `{"errors":[{"code":"UNAUTHORIZED","message":"the token service refuses this request: access denied","detail":null}],"details":"incorrect username or password"}` + "\n"
 	tooManyBody        = `{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your unauthenticated pull rate limit. https://www.docker.com/increase-rate-limit"}]}` + "\n"
+	quayUnknownBody    = `{"errors":[{"code":"MANIFEST_INVALID","detail":{},"message":"unknown subject"}]}` + "\n"
+	harborEmptyBody    = `{}`
+
+	contentTypeOCIIndex = "application/vnd.oci.image.index.v1+json"
 
 	// loginPageHTML stands for the sign-in redirect that Google Artifact
 	// Registry served on /referrers in 2023: a 200 that is not an index.
@@ -79,10 +98,20 @@ func (l *layer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !l.rate.admit(w, r) {
 			return
 		}
+	case ProfileBearer:
+		if !l.tokens.admit(w, r) {
+			return
+		}
+	case ProfileGitLab:
+		r = gitLabTagQuirk(r)
 	}
 	if isReferrersPath(r.URL.Path) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		if r.Method == http.MethodGet && l.throttle > 0 && l.throttled.Add(1) <= l.throttle {
+			writeThrottled(w, r)
+			return
+		}
 		switch l.profile {
-		case ProfileFallback404:
+		case ProfileFallback404, ProfileGitLab:
 			// distribution's router: the version header, then Go's NotFound.
 			w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 			http.NotFound(w, r)
@@ -97,10 +126,135 @@ func (l *layer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeBody(w, r, http.StatusNotImplemented, contentTypeJSON, notImpl501Body)
 			return
 		case ProfileJSON200:
-			w = &contentTypeRewriter{ResponseWriter: w, contentType: contentTypeJSON}
+			w = &replyEditor{ResponseWriter: w, edits: []replyEdit{func(h http.Header, _ int) {
+				h.Set("Content-Type", contentTypeJSON)
+			}}}
+		case ProfileQuay400:
+			if !l.manifestExists(r) {
+				writeBody(w, r, http.StatusBadRequest, contentTypeJSON, quayUnknownBody)
+				return
+			}
+		case ProfileHarbor210:
+			if !l.manifestExists(r) {
+				writeBody(w, r, http.StatusOK, contentTypeOCIIndex, harborEmptyBody)
+				return
+			}
+		}
+		if r.Method == http.MethodGet {
+			w, r = l.referrersKnobs(w, r)
 		}
 	}
 	l.next.ServeHTTP(w, r)
+}
+
+// manifestExists asks olareg, in process and without the network, whether
+// the subject of a /v2/<name>/referrers/<digest> request is a manifest in
+// that repository, with a HEAD of /v2/<name>/manifests/<digest>.
+func (l *layer) manifestExists(r *http.Request) bool {
+	repo := repositoryOf(r.URL.Path)
+	dig := r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+	if repo == "" || dig == "" {
+		return false
+	}
+	head := r.Clone(r.Context())
+	head.Method = http.MethodHead
+	head.URL = &url.URL{Path: "/v2/" + repo + "/manifests/" + dig}
+	head.RequestURI = head.URL.RequestURI()
+	head.Body, head.ContentLength = http.NoBody, 0
+	// The referrers request accepts an index only; the subject may be any
+	// manifest, and olareg would hide one of another type behind a 404.
+	head.Header.Del("Accept")
+	rec := httptest.NewRecorder()
+	l.next.ServeHTTP(rec, head)
+	return rec.Code == http.StatusOK
+}
+
+// referrersKnobs applies the spec knobs to a referrers GET: it drops the
+// artifactType filter before olareg sees it and edits the reply headers.
+func (l *layer) referrersKnobs(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *http.Request) {
+	var edits []replyEdit
+	if l.linkLoop {
+		// The link the client asked for, filter and all: relative, as
+		// olareg's own pagination links are.
+		self := "<" + r.URL.RequestURI() + `>; rel="next"`
+		edits = append(edits, func(h http.Header, status int) {
+			if status >= 200 && status < 300 {
+				h.Set("Link", self)
+			}
+		})
+	}
+	if l.ignoreFilter {
+		if q := r.URL.Query(); q.Has(artifactTypeParam) {
+			q.Del(artifactTypeParam)
+			r = r.Clone(r.Context())
+			r.URL.RawQuery = q.Encode()
+			r.RequestURI = r.URL.RequestURI()
+		}
+		edits = append(edits, func(h http.Header, _ int) { h.Del(filtersAppliedHeader) })
+	}
+	if len(edits) > 0 {
+		w = &replyEditor{ResponseWriter: w, edits: edits}
+	}
+	return w, r
+}
+
+// The referrers filter of the distribution spec.
+const (
+	artifactTypeParam    = "artifactType"
+	filtersAppliedHeader = "OCI-Filters-Applied"
+)
+
+// writeThrottled is Docker Hub's 429 with a one-second Retry-After: the
+// rate limit of Spec.Throttle429, which clears after a few requests.
+func writeThrottled(w http.ResponseWriter, r *http.Request) {
+	windowSeconds := int64(DefaultRateWindow / time.Second)
+	h := w.Header()
+	h.Set("Retry-After", "1")
+	h.Set("RateLimit-Limit", fmt.Sprintf("%d;w=%d", rateLimitHeaderLimit, windowSeconds))
+	h.Set("RateLimit-Remaining", fmt.Sprintf("0;w=%d", windowSeconds))
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		h.Set("Docker-RateLimit-Source", host)
+	}
+	h.Set("Docker-Distribution-API-Version", "registry/2.0")
+	writeBody(w, r, http.StatusTooManyRequests, contentTypeJSON, tooManyBody)
+}
+
+// gitLabTagQuirk plays GitLab's handling of a referrers-schema tag: a GET
+// or HEAD of /v2/<name>/manifests/sha256-<hex> is served the manifest
+// sha256:<hex>, so the fallback index the tag holds is never seen. Other
+// requests come back unchanged.
+func gitLabTagQuirk(r *http.Request) *http.Request {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return r
+	}
+	segs := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(segs) < 4 || segs[0] != "v2" || segs[len(segs)-2] != "manifests" {
+		return r
+	}
+	alg, hex, ok := strings.Cut(segs[len(segs)-1], "-")
+	if !ok || !isDigestHex(alg, hex) {
+		return r
+	}
+	segs[len(segs)-1] = alg + ":" + hex
+	r = r.Clone(r.Context())
+	r.URL.Path, r.URL.RawPath = "/"+strings.Join(segs, "/"), ""
+	r.RequestURI = r.URL.RequestURI()
+	return r
+}
+
+// isDigestHex reports whether alg and hex form a sha256 or sha512 digest
+// with lower-case hex of the right length.
+func isDigestHex(alg, hex string) bool {
+	want := map[string]int{"sha256": 64, "sha512": 128}[alg]
+	if want == 0 || len(hex) != want {
+		return false
+	}
+	for _, c := range hex {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // isReferrersPath matches /v2/<name>/referrers/<digest>.
@@ -142,11 +296,20 @@ func (l *layer) refuseAuth(w http.ResponseWriter, r *http.Request) {
 		writeBody(w, r, http.StatusUnauthorized, contentTypeJSON, tokenRefusedBody)
 		return
 	}
-	if r.URL.Path != "/v2" && !strings.HasPrefix(r.URL.Path, "/v2/") {
+	if !isV2Path(r.URL.Path) {
 		http.NotFound(w, r)
 		return
 	}
-	challenge := fmt.Sprintf("Bearer realm=%q,service=%q", l.base+"/token", labTokenService)
+	bearerChallenge(w, r, l.base)
+}
+
+// isV2Path matches /v2 and everything under /v2/.
+func isV2Path(p string) bool { return p == "/v2" || strings.HasPrefix(p, "/v2/") }
+
+// bearerChallenge answers 401 with the lab token service's challenge,
+// scoped to the repository on repository routes.
+func bearerChallenge(w http.ResponseWriter, r *http.Request, base string) {
+	challenge := fmt.Sprintf("Bearer realm=%q,service=%q", base+"/token", labTokenService)
 	if repo := repositoryOf(r.URL.Path); repo != "" {
 		actions := "pull"
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -171,31 +334,37 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// contentTypeRewriter relabels a reply, as Harbor 2.8-2.9 did with the
-// referrers index, leaving status and body alone.
-type contentTypeRewriter struct {
+// replyEdit changes the headers of a reply just before they go out.
+type replyEdit func(h http.Header, status int)
+
+// replyEditor edits olareg's reply headers (relabelling the index as
+// Harbor 2.8-2.9 did, dropping OCI-Filters-Applied, pointing Link back at
+// the same page), leaving status and body alone.
+type replyEditor struct {
 	http.ResponseWriter
-	contentType string
-	wrote       bool
+	edits []replyEdit
+	wrote bool
 }
 
-func (c *contentTypeRewriter) WriteHeader(status int) {
-	if !c.wrote {
-		c.wrote = true
-		c.Header().Set("Content-Type", c.contentType)
+func (e *replyEditor) WriteHeader(status int) {
+	if !e.wrote {
+		e.wrote = true
+		for _, edit := range e.edits {
+			edit(e.Header(), status)
+		}
 	}
-	c.ResponseWriter.WriteHeader(status)
+	e.ResponseWriter.WriteHeader(status)
 }
 
-func (c *contentTypeRewriter) Write(b []byte) (int, error) {
-	if !c.wrote {
-		c.WriteHeader(http.StatusOK)
+func (e *replyEditor) Write(b []byte) (int, error) {
+	if !e.wrote {
+		e.WriteHeader(http.StatusOK)
 	}
-	return c.ResponseWriter.Write(b)
+	return e.ResponseWriter.Write(b)
 }
 
 // Unwrap lets http.ResponseController reach the real writer.
-func (c *contentTypeRewriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+func (e *replyEditor) Unwrap() http.ResponseWriter { return e.ResponseWriter }
 
 // rateLimiter is a Docker Hub style pull budget: every GET of a manifest
 // or of referrers spends one pull; the budget refills when the window

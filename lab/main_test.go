@@ -121,7 +121,8 @@ type reply struct {
 	body   []byte
 }
 
-// get sends one GET (with the registry's login, if any) and reads the
+// get sends one GET (with the registry's login, if any: basic auth, or a
+// token from the bearer-auth registry's token service) and reads the
 // whole reply.
 func get(t *testing.T, hc *http.Client, r Registry, path string, withLogin bool) reply {
 	t.Helper()
@@ -139,7 +140,15 @@ func tryGet(ctx context.Context, hc *http.Client, r Registry, path string, withL
 	}
 	req.Header.Set("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
 	if withLogin && r.Login != nil {
-		req.SetBasicAuth(r.Login.User, r.Login.Password)
+		if r.Profile == ProfileBearer {
+			token, err := fetchToken(ctx, hc, r)
+			if err != nil {
+				return reply{}, err
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+		} else {
+			req.SetBasicAuth(r.Login.User, r.Login.Password)
+		}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -151,6 +160,28 @@ func tryGet(ctx context.Context, hc *http.Client, r Registry, path string, withL
 		return reply{}, err
 	}
 	return reply{status: resp.StatusCode, header: resp.Header, body: body}, nil
+}
+
+// fetchToken asks the bearer-auth registry's token service for a token
+// with the lab login.
+func fetchToken(ctx context.Context, hc *http.Client, r Registry) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, baseURL(r)+"/token?service=refdoctor-lab", nil)
+	if err != nil {
+		return "", err
+	}
+	req.SetBasicAuth(r.Login.User, r.Login.Password)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK || tok.Token == "" {
+		return "", fmt.Errorf("token: status %d, %v", resp.StatusCode, err)
+	}
+	return tok.Token, nil
 }
 
 // index is the part of an OCI index the tests look at.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -472,8 +473,90 @@ func mustJSON(v any) []byte {
 // (auth-refuse, a spent rate budget, an untrusted certificate), and on a
 // registry without the referrers API regclient updates the fallback tag.
 func Attach(ctx context.Context, l *Lab, host, repository, subject, artifactType string, data []byte) (string, error) {
+	c, done, err := l.attachClient(host)
+	if err != nil {
+		return "", fmt.Errorf("attach: %w", err)
+	}
+	defer done()
+	r, sd, err := attachSubject(ctx, c, host, repository, subject)
+	if err != nil {
+		return "", fmt.Errorf("attach: %w", err)
+	}
+	p := pusher{ctx: ctx, c: c}
+	if _, err := p.blob(r, mediatype.OCI1Empty, descriptor.EmptyData); err != nil {
+		return "", fmt.Errorf("attach: %w", err)
+	}
+	d, err := p.referrer(r, artifact{
+		artifactType: artifactType,
+		subject:      sd,
+		layerType:    artifactType,
+		layer:        data,
+	})
+	if err != nil {
+		return "", fmt.Errorf("attach: %w", err)
+	}
+	return d.Digest.String(), nil
+}
+
+// AttachMany attaches n small distinct referrers of artifactType to the
+// manifest subjectDigest in repo on a running lab registry, for
+// pagination tests and benchmarks, and returns their digests in order.
+// Referrer i has the shared empty config and one tiny layer of its own
+// ("refdoctor lab referrer i of <subject>"), so repeating a call pushes
+// the same manifests again. Like Attach it goes through the registry's
+// behaviour layer, and on a registry without the referrers API regclient
+// rewrites the fallback tag once per referrer (on a GitLab-like registry
+// that rewrite meets the tag quirk, as it would on GitLab).
+//
+// The referrers go one at a time on purpose: olareg updates a subject's
+// referrers list by read-modify-write without a lock, and concurrent
+// pushes for one subject lose entries (as concurrent fallback-tag writers
+// do anywhere).
+func AttachMany(ctx context.Context, l *Lab, host, repo, subjectDigest, artifactType string, n int) ([]string, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("attach many: negative count %d", n)
+	}
+	if n == 0 {
+		return []string{}, nil
+	}
+	c, done, err := l.attachClient(host)
+	if err != nil {
+		return nil, fmt.Errorf("attach many: %w", err)
+	}
+	defer done()
+	r, sd, err := attachSubject(ctx, c, host, repo, subjectDigest)
+	if err != nil {
+		return nil, fmt.Errorf("attach many: %w", err)
+	}
+	p := pusher{ctx: ctx, c: c}
+	if _, err := p.blob(r, mediatype.OCI1Empty, descriptor.EmptyData); err != nil {
+		return nil, fmt.Errorf("attach many: %w", err)
+	}
+	digests := make([]string, n)
+	for i := range n {
+		d, err := p.referrer(r, artifact{
+			artifactType: artifactType,
+			subject:      sd,
+			layerType:    artifactType,
+			layer:        fmt.Appendf(nil, "refdoctor lab referrer %d of %s\n", i, subjectDigest),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("attach many: referrer %d: %w", i, err)
+		}
+		digests[i] = d.Digest.String()
+	}
+	return digests, nil
+}
+
+// seedWorkers is how many images SeedMany pushes at once; regclient
+// itself allows only a few requests per host at a time.
+const seedWorkers = 4
+
+// attachClient is a client for host in l as any outside client would
+// build it: the lab config, the registry's login, no docker credentials.
+// done releases its connections.
+func (l *Lab) attachClient(host string) (*registry.Client, func(), error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	defer transport.CloseIdleConnections()
 	opts := []registry.Opt{
 		registry.WithoutDockerCreds(),
 		registry.WithLogger(l.log),
@@ -486,29 +569,183 @@ func Attach(ctx context.Context, l *Lab, host, repository, subject, artifactType
 	}
 	c, err := registry.New(l.Config(), opts...)
 	if err != nil {
-		return "", fmt.Errorf("attach: %w", err)
+		transport.CloseIdleConnections()
+		return nil, nil, err
 	}
+	return c, transport.CloseIdleConnections, nil
+}
+
+// attachSubject resolves the subject of an attachment to its descriptor.
+func attachSubject(ctx context.Context, c *registry.Client, host, repository, subject string) (ref.Ref, descriptor.Descriptor, error) {
 	r, err := ref.New(host + "/" + repository)
 	if err != nil {
-		return "", fmt.Errorf("attach: %w", err)
+		return ref.Ref{}, descriptor.Descriptor{}, err
 	}
 	m, err := c.ManifestHead(ctx, r.SetDigest(subject), regclient.WithManifestRequireDigest())
 	if err != nil {
-		return "", fmt.Errorf("attach: subject %s: %w", subject, err)
+		return ref.Ref{}, descriptor.Descriptor{}, fmt.Errorf("subject %s: %w", subject, err)
 	}
 	sd := m.GetDescriptor()
-	p := pusher{ctx: ctx, c: c}
-	if _, err := p.blob(r, mediatype.OCI1Empty, descriptor.EmptyData); err != nil {
-		return "", fmt.Errorf("attach: %w", err)
+	return r, descriptor.Descriptor{MediaType: sd.MediaType, Digest: sd.Digest, Size: sd.Size}, nil
+}
+
+// forEach runs fn for 0..n-1 on up to workers goroutines and returns the
+// first error; after an error no new index starts.
+func forEach(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Go(func() {
+			for i := range next {
+				if err := fn(ctx, i); err != nil {
+					cancel(err)
+				}
+			}
+		})
 	}
-	d, err := p.referrer(r, artifact{
-		artifactType: artifactType,
-		subject:      descriptor.Descriptor{MediaType: sd.MediaType, Digest: sd.Digest, Size: sd.Size},
-		layerType:    artifactType,
-		layer:        data,
+feed:
+	for i := range n {
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// What SeedMany pushes.
+const (
+	// SeedManyTagFormat names the images of SeedMany: img-0000, img-0001...
+	SeedManyTagFormat = "img-%04d"
+	annotationImage   = "dev.refdoctor.lab.image"
+	annotationIndex   = "dev.refdoctor.lab.referrer"
+)
+
+// SeedMany pushes images small distinct single-platform images into repo
+// on host, tagged img-0000, img-0001 and so on, each with
+// referrersPerImage referrers whose artifact types rotate through SBOM
+// (CycloneDX), signature (Notary) and attestation (in-toto), and returns
+// the image digests in tag order. It is built for benchmarks of
+// discovery at scale: every image shares one config and one layer and
+// differs only by an annotation, the referrers share one layer per
+// artifact type, so after a handful of blobs each image costs one
+// manifest PUT plus one per referrer, and images are pushed in parallel.
+// It goes through whatever host it is given with c; on a registry without
+// the referrers API regclient writes each image's fallback tag. The
+// content is deterministic.
+func SeedMany(ctx context.Context, c *registry.Client, host, repo string, images, referrersPerImage int) ([]string, error) {
+	if images < 0 || referrersPerImage < 0 {
+		return nil, fmt.Errorf("seed many: negative count")
+	}
+	r, err := ref.New(host + "/" + repo)
+	if err != nil {
+		return nil, fmt.Errorf("seed many: %w", err)
+	}
+	if images == 0 {
+		return []string{}, nil
+	}
+	p := pusher{ctx: ctx, c: c}
+	// The shared blobs, once.
+	layerData, err := tarLayer("etc/refdoctor-bench", "refdoctor lab benchmark image\n")
+	if err != nil {
+		return nil, fmt.Errorf("seed many: %w", err)
+	}
+	layer, err := p.blob(r, mediatype.OCI1Layer, layerData)
+	if err != nil {
+		return nil, fmt.Errorf("seed many: %w", err)
+	}
+	created := seedCreated
+	cfgData, err := json.Marshal(v1.Image{
+		Created:  &created,
+		Platform: platform.Platform{OS: "linux", Architecture: "amd64"},
+		Config:   v1.ImageConfig{Cmd: []string{"/bin/sh"}},
+		RootFS:   v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{layer.Digest}},
 	})
 	if err != nil {
-		return "", fmt.Errorf("attach: %w", err)
+		return nil, fmt.Errorf("seed many: image config: %w", err)
 	}
-	return d.Digest.String(), nil
+	cfg, err := p.blob(r, mediatype.OCI1ImageConfig, cfgData)
+	if err != nil {
+		return nil, fmt.Errorf("seed many: %w", err)
+	}
+	if referrersPerImage > 0 {
+		if _, err := p.blob(r, mediatype.OCI1Empty, descriptor.EmptyData); err != nil {
+			return nil, fmt.Errorf("seed many: %w", err)
+		}
+	}
+	kinds := seedManyKinds()
+	layers := make([]descriptor.Descriptor, len(kinds))
+	for k, kind := range kinds[:min(len(kinds), referrersPerImage)] {
+		if layers[k], err = p.blob(r, kind.artifactType, kind.layer); err != nil {
+			return nil, fmt.Errorf("seed many: %w", err)
+		}
+	}
+
+	digests := make([]string, images)
+	err = forEach(ctx, images, seedWorkers, func(ctx context.Context, i int) error {
+		p := pusher{ctx: ctx, c: c}
+		tag := fmt.Sprintf(SeedManyTagFormat, i)
+		d, err := p.manifest(r, tag, v1.Manifest{
+			Versioned: v1.ManifestSchemaVersion,
+			MediaType: mediatype.OCI1Manifest,
+			Config:    cfg,
+			Layers:    []descriptor.Descriptor{layer},
+			Annotations: map[string]string{
+				annotationCreated: seedCreated.Format(time.RFC3339),
+				annotationImage:   tag,
+			},
+		})
+		if err != nil {
+			return err
+		}
+		digests[i] = d.Digest.String()
+		subject := descriptor.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
+		// One image's referrers in order: olareg's referrers list of a
+		// subject, like a fallback tag, is read-modify-write.
+		for j := range referrersPerImage {
+			k := j % len(kinds)
+			_, err := p.manifest(r, "", v1.Manifest{
+				Versioned:    v1.ManifestSchemaVersion,
+				MediaType:    mediatype.OCI1Manifest,
+				ArtifactType: kinds[k].artifactType,
+				Config:       descriptor.Descriptor{MediaType: mediatype.OCI1Empty, Digest: descriptor.EmptyDigest, Size: int64(len(descriptor.EmptyData))},
+				Layers:       []descriptor.Descriptor{layers[k]},
+				Subject:      &subject,
+				Annotations: map[string]string{
+					annotationCreated: seedCreated.Format(time.RFC3339),
+					annotationIndex:   fmt.Sprint(j),
+				},
+			})
+			if err != nil {
+				return fmt.Errorf("%s: referrer %d: %w", tag, j, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seed many: %w", err)
+	}
+	return digests, nil
+}
+
+// seedManyKind is one artifact type in SeedMany's rotation.
+type seedManyKind struct {
+	artifactType string
+	layer        []byte
+}
+
+func seedManyKinds() []seedManyKind {
+	return []seedManyKind{
+		{ArtifactTypeCycloneDX, mustJSON(map[string]any{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1})},
+		{ArtifactTypeNotary, mustJSON(map[string]any{"payload": "", "signature": "refdoctor lab: not a real signature"})},
+		{ArtifactTypeInToto, mustJSON(map[string]any{"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://slsa.dev/provenance/v1"})},
+	}
 }
