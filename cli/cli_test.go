@@ -176,40 +176,59 @@ func TestTableFitsEightyColumns(t *testing.T) {
 	}
 }
 
-// TestNoSecretLeaks probes a registry behind basic auth with a login from
-// docker's config.json at trace level, and searches everything refdoctor
-// wrote (stdout, stderr, log file, metrics file, capability cache) for the
-// password and the Authorization value.
+// TestNoSecretLeaks probes registries behind basic auth and behind a real
+// bearer-token flow with a login from docker's config.json at trace level,
+// and searches everything refdoctor wrote (stdout, stderr, log file,
+// metrics file, capability cache) for the password, the Authorization
+// value and every token the registry issued.
 func TestNoSecretLeaks(t *testing.T) {
-	l := startLab(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth})
-	reg, _ := l.Get("basic")
-	if reg.Login == nil {
-		t.Fatal("basic-auth lab registry has no login")
-	}
+	l := startLab(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth}, lab.Spec{Name: "bearer", Profile: lab.ProfileBearer})
 	dir := t.TempDir()
 	dockerDir := filepath.Join(dir, "docker")
 	if err := os.MkdirAll(dockerDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	basic := base64.StdEncoding.EncodeToString([]byte(reg.Login.User + ":" + reg.Login.Password))
-	writeFile(t, dockerDir, "config.json", fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, reg.Host, basic))
+	var auths, cfg []string
+	secrets := map[string]string{}
+	for _, reg := range l.Registries {
+		if reg.Login == nil {
+			t.Fatalf("%s has no login", reg.Name)
+		}
+		basic := base64.StdEncoding.EncodeToString([]byte(reg.Login.User + ":" + reg.Login.Password))
+		auths = append(auths, fmt.Sprintf("%q:{\"auth\":%q}", reg.Host, basic))
+		cfg = append(cfg, fmt.Sprintf("[[registry]]\nhost = %q\nplain_http = true\n", reg.Host))
+		secrets[reg.Name+" password"] = reg.Login.Password
+		secrets[reg.Name+" basic credential"] = basic
+	}
+	writeFile(t, dockerDir, "config.json", `{"auths":{`+strings.Join(auths, ",")+`}}`)
 	t.Setenv("DOCKER_CONFIG", dockerDir)
 	cacheDir := filepath.Join(dir, "cache")
-	cfgPath := writeFile(t, dir, "config.toml", fmt.Sprintf("[cache]\ndir = %q\n[[registry]]\nhost = %q\nplain_http = true\n", cacheDir, reg.Host))
+	cfgPath := writeFile(t, dir, "config.toml", fmt.Sprintf("[cache]\ndir = %q\n", cacheDir)+strings.Join(cfg, ""))
 	logPath := filepath.Join(dir, "refdoctor.log")
 	metricsPath := filepath.Join(dir, "metrics.prom")
 
 	var outputs []string
-	for _, format := range []string{"json", "table"} {
-		code, out, errOut := run(t, "--config", cfgPath, "--log-level", "trace", "--log-file", logPath,
-			"--metrics-file", metricsPath, "-o", format, "probe", "--refresh", "--exchanges", reg.Host+"/demo/app")
-		if code != 0 {
-			t.Fatalf("exit %d: %s %s", code, out, errOut)
+	for _, reg := range l.Registries {
+		for _, format := range []string{"json", "table"} {
+			code, out, errOut := run(t, "--config", cfgPath, "--log-level", "trace", "--log-file", logPath,
+				"--metrics-file", metricsPath, "-o", format, "probe", "--refresh", "--exchanges", reg.Host+"/demo/app")
+			if code != 0 || !strings.Contains(out, "supported") {
+				t.Fatalf("%s: exit %d: %s %s", reg.Name, code, out, errOut)
+			}
+			outputs = append(outputs, out, errOut)
 		}
-		if !strings.Contains(out, "supported") {
-			t.Fatalf("probe with the login did not reach a verdict: %s", out)
+		code, out, errOut := run(t, "--config", cfgPath, "--log-level", "trace", "--log-file", logPath, "-o", "json", "discover", reg.Host+"/demo/app:v1")
+		if code != 0 {
+			t.Fatalf("%s discover: exit %d: %s %s", reg.Name, code, out, errOut)
 		}
 		outputs = append(outputs, out, errOut)
+	}
+	tokens := l.IssuedTokens("bearer")
+	if len(tokens) == 0 {
+		t.Fatal("the bearer registry issued no token, so the check would prove nothing")
+	}
+	for i, tok := range tokens {
+		secrets[fmt.Sprintf("bearer token %d", i)] = tok
 	}
 	for _, p := range []string{logPath, metricsPath, filepath.Join(cacheDir, "capabilities.json")} {
 		data, err := os.ReadFile(p)
@@ -218,13 +237,13 @@ func TestNoSecretLeaks(t *testing.T) {
 		}
 		outputs = append(outputs, string(data))
 	}
-	if !strings.Contains(outputs[len(outputs)-3], "reg http request") {
-		t.Fatal("the trace log holds no HTTP exchanges, so the leak check would prove nothing")
+	if log, _ := os.ReadFile(logPath); !strings.Contains(string(log), "reg http request") || !strings.Contains(string(log), "/token") {
+		t.Fatal("the trace log holds no HTTP exchanges or token requests, so the leak check would prove nothing")
 	}
 	for i, o := range outputs {
-		for _, secret := range []string{reg.Login.Password, basic} {
+		for what, secret := range secrets {
 			if strings.Contains(o, secret) {
-				t.Errorf("output %d leaks a secret (%q...)", i, secret[:4])
+				t.Errorf("output %d leaks the %s", i, what)
 			}
 		}
 	}

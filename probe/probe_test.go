@@ -2,10 +2,12 @@ package probe_test
 
 import (
 	"context"
+	"os"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
@@ -336,5 +338,69 @@ func TestEventsReportExchanges(t *testing.T) {
 	}
 	if len(rep.Registries[0].Exchanges) != len(paths) {
 		t.Fatalf("result has %d exchanges, events %d", len(rep.Registries[0].Exchanges), len(paths))
+	}
+}
+
+// TestRealDigestReprobe: Quay answers 400 and Harbor 2.10 answers {} for
+// the all-zeros placeholder; the probe asks again with a real digest from
+// the repository before concluding.
+func TestRealDigestReprobe(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, lab.Spec{Name: "quay", Profile: lab.ProfileQuay400}, lab.Spec{Name: "harbor210", Profile: lab.ProfileHarbor210})
+	for _, name := range []string{"quay", "harbor210"} {
+		reg, _ := l.Get(name)
+		r := probeOne(t, l, reg.Host+"/"+l.Seed.Repository)
+		if r.ReferrersAPI != probe.Supported || r.ReferrersDigest == probe.ZeroDigest || !slices.Contains(codes(r.Findings), "ReprobedWithRealDigest") {
+			t.Errorf("%s: verdict %s digest %s findings %v", name, r.ReferrersAPI, r.ReferrersDigest, codes(r.Findings))
+		}
+	}
+	// Without a tag to take a digest from, the 400 stays unknown.
+	quay, _ := l.Get("quay")
+	r := probeOne(t, l, quay.Host+"/no/such-repo")
+	if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != "ReferrersBadRequest" {
+		t.Errorf("empty repository: %s/%s", r.ReferrersAPI, r.ReferrersReason)
+	}
+}
+
+// TestDistributionProcess probes Debian's docker-registry (distribution
+// v2.8) running as its own process: no referrers API, a plain-text 404.
+func TestDistributionProcess(t *testing.T) {
+	t.Parallel()
+	if _, err := lab.DistributionBinary(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("docker-registry missing in CI: %v", err)
+		}
+		t.Skipf("docker-registry not installed: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, err := lab.StartDistribution(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	cfg := config.Defaults()
+	cfg.Registries = []config.Registry{{Host: d.Host, PlainHTTP: true, Expected: "distribution"}}
+	c, err := registry.New(cfg, registry.WithoutDockerCreds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := lab.SeedInto(ctx, c, d.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := probe.Run(ctx, []probe.Target{mustTarget(t, d.Host+"/"+seed.Repository), mustTarget(t, d.Host+"/no/such-repo")},
+		probe.WithConfig(cfg), probe.WithClientOpts(registry.WithoutDockerCreds()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Registries[0]
+	if r.ReferrersAPI != probe.Unsupported || r.ReferrersReason != "ReferrersNotFound" || r.FallbackTags != "ok" ||
+		r.DistributionAPIVersion != "registry/2.0" || r.Expected == nil || !*r.Expected.Matches {
+		t.Fatalf("distribution: %s/%s tags=%s version=%q expected=%+v", r.ReferrersAPI, r.ReferrersReason, r.FallbackTags, r.DistributionAPIVersion, r.Expected)
+	}
+	missing := rep.Registries[1]
+	if !slices.Contains(codes(missing.Findings), "RepositoryNotFound") || missing.Outcome() != probe.OutcomeFailed {
+		t.Fatalf("missing repository: findings %v outcome %s", codes(missing.Findings), missing.Outcome())
 	}
 }
