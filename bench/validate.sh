@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Validation benchmark: refdoctor's streaming validate against the
+# runbook's by-hand check, `tar -xzOf bundle.tgz | sha256sum`, on a ~1 GiB
+# bundle of incompressible layers, in the same run on the same machine.
+# Target: validate wall time <= 0.8x the tar pipeline, peak RSS < 64 MiB.
+#
+# Usage: bench/validate.sh [SIZE_MIB]   (default 1024)
+# Env:   BENCH_DIR (default /tmp/refdoctor-bench), RUNS (default 3; the
+#        best run of each command counts), ZSTD=1 to also time a .tar.zst.
+# Large files stay in BENCH_DIR, never in the repository.
+set -euo pipefail
+
+size_mib=${1:-1024}
+dir=${BENCH_DIR:-/tmp/refdoctor-bench}
+runs=${RUNS:-3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$dir"
+
+echo "building tools into $dir"
+(cd "$root" && go build -o "$dir/" ./bench/mkbundle ./bench/validatecmd)
+
+bundle="$dir/bundle-${size_mib}m.tgz"
+if [[ ! -s $bundle ]]; then
+	"$dir/mkbundle" -out "$bundle.tmp" -size "$size_mib" && mv "$bundle.tmp" "$bundle"
+fi
+ls -l "$bundle"
+# Warm the page cache so both commands read from memory, not disk.
+cat "$bundle" >/dev/null
+
+# timed CMD...: runs CMD under /usr/bin/time -v, prints "wall_seconds rss_kib".
+timed() {
+	local log
+	log=$(mktemp)
+	/usr/bin/time -v "$@" >/dev/null 2>"$log" || { cat "$log" >&2; rm -f "$log"; return 1; }
+	awk -F': ' '
+		/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i] }
+		/Maximum resident set size/ { rss = $2 }
+		END { printf "%.3f %d\n", s, rss }' "$log"
+	rm -f "$log"
+}
+
+best() { # best LABEL CMD...: best wall time and its RSS over $runs runs
+	local label=$1; shift
+	local bw="" br=""
+	for ((i = 1; i <= runs; i++)); do
+		read -r w r < <(timed "$@")
+		printf '  %-28s run %d: %6.3f s  %7d KiB\n' "$label" "$i" "$w" "$r" >&2
+		if [[ -z $bw ]] || awk -v a="$w" -v b="$bw" 'BEGIN { exit !(a < b) }'; then bw=$w br=$r; fi
+	done
+	echo "$bw $br"
+}
+
+read -r v_wall v_rss < <(best "validate" "$dir/validatecmd" "$bundle")
+read -r t_wall t_rss < <(best "tar -xzOf | sha256sum" sh -c "tar -xzOf '$bundle' | sha256sum")
+
+ratio=$(awk -v a="$v_wall" -v b="$t_wall" 'BEGIN { printf "%.3f", a / b }')
+echo
+printf 'bundle:                 %s (%s MiB of layers)\n' "$bundle" "$size_mib"
+printf 'validate:               %6.3f s, peak RSS %6.1f MiB\n' "$v_wall" "$(awk -v k="$v_rss" 'BEGIN { print k / 1024 }')"
+printf 'tar -xzOf | sha256sum:  %6.3f s, peak RSS %6.1f MiB\n' "$t_wall" "$(awk -v k="$t_rss" 'BEGIN { print k / 1024 }')"
+printf 'ratio validate/tar:     %s (target <= 0.8)\n' "$ratio"
+
+status=0
+awk -v r="$ratio" 'BEGIN { exit !(r <= 0.8) }' || { echo "FAIL: ratio $ratio > 0.8"; status=1; }
+(( v_rss < 64 * 1024 )) || { echo "FAIL: validate peak RSS ${v_rss} KiB >= 64 MiB"; status=1; }
+
+if [[ ${ZSTD:-0} == 1 ]]; then
+	zbundle="$dir/bundle-${size_mib}m.tar.zst"
+	[[ -s $zbundle ]] || { "$dir/mkbundle" -zstd -out "$zbundle.tmp" -size "$size_mib" && mv "$zbundle.tmp" "$zbundle"; }
+	cat "$zbundle" >/dev/null
+	read -r z_wall z_rss < <(best "validate (zstd)" "$dir/validatecmd" "$zbundle")
+	read -r zt_wall zt_rss < <(best "tar --zstd -xOf | sha256sum" sh -c "tar --zstd -xOf '$zbundle' | sha256sum")
+	printf 'zstd validate:          %6.3f s, peak RSS %6.1f MiB; tar --zstd | sha256sum %6.3f s (ratio %s)\n' \
+		"$z_wall" "$(awk -v k="$z_rss" 'BEGIN { print k / 1024 }')" "$zt_wall" \
+		"$(awk -v a="$z_wall" -v b="$zt_wall" 'BEGIN { printf "%.3f", a / b }')"
+fi
+exit $status

@@ -1,0 +1,567 @@
+package bundle
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/regclient/regclient/types/descriptor"
+	"github.com/regclient/regclient/types/manifest"
+	"github.com/regclient/regclient/types/ref"
+
+	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+)
+
+// ErrIncompleteDiscovery refuses an export whose referrers could not all
+// be listed: a bundle that silently lacks SBOMs is what refdoctor exists
+// to prevent.
+var ErrIncompleteDiscovery = errors.New("referrer discovery did not complete")
+
+// Annotations refdoctor writes into index.json.
+const (
+	annotationRefName = "org.opencontainers.image.ref.name"
+	// AnnotationKind tells an image from a cosign-style tag in index.json.
+	AnnotationKind = "io.refdoctor.bundle.kind"
+	// AnnotationReference is the full source reference of an entry.
+	AnnotationReference = "io.refdoctor.bundle.reference"
+)
+
+// ExportEventKind names export progress.
+type ExportEventKind string
+
+const (
+	ExportDiscovered ExportEventKind = "discovered"
+	ExportPlanned    ExportEventKind = "planned"
+	ExportMember     ExportEventKind = "member"
+	ExportBytes      ExportEventKind = "bytes"
+	ExportDone       ExportEventKind = "done"
+)
+
+// ExportEvent reports export progress: BytesWritten of TotalBytes
+// (uncompressed member bytes) once the plan is known.
+type ExportEvent struct {
+	Kind         ExportEventKind `json:"kind"`
+	Path         string          `json:"path,omitempty"`
+	BytesWritten int64           `json:"bytes_written"`
+	TotalBytes   int64           `json:"total_bytes"`
+	Reference    string          `json:"reference,omitempty"`
+}
+
+// ExportResult says what was written.
+type ExportResult struct {
+	Path        string             `json:"path"`
+	Checksum    string             `json:"sha256"`
+	Sidecar     string             `json:"sidecar"`
+	Compression Compression        `json:"compression"`
+	Images      []Image            `json:"images"`
+	Referrers   int                `json:"referrers"`
+	Files       int                `json:"files"`
+	Bytes       int64              `json:"bytes"`
+	Discovery   []discovery.Result `json:"discovery"`
+	Findings    []probe.Finding    `json:"findings"`
+}
+
+type exportOptions struct {
+	cfg          config.Config
+	clientOpts   []registry.Opt
+	discOpts     []discovery.Opt
+	depth        int
+	compression  Compression
+	createdAt    time.Time
+	toolVersion  string
+	events       func(ExportEvent)
+	allowPartial bool
+	log          *slog.Logger
+}
+
+// ExportOpt configures Export.
+type ExportOpt func(*exportOptions)
+
+// ExportWithConfig supplies hosts and discovery limits.
+func ExportWithConfig(c config.Config) ExportOpt { return func(o *exportOptions) { o.cfg = c } }
+
+// ExportWithClientOpts passes options to the registry clients.
+func ExportWithClientOpts(opts ...registry.Opt) ExportOpt {
+	return func(o *exportOptions) { o.clientOpts = append(o.clientOpts, opts...) }
+}
+
+// ExportWithDiscoveryOpts passes options to referrer discovery.
+func ExportWithDiscoveryOpts(opts ...discovery.Opt) ExportOpt {
+	return func(o *exportOptions) { o.discOpts = append(o.discOpts, opts...) }
+}
+
+// ExportWithDepth also exports referrers of referrers, n levels down.
+func ExportWithDepth(n int) ExportOpt { return func(o *exportOptions) { o.depth = n } }
+
+// ExportWithCompression picks gzip (.tgz, the default) or zstd (.tar.zst).
+func ExportWithCompression(c Compression) ExportOpt {
+	return func(o *exportOptions) { o.compression = c }
+}
+
+// ExportWithCreatedAt fixes createdAt (and every member's mtime) so the
+// same inputs give a byte-identical bundle; default SOURCE_DATE_EPOCH, else
+// now.
+func ExportWithCreatedAt(t time.Time) ExportOpt { return func(o *exportOptions) { o.createdAt = t } }
+
+// ExportWithToolVersion records refdoctor's version in manifest.yaml.
+func ExportWithToolVersion(v string) ExportOpt { return func(o *exportOptions) { o.toolVersion = v } }
+
+// ExportWithEvents receives progress.
+func ExportWithEvents(fn func(ExportEvent)) ExportOpt {
+	return func(o *exportOptions) { o.events = fn }
+}
+
+// ExportAllowPartial writes a bundle even when discovery was incomplete;
+// the findings say what may be missing.
+func ExportAllowPartial(b bool) ExportOpt { return func(o *exportOptions) { o.allowPartial = b } }
+
+// ExportWithLogger receives progress lines.
+func ExportWithLogger(l *slog.Logger) ExportOpt { return func(o *exportOptions) { o.log = l } }
+
+// CompressionForPath picks zstd for .tar.zst / .tzst names, gzip otherwise.
+func CompressionForPath(p string) Compression {
+	if strings.HasSuffix(p, ".zst") || strings.HasSuffix(p, ".tzst") {
+		return CompressionZstd
+	}
+	return CompressionGzip
+}
+
+// plan is everything a bundle will hold, gathered before anything is
+// written so that manifest.yaml, which lists every checksum, goes first.
+type plan struct {
+	manifests map[string][]byte               // digest -> raw manifest, byte-identical
+	blobs     map[string]exportBlob           // digest -> where to fetch it
+	referrers map[string][]discovery.Referrer // subject -> referrers with a subject field
+	methods   map[string]discovery.Method     // subject -> how its referrers were found
+	index     []descriptor.Descriptor
+	images    []Image
+}
+
+type exportBlob struct {
+	repo ref.Ref
+	desc descriptor.Descriptor
+}
+
+// Export writes a mirror bundle of refs: every platform of each image,
+// the referrers discovery finds (with depth), cosign-style tags, and every
+// blob, with manifest.yaml first. The file appears under out only when
+// complete (written to a temporary name, synced and renamed), with an
+// OUT.sha256 sidecar in sha256sum format.
+func Export(ctx context.Context, out string, refs []string, opts ...ExportOpt) (ExportResult, error) {
+	o := exportOptions{cfg: config.Defaults(), toolVersion: "dev"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.compression == "" {
+		o.compression = CompressionForPath(out)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.createdAt.IsZero() {
+		o.createdAt = sourceDateEpoch()
+	}
+	res := ExportResult{Path: out, Compression: o.compression, Findings: []probe.Finding{}}
+	if len(refs) == 0 {
+		return res, errors.New("nothing to export: give at least one image reference")
+	}
+	c, err := registry.New(o.cfg, append([]registry.Opt{registry.WithTimeout(o.cfg.Export.ReferrerDiscovery.Timeout())}, o.clientOpts...)...)
+	if err != nil {
+		return res, err
+	}
+	dopts := append([]discovery.Opt{discovery.WithConfig(o.cfg), discovery.WithClientOpts(o.clientOpts...),
+		discovery.WithPlatforms(true), discovery.WithDepth(o.depth)}, o.discOpts...)
+	rep, err := discovery.DiscoverMany(ctx, refs, dopts...)
+	if err != nil {
+		return res, err
+	}
+	res.Discovery = rep.Results
+	for _, r := range rep.Results {
+		o.emit(ExportEvent{Kind: ExportDiscovered, Reference: r.Subject.Reference})
+		res.Findings = append(res.Findings, r.Findings...)
+		if r.Partial || r.Error != "" {
+			if !o.allowPartial {
+				return res, fmt.Errorf("%w for %s: %s (nothing was written; fix the cause, or pass --allow-partial to export what was found)", ErrIncompleteDiscovery, r.Subject.Reference, r.Error)
+			}
+		}
+	}
+	p, err := gather(ctx, c, rep.Results)
+	if err != nil {
+		return res, err
+	}
+	m, err := p.bundleManifest(o)
+	if err != nil {
+		return res, err
+	}
+	if probs := m.Consistency(); len(probs) > 0 {
+		return res, fmt.Errorf("internal error: the bundle manifest disagrees with itself: %s", probs[0])
+	}
+	res.Images = m.Images
+	res.Referrers = m.Referrers.Total
+	res.Files = len(m.MemberOrder())
+	res.Bytes = m.ListedBytes()
+	o.emit(ExportEvent{Kind: ExportPlanned, TotalBytes: res.Bytes})
+	sum, err := p.write(ctx, c, out, m, o)
+	if err != nil {
+		return res, err
+	}
+	res.Checksum = sum
+	res.Sidecar = out + ".sha256"
+	o.emit(ExportEvent{Kind: ExportDone, BytesWritten: res.Bytes, TotalBytes: res.Bytes})
+	return res, nil
+}
+
+func (o *exportOptions) emit(e ExportEvent) {
+	if o.events != nil {
+		o.events(e)
+	}
+}
+
+func sourceDateEpoch() time.Time {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return time.Unix(n, 0).UTC()
+		}
+	}
+	return time.Now().UTC().Truncate(time.Second)
+}
+
+// gather fetches every manifest (raw) and lists every blob of the images
+// and their referrers.
+func gather(ctx context.Context, c *registry.Client, results []discovery.Result) (*plan, error) {
+	p := &plan{manifests: map[string][]byte{}, blobs: map[string]exportBlob{},
+		referrers: map[string][]discovery.Referrer{}, methods: map[string]discovery.Method{}}
+	for _, r := range results {
+		if r.Subject.Digest == "" {
+			continue
+		}
+		src, err := ref.New(r.Subject.Reference)
+		if err != nil {
+			return nil, err
+		}
+		repo := src.SetTag("")
+		if err := p.walk(ctx, c, repo, r.Subject.Digest); err != nil {
+			return nil, err
+		}
+		name := r.Subject.Reference
+		p.images = append(p.images, Image{Reference: name, Digest: r.Subject.Digest, MediaType: r.Subject.MediaType})
+		ann := map[string]string{AnnotationKind: "image", AnnotationReference: name}
+		if src.Tag != "" && src.Digest == "" {
+			ann[annotationRefName] = src.Tag
+		}
+		p.index = append(p.index, descriptor.Descriptor{MediaType: r.Subject.MediaType, Digest: mustDigest(r.Subject.Digest),
+			Size: int64(len(p.manifests[r.Subject.Digest])), Annotations: ann})
+		var add func(subject string, rs []discovery.Referrer) error
+		add = func(subject string, rs []discovery.Referrer) error {
+			for _, rf := range rs {
+				if err := p.walk(ctx, c, repo, rf.Digest); err != nil {
+					return err
+				}
+				switch rf.Source {
+				case discovery.SourceAPI, discovery.SourceTagIndex:
+					if !slices.ContainsFunc(p.referrers[subject], func(x discovery.Referrer) bool { return x.Digest == rf.Digest }) {
+						p.referrers[subject] = append(p.referrers[subject], rf)
+					}
+					p.methods[subject] = r.Method
+				case discovery.SourceCosignTag:
+					p.index = append(p.index, descriptor.Descriptor{MediaType: rf.MediaType, Digest: mustDigest(rf.Digest),
+						Size: int64(len(p.manifests[rf.Digest])),
+						Annotations: map[string]string{annotationRefName: rf.Tag, AnnotationKind: "cosign-tag",
+							AnnotationReference: repo.SetTag(rf.Tag).CommonName()}})
+				}
+				if err := add(rf.Digest, rf.Referrers); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := add(r.Subject.Digest, r.Referrers); err != nil {
+			return nil, err
+		}
+		for _, pl := range r.Platforms {
+			if err := add(pl.Digest, pl.Referrers); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.SortStableFunc(p.index, func(a, b descriptor.Descriptor) int {
+		return strings.Compare(a.Annotations[AnnotationReference], b.Annotations[AnnotationReference])
+	})
+	return p, nil
+}
+
+func mustDigest(s string) digest.Digest { return digest.Digest(s) }
+
+// walk fetches a manifest and everything it references, recursively.
+func (p *plan) walk(ctx context.Context, c *registry.Client, repo ref.Ref, digest string) error {
+	if _, ok := p.manifests[digest]; ok {
+		return nil
+	}
+	m, err := c.ManifestGet(ctx, repo.SetDigest(digest))
+	if err != nil {
+		return fmt.Errorf("fetch manifest %s@%s: %w", repo.CommonName(), digest, err)
+	}
+	raw, err := m.RawBody()
+	if err != nil {
+		return err
+	}
+	if got := sha256Digest(raw); got != digest {
+		return fmt.Errorf("manifest %s@%s: the registry served content with digest %s; refusing to export it", repo.CommonName(), digest, got)
+	}
+	p.manifests[digest] = raw
+	if idx, ok := m.(manifest.Indexer); ok {
+		list, err := idx.GetManifestList()
+		if err != nil {
+			return err
+		}
+		for _, d := range list {
+			if err := p.walk(ctx, c, repo, d.Digest.String()); err != nil {
+				return err
+			}
+		}
+	}
+	if img, ok := m.(manifest.Imager); ok {
+		if cfg, err := img.GetConfig(); err == nil && cfg.Digest != "" {
+			p.addBlob(repo, cfg)
+		}
+		layers, _ := img.GetLayers()
+		for _, l := range layers {
+			p.addBlob(repo, l)
+		}
+	}
+	return nil
+}
+
+func (p *plan) addBlob(repo ref.Ref, d descriptor.Descriptor) {
+	if _, ok := p.blobs[d.Digest.String()]; !ok {
+		p.blobs[d.Digest.String()] = exportBlob{repo: repo, desc: d}
+	}
+}
+
+func (p *plan) bundleManifest(o exportOptions) (*Manifest, error) {
+	m := &Manifest{SchemaVersion: FormatVersion, Kind: ManifestKind, CreatedAt: o.createdAt.UTC(),
+		Tool: Tool{Name: "refdoctor", Version: o.toolVersion}, Images: p.images, Files: []FileEntry{}}
+	layout := []byte(`{"imageLayoutVersion":"1.0.0"}`)
+	idx, err := p.indexJSON()
+	if err != nil {
+		return nil, err
+	}
+	m.Files = append(m.Files, fileEntry(LayoutPath, layout), fileEntry(IndexPath, idx))
+	for d, raw := range p.manifests {
+		m.Files = append(m.Files, FileEntry{Path: BlobPath(d), Size: int64(len(raw)), SHA256: strings.TrimPrefix(d, "sha256:")})
+	}
+	for d, b := range p.blobs {
+		if _, isManifest := p.manifests[d]; isManifest {
+			continue
+		}
+		if !strings.HasPrefix(d, "sha256:") {
+			return nil, fmt.Errorf("blob %s: only sha256 digests can be bundled", d)
+		}
+		m.Files = append(m.Files, FileEntry{Path: BlobPath(d), Size: b.desc.Size, SHA256: strings.TrimPrefix(d, "sha256:")})
+	}
+	for subject, rs := range p.referrers {
+		method := DiscoveryAPI
+		if p.methods[subject] == discovery.MethodTags {
+			method = DiscoveryTags
+		}
+		s := SubjectEntry{Subject: subject, Discovery: method}
+		for _, r := range rs {
+			raw := p.manifests[r.Digest]
+			ann := r.Annotations
+			if ann == nil {
+				ann = map[string]string{}
+			}
+			s.Artifacts = append(s.Artifacts, Artifact{Digest: r.Digest, ArtifactType: r.ArtifactType, MediaType: r.MediaType,
+				Category: CategoryOf(r.ArtifactType), Size: int64(len(raw)), Path: ReferrerPath(subject, r.Digest),
+				SHA256: strings.TrimPrefix(r.Digest, "sha256:"), Annotations: ann})
+		}
+		s.Count = len(s.Artifacts)
+		m.Referrers.Total += s.Count
+		m.Referrers.Subjects = append(m.Referrers.Subjects, s)
+	}
+	return m, nil
+}
+
+func (p *plan) indexJSON() ([]byte, error) {
+	idx := struct {
+		SchemaVersion int                     `json:"schemaVersion"`
+		MediaType     string                  `json:"mediaType"`
+		Manifests     []descriptor.Descriptor `json:"manifests"`
+	}{2, "application/vnd.oci.image.index.v1+json", p.index}
+	return json.Marshal(idx)
+}
+
+func fileEntry(path string, data []byte) FileEntry {
+	sum := sha256.Sum256(data)
+	return FileEntry{Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+}
+
+func sha256Digest(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// write streams the members into a temporary file next to out and renames
+// it into place once it is whole.
+func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *Manifest, o exportOptions) (string, error) {
+	yml, err := m.Marshal()
+	if err != nil {
+		return "", err
+	}
+	idx, _ := p.indexJSON()
+	dir := filepath.Dir(out)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".partial-*")
+	if err != nil {
+		return "", fmt.Errorf("create bundle: %w", err)
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	sum := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(tmp, sum), 1<<20)
+	w := NewWriter(bw, o.compression, WithModTime(m.CreatedAt))
+	var written atomic.Int64
+	for _, path := range m.MemberOrder() {
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+		o.emit(ExportEvent{Kind: ExportMember, Path: path, BytesWritten: written.Load(), TotalBytes: m.ListedBytes()})
+		var data []byte
+		switch {
+		case path == ManifestPath:
+			data = yml
+		case path == LayoutPath:
+			data = []byte(`{"imageLayoutVersion":"1.0.0"}`)
+		case path == IndexPath:
+			data = idx
+		case strings.HasPrefix(path, ReferrersDir):
+			_, referrer, _ := splitReferrerPath(path)
+			data = p.manifests[referrer]
+		case strings.HasPrefix(path, BlobsDir):
+			digest := "sha256:" + strings.TrimPrefix(path, BlobsDir)
+			if raw, ok := p.manifests[digest]; ok {
+				data = raw
+				break
+			}
+			b := p.blobs[digest]
+			if err := streamBlob(ctx, c, w, path, b, &written, o); err != nil {
+				return "", err
+			}
+			continue
+		default:
+			return "", fmt.Errorf("internal error: no content for %s", path)
+		}
+		if data == nil {
+			return "", fmt.Errorf("internal error: no content for %s", path)
+		}
+		if err := w.AddFile(path, data); err != nil {
+			return "", err
+		}
+		if path != ManifestPath {
+			written.Add(int64(len(data)))
+		}
+	}
+	if err := w.Close(); err != nil {
+		return "", err
+	}
+	if err := bw.Flush(); err != nil {
+		return "", err
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		return "", fmt.Errorf("move bundle into place: %w", err)
+	}
+	keep = true
+	checksum := hex.EncodeToString(sum.Sum(nil))
+	sidecar := checksum + "  " + filepath.Base(out) + "\n"
+	if err := writeFileAtomic(out+".sha256", []byte(sidecar)); err != nil {
+		return checksum, err
+	}
+	return checksum, nil
+}
+
+// streamBlob copies one blob from the registry into the bundle, checking
+// its digest as it goes: a mismatch aborts the export.
+func streamBlob(ctx context.Context, c *registry.Client, w *Writer, path string, b exportBlob, written *atomic.Int64, o exportOptions) error {
+	rdr, err := c.BlobGet(ctx, b.repo, b.desc)
+	if err != nil {
+		return fmt.Errorf("fetch blob %s: %w", b.desc.Digest, err)
+	}
+	defer rdr.Close()
+	h := sha256.New()
+	pr := &progressReader{r: io.TeeReader(rdr, h), n: written, emit: func(n int64) {
+		o.emit(ExportEvent{Kind: ExportBytes, Path: path, BytesWritten: n})
+	}}
+	if err := w.AddFileFrom(path, b.desc.Size, pr); err != nil {
+		return fmt.Errorf("blob %s: %w", b.desc.Digest, err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != b.desc.Digest.String() {
+		return fmt.Errorf("blob %s: the registry served content with digest %s; refusing to write a corrupt bundle", b.desc.Digest, got)
+	}
+	return nil
+}
+
+type progressReader struct {
+	r    io.Reader
+	n    *atomic.Int64
+	last int64
+	emit func(int64)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	total := p.n.Add(int64(n))
+	if total-p.last >= 4<<20 {
+		p.last = total
+		p.emit(total)
+	}
+	return n, err
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

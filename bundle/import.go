@@ -1,0 +1,773 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/regclient/regclient/types/descriptor"
+	"github.com/regclient/regclient/types/manifest"
+	"github.com/regclient/regclient/types/ref"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+)
+
+// ErrRefused marks an import that pushed nothing because the bundle was
+// not fit to push (strict validation failed, or the archive is hostile).
+var ErrRefused = errors.New("import refused")
+
+// hostileCodes make a bundle unfit to import even without strict mode.
+var hostileCodes = []Code{CodeUnsafePath, CodeLinkMember, CodeDeviceMember, CodeUnsupportedMember,
+	CodeDuplicateMember, CodeMemberTooLarge, CodeDecompressionBomb, CodeTruncatedArchive, CodeCorruptArchive,
+	CodeMissingManifest, CodeMalformedManifest, CodeNotABundle, CodeUnsupportedVersion}
+
+// PlanItem is one thing import pushes or finds already there.
+type PlanItem struct {
+	Kind       string `json:"kind"` // blob | manifest | image | referrer | tag
+	Repository string `json:"repository"`
+	Digest     string `json:"digest"`
+	Tag        string `json:"tag,omitempty"`
+	Size       int64  `json:"size"`
+	// Action is push, skip (the target has it), or refused (the bundle's
+	// copy is damaged).
+	Action string `json:"action"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// ReconcileSubject compares what the bundle lists for a subject with what
+// discovery finds on the target after the import.
+type ReconcileSubject struct {
+	Subject    string   `json:"subject"`
+	Repository string   `json:"repository"`
+	Method     string   `json:"method"`
+	Expected   int      `json:"expected"`
+	Found      int      `json:"found"`
+	Missing    []string `json:"missing"`
+}
+
+// ImportResult says what import did.
+type ImportResult struct {
+	File        string             `json:"file"`
+	Target      string             `json:"target"`
+	DryRun      bool               `json:"dry_run"`
+	Strict      bool               `json:"strict"`
+	OK          bool               `json:"ok"`
+	Validation  *Report            `json:"validation"`
+	Plan        []PlanItem         `json:"plan"`
+	Pushed      int                `json:"pushed"`
+	Skipped     int                `json:"skipped"`
+	Refused     int                `json:"refused"`
+	BytesPushed int64              `json:"bytes_pushed"`
+	Reconcile   []ReconcileSubject `json:"reconcile"`
+	Findings    []probe.Finding    `json:"findings"`
+}
+
+// ImportEvent reports import progress.
+type ImportEvent struct {
+	Kind   string    `json:"kind"` // validating | pushing | pushed | reconciling
+	Item   *PlanItem `json:"item,omitempty"`
+	Done   int       `json:"done"`
+	Total  int       `json:"total"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+type importOptions struct {
+	cfg         config.Config
+	clientOpts  []registry.Opt
+	discOpts    []discovery.Opt
+	strict      bool
+	dryRun      bool
+	concurrency int
+	events      func(ImportEvent)
+}
+
+// ImportOpt configures Import.
+type ImportOpt func(*importOptions)
+
+// ImportWithConfig supplies hosts and limits.
+func ImportWithConfig(c config.Config) ImportOpt { return func(o *importOptions) { o.cfg = c } }
+
+// ImportWithClientOpts passes options to the registry clients.
+func ImportWithClientOpts(opts ...registry.Opt) ImportOpt {
+	return func(o *importOptions) { o.clientOpts = append(o.clientOpts, opts...) }
+}
+
+// ImportWithDiscoveryOpts passes options to the reconciling discovery.
+func ImportWithDiscoveryOpts(opts ...discovery.Opt) ImportOpt {
+	return func(o *importOptions) { o.discOpts = append(o.discOpts, opts...) }
+}
+
+// ImportStrict validates the whole bundle first and pushes nothing when
+// any problem is found (--strict-referrer-validation).
+func ImportStrict(b bool) ImportOpt { return func(o *importOptions) { o.strict = b } }
+
+// ImportDryRun only plans: it asks the target what it has and pushes
+// nothing.
+func ImportDryRun(b bool) ImportOpt { return func(o *importOptions) { o.dryRun = b } }
+
+// ImportWithConcurrency bounds concurrent pushes.
+func ImportWithConcurrency(n int) ImportOpt { return func(o *importOptions) { o.concurrency = n } }
+
+// ImportWithEvents receives progress.
+func ImportWithEvents(fn func(ImportEvent)) ImportOpt {
+	return func(o *importOptions) { o.events = fn }
+}
+
+// importState is one run.
+type importState struct {
+	o         importOptions
+	c         *registry.Client
+	target    ref.Ref // host with optional path prefix in Repository
+	m         *Manifest
+	layout    []descriptor.Descriptor
+	manifests map[string][]byte // every manifest in the bundle, by digest
+	bad       map[string]string // member path -> why it must not be pushed
+	res       *ImportResult
+	mu        sync.Mutex
+	repoOf    map[string][]string // digest -> target repositories needing it
+	apiByRepo map[string]bool
+}
+
+// Import pushes a bundle into the registry at to (HOST or HOST/PREFIX):
+// blobs first, then image manifests, then referrers, skipping what the
+// target has (one HEAD each) and checking every digest it pushes. On a
+// target without the referrers API, regclient maintains the fallback tag
+// index by read-merge-write, so other writers' entries stay; refdoctor
+// checks afterwards that none were lost. A rerun after an interruption
+// completes the job. At the end discovery runs on the target and each
+// subject's referrers are reconciled with the bundle's list.
+//
+// The archive is read three times, each as a stream in bounded memory:
+// validation, collecting the (small) manifests, and pushing blobs.
+func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResult, error) {
+	o := importOptions{cfg: config.Defaults(), concurrency: 4}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.concurrency < 1 {
+		o.concurrency = 1
+	}
+	res := ImportResult{File: file, Target: to, DryRun: o.dryRun, Strict: o.strict, Plan: []PlanItem{}, Reconcile: []ReconcileSubject{}, Findings: []probe.Finding{}}
+	host, prefix, _ := strings.Cut(strings.TrimSuffix(to, "/"), "/")
+	if err := config.ValidateHost(host); err != nil {
+		return res, fmt.Errorf("--to %q: %w (write HOST or HOST/PREFIX)", to, err)
+	}
+	target, err := ref.NewHost(host)
+	if err != nil {
+		return res, fmt.Errorf("--to %q: %w", to, err)
+	}
+	target.Repository = prefix
+	st := &importState{o: o, target: target, res: &res, manifests: map[string][]byte{}, bad: map[string]string{},
+		repoOf: map[string][]string{}, apiByRepo: map[string]bool{}}
+
+	// 1. Validate the whole stream.
+	o.emit(ImportEvent{Kind: "validating"})
+	rep, err := ValidateFile(ctx, file, WithCheckReferrers(true))
+	res.Validation = &rep
+	if err != nil {
+		return res, err
+	}
+	if !rep.OK {
+		hostile := slices.ContainsFunc(rep.Errors, func(p Problem) bool { return slices.Contains(hostileCodes, p.Code) })
+		switch {
+		case o.strict:
+			return res, fmt.Errorf("%w: strict validation found %d problem(s), first %s; nothing was pushed", ErrRefused, len(rep.Errors), rep.Errors[0])
+		case hostile || !rep.Complete:
+			return res, fmt.Errorf("%w: the archive is damaged or unsafe (%s); nothing was pushed", ErrRefused, rep.Errors[0])
+		}
+		for _, p := range rep.Errors {
+			if p.Path != "" {
+				st.bad[p.Path] = string(p.Code)
+			}
+			res.Findings = append(res.Findings, probe.Finding{Severity: probe.SeverityError, Code: string(p.Code),
+				Summary: "not imported: " + p.String(), Remedy: "Re-export the bundle from the source registry (refdoctor bundle diff shows what changed)."})
+		}
+	}
+
+	// 2. Collect manifest.yaml, index.json and every manifest.
+	if err := st.collect(ctx, file); err != nil {
+		return res, err
+	}
+	c, err := registry.New(o.cfg, append([]registry.Opt{registry.WithTimeout(o.cfg.Export.ReferrerDiscovery.Timeout())}, o.clientOpts...)...)
+	if err != nil {
+		return res, err
+	}
+	st.c = c
+	if err := st.mapRepositories(); err != nil {
+		return res, err
+	}
+
+	// 3. Plan, and push.
+	if err := st.pushBlobs(ctx, file); err != nil {
+		return res, err
+	}
+	before, err := st.fallbackSnapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	if err := st.pushManifests(ctx); err != nil {
+		return res, err
+	}
+	if o.dryRun {
+		res.OK = res.Refused == 0
+		return res, nil
+	}
+	// 4. Reconcile with what the target now serves.
+	o.emit(ImportEvent{Kind: "reconciling"})
+	st.checkLostUpdates(ctx, before)
+	st.reconcile(ctx)
+	res.OK = res.Refused == 0 && probe.Worst(res.Findings) != probe.SeverityError
+	return res, nil
+}
+
+func (o *importOptions) emit(e ImportEvent) {
+	if o.events != nil {
+		o.events(e)
+	}
+}
+
+// eachMember streams the archive's regular members. Validation already
+// refused hostile archives; this reader still skips anything that is not a
+// plain file with a safe name.
+func eachMember(ctx context.Context, file string, fn func(name string, size int64, r io.Reader) error) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("open bundle: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	comp, err := detectCompression(br)
+	if err != nil {
+		return err
+	}
+	dr, release, err := openDecompressor(br, comp)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNotBundle, err)
+	}
+	defer release()
+	tr := tar.NewReader(dr)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read bundle: %w", err)
+		}
+		name := strings.TrimPrefix(hdr.Name, "./")
+		if hdr.Typeflag != tar.TypeReg || unsafePathReason(name) != "" {
+			continue
+		}
+		if err := fn(name, hdr.Size, tr); err != nil {
+			return err
+		}
+	}
+}
+
+func (st *importState) collect(ctx context.Context, file string) error {
+	return eachMember(ctx, file, func(name string, size int64, r io.Reader) error {
+		switch {
+		case name == ManifestPath:
+			m, err := ParseManifest(r, DefaultManifestLimit)
+			if err != nil {
+				return err
+			}
+			st.m = m
+		case name == IndexPath:
+			var idx struct {
+				Manifests []descriptor.Descriptor `json:"manifests"`
+			}
+			if err := json.NewDecoder(io.LimitReader(r, MaxIndexSize)).Decode(&idx); err != nil {
+				return fmt.Errorf("%w: index.json: %v", ErrMalformedManifest, err)
+			}
+			st.layout = idx.Manifests
+		case strings.HasPrefix(name, BlobsDir) && size <= MaxIndexSize:
+			data, err := io.ReadAll(io.LimitReader(r, size))
+			if err != nil {
+				return err
+			}
+			d := "sha256:" + strings.TrimPrefix(name, BlobsDir)
+			if _, ok := parseOCIDoc(data); ok && sha256Digest(data) == d && st.bad[name] == "" {
+				st.manifests[d] = data
+			}
+		}
+		return nil
+	})
+}
+
+// targetRepo maps a source reference's repository under the target.
+func (st *importState) targetRepo(source string) (ref.Ref, string, error) {
+	src, err := ref.New(source)
+	if err != nil {
+		return ref.Ref{}, "", fmt.Errorf("bundle reference %q: %w", source, err)
+	}
+	repo := src.Repository
+	if st.target.Repository != "" {
+		repo = st.target.Repository + "/" + repo
+	}
+	r, err := ref.New(st.target.Registry + "/" + repo)
+	if err != nil {
+		return ref.Ref{}, "", err
+	}
+	tag := ""
+	if src.Digest == "" {
+		tag = src.Tag
+	}
+	return r.SetTag(""), tag, nil
+}
+
+// mapRepositories works out which target repository needs each digest:
+// an image's closure (children, configs, layers) and its referrers' go to
+// the image's repository.
+func (st *importState) mapRepositories() error {
+	if st.m == nil {
+		return fmt.Errorf("%w: no manifest.yaml", ErrNoManifest)
+	}
+	referrersOf := map[string][]string{}
+	for _, s := range st.m.Referrers.Subjects {
+		for _, a := range s.Artifacts {
+			referrersOf[s.Subject] = append(referrersOf[s.Subject], a.Digest)
+		}
+	}
+	for _, d := range st.layout {
+		source := d.Annotations[AnnotationReference]
+		if source == "" {
+			continue
+		}
+		repo, _, err := st.targetRepo(source)
+		if err != nil {
+			return err
+		}
+		var walk func(digest string)
+		walk = func(digest string) {
+			if slices.Contains(st.repoOf[digest], repo.CommonName()) {
+				return
+			}
+			st.repoOf[digest] = append(st.repoOf[digest], repo.CommonName())
+			if raw, ok := st.manifests[digest]; ok {
+				if doc, ok := parseOCIDoc(raw); ok {
+					for _, ref := range doc.references() {
+						walk(ref.Digest)
+					}
+				}
+			}
+			for _, r := range referrersOf[digest] {
+				walk(r)
+			}
+		}
+		walk(d.Digest.String())
+	}
+	return nil
+}
+
+func (st *importState) add(item PlanItem) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.res.Plan = append(st.res.Plan, item)
+	switch item.Action {
+	case "push":
+		st.res.Pushed++
+		if !st.o.dryRun {
+			st.res.BytesPushed += item.Size
+		}
+	case "skip":
+		st.res.Skipped++
+	case "refused":
+		st.res.Refused++
+	}
+	it := item
+	st.o.emit(ImportEvent{Kind: "pushed", Item: &it, Done: len(st.res.Plan)})
+}
+
+// pushBlobs streams the archive and pushes every non-manifest blob to each
+// repository that needs it, after one HEAD.
+func (st *importState) pushBlobs(ctx context.Context, file string) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(st.o.concurrency)
+	err := eachMember(ctx, file, func(name string, size int64, r io.Reader) error {
+		if !strings.HasPrefix(name, BlobsDir) {
+			return nil
+		}
+		d := "sha256:" + strings.TrimPrefix(name, BlobsDir)
+		if _, isManifest := st.manifests[d]; isManifest {
+			return nil
+		}
+		repos := st.repoOf[d]
+		if why := st.bad[name]; why != "" {
+			for _, repo := range repos {
+				st.add(PlanItem{Kind: "blob", Repository: repo, Digest: d, Size: size, Action: "refused", Reason: why})
+			}
+			return nil
+		}
+		var need []ref.Ref
+		for _, repo := range repos {
+			rr, _ := ref.New(repo)
+			desc := descriptor.Descriptor{Digest: digest.Digest(d), Size: size}
+			if _, err := st.c.BlobHead(gctx, rr, desc); err == nil {
+				st.add(PlanItem{Kind: "blob", Repository: repo, Digest: d, Size: size, Action: "skip"})
+				continue
+			}
+			need = append(need, rr)
+		}
+		if len(need) == 0 {
+			return nil
+		}
+		if st.o.dryRun {
+			for _, rr := range need {
+				st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: d, Size: size, Action: "push"})
+			}
+			return nil
+		}
+		push := func(src func() io.Reader) error {
+			for _, rr := range need {
+				if err := st.putBlob(gctx, rr, d, size, src()); err != nil {
+					return err
+				}
+				st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: d, Size: size, Action: "push"})
+			}
+			return nil
+		}
+		if size <= 16<<20 {
+			// Small blobs are pushed concurrently from memory.
+			data, err := io.ReadAll(io.LimitReader(r, size))
+			if err != nil {
+				return err
+			}
+			g.Go(func() error { return push(func() io.Reader { return bytes.NewReader(data) }) })
+			return nil
+		}
+		// Large blobs stream straight from the archive to the first
+		// repository; further repositories get a cross-repository mount.
+		if err := st.putBlob(gctx, need[0], d, size, r); err != nil {
+			return err
+		}
+		st.add(PlanItem{Kind: "blob", Repository: need[0].CommonName(), Digest: d, Size: size, Action: "push"})
+		for _, rr := range need[1:] {
+			if err := st.c.BlobMount(gctx, need[0], rr, descriptor.Descriptor{Digest: digest.Digest(d), Size: size}); err != nil {
+				return fmt.Errorf("mount blob %s into %s: %w", d, rr.CommonName(), err)
+			}
+			st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: d, Size: size, Action: "push", Reason: "mounted"})
+		}
+		return nil
+	})
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// putBlob pushes one blob, checking the bytes against the digest as they
+// stream; the registry checks again on commit.
+func (st *importState) putBlob(ctx context.Context, r ref.Ref, d string, size int64, src io.Reader) error {
+	h := sha256.New()
+	desc := descriptor.Descriptor{Digest: digest.Digest(d), Size: size}
+	if _, err := st.c.BlobPut(ctx, r, desc, io.TeeReader(src, h)); err != nil {
+		return fmt.Errorf("push blob %s to %s: %w", d, r.CommonName(), err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != d {
+		return fmt.Errorf("blob %s: the bundle's bytes hash to %s", d, got)
+	}
+	return nil
+}
+
+// hasReferrersAPI probes a target repository once.
+func (st *importState) hasReferrersAPI(ctx context.Context, repo ref.Ref) bool {
+	key := repo.CommonName()
+	st.mu.Lock()
+	v, ok := st.apiByRepo[key]
+	st.mu.Unlock()
+	if ok {
+		return v
+	}
+	rep, err := probe.Run(ctx, []probe.Target{{Host: repo.Registry, Repository: repo.Repository}},
+		probe.WithConfig(st.o.cfg), probe.WithClientOpts(st.o.clientOpts...))
+	v = err == nil && len(rep.Registries) == 1 && rep.Registries[0].ReferrersAPI == probe.Supported
+	st.mu.Lock()
+	st.apiByRepo[key] = v
+	st.mu.Unlock()
+	return v
+}
+
+// manifestOrder lists a repository's manifests so that every manifest
+// comes after what it references (children before indexes) and referrers
+// come after their subjects.
+func (st *importState) manifestOrder(repo string) []string {
+	var order []string
+	seen := map[string]bool{}
+	subjectOf := map[string]string{}
+	for _, s := range st.m.Referrers.Subjects {
+		for _, a := range s.Artifacts {
+			subjectOf[a.Digest] = s.Subject
+		}
+	}
+	var visit func(d string)
+	visit = func(d string) {
+		if seen[d] {
+			return
+		}
+		seen[d] = true
+		if raw, ok := st.manifests[d]; ok {
+			if doc, ok := parseOCIDoc(raw); ok {
+				for _, r := range doc.references() {
+					if _, isManifest := st.manifests[r.Digest]; isManifest && r.Digest != subjectOf[d] {
+						visit(r.Digest)
+					}
+				}
+			}
+		}
+		if s := subjectOf[d]; s != "" {
+			visit(s)
+		}
+		order = append(order, d)
+	}
+	var digests []string
+	for d, repos := range st.repoOf {
+		if _, isManifest := st.manifests[d]; isManifest && slices.Contains(repos, repo) {
+			digests = append(digests, d)
+		}
+	}
+	sort.Strings(digests)
+	for _, d := range digests {
+		visit(d)
+	}
+	return order
+}
+
+func (st *importState) pushManifests(ctx context.Context) error {
+	subjectOf := map[string]string{}
+	for _, s := range st.m.Referrers.Subjects {
+		for _, a := range s.Artifacts {
+			subjectOf[a.Digest] = s.Subject
+		}
+	}
+	tags := map[string][]string{} // digest -> tags in its repository
+	for _, d := range st.layout {
+		if tag := d.Annotations[annotationRefName]; tag != "" {
+			tags[d.Digest.String()] = append(tags[d.Digest.String()], tag)
+		}
+	}
+	repos := map[string]bool{}
+	for _, rs := range st.repoOf {
+		for _, r := range rs {
+			repos[r] = true
+		}
+	}
+	var names []string
+	for r := range repos {
+		names = append(names, r)
+	}
+	sort.Strings(names)
+	for _, repoName := range names {
+		repo, _ := ref.New(repoName)
+		repo = repo.SetTag("")
+		noAPI := false
+		checkedAPI := false
+		for _, d := range st.manifestOrder(repoName) {
+			raw := st.manifests[d]
+			kind := "manifest"
+			if subjectOf[d] != "" {
+				kind = "referrer"
+			}
+			item := PlanItem{Kind: kind, Repository: repoName, Digest: d, Size: int64(len(raw))}
+			exists := false
+			if _, err := st.c.ManifestHead(ctx, repo.SetDigest(d)); err == nil {
+				exists = true
+			}
+			if kind == "referrer" && !checkedAPI {
+				noAPI, checkedAPI = !st.hasReferrersAPI(ctx, repo), true
+			}
+			// On a target without the API a referrer also needs its entry
+			// in the fallback index; an interrupted import may have pushed
+			// the manifest but not the index.
+			needsIndex := kind == "referrer" && noAPI && exists && !st.inFallbackIndex(ctx, repo, subjectOf[d], d)
+			switch {
+			case exists && !needsIndex:
+				item.Action = "skip"
+			case st.o.dryRun:
+				item.Action = "push"
+				if needsIndex {
+					item.Reason = "fallback tag index lacks it"
+				}
+			default:
+				if err := st.putManifest(ctx, repo.SetDigest(d), raw); err != nil {
+					return err
+				}
+				item.Action = "push"
+				if needsIndex {
+					item.Reason = "fallback tag index lacked it"
+				}
+			}
+			st.add(item)
+			for _, tag := range tags[d] {
+				tagItem := PlanItem{Kind: "tag", Repository: repoName, Digest: d, Tag: tag, Size: int64(len(raw))}
+				m, err := st.c.ManifestHead(ctx, repo.SetTag(tag))
+				switch {
+				case err == nil && m.GetDescriptor().Digest.String() == d:
+					tagItem.Action = "skip"
+				case st.o.dryRun:
+					tagItem.Action = "push"
+				default:
+					if err := st.putManifest(ctx, repo.SetTag(tag), raw); err != nil {
+						return err
+					}
+					tagItem.Action = "push"
+				}
+				st.add(tagItem)
+			}
+		}
+	}
+	return nil
+}
+
+// putManifest pushes raw bytes unchanged, so the digest stays the same.
+func (st *importState) putManifest(ctx context.Context, r ref.Ref, raw []byte) error {
+	m, err := manifest.New(manifest.WithRaw(raw))
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", sha256Digest(raw), err)
+	}
+	if got := m.GetDescriptor().Digest.String(); got != sha256Digest(raw) {
+		return fmt.Errorf("manifest %s would be re-encoded as %s; refusing", sha256Digest(raw), got)
+	}
+	if err := st.c.ManifestPut(ctx, r, m); err != nil {
+		return fmt.Errorf("push manifest %s to %s: %w", sha256Digest(raw), r.CommonName(), err)
+	}
+	return nil
+}
+
+// inFallbackIndex reports whether the subject's sha256-<hex> index lists d.
+func (st *importState) inFallbackIndex(ctx context.Context, repo ref.Ref, subject, d string) bool {
+	return slices.Contains(st.fallbackEntries(ctx, repo, subject), d)
+}
+
+func (st *importState) fallbackEntries(ctx context.Context, repo ref.Ref, subject string) []string {
+	tag := "sha256-" + strings.TrimPrefix(subject, "sha256:")
+	m, err := st.c.ManifestGet(ctx, repo.SetTag(tag))
+	if err != nil {
+		return nil
+	}
+	idx, ok := m.(manifest.Indexer)
+	if !ok {
+		return nil
+	}
+	list, _ := idx.GetManifestList()
+	var out []string
+	for _, d := range list {
+		out = append(out, d.Digest.String())
+	}
+	return out
+}
+
+type fallbackKey struct{ repo, subject string }
+
+// fallbackSnapshot records the fallback indexes before import, to prove
+// afterwards that no other writer's entry was dropped.
+func (st *importState) fallbackSnapshot(ctx context.Context) (map[fallbackKey][]string, error) {
+	out := map[fallbackKey][]string{}
+	if st.o.dryRun {
+		return out, nil
+	}
+	for _, s := range st.m.Referrers.Subjects {
+		for _, repoName := range st.repoOf[s.Subject] {
+			repo, _ := ref.New(repoName)
+			out[fallbackKey{repoName, s.Subject}] = st.fallbackEntries(ctx, repo.SetTag(""), s.Subject)
+		}
+	}
+	return out, nil
+}
+
+func (st *importState) checkLostUpdates(ctx context.Context, before map[fallbackKey][]string) {
+	for k, prev := range before {
+		if len(prev) == 0 {
+			continue
+		}
+		repo, _ := ref.New(k.repo)
+		now := st.fallbackEntries(ctx, repo.SetTag(""), k.subject)
+		var lost []string
+		for _, d := range prev {
+			if !slices.Contains(now, d) {
+				lost = append(lost, d)
+			}
+		}
+		if len(lost) > 0 {
+			st.res.Findings = append(st.res.Findings, probe.Finding{Severity: probe.SeverityError, Code: "FallbackIndexLostUpdate",
+				Summary:  fmt.Sprintf("The fallback index of %s in %s lost %d entries another writer had put there", k.subject, k.repo, len(lost)),
+				Cause:    "Another tool rewrote the sha256-<hex> tag at the same time (read-modify-write without locking).",
+				Remedy:   "Re-attach the lost referrers (their digests are in the evidence), then run the import again.",
+				Evidence: strings.Join(lost, ", ")})
+		}
+	}
+}
+
+// reconcile runs discovery on the target and compares every subject's
+// referrers with the bundle's list.
+func (st *importState) reconcile(ctx context.Context) {
+	expected := map[string][]string{}
+	for _, s := range st.m.Referrers.Subjects {
+		for _, a := range s.Artifacts {
+			expected[s.Subject] = append(expected[s.Subject], a.Digest)
+		}
+	}
+	subjects := make([]string, 0, len(expected))
+	for s := range expected {
+		subjects = append(subjects, s)
+	}
+	sort.Strings(subjects)
+	for _, subject := range subjects {
+		for _, repoName := range st.repoOf[subject] {
+			dopts := append([]discovery.Opt{discovery.WithConfig(st.o.cfg), discovery.WithClientOpts(st.o.clientOpts...)}, st.o.discOpts...)
+			res, err := discovery.Discover(ctx, repoName+"@"+subject, dopts...)
+			rs := ReconcileSubject{Subject: subject, Repository: repoName, Method: string(res.Method), Expected: len(expected[subject]), Missing: []string{}}
+			found := map[string]bool{}
+			for _, r := range res.Referrers {
+				if r.Source == discovery.SourceAPI || r.Source == discovery.SourceTagIndex {
+					found[r.Digest] = true
+				}
+			}
+			for _, d := range expected[subject] {
+				if found[d] {
+					rs.Found++
+				} else {
+					rs.Missing = append(rs.Missing, d)
+				}
+			}
+			st.res.Reconcile = append(st.res.Reconcile, rs)
+			switch {
+			case err != nil || res.Partial || res.Error != "":
+				msg := res.Error
+				if err != nil {
+					msg = err.Error()
+				}
+				st.res.Findings = append(st.res.Findings, probe.Finding{Severity: probe.SeverityError, Code: "ReconcileIncomplete",
+					Summary: fmt.Sprintf("Could not check the referrers of %s in %s: %s", subject, repoName, msg)})
+			case len(rs.Missing) > 0:
+				for _, d := range rs.Missing {
+					st.res.Findings = append(st.res.Findings, probe.Finding{Severity: probe.SeverityError, Code: "ReferrerMissingAfterImport",
+						Summary:  fmt.Sprintf("Referrer %s of %s is not discoverable in %s", d, subject, repoName),
+						Cause:    "The target did not list it through " + string(res.Method) + " after the push.",
+						Remedy:   "Run the import again; if it stays missing, check the target's referrers support with refdoctor probe.",
+						Evidence: d})
+				}
+			}
+		}
+	}
+}

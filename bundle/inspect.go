@@ -1,0 +1,200 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bufio"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Summary is what Inspect tells about a bundle without verifying it.
+type Summary struct {
+	Path          string      `json:"path,omitempty"`
+	FormatVersion int         `json:"format_version"`
+	CreatedAt     time.Time   `json:"created_at"`
+	Tool          Tool        `json:"tool"`
+	Compression   Compression `json:"compression"`
+	// ArchiveBytes is the compressed size of the file.
+	ArchiveBytes int64 `json:"archive_bytes"`
+	// ListedBytes sums the sizes manifest.yaml lists (uncompressed).
+	ListedBytes int64 `json:"listed_bytes"`
+	// FileCount is the number of members manifest.yaml lists, itself
+	// included.
+	FileCount      int               `json:"file_count"`
+	Images         []Image           `json:"images"`
+	ReferrersTotal int               `json:"referrers_total"`
+	Subjects       []SubjectSummary  `json:"subjects"`
+	Categories     []CategorySummary `json:"categories"`
+	// ManifestFirst is true when manifest.yaml was the first member, so
+	// only it was read. Otherwise Inspect scanned the archive to find it.
+	ManifestFirst bool   `json:"manifest_first"`
+	Note          string `json:"note,omitempty"`
+}
+
+// SubjectSummary is one subject's referrers by category.
+type SubjectSummary struct {
+	Subject    string            `json:"subject"`
+	Discovery  string            `json:"discovery"`
+	Count      int               `json:"count"`
+	Bytes      int64             `json:"bytes"`
+	Categories []CategorySummary `json:"categories"`
+}
+
+// CategorySummary counts referrers of one category.
+type CategorySummary struct {
+	Category Category `json:"category"`
+	Count    int      `json:"count"`
+	Bytes    int64    `json:"bytes"`
+}
+
+var categoryOrder = []Category{CategorySBOM, CategorySignature, CategoryAttestation, CategoryVEX, CategoryOther}
+
+// Summary sums the manifest up, as Inspect shows it. Export uses it too,
+// to print what it wrote.
+func (m *Manifest) Summary() Summary {
+	s := Summary{
+		FormatVersion:  m.SchemaVersion,
+		CreatedAt:      m.CreatedAt,
+		Tool:           m.Tool,
+		ListedBytes:    m.ListedBytes(),
+		FileCount:      m.listedCount() + 1,
+		Images:         slices.Clone(m.Images),
+		ReferrersTotal: m.Referrers.Total,
+		Subjects:       []SubjectSummary{},
+	}
+	if s.Images == nil {
+		s.Images = []Image{}
+	}
+	all := map[Category]*CategorySummary{}
+	for _, e := range m.Referrers.Subjects {
+		ss := SubjectSummary{Subject: e.Subject, Discovery: e.Discovery, Count: e.Count}
+		per := map[Category]*CategorySummary{}
+		for _, a := range e.Artifacts {
+			ss.Bytes += a.Size
+			for _, tally := range []map[Category]*CategorySummary{per, all} {
+				c := tally[a.Category]
+				if c == nil {
+					c = &CategorySummary{Category: a.Category}
+					tally[a.Category] = c
+				}
+				c.Count++
+				c.Bytes += a.Size
+			}
+		}
+		ss.Categories = orderCategories(per)
+		s.Subjects = append(s.Subjects, ss)
+	}
+	slices.SortFunc(s.Subjects, func(a, b SubjectSummary) int { return cmp.Compare(a.Subject, b.Subject) })
+	s.Categories = orderCategories(all)
+	return s
+}
+
+func orderCategories(m map[Category]*CategorySummary) []CategorySummary {
+	out := []CategorySummary{}
+	for _, c := range categoryOrder {
+		if m[c] != nil {
+			out = append(out, *m[c])
+		}
+	}
+	return out
+}
+
+// Inspect summarizes the bundle at path from its manifest.yaml alone. When
+// manifest.yaml is the first member, as refdoctor writes it, nothing past
+// it is read; otherwise Inspect scans for it (decompressing, still in
+// constant memory) and says so in the summary. Nothing is verified: that
+// is Validate's job. Errors wrap ErrNotBundle, ErrNoManifest,
+// ErrMalformedManifest or ErrUnsupportedVersion.
+func Inspect(ctx context.Context, path string) (Summary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Summary{}, fmt.Errorf("open bundle: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Summary{}, fmt.Errorf("open bundle: %w", err)
+	}
+	if fi.IsDir() {
+		return Summary{}, fmt.Errorf("open bundle %s: %w: a directory", path, ErrNotBundle)
+	}
+	s, err := InspectReader(ctx, f)
+	s.Path = path
+	if fi.Mode().IsRegular() {
+		s.ArchiveBytes = fi.Size()
+	}
+	return s, err
+}
+
+// InspectReader is Inspect on a stream.
+func InspectReader(ctx context.Context, r io.Reader) (Summary, error) {
+	src := &countingReader{r: r}
+	br := bufio.NewReaderSize(src, inputBuffer)
+	comp, err := detectCompression(br)
+	if err != nil {
+		return Summary{}, err
+	}
+	dec, release, err := openDecompressor(br, comp)
+	if err != nil {
+		return Summary{}, fmt.Errorf("%w: %s stream: %v", ErrNotBundle, comp, err)
+	}
+	defer release()
+	// The scan fallback decompresses everything before manifest.yaml, so
+	// the expansion-ratio bomb bound applies here too.
+	mt := &meter{r: dec, check: func(n int64) error {
+		if c := src.n.Load(); n > DefaultExpansionFloor && n/DefaultExpansionRatio > c {
+			return ratioBomb(DefaultExpansionRatio, n, c, "expanding beyond the allowed ratio while looking for manifest.yaml")
+		}
+		return nil
+	}}
+	tr := tar.NewReader(mt)
+	entries, files := 0, 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return Summary{}, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			if entries == 0 {
+				return Summary{}, fmt.Errorf("%w: the archive is empty", ErrNotBundle)
+			}
+			return Summary{}, fmt.Errorf("%w: scanned %d members", ErrNoManifest, entries)
+		}
+		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
+			if entries == 0 {
+				return Summary{}, fmt.Errorf("%w: %s stream: %v", ErrNotBundle, comp, err)
+			}
+			return Summary{}, fmt.Errorf("read bundle after %d members: %w", entries, err)
+		}
+		entries++
+		if hdr.Typeflag == tar.TypeDir {
+			continue // "./" and friends from a hand-made tar do not count
+		}
+		files++
+		name := strings.TrimPrefix(hdr.Name, "./")
+		if name != ManifestPath || hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		if hdr.Size > DefaultManifestLimit {
+			return Summary{}, fmt.Errorf("%s is %d bytes: %w (%w)", ManifestPath, hdr.Size, ErrManifestTooLarge, ErrMalformedManifest)
+		}
+		m, err := ParseManifest(tr, DefaultManifestLimit)
+		if err != nil {
+			return Summary{}, err
+		}
+		s := m.Summary()
+		s.Compression = comp
+		s.ManifestFirst = files == 1
+		if !s.ManifestFirst {
+			s.Note = fmt.Sprintf("manifest.yaml is member %d, not the first: the archive was scanned to find it (refdoctor writes it first; was the bundle repacked?)", files)
+		}
+		return s, nil
+	}
+}

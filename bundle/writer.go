@@ -1,0 +1,196 @@
+package bundle
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Compression is how a bundle's tar stream is compressed. Readers detect it
+// from the first bytes, never from the file name.
+type Compression string
+
+// Supported compressions.
+const (
+	CompressionGzip Compression = "gzip"
+	CompressionZstd Compression = "zstd"
+)
+
+// DefaultModTime is the modification time of every member refdoctor
+// writes: fixed, so that exporting the same content twice yields the same
+// bytes and the same bundle checksum.
+var DefaultModTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// WriterOpt configures a Writer.
+type WriterOpt func(*writerOptions)
+
+type writerOptions struct {
+	modTime time.Time
+	level   int
+}
+
+// WithModTime stamps every member with t instead of DefaultModTime; export
+// may pass the manifest's createdAt.
+func WithModTime(t time.Time) WriterOpt { return func(o *writerOptions) { o.modTime = t } }
+
+// WithLevel sets the gzip level (1-9; gzip.DefaultCompression otherwise).
+// For zstd, 1 is fastest and 9 smallest.
+func WithLevel(level int) WriterOpt { return func(o *writerOptions) { o.level = level } }
+
+// Writer writes a bundle's tar stream with deterministic headers: regular
+// files only, mode 0644, uid and gid 0, no user or group names, one fixed
+// mtime, USTAR format unless a name or size needs PAX. Order is the
+// caller's job (see Manifest.MemberOrder); Writer refuses unsafe and
+// duplicate names so that it can never produce what Validate rejects.
+type Writer struct {
+	comp    io.WriteCloser
+	tw      *tar.Writer
+	modTime time.Time
+	seen    map[string]bool
+	written []FileEntry
+	err     error
+}
+
+// NewWriter starts a bundle on w. Close must be called to finish the
+// compressed stream; it does not close w.
+func NewWriter(w io.Writer, compression Compression, opts ...WriterOpt) *Writer {
+	o := writerOptions{modTime: DefaultModTime, level: -1}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	bw := &Writer{modTime: o.modTime.UTC().Truncate(time.Second), seen: make(map[string]bool)}
+	switch compression {
+	case CompressionGzip:
+		level := o.level
+		if level < gzip.HuffmanOnly || level > gzip.BestCompression {
+			level = gzip.DefaultCompression
+		}
+		zw, err := gzip.NewWriterLevel(w, level)
+		if err != nil {
+			bw.err = fmt.Errorf("bundle writer: %w", err)
+			return bw
+		}
+		bw.comp = zw
+	case CompressionZstd:
+		level := zstd.SpeedDefault
+		if o.level > 0 {
+			level = zstd.EncoderLevelFromZstd(o.level)
+		}
+		// One encoder goroutine: the export is bound by the network, and a
+		// single goroutine keeps the output and memory use predictable.
+		zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			bw.err = fmt.Errorf("bundle writer: %w", err)
+			return bw
+		}
+		bw.comp = zw
+	default:
+		bw.err = fmt.Errorf("bundle writer: unknown compression %q", compression)
+		return bw
+	}
+	bw.tw = tar.NewWriter(bw.comp)
+	return bw
+}
+
+// AddFile writes one member holding data.
+func (w *Writer) AddFile(path string, data []byte) error {
+	return w.add(path, int64(len(data)), func(dst io.Writer) (int64, error) {
+		n, err := dst.Write(data)
+		return int64(n), err
+	})
+}
+
+// AddFileFrom writes one member of exactly size bytes read from r; a short
+// r is an error (the member would be corrupt), bytes beyond size are not
+// read.
+func (w *Writer) AddFileFrom(path string, size int64, r io.Reader) error {
+	return w.add(path, size, func(dst io.Writer) (int64, error) {
+		n, err := io.CopyN(dst, r, size)
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("source ended after %d of %d bytes: %w", n, size, io.ErrUnexpectedEOF)
+		}
+		return n, err
+	})
+}
+
+func (w *Writer) add(name string, size int64, body func(io.Writer) (int64, error)) error {
+	if w.err != nil {
+		return w.err
+	}
+	if reason := unsafePathReason(name); reason != "" {
+		return fmt.Errorf("bundle writer: member %q: %s", name, reason)
+	}
+	if w.seen[name] {
+		return fmt.Errorf("bundle writer: member %q written twice", name)
+	}
+	if size < 0 {
+		return fmt.Errorf("bundle writer: member %q: negative size", name)
+	}
+	w.seen[name] = true
+	hdr := &tar.Header{
+		Typeflag: tar.TypeReg,
+		Name:     name,
+		Size:     size,
+		Mode:     0o644,
+		ModTime:  w.modTime,
+		Format:   tar.FormatUSTAR,
+	}
+	if err := w.tw.WriteHeader(hdr); err != nil {
+		// USTAR holds names up to 255 bytes and sizes below 8 GiB; beyond
+		// that PAX records are the portable way out.
+		hdr.Format = tar.FormatPAX
+		if err2 := w.tw.WriteHeader(hdr); err2 != nil {
+			w.err = fmt.Errorf("bundle writer: header of %s: %w", name, err2)
+			return w.err
+		}
+	}
+	h := sha256.New()
+	n, err := body(io.MultiWriter(w.tw, h))
+	if err != nil {
+		w.err = fmt.Errorf("bundle writer: %s: %w", name, err)
+		return w.err
+	}
+	if n != size {
+		w.err = fmt.Errorf("bundle writer: %s: wrote %d of %d bytes", name, n, size)
+		return w.err
+	}
+	w.written = append(w.written, FileEntry{Path: name, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
+	return nil
+}
+
+// Written lists every member written so far with the sha256 of what was
+// actually written, so export can check it against what it listed.
+func (w *Writer) Written() []FileEntry {
+	out := make([]FileEntry, len(w.written))
+	copy(out, w.written)
+	return out
+}
+
+// Close ends the tar stream and the compressed stream.
+func (w *Writer) Close() error {
+	if w.tw == nil {
+		return w.err
+	}
+	if w.err != nil {
+		_ = w.comp.Close()
+		return w.err
+	}
+	if err := w.tw.Close(); err != nil {
+		w.err = fmt.Errorf("bundle writer: %w", err)
+		_ = w.comp.Close()
+		return w.err
+	}
+	if err := w.comp.Close(); err != nil {
+		w.err = fmt.Errorf("bundle writer: %w", err)
+		return w.err
+	}
+	w.err = errors.New("bundle writer: closed")
+	return nil
+}
