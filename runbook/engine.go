@@ -1,0 +1,772 @@
+package runbook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+	"github.com/refdoctor/refdoctor/telemetry"
+)
+
+// Status is where a step stands.
+type Status string
+
+const (
+	StatusPending Status = "pending"
+	StatusRunning Status = "running"
+	StatusPassed  Status = "passed"
+	StatusWarned  Status = "warned"
+	StatusFailed  Status = "failed"
+	StatusSkipped Status = "skipped"
+)
+
+// Result is what running one step found. Exactly one payload field is set,
+// matching the step's check kind.
+type Result struct {
+	Step    string `json:"step"`
+	Status  Status `json:"status"`
+	Summary string `json:"summary"`
+	// Incomplete is set with StatusFailed when the check could not
+	// complete (network, auth, timeout, rate limit, canceled) rather than
+	// finding something wrong; the CLI exits 3 for it instead of 1.
+	Incomplete bool                  `json:"incomplete"`
+	Findings   []probe.Finding       `json:"findings"`
+	Probe      *probe.Report         `json:"probe,omitempty"`
+	Discovery  *discovery.Result     `json:"discovery,omitempty"`
+	Tags       *discovery.TagListing `json:"tags,omitempty"`
+	// Bundle is the bundle validator's report (a *bundle.Report).
+	Bundle  any                `json:"bundle,omitempty"`
+	Logs    *LogReport         `json:"logs,omitempty"`
+	Metrics []telemetry.Sample `json:"metrics,omitempty"`
+	Diag    *DiagResult        `json:"diag,omitempty"`
+	// SameAs names the step whose identical check RunAll reused.
+	SameAs     string    `json:"same_as,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	DurationMS int64     `json:"duration_ms"`
+	Error      string    `json:"error,omitempty"`
+}
+
+// EventKind names an engine event.
+type EventKind string
+
+const (
+	EventStarted  EventKind = "started"
+	EventProgress EventKind = "progress"
+	EventFinished EventKind = "finished"
+)
+
+// Event reports progress of one step. Fraction is 0..1 when known, else 0.
+// Probe and Discovery carry the underlying engine's event, for screens that
+// show exchanges as they happen; Result is set on finished.
+type Event struct {
+	Step      string           `json:"step"`
+	Kind      EventKind        `json:"kind"`
+	Message   string           `json:"message,omitempty"`
+	Fraction  float64          `json:"fraction,omitempty"`
+	Probe     *probe.Event     `json:"probe,omitempty"`
+	Discovery *discovery.Event `json:"discovery,omitempty"`
+	Result    *Result          `json:"result,omitempty"`
+}
+
+// BundleValidator validates the bundle at path (with its referrers when
+// checkReferrers is set), reporting progress as a fraction. ok is false
+// when the bundle is not whole; err is for the tool failing to check.
+type BundleValidator func(ctx context.Context, path string, checkReferrers bool, progress func(fraction float64)) (report any, ok bool, findings []probe.Finding, err error)
+
+type options struct {
+	cfg           config.Config
+	metrics       *telemetry.Metrics
+	log           *slog.Logger
+	clientOpts    []registry.Opt
+	probeOpts     []probe.Opt
+	discoveryOpts []discovery.Opt
+	validator     BundleValidator
+	diagOut       string
+	toolVersion   string
+}
+
+// Opt configures an Engine.
+type Opt func(*options)
+
+// WithConfig supplies hosts, timeouts and concurrency.
+func WithConfig(c config.Config) Opt { return func(o *options) { o.cfg = c } }
+
+// WithMetrics counts this session's probes and discoveries; the metrics
+// check reads them back. Without it the engine keeps its own.
+func WithMetrics(m *telemetry.Metrics) Opt { return func(o *options) { o.metrics = m } }
+
+// WithLogger receives the probe and discovery log lines.
+func WithLogger(l *slog.Logger) Opt { return func(o *options) { o.log = l } }
+
+// WithClientOpts passes options to every registry client (logins, user
+// agent, docker credentials).
+func WithClientOpts(opts ...registry.Opt) Opt {
+	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
+}
+
+// WithProbeOpts passes extra options to probe.Run.
+func WithProbeOpts(opts ...probe.Opt) Opt {
+	return func(o *options) { o.probeOpts = append(o.probeOpts, opts...) }
+}
+
+// WithDiscoveryOpts passes extra options to discovery.
+func WithDiscoveryOpts(opts ...discovery.Opt) Opt {
+	return func(o *options) { o.discoveryOpts = append(o.discoveryOpts, opts...) }
+}
+
+// WithBundleValidator replaces the bundle check (ValidateBundle by
+// default).
+func WithBundleValidator(v BundleValidator) Opt { return func(o *options) { o.validator = v } }
+
+// WithDiagOutput is where the diag check writes its support bundle
+// (default: a time-stamped file in the temp folder).
+func WithDiagOutput(path string) Opt { return func(o *options) { o.diagOut = path } }
+
+// WithToolVersion is the refdoctor version written into support bundles.
+func WithToolVersion(v string) Opt { return func(o *options) { o.toolVersion = v } }
+
+// Engine runs the steps of a book against the operator's targets.
+type Engine struct {
+	book    *Book
+	targets Targets
+	o       options
+}
+
+// NewEngine returns an engine for book and targets.
+func NewEngine(b *Book, t Targets, opts ...Opt) *Engine {
+	o := options{cfg: config.Defaults(), toolVersion: "dev"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.metrics == nil {
+		o.metrics = telemetry.NewMetrics()
+	}
+	if o.validator == nil {
+		o.validator = ValidateBundle
+	}
+	return &Engine{book: b, targets: t.Complete(), o: o}
+}
+
+// Book returns the engine's book.
+func (e *Engine) Book() *Book { return e.book }
+
+// Targets returns the completed targets the engine runs against.
+func (e *Engine) Targets() Targets { return e.targets }
+
+// run is the state of one step run: its result and its event sink.
+type run struct {
+	e    *Engine
+	step Step
+	res  *Result
+	mu   sync.Mutex
+	sink func(Event)
+}
+
+// emit serialises events (probes run concurrently) and keeps a panicking
+// listener from taking the engine down.
+func (r *run) emit(ev Event) {
+	if r.sink == nil {
+		return
+	}
+	ev.Step = r.step.ID
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer func() { _ = recover() }()
+	r.sink(ev)
+}
+
+func (r *run) skip(summary string) {
+	r.res.Status = StatusSkipped
+	r.res.Summary = summary
+}
+
+// incomplete marks a check that could not complete.
+func (r *run) incomplete(summary string) {
+	r.res.Status = StatusFailed
+	r.res.Incomplete = true
+	r.res.Summary = summary
+}
+
+// Run runs one step's check and returns its result. It never panics: a
+// panic becomes a failed result with Error set. events (may be nil)
+// receives started, progress and finished events, one at a time.
+func (e *Engine) Run(ctx context.Context, stepID string, events func(Event)) Result {
+	var step Step
+	ok := false
+	if e != nil && e.book != nil {
+		step, ok = e.book.Step(stepID)
+	}
+	if !ok {
+		step = Step{ID: stepID}
+	}
+	res := Result{Step: stepID, Status: StatusRunning, StartedAt: time.Now().UTC(), Findings: []probe.Finding{}}
+	r := &run{e: e, step: step, res: &res, sink: events}
+	r.emit(Event{Kind: EventStarted, Message: step.Title})
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				if e != nil && e.o.log != nil {
+					e.o.log.Error("runbook step panicked", "step", stepID, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				}
+				res.Status = StatusFailed
+				res.Error = fmt.Sprintf("step %s panicked: %v", stepID, p)
+				res.Summary = "refdoctor itself failed while running this step (a bug); the error says where."
+			}
+		}()
+		if e == nil || e.book == nil {
+			res.Status = StatusFailed
+			res.Error = "runbook engine has no book"
+			res.Summary = "refdoctor was started without its runbook (a bug)."
+			return
+		}
+		if !ok {
+			res.Status = StatusFailed
+			res.Error = fmt.Sprintf("unknown step %q (steps: %s)", stepID, strings.Join(e.book.StepIDs(), ", "))
+			res.Summary = "No such step in the runbook."
+			return
+		}
+		e.check(ctx, r)
+	}()
+	if res.Status == StatusRunning {
+		res.Status = statusFrom(res.Findings)
+	}
+	if res.Findings == nil {
+		res.Findings = []probe.Finding{}
+	}
+	res.DurationMS = time.Since(res.StartedAt).Milliseconds()
+	final := res
+	r.emit(Event{Kind: EventFinished, Message: res.Summary, Fraction: 1, Result: &final})
+	return res
+}
+
+// statusFrom is the status a set of findings earns on its own.
+func statusFrom(fs []probe.Finding) Status {
+	switch probe.Worst(fs) {
+	case probe.SeverityError:
+		return StatusFailed
+	case probe.SeverityWarn:
+		return StatusWarned
+	}
+	return StatusPassed
+}
+
+func statusFromOutcome(o probe.Outcome) Status {
+	switch o {
+	case probe.OutcomeFailed, probe.OutcomeIncomplete:
+		return StatusFailed
+	case probe.OutcomeWarn:
+		return StatusWarned
+	}
+	return StatusPassed
+}
+
+func (e *Engine) check(ctx context.Context, r *run) {
+	if err := ctx.Err(); err != nil {
+		r.incomplete("Could not complete: the run was canceled before this step started.")
+		r.res.Error = err.Error()
+		return
+	}
+	switch r.step.Check.Kind {
+	case CheckProbe:
+		e.runProbe(ctx, r)
+	case CheckDiscover:
+		e.runDiscover(ctx, r)
+	case CheckTags:
+		e.runTags(ctx, r)
+	case CheckBundleValidate:
+		e.runBundle(ctx, r)
+	case CheckLogs:
+		e.runLogs(r)
+	case CheckMetrics:
+		e.runMetrics(r)
+	case CheckDiag:
+		e.runDiag(ctx, r)
+	case CheckNone:
+		r.res.Status = StatusPassed
+		r.res.Summary = "Informational step: " + r.step.Summary
+	default:
+		r.res.Status = StatusFailed
+		r.res.Error = fmt.Sprintf("step %s: unknown check kind %q", r.step.ID, r.step.Check.Kind)
+		r.res.Summary = "The runbook names a check refdoctor does not have."
+	}
+}
+
+// timeout is the per-registry limit from the config.
+func (e *Engine) timeout() time.Duration {
+	if d := e.o.cfg.Export.ReferrerDiscovery.Timeout(); d > 0 {
+		return d
+	}
+	return 2 * time.Minute
+}
+
+func (e *Engine) probeOpts(r *run, total int) []probe.Opt {
+	var mu sync.Mutex
+	done := 0
+	opts := []probe.Opt{
+		probe.WithConfig(e.o.cfg),
+		probe.WithTimeout(e.timeout()),
+		probe.WithLogger(e.o.log),
+		probe.WithMetrics(e.o.metrics),
+		probe.WithClientOpts(e.o.clientOpts...),
+	}
+	if n := e.o.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries; n > 0 {
+		opts = append(opts, probe.WithConcurrency(n))
+	}
+	if r != nil {
+		opts = append(opts, probe.WithEvents(func(ev probe.Event) {
+			msg := ""
+			mu.Lock()
+			switch ev.Kind {
+			case probe.EventStarted:
+				msg = "probing " + ev.Target
+			case probe.EventFinished:
+				done++
+				msg = "probed " + ev.Target
+			case probe.EventExchange:
+				if ev.Exchange != nil {
+					msg = fmt.Sprintf("%s %s -> %d", ev.Exchange.Method, ev.Exchange.Path, ev.Exchange.Status)
+				}
+			}
+			frac := float64(done) / float64(max(total, 1))
+			mu.Unlock()
+			r.emit(Event{Kind: EventProgress, Message: msg, Fraction: frac, Probe: &ev})
+		}))
+	}
+	return append(opts, e.o.probeOpts...)
+}
+
+func (e *Engine) runProbe(ctx context.Context, r *run) {
+	targets, err := e.targets.probeTargets()
+	if err != nil {
+		r.res.Status = StatusFailed
+		r.res.Error = err.Error()
+		r.res.Summary = "A registry or image target is not valid: " + err.Error()
+		return
+	}
+	if len(targets) == 0 {
+		r.skip("No registry given: pass --registry HOST[/REPO] or --image REF, or set them in the start form.")
+		return
+	}
+	rep, err := probe.Run(ctx, targets, e.probeOpts(r, len(targets))...)
+	r.res.Probe = &rep
+	worst := probe.OutcomeOK
+	rank := map[probe.Outcome]int{probe.OutcomeOK: 0, probe.OutcomeWarn: 1, probe.OutcomeFailed: 2, probe.OutcomeIncomplete: 3}
+	var parts, stuck []string
+	for _, res := range rep.Registries {
+		o := res.Outcome()
+		if rank[o] > rank[worst] {
+			worst = o
+		}
+		for _, f := range res.Findings {
+			f.Summary = res.Registry + ": " + f.Summary
+			r.res.Findings = append(r.res.Findings, f)
+		}
+		desc := res.Registry + " " + string(res.ReferrersAPI)
+		switch res.ReferrersAPI {
+		case probe.Supported:
+			desc += " (OCI 1.1 referrers API)"
+		case probe.Unsupported:
+			desc += " (fallback tags, " + res.ReferrersReason + ")"
+		default:
+			desc += " (" + res.ReferrersReason + ")"
+			if o == probe.OutcomeIncomplete {
+				stuck = append(stuck, res.Registry)
+			}
+		}
+		parts = append(parts, desc)
+	}
+	r.res.Status = statusFromOutcome(worst)
+	summary := fmt.Sprintf("%d %s probed: %s.", len(rep.Registries), plural(len(rep.Registries), "registry", "registries"), strings.Join(parts, "; "))
+	if worst == probe.OutcomeIncomplete || err != nil {
+		what := "the probe"
+		if len(stuck) > 0 {
+			what += " of " + strings.Join(stuck, ", ")
+		}
+		r.incomplete(fmt.Sprintf("Could not complete %s: %s", what, summary))
+		if err != nil {
+			r.res.Error = err.Error()
+		}
+		return
+	}
+	r.res.Summary = summary
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func (e *Engine) discoveryOpts(r *run, platforms bool) []discovery.Opt {
+	opts := []discovery.Opt{
+		discovery.WithConfig(e.o.cfg),
+		discovery.WithLogger(e.o.log),
+		discovery.WithMetrics(e.o.metrics),
+		discovery.WithClientOpts(e.o.clientOpts...),
+		discovery.WithPlatforms(platforms),
+		discovery.WithProbeOpts(e.o.probeOpts...),
+	}
+	if r != nil {
+		opts = append(opts, discovery.WithEvents(func(ev discovery.Event) {
+			msg := string(ev.Kind)
+			switch {
+			case ev.Referrer != nil:
+				msg = "found " + ev.Referrer.Category + " " + ev.Referrer.Digest
+			case ev.Exchange != nil:
+				msg = fmt.Sprintf("%s %s -> %d", ev.Exchange.Method, ev.Exchange.Path, ev.Exchange.Status)
+			}
+			r.emit(Event{Kind: EventProgress, Message: msg, Discovery: &ev})
+		}))
+	}
+	return append(opts, e.o.discoveryOpts...)
+}
+
+func (e *Engine) runDiscover(ctx context.Context, r *run) {
+	image := e.targets.Image
+	if image == "" {
+		r.skip("No image given: pass --image HOST/REPO:TAG (or @DIGEST), or set it in the start form.")
+		return
+	}
+	res, err := discovery.Discover(ctx, image, e.discoveryOpts(r, r.step.Check.Platforms)...)
+	if err != nil && res.Subject.Reference == "" {
+		if errors.Is(err, discovery.ErrBadReference) {
+			r.res.Status = StatusFailed
+			r.res.Error = err.Error()
+			r.res.Summary = "The image reference is not valid: " + err.Error()
+			return
+		}
+		r.incomplete("Could not complete discovery: " + err.Error())
+		r.res.Error = err.Error()
+		return
+	}
+	r.res.Discovery = &res
+	r.res.Findings = append(r.res.Findings, res.Findings...)
+	count := res.Count()
+	how := map[discovery.Method]string{discovery.MethodAPI: "the referrers API", discovery.MethodTags: "the fallback tag schema"}[res.Method]
+	if how == "" {
+		how = "no method"
+	}
+	summary := fmt.Sprintf("%d %s of %s (%s) through %s, %d requests.", count, plural(count, "referrer", "referrers"), image, shortDigest(res.Subject.Digest), how, res.Requests)
+	if len(res.Platforms) > 0 {
+		summary += fmt.Sprintf(" %d platform manifests looked at.", len(res.Platforms))
+	}
+	if res.Outcome == probe.OutcomeOK || res.Outcome == probe.OutcomeWarn {
+		if res.Method == discovery.MethodTags {
+			host := e.targets.imageHost()
+			r.res.Findings = append(r.res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "FallbackTagDiscovery",
+				Summary: fmt.Sprintf("Referrers were read from the fallback tag schema: %s does not serve the referrers API", host),
+				Cause:   "Discovery on this registry depends on every attaching tool maintaining sha256-<hex> index tags; a tool that does not, or two that write at once, lose referrers.",
+				Remedy:  "Check the tags with the fallback tag step; prefer a registry version with the referrers API (see the compatibility table)."})
+		}
+		if count == 0 {
+			r.res.Findings = append(r.res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "NoReferrersFound",
+				Summary: "Discovery completed and found no referrers",
+				Cause:   "Nothing is attached to this digest, the referrers hang off another digest (platform manifest vs index, an older push of the tag), or a retention policy pruned them.",
+				Remedy:  "Discover with platforms on, check the fallback tags, and check which subject a known referrer names."})
+		}
+	}
+	switch res.Outcome {
+	case probe.OutcomeIncomplete:
+		r.incomplete("Could not complete discovery (the list is partial, not empty): " + summary)
+		r.res.Error = res.Error
+		return
+	case probe.OutcomeFailed:
+		r.res.Status = StatusFailed
+		r.res.Error = res.Error
+	default:
+		r.res.Status = statusFrom(r.res.Findings)
+	}
+	r.res.Summary = summary
+}
+
+func shortDigest(d string) string {
+	alg, hex, ok := strings.Cut(d, ":")
+	if !ok || len(hex) < 12 {
+		if d == "" {
+			return "unresolved"
+		}
+		return d
+	}
+	return alg + ":" + hex[:12]
+}
+
+func (e *Engine) runTags(ctx context.Context, r *run) {
+	host, repo := e.targets.repository()
+	if host == "" || repo == "" {
+		r.skip("No repository given: pass --image HOST/REPO:TAG or --registry HOST/REPO, or set it in the start form.")
+		return
+	}
+	r.emit(Event{Kind: EventProgress, Message: "listing tags of " + host + "/" + repo})
+	res, err := discovery.ListTags(ctx, host+"/"+repo, e.discoveryOpts(nil, false)...)
+	if err != nil {
+		r.res.Status = StatusFailed
+		r.res.Error = err.Error()
+		r.res.Summary = "Could not list tags: " + err.Error()
+		return
+	}
+	r.res.Tags = &res
+	r.res.Findings = append(r.res.Findings, res.Findings...)
+	index, cosign := 0, 0
+	for _, s := range res.Subjects {
+		for _, t := range s.Tags {
+			if t.Kind == discovery.TagKindIndex {
+				index++
+			} else {
+				cosign++
+			}
+		}
+	}
+	summary := fmt.Sprintf("%s: %d referrer tags for %d subjects (%d fallback index, %d cosign-style), %d requests.", res.Repository, res.TagsTotal, len(res.Subjects), index, cosign, res.Requests)
+	switch {
+	case res.Partial:
+		r.incomplete("Could not complete the tag listing: " + orText(res.Error, summary))
+		r.res.Error = res.Error
+		return
+	case res.Error != "":
+		r.res.Status = StatusFailed
+		r.res.Error = res.Error
+		r.res.Summary = "The tag listing failed: " + res.Error
+		return
+	}
+	if res.TagsTotal == 0 {
+		r.res.Findings = append(r.res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "NoReferrerTags",
+			Summary: "The repository has no sha256-<hex> referrer tags",
+			Cause:   "Normal on a registry that serves the referrers API; on one without it, nothing was attached through the fallback path.",
+			Remedy:  "If the probe says the API is unsupported, re-attach the artifacts with a tool that writes the referrers tag schema."})
+	}
+	r.res.Status = statusFrom(r.res.Findings)
+	r.res.Summary = summary
+}
+
+func (e *Engine) runBundle(ctx context.Context, r *run) {
+	if e.targets.Bundle == "" {
+		r.skip("No bundle given: pass --bundle FILE, or set it in the start form.")
+		return
+	}
+	if e.o.validator == nil {
+		r.skip("Bundle validation is not available in this build; run refdoctor bundle validate --file " + shellQuote(e.targets.Bundle) + " --check-referrers.")
+		return
+	}
+	report, ok, findings, err := e.o.validator(ctx, e.targets.Bundle, r.step.Check.CheckReferrers, func(f float64) {
+		r.emit(Event{Kind: EventProgress, Message: "validating " + e.targets.Bundle, Fraction: f})
+	})
+	r.res.Bundle = report
+	r.res.Findings = append(r.res.Findings, findings...)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		r.incomplete("Could not complete bundle validation: " + err.Error())
+		r.res.Error = err.Error()
+	case err != nil:
+		r.res.Status = StatusFailed
+		r.res.Error = err.Error()
+		r.res.Summary = "The bundle could not be validated: " + err.Error()
+	case !ok:
+		r.res.Status = StatusFailed
+		r.res.Summary = fmt.Sprintf("The bundle %s is not whole: %d problem(s) found.", e.targets.Bundle, len(findings))
+	default:
+		r.res.Status = statusFrom(r.res.Findings)
+		what := "every member checksum"
+		if r.step.Check.CheckReferrers {
+			what += ", referrer, subject and count"
+		}
+		r.res.Summary = fmt.Sprintf("The bundle %s is whole: %s agrees with manifest.yaml.", e.targets.Bundle, what)
+	}
+}
+
+func (e *Engine) runLogs(r *run) {
+	path := e.targets.LogFile
+	if path == "" {
+		r.skip("No export log given: pass --export-log FILE, or set it in the start form.")
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		r.res.Status = StatusFailed
+		r.res.Error = err.Error()
+		r.res.Summary = "Could not read the export log: " + err.Error()
+		return
+	}
+	defer f.Close()
+	rep, err := ReadLog(f)
+	if err != nil {
+		r.res.Status = StatusFailed
+		r.res.Error = err.Error()
+		r.res.Summary = "Could not read the export log: " + err.Error()
+		return
+	}
+	r.res.Logs = &rep
+	r.res.Findings = append(r.res.Findings, rep.Findings...)
+	counts := map[string]int{}
+	for _, p := range rep.Probes {
+		counts[p.API]++
+	}
+	r.res.Summary = fmt.Sprintf("%s: %d lines, %d probe verdicts (%d supported, %d fallback, %d failed), %d failure lines.",
+		filepath.Base(path), rep.Lines, len(rep.Probes), counts[LogAPISupported], counts[LogAPIUnsupported], counts[LogAPIUnknown], len(rep.Failures))
+	r.res.Status = statusFrom(r.res.Findings)
+	if len(rep.Failures) > 0 || rep.Unknown() > 0 {
+		r.res.Status = StatusFailed
+	}
+}
+
+// metricNames are the counters the metrics check reads.
+var metricNames = []string{telemetry.MetricCapabilitiesProbed, telemetry.MetricDiscoveryMethod, telemetry.MetricDiscoveryFailures}
+
+func (e *Engine) runMetrics(r *run) {
+	samples := []telemetry.Sample{}
+	for _, s := range e.o.metrics.Snapshot() {
+		for _, n := range metricNames {
+			if s.Name == n {
+				samples = append(samples, s)
+			}
+		}
+	}
+	r.res.Metrics = samples
+	r.res.Status = StatusPassed
+	if len(samples) == 0 {
+		r.res.Summary = "No samples yet: nothing was probed or discovered in this session. Run the probe and discovery steps first; the queries below read the exporter's history from Prometheus."
+		return
+	}
+	byAPI := map[string]float64{}
+	byMethod := map[string]float64{}
+	failures := map[string]float64{}
+	unknown := map[string]float64{}
+	var failedTotal float64
+	for _, s := range samples {
+		switch s.Name {
+		case telemetry.MetricCapabilitiesProbed:
+			byAPI[s.Labels["api_supported"]] += s.Value
+			if s.Labels["api_supported"] == "unknown" {
+				unknown[s.Labels["registry"]] += s.Value
+			}
+		case telemetry.MetricDiscoveryMethod:
+			byMethod[s.Labels["method"]] += s.Value
+		case telemetry.MetricDiscoveryFailures:
+			failures[s.Labels["registry"]] += s.Value
+			failedTotal += s.Value
+		}
+	}
+	if len(unknown) > 0 {
+		r.res.Findings = append(r.res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "ProbesUndecided",
+			Summary:  "Some capability probes could not decide (api_supported=\"unknown\")",
+			Cause:    "Throttling, refused logins, TLS trouble or timeouts; these say nothing about support.",
+			Remedy:   "Run the probe failure step for these registries.",
+			Evidence: formatCounts(unknown)})
+	}
+	if failedTotal > 0 {
+		r.res.Findings = append(r.res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "DiscoveryFailuresCounted",
+			Summary:  fmt.Sprintf("%v referrer discoveries failed or were partial in this session", failedTotal),
+			Cause:    "A failed discovery leaves an incomplete referrer list.",
+			Remedy:   "Run the partial referrers step for these registries.",
+			Evidence: formatCounts(failures)})
+	}
+	r.res.Summary = fmt.Sprintf("Capability probes: %v supported, %v unsupported, %v unknown. Discoveries: %v by API, %v by tags. Failures: %v.",
+		byAPI["true"], byAPI["false"], byAPI["unknown"], byMethod["api"], byMethod["tags"], failedTotal)
+	r.res.Status = statusFrom(r.res.Findings)
+}
+
+func formatCounts(m map[string]float64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s: %v", k, m[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+func (e *Engine) runDiag(ctx context.Context, r *run) {
+	out := e.o.diagOut
+	if out == "" {
+		out = filepath.Join(os.TempDir(), "refdoctor-diag-"+time.Now().UTC().Format("20060102-150405")+".tgz")
+	}
+	r.emit(Event{Kind: EventProgress, Message: "collecting diagnostics into " + out})
+	d, err := CollectDiag(ctx, out, DiagOptions{
+		Targets:       e.targets,
+		Config:        e.o.cfg,
+		ToolVersion:   e.o.toolVersion,
+		Metrics:       e.o.metrics,
+		ClientOpts:    e.o.clientOpts,
+		ProbeOpts:     e.o.probeOpts,
+		DiscoveryOpts: e.o.discoveryOpts,
+		Timeout:       e.timeout(),
+	})
+	if err != nil {
+		r.res.Status = StatusFailed
+		r.res.Error = err.Error()
+		r.res.Summary = "Could not write the support bundle: " + err.Error()
+		if ctx.Err() != nil {
+			r.incomplete("Could not complete the support bundle: " + err.Error())
+		}
+		return
+	}
+	r.res.Diag = &d
+	r.res.Status = StatusPassed
+	r.res.Summary = fmt.Sprintf("Support bundle written to %s (%d files, %d bytes), credentials removed. Look through it, then attach it to the ticket.", d.Path, len(d.Files), d.Bytes)
+}
+
+// checkKey identifies checks that give the same answer within one RunAll.
+func checkKey(c Check) string {
+	return fmt.Sprintf("%s/%t/%t", c.Kind, c.Platforms, c.CheckReferrers)
+}
+
+// RunAll runs every step in book order and returns their results in that
+// order. Within one call a check is run once and its result reused by the
+// later steps with the same check (a second probe of a rate-limited
+// registry would only spend its budget); the metrics check runs last, so
+// it reports what this run counted, and its events come last.
+func (e *Engine) RunAll(ctx context.Context, events func(Event)) []Result {
+	if e == nil || e.book == nil {
+		return nil
+	}
+	results := make([]Result, len(e.book.Steps))
+	done := map[string]int{}
+	var metrics []int
+	for i, s := range e.book.Steps {
+		switch s.Check.Kind {
+		case CheckMetrics:
+			metrics = append(metrics, i)
+			continue
+		case CheckProbe, CheckDiscover, CheckTags, CheckBundleValidate, CheckLogs:
+			if j, ok := done[checkKey(s.Check)]; ok && results[j].Status != StatusSkipped {
+				res := results[j]
+				res.Step = s.ID
+				res.SameAs = e.book.Steps[j].ID
+				res.StartedAt = time.Now().UTC()
+				res.DurationMS = 0
+				results[i] = res
+				if events != nil {
+					r := &run{step: s, sink: events}
+					r.emit(Event{Kind: EventStarted, Message: s.Title})
+					final := res
+					r.emit(Event{Kind: EventFinished, Message: res.Summary, Fraction: 1, Result: &final})
+				}
+				continue
+			}
+			done[checkKey(s.Check)] = i
+		}
+		results[i] = e.Run(ctx, s.ID, events)
+	}
+	for _, i := range metrics {
+		results[i] = e.Run(ctx, e.book.Steps[i].ID, events)
+	}
+	return results
+}

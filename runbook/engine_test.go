@@ -1,0 +1,292 @@
+package runbook_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+	"github.com/refdoctor/refdoctor/runbook"
+	"github.com/refdoctor/refdoctor/telemetry"
+)
+
+// startLab starts lab registries for one test and stops them after it.
+func startLab(t *testing.T, specs ...lab.Spec) *lab.Lab {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, lab.WithSpecs(specs...))
+	if err != nil {
+		t.Fatalf("start lab: %v", err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// labEngine is an engine against the lab: its config (plain HTTP hosts),
+// its logins, and no docker credentials from the machine running the test.
+func labEngine(t *testing.T, l *lab.Lab, targets runbook.Targets, extra ...runbook.Opt) *runbook.Engine {
+	t.Helper()
+	copts := []registry.Opt{registry.WithoutDockerCreds()}
+	cfg := l.Config()
+	cfg.Export.ReferrerDiscovery.TimeoutSeconds = 20
+	for _, r := range l.Registries {
+		if r.Login != nil {
+			copts = append(copts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))
+		}
+		if r.PlainHTTP {
+			targets.PlainHTTP = append(targets.PlainHTTP, r.Host)
+		}
+	}
+	opts := append([]runbook.Opt{runbook.WithConfig(cfg), runbook.WithClientOpts(copts...),
+		runbook.WithDiagOutput(t.TempDir() + "/diag.tgz")}, extra...)
+	return runbook.NewEngine(mustLoad(t), targets, opts...)
+}
+
+func hasCode(fs []probe.Finding, code string) bool {
+	for _, f := range fs {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+// TestEngineAgainstTheLab runs the probe, discover and tags steps against
+// an OCI 1.1 registry and a GHCR-like one that answers 404 on /referrers.
+func TestEngineAgainstTheLab(t *testing.T) {
+	t.Parallel()
+	l := startLab(t,
+		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
+		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
+		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0},
+	)
+	oci, _ := l.Get("oci11")
+	ghcr, _ := l.Get("ghcr")
+	hub, _ := l.Get("hub")
+	tests := []struct {
+		name       string
+		targets    runbook.Targets
+		step       string
+		status     runbook.Status
+		incomplete bool
+		summary    string
+		check      func(t *testing.T, r runbook.Result)
+	}{
+		{"probe OCI 1.1", runbook.Targets{Image: l.Seed.Ref(oci.Host)}, "probe-registry", runbook.StatusPassed, false, "supported (OCI 1.1", func(t *testing.T, r runbook.Result) {
+			if r.Probe == nil || len(r.Probe.Registries) != 1 || r.Probe.Registries[0].Repository != l.Seed.Repository {
+				t.Errorf("probe report %+v", r.Probe)
+			}
+		}},
+		{"probe fallback", runbook.Targets{Registries: []string{ghcr.Host + "/" + l.Seed.Repository}}, "probe-registry", runbook.StatusWarned, false, "unsupported (fallback tags, ReferrersNotFound)", func(t *testing.T, r runbook.Result) {
+			if !hasCode(r.Findings, "ReferrersNotFound") {
+				t.Errorf("findings %+v", r.Findings)
+			}
+		}},
+		{"probe both, image merges with its bare host", runbook.Targets{Registries: []string{oci.Host, ghcr.Host + "/" + l.Seed.Repository}, Image: l.Seed.IndexRef(oci.Host)}, "issue-probe-failed", runbook.StatusWarned, false, "2 registries probed", func(t *testing.T, r runbook.Result) {
+			if got := r.Probe.Registries[0]; got.Target != l.Seed.IndexRef(oci.Host) {
+				t.Errorf("first target %s, want the image's repository and digest", got.Target)
+			}
+		}},
+		{"probe throttled", runbook.Targets{Registries: []string{hub.Host + "/" + l.Seed.Repository}}, "probe-registry", runbook.StatusFailed, true, "Could not complete", nil},
+		{"discover OCI 1.1", runbook.Targets{Image: l.Seed.Ref(oci.Host)}, "issue-no-referrers", runbook.StatusPassed, false, "through the referrers API", func(t *testing.T, r runbook.Result) {
+			if r.Discovery == nil || r.Discovery.Method != discovery.MethodAPI || r.Discovery.Count() < len(l.Seed.Referrers) || len(r.Discovery.Platforms) != 2 {
+				t.Errorf("discovery %+v", r.Discovery)
+			}
+		}},
+		{"discover fallback", runbook.Targets{Image: l.Seed.Ref(ghcr.Host)}, "issue-partial-referrers", runbook.StatusWarned, false, "through the fallback tag schema", func(t *testing.T, r runbook.Result) {
+			if r.Discovery.Method != discovery.MethodTags || !hasCode(r.Findings, "FallbackTagDiscovery") {
+				t.Errorf("method %s findings %+v", r.Discovery.Method, r.Findings)
+			}
+		}},
+		{"discover missing image", runbook.Targets{Image: oci.Host + "/demo/nope:v9"}, "issue-no-referrers", runbook.StatusFailed, false, "", func(t *testing.T, r runbook.Result) {
+			if !hasCode(r.Findings, "ImageNotFound") {
+				t.Errorf("findings %+v", r.Findings)
+			}
+		}},
+		{"discover without image", runbook.Targets{Registries: []string{oci.Host}}, "issue-no-referrers", runbook.StatusSkipped, false, "No image given: pass --image", nil},
+		{"tags OCI 1.1", runbook.Targets{Image: l.Seed.Ref(oci.Host)}, "test-fallback-tags", runbook.StatusPassed, false, "0 fallback index, 3 cosign-style", nil},
+		{"tags fallback", runbook.Targets{Registries: []string{ghcr.Host + "/" + l.Seed.Repository}}, "test-fallback-tags", runbook.StatusPassed, false, "2 fallback index", func(t *testing.T, r runbook.Result) {
+			if r.Tags == nil || len(r.Tags.Subjects) != 2 {
+				t.Errorf("tags %+v", r.Tags)
+			}
+		}},
+		{"tags without repository", runbook.Targets{Registries: []string{oci.Host}}, "test-fallback-tags", runbook.StatusSkipped, false, "No repository given", nil},
+		{"probe without targets", runbook.Targets{}, "probe-registry", runbook.StatusSkipped, false, "No registry given", nil},
+		{"logs without file", runbook.Targets{}, "check-export-logs", runbook.StatusSkipped, false, "No export log given", nil},
+		{"bundle without file", runbook.Targets{}, "validate-bundle", runbook.StatusSkipped, false, "No bundle given", nil},
+		{"bundle that does not exist", runbook.Targets{Bundle: "no-such-bundle.tgz"}, "validate-bundle", runbook.StatusFailed, false, "could not be validated", nil},
+		{"metrics before anything", runbook.Targets{}, "check-metrics", runbook.StatusPassed, false, "No samples yet", nil},
+		{"unknown step", runbook.Targets{}, "no-such-step", runbook.StatusFailed, false, "No such step", func(t *testing.T, r runbook.Result) {
+			if !strings.Contains(r.Error, "probe-registry") {
+				t.Errorf("error does not list the steps: %s", r.Error)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := labEngine(t, l, tc.targets)
+			var mu sync.Mutex
+			var events []runbook.Event
+			res := e.Run(context.Background(), tc.step, func(ev runbook.Event) {
+				mu.Lock()
+				defer mu.Unlock()
+				events = append(events, ev)
+			})
+			if res.Status != tc.status || res.Incomplete != tc.incomplete || !strings.Contains(res.Summary, tc.summary) {
+				t.Fatalf("Run(%s) = %s (incomplete %v) %q, want %s (incomplete %v) with %q; findings %+v",
+					tc.step, res.Status, res.Incomplete, res.Summary, tc.status, tc.incomplete, tc.summary, res.Findings)
+			}
+			if res.Step != tc.step || res.StartedAt.IsZero() || res.Findings == nil {
+				t.Errorf("result header %+v", res)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(events) < 2 || events[0].Kind != runbook.EventStarted || events[len(events)-1].Kind != runbook.EventFinished {
+				t.Fatalf("events %+v", events)
+			}
+			if last := events[len(events)-1]; last.Result == nil || last.Result.Status != res.Status || last.Step != tc.step {
+				t.Errorf("finished event %+v", last)
+			}
+			if tc.check != nil {
+				tc.check(t, res)
+			}
+		})
+	}
+}
+
+// TestRunAll runs the whole book: results in book order, identical checks
+// run once, and the metrics step reports what this run counted.
+func TestRunAll(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	oci, _ := l.Get("oci11")
+	m := telemetry.NewMetrics()
+	e := labEngine(t, l, runbook.Targets{Image: l.Seed.Ref(oci.Host)}, runbook.WithMetrics(m))
+	var finished []string
+	results := e.RunAll(context.Background(), func(ev runbook.Event) {
+		if ev.Kind == runbook.EventFinished {
+			finished = append(finished, ev.Step)
+		}
+	})
+	b := e.Book()
+	if len(results) != len(b.Steps) || len(finished) != len(b.Steps) {
+		t.Fatalf("%d results, %d finished events, %d steps", len(results), len(finished), len(b.Steps))
+	}
+	byStep := map[string]runbook.Result{}
+	for i, r := range results {
+		if r.Step != b.Steps[i].ID {
+			t.Errorf("result %d is %s, want %s", i, r.Step, b.Steps[i].ID)
+		}
+		byStep[r.Step] = r
+		if r.Status == runbook.StatusFailed {
+			t.Errorf("%s failed: %s %s", r.Step, r.Summary, r.Error)
+		}
+	}
+	if finished[len(finished)-1] != "check-metrics" {
+		t.Errorf("metrics should finish last, order %v", finished)
+	}
+	if r := byStep["check-compatibility"]; r.SameAs != "probe-registry" || r.Probe == nil {
+		t.Errorf("check-compatibility did not reuse the probe: %+v", r)
+	}
+	if r := byStep["check-metrics"]; r.Status != runbook.StatusPassed || len(r.Metrics) == 0 || !strings.Contains(r.Summary, "supported") {
+		t.Errorf("metrics %+v", r)
+	}
+	if r := byStep["escalate"]; r.Diag == nil || r.Diag.Bytes == 0 {
+		t.Errorf("escalate %+v", r)
+	}
+}
+
+// TestBundleValidatorHook covers the plug-in point the bundle package uses:
+// results, progress events, and a panicking validator.
+func TestBundleValidatorHook(t *testing.T) {
+	t.Parallel()
+	b := mustLoad(t)
+	bad := probe.Finding{Severity: probe.SeverityError, Code: "ReferrerChecksumMismatch", Summary: "referrers/sha256-a/sha256-b.json changed"}
+	tests := []struct {
+		name       string
+		validator  runbook.BundleValidator
+		status     runbook.Status
+		incomplete bool
+		errText    string
+	}{
+		{"whole", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []probe.Finding, error) {
+			if !checkReferrers || path != "b.tgz" {
+				return nil, false, nil, errors.New("wrong arguments")
+			}
+			progress(0.5)
+			progress(1)
+			return map[string]int{"files_checked": 3}, true, nil, nil
+		}, runbook.StatusPassed, false, ""},
+		{"tampered", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []probe.Finding, error) {
+			return nil, false, []probe.Finding{bad}, nil
+		}, runbook.StatusFailed, false, ""},
+		{"unreadable", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []probe.Finding, error) {
+			return nil, false, nil, errors.New("open b.tgz: no such file")
+		}, runbook.StatusFailed, false, "no such file"},
+		{"panics", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []probe.Finding, error) {
+			panic("validator bug")
+		}, runbook.StatusFailed, false, "validator bug"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := runbook.NewEngine(b, runbook.Targets{Bundle: "b.tgz"}, runbook.WithBundleValidator(tc.validator))
+			var progress []float64
+			res := e.Run(context.Background(), "validate-bundle", func(ev runbook.Event) {
+				if ev.Kind == runbook.EventProgress {
+					progress = append(progress, ev.Fraction)
+				}
+				if ev.Kind == runbook.EventFinished {
+					panic("a listener that panics must not break the engine")
+				}
+			})
+			if res.Status != tc.status || res.Incomplete != tc.incomplete || !strings.Contains(res.Error, tc.errText) {
+				t.Fatalf("result %+v", res)
+			}
+			if tc.name == "whole" && (len(progress) != 2 || res.Bundle == nil) {
+				t.Errorf("progress %v bundle %v", progress, res.Bundle)
+			}
+			if tc.name == "tampered" && !hasCode(res.Findings, "ReferrerChecksumMismatch") {
+				t.Errorf("findings %+v", res.Findings)
+			}
+		})
+	}
+}
+
+func TestCanceledRunIsIncomplete(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	e := runbook.NewEngine(mustLoad(t), runbook.Targets{Registries: []string{"127.0.0.1:1"}})
+	res := e.Run(ctx, "probe-registry", nil)
+	if res.Status != runbook.StatusFailed || !res.Incomplete {
+		t.Fatalf("result %+v", res)
+	}
+}
+
+// TestBundleSteps runs the validation step on the lab's good and tampered
+// bundles with the real validator.
+func TestBundleSteps(t *testing.T) {
+	t.Parallel()
+	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	b, err := l.WriteBundles(context.Background(), "oci11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := labEngine(t, l, runbook.Targets{Bundle: b.Good}).Run(context.Background(), "validate-bundle", nil)
+	if good.Status != runbook.StatusPassed || !strings.Contains(good.Summary, "is whole") {
+		t.Fatalf("good bundle: %s %q %v", good.Status, good.Summary, good.Findings)
+	}
+	bad := labEngine(t, l, runbook.Targets{Bundle: b.Tampered}).Run(context.Background(), "issue-checksum-mismatch", nil)
+	if bad.Status != runbook.StatusFailed || len(bad.Findings) == 0 || bad.Findings[0].Code != "ReferrerChecksumMismatch" || bad.Findings[0].Remedy == "" {
+		t.Fatalf("tampered bundle: %s %q %+v", bad.Status, bad.Summary, bad.Findings)
+	}
+}
