@@ -205,7 +205,7 @@ func hostileFixtures() []hostileFixture {
 				data[len(data)-8] ^= 0xff // the gzip CRC32
 				return data
 			}},
-		{file: "trailing-garbage.tgz", want: []string{"TrailingData"}, commit: true,
+		{file: "trailing-garbage.tgz", want: []string{"TrailingData"}, complete: true, commit: true,
 			build: func(t testing.TB) []byte {
 				return append(newFixture(t).write(t), []byte("GARBAGE AFTER THE GZIP STREAM")...)
 			}},
@@ -481,6 +481,38 @@ func TestSparseMembersRefused(t *testing.T) {
 			}
 			if got := codes(rep); !slices.Contains(got, "UnsupportedMember") || rep.BytesChecked != 0 {
 				t.Fatalf("report %s, bytes checked %d", dump(rep), rep.BytesChecked)
+			}
+		})
+	}
+}
+
+// TestZstdDamage: the zstd reader's failures map to the same codes as
+// gzip's.
+func TestZstdDamage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.compression = bundle.CompressionZstd
+	good := f.write(t)
+	flipped := slices.Clone(good)
+	flipped[len(flipped)-2] ^= 0xff // inside the frame checksum
+	tcs := map[string]struct {
+		data     []byte
+		want     string
+		complete bool
+	}{
+		"truncated":        {good[:len(good)*6/10], "TruncatedArchive", false},
+		"trailing garbage": {append(slices.Clone(good), "GARBAGE AFTER THE FRAME"...), "TrailingData", true},
+		"checksum":         {flipped, "CorruptArchive", false},
+	}
+	for name, c := range tcs {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			rep, err := validate(t, c.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := codes(rep); !slices.Equal(got, []string{c.want}) || rep.Complete != c.complete {
+				t.Fatalf("codes %v complete %v, want %s %v\n%s", got, rep.Complete, c.want, c.complete, dump(rep))
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 
 	"github.com/klauspost/compress/gzip"
@@ -119,12 +120,23 @@ type pump struct {
 	cur      pumpChunkMsg
 	off      int
 	stopped  atomic.Bool
+	// all is every buffer the producer took from chunkPool; only the
+	// producer touches it until finished is closed.
+	all [][]byte
 }
 
 type pumpChunkMsg struct {
 	data []byte
 	err  error
 }
+
+// chunkPool recycles pump buffers across validations: a service or a fuzz
+// loop validating many small bundles should not allocate megabytes each
+// time.
+var chunkPool = sync.Pool{New: func() any {
+	b := make([]byte, pumpChunk)
+	return &b
+}}
 
 // startPump takes ownership of src: release is called on the pump's own
 // goroutine once it stops reading, so that a decoder is never closed under
@@ -138,11 +150,30 @@ func startPump(ctx context.Context, src io.Reader, release func()) *pump {
 		done:     make(chan struct{}),
 		finished: make(chan struct{}),
 	}
-	for range pumpBuffers {
-		p.free <- make([]byte, pumpChunk)
-	}
 	go p.run(src, release)
 	return p
+}
+
+// buffer returns a free buffer, taking a new one from the pool only while
+// fewer than pumpBuffers are in use: a small bundle never needs the whole
+// ring.
+func (p *pump) buffer() ([]byte, bool) {
+	select {
+	case b := <-p.free:
+		return b, true
+	default:
+	}
+	if len(p.all) < pumpBuffers {
+		b := *chunkPool.Get().(*[]byte)
+		p.all = append(p.all, b)
+		return b, true
+	}
+	select {
+	case b := <-p.free:
+		return b, true
+	case <-p.done:
+		return nil, false
+	}
 }
 
 func (p *pump) run(src io.Reader, release func()) {
@@ -160,10 +191,8 @@ func (p *pump) run(src io.Reader, release func()) {
 		}
 	}()
 	for {
-		var buf []byte
-		select {
-		case buf = <-p.free:
-		case <-p.done:
+		buf, ok := p.buffer()
+		if !ok {
 			return
 		}
 		n, err := fill(src, buf)
@@ -221,15 +250,21 @@ func (p *pump) Read(b []byte) (int, error) {
 
 // stop ends the decompressor goroutine. It waits for it unless the context
 // is canceled: a caller's reader that blocks forever must not hang a
-// canceled validation; that goroutine then ends at its next Read.
+// canceled validation; that goroutine then ends at its next Read, and its
+// buffers are left to the garbage collector rather than recycled under it.
 func (p *pump) stop() {
 	if p.stopped.Swap(true) {
 		return
 	}
 	close(p.done)
-	if p.ctx.Err() == nil {
-		<-p.finished
+	if p.ctx.Err() != nil {
+		return
 	}
+	<-p.finished
+	for _, b := range p.all {
+		chunkPool.Put(&b)
+	}
+	p.all = nil
 }
 
 // meter counts decompressed bytes and enforces the expansion budget on

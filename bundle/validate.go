@@ -818,6 +818,13 @@ func (v *validator) drain(lastPath string) error {
 			v.rep.Complete = true
 			return nil
 		}
+		if errors.Is(err, gzip.ErrHeader) || errors.Is(err, zstd.ErrMagicMismatch) {
+			// The compressed stream ended cleanly and something that is
+			// not another stream follows: every member was read.
+			v.problem(Problem{Code: CodeTrailingData, Message: "data after the end of the compressed stream; tar tools ignore it"})
+			v.rep.Complete = true
+			return nil
+		}
 		if err != nil {
 			return v.readFailure(err, lastPath)
 		}
@@ -851,18 +858,16 @@ func (v *validator) readFailure(err error, path string) error {
 		v.problem(Problem{Code: CodeNotABundle, Message: fmt.Sprintf("the %s stream does not hold a tar archive: %v", v.rep.Compression, err)})
 		return fmt.Errorf("%w: the %s stream does not hold a tar archive: %v", ErrNotBundle, v.rep.Compression, err)
 	}
-	code, msg := CodeCorruptArchive, err.Error()
+	msg := err.Error()
 	switch {
 	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, zstd.ErrCRCMismatch):
 		msg = "the compressed stream's checksum does not match its content: the archive is damaged"
 	case errors.Is(err, gzip.ErrHeader), errors.Is(err, zstd.ErrMagicMismatch):
-		if v.entries > 0 {
-			code, msg = CodeTrailingData, "garbage after the end of the compressed stream"
-		}
+		msg = "the compressed stream is damaged: a stream header is not where one must be"
 	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
 		msg = fmt.Sprintf("zstd frame needs more than %d bytes of window; refused to bound memory", zstdMaxWindow)
 	}
-	v.stop(Problem{Code: code, Path: path, Message: msg})
+	v.stop(Problem{Code: CodeCorruptArchive, Path: path, Message: msg})
 	return nil
 }
 
