@@ -129,8 +129,7 @@ func New(cfg config.Config, opts ...Opt) (*Client, error) {
 	rcOpts := []regclient.Opt{
 		regclient.WithUserAgent(o.userAgent),
 		regclient.WithSlog(o.log),
-		regclient.WithRetryLimit(o.retryLimit),
-		regclient.WithRegOpts(reg.WithHTTPClient(hc)),
+		regclient.WithRegOpts(reg.WithHTTPClient(hc), reg.WithRetryLimit(o.retryLimit)),
 	}
 	if o.dockerCreds {
 		if o.credsFile != "" {
