@@ -22,24 +22,54 @@ registry does (full OCI 1.1, 404 fallback, 406, HTML 200, wrong Content-Type,
 with a multi-platform image carrying an SBOM, a signature, an attestation,
 cosign-style tags and a referrer attached to a platform manifest.
 
---serve prints the registries as JSON and serves until interrupted, so other
-tools (oras, regctl, crane, curl) can be pointed at them.`,
+On a terminal, the troubleshooter opens on the lab; --no-tui (or output that
+is not a terminal) prints the probe table instead. --serve prints the
+registries as JSON and serves until interrupted, so other tools (oras,
+regctl, crane, curl) can be pointed at them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			l, err := lab.Start(ctx, lab.WithLogger(g.log))
+			// The TUI needs a terminal; elsewhere demo prints the table.
+			tui := !serve && !noTUI && g.output != "json" && isTerminal(g.stdout)
+			log := g.log
+			logPath := ""
+			if tui {
+				// Nothing may log to the screen under the TUI, the lab
+				// included.
+				l, path, closeLog, err := g.tuiLog(cmd, "demo.log", true)
+				if err != nil {
+					return err
+				}
+				defer closeLog()
+				log, logPath = l, path
+			}
+			l, err := lab.Start(ctx, lab.WithLogger(log))
 			if err != nil {
 				return fmt.Errorf("start the lab: %w", err)
 			}
 			defer l.Close()
+			if tui {
+				// The session's own log holds the exporter-style probe
+				// lines, so the logs screen has something to read back.
+				// A good and a tampered bundle sit side by side in the lab
+				// folder, for the bundle screen and the checksum step.
+				b, err := l.WriteBundles(ctx, "oci11")
+				if err != nil {
+					return err
+				}
+				return g.runTUI(cmd, tuiFlags{exportLog: logPath, bundle: b.Good}, l, log, logPath)
+			}
 			if serve {
-				if err := g.writeJSON(map[string]any{"registries": l.Registries, "seed": l.Seed}); err != nil {
+				b, err := l.WriteBundles(ctx, "oci11")
+				if err != nil {
+					return err
+				}
+				if err := g.writeJSON(map[string]any{"registries": l.Registries, "seed": l.Seed, "bundles": b}); err != nil {
 					return err
 				}
 				<-ctx.Done()
 				return nil
 			}
-			_ = noTUI // the TUI is not built yet: demo prints the probe table
 			g.cfg.Registries = append(g.cfg.Registries, l.Config().Registries...)
 			var targets []probe.Target
 			clientOpts := []registry.Opt{registry.WithoutDockerCreds(), registry.WithLogger(g.log)}

@@ -145,6 +145,7 @@ func exitCode(err error) int {
 }
 
 func newRoot(g *globals) *cobra.Command {
+	var tf tuiFlags
 	root := &cobra.Command{
 		Use:   "refdoctor",
 		Short: "Troubleshoot OCI referrer discovery and air-gap mirror bundles",
@@ -153,6 +154,7 @@ between a registry and a mirror bundle. It probes registries for the OCI 1.1
 referrers API, discovers referrers the way export tools do, and checks
 bundles before they cross an air gap.
 
+On a terminal, refdoctor with no command opens the troubleshooter.
 Start with the lab, which needs no network:
   refdoctor demo
 Probe a registry:
@@ -163,9 +165,13 @@ Probe a registry:
 			return g.setup()
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if isTerminal(g.stdout) {
+				return g.openTUI(cmd, tf)
+			}
 			return cmd.Help()
 		},
 	}
+	addTUIFlags(root, &tf)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{code: ExitUsage, err: err}
 	})
@@ -179,7 +185,7 @@ Probe a registry:
 	f.StringVar(&g.logFile, "log-file", "", "write logs to this file instead of stderr")
 	f.StringVar(&g.metricsFile, "metrics-file", "", "write Prometheus metrics (text format) to this file at exit")
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newTagsCmd(g), newDemoCmd(g), newVersionCmd(g))
+	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newTagsCmd(g), newBundleCmd(g), newDemoCmd(g), newVersionCmd(g), newRunbookCmd(g), newLogsCmd(g), newDiagCmd(g))
 	return root
 }
 

@@ -1,0 +1,474 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+)
+
+func newBundleCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bundle",
+		Short: "Export, inspect, validate, import and diff air-gap mirror bundles",
+		Long: `A mirror bundle is a gzip (or zstd) tar that is also an OCI image layout:
+manifest.yaml lists every member with its size and sha256, referrers are kept
+byte-identical under referrers/sha256-<subject>/. See docs/bundle-format.md.`,
+	}
+	cmd.AddCommand(newBundleExportCmd(g), newBundleInspectCmd(g), newBundleValidateCmd(g), newBundleImportCmd(g), newBundleDiffCmd(g))
+	return cmd
+}
+
+func (g *globals) clientOpts() []registry.Opt {
+	return []registry.Opt{registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/" + version)}
+}
+
+// bundleErr maps bundle engine errors to exit codes: unreadable or
+// malformed input is 2, everything else could not complete (3).
+func bundleErr(err error) error {
+	switch {
+	case errors.Is(err, bundle.ErrNotBundle), errors.Is(err, bundle.ErrMalformedManifest),
+		errors.Is(err, bundle.ErrUnsupportedVersion), errors.Is(err, bundle.ErrNoManifest),
+		errors.Is(err, os.ErrNotExist), errors.Is(err, discovery.ErrBadReference):
+		return &exitError{code: ExitUsage, err: err}
+	case errors.Is(err, bundle.ErrRefused):
+		return &exitError{code: ExitCheckFail, err: err}
+	}
+	return &exitError{code: ExitIncomplete, err: err}
+}
+
+// stderrIsTerminal decides whether to draw a progress bar.
+func (g *globals) stderrIsTerminal() bool {
+	f, ok := g.stderr.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// progress draws a one-line bar on a terminal, at most ten times a second.
+type progress struct {
+	w     io.Writer
+	on    bool
+	label string
+	last  time.Time
+}
+
+func (p *progress) update(done, total int64) {
+	if !p.on || total <= 0 || time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	const width = 30
+	frac := float64(done) / float64(total)
+	if frac > 1 {
+		frac = 1
+	}
+	filled := int(frac * width)
+	fmt.Fprintf(p.w, "\r%s [%s%s] %3.0f%% %s/%s ", p.label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), frac*100, humanSize(done), humanSize(total))
+}
+
+func (p *progress) done() {
+	if p.on {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 79))
+	}
+}
+
+func newBundleExportCmd(g *globals) *cobra.Command {
+	var (
+		file         string
+		depth        int
+		compression  string
+		created      string
+		allowPartial bool
+	)
+	cmd := &cobra.Command{
+		Use:   "export --file OUT.tgz REF...",
+		Short: "Write a mirror bundle of images and all their referrers",
+		Long: `Export images (every platform of an index), the referrers discovery finds
+(SBOMs, signatures, attestations, VEX; --depth for referrers of referrers),
+cosign-style tags and every blob into one bundle. The bundle is written to a
+temporary name and renamed when whole, with an OUT.sha256 sidecar. The same
+inputs give a byte-identical bundle (SOURCE_DATE_EPOCH or --created fixes
+createdAt). An incomplete discovery (rate limit, refused login, timeout)
+writes nothing unless --allow-partial.`,
+		Example: `  refdoctor bundle export --file app.tgz registry.example.com/team/app:1.2
+  refdoctor bundle export --file app.tar.zst --depth 1 registry.example.com/team/app:1.2`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return usageErr("--file is required")
+			}
+			opts := []bundle.ExportOpt{bundle.ExportWithConfig(g.cfg), bundle.ExportWithClientOpts(g.clientOpts()...),
+				bundle.ExportWithDiscoveryOpts(g.discoveryOpts(false)...), bundle.ExportWithDepth(depth),
+				bundle.ExportWithToolVersion(version), bundle.ExportAllowPartial(allowPartial)}
+			switch compression {
+			case "":
+			case "gzip":
+				opts = append(opts, bundle.ExportWithCompression(bundle.CompressionGzip))
+			case "zstd":
+				opts = append(opts, bundle.ExportWithCompression(bundle.CompressionZstd))
+			default:
+				return usageErr("--compression %q: use gzip or zstd", compression)
+			}
+			if created != "" {
+				t, err := time.Parse(time.RFC3339, created)
+				if err != nil {
+					return usageErr("--created %q: use RFC 3339, e.g. 2026-11-27T12:00:00Z", created)
+				}
+				opts = append(opts, bundle.ExportWithCreatedAt(t))
+			}
+			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "export"}
+			opts = append(opts, bundle.ExportWithEvents(func(e bundle.ExportEvent) { bar.update(e.BytesWritten, e.TotalBytes) }))
+			res, err := bundle.Export(cmd.Context(), file, args, opts...)
+			bar.done()
+			if err != nil {
+				if errors.Is(err, bundle.ErrIncompleteDiscovery) {
+					writeFindings(g.stderr, res.Findings)
+					return &exitError{code: ExitIncomplete, err: err}
+				}
+				return bundleErr(err)
+			}
+			if g.output == "json" {
+				return g.writeJSON(res)
+			}
+			fmt.Fprintf(g.stdout, "wrote %s (%s, %d images, %d referrers, %d files, %s)\n", res.Path, res.Compression, len(res.Images), res.Referrers, res.Files, humanSize(res.Bytes))
+			fmt.Fprintf(g.stdout, "sha256 %s  (sidecar %s)\n", res.Checksum, res.Sidecar)
+			writeFindings(g.stdout, res.Findings)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&file, "file", "", "bundle to write (.tgz, or .tar.zst for zstd)")
+	f.IntVar(&depth, "depth", 1, "referrers of referrers to include, N levels down")
+	f.StringVar(&compression, "compression", "", "gzip or zstd (default: from the file name)")
+	f.StringVar(&created, "created", "", "createdAt to record (RFC 3339), for reproducible bundles")
+	f.BoolVar(&allowPartial, "allow-partial", false, "write the bundle even when discovery was incomplete")
+	return cmd
+}
+
+func newBundleInspectCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "inspect --file F",
+		Short: "Summarize a bundle from its manifest (no full read)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return usageErr("--file is required")
+			}
+			s, err := bundle.Inspect(cmd.Context(), file)
+			if err != nil {
+				return bundleErr(err)
+			}
+			if g.output == "json" {
+				return g.writeJSON(s)
+			}
+			fmt.Fprintf(g.stdout, "%s: bundle format v%d, %s, created %s by %s %s\n", file, s.FormatVersion, s.Compression, s.CreatedAt.Format(time.RFC3339), s.Tool.Name, s.Tool.Version)
+			fmt.Fprintf(g.stdout, "%d members, %s listed, %s on disk\n", s.FileCount, humanSize(s.ListedBytes), humanSize(s.ArchiveBytes))
+			fmt.Fprintln(g.stdout, "\nIMAGES")
+			for _, img := range s.Images {
+				fmt.Fprintf(g.stdout, "  %s\n    %s\n", img.Reference, img.Digest)
+			}
+			fmt.Fprintf(g.stdout, "\nREFERRERS (%d)\n", s.ReferrersTotal)
+			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "  SUBJECT\tFOUND BY\tCOUNT\tBY CATEGORY")
+			for _, sub := range s.Subjects {
+				var cats []string
+				for _, c := range sub.Categories {
+					cats = append(cats, fmt.Sprintf("%s %d", c.Category, c.Count))
+				}
+				fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", shortDigest(sub.Subject), sub.Discovery, sub.Count, strings.Join(cats, ", "))
+			}
+			tw.Flush()
+			if s.Note != "" {
+				fmt.Fprintln(g.stdout, "\nnote: "+s.Note)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "bundle to inspect")
+	return cmd
+}
+
+func newBundleValidateCmd(g *globals) *cobra.Command {
+	var (
+		file           string
+		checkReferrers bool
+	)
+	cmd := &cobra.Command{
+		Use:   "validate --file F [--check-referrers]",
+		Short: "Verify every checksum of a bundle in one streaming pass",
+		Long: `Read the bundle once, as a stream, in constant memory, extracting nothing:
+every member listed and present, every size and sha256 equal, referrer file
+names equal to their digests, counts equal, blobs referenced by manifests
+present, and the archive free of unsafe paths, links, devices, duplicates and
+decompression bombs. --check-referrers also parses every referrer and checks
+that its subject is the folder's subject. Every problem is reported.
+
+Exit codes: 0 whole, 1 a check failed, 2 not a readable bundle.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return usageErr("--file is required")
+			}
+			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "validate"}
+			rep, err := bundle.ValidateFile(cmd.Context(), file, bundle.WithCheckReferrers(checkReferrers),
+				bundle.WithEvents(func(e bundle.Event) { bar.update(e.BytesRead, e.TotalBytes) }))
+			bar.done()
+			if err != nil && !errors.Is(err, bundle.ErrNotBundle) && !errors.Is(err, bundle.ErrUnsupportedVersion) {
+				return bundleErr(err)
+			}
+			if g.output == "json" {
+				if werr := g.writeJSON(rep); werr != nil {
+					return werr
+				}
+			} else {
+				writeValidateTable(g.stdout, file, rep)
+			}
+			unreadable := false
+			for _, p := range rep.Errors {
+				switch p.Code {
+				case bundle.CodeMalformedManifest, bundle.CodeMissingManifest, bundle.CodeNotABundle, bundle.CodeUnsupportedVersion:
+					unreadable = true
+				}
+			}
+			switch {
+			case err != nil:
+				if g.output != "json" {
+					fmt.Fprintf(g.stderr, "refdoctor: %v\n", err)
+				}
+				return silentExit(ExitUsage)
+			case unreadable:
+				// Without a readable manifest.yaml nothing can be checked
+				// against it: the file is not a usable bundle.
+				return silentExit(ExitUsage)
+			case !rep.OK:
+				return silentExit(ExitCheckFail)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "bundle to validate")
+	cmd.Flags().BoolVar(&checkReferrers, "check-referrers", false, "also parse every referrer and check its subject")
+	return cmd
+}
+
+func writeValidateTable(w io.Writer, file string, rep bundle.Report) {
+	verdict := "OK: the bundle is whole"
+	if !rep.OK {
+		verdict = fmt.Sprintf("FAILED: %d problem(s)", len(rep.Errors))
+	}
+	fmt.Fprintf(w, "%s: %s\n", file, verdict)
+	fmt.Fprintf(w, "  %d files, %s checked, %d referrers checked, %d ms\n", rep.FilesChecked, humanSize(rep.BytesChecked), rep.ReferrersChecked, rep.DurationMS)
+	if len(rep.Subjects) > 0 {
+		fmt.Fprintln(w, "\nSUBJECTS")
+		for _, s := range rep.Subjects {
+			state := "ok"
+			if s.Found != s.Expected {
+				state = "MISMATCH"
+			}
+			fmt.Fprintf(w, "  %s  %-4s  %d of %d referrers intact  %s\n", shortDigest(s.Subject), s.Discovery, s.Found, s.Expected, state)
+		}
+	}
+	if len(rep.Errors) > 0 {
+		fmt.Fprintln(w, "\nPROBLEMS")
+		for _, p := range rep.Errors {
+			fmt.Fprintf(w, "  %s  %s\n", p.Code, p.Path)
+			if p.Expected != "" || p.Actual != "" {
+				fmt.Fprintf(w, "      expected %s\n      actual   %s\n", p.Expected, p.Actual)
+			}
+			if p.Message != "" {
+				writeWrapped(w, "      ", p.Message)
+			}
+		}
+	}
+	if !rep.Complete {
+		fmt.Fprintln(w, "\nReading stopped early: members after the point above were not checked.")
+	}
+}
+
+func newBundleImportCmd(g *globals) *cobra.Command {
+	var (
+		file, to    string
+		strict, dry bool
+	)
+	cmd := &cobra.Command{
+		Use:   "import --file F --to HOST[/PREFIX]",
+		Short: "Push a bundle into a registry, then check every referrer arrived",
+		Long: `Push blobs, then image manifests, then referrers, skipping what the target
+has (one HEAD each) and checking every digest. On a target without the
+referrers API the sha256-<hex> fallback index is merged, never overwritten.
+A rerun after an interruption completes the job. Afterwards discovery runs on
+the target and every subject's referrers are reconciled with the bundle.
+
+--strict-referrer-validation validates the whole bundle first and pushes
+nothing if anything is wrong. --dry-run prints the plan.
+
+Exit codes: 0 imported and reconciled, 1 refused or a referrer is missing on
+the target, 2 not a readable bundle, 3 could not complete.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" || to == "" {
+				return usageErr("--file and --to are required")
+			}
+			res, err := bundle.Import(cmd.Context(), file, to, bundle.ImportWithConfig(g.cfg), bundle.ImportWithClientOpts(g.clientOpts()...),
+				bundle.ImportWithDiscoveryOpts(g.discoveryOpts(false)...), bundle.ImportStrict(strict), bundle.ImportDryRun(dry),
+				bundle.ImportWithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries))
+			if err != nil {
+				if res.Validation != nil && g.output != "json" && len(res.Validation.Errors) > 0 {
+					writeValidateTable(g.stderr, file, *res.Validation)
+				}
+				if g.output == "json" && errors.Is(err, bundle.ErrRefused) {
+					_ = g.writeJSON(res)
+				}
+				return bundleErr(err)
+			}
+			if g.output == "json" {
+				if err := g.writeJSON(res); err != nil {
+					return err
+				}
+			} else {
+				writeImportTable(g.stdout, res)
+			}
+			if !res.OK {
+				if probe.Worst(res.Findings) == probe.SeverityError && hasCode(res.Findings, "ReconcileIncomplete") {
+					return silentExit(ExitIncomplete)
+				}
+				return silentExit(ExitCheckFail)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&file, "file", "", "bundle to import")
+	f.StringVar(&to, "to", "", "target registry host, optionally with a repository prefix")
+	f.BoolVar(&strict, "strict-referrer-validation", false, "validate the whole bundle first; push nothing if anything is wrong")
+	f.BoolVar(&dry, "dry-run", false, "print what would be pushed and what exists; push nothing")
+	return cmd
+}
+
+func hasCode(fs []probe.Finding, code string) bool {
+	for _, f := range fs {
+		if f.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func writeImportTable(w io.Writer, res bundle.ImportResult) {
+	mode := "imported"
+	if res.DryRun {
+		mode = "dry run: would import"
+	}
+	fmt.Fprintf(w, "%s %s into %s\n", mode, res.File, res.Target)
+	push := "pushed"
+	if res.DryRun {
+		push = "to push"
+	}
+	fmt.Fprintf(w, "  %d %s (%s), %d already there, %d refused\n", res.Pushed, push, humanSize(res.BytesPushed), res.Skipped, res.Refused)
+	if res.DryRun {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "\n  ACTION\tKIND\tREPOSITORY\tDIGEST\tTAG")
+		for _, it := range res.Plan {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", it.Action, it.Kind, clip(it.Repository, 30), shortDigest(it.Digest), it.Tag)
+		}
+		tw.Flush()
+	}
+	if len(res.Reconcile) > 0 {
+		fmt.Fprintln(w, "\nRECONCILE (target discovery vs bundle)")
+		for _, r := range res.Reconcile {
+			state := "ok"
+			if len(r.Missing) > 0 {
+				state = fmt.Sprintf("MISSING %d", len(r.Missing))
+			}
+			fmt.Fprintf(w, "  %s  %-4s  %d of %d referrers found  %s\n", shortDigest(r.Subject), r.Method, r.Found, r.Expected, state)
+		}
+	}
+	writeFindings(w, res.Findings)
+}
+
+func newBundleDiffCmd(g *globals) *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "diff --file F",
+		Short: "Compare a bundle with its live source registry",
+		Long: `Discover the referrers of every exported image on its source registry now
+and compare them with the bundle: referrers added, removed, or replaced by
+another of the same artifact type since the export, and tags that moved.
+
+Exit codes: 0 same, 1 changed, 2 not a readable bundle, 3 incomplete.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if file == "" {
+				return usageErr("--file is required")
+			}
+			res, err := bundle.Diff(cmd.Context(), file, g.cfg, g.clientOpts(), g.discoveryOpts(false)...)
+			if err != nil {
+				return bundleErr(err)
+			}
+			if g.output == "json" {
+				if err := g.writeJSON(res); err != nil {
+					return err
+				}
+			} else {
+				writeDiffTable(g.stdout, res)
+			}
+			switch {
+			case res.Partial:
+				return silentExit(ExitIncomplete)
+			case !res.Same:
+				return silentExit(ExitCheckFail)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&file, "file", "", "bundle to compare")
+	return cmd
+}
+
+func writeDiffTable(w io.Writer, res bundle.DiffResult) {
+	state := "the source still serves exactly what the bundle holds"
+	if !res.Same {
+		state = "the source changed since export"
+	}
+	if res.Partial {
+		state = "INCOMPLETE: the source could not be read in full"
+	}
+	fmt.Fprintf(w, "%s: %s\n", res.File, state)
+	for _, img := range res.Images {
+		moved := ""
+		if img.Moved {
+			moved = "  MOVED to " + shortDigest(img.LiveDigest)
+		}
+		fmt.Fprintf(w, "  %s  %s%s\n", img.Reference, shortDigest(img.BundleDigest), moved)
+	}
+	for _, s := range res.Subjects {
+		if len(s.Added)+len(s.Removed)+len(s.Replaced) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\nSUBJECT %s (%d unchanged)\n", shortDigest(s.Subject), s.Unchanged)
+		for _, a := range s.Added {
+			fmt.Fprintf(w, "  + %-11s %s %s\n", a.Category, clip(a.ArtifactType, 34), shortDigest(a.Digest))
+		}
+		for _, r := range s.Removed {
+			fmt.Fprintf(w, "  - %-11s %s %s\n", r.Category, clip(r.ArtifactType, 34), shortDigest(r.Digest))
+		}
+		for _, r := range s.Replaced {
+			fmt.Fprintf(w, "  ~ %-11s %s %s -> %s\n", r.Old.Category, clip(r.Old.ArtifactType, 26), shortDigest(r.Old.Digest), shortDigest(r.New.Digest))
+		}
+	}
+	writeFindings(w, res.Findings)
+}

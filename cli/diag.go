@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refdoctor/refdoctor/registry"
+	"github.com/refdoctor/refdoctor/runbook"
+)
+
+func newDiagCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "diag",
+		Short: "Diagnostics for support tickets",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return cmd.Help()
+		},
+	}
+	var (
+		out       string
+		regs      []string
+		image     string
+		exportLog string
+	)
+	collect := &cobra.Command{
+		Use:   "collect --out FILE.tgz",
+		Short: "Write a support bundle, credentials removed",
+		Long: `Probe the given registries afresh (and discover the image) with a
+debug-level log, and write one archive for a support ticket: the log, the
+probe and discovery results, the metrics, each registry's kind and version,
+the configuration in force, the tool version and OS facts. Passwords,
+tokens, Authorization values, and the values of sensitive environment
+variables and docker logins are removed from every file. The archive is
+written to a temporary file next to FILE (mode 0600) and renamed into place.
+
+Exit codes: 0 written, 2 bad input or an unwritable path, 3 interrupted.`,
+		Example: `  refdoctor diag collect --out refdoctor-diag.tgz --registry ghcr.io --image ghcr.io/org/app:1.2
+  refdoctor diag collect --out diag.tgz --export-log /var/log/exporter/export.log`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usageErr("diag collect needs --out FILE.tgz")
+			}
+			t := runbook.Targets{Registries: regs, Image: image, LogFile: exportLog, PlainHTTP: g.plainHTTPHosts()}
+			if err := t.Validate(); err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
+			res, err := runbook.CollectDiag(cmd.Context(), out, runbook.DiagOptions{
+				Targets:     t,
+				Config:      g.cfg,
+				ToolVersion: version,
+				Metrics:     g.metrics,
+				ClientOpts:  []registry.Opt{registry.WithUserAgent("refdoctor/" + version)},
+				Timeout:     g.opTimeout(),
+			})
+			if err != nil {
+				if errors.Is(err, runbook.ErrDiagOutput) {
+					return &exitError{code: ExitUsage, err: err}
+				}
+				return &exitError{code: ExitIncomplete, err: err}
+			}
+			if g.output == "json" {
+				return g.writeJSON(res)
+			}
+			fmt.Fprintf(g.stdout, "wrote %s (%d bytes, mode 0600)\n", res.Path, res.Bytes)
+			for _, f := range res.Files {
+				fmt.Fprintf(g.stdout, "  %s\n", f)
+			}
+			fmt.Fprintln(g.stdout, "Credentials were removed; look through the files before you send them.")
+			return nil
+		},
+	}
+	f := collect.Flags()
+	f.StringVar(&out, "out", "", "support bundle to write (.tgz)")
+	f.StringArrayVar(&regs, "registry", nil, "registry to probe: HOST, HOST/REPO or HOST/REPO@DIGEST (repeatable)")
+	f.StringVar(&image, "image", "", "image to discover: HOST/REPO:TAG or HOST/REPO@DIGEST")
+	f.StringVar(&exportLog, "export-log", "", "exporter's log to read and include, redacted")
+	cmd.AddCommand(collect)
+	return cmd
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refdoctor/refdoctor/runbook"
+)
+
+func newLogsCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logs FILE",
+		Short: "Read an export log: capability probes and failures in it",
+		Long: `Read an exporter's log (or refdoctor's own --log-file) and report the lines
+the runbook greps for: "Probing N registries for OCI referrer capabilities",
+each "Registry HOST: OCI 1.1 / OCI 1.0" verdict, "Failed to probe
+capabilities for registry HOST", and failed referrer discovery. slog text
+lines (level=INFO msg="..."), slog JSON lines and plain "[INFO] ..." lines
+are understood; FILE - reads standard input.
+
+Exit codes: 0 no failures, 1 failures or undecided probes in the log,
+2 the file cannot be read.`,
+		Example: `  refdoctor logs /var/log/exporter/export-center.log
+  refdoctor logs refdoctor.log -o json | jq '.probes[] | select(.api != "supported")'`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var r io.Reader
+			name := args[0]
+			if name == "-" {
+				r, name = cmd.InOrStdin(), "standard input"
+			} else {
+				f, err := os.Open(name)
+				if err != nil {
+					return &exitError{code: ExitUsage, err: fmt.Errorf("read log: %w", err)}
+				}
+				defer f.Close()
+				r = f
+			}
+			rep, err := runbook.ReadLog(r)
+			if err != nil {
+				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", name, err)}
+			}
+			if g.output == "json" {
+				if err := g.writeJSON(rep); err != nil {
+					return err
+				}
+			} else {
+				writeLogReport(g.stdout, name, rep)
+			}
+			if len(rep.Failures) > 0 || rep.Unknown() > 0 {
+				return silentExit(ExitCheckFail)
+			}
+			return nil
+		},
+	}
+}
+
+func writeLogReport(w io.Writer, name string, rep runbook.LogReport) {
+	fmt.Fprintf(w, "%s: %d lines, %d probe runs announced, %d verdicts, %d failure lines\n",
+		name, rep.Lines, len(rep.Announced), len(rep.Probes), len(rep.Failures))
+	if rep.Truncated > 0 {
+		fmt.Fprintf(w, "(%d lines longer than %d bytes were cut)\n", rep.Truncated, runbook.MaxLogLine)
+	}
+	fmt.Fprintln(w, "\nPROBES")
+	if len(rep.Probes) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  LINE\tLEVEL\tREGISTRY\tREFERRERS API\tVERSION\tMS")
+		for _, p := range rep.Probes {
+			api := p.API
+			if p.Reason != "" {
+				api += " (" + clip(p.Reason, 24) + ")"
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%d\n", p.Line, orDash(p.Level), clip(p.Host, 24), api, clip(orDash(p.Version), 22), p.ProbeMS)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nFAILURES")
+	if len(rep.Failures) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+	for _, f := range rep.Failures {
+		writeWrapped(w, fmt.Sprintf("  line %d %s: ", f.Line, orDash(f.Level)), f.Text)
+	}
+	writeFindings(w, rep.Findings)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,378 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/refdoctor/refdoctor/registry"
+	"github.com/refdoctor/refdoctor/runbook"
+)
+
+// runbookFlags are the targets the runbook commands work on.
+type runbookFlags struct {
+	registries []string
+	image      string
+	bundle     string
+	exportLog  string
+	diagOut    string
+}
+
+// runbookOpts builds the runbook engine's options from the global
+// settings. It is the one place to plug further checks in (the bundle
+// validator goes here).
+func (g *globals) runbookOpts() []runbook.Opt {
+	return []runbook.Opt{
+		runbook.WithConfig(g.cfg),
+		runbook.WithMetrics(g.metrics),
+		runbook.WithLogger(g.log),
+		runbook.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
+		runbook.WithToolVersion(version),
+	}
+}
+
+// plainHTTPHosts are the hosts reached over http, from flags and config,
+// so that rendered commands use the right scheme.
+func (g *globals) plainHTTPHosts() []string {
+	var hosts []string
+	for _, r := range g.cfg.Registries {
+		if r.PlainHTTP {
+			hosts = append(hosts, r.Host)
+		}
+	}
+	return hosts
+}
+
+// targets turns the flags into validated runbook targets.
+func (f *runbookFlags) targets(g *globals) (runbook.Targets, error) {
+	t := runbook.Targets{
+		Registries: f.registries,
+		Image:      f.image,
+		Bundle:     f.bundle,
+		LogFile:    f.exportLog,
+		PlainHTTP:  g.plainHTTPHosts(),
+	}
+	if err := t.Validate(); err != nil {
+		return t, &exitError{code: ExitUsage, err: err}
+	}
+	return t.Complete(), nil
+}
+
+func loadBook() (*runbook.Book, error) {
+	b, err := runbook.Load()
+	if err != nil {
+		// The book is embedded and tested; failing here is a build defect.
+		return nil, fmt.Errorf("the embedded runbook is broken: %w", err)
+	}
+	return b, nil
+}
+
+func newRunbookCmd(g *globals) *cobra.Command {
+	f := &runbookFlags{}
+	cmd := &cobra.Command{
+		Use:   "runbook [list|show STEP|run [STEP]]",
+		Short: "Walk the referrer troubleshooting runbook without the TUI",
+		Long: `The runbook as a program: symptoms and the step each leads to, each step's
+explanation, causes, fixes and commands filled in with your registry, image
+and bundle, and a real check behind every step (probe, discovery, tag listing,
+bundle validation, export-log reading, metrics, support bundle). Where the
+older runbook was wrong, the step says so and shows the truth.
+
+Targets come from --registry, --image, --bundle and --export-log (the
+exporter's log to read; --log-file is refdoctor's own log). Plain-HTTP hosts
+(--plain-http or plain_http in the config) get http:// in commands.
+
+Exit codes of run: 0 every check passed, warned or was skipped, 1 a check
+failed, 2 bad input or an unknown step, 3 a check could not complete.`,
+		Example: `  refdoctor runbook list
+  refdoctor runbook show probe-registry --image registry.example.com/team/app:1.2
+  refdoctor runbook run --image registry.example.com/team/app:1.2 --export-log export.log
+  refdoctor runbook run issue-no-referrers --image ghcr.io/org/app@sha256:... -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runbookList(g)
+		},
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringArrayVar(&f.registries, "registry", nil, "registry to check: HOST, HOST/REPO or HOST/REPO@DIGEST (repeatable)")
+	pf.StringVar(&f.image, "image", "", "image to check: HOST/REPO:TAG or HOST/REPO@DIGEST")
+	pf.StringVar(&f.bundle, "bundle", "", "mirror bundle to check (.tgz)")
+	pf.StringVar(&f.exportLog, "export-log", "", "the exporter's log file to read")
+	pf.StringVar(&f.diagOut, "diag-out", "", "where the escalation step writes its support bundle (default: the temp folder)")
+
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List symptoms, the step each leads to, and the steps by section",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runbookList(g)
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "show STEP",
+		Short: "Show one step: explanation, corrections, causes, fixes and commands",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := loadBook()
+			if err != nil {
+				return err
+			}
+			step, err := stepOrUsage(b, args[0])
+			if err != nil {
+				return err
+			}
+			t, err := f.targets(g)
+			if err != nil {
+				return err
+			}
+			cmds, err := step.Render(t)
+			if err != nil {
+				return fmt.Errorf("render step %s: %w", step.ID, err)
+			}
+			if g.output == "json" {
+				return g.writeJSON(map[string]any{
+					"step": step, "corrections": b.CorrectionsFor(step), "commands": cmds, "targets": t,
+				})
+			}
+			writeStep(g.stdout, b, step, cmds)
+			return nil
+		},
+	})
+	cmd.AddCommand(&cobra.Command{
+		Use:   "run [STEP]",
+		Short: "Run one step's check, or every step, and print the results",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			b, err := loadBook()
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				if _, err := stepOrUsage(b, args[0]); err != nil {
+					return err
+				}
+			}
+			t, err := f.targets(g)
+			if err != nil {
+				return err
+			}
+			opts := g.runbookOpts()
+			if f.diagOut != "" {
+				opts = append(opts, runbook.WithDiagOutput(f.diagOut))
+			}
+			e := runbook.NewEngine(b, t, opts...)
+			var results []runbook.Result
+			if len(args) == 1 {
+				results = []runbook.Result{e.Run(cmd.Context(), args[0], nil)}
+			} else {
+				results = e.RunAll(cmd.Context(), nil)
+			}
+			if g.output == "json" {
+				if err := g.writeJSON(map[string]any{"targets": e.Targets(), "results": results}); err != nil {
+					return err
+				}
+			} else {
+				writeResults(g.stdout, b, results)
+			}
+			return silentExit(runbookExitCode(results))
+		},
+	})
+	return cmd
+}
+
+// checkLabel names a step's check with its switches.
+func checkLabel(c runbook.Check) string {
+	label := c.Kind
+	if c.Platforms {
+		label += " (all platforms)"
+	}
+	if c.CheckReferrers {
+		label += " (with referrers)"
+	}
+	return label
+}
+
+// stepOrUsage finds a step or fails with exit 2 listing the valid IDs.
+func stepOrUsage(b *runbook.Book, id string) (runbook.Step, error) {
+	step, ok := b.Step(id)
+	if !ok {
+		return step, usageErr("unknown step %q; valid steps: %s", id, strings.Join(b.StepIDs(), ", "))
+	}
+	return step, nil
+}
+
+// runbookExitCode is the worst of the results: 3 when a check could not
+// complete, else 1 when one failed.
+func runbookExitCode(results []runbook.Result) int {
+	code := ExitOK
+	for _, r := range results {
+		if r.Status != runbook.StatusFailed {
+			continue
+		}
+		if r.Incomplete {
+			code = ExitIncomplete
+		} else if code == ExitOK {
+			code = ExitCheckFail
+		}
+	}
+	return code
+}
+
+func runbookList(g *globals) error {
+	b, err := loadBook()
+	if err != nil {
+		return err
+	}
+	if g.output == "json" {
+		type stepEntry struct {
+			ID      string        `json:"id"`
+			Title   string        `json:"title"`
+			Section string        `json:"section"`
+			Check   runbook.Check `json:"check"`
+		}
+		steps := make([]stepEntry, len(b.Steps))
+		for i, s := range b.Steps {
+			steps[i] = stepEntry{s.ID, s.Title, s.Section, s.Check}
+		}
+		return g.writeJSON(map[string]any{
+			"title": b.Title, "symptoms": b.Symptoms, "steps": steps, "compatibility": b.Compatibility,
+		})
+	}
+	writeBookList(g.stdout, b)
+	return nil
+}
+
+func writeBookList(w io.Writer, b *runbook.Book) {
+	fmt.Fprintln(w, b.Title)
+	fmt.Fprintln(w, "\nSYMPTOMS (refdoctor runbook show STEP)")
+	width := len("STEP")
+	for _, s := range b.Symptoms {
+		width = max(width, len(s.Step))
+	}
+	fmt.Fprintf(w, "  %-*s  SYMPTOM\n", width, "STEP")
+	for _, s := range b.Symptoms {
+		writeWrapped(w, fmt.Sprintf("  %-*s  ", width, s.Step), s.Symptom)
+	}
+	fmt.Fprintln(w, "\nSTEPS (refdoctor runbook run STEP)")
+	for _, section := range runbook.Sections() {
+		steps := b.StepsIn(section)
+		if len(steps) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "%s\n", section)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, s := range steps {
+			fmt.Fprintf(tw, "  %s\t%s\n", s.ID, clip(s.Title, 52))
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nREGISTRY COMPATIBILITY (the older runbook's table, corrected; a probe wins)")
+	for _, r := range b.Compatibility {
+		fmt.Fprintf(w, "  %s [%s], last seen %s\n", r.Registry, r.Kind, r.LastSeen)
+		writeWrapped(w, "    was: ", r.SeedSaid)
+		writeWrapped(w, "    now: ", r.Now+"; fallback tags: "+r.Fallback)
+	}
+}
+
+func writeStep(w io.Writer, b *runbook.Book, s runbook.Step, cmds []runbook.RenderedCommand) {
+	fmt.Fprintf(w, "%s: %s\n", s.ID, s.Title)
+	fmt.Fprintf(w, "section %s, check %s\n\n", s.Section, checkLabel(s.Check))
+	writeWrapped(w, "", s.Summary)
+	for _, para := range strings.Split(s.Explanation, "\n\n") {
+		fmt.Fprintln(w)
+		writeWrapped(w, "", para)
+	}
+	if cs := b.CorrectionsFor(s); len(cs) > 0 {
+		fmt.Fprintln(w, "\nCORRECTS THE OLDER RUNBOOK")
+		for _, c := range cs {
+			writeWrapped(w, "  ", c.Topic+" ["+c.ID+"]")
+			writeWrapped(w, "    it said: ", c.SeedSays)
+			writeWrapped(w, "    truth:   ", c.Truth)
+			writeWrapped(w, "    source:  ", c.Source)
+		}
+	}
+	for _, list := range []struct {
+		head  string
+		items []string
+	}{{"SYMPTOMS", s.Symptoms}, {"CAUSES", s.Causes}, {"SOLUTIONS", s.Solutions}} {
+		if len(list.items) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s\n", list.head)
+		for _, it := range list.items {
+			writeWrapped(w, "  - ", it)
+		}
+	}
+	if s.Section == runbook.SectionEscalate {
+		fmt.Fprintln(w, "\nCOLLECT")
+		for _, it := range b.Escalation.Collect {
+			writeWrapped(w, "  - ", it)
+		}
+		fmt.Fprintln(w, "\nOPEN A TICKET WITH")
+		for _, it := range b.Escalation.Ticket {
+			writeWrapped(w, "  - ", it)
+		}
+	}
+	if len(cmds) > 0 {
+		fmt.Fprintln(w, "\nCOMMANDS")
+		for i, c := range cmds {
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			// Every line of the title is a shell comment, so the block can
+			// be pasted whole.
+			var title strings.Builder
+			writeWrapped(&title, "  ", c.Title)
+			for _, line := range strings.Split(strings.TrimRight(title.String(), "\n"), "\n") {
+				fmt.Fprintf(w, "#%s\n", strings.TrimPrefix(line, " "))
+			}
+			// Commands are not indented: a here-document or a TOML
+			// snippet must paste exactly as shown.
+			fmt.Fprintln(w, c.Text)
+		}
+	}
+	if len(s.Next) > 0 {
+		fmt.Fprintf(w, "\nNEXT  %s\n", strings.Join(s.Next, ", "))
+	}
+}
+
+func writeResults(w io.Writer, b *runbook.Book, results []runbook.Result) {
+	counts := map[runbook.Status]int{}
+	for i, r := range results {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		counts[r.Status]++
+		title := r.Step
+		if s, ok := b.Step(r.Step); ok {
+			title += ": " + s.Title
+		}
+		fmt.Fprintln(w, title)
+		status := string(r.Status)
+		if r.Incomplete {
+			status += " (could not complete)"
+		}
+		switch {
+		case r.SameAs != "":
+			status += ", same check as " + r.SameAs
+		case r.Status != runbook.StatusSkipped:
+			status += fmt.Sprintf(", %d ms", r.DurationMS)
+		}
+		fmt.Fprintf(w, "  status   %s\n", status)
+		writeWrapped(w, "  result   ", r.Summary)
+		if r.Error != "" {
+			writeWrapped(w, "  error    ", r.Error)
+		}
+		if r.SameAs != "" && len(r.Findings) > 0 {
+			// The findings were printed with the step that ran the check.
+			fmt.Fprintf(w, "  findings %d, as for %s above\n", len(r.Findings), r.SameAs)
+			continue
+		}
+		writeFindings(w, r.Findings)
+	}
+	fmt.Fprintf(w, "\n%d passed, %d warned, %d failed, %d skipped\n",
+		counts[runbook.StatusPassed], counts[runbook.StatusWarned], counts[runbook.StatusFailed], counts[runbook.StatusSkipped])
+}

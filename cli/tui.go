@@ -1,0 +1,123 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/charmbracelet/x/term"
+	"github.com/spf13/cobra"
+
+	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/telemetry"
+	"github.com/refdoctor/refdoctor/ui"
+)
+
+// tuiFlags are the targets `refdoctor` (no command) opens the TUI on; the
+// start screen edits them too.
+type tuiFlags struct {
+	registries []string
+	image      string
+	repository string
+	bundle     string
+	exportLog  string
+}
+
+// addTUIFlags gives the root command the TUI's target flags (local to the
+// root: every other command has its own).
+func addTUIFlags(root *cobra.Command, f *tuiFlags) {
+	fl := root.Flags()
+	fl.StringArrayVar(&f.registries, "registry", nil, "TUI: registry to probe, HOST or HOST/REPO (repeatable)")
+	fl.StringVar(&f.image, "image", "", "TUI: image whose referrers to discover, HOST/REPO:TAG or HOST/REPO@DIGEST")
+	fl.StringVar(&f.repository, "repository", "", "TUI: repository whose fallback tags to list, HOST/REPO")
+	fl.StringVar(&f.bundle, "bundle", "", "TUI: mirror bundle to verify")
+	fl.StringVar(&f.exportLog, "export-log", "", "TUI: exporter's log to read")
+}
+
+// isTerminal tells whether w is a terminal, where the TUI can run.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(f.Fd())
+}
+
+// tuiLog opens the TUI session's log: --log-file if given, else the file
+// name in the user cache folder (started afresh when fresh is set: the
+// demo's lab is new each time, so older lines name registries long gone).
+// The TUI never logs to the screen. Unless --log-level was given, it logs
+// at info so that the probe lines the runbook greps for are there to read
+// back.
+func (g *globals) tuiLog(cmd *cobra.Command, name string, fresh bool) (*slog.Logger, string, func(), error) {
+	path := g.logFile
+	if path == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			dir = os.TempDir()
+		}
+		path = filepath.Join(dir, "refdoctor", name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, "", nil, fmt.Errorf("TUI log: %w", err)
+		}
+		if fresh {
+			if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+				return nil, "", nil, fmt.Errorf("TUI log: %w", err)
+			}
+		}
+	}
+	level := slog.LevelInfo
+	if f := cmd.Flags().Lookup("log-level"); f != nil && f.Changed {
+		l, err := telemetry.ParseLevel(g.logLevel)
+		if err != nil {
+			return nil, "", nil, usageErr("--log-level: %v", err)
+		}
+		level = l
+	}
+	w, err := telemetry.OpenLogFile(path)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("TUI log: %w", err)
+	}
+	return telemetry.NewLogger(w, level), path, func() { w.Close() }, nil
+}
+
+// runTUI opens the TUI with the global settings, on the lab when l is set.
+func (g *globals) runTUI(cmd *cobra.Command, f tuiFlags, l *lab.Lab, log *slog.Logger, logPath string) error {
+	var targets []probe.Target
+	for _, r := range f.registries {
+		t, err := probe.ParseTarget(r)
+		if err != nil {
+			return &exitError{code: ExitUsage, err: err}
+		}
+		targets = append(targets, t)
+	}
+	opts := ui.Options{
+		Config:      g.cfg,
+		Targets:     targets,
+		Image:       f.image,
+		Repository:  f.repository,
+		Bundle:      f.bundle,
+		LogFile:     f.exportLog,
+		SessionLog:  logPath,
+		Lab:         l,
+		Metrics:     g.metrics,
+		Logger:      log,
+		Version:     version,
+		Timeout:     g.opTimeout(),
+		Concurrency: g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries,
+	}
+	if err := ui.Run(cmd.Context(), opts); err != nil {
+		return fmt.Errorf("terminal UI: %w", err)
+	}
+	return nil
+}
+
+// openTUI is `refdoctor` with no command on a terminal.
+func (g *globals) openTUI(cmd *cobra.Command, f tuiFlags) error {
+	log, path, closeLog, err := g.tuiLog(cmd, "tui.log", false)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	return g.runTUI(cmd, f, nil, log, path)
+}

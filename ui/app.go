@@ -1,0 +1,475 @@
+package ui
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/spinner"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/ansi"
+)
+
+// screenID names a screen; messages from engine runs carry the id of the
+// screen that started them.
+type screenID int
+
+const (
+	scrStart screenID = iota
+	scrRunbook
+	scrCompat
+	scrTags
+	scrReferrers
+	scrBundle
+	scrLogs
+	scrMetrics
+	scrSupport
+	numTabs
+	scrDetail screenID = 100
+)
+
+// tabNames are the long and short labels of the tabs.
+var tabNames = [numTabs][2]string{
+	{"Start", "Start"},
+	{"Runbook", "Book"},
+	{"Registries", "Regs"},
+	{"Tags", "Tags"},
+	{"Referrers", "Refs"},
+	{"Bundle", "Bundle"},
+	{"Logs", "Logs"},
+	{"Metrics", "Metrics"},
+	{"Support", "Support"},
+}
+
+// screen is one component of the TUI. Only the root sees the window size;
+// it gives each screen its body size with SetSize.
+type screen interface {
+	Update(tea.Msg) (screen, tea.Cmd)
+	View() string
+	SetSize(w, h int)
+	// help lists the screen's own key bindings (short line, full groups).
+	help() bindings
+	// capturing is true while a text field has the keyboard.
+	capturing() bool
+	// activate is called each time the screen is shown; it may start work
+	// the first time.
+	activate() tea.Cmd
+	// back handles esc: it stops the screen's work or closes what is open
+	// and reports whether esc was used.
+	back() (bool, tea.Cmd)
+	// stop cancels everything the screen runs.
+	stop()
+}
+
+// Messages between screens.
+type (
+	// gotoStepMsg opens the walkthrough at a step ("" = the first).
+	gotoStepMsg struct{ step string }
+	// openDetailMsg opens the registry detail of a compatibility row.
+	openDetailMsg struct{ row int }
+	// reprobeMsg asks the compatibility screen to probe one row again.
+	reprobeMsg struct{ row int }
+	// targetsChangedMsg tells every screen that the operator edited the
+	// targets.
+	targetsChangedMsg struct{}
+	// flashMsg shows a short message in the status line.
+	flashMsg struct{ text string }
+	// flashExpiredMsg clears a flash message if it is still the same one.
+	flashExpiredMsg struct{ id int }
+	// styleChangedMsg tells screens that keep styled sub-components to
+	// pick up the new styles.
+	styleChangedMsg struct{}
+	// metricsRefreshMsg asks the metrics screen to read the counters again.
+	metricsRefreshMsg struct{}
+	// viewRequestMsg asks for the current screen as text, answered from
+	// Update: tests read the view without racing the program.
+	viewRequestMsg struct{ reply chan<- string }
+)
+
+func flash(text string) tea.Cmd { return func() tea.Msg { return flashMsg{text: text} } }
+
+// model is the root of the TUI: tabs, the status and help lines, and the
+// routing of messages to screens.
+type model struct {
+	sh      *shared
+	screens [numTabs]screen
+	active  screenID
+	detail  *detailScreen
+
+	width, height int
+	dark          bool
+	profile       colorprofile.Profile
+	help          help.Model
+	fullHelp      bool
+
+	flash   string
+	flashID int
+	seen    [numTabs]bool
+}
+
+func newModel(ctx context.Context, o Options) *model {
+	sh := newShared(ctx, &o)
+	m := &model{sh: sh, dark: true, profile: colorprofile.NoTTY, help: help.New()}
+	m.screens[scrStart] = newStartScreen(sh)
+	m.screens[scrRunbook] = newWalkScreen(sh)
+	m.screens[scrCompat] = newCompatScreen(sh)
+	m.screens[scrTags] = newTagsScreen(sh)
+	m.screens[scrReferrers] = newReferrersScreen(sh)
+	m.screens[scrBundle] = newBundleScreen(sh)
+	m.screens[scrLogs] = newLogsScreen(sh)
+	m.screens[scrMetrics] = newMetricsScreen(sh)
+	m.screens[scrSupport] = newSupportScreen(sh)
+	m.restyle()
+	return m
+}
+
+// shutdown cancels every run and waits for the engine goroutines, so that
+// nothing the session started outlives it.
+func (m *model) shutdown() {
+	for _, s := range m.screens {
+		s.stop()
+	}
+	m.sh.cancel()
+	done := make(chan struct{})
+	go func() { m.sh.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		m.sh.log.Warn("engine goroutines still running 10s after quit")
+	}
+}
+
+func (m *model) Init() tea.Cmd {
+	m.seen[scrStart] = true
+	return tea.Batch(tea.RequestBackgroundColor, m.screens[scrStart].activate())
+}
+
+// restyleAll rebuilds the styles and tells every screen.
+func (m *model) restyleAll() tea.Cmd {
+	m.restyle()
+	var cmds []tea.Cmd
+	for _, s := range m.screens {
+		_, cmd := s.Update(styleChangedMsg{})
+		cmds = append(cmds, cmd)
+	}
+	if m.detail != nil {
+		m.detail.ver = -1
+		m.detail.sync()
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *model) restyle() {
+	m.sh.st = newStyles(m.dark, m.profile)
+	m.help.Styles = m.sh.st.Help
+	m.sh.spin.Style = m.sh.st.tones[toneRun]
+}
+
+// bodyHeight is what the screens get: the window less the tab bar, the
+// rule, the status line and the help line.
+func (m *model) bodyHeight() int { return max(1, m.height-4) }
+
+func (m *model) layout() {
+	h := m.bodyHeight()
+	for _, s := range m.screens {
+		s.SetSize(m.width, h)
+	}
+	if m.detail != nil {
+		m.detail.SetSize(m.width, h)
+	}
+	m.help.SetWidth(m.width)
+}
+
+// current is the screen on display.
+func (m *model) current() screen {
+	if m.active == scrCompat && m.detail != nil {
+		return m.detail
+	}
+	return m.screens[m.active]
+}
+
+func (m *model) switchTo(id screenID) tea.Cmd {
+	if id < 0 || id >= numTabs {
+		return nil
+	}
+	m.active = id
+	m.fullHelp = false
+	m.seen[id] = true
+	return m.screens[id].activate()
+}
+
+func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.width, m.height = msg.Width, msg.Height
+		m.layout()
+		return m, nil
+	case tea.BackgroundColorMsg:
+		m.dark = msg.IsDark()
+		return m, m.restyleAll()
+	case tea.ColorProfileMsg:
+		m.profile = msg.Profile
+		return m, m.restyleAll()
+	case spinner.TickMsg:
+		if m.sh.busy.Load() == 0 {
+			m.sh.ticking = false
+			return m, nil
+		}
+		var cmd tea.Cmd
+		m.sh.spin, cmd = m.sh.spin.Update(msg)
+		m.sh.frame = m.sh.spin.View()
+		return m, cmd
+	case viewRequestMsg:
+		msg.reply <- m.render()
+		return m, nil
+	case pumpMsg:
+		m2, cmd := m.Update(msg.msg)
+		return m2, tea.Batch(cmd, pump(msg.ch))
+	case eventMsg:
+		return m, m.route(msg.to, msg)
+	case doneMsg:
+		cmd := m.route(msg.to, msg)
+		// Finished work changes the session's counters.
+		_, mcmd := m.screens[scrMetrics].Update(metricsRefreshMsg{})
+		return m, tea.Batch(cmd, mcmd)
+	case flashMsg:
+		m.flashID++
+		m.flash = msg.text
+		id := m.flashID
+		return m, m.sh.after(4*time.Second, flashExpiredMsg{id: id})
+	case flashExpiredMsg:
+		if msg.id == m.flashID {
+			m.flash = ""
+		}
+		return m, nil
+	case gotoStepMsg:
+		cmd := m.switchTo(scrRunbook)
+		_, c2 := m.screens[scrRunbook].Update(msg)
+		return m, tea.Batch(cmd, c2)
+	case openDetailMsg:
+		m.detail = newDetailScreen(m.sh, m.screens[scrCompat].(*compatScreen), msg.row)
+		m.detail.SetSize(m.width, m.bodyHeight())
+		return m, nil
+	case reprobeMsg:
+		return m, m.route(scrCompat, msg)
+	case targetsChangedMsg:
+		var cmds []tea.Cmd
+		m.detail = nil
+		for i, s := range m.screens {
+			_, cmd := s.Update(msg)
+			cmds = append(cmds, cmd)
+			if m.seen[i] && screenID(i) == m.active {
+				cmds = append(cmds, s.activate())
+			}
+		}
+		return m, tea.Batch(cmds...)
+	case tea.KeyPressMsg:
+		return m, m.key(msg)
+	case tea.MouseMsg:
+		_, cmd := m.current().Update(msg)
+		return m, cmd
+	}
+	// Anything else (a file list read for the file picker, a tick) goes to
+	// every screen; each keeps what is addressed to it.
+	var cmds []tea.Cmd
+	for _, s := range m.screens {
+		_, cmd := s.Update(msg)
+		cmds = append(cmds, cmd)
+	}
+	return m, tea.Batch(cmds...)
+}
+
+// route hands a run's message to the screen that started it, shown or not:
+// a probe that finishes while another screen is up is there on return.
+func (m *model) route(to screenID, msg tea.Msg) tea.Cmd {
+	if to == scrDetail || to < 0 || to >= numTabs {
+		return nil
+	}
+	_, cmd := m.screens[to].Update(msg)
+	if m.detail != nil && to == scrCompat {
+		m.detail.sync()
+	}
+	return cmd
+}
+
+func (m *model) key(msg tea.KeyPressMsg) tea.Cmd {
+	k := m.sh.keys
+	cur := m.current()
+	if msg.String() == "ctrl+c" {
+		return tea.Quit
+	}
+	if cur.capturing() {
+		_, cmd := cur.Update(msg)
+		return cmd
+	}
+	switch {
+	case key.Matches(msg, k.Quit):
+		return tea.Quit
+	case key.Matches(msg, k.Help):
+		m.fullHelp = !m.fullHelp
+		return nil
+	case m.fullHelp && key.Matches(msg, k.Back):
+		m.fullHelp = false
+		return nil
+	case key.Matches(msg, k.Back):
+		if used, cmd := cur.back(); used {
+			return cmd
+		}
+		if cur == m.detail {
+			m.detail = nil
+			return nil
+		}
+		if m.active != scrStart {
+			return m.switchTo(scrStart)
+		}
+		return nil
+	case key.Matches(msg, k.NextTab):
+		m.detail = nil
+		return m.switchTo((m.active + 1) % numTabs)
+	case key.Matches(msg, k.PrevTab):
+		m.detail = nil
+		return m.switchTo((m.active + numTabs - 1) % numTabs)
+	case key.Matches(msg, k.Jump):
+		n := int(msg.String()[0] - '1')
+		if screenID(n) != m.active {
+			m.detail = nil
+		}
+		return m.switchTo(screenID(n))
+	}
+	_, cmd := cur.Update(msg)
+	return cmd
+}
+
+func (m *model) View() tea.View {
+	v := tea.NewView(m.render())
+	v.AltScreen = true
+	v.MouseMode = tea.MouseModeCellMotion
+	v.WindowTitle = "refdoctor"
+	return v
+}
+
+// render draws the whole window: exactly height lines of at most width
+// cells, whatever the screens return.
+func (m *model) render() string {
+	if m.width <= 0 || m.height <= 0 {
+		return ""
+	}
+	st := m.sh.st
+	var b strings.Builder
+	b.WriteString(m.tabBar())
+	b.WriteByte('\n')
+	b.WriteString(st.Rule.Render(strings.Repeat("─", m.width)))
+	b.WriteByte('\n')
+	cur := m.current()
+	var body string
+	if m.fullHelp {
+		body = m.fullHelpView(cur)
+	} else {
+		body = cur.View()
+	}
+	b.WriteString(clipBlock(body, m.width, m.bodyHeight()))
+	b.WriteByte('\n')
+	b.WriteString(m.statusLine())
+	b.WriteByte('\n')
+	b.WriteString(trunc(m.help.ShortHelpView(m.shortHelp(cur)), m.width))
+	return clipBlock(b.String(), m.width, m.height)
+}
+
+// tabBar shows every screen with its number key, in the widest form that
+// fits.
+func (m *model) tabBar() string {
+	st := m.sh.st
+	title := "refdoctor " + m.sh.opts.Version + "  "
+	// The active tab is bracketed: visible without colour too.
+	label := func(i int, form int) string {
+		l := itoa(int64(i + 1))
+		if form < 2 || screenID(i) == m.active {
+			l += " " + tabNames[i][min(form, 1)]
+		}
+		if screenID(i) == m.active {
+			l = "[" + l + "]"
+		}
+		return l
+	}
+	for _, try := range []struct {
+		form  int
+		title bool
+		gap   string
+	}{{0, true, "  "}, {0, false, "  "}, {1, true, "  "}, {1, false, "  "}, {1, false, " "}, {2, false, " "}} {
+		var parts []string
+		w := 0
+		for i := 0; i < int(numTabs); i++ {
+			l := label(i, try.form)
+			parts = append(parts, l)
+			w += ansi.StringWidth(l)
+		}
+		w += len(try.gap) * (len(parts) - 1)
+		if try.title {
+			w += ansi.StringWidth(title)
+		}
+		if w > m.width && try.form != 2 {
+			continue
+		}
+		var b strings.Builder
+		if try.title {
+			b.WriteString(st.Title.Render(title))
+		}
+		for i, p := range parts {
+			if i > 0 {
+				b.WriteString(try.gap)
+			}
+			if screenID(i) == m.active {
+				b.WriteString(st.TabActive.Render(p))
+			} else {
+				b.WriteString(st.Tab.Render(p))
+			}
+		}
+		return b.String()
+	}
+	return ""
+}
+
+// statusLine shows a flash message or what is running, and the version.
+func (m *model) statusLine() string {
+	st := m.sh.st
+	left := ""
+	switch {
+	case m.flash != "":
+		left = st.Flash.Render(m.flash)
+	case m.sh.busy.Load() > 0:
+		n := m.sh.busy.Load()
+		word := "checks"
+		if n == 1 {
+			word = "check"
+		}
+		left = st.paint(toneRun, m.sh.frame+" "+itoa(n)+" "+word+" running")
+	}
+	right := st.StatusBar.Render("refdoctor " + m.sh.opts.Version)
+	gap := m.width - ansi.StringWidth(left) - ansi.StringWidth(right)
+	if gap < 1 {
+		return trunc(left, m.width)
+	}
+	return left + strings.Repeat(" ", gap) + right
+}
+
+func (m *model) globalKeys() []key.Binding {
+	k := m.sh.keys
+	return []key.Binding{k.Jump, k.NextTab, k.PrevTab, k.Back, k.Help, k.Quit}
+}
+
+func (m *model) shortHelp(cur screen) []key.Binding {
+	k := m.sh.keys
+	if cur.capturing() {
+		return cur.help().short
+	}
+	return append(append([]key.Binding{}, cur.help().short...), k.Jump, k.Help, k.Quit)
+}
+
+func (m *model) fullHelpView(cur screen) string {
+	groups := append(append([][]key.Binding{}, cur.help().full...), m.globalKeys())
+	title := m.sh.st.Title.Render("Keys") + "  (esc or ? closes)"
+	return title + "\n\n" + m.help.FullHelpView(groups)
+}

@@ -1,0 +1,121 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/colorprofile"
+
+	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/probe"
+)
+
+// viewBudget is what one View() of a big screen may cost: a frame at
+// 60 fps has 16ms, and the screen must never be the reason for a stall.
+const viewBudgetNS = 5_000_000
+
+func benchShared(tb testing.TB) *shared {
+	o := Options{Version: "bench", stable: true}.resolve()
+	sh := newShared(context.Background(), &o)
+	sh.st = newStyles(true, colorprofile.TrueColor) // colour costs: measure it
+	tb.Cleanup(sh.cancel)
+	return sh
+}
+
+// bigCompat is a compatibility table of n probed registries.
+func bigCompat(tb testing.TB, n int) *compatScreen {
+	sh := benchShared(tb)
+	for i := range n {
+		sh.opts.Targets = append(sh.opts.Targets, probe.Target{Host: fmt.Sprintf("registry-%04d.example.com", i), Repository: "team/app"})
+	}
+	c := newCompatScreen(sh)
+	matches, differs := true, false
+	for i, r := range c.rows {
+		exp := &probe.Expectation{Kind: "harbor", Name: "Harbor", ReferrersAPI: "supported", LastSeen: "2026-11", Matches: &matches}
+		verdict := probe.Supported
+		if i%3 == 0 {
+			verdict, exp.Matches = probe.Unsupported, &differs
+		}
+		r.state = "done"
+		r.res = &probe.Result{Registry: r.target.Host, Kind: "harbor", ReferrersAPI: verdict, FallbackTags: "ok", Auth: "bearer",
+			DistributionAPIVersion: "registry/2.0", ProbeMS: int64(i), Expected: exp,
+			RateLimit: &probe.RateLimit{Limit: "100;w=21600", Remaining: "42"}}
+	}
+	c.refreshTable()
+	c.SetSize(120, 40)
+	c.tbl.cursor = n / 2
+	return c
+}
+
+// bigTags is a tag listing of n tags, four per subject.
+func bigTags(tb testing.TB, n int) *tagsScreen {
+	sh := benchShared(tb)
+	sh.opts.Repository = "registry.example.com/team/app"
+	t := newTagsScreen(sh)
+	res := discovery.TagListing{Repository: sh.opts.Repository}
+	yes := true
+	for s := 0; s < n/4; s++ {
+		hex := fmt.Sprintf("%064x", s)
+		subj := discovery.TagSubject{Subject: "sha256:" + hex, Exists: &yes}
+		for _, k := range []string{"", ".sig", ".att", ".sbom"} {
+			subj.Tags = append(subj.Tags, discovery.TagEntry{Tag: "sha256-" + hex + k, Kind: map[string]string{"": "index", ".sig": "sig", ".att": "att", ".sbom": "sbom"}[k], Digest: "sha256:" + strings.Repeat("ab", 32)})
+		}
+		res.Subjects = append(res.Subjects, subj)
+		res.TagsTotal += 4
+	}
+	t.res, t.state = &res, "done"
+	t.SetSize(120, 40)
+	t.cursor = len(t.lines) / 2
+	return t
+}
+
+func BenchmarkCompatView1000(b *testing.B) {
+	c := bigCompat(b, 1000)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = c.View()
+	}
+}
+
+func BenchmarkTagsView10000(b *testing.B) {
+	t := bigTags(b, 10000)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = t.View()
+	}
+}
+
+// TestViewBudget keeps the big views under 5ms each (race-instrumented
+// builds are too slow to measure and skip).
+func TestViewBudget(t *testing.T) {
+	if raceEnabled || testing.Short() {
+		t.Skip("timings mean nothing under -race or -short")
+	}
+	for name, bench := range map[string]func(*testing.B){
+		"compat 1000 rows": BenchmarkCompatView1000,
+		"tags 10000 tags":  BenchmarkTagsView10000,
+	} {
+		r := testing.Benchmark(bench)
+		t.Logf("%s: %d ns/op, %d allocs/op", name, r.NsPerOp(), r.AllocsPerOp())
+		if r.NsPerOp() > viewBudgetNS {
+			t.Errorf("%s: View() takes %d ns, over the %d ns budget", name, r.NsPerOp(), viewBudgetNS)
+		}
+	}
+}
+
+// TestBigViewsFit checks the big views still fit the window.
+func TestBigViewsFit(t *testing.T) {
+	c := bigCompat(t, 1000)
+	if got := strings.Count(c.View(), "\n") + 1; got > 40 {
+		t.Errorf("compat view is %d lines for a 40-line body", got)
+	}
+	tg := bigTags(t, 10000)
+	if got := strings.Count(tg.View(), "\n") + 1; got > 40 {
+		t.Errorf("tags view is %d lines for a 40-line body", got)
+	}
+	if !strings.Contains(c.View(), "unsupported!") {
+		t.Error("mismatches are not marked")
+	}
+}

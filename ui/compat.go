@@ -1,0 +1,426 @@
+package ui
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+)
+
+// compatRow is one registry in the compatibility table.
+type compatRow struct {
+	target probe.Target
+	// state: pending (not probed yet), queued, probing, done, error, stopped.
+	state     string
+	owner     uint64 // the run whose events this row takes
+	exchanges []registry.Exchange
+	res       *probe.Result
+	err       string
+	ver       int // bumped on every change, for the detail screen
+}
+
+// compatRun is one probe run over some rows.
+type compatRun struct {
+	run
+	rows map[string][]int // target string -> row indexes
+}
+
+// compatScreen is the live compatibility table: one row per registry,
+// filling in as probe events arrive, mismatches against the known-registry
+// matrix marked with "!".
+type compatScreen struct {
+	sh      *shared
+	rows    []*compatRow
+	tbl     *table
+	runs    map[uint64]*compatRun
+	started bool
+	w, h    int
+}
+
+func newCompatScreen(sh *shared) *compatScreen {
+	c := &compatScreen{sh: sh, runs: map[uint64]*compatRun{}}
+	c.tbl = newTable([]column{
+		{title: "REGISTRY", min: 10, max: 26, prio: 0},
+		{title: "KIND", min: 6, max: 12, prio: 3},
+		{title: "EXPECTED", min: 8, max: 11, prio: 2},
+		{title: "REFERRERS API", min: 12, max: 14, prio: 0},
+		{title: "TAGS", min: 6, max: 11, prio: 1},
+		{title: "VERSION", min: 7, max: 12, prio: 7},
+		{title: "AUTH", min: 6, max: 9, prio: 4},
+		{title: "RATE", min: 5, max: 9, prio: 5},
+		{title: "MS", min: 4, max: 6, prio: 6, right: true},
+		{title: "STATUS", min: 10, max: 10, prio: 0},
+	})
+	c.resetRows()
+	return c
+}
+
+func (c *compatScreen) resetRows() {
+	for _, r := range c.runs {
+		r.stop()
+	}
+	c.runs = map[uint64]*compatRun{}
+	c.rows = nil
+	for _, t := range c.sh.opts.Targets {
+		c.rows = append(c.rows, &compatRow{target: t, state: "pending"})
+	}
+	c.refreshTable()
+}
+
+func (c *compatScreen) refreshTable() {
+	rows := make([][]cell, len(c.rows))
+	for i, r := range c.rows {
+		rows[i] = c.cells(r)
+	}
+	c.tbl.setRows(rows)
+}
+
+func (c *compatScreen) refreshRow(i int) {
+	c.rows[i].ver++
+	c.tbl.setRow(i, c.cells(c.rows[i]))
+}
+
+// mismatch tells whether a result contradicts the matrix.
+func mismatch(r *probe.Result) bool {
+	return r != nil && r.Expected != nil && r.Expected.Matches != nil && !*r.Expected.Matches
+}
+
+func (c *compatScreen) cells(r *compatRow) []cell {
+	name := c.sh.name(r.target.Host)
+	row := []cell{{text: name}}
+	if r.res == nil {
+		state := r.state
+		api := state
+		if state == "probing" {
+			api = "probing " + itoa(int64(len(r.exchanges)))
+		}
+		status := state
+		if state == "error" {
+			status = "error"
+			api = "-"
+		}
+		return append(row, cell{"-", toneDim}, cell{"-", toneDim}, cell{api, toneOf(state)},
+			cell{"-", toneDim}, cell{"-", toneDim}, cell{"-", toneDim}, cell{"-", toneDim}, cell{"-", toneDim}, cell{status, toneOf(status)})
+	}
+	res := r.res
+	expected := "-"
+	if res.Expected != nil {
+		expected = res.Expected.ReferrersAPI
+	}
+	api := string(res.ReferrersAPI)
+	apiTone := toneOf(api)
+	expTone := toneNone
+	if mismatch(res) {
+		api += "!"
+		apiTone, expTone = toneMismatch, toneMismatch
+	}
+	version := res.DistributionAPIVersion
+	if res.OCIDistributionAPIVersion != "" {
+		version = res.OCIDistributionAPIVersion
+	}
+	if version == "" {
+		version = "-"
+	}
+	rate := "-"
+	if rl := res.RateLimit; rl != nil {
+		limit, _, _ := strings.Cut(rl.Limit, ";")
+		rem, _, _ := strings.Cut(rl.Remaining, ";")
+		switch {
+		case rl.Throttled:
+			rate = "429"
+		case limit != "" || rem != "":
+			rate = rem + "/" + limit
+		}
+	}
+	rateTone := toneNone
+	if rate == "429" {
+		rateTone = toneWarn
+	}
+	ms := itoa(res.ProbeMS)
+	if c.sh.opts.stable {
+		ms = "0"
+	}
+	if res.Cached {
+		ms = "cached"
+	}
+	outcome := string(res.Outcome())
+	return append(row,
+		cell{res.Kind, toneNone},
+		cell{expected, expTone},
+		cell{api, apiTone},
+		cell{res.FallbackTags, toneOf(res.FallbackTags)},
+		cell{version, toneNone},
+		cell{res.Auth, toneNone},
+		cell{rate, rateTone},
+		cell{ms, toneNone},
+		cell{outcome, toneOf(outcome)},
+	)
+}
+
+func (c *compatScreen) SetSize(w, h int) {
+	c.w, c.h = w, h
+	c.tbl.setSize(w, max(2, h-5))
+}
+
+func (c *compatScreen) capturing() bool { return false }
+
+func (c *compatScreen) activate() tea.Cmd {
+	if c.started || len(c.rows) == 0 {
+		return nil
+	}
+	c.started = true
+	return c.probe(nil)
+}
+
+// probe starts a run over the given rows (nil: all). A row probed again
+// belongs to the new run, and the older run's events for it are dropped.
+func (c *compatScreen) probe(rows []int) tea.Cmd {
+	if rows == nil {
+		for _, r := range c.runs {
+			r.stop()
+		}
+		c.runs = map[uint64]*compatRun{}
+		for i := range c.rows {
+			rows = append(rows, i)
+		}
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	var targets []probe.Target
+	byTarget := map[string][]int{}
+	for _, i := range rows {
+		t := c.rows[i].target
+		if _, ok := byTarget[t.String()]; !ok {
+			targets = append(targets, t)
+		}
+		byTarget[t.String()] = append(byTarget[t.String()], i)
+	}
+	sh := c.sh
+	rn, cmd := sh.start(scrCompat, func(ctx context.Context, emit func(any)) (any, error) {
+		rep, err := probe.Run(ctx, targets, sh.probeOpts(func(ev probe.Event) { emit(ev) })...)
+		return rep, err
+	})
+	c.runs[rn.id] = &compatRun{run: rn, rows: byTarget}
+	for _, i := range rows {
+		r := c.rows[i]
+		r.owner, r.state, r.res, r.err, r.exchanges = rn.id, "queued", nil, "", nil
+		c.refreshRow(i)
+	}
+	return cmd
+}
+
+func (c *compatScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
+	switch msg := msg.(type) {
+	case eventMsg:
+		run := c.runs[msg.run]
+		ev, ok := msg.ev.(probe.Event)
+		if run == nil || !ok {
+			return c, nil
+		}
+		for _, i := range run.rows[ev.Target] {
+			r := c.rows[i]
+			if r.owner != msg.run {
+				continue // probed again since: stale
+			}
+			switch ev.Kind {
+			case probe.EventStarted:
+				r.state = "probing"
+			case probe.EventExchange:
+				if ev.Exchange != nil {
+					r.exchanges = append(r.exchanges, *ev.Exchange)
+				}
+			case probe.EventFinished:
+				r.state, r.res = "done", ev.Result
+			}
+			c.refreshRow(i)
+		}
+	case doneMsg:
+		run := c.runs[msg.run]
+		if run == nil {
+			return c, nil
+		}
+		delete(c.runs, msg.run)
+		for _, idx := range run.rows {
+			for _, i := range idx {
+				r := c.rows[i]
+				if r.owner != msg.run || r.res != nil {
+					continue
+				}
+				r.state, r.err = "error", "the probe ended without a result"
+				if msg.err != nil {
+					r.err = msg.err.Error()
+				}
+				if errors.Is(msg.err, context.Canceled) {
+					r.state = "stopped"
+				}
+				c.refreshRow(i)
+			}
+		}
+	case reprobeMsg:
+		if msg.row >= 0 && msg.row < len(c.rows) {
+			return c, c.probe([]int{msg.row})
+		}
+	case targetsChangedMsg:
+		c.started = false
+		c.resetRows()
+	case tea.MouseWheelMsg:
+		if msg.Button == tea.MouseWheelUp {
+			c.tbl.move(-3)
+		} else if msg.Button == tea.MouseWheelDown {
+			c.tbl.move(3)
+		}
+	case tea.KeyPressMsg:
+		k := c.sh.keys
+		switch {
+		case key.Matches(msg, k.Up):
+			c.tbl.move(-1)
+		case key.Matches(msg, k.Down):
+			c.tbl.move(1)
+		case key.Matches(msg, k.PageUp):
+			c.tbl.move(-c.tbl.height)
+		case key.Matches(msg, k.PageDown):
+			c.tbl.move(c.tbl.height)
+		case key.Matches(msg, k.Top):
+			c.tbl.home()
+		case key.Matches(msg, k.Bottom):
+			c.tbl.end()
+		case key.Matches(msg, k.ReprobeAll):
+			c.started = true
+			return c, c.probe(nil)
+		case key.Matches(msg, k.Reprobe):
+			if len(c.rows) > 0 {
+				c.started = true
+				return c, c.probe([]int{c.tbl.cursor})
+			}
+		case key.Matches(msg, k.Detail):
+			if len(c.rows) > 0 {
+				row := c.tbl.cursor
+				return c, func() tea.Msg { return openDetailMsg{row: row} }
+			}
+		}
+	}
+	return c, nil
+}
+
+func (c *compatScreen) running() int {
+	n := 0
+	for _, r := range c.rows {
+		if r.state == "queued" || r.state == "probing" {
+			n++
+		}
+	}
+	return n
+}
+
+// back stops running probes.
+func (c *compatScreen) back() (bool, tea.Cmd) {
+	if len(c.runs) == 0 {
+		return false, nil
+	}
+	c.stop()
+	return true, flash("probes stopped")
+}
+
+func (c *compatScreen) stop() {
+	for _, r := range c.runs {
+		r.stop()
+	}
+}
+
+func (c *compatScreen) help() bindings {
+	k := c.sh.keys
+	short := []key.Binding{k.Reprobe, k.ReprobeAll, k.Detail}
+	return bindings{short: short, full: [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Reprobe, k.ReprobeAll, k.Detail, k.Back}}}
+}
+
+func (c *compatScreen) View() string {
+	st := c.sh.st
+	if len(c.rows) == 0 {
+		return "No registries to probe.\n\nGive targets on the Start screen (1, then e), or registries in the\nconfig file, or start the lab: refdoctor demo."
+	}
+	var b strings.Builder
+	b.WriteString(c.summary())
+	b.WriteByte('\n')
+	b.WriteString(c.tbl.view(st))
+	// Pad the table so the selection notes stay at the bottom.
+	shown := min(len(c.rows), c.tbl.height)
+	for i := shown; i < c.tbl.height; i++ {
+		b.WriteByte('\n')
+	}
+	b.WriteString("\n\n")
+	b.WriteString(c.selectionNote())
+	return b.String()
+}
+
+func (c *compatScreen) summary() string {
+	st := c.sh.st
+	count := map[probe.Verdict]int{}
+	diff := 0
+	for _, r := range c.rows {
+		if r.res != nil {
+			count[r.res.ReferrersAPI]++
+			if mismatch(r.res) {
+				diff++
+			}
+		}
+	}
+	parts := []string{st.Header.Render(itoa(int64(len(c.rows))) + " registries")}
+	if n := c.running(); n > 0 {
+		parts = append(parts, st.paint(toneRun, c.sh.frame+" probing "+itoa(int64(n))))
+	}
+	for _, v := range []probe.Verdict{probe.Supported, probe.Unsupported, probe.Unknown} {
+		if count[v] > 0 {
+			parts = append(parts, itoa(int64(count[v]))+" "+st.word(string(v)))
+		}
+	}
+	if diff > 0 {
+		parts = append(parts, st.paint(toneMismatch, itoa(int64(diff))+" differ from matrix (!)"))
+	}
+	return trunc(strings.Join(parts, " · "), c.w)
+}
+
+// selectionNote says in two lines what the selected row means.
+func (c *compatScreen) selectionNote() string {
+	st := c.sh.st
+	if c.tbl.cursor >= len(c.rows) {
+		return ""
+	}
+	r := c.rows[c.tbl.cursor]
+	first := st.Label.Render(r.target.String())
+	var second string
+	switch {
+	case r.res != nil:
+		if r.res.Expected != nil {
+			first += st.Label.Render(" · matrix: " + r.res.Expected.Name + " " + r.res.Expected.ReferrersAPI)
+		}
+		f := leadFinding(r.res.Findings)
+		if f != nil {
+			second = st.word(string(f.Severity)) + " " + f.Code + ": " + c.sh.names(f.Summary)
+		} else {
+			second = st.word("ok") + " " + r.res.ReferrersReason
+		}
+	case r.err != "":
+		second = st.word("error") + " " + r.err
+	default:
+		second = st.Label.Render(r.state)
+	}
+	hint := st.Label.Render("enter: every exchange, cause and fix")
+	return trunc(first, c.w) + "\n" + trunc(second, c.w) + "\n" + trunc(hint, c.w)
+}
+
+// leadFinding is the finding worth a line: the worst, the first of equals.
+func leadFinding(fs []probe.Finding) *probe.Finding {
+	worst := probe.Worst(fs)
+	for i := range fs {
+		if fs[i].Severity == worst {
+			return &fs[i]
+		}
+	}
+	return nil
+}

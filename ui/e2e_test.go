@@ -1,0 +1,126 @@
+package ui
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tmuxSession runs a command in a private tmux server (its own socket, so
+// nothing else's sessions are touched) at a fixed size.
+type tmuxSession struct {
+	t      *testing.T
+	socket string
+}
+
+func (s *tmuxSession) tmux(args ...string) (string, error) {
+	out, err := exec.Command("tmux", append([]string{"-L", s.socket}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func (s *tmuxSession) send(keys ...string) {
+	s.t.Helper()
+	for _, k := range keys {
+		if out, err := s.tmux("send-keys", "-t", "e2e", k); err != nil {
+			s.t.Fatalf("send-keys %s: %v %s", k, err, out)
+		}
+		// tmux would read esc followed by a key as alt+key.
+		time.Sleep(150 * time.Millisecond)
+	}
+}
+
+func (s *tmuxSession) capture() string {
+	out, _ := s.tmux("capture-pane", "-p", "-t", "e2e")
+	return out
+}
+
+func (s *tmuxSession) waitFor(what string, cond func(string) bool, timeout time.Duration) string {
+	s.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var screen string
+	for time.Now().Before(deadline) {
+		screen = s.capture()
+		if cond(screen) {
+			return screen
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("waiting for %s; the screen:\n%s", what, screen)
+	return screen
+}
+
+// TestEndToEndTmux runs the built binary's `refdoctor demo` in a real
+// terminal (tmux) and walks to the compatibility table until every row has
+// a verdict, to the bundle screen, and through one runbook step; then it
+// quits and checks the program ended cleanly.
+func TestEndToEndTmux(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("tmux is not installed; CI must install it (.ci/run does)")
+		}
+		t.Skip("tmux is not installed: skipping the end-to-end test in a real terminal (apt-get install tmux)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin", "refdoctor")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	s := &tmuxSession{t: t, socket: fmt.Sprintf("refdoctor-e2e-%d", os.Getpid())}
+	t.Cleanup(func() { _, _ = s.tmux("kill-server") })
+	cache := filepath.Join(dir, "cache")
+	script := fmt.Sprintf("XDG_CACHE_HOME=%s %s demo; echo \"refdoctor exited $?\"; sleep 60", cache, bin)
+	if out, err := s.tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "40", script); err != nil {
+		t.Fatalf("tmux new-session: %v %s", err, out)
+	}
+
+	s.waitFor("the start screen", func(v string) bool { return strings.Contains(v, "What do you see?") }, 60*time.Second)
+
+	s.send("3")
+	screen := s.waitFor("every registry's verdict", func(v string) bool {
+		return strings.Contains(v, "18 registries") && strings.Contains(v, "unsupported!") &&
+			!strings.Contains(v, "probing") && !strings.Contains(v, "queued")
+	}, 90*time.Second)
+	for _, want := range []string{"[3 Registries]", "REFERRERS API", "oci11", "ghcr-like", "supported", "incomplete", "differ from matrix"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("compatibility table lacks %q:\n%s", want, screen)
+		}
+	}
+
+	// The demo opens the bundle screen on the lab's good bundle; the
+	// tampered one sits beside it.
+	s.send("6")
+	screen = s.waitFor("the good bundle verified", func(v string) bool { return strings.Contains(v, "the bundle is whole") }, 30*time.Second)
+	if !strings.Contains(screen, "[6 Bundle]") || !strings.Contains(screen, "good.tgz") {
+		t.Errorf("bundle screen:\n%s", screen)
+	}
+	s.send("o")
+	s.waitFor("the file picker", func(v string) bool { return strings.Contains(v, "Pick a bundle") && strings.Contains(v, "tampered.tgz") }, 30*time.Second)
+	s.send("G", "Enter")
+	screen = s.waitFor("the tampered bundle caught", func(v string) bool { return strings.Contains(v, "ReferrerChecksumMismatch") }, 30*time.Second)
+	for _, want := range []string{"tampered.tgz", "expected", "actual", "do not import"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("tampered bundle result lacks %q:\n%s", want, screen)
+		}
+	}
+
+	s.send("2", "n", "n", "n", "n") // Test fallback tag discovery
+	s.waitFor("the fallback tag step", func(v string) bool { return strings.Contains(v, "Test fallback tag discovery  pending") }, 30*time.Second)
+	s.send("r")
+	done := regexp.MustCompile(`Test fallback tag discovery  (passed|warned|failed)`)
+	screen = s.waitFor("the step's result", done.MatchString, 60*time.Second)
+	for _, want := range []string{"CHECK", "referrer tags for", "THE OLDER RUNBOOK IS WRONG HERE"} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("runbook step lacks %q:\n%s", want, screen)
+		}
+	}
+
+	s.send("q")
+	s.waitFor("a clean exit", func(v string) bool { return strings.Contains(v, "refdoctor exited 0") }, 30*time.Second)
+}

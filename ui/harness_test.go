@@ -1,0 +1,326 @@
+package ui
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/teatest/v2"
+	"go.uber.org/goleak"
+
+	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/telemetry"
+)
+
+// TestMain closes the shared lab after every test and then checks that no
+// goroutine the TUI started is left (teatest's own signal watcher aside).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if labs.lab != nil {
+		_ = labs.lab.Close()
+	}
+	if code == 0 {
+		if err := goleak.Find(leakOptions()...); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leakOptions ignore what the test tools themselves leave running.
+func leakOptions() []goleak.Option {
+	return []goleak.Option{
+		// teatest waits for SIGINT in a goroutine for the whole process.
+		goleak.IgnoreAnyFunction("github.com/charmbracelet/x/exp/teatest/v2.NewTestModel.func2"),
+		goleak.IgnoreTopFunction("os/signal.signal_recv"),
+		goleak.IgnoreAnyFunction("os/signal.loop"),
+	}
+}
+
+// goldenSpecs are lab registries whose replies carry nothing random: no
+// logins, no rate-limit budgets, no delays.
+func goldenSpecs() []lab.Spec {
+	return []lab.Spec{
+		{Name: "oci11", Profile: lab.ProfileOCI11},
+		{Name: "ghcr-like", Profile: lab.ProfileFallback404},
+		{Name: "olareg-405", Profile: lab.ProfileNoAPI405},
+		{Name: "gar-2023", Profile: lab.ProfileHTML200},
+	}
+}
+
+var labs struct {
+	once sync.Once
+	lab  *lab.Lab
+	err  error
+}
+
+// sharedLab is one lab of goldenSpecs for the read-only tests.
+func sharedLab(t testing.TB) *lab.Lab {
+	t.Helper()
+	labs.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		labs.lab, labs.err = lab.Start(ctx, lab.WithSpecs(goldenSpecs()...))
+	})
+	if labs.err != nil {
+		t.Fatalf("start lab: %v", labs.err)
+	}
+	return labs.lab
+}
+
+// startLab starts a lab of its own for a test, closed at its end.
+func startLab(t testing.TB, specs ...lab.Spec) *lab.Lab {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, lab.WithSpecs(specs...))
+	if err != nil {
+		t.Fatalf("start lab: %v", err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+// harness drives the real program (teatest) at a fixed size with colour
+// off, and reads its view through Update so nothing races.
+type harness struct {
+	t     *testing.T
+	tm    *teatest.TestModel
+	lab   *lab.Lab
+	dir   string
+	width int
+}
+
+// options are the TUI options of a test session on l: stable output, a
+// support bundle and files in the test's folder.
+func testOptions(t testing.TB, l *lab.Lab, dir string) Options {
+	return Options{
+		Lab:     l,
+		Metrics: telemetry.NewMetrics(),
+		Version: "test",
+		DiagOut: filepath.Join(dir, "support.tgz"),
+		stable:  true,
+	}
+}
+
+func newHarness(t *testing.T, l *lab.Lab, w, h int, mutate func(dir string, o *Options)) *harness {
+	t.Helper()
+	dir := t.TempDir()
+	o := testOptions(t, l, dir)
+	if mutate != nil {
+		mutate(dir, &o)
+	}
+	m := newModel(context.Background(), o.resolve())
+	tm := teatest.NewTestModel(t, m,
+		teatest.WithInitialTermSize(w, h),
+		teatest.WithProgramOptions(tea.WithColorProfile(colorprofile.NoTTY)))
+	hs := &harness{t: t, tm: tm, lab: l, dir: dir, width: w}
+	t.Cleanup(func() {
+		_ = tm.Quit()
+		tm.WaitFinished(t, teatest.WithFinalTimeout(20*time.Second))
+		m.shutdown() // as Run does: cancel and wait for every engine run
+	})
+	hs.waitFor("the first frame", func(v string) bool { return strings.Contains(v, "1 Start") })
+	return hs
+}
+
+// keyMsg turns a key name into the message a terminal would produce.
+func keyMsg(k string) tea.KeyPressMsg {
+	switch k {
+	case "esc":
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
+	case "enter":
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
+	case "tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab}
+	case "shift+tab":
+		return tea.KeyPressMsg{Code: tea.KeyTab, Mod: tea.ModShift}
+	case "pgdown":
+		return tea.KeyPressMsg{Code: tea.KeyPgDown}
+	case "ctrl+c":
+		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
+	}
+	r := []rune(k)
+	return tea.KeyPressMsg{Code: r[0], Text: k}
+}
+
+func (h *harness) keys(ks ...string) {
+	for _, k := range ks {
+		h.tm.Send(keyMsg(k))
+	}
+}
+
+// view is the program's current frame, as text.
+func (h *harness) view() string {
+	reply := make(chan string, 1)
+	h.tm.Send(viewRequestMsg{reply: reply})
+	select {
+	case v := <-reply:
+		return v
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("the program did not answer a view request")
+		return ""
+	}
+}
+
+// waitFor polls the view until cond holds.
+func (h *harness) waitFor(what string, cond func(string) bool) string {
+	h.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var v string
+	for time.Now().Before(deadline) {
+		v = h.view()
+		if cond(v) {
+			return v
+		}
+		time.Sleep(40 * time.Millisecond)
+	}
+	h.t.Fatalf("waiting for %s; last view:\n%s", what, v)
+	return v
+}
+
+func contains(subs ...string) func(string) bool {
+	return func(v string) bool {
+		for _, s := range subs {
+			if !strings.Contains(v, s) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// idle is true once nothing runs: no spinner text in the status line.
+func idle(v string) bool { return !strings.Contains(v, "running") && !strings.Contains(v, "probing") }
+
+// final quits and returns the last View() of the model, normalised.
+func (h *harness) final() string {
+	h.t.Helper()
+	if err := h.tm.Quit(); err != nil {
+		h.t.Fatal(err)
+	}
+	fm := h.tm.FinalModel(h.t, teatest.WithFinalTimeout(20*time.Second))
+	return normalize(fm.(*model).View().Content, h.lab, h.dir)
+}
+
+var anyLabHost = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+
+// normalize makes a view independent of the run: lab addresses become the
+// registries' names and the test's folder <tmp>. Durations are already 0
+// (Options.stable).
+func normalize(v string, l *lab.Lab, dir string) string {
+	// Colour is off; what is left (the text field's reversed cursor)
+	// would only split the addresses replaced below.
+	v = ansi.Strip(v)
+	if l != nil {
+		for _, r := range l.Registries {
+			v = strings.ReplaceAll(v, r.Host, "{"+r.Name+"}")
+		}
+	}
+	v = anyLabHost.ReplaceAllString(v, "127.0.0.1:PORT")
+	if dir != "" {
+		v = strings.ReplaceAll(v, dir, "<tmp>")
+	}
+	// Replacements change line lengths; the padding after them means
+	// nothing.
+	lines := strings.Split(v, "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// writeLog writes an export log in the slog text format the exporter uses.
+func writeLog(t testing.TB, dir string) string {
+	t.Helper()
+	lines := []string{
+		`time=2026-11-27T12:00:00.000Z level=INFO msg="Probing 3 registries for OCI referrer capabilities before export"`,
+		`time=2026-11-27T12:00:00.042Z level=INFO msg="Registry gcr.io: OCI 1.1 (referrers API supported, version=OCI-Distribution/2.1, probe_ms=42)"`,
+		`time=2026-11-27T12:00:00.085Z level=WARN msg="Registry ghcr.io: OCI 1.0 (using fallback tag discovery, version=registry/2.0, probe_ms=85)"`,
+		`time=2026-11-27T12:00:01.000Z level=WARN msg="Failed to probe capabilities for registry registry-1.docker.io: RateLimited (referrers API unknown, version=registry/2.0, probe_ms=12)"`,
+		`time=2026-11-27T12:00:02.000Z level=INFO msg="export finished"`,
+	}
+	p := filepath.Join(dir, "export-center.log")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// bundles copies the bundle package's good fixture and writes a tampered
+// copy whose first referrer has one byte changed (same size).
+func bundles(t testing.TB, dir string) (good, tampered string) {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join("..", "bundle", "testdata", "good.tgz"))
+	if err != nil {
+		t.Fatalf("bundle fixture: %v", err)
+	}
+	good = filepath.Join(dir, "good.tgz")
+	if err := os.WriteFile(good, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(zr)
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	tw := tar.NewWriter(zw)
+	done := false
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !done && strings.HasPrefix(hdr.Name, "referrers/") && strings.HasSuffix(hdr.Name, ".json") && len(data) > 10 {
+			// Same size, valid JSON, another digest: the empty config's
+			// size changed, as a careless edit would.
+			if i := bytes.Index(data, []byte(`"size":2}`)); i >= 0 {
+				data[i+len(`"size":`)] = '3'
+				done = true
+			}
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !done {
+		t.Fatal("the fixture has no referrer to tamper with")
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tampered = filepath.Join(dir, "tampered.tgz")
+	if err := os.WriteFile(tampered, out.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return good, tampered
+}

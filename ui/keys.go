@@ -1,0 +1,125 @@
+package ui
+
+import "charm.land/bubbles/v2/key"
+
+// keyMap holds every key binding of the TUI. Screens pick the bindings
+// they use, and the same bindings feed the help line and the full help
+// (?), so what the help says is what the keys do.
+type keyMap struct {
+	// Global.
+	Quit    key.Binding
+	Help    key.Binding
+	Back    key.Binding
+	NextTab key.Binding
+	PrevTab key.Binding
+	Jump    key.Binding
+
+	// Moving in lists, tables and text.
+	Up       key.Binding
+	Down     key.Binding
+	PageUp   key.Binding
+	PageDown key.Binding
+	Top      key.Binding
+	Bottom   key.Binding
+	Open     key.Binding
+
+	// Start.
+	Choose      key.Binding
+	EditTargets key.Binding
+	NextField   key.Binding
+	PrevField   key.Binding
+	Save        key.Binding
+	Cancel      key.Binding
+
+	// Runbook walkthrough.
+	RunStep     key.Binding
+	RerunStep   key.Binding
+	NextStep    key.Binding
+	PrevStep    key.Binding
+	NextCommand key.Binding
+	PrevCommand key.Binding
+	Copy        key.Binding
+
+	// Compatibility table and registry detail.
+	Reprobe    key.Binding
+	ReprobeAll key.Binding
+	Detail     key.Binding
+
+	// Tags, referrers, logs: reload and switch registry.
+	Reload       key.Binding
+	Filter       key.Binding
+	ClearFilter  key.Binding
+	NextRegistry key.Binding
+	PrevRegistry key.Binding
+
+	// Bundle.
+	PickFile   key.Binding
+	Revalidate key.Binding
+	SelectFile key.Binding
+
+	// Escalation.
+	Collect key.Binding
+}
+
+func newKeyMap() keyMap {
+	b := func(keys []string, helpKey, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(helpKey, desc))
+	}
+	return keyMap{
+		Quit:    b([]string{"q", "ctrl+c"}, "q", "quit"),
+		Help:    b([]string{"?"}, "?", "help"),
+		Back:    b([]string{"esc"}, "esc", "back/stop"),
+		NextTab: b([]string{"tab"}, "tab", "next screen"),
+		PrevTab: b([]string{"shift+tab"}, "shift+tab", "prev screen"),
+		Jump:    b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "go to screen"),
+
+		Up:       b([]string{"k", "up"}, "↑/k", "up"),
+		Down:     b([]string{"j", "down"}, "↓/j", "down"),
+		PageUp:   b([]string{"pgup", "ctrl+u"}, "pgup", "page up"),
+		PageDown: b([]string{"pgdown", "ctrl+d", "space"}, "pgdn", "page down"),
+		Top:      b([]string{"g", "home"}, "g", "top"),
+		Bottom:   b([]string{"G", "end"}, "G", "bottom"),
+		Open:     b([]string{"enter"}, "enter", "open"),
+
+		Choose:      b([]string{"enter"}, "enter", "walk from here"),
+		EditTargets: b([]string{"e"}, "e", "edit targets"),
+		NextField:   b([]string{"tab", "down"}, "tab", "next field"),
+		PrevField:   b([]string{"shift+tab", "up"}, "shift+tab", "prev field"),
+		Save:        b([]string{"enter"}, "enter", "save"),
+		Cancel:      b([]string{"esc"}, "esc", "cancel"),
+
+		RunStep:     b([]string{"r"}, "r", "run check"),
+		RerunStep:   b([]string{"R"}, "R", "rerun"),
+		NextStep:    b([]string{"n"}, "n", "next step"),
+		PrevStep:    b([]string{"p"}, "p", "prev step"),
+		NextCommand: b([]string{"j", "down"}, "j", "next command"),
+		PrevCommand: b([]string{"k", "up"}, "k", "prev command"),
+		Copy:        b([]string{"c"}, "c", "copy command"),
+
+		Reprobe:    b([]string{"r"}, "r", "re-probe"),
+		ReprobeAll: b([]string{"R"}, "R", "re-probe all"),
+		Detail:     b([]string{"enter"}, "enter", "exchanges"),
+
+		Reload:       b([]string{"r"}, "r", "reload"),
+		Filter:       b([]string{"/"}, "/", "filter"),
+		ClearFilter:  b([]string{"esc"}, "esc", "clear filter"),
+		NextRegistry: b([]string{"]"}, "]", "next registry"),
+		PrevRegistry: b([]string{"["}, "[", "prev registry"),
+
+		PickFile:   b([]string{"o"}, "o", "open file"),
+		Revalidate: b([]string{"r"}, "r", "validate again"),
+		SelectFile: b([]string{"enter"}, "enter", "validate file"),
+
+		Collect: b([]string{"d"}, "d", "collect diagnostics"),
+	}
+}
+
+// bindings is a help.KeyMap built from a screen's bindings and the global
+// ones.
+type bindings struct {
+	short []key.Binding
+	full  [][]key.Binding
+}
+
+func (b bindings) ShortHelp() []key.Binding  { return b.short }
+func (b bindings) FullHelp() [][]key.Binding { return b.full }

@@ -1,0 +1,250 @@
+package ui
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+	"github.com/charmbracelet/x/ansi"
+	"go.uber.org/goleak"
+
+	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/telemetry"
+)
+
+// titleOf is the tab bar, the first line of a frame.
+func titleOf(v string) string { return strings.SplitN(v, "\n", 2)[0] }
+
+// TestKeyNavigation walks every screen by number, by tab and shift+tab,
+// opens and closes the detail and the full help, and goes back with esc.
+func TestKeyNavigation(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 120, 40, nil)
+	marks := map[string]string{
+		"1": "What do you see?",
+		"2": "DIAGNOSE",
+		"3": "REFERRERS API",
+		"4": "tags for",
+		"5": "image ",
+		"6": "Pick a bundle",
+		"7": "No export log given",
+		"8": "This session's counters",
+		"9": "Escalation",
+	}
+	for _, k := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"} {
+		h.keys(k)
+		h.waitFor("screen "+k, contains(marks[k]))
+	}
+	// tab wraps from the last screen to the first, shift+tab back.
+	h.keys("tab")
+	h.waitFor("Start after tab", contains(marks["1"]))
+	h.keys("shift+tab")
+	h.waitFor("Support after shift+tab", contains(marks["9"]))
+	h.keys("tab", "tab", "tab")
+	h.waitFor("Registries after three tabs", contains(marks["3"]))
+	h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
+	h.keys("j", "enter")
+	h.waitFor("the detail", contains("VERDICT", "EXCHANGES"))
+	h.keys("esc")
+	h.waitFor("the table again", contains("REFERRERS API"))
+	h.keys("?")
+	h.waitFor("the full help", contains("Keys", "re-probe all"))
+	h.keys("?")
+	h.waitFor("the table after help", contains("REFERRERS API"))
+	h.keys("esc")
+	h.waitFor("Start after esc", contains(marks["1"]))
+	// Start: a symptom leads to its step in the walkthrough.
+	h.keys("j", "enter")
+	h.waitFor("the step of the first symptom", contains("No referrers found for image", "ISSUES"))
+	// The runbook screen's keys: next, previous, select and copy a command.
+	h.keys("n", "p", "j", "c")
+	h.waitFor("the copy confirmation", contains("copied:"))
+	v := h.final()
+	if !strings.Contains(titleOf(v), "[2 Runbook]") {
+		t.Errorf("tab bar %q", titleOf(v))
+	}
+}
+
+// TestResize lays every screen out at sizes from 80x24 up and back, and
+// checks that every frame is exactly the window.
+func TestResize(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 80, 24, nil)
+	h.keys("3")
+	h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
+	for _, k := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"} {
+		h.keys(k)
+		for _, sz := range [][2]int{{80, 24}, {200, 60}, {100, 30}, {133, 41}, {80, 24}} {
+			h.tm.Send(tea.WindowSizeMsg{Width: sz[0], Height: sz[1]})
+			v := h.waitFor("the new size", func(v string) bool {
+				lines := strings.Split(v, "\n")
+				return len(lines) == sz[1] && strings.Count(lines[1], "─") == sz[0]
+			})
+			checkFrame(t, normalize(v, l, ""), sz[0], sz[1])
+		}
+	}
+}
+
+// TestProbeFinishesElsewhere starts the probes, leaves for another screen
+// while a slow registry still answers, and finds the verdicts there on
+// return, without a new probe.
+func TestProbeFinishesElsewhere(t *testing.T) {
+	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 300 * time.Millisecond})
+	h := newHarness(t, l, 100, 30, nil)
+	h.keys("3")
+	h.waitFor("the slow probe running", contains("probing"))
+	h.keys("8")
+	h.waitFor("the metrics screen", contains("This session's counters"))
+	// The status line says when the last run ends.
+	h.waitFor("the probe to end while away", func(v string) bool { return !strings.Contains(v, "running") })
+	before := l.Requests("slow")
+	h.keys("3")
+	v := h.waitFor("the registries", contains("REFERRERS API"))
+	if strings.Contains(v, "probing") || strings.Count(v, "supported") < 2 {
+		t.Fatalf("verdicts missing on return:\n%s", v)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if after := l.Requests("slow"); after != before {
+		t.Errorf("coming back probed again (%d -> %d requests)", before, after)
+	}
+}
+
+// TestQuitMidProbe quits while a slow registry is still being probed and
+// checks, with goleak, that Run leaves no goroutine behind.
+func TestQuitMidProbe(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	l, err := lab.Start(context.Background(), lab.WithSpecs(lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 2 * time.Second}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, keys := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(context.Background(), Options{Lab: l, Metrics: telemetry.NewMetrics(), Input: in, Output: io.Discard, stable: true, Version: "test"})
+	}()
+	if _, err := keys.Write([]byte("3")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for l.Requests("slow") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the probe never reached the registry")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := keys.Write([]byte("q")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after q")
+	}
+	_ = keys.Close()
+	_ = l.Close()
+	goleak.VerifyNone(t, append(leakOptions(), before)...)
+}
+
+// TestNoColor checks that styles for NO_COLOR (the Ascii profile) carry
+// no colour, and that light and dark palettes both render.
+func TestNoColor(t *testing.T) {
+	for _, tc := range []struct {
+		profile colorprofile.Profile
+		dark    bool
+		colour  bool
+	}{
+		{colorprofile.Ascii, true, false},
+		{colorprofile.NoTTY, false, false},
+		{colorprofile.TrueColor, true, true},
+		{colorprofile.TrueColor, false, true},
+		{colorprofile.ANSI256, false, true},
+	} {
+		st := newStyles(tc.dark, tc.profile)
+		out := st.word("failed") + st.word("passed") + st.paint(toneMismatch, "unsupported!") + st.Title.Render("x") + st.Label.Render("y")
+		if got := colourSGR.MatchString(out); got != tc.colour {
+			t.Errorf("profile %v dark %v: colour %v, want %v (%q)", tc.profile, tc.dark, got, tc.colour, out)
+		}
+		if plain := ansi.Strip(out); !strings.Contains(plain, "failed") || !strings.Contains(plain, "unsupported!") {
+			t.Errorf("status words must stay as text: %q", out)
+		}
+	}
+}
+
+// TestSupportBundle collects a support bundle from the escalation screen
+// and finds it written where the options say.
+func TestSupportBundle(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 100, 30, nil)
+	h.keys("9", "d")
+	v := h.waitFor("the support bundle", contains("written"))
+	if !strings.Contains(v, "support.tgz") || !strings.Contains(v, "probe.json") {
+		t.Errorf("the screen does not show what was written:\n%s", v)
+	}
+	if _, err := os.Stat(filepath.Join(h.dir, "support.tgz")); err != nil {
+		t.Errorf("support bundle not written: %v", err)
+	}
+}
+
+// TestEscStopsWork leaves a screen with esc while its discovery still
+// waits on a slow registry: the run is canceled and says so.
+func TestEscStopsWork(t *testing.T) {
+	l := startLab(t, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 2 * time.Second})
+	h := newHarness(t, l, 100, 30, nil)
+	h.keys("5")
+	h.waitFor("discovery running", contains("discovering"))
+	h.keys("esc")
+	h.waitFor("the stopped discovery", func(v string) bool { return strings.Contains(v, "stopped") && !strings.Contains(v, "running") })
+}
+
+// TestEnginePanicRecovered: a panic in an engine goroutine ends the run
+// with an error message instead of killing the program.
+func TestEnginePanicRecovered(t *testing.T) {
+	o := Options{Version: "test"}.resolve()
+	sh := newShared(context.Background(), &o)
+	defer sh.cancel()
+	_, cmd := sh.start(scrTags, func(context.Context, func(any)) (any, error) { panic("boom") })
+	msgs := drain(cmd)
+	var done *doneMsg
+	for _, m := range msgs {
+		if d, ok := m.(doneMsg); ok {
+			done = &d
+		}
+	}
+	if done == nil || done.err == nil || !strings.Contains(done.err.Error(), "boom") {
+		t.Fatalf("no error from the panicking run: %#v", msgs)
+	}
+	sh.wg.Wait()
+}
+
+// drain runs a command (and the pumps it re-arms) until its channel closes.
+func drain(cmd tea.Cmd) []tea.Msg {
+	var out []tea.Msg
+	queue := []tea.Cmd{cmd}
+	for len(queue) > 0 {
+		c := queue[0]
+		queue = queue[1:]
+		if c == nil {
+			continue
+		}
+		switch m := c().(type) {
+		case tea.BatchMsg:
+			queue = append(queue, m...)
+		case pumpMsg:
+			out = append(out, m.msg)
+			queue = append(queue, pump(m.ch))
+		case nil:
+		default:
+			out = append(out, m)
+		}
+	}
+	return out
+}

@@ -1,0 +1,148 @@
+package ui
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/x/ansi"
+	"github.com/charmbracelet/x/exp/golden"
+)
+
+var sizes = []struct{ w, h int }{{80, 24}, {120, 40}}
+
+// screenCase drives one screen to a settled state for its golden file.
+type screenCase struct {
+	name   string
+	opts   func(t *testing.T, dir string, o *Options)
+	drive  func(h *harness)
+	checks []string // words the final view must hold at any size
+}
+
+func screenCases() []screenCase {
+	return []screenCase{
+		{name: "start", drive: func(h *harness) {}, checks: []string{"What do you see?", "No referrers discovered", "TARGETS"}},
+		{name: "start-form", drive: func(h *harness) {
+			h.keys("e")
+			h.waitFor("the form", contains("Registries", "Export log"))
+		}, checks: []string{"Targets", "Bundle file"}},
+		{name: "runbook", drive: func(h *harness) {
+			h.keys("enter")
+			h.waitFor("the walkthrough", contains("Check the export logs"))
+			h.keys("n", "n") // Test registry connectivity and referrers support
+			h.keys("r")
+			h.waitFor("the probe step's result", func(v string) bool {
+				return idle(v) && strings.Contains(v, "CHECK") && !strings.Contains(v, "not run yet")
+			})
+		}, checks: []string{"DIAGNOSE", "CHECK", "warned", "olareg-405"}},
+		{name: "compat", drive: func(h *harness) {
+			h.keys("3")
+			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
+			h.keys("j", "j")
+		}, checks: []string{"REGISTRY", "REFERRERS API", "unsupported!", "differ from matrix"}},
+		{name: "detail", drive: func(h *harness) {
+			h.keys("3")
+			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
+			h.keys("j", "j", "enter")
+			h.waitFor("the detail", contains("EXCHANGES"))
+		}, checks: []string{"VERDICT", "deciding reply", "405", "EXCHANGES"}},
+		{name: "tags", drive: func(h *harness) {
+			h.keys("4")
+			h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
+		}, checks: []string{"SUBJECT", "index", "sig"}},
+		{name: "tags-filter", drive: func(h *harness) {
+			h.keys("4")
+			h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
+			h.keys("/", "s", "i", "g", "enter")
+		}, checks: []string{"sig", "/sig"}},
+		{name: "referrers", drive: func(h *harness) {
+			h.keys("5")
+			h.waitFor("the referrers", func(v string) bool { return idle(v) && strings.Contains(v, "referrers ·") })
+		}, checks: []string{"REFERRERS", "PLATFORM linux/amd64", "sbom"}},
+		{name: "bundle-tampered", opts: func(t *testing.T, dir string, o *Options) {
+			_, tampered := bundles(t, dir)
+			o.Bundle = tampered
+		}, drive: func(h *harness) {
+			h.keys("6")
+			h.waitFor("the verdict", func(v string) bool { return idle(v) && strings.Contains(v, "do not import") })
+		}, checks: []string{"do not import", "BY CODE", "BY SUBJECT", "expected", "ReferrerChecksumMismatch"}},
+		{name: "bundle-good", opts: func(t *testing.T, dir string, o *Options) {
+			good, _ := bundles(t, dir)
+			o.Bundle = good
+		}, drive: func(h *harness) {
+			h.keys("6")
+			h.waitFor("the verdict", func(v string) bool { return idle(v) && strings.Contains(v, "whole") })
+		}, checks: []string{"the bundle is whole"}},
+		{name: "logs", opts: func(t *testing.T, dir string, o *Options) {
+			o.LogFile = writeLog(t, dir)
+		}, drive: func(h *harness) {
+			h.keys("7")
+			h.waitFor("the report", contains("CAPABILITY VERDICTS"))
+		}, checks: []string{"gcr.io", "supported", "FAILURES"}},
+		{name: "metrics", drive: func(h *harness) {
+			h.keys("3")
+			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
+			h.keys("8")
+			h.waitFor("the counters", contains("export_registry_capabilities_probed_total"))
+		}, checks: []string{"export_referrer_discovery_method_total", "total"}},
+		{name: "support", drive: func(h *harness) {
+			h.keys("9")
+			h.waitFor("escalation", contains("Escalation"))
+		}, checks: []string{"COLLECT", "OPEN A TICKET WITH"}},
+		{name: "help", drive: func(h *harness) {
+			h.keys("3")
+			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
+			h.keys("?")
+			h.waitFor("the full help", contains("Keys"))
+		}, checks: []string{"re-probe all", "go to screen", "quit"}},
+	}
+}
+
+// TestScreens drives every screen against the lab at 80x24 and 120x40 and
+// compares the final View() with its golden file (go test ./ui -update
+// rewrites them).
+func TestScreens(t *testing.T) {
+	l := sharedLab(t)
+	for _, sc := range screenCases() {
+		for _, sz := range sizes {
+			t.Run(fmt.Sprintf("%s/%dx%d", sc.name, sz.w, sz.h), func(t *testing.T) {
+				h := newHarness(t, l, sz.w, sz.h, func(dir string, o *Options) {
+					if sc.opts != nil {
+						sc.opts(t, dir, o)
+					}
+				})
+				sc.drive(h)
+				v := h.final()
+				checkFrame(t, v, sz.w, sz.h)
+				for _, want := range sc.checks {
+					if !strings.Contains(v, want) {
+						t.Errorf("the view lacks %q", want)
+					}
+				}
+				golden.RequireEqual(t, []byte(v))
+			})
+		}
+	}
+}
+
+// colourSGR matches an escape sequence that sets a colour.
+var colourSGR = regexp.MustCompile(`\x1b\[[0-9;]*(?:3[0-9]|4[0-9]|9[0-7]|10[0-7])[;m]`)
+
+// checkFrame asserts the frame is exactly the window: h lines, none wider
+// than w, no escape sequences with colour off.
+func checkFrame(t *testing.T, v string, w, h int) {
+	t.Helper()
+	lines := strings.Split(v, "\n")
+	if len(lines) != h {
+		t.Errorf("%d lines, want %d", len(lines), h)
+	}
+	for i, line := range lines {
+		if n := ansi.StringWidth(line); n > w {
+			t.Errorf("line %d is %d cells wide (> %d): %q", i+1, n, w, line)
+		}
+	}
+	if colourSGR.MatchString(v) {
+		t.Errorf("colour is off, yet the view holds colour escape sequences")
+	}
+}

@@ -1,0 +1,369 @@
+package ui
+
+import (
+	"errors"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/list"
+	"charm.land/bubbles/v2/textinput"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/probe"
+)
+
+// startItem is one row of the symptom list.
+type startItem struct {
+	title, desc, step   string
+	solution, stepTitle string
+}
+
+func (i startItem) Title() string       { return i.title }
+func (i startItem) Description() string { return i.desc }
+func (i startItem) FilterValue() string { return i.title + " " + i.desc }
+
+// Target form fields.
+const (
+	fieldRegistries = iota
+	fieldImage
+	fieldRepository
+	fieldBundle
+	fieldLogFile
+	numFields
+)
+
+var fieldLabels = [numFields]string{"Registries", "Image", "Repository", "Bundle file", "Export log"}
+
+// startScreen asks what the operator sees: the runbook's symptom table as
+// a list, each leading to the step that deals with it, or the whole
+// runbook. The targets (registries, image, bundle, log) are shown and can
+// be edited in a small form.
+type startScreen struct {
+	sh      *shared
+	list    list.Model
+	editing bool
+	inputs  [numFields]textinput.Model
+	focus   int
+	formErr string
+	w, h    int
+}
+
+func newStartScreen(sh *shared) *startScreen {
+	s := &startScreen{sh: sh}
+	items := []list.Item{startItem{title: "Walk the whole runbook", desc: "every step in order, from the export logs to escalation",
+		solution: "Start at the export logs and go step by step (n moves on, r runs each check)."}}
+	if sh.book != nil {
+		for _, sym := range sh.book.Symptoms {
+			it := startItem{title: sym.Symptom, desc: "likely: " + sym.LikelyCause, step: sym.Step, solution: sym.Solution}
+			if st, ok := sh.book.Step(sym.Step); ok {
+				it.stepTitle = st.Title
+			}
+			items = append(items, it)
+		}
+	}
+	d := list.NewDefaultDelegate()
+	d.SetSpacing(0)
+	s.list = list.New(items, d, 0, 0)
+	s.list.SetShowTitle(false)
+	s.list.SetShowHelp(false)
+	s.list.SetShowStatusBar(false)
+	s.list.SetFilteringEnabled(true)
+	s.list.DisableQuitKeybindings()
+	s.list.KeyMap.CursorUp = sh.keys.Up
+	s.list.KeyMap.CursorDown = sh.keys.Down
+	s.restyle()
+	for i := range s.inputs {
+		ti := textinput.New()
+		ti.Prompt = ""
+		ti.SetStyles(sh.st.Input)
+		s.inputs[i] = ti
+	}
+	s.inputs[fieldRegistries].Placeholder = "HOST[/REPO] ... (space separated)"
+	s.inputs[fieldImage].Placeholder = "HOST/REPO:TAG or HOST/REPO@sha256:..."
+	s.inputs[fieldRepository].Placeholder = "HOST/REPO (fallback tags)"
+	s.inputs[fieldBundle].Placeholder = "path to a mirror bundle (.tgz)"
+	s.inputs[fieldLogFile].Placeholder = "path to the exporter's log"
+	return s
+}
+
+func (s *startScreen) restyle() {
+	st := s.sh.st
+	d := list.NewDefaultDelegate()
+	d.SetSpacing(0)
+	if st.colour() {
+		d.Styles = list.NewDefaultItemStyles(st.dark)
+		d.Styles.SelectedTitle = d.Styles.SelectedTitle.Foreground(st.tones[toneAccent].GetForeground()).BorderForeground(st.tones[toneAccent].GetForeground()).Bold(true)
+		d.Styles.SelectedDesc = d.Styles.SelectedDesc.Foreground(st.tones[toneAccent].GetForeground()).BorderForeground(st.tones[toneAccent].GetForeground())
+		s.list.Styles = list.DefaultStyles(st.dark)
+	} else {
+		plain := lipgloss.NewStyle()
+		sel := plain.Border(lipgloss.NormalBorder(), false, false, false, true).PaddingLeft(1)
+		if st.Header.GetBold() {
+			sel = sel.Bold(true)
+		}
+		d.Styles = list.DefaultItemStyles{
+			NormalTitle: plain.PaddingLeft(2), NormalDesc: plain.PaddingLeft(2),
+			SelectedTitle: sel, SelectedDesc: sel,
+			DimmedTitle: plain.PaddingLeft(2), DimmedDesc: plain.PaddingLeft(2),
+			FilterMatch: plain,
+		}
+		ls := list.Styles{}
+		ls.TitleBar, ls.Title, ls.Spinner = plain, plain, plain
+		ls.Filter = plainInput()
+		ls.DefaultFilterCharacterMatch = plain
+		ls.StatusBar, ls.StatusEmpty, ls.StatusBarActiveFilter, ls.StatusBarFilterCount = plain, plain, plain, plain
+		ls.NoItems, ls.ArabicPagination, ls.PaginationStyle, ls.HelpStyle = plain, plain, plain.PaddingLeft(2), plain
+		ls.ActivePaginationDot = plain.SetString("•")
+		ls.InactivePaginationDot = plain.SetString("·")
+		ls.DividerDot = plain.SetString(" • ")
+		s.list.Styles = ls
+	}
+	s.list.SetDelegate(d)
+	// The paginator keeps rendered dots from when the list was made.
+	s.list.Paginator.ActiveDot = s.list.Styles.ActivePaginationDot.String()
+	s.list.Paginator.InactiveDot = s.list.Styles.InactivePaginationDot.String()
+	for i := range s.inputs {
+		s.inputs[i].SetStyles(st.Input)
+	}
+}
+
+// wide tells whether the targets sit beside the list.
+func (s *startScreen) wide() bool { return s.w >= 110 }
+
+func (s *startScreen) SetSize(w, h int) {
+	s.w, s.h = w, h
+	if s.wide() {
+		s.list.SetSize(w*3/5, max(3, h-1))
+	} else {
+		s.list.SetSize(w, max(3, h-8))
+	}
+	for i := range s.inputs {
+		s.inputs[i].SetWidth(max(10, w-18))
+	}
+}
+
+func (s *startScreen) capturing() bool {
+	return s.editing || s.list.SettingFilter()
+}
+
+func (s *startScreen) activate() tea.Cmd { return nil }
+func (s *startScreen) stop()             {}
+
+func (s *startScreen) back() (bool, tea.Cmd) {
+	if s.list.IsFiltered() {
+		s.list.ResetFilter()
+		return true, nil
+	}
+	return false, nil
+}
+
+func (s *startScreen) help() bindings {
+	k := s.sh.keys
+	if s.editing {
+		return bindings{short: []key.Binding{k.NextField, k.PrevField, k.Save, k.Cancel}, full: [][]key.Binding{{k.NextField, k.PrevField, k.Save, k.Cancel}}}
+	}
+	return bindings{
+		short: []key.Binding{k.Choose, k.EditTargets, k.Filter},
+		full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown}, {k.Choose, k.EditTargets, k.Filter, k.ClearFilter}},
+	}
+}
+
+func (s *startScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
+	switch msg := msg.(type) {
+	case styleChangedMsg:
+		s.restyle()
+		return s, nil
+	case tea.KeyPressMsg:
+		if s.editing {
+			return s, s.formKey(msg)
+		}
+		if !s.list.SettingFilter() {
+			k := s.sh.keys
+			switch {
+			case key.Matches(msg, k.EditTargets):
+				return s, s.openForm()
+			case key.Matches(msg, k.Choose):
+				if it, ok := s.list.SelectedItem().(startItem); ok {
+					step := it.step
+					return s, func() tea.Msg { return gotoStepMsg{step: step} }
+				}
+				return s, nil
+			}
+		}
+	case eventMsg, doneMsg:
+		return s, nil
+	}
+	var cmd tea.Cmd
+	s.list, cmd = s.list.Update(msg)
+	return s, cmd
+}
+
+func (s *startScreen) openForm() tea.Cmd {
+	o := s.sh.opts
+	var regs []string
+	for _, t := range o.Targets {
+		regs = append(regs, t.String())
+	}
+	s.inputs[fieldRegistries].SetValue(strings.Join(regs, " "))
+	s.inputs[fieldImage].SetValue(o.Image)
+	s.inputs[fieldRepository].SetValue(o.Repository)
+	s.inputs[fieldBundle].SetValue(o.Bundle)
+	s.inputs[fieldLogFile].SetValue(o.LogFile)
+	for i := range s.inputs {
+		s.inputs[i].CursorStart()
+	}
+	s.editing, s.formErr = true, ""
+	return s.focusField(fieldRegistries)
+}
+
+func (s *startScreen) focusField(i int) tea.Cmd {
+	for j := range s.inputs {
+		s.inputs[j].Blur()
+	}
+	s.focus = (i + numFields) % numFields
+	return s.inputs[s.focus].Focus()
+}
+
+func (s *startScreen) formKey(msg tea.KeyPressMsg) tea.Cmd {
+	switch msg.String() {
+	case "esc":
+		s.editing = false
+		return nil
+	case "tab", "down":
+		return s.focusField(s.focus + 1)
+	case "shift+tab", "up":
+		return s.focusField(s.focus - 1)
+	case "enter":
+		if err := s.save(); err != nil {
+			s.formErr = err.Error()
+			return nil
+		}
+		s.editing = false
+		return tea.Batch(func() tea.Msg { return targetsChangedMsg{} }, flash("targets saved"))
+	}
+	var cmd tea.Cmd
+	s.inputs[s.focus], cmd = s.inputs[s.focus].Update(msg)
+	return cmd
+}
+
+// save checks the form and, when it holds together, makes it the targets.
+func (s *startScreen) save() error {
+	var targets []probe.Target
+	for _, f := range strings.Fields(s.inputs[fieldRegistries].Value()) {
+		t, err := probe.ParseTarget(f)
+		if err != nil {
+			return err
+		}
+		targets = append(targets, t)
+	}
+	image := strings.TrimSpace(s.inputs[fieldImage].Value())
+	if image != "" {
+		if _, err := discovery.ParseReference(image); err != nil {
+			return err
+		}
+	}
+	repo := strings.TrimSpace(s.inputs[fieldRepository].Value())
+	if repo != "" {
+		t, err := probe.ParseTarget(repo)
+		if err != nil {
+			return err
+		}
+		if t.Repository == "" || t.Digest != "" {
+			return errors.New("repository: write HOST/REPO")
+		}
+	}
+	if repo == "" && image != "" {
+		if r, err := discovery.ParseReference(image); err == nil {
+			repo = r.Registry + "/" + r.Repository
+		}
+	}
+	o := s.sh.opts
+	o.Targets, o.Image, o.Repository = targets, image, repo
+	o.Bundle = strings.TrimSpace(s.inputs[fieldBundle].Value())
+	o.LogFile = strings.TrimSpace(s.inputs[fieldLogFile].Value())
+	return nil
+}
+
+func (s *startScreen) View() string {
+	st := s.sh.st
+	if s.editing {
+		return s.formView()
+	}
+	head := st.Title.Render("What do you see?") + st.Label.Render("  choose a symptom, or walk the whole runbook")
+	it, _ := s.list.SelectedItem().(startItem)
+	if s.wide() {
+		left := trunc(head, s.list.Width()) + "\n" + s.list.View()
+		rw := s.w - s.list.Width() - 3
+		right := s.targetsView(rw) + "\n\n" + s.choiceView(it, rw)
+		return lipgloss.JoinHorizontal(lipgloss.Top, clipBlock(left, s.list.Width(), s.h), "   ", right)
+	}
+	next := ""
+	if it.stepTitle != "" {
+		next = st.Label.Render("enter → ") + it.stepTitle
+	}
+	return trunc(head, s.w) + "\n" + clipBlock(s.list.View(), s.w, s.list.Height()) + "\n" + trunc(next, s.w) + "\n" + s.targetsView(s.w)
+}
+
+// choiceView tells what choosing the selected symptom does.
+func (s *startScreen) choiceView(it startItem, w int) string {
+	st := s.sh.st
+	lines := []string{st.Header.Render("WHAT TO DO")}
+	lines = append(lines, wrapIndent("", it.solution, w)...)
+	if it.stepTitle != "" {
+		lines = append(lines, "", trunc(st.Label.Render("enter opens step: ")+it.stepTitle, w))
+	} else {
+		lines = append(lines, "", trunc(st.Label.Render("enter opens the first step"), w))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// targetsView shows what the checks will run against.
+func (s *startScreen) targetsView(w int) string {
+	st, o := s.sh.st, s.sh.opts
+	none := st.Label.Render("(none)")
+	val := func(v string) string {
+		if v == "" {
+			return none
+		}
+		return v
+	}
+	var names []string
+	for _, t := range o.Targets {
+		names = append(names, s.sh.name(t.Host))
+	}
+	regs := none
+	if len(names) > 0 {
+		regs = itoa(int64(len(names))) + ": " + strings.Join(names, ", ")
+	}
+	lines := []string{
+		st.Header.Render("TARGETS") + st.Label.Render("  e edits"),
+		st.Label.Render("registries ") + regs,
+		st.Label.Render("image      ") + val(o.Image),
+		st.Label.Render("repository ") + val(o.Repository),
+		st.Label.Render("bundle     ") + val(o.Bundle),
+		st.Label.Render("export log ") + val(o.LogFile),
+	}
+	for i, l := range lines {
+		lines[i] = trunc(l, w)
+	}
+	return strings.Join(lines, "\n")
+}
+
+func (s *startScreen) formView() string {
+	st := s.sh.st
+	lines := []string{st.Title.Render("Targets"), st.Label.Render(trunc("What the checks run against. tab moves, enter saves, esc cancels.", s.w)), ""}
+	for i := range s.inputs {
+		mark := "  "
+		if i == s.focus {
+			mark = st.Cursor.Render("› ")
+		}
+		lines = append(lines, mark+pad(fieldLabels[i], 12, false)+"  "+s.inputs[i].View())
+	}
+	if s.formErr != "" {
+		lines = append(lines, "")
+		lines = append(lines, wrapIndent(st.word("error")+" ", s.formErr, s.w)...)
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,405 @@
+// Package ui is refdoctor's interactive terminal troubleshooter, built on
+// Bubble Tea. It turns the runbook into screens: pick a symptom or walk the
+// runbook step by step, watch registries being probed live, read every HTTP
+// exchange behind a verdict, list fallback tags and referrers, verify a
+// mirror bundle with a progress bar, read an export log and this session's
+// metrics, and collect a support bundle.
+//
+// The UI never talks HTTP and never blocks: every check is an engine call
+// (probe, discovery, bundle, runbook) running in a goroutine that streams
+// its events through a channel into Update. Each screen is a component
+// with Update, View and SetSize; only the root handles the window size.
+// Keys live in keys.go, looks in styles.go.
+package ui
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"charm.land/bubbles/v2/spinner"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/colorprofile"
+
+	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
+	"github.com/refdoctor/refdoctor/runbook"
+	"github.com/refdoctor/refdoctor/telemetry"
+)
+
+// Options is what the TUI works on and how it reaches registries.
+type Options struct {
+	// Config holds the registries (plain HTTP, CAs, expected kinds) and
+	// the discovery limits.
+	Config config.Config
+	// Targets are the registries to probe (HOST or HOST/REPO). Empty means
+	// the lab's registries, else the config's.
+	Targets []probe.Target
+	// Image is the subject for referrer discovery (HOST/REPO:TAG or @DIGEST).
+	Image string
+	// Repository is the repository whose fallback tags are listed (HOST/REPO).
+	Repository string
+	// Bundle is a mirror bundle to verify.
+	Bundle string
+	// LogFile is an export log for the logs screen.
+	LogFile string
+	// SessionLog is the file this session logs to, shown on the support
+	// screen.
+	SessionLog string
+	// DiagOut is where the support bundle is written; empty means
+	// refdoctor-support-<time>.tgz in the working folder.
+	DiagOut string
+	// Lab, when set, supplies registries, logins, the seeded image and
+	// repository and display names for whatever is not given above.
+	Lab *lab.Lab
+	// Names maps registry hosts to short display names (the lab's names).
+	Names map[string]string
+	// Metrics counts this session's probes and discoveries.
+	Metrics *telemetry.Metrics
+	// Logger receives the engine's logs; the TUI never logs to the screen,
+	// so give it a file (nil discards).
+	Logger *slog.Logger
+	// Version is shown in the title bar and sent as the user agent.
+	Version string
+	// ClientOpts are passed to every registry client.
+	ClientOpts []registry.Opt
+	// Timeout bounds each registry operation (default from Config).
+	Timeout time.Duration
+	// Concurrency bounds probes at once (default from Config).
+	Concurrency int
+
+	// Input and Output default to the terminal (stdin and stdout).
+	Input  io.Reader
+	Output io.Writer
+
+	// workDir is the working folder, read once before the program starts
+	// (Update never touches the file system): the file picker starts there
+	// and the support bundle goes there.
+	workDir string
+
+	// stable makes the screens print no timings (0 ms) and a fixed
+	// spinner frame, for golden tests.
+	stable bool
+}
+
+// Run opens the TUI and returns when the operator quits or ctx ends. Every
+// engine goroutine has ended when Run returns, and the terminal is restored
+// even after a panic.
+func Run(ctx context.Context, opts Options) error {
+	o := opts.resolve()
+	m := newModel(ctx, o)
+	popts := []tea.ProgramOption{tea.WithContext(ctx)}
+	if o.Input != nil {
+		popts = append(popts, tea.WithInput(o.Input))
+	}
+	if o.Output != nil {
+		popts = append(popts, tea.WithOutput(o.Output))
+	}
+	if _, noColor := os.LookupEnv("NO_COLOR"); noColor {
+		// colorprofile honours NO_COLOR too; saying it here keeps the
+		// decision in one obvious place.
+		popts = append(popts, tea.WithColorProfile(colorprofile.Ascii))
+	}
+	p := tea.NewProgram(m, popts...)
+	_, err := p.Run()
+	m.shutdown()
+	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
+		return nil // interrupted from outside: a normal way to leave
+	}
+	return err
+}
+
+// resolve fills what the operator did not give from the lab and the config.
+func (o Options) resolve() Options {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	if o.Config.Export.ReferrerDiscovery.TimeoutSeconds == 0 {
+		def := config.Defaults()
+		def.Registries = o.Config.Registries
+		def.Cache = o.Config.Cache
+		o.Config = def
+	}
+	names := map[string]string{}
+	for k, v := range o.Names {
+		names[k] = v
+	}
+	if l := o.Lab; l != nil {
+		for _, r := range l.Config().Registries {
+			if _, ok := o.Config.Host(r.Host); !ok {
+				o.Config.Registries = append(o.Config.Registries, r)
+			}
+		}
+		o.ClientOpts = append([]registry.Opt{registry.WithoutDockerCreds()}, o.ClientOpts...)
+		var image, repo string
+		for _, r := range l.Registries {
+			if _, ok := names[r.Host]; !ok {
+				names[r.Host] = r.Name
+			}
+			if r.Login != nil {
+				o.ClientOpts = append(o.ClientOpts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))
+			}
+			switch r.Profile {
+			case lab.ProfileOCI11:
+				if image == "" {
+					image = l.Seed.Ref(r.Host)
+				}
+			case lab.ProfileFallback404:
+				if repo == "" {
+					repo = r.Host + "/" + l.Seed.Repository
+				}
+			}
+		}
+		if len(o.Targets) == 0 {
+			for _, r := range l.Registries {
+				o.Targets = append(o.Targets, probe.Target{Host: r.Host, Repository: l.Seed.Repository})
+			}
+		}
+		if image == "" && len(l.Registries) > 0 {
+			image = l.Seed.Ref(l.Registries[0].Host)
+		}
+		if repo == "" && len(l.Registries) > 0 {
+			repo = l.Registries[0].Host + "/" + l.Seed.Repository
+		}
+		if o.Image == "" {
+			o.Image = image
+		}
+		if o.Repository == "" {
+			o.Repository = repo
+		}
+	}
+	o.Names = names
+	if len(o.Targets) == 0 {
+		for _, r := range o.Config.Registries {
+			o.Targets = append(o.Targets, probe.Target{Host: r.Host})
+		}
+	}
+	if o.Repository == "" && o.Image != "" {
+		if r, err := discovery.ParseReference(o.Image); err == nil {
+			o.Repository = r.Registry + "/" + r.Repository
+		}
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = o.Config.Export.ReferrerDiscovery.Timeout()
+	}
+	if o.workDir == "" {
+		if wd, err := os.Getwd(); err == nil {
+			o.workDir = wd
+		}
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = o.Config.Export.ReferrerDiscovery.MaxConcurrentDiscoveries
+	}
+	return o
+}
+
+// shared is the state every screen reads: options, styles, keys, the
+// spinner frame and the machinery that starts engine runs.
+type shared struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	opts   *Options
+	st     styles
+	keys   keyMap
+	log    *slog.Logger
+
+	runs uint64
+	wg   sync.WaitGroup
+	busy atomic.Int64
+
+	spin    spinner.Model
+	ticking bool
+	frame   string
+
+	// book is the embedded runbook (nil, with bookErr, if it is broken).
+	book    *runbook.Book
+	bookErr error
+
+	hostRE *regexp.Regexp // known hosts, for names
+}
+
+func newShared(ctx context.Context, o *Options) *shared {
+	ctx, cancel := context.WithCancel(ctx)
+	sh := &shared{ctx: ctx, cancel: cancel, opts: o, keys: newKeyMap(), log: o.Logger,
+		st:   newStyles(true, colorprofile.NoTTY),
+		spin: spinner.New(spinner.WithSpinner(spinner.MiniDot))}
+	sh.book, sh.bookErr = runbook.Load()
+	sh.frame = sh.spin.View()
+	if o.stable {
+		sh.frame = "*"
+	}
+	return sh
+}
+
+// wakeSpinner starts the spinner's ticks if they are not running; they
+// stop by themselves when no run is left.
+func (sh *shared) wakeSpinner() tea.Cmd {
+	if sh.ticking || sh.opts.stable {
+		return nil
+	}
+	sh.ticking = true
+	return sh.spin.Tick
+}
+
+// name is the display name of a registry host.
+func (sh *shared) name(host string) string {
+	if n, ok := sh.opts.Names[host]; ok && n != "" {
+		return n
+	}
+	return host
+}
+
+// displayRef shows HOST/REPO[:TAG] with the host's display name, for
+// headings (commands always carry the real host).
+func (sh *shared) displayRef(ref string) string {
+	host, rest, ok := strings.Cut(ref, "/")
+	if n := sh.name(host); ok && n != host {
+		return n + " " + rest
+	}
+	return ref
+}
+
+// names replaces known registry hosts in free text (summaries, findings)
+// with their display names.
+func (sh *shared) names(text string) string {
+	if sh.hostRE == nil {
+		if len(sh.opts.Names) == 0 {
+			return text
+		}
+		hosts := make([]string, 0, len(sh.opts.Names))
+		for h := range sh.opts.Names {
+			hosts = append(hosts, regexp.QuoteMeta(h))
+		}
+		// Longest first; \b keeps 127.0.0.1:4000 from matching inside
+		// 127.0.0.1:40001.
+		sort.Slice(hosts, func(i, j int) bool { return len(hosts[i]) > len(hosts[j]) })
+		sh.hostRE = regexp.MustCompile(`(?:` + strings.Join(hosts, "|") + `)\b`)
+	}
+	return sh.hostRE.ReplaceAllStringFunc(text, func(h string) string { return sh.name(h) })
+}
+
+// namedFindings are findings with registry hosts shown by display name.
+func (sh *shared) namedFindings(fs []probe.Finding) []probe.Finding {
+	out := make([]probe.Finding, len(fs))
+	for i, f := range fs {
+		f.Summary, f.Cause, f.Evidence = sh.names(f.Summary), sh.names(f.Cause), sh.names(f.Evidence)
+		out[i] = f
+	}
+	return out
+}
+
+// ms renders a duration in milliseconds (always 0 in golden tests).
+func (sh *shared) ms(n int64) string {
+	if sh.opts.stable {
+		n = 0
+	}
+	return itoa(n) + "ms"
+}
+
+// timeStamp names files written in this session.
+func timeStamp() string { return time.Now().Format("20060102-150405") }
+
+func itoa(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	neg := n < 0
+	if neg {
+		n = -n
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
+}
+
+// clientOpts are the registry client options of every engine call.
+func (sh *shared) clientOpts() []registry.Opt {
+	return append([]registry.Opt{registry.WithLogger(sh.log), registry.WithUserAgent("refdoctor/" + sh.opts.Version)}, sh.opts.ClientOpts...)
+}
+
+// probeOpts are the options of every probe: live (no cache), with the
+// session's config, logger and metrics.
+func (sh *shared) probeOpts(events func(probe.Event)) []probe.Opt {
+	o := sh.opts
+	return []probe.Opt{
+		probe.WithConfig(o.Config),
+		probe.WithConcurrency(o.Concurrency),
+		probe.WithTimeout(o.Timeout),
+		probe.WithLogger(sh.log),
+		probe.WithMetrics(o.Metrics),
+		probe.WithRefresh(true),
+		probe.WithEvents(events),
+		probe.WithClientOpts(sh.clientOpts()...),
+	}
+}
+
+// discoveryOpts are the options every discovery call shares.
+func (sh *shared) discoveryOpts() []discovery.Opt {
+	o := sh.opts
+	return []discovery.Opt{
+		discovery.WithConfig(o.Config),
+		discovery.WithTimeout(o.Timeout),
+		discovery.WithLogger(sh.log),
+		discovery.WithMetrics(o.Metrics),
+		discovery.WithProbeOpts(probe.WithRefresh(true)),
+		discovery.WithClientOpts(sh.clientOpts()...),
+	}
+}
+
+// registryHosts lists the hosts of the targets, in order, once each.
+func (sh *shared) registryHosts() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, t := range sh.opts.Targets {
+		if !seen[t.Host] {
+			seen[t.Host] = true
+			out = append(out, t.Host)
+		}
+	}
+	return out
+}
+
+// plainHTTPHosts lists the configured hosts reached over plain HTTP.
+func (sh *shared) plainHTTPHosts() []string {
+	var out []string
+	for _, r := range sh.opts.Config.Registries {
+		if r.PlainHTTP {
+			out = append(out, r.Host)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// swapHost puts another registry host in front of a HOST/REPO[:TAG]
+// reference, for screens that look at the same image on every registry.
+func swapHost(ref, host string) string {
+	_, rest, ok := strings.Cut(ref, "/")
+	if !ok {
+		return host
+	}
+	return host + "/" + rest
+}

@@ -1,0 +1,579 @@
+package ui
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/viewport"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
+
+	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/runbook"
+)
+
+// stepState is where one runbook step stands in this session.
+type stepState struct {
+	status runbook.Status
+	res    *runbook.Result
+	msg    string
+	frac   float64
+	events int
+	cur    run
+}
+
+// walkScreen walks the runbook: the steps with their status on the left;
+// on the right the selected step's explanation, the corrections of the
+// older runbook it carries, its commands filled in with the operator's
+// targets, and the live result of its check with findings.
+type walkScreen struct {
+	sh     *shared
+	engine *runbook.Engine
+	states map[string]*stepState
+	sel    int
+	cmdSel int
+	cmds   []runbook.RenderedCommand
+	cmdErr string
+	cmdAt  []int // content line of each command, to scroll to it
+	vp     viewport.Model
+	w, h   int
+	leftW  int
+	listOf int
+}
+
+func newWalkScreen(sh *shared) *walkScreen {
+	w := &walkScreen{sh: sh, states: map[string]*stepState{}, vp: newViewport(sh)}
+	w.newEngine()
+	w.render()
+	return w
+}
+
+func (w *walkScreen) steps() []runbook.Step {
+	if w.sh.book == nil {
+		return nil
+	}
+	return w.sh.book.Steps
+}
+
+// runbookTargets are the session's targets in the runbook's terms.
+func (sh *shared) runbookTargets() runbook.Targets {
+	o := sh.opts
+	t := runbook.Targets{Image: o.Image, Bundle: o.Bundle, LogFile: o.LogFile, PlainHTTP: sh.plainHTTPHosts()}
+	for _, pt := range o.Targets {
+		t.Registries = append(t.Registries, pt.String())
+	}
+	if o.Image == "" && o.Repository != "" {
+		// Without an image, the repository is what the tag and command
+		// steps look at.
+		t.Registries = append([]string{o.Repository}, t.Registries...)
+	}
+	return t
+}
+
+func (w *walkScreen) newEngine() {
+	sh := w.sh
+	if sh.book == nil {
+		return
+	}
+	o := sh.opts
+	diagOut := o.DiagOut
+	w.engine = runbook.NewEngine(sh.book, sh.runbookTargets(),
+		runbook.WithConfig(o.Config),
+		runbook.WithMetrics(o.Metrics),
+		runbook.WithLogger(sh.log),
+		runbook.WithClientOpts(sh.clientOpts()...),
+		runbook.WithProbeOpts(probe.WithRefresh(true)),
+		runbook.WithDiagOutput(diagOut),
+		runbook.WithToolVersion(o.Version),
+	)
+}
+
+func (w *walkScreen) state(id string) *stepState {
+	s := w.states[id]
+	if s == nil {
+		s = &stepState{status: runbook.StatusPending}
+		w.states[id] = s
+	}
+	return s
+}
+
+func (w *walkScreen) SetSize(width, h int) {
+	w.w, w.h = width, h
+	w.leftW = clamp(width/3, 24, 38)
+	w.vp.SetWidth(max(10, width-w.leftW-3))
+	w.vp.SetHeight(max(1, h))
+	w.render()
+}
+
+func (w *walkScreen) capturing() bool   { return false }
+func (w *walkScreen) activate() tea.Cmd { return nil }
+
+func (w *walkScreen) selected() (runbook.Step, bool) {
+	steps := w.steps()
+	if w.sel < 0 || w.sel >= len(steps) {
+		return runbook.Step{}, false
+	}
+	return steps[w.sel], true
+}
+
+func (w *walkScreen) selectStep(i int) {
+	w.sel = clamp(i, 0, len(w.steps())-1)
+	w.cmdSel = 0
+	w.vp.GotoTop()
+	w.render()
+}
+
+// runStep starts the selected step's check.
+func (w *walkScreen) runStep(force bool) tea.Cmd {
+	step, ok := w.selected()
+	if !ok || w.engine == nil {
+		return nil
+	}
+	st := w.state(step.ID)
+	if st.status == runbook.StatusRunning && !force {
+		return flash("already running")
+	}
+	if st.res != nil && !force {
+		return flash("this step has a result; R runs it again")
+	}
+	st.cur.stop()
+	eng, id := w.engine, step.ID
+	var cmd tea.Cmd
+	st.cur, cmd = w.sh.start(scrRunbook, func(ctx context.Context, emit func(any)) (any, error) {
+		res := eng.Run(ctx, id, func(ev runbook.Event) { emit(ev) })
+		return res, nil
+	})
+	st.status, st.res, st.msg, st.frac, st.events = runbook.StatusRunning, nil, "starting", 0, 0
+	w.render()
+	return cmd
+}
+
+// stepOf finds the step state that owns a run.
+func (w *walkScreen) stepOf(runID uint64) *stepState {
+	for _, s := range w.states {
+		if s.cur.id == runID && s.cur.cancel != nil {
+			return s
+		}
+	}
+	return nil
+}
+
+func (w *walkScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
+	k := w.sh.keys
+	switch msg := msg.(type) {
+	case eventMsg:
+		st := w.stepOf(msg.run)
+		if st == nil {
+			return w, nil
+		}
+		if ev, ok := msg.ev.(runbook.Event); ok {
+			st.events++
+			if ev.Message != "" {
+				st.msg = ev.Message
+			}
+			if ev.Fraction > 0 {
+				st.frac = ev.Fraction
+			}
+		}
+		w.render()
+	case doneMsg:
+		st := w.stepOf(msg.run)
+		if st == nil {
+			return w, nil
+		}
+		st.cur = run{}
+		if res, ok := msg.val.(runbook.Result); ok {
+			st.res, st.status = &res, res.Status
+		} else {
+			st.status, st.msg = runbook.StatusFailed, fmt.Sprint(msg.err)
+		}
+		w.render()
+	case gotoStepMsg:
+		for i, s := range w.steps() {
+			if s.ID == msg.step || msg.step == "" && i == 0 {
+				w.selectStep(i)
+				break
+			}
+		}
+	case targetsChangedMsg:
+		w.stop()
+		w.states = map[string]*stepState{}
+		w.newEngine()
+		w.render()
+	case styleChangedMsg:
+		w.render()
+	case tea.KeyPressMsg:
+		switch {
+		case key.Matches(msg, k.NextStep):
+			w.selectStep(w.sel + 1)
+		case key.Matches(msg, k.PrevStep):
+			w.selectStep(w.sel - 1)
+		case key.Matches(msg, k.RunStep):
+			return w, w.runStep(false)
+		case key.Matches(msg, k.RerunStep):
+			return w, w.runStep(true)
+		case key.Matches(msg, k.NextCommand):
+			w.selectCommand(w.cmdSel + 1)
+		case key.Matches(msg, k.PrevCommand):
+			w.selectCommand(w.cmdSel - 1)
+		case key.Matches(msg, k.Copy):
+			if w.cmdSel < len(w.cmds) {
+				c := w.cmds[w.cmdSel]
+				return w, tea.Batch(tea.SetClipboard(c.Text), flash("copied: "+c.Title))
+			}
+			return w, flash("this step has no command to copy")
+		default:
+			return w, scrollKeys(w.sh, &w.vp, msg)
+		}
+	case tea.MouseMsg:
+		return w, scrollKeys(w.sh, &w.vp, msg)
+	}
+	return w, nil
+}
+
+func (w *walkScreen) selectCommand(i int) {
+	if len(w.cmds) == 0 {
+		return
+	}
+	w.cmdSel = clamp(i, 0, len(w.cmds)-1)
+	w.render()
+	if w.cmdSel < len(w.cmdAt) {
+		line := w.cmdAt[w.cmdSel]
+		if line < w.vp.YOffset() || line+2 >= w.vp.YOffset()+w.vp.Height() {
+			w.vp.SetYOffset(max(0, line-2))
+		}
+	}
+}
+
+// back stops the steps that are running.
+func (w *walkScreen) back() (bool, tea.Cmd) {
+	running := false
+	for _, s := range w.states {
+		if s.cur.cancel != nil {
+			running = true
+			s.cur.stop()
+			s.cur = run{}
+			s.status, s.msg = runbook.StatusSkipped, "stopped"
+		}
+	}
+	if running {
+		w.render()
+		return true, flash("step stopped")
+	}
+	return false, nil
+}
+
+func (w *walkScreen) stop() {
+	for _, s := range w.states {
+		s.cur.stop()
+		s.cur = run{}
+	}
+}
+
+func (w *walkScreen) help() bindings {
+	k := w.sh.keys
+	return bindings{
+		short: []key.Binding{k.RunStep, k.RerunStep, k.NextStep, k.PrevStep, k.NextCommand, k.Copy},
+		full: [][]key.Binding{
+			{k.NextStep, k.PrevStep, k.RunStep, k.RerunStep, k.Back},
+			{k.NextCommand, k.PrevCommand, k.Copy},
+			{k.PageUp, k.PageDown, k.Top, k.Bottom},
+		},
+	}
+}
+
+func (w *walkScreen) View() string {
+	if w.sh.book == nil {
+		return "The runbook could not be loaded: " + fmt.Sprint(w.sh.bookErr)
+	}
+	left := clipBlock(w.stepList(), w.leftW, w.h)
+	sep := strings.TrimSuffix(strings.Repeat("│\n", w.h), "\n")
+	return lipgloss.JoinHorizontal(lipgloss.Top, left, " ", w.sh.st.Rule.Render(sep), " ", w.vp.View())
+}
+
+var sectionTitles = map[string]string{
+	runbook.SectionDiagnose: "DIAGNOSE",
+	runbook.SectionIssue:    "ISSUES",
+	runbook.SectionValidate: "VALIDATE",
+	runbook.SectionEscalate: "ESCALATE",
+}
+
+// stepList draws the steps by section with their status words, keeping
+// the selected one in view.
+func (w *walkScreen) stepList() string {
+	st := w.sh.st
+	var lines []string
+	selLine := 0
+	section := ""
+	for i, s := range w.steps() {
+		if s.Section != section {
+			section = s.Section
+			lines = append(lines, st.Header.Render(sectionTitles[section]))
+		}
+		state := w.state(s.ID)
+		word := string(state.status)
+		if state.status == runbook.StatusRunning {
+			word = "running"
+		}
+		title := trunc(s.Title, max(4, w.leftW-10))
+		if i == w.sel {
+			selLine = len(lines)
+			lines = append(lines, st.Cursor.Render("› ")+st.paint(toneOf(word), pad(word, 7, false))+" "+st.Selected.Render(title))
+		} else {
+			lines = append(lines, "  "+st.paint(toneOf(word), pad(word, 7, false))+" "+title)
+		}
+	}
+	w.listOf = window(selLine, w.listOf, w.h, len(lines))
+	end := min(len(lines), w.listOf+w.h)
+	return strings.Join(lines[w.listOf:end], "\n")
+}
+
+// render rebuilds the right pane for the selected step (in Update, never
+// in View).
+func (w *walkScreen) render() {
+	step, ok := w.selected()
+	if !ok {
+		w.vp.SetContent("")
+		return
+	}
+	sh, st := w.sh, w.sh.st
+	width := max(20, w.vp.Width()-1)
+	state := w.state(step.ID)
+	w.cmds, w.cmdErr = nil, ""
+	if cmds, err := step.Render(sh.runbookTargets()); err != nil {
+		w.cmdErr = err.Error()
+	} else {
+		w.cmds = cmds
+	}
+	w.cmdSel = clamp(w.cmdSel, 0, max(0, len(w.cmds)-1))
+
+	var lines []string
+	add := func(s ...string) { lines = append(lines, s...) }
+	para := func(label, text string) {
+		if text != "" {
+			add(wrapIndent(label, text, width)...)
+		}
+	}
+	word := string(state.status)
+	add(trunc(st.Title.Render(step.Title)+"  "+st.word(word), width))
+	add(st.Label.Render(trunc(sectionTitles[step.Section]+" · step "+itoa(int64(w.sel+1))+" of "+itoa(int64(len(w.steps())))+" · check: "+step.Check.Kind, width)))
+	add("")
+	para("", step.Summary)
+
+	// The live result first: it is what changes.
+	add("", st.Header.Render("CHECK")+"  "+st.Label.Render(step.Check.Kind))
+	switch {
+	case state.status == runbook.StatusRunning:
+		line := sh.frame + " running"
+		if state.frac > 0 && state.frac < 1 {
+			line += " " + itoa(int64(state.frac*100)) + "%"
+		}
+		add(st.paint(toneRun, line))
+		para("  ", state.msg)
+	case state.res != nil:
+		add(w.resultLines(state.res, width)...)
+	case state.msg != "":
+		para("  ", st.word(word)+" "+state.msg+"; r runs it, R again")
+	default:
+		add(st.Label.Render("  not run yet: r runs this check against your targets"))
+	}
+
+	w.cmdAt = w.cmdAt[:0]
+	if len(w.cmds) > 0 || w.cmdErr != "" {
+		add("", st.Header.Render("COMMANDS")+st.Label.Render("  j/k select · c copies"))
+		if w.cmdErr != "" {
+			para("  ", st.word("error")+" "+w.cmdErr)
+		}
+		for i, c := range w.cmds {
+			w.cmdAt = append(w.cmdAt, len(lines))
+			mark := "  "
+			title := c.Title
+			if i == w.cmdSel {
+				mark = st.Cursor.Render("› ")
+				title = st.Header.Render(title)
+			}
+			add(trunc(mark+title, width))
+			for _, l := range strings.Split(c.Text, "\n") {
+				text := wrapIndent("    $ ", l, width)
+				for j := range text {
+					text[j] = st.Code.Render(text[j])
+				}
+				add(text...)
+			}
+		}
+	}
+	if cs := sh.book.CorrectionsFor(step); len(cs) > 0 {
+		add("", st.Header.Render("THE OLDER RUNBOOK IS WRONG HERE")+st.Label.Render(" ("+itoa(int64(len(cs)))+")"))
+		for _, c := range cs {
+			add(trunc("  "+st.Header.Render(c.Topic), width))
+			para("    older runbook: ", c.SeedSays)
+			para("    "+st.word("ok")+" correct:    ", c.Truth)
+			para("    source:        ", c.Source)
+		}
+	}
+
+	if step.Explanation != "" {
+		add("", st.Header.Render("WHY"))
+		for i, p := range strings.Split(step.Explanation, "\n\n") {
+			if i > 0 {
+				add("")
+			}
+			para("", p)
+		}
+	}
+	list := func(title string, items []string) {
+		if len(items) == 0 {
+			return
+		}
+		add("", st.Header.Render(title))
+		for _, it := range items {
+			para("  • ", it)
+		}
+	}
+	list("SYMPTOMS", step.Symptoms)
+	list("CAUSES", step.Causes)
+	list("SOLUTIONS", step.Solutions)
+
+	if len(step.Next) > 0 {
+		var next []string
+		for _, id := range step.Next {
+			if s, ok := sh.book.Step(id); ok {
+				next = append(next, s.Title)
+			}
+		}
+		add("", st.Header.Render("NEXT")+st.Label.Render("  n moves on"))
+		for _, n := range next {
+			para("  → ", n)
+		}
+	}
+	w.vp.SetContent(strings.Join(lines, "\n"))
+}
+
+// resultLines renders a step result: status and summary, what the check
+// saw, and the findings with cause and remedy.
+func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
+	sh, st := w.sh, w.sh.st
+	var out []string
+	add := func(s ...string) { out = append(out, s...) }
+	head := st.word(string(res.Status))
+	if res.Incomplete {
+		head += " " + st.word("incomplete")
+	}
+	if res.SameAs != "" {
+		head += st.Label.Render(" (same check as " + res.SameAs + ")")
+	}
+	head += st.Label.Render(" · " + sh.ms(res.DurationMS))
+	add("  " + head)
+	add(wrapIndent("  ", sh.names(res.Summary), width)...)
+	if res.Error != "" {
+		add(wrapIndent("  error: ", res.Error, width)...)
+	}
+	switch {
+	case res.Probe != nil:
+		for _, r := range res.Probe.Registries {
+			verdict := string(r.ReferrersAPI)
+			tone := toneOf(verdict)
+			if mismatch(&r) {
+				verdict += "!"
+				tone = toneMismatch
+			}
+			tags := ""
+			if width >= 60 {
+				tags = pad(r.FallbackTags, 11, false) + " "
+			}
+			add(trunc("    "+pad(trunc(sh.name(r.Registry), 16), 16, false)+" "+st.paint(tone, pad(verdict, 12, false))+" "+tags+st.word(string(r.Outcome())), width))
+		}
+	case res.Discovery != nil:
+		d := res.Discovery
+		add(referrerTree(st, d.Referrers, width)...)
+		for _, p := range d.Platforms {
+			add(trunc("  platform "+p.Platform+" "+shortDigest(p.Digest)+" ("+itoa(int64(len(p.Referrers)))+")", width))
+			add(referrerTree(st, p.Referrers, width)...)
+		}
+	case res.Tags != nil:
+		for _, s := range res.Tags.Subjects {
+			state := "exists"
+			if s.Exists != nil && !*s.Exists {
+				state = "orphan"
+			}
+			kinds := map[string]int{}
+			for _, t := range s.Tags {
+				kinds[t.Kind]++
+			}
+			var parts []string
+			for _, k := range []string{"index", "sig", "att", "sbom", "other"} {
+				if kinds[k] > 0 {
+					parts = append(parts, itoa(int64(kinds[k]))+" "+k)
+				}
+			}
+			add(trunc("    "+shortDigest(s.Subject)+"  "+st.word(state)+"  "+strings.Join(parts, ", "), width))
+		}
+	case res.Bundle != nil:
+		if rep, ok := res.Bundle.(*bundle.Report); ok {
+			add(trunc("    "+itoa(int64(rep.FilesChecked))+" files, "+humanSize(rep.BytesChecked)+" hashed, "+itoa(int64(rep.ReferrersChecked))+" referrers checked", width))
+			for _, s := range rep.Subjects {
+				state := "ok"
+				if s.Found != s.Expected {
+					state = "fail"
+				}
+				add(trunc("    "+st.word(state)+" "+shortDigest(s.Subject)+" "+itoa(int64(s.Found))+"/"+itoa(int64(s.Expected))+" referrers intact", width))
+			}
+		}
+	case res.Logs != nil:
+		for _, p := range res.Logs.Probes {
+			add(trunc("    line "+pad(itoa(int64(p.Line)), 5, false)+pad(trunc(sh.name(p.Host), 18), 18, false)+" "+st.word(p.API), width))
+		}
+		for _, f := range res.Logs.Failures {
+			add(trunc("    line "+pad(itoa(int64(f.Line)), 5, false)+st.word("fail")+" "+f.Text, width))
+		}
+	case res.Metrics != nil:
+		add(metricLines(sh, res.Metrics, width)...)
+	case res.Diag != nil:
+		add(trunc("    "+res.Diag.Path, width))
+		for _, f := range res.Diag.Files {
+			add(trunc("      "+f, width))
+		}
+	}
+	if len(res.Findings) > 0 {
+		add("", st.Header.Render("  FINDINGS ("+itoa(int64(len(res.Findings)))+")"))
+		// Warnings and errors in full; informational ones in a line each,
+		// so the commands stay within reach.
+		var full []probe.Finding
+		for _, f := range sh.namedFindings(res.Findings) {
+			if f.Severity == probe.SeverityInfo {
+				add(trunc("  "+st.word("info")+"  "+f.Code+": "+f.Summary, width))
+				continue
+			}
+			full = append(full, f)
+		}
+		add(findingLines(st, full, width)...)
+	}
+	return out
+}
+
+// metricLines lists samples as name{labels} value, registry hosts by
+// display name.
+func metricLines(sh *shared, samples []metricSample, width int) []string {
+	var out []string
+	for _, s := range samples {
+		keys := make([]string, 0, len(s.Labels))
+		for k := range s.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			v := s.Labels[k]
+			if k == "registry" {
+				v = sh.name(v)
+			}
+			parts = append(parts, k+"="+v)
+		}
+		out = append(out, trunc("    "+s.Name+"{"+strings.Join(parts, ",")+"} "+fmt.Sprint(s.Value), width))
+	}
+	return out
+}
