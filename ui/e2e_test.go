@@ -101,7 +101,9 @@ func TestEndToEndTmux(t *testing.T) {
 		t.Errorf("bundle screen:\n%s", screen)
 	}
 	s.send("o")
-	s.waitFor("the file picker", func(v string) bool { return strings.Contains(v, "Pick a bundle") && strings.Contains(v, "tampered.tgz") }, 30*time.Second)
+	s.waitFor("the file picker", func(v string) bool {
+		return strings.Contains(v, "Pick a bundle") && strings.Contains(v, "tampered.tgz")
+	}, 30*time.Second)
 	s.send("G", "Enter")
 	screen = s.waitFor("the tampered bundle caught", func(v string) bool { return strings.Contains(v, "ReferrerChecksumMismatch") }, 30*time.Second)
 	for _, want := range []string{"tampered.tgz", "expected", "actual", "do not import"} {
