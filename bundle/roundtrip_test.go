@@ -22,58 +22,6 @@ import (
 
 var fixedCreated = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
-func startLab(t *testing.T, specs ...lab.Spec) *lab.Lab {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	l, err := lab.Start(ctx, lab.WithSpecs(specs...))
-	if err != nil {
-		t.Fatalf("start lab: %v", err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
-// startDistribution runs Debian's docker-registry as its own process.
-func startDistribution(t *testing.T) *lab.Distribution {
-	t.Helper()
-	if _, err := lab.DistributionBinary(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("docker-registry missing in CI: %v", err)
-		}
-		t.Skipf("docker-registry not installed: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	d, err := lab.StartDistribution(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
-
-func tool(t *testing.T, dir, name string, args ...string) []byte {
-	t.Helper()
-	path, err := lab.ReferenceTool(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("reference client %s missing in CI: %v", name, err)
-		}
-		t.Skipf("reference client %s not available: %v", name, err)
-	}
-	cmd := exec.Command(path, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir, "DOCKER_CONFIG="+dir, "NO_COLOR=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return out
-}
-
 func withHosts(cfg config.Config, hosts ...string) config.Config {
 	for _, h := range hosts {
 		cfg.SetHost(config.Registry{Host: h, PlainHTTP: true})
@@ -84,7 +32,7 @@ func withHosts(cfg config.Config, hosts ...string) config.Config {
 func export(t *testing.T, l *lab.Lab, host, out string, opts ...bundle.ExportOpt) bundle.ExportResult {
 	t.Helper()
 	res, err := bundle.Export(context.Background(), out, []string{l.Seed.Ref(host)}, append([]bundle.ExportOpt{
-		bundle.ExportWithConfig(l.Config()), bundle.ExportWithClientOpts(registry.WithoutDockerCreds()),
+		bundle.ExportWithConfig(l.Config()), bundle.ExportWithClientOpts(l.ClientOpts()...),
 		bundle.ExportWithCreatedAt(fixedCreated), bundle.ExportWithToolVersion("test")}, opts...)...)
 	if err != nil {
 		t.Fatalf("export: %v", err)
@@ -114,10 +62,10 @@ func bundleReferrers(t *testing.T, file string) map[string][]string {
 // API; then regctl and oras, on the target, must list exactly the
 // bundle's referrers for every subject.
 func TestRoundTrip(t *testing.T) {
-	l := startLab(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target-api", Profile: lab.ProfileOCI11, NoSeed: true})
+	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target-api", Profile: lab.ProfileOCI11, NoSeed: true})
 	src, _ := l.Get("source")
 	tgtAPI, _ := l.Get("target-api")
-	d := startDistribution(t)
+	d := lab.StartDistributionT(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "app.tgz")
 	res := export(t, l, src.Host, file)
@@ -166,7 +114,7 @@ func TestRoundTrip(t *testing.T) {
 						Digest string `json:"digest"`
 					} `json:"descriptors"`
 				}
-				if err := json.Unmarshal(tool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", target, "--format", "{{json .}}"), &rl); err != nil {
+				if err := json.Unmarshal(lab.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", target, "--format", "{{json .}}"), &rl); err != nil {
 					t.Fatal(err)
 				}
 				var got []string
@@ -182,7 +130,7 @@ func TestRoundTrip(t *testing.T) {
 						Digest string `json:"digest"`
 					} `json:"referrers"`
 				}
-				if err := json.Unmarshal(tool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", target), &od); err != nil {
+				if err := json.Unmarshal(lab.RunTool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", target), &od); err != nil {
 					t.Fatal(err)
 				}
 				got = got[:0]
@@ -208,7 +156,7 @@ func TestRoundTrip(t *testing.T) {
 // extracted bundle.
 func TestBundleIsAnOCILayout(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
+	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
 	src, _ := l.Get("source")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "app.tgz")
@@ -220,7 +168,7 @@ func TestBundleIsAnOCILayout(t *testing.T) {
 	if out, err := exec.Command("tar", "-xzf", file, "-C", layout).CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v %s", err, out)
 	}
-	digest := strings.TrimSpace(string(tool(t, dir, "regctl", "image", "digest", "ocidir://"+layout+":"+l.Seed.Tag)))
+	digest := strings.TrimSpace(string(lab.RunTool(t, dir, "regctl", "image", "digest", "ocidir://"+layout+":"+l.Seed.Tag)))
 	if digest != l.Seed.Index {
 		t.Fatalf("regctl reads %q from the layout, want %s", digest, l.Seed.Index)
 	}
@@ -229,15 +177,15 @@ func TestBundleIsAnOCILayout(t *testing.T) {
 			Digest string `json:"digest"`
 		} `json:"manifests"`
 	}
-	if err := json.Unmarshal(tool(t, dir, "oras", "manifest", "fetch", "--oci-layout", layout+":"+l.Seed.Tag), &idx); err != nil {
+	if err := json.Unmarshal(lab.RunTool(t, dir, "oras", "manifest", "fetch", "--oci-layout", layout+":"+l.Seed.Tag), &idx); err != nil {
 		t.Fatal(err)
 	}
 	if len(idx.Manifests) != len(l.Seed.Platforms) {
 		t.Fatalf("oras reads %d platform manifests from the layout, want %d", len(idx.Manifests), len(l.Seed.Platforms))
 	}
 	// regctl copies every platform out of the layout: every blob is there.
-	tool(t, dir, "regctl", "image", "copy", "ocidir://"+layout+":"+l.Seed.Tag, "ocidir://"+filepath.Join(dir, "copy")+":"+l.Seed.Tag)
-	copied := strings.TrimSpace(string(tool(t, dir, "regctl", "image", "digest", "ocidir://"+filepath.Join(dir, "copy")+":"+l.Seed.Tag)))
+	lab.RunTool(t, dir, "regctl", "image", "copy", "ocidir://"+layout+":"+l.Seed.Tag, "ocidir://"+filepath.Join(dir, "copy")+":"+l.Seed.Tag)
+	copied := strings.TrimSpace(string(lab.RunTool(t, dir, "regctl", "image", "digest", "ocidir://"+filepath.Join(dir, "copy")+":"+l.Seed.Tag)))
 	if copied != l.Seed.Index {
 		t.Fatalf("copy out of the layout has digest %q, want %s", copied, l.Seed.Index)
 	}
@@ -247,7 +195,7 @@ func TestBundleIsAnOCILayout(t *testing.T) {
 // in gzip and zstd, and both validate.
 func TestExportIsDeterministic(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "source", Profile: lab.ProfileFallback404})
+	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileFallback404})
 	src, _ := l.Get("source")
 	dir := t.TempDir()
 	for _, name := range []string{"a.tgz", "b.tgz", "a.tar.zst", "b.tar.zst"} {
@@ -282,7 +230,7 @@ func TestExportIsDeterministic(t *testing.T) {
 // bundle at all, not one without its SBOMs.
 func TestExportRefusesIncompleteDiscovery(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 2})
+	l := lab.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 2})
 	hub, _ := l.Get("hub")
 	out := filepath.Join(t.TempDir(), "app.tgz")
 	_, err := bundle.Export(context.Background(), out, []string{l.Seed.Ref(hub.Host)},
@@ -300,7 +248,7 @@ func TestExportRefusesIncompleteDiscovery(t *testing.T) {
 // nothing either.
 func TestStrictImportOfTamperedBundlePushesNothing(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
+	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
 	src, _ := l.Get("source")
 	tgt, _ := l.Get("target")
 	dir := t.TempDir()
@@ -336,7 +284,7 @@ func TestStrictImportOfTamperedBundlePushesNothing(t *testing.T) {
 // the fallback indexes hold each exactly once.
 func TestInterruptedImportCompletesOnRerun(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileFallback404, NoSeed: true})
+	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileFallback404, NoSeed: true})
 	src, _ := l.Get("source")
 	tgt, _ := l.Get("target")
 	file := filepath.Join(t.TempDir(), "app.tgz")
@@ -398,7 +346,7 @@ func TestInterruptedImportCompletesOnRerun(t *testing.T) {
 // expects diff to report it.
 func TestDiffSeesChangesSinceExport(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
+	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
 	src, _ := l.Get("source")
 	file := filepath.Join(t.TempDir(), "app.tgz")
 	export(t, l, src.Host, file)

@@ -26,18 +26,6 @@ func run(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
-func startLab(t *testing.T, specs ...lab.Spec) *lab.Lab {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	l, err := lab.Start(ctx, lab.WithSpecs(specs...))
-	if err != nil {
-		t.Fatalf("start lab: %v", err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
 func writeFile(t *testing.T, dir, name, content string) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
@@ -102,7 +90,7 @@ func TestVersion(t *testing.T) {
 // exit codes for a supported, an unsupported and a throttled registry.
 func TestProbeJSONContract(t *testing.T) {
 	t.Parallel()
-	l := startLab(t,
+	l := lab.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit},
@@ -155,7 +143,7 @@ func TestProbeJSONContract(t *testing.T) {
 // an 80-column terminal.
 func TestTableFitsEightyColumns(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "gar", Profile: lab.ProfileHTML200})
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "gar", Profile: lab.ProfileHTML200})
 	args := []string{"--config", writeFile(t, t.TempDir(), "c.toml", "[cache]\ncapabilities_ttl = \"0s\"\n"), "probe"}
 	for _, r := range l.Registries {
 		args = append(args, "--plain-http", r.Host, r.Host+"/demo/app")
@@ -182,7 +170,7 @@ func TestTableFitsEightyColumns(t *testing.T) {
 // metrics file, capability cache) for the password, the Authorization
 // value and every token the registry issued.
 func TestNoSecretLeaks(t *testing.T) {
-	l := startLab(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth}, lab.Spec{Name: "bearer", Profile: lab.ProfileBearer})
+	l := lab.StartT(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth}, lab.Spec{Name: "bearer", Profile: lab.ProfileBearer})
 	dir := t.TempDir()
 	dockerDir := filepath.Join(dir, "docker")
 	if err := os.MkdirAll(dockerDir, 0o700); err != nil {

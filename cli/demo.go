@@ -72,12 +72,9 @@ regctl, crane, curl) can be pointed at them.`,
 			}
 			g.cfg.Registries = append(g.cfg.Registries, l.Config().Registries...)
 			var targets []probe.Target
-			clientOpts := []registry.Opt{registry.WithoutDockerCreds(), registry.WithLogger(g.log)}
+			clientOpts := append(l.ClientOpts(), registry.WithLogger(g.log))
 			for _, r := range l.Registries {
 				targets = append(targets, probe.Target{Host: r.Host, Repository: l.Seed.Repository})
-				if r.Login != nil {
-					clientOpts = append(clientOpts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))
-				}
 			}
 			report, err := g.runProbe(cmd, targets, probe.WithClientOpts(clientOpts...))
 			if err != nil {

@@ -17,7 +17,7 @@ import (
 // time of the whole run.
 func BenchmarkDiscoverMany(b *testing.B) {
 	const images, perImage = 200, 3
-	l := startLab(b,
+	l := lab.StartT(b,
 		lab.Spec{Name: "api", Profile: lab.ProfileOCI11, NoSeed: true},
 		lab.Spec{Name: "tags", Profile: lab.ProfileFallback404, NoSeed: true},
 	)

@@ -1,47 +1,20 @@
 package discovery_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/registry"
 )
-
-// tool runs an independent client and returns its stdout.
-func tool(t *testing.T, dir, name string, args ...string) []byte {
-	t.Helper()
-	path, err := lab.ReferenceTool(name)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("reference client %s missing in CI: %v", name, err)
-		}
-		t.Skipf("reference client %s not available: %v", name, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "HOME="+dir, "DOCKER_CONFIG="+dir, "NO_COLOR=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, stderr.String())
-	}
-	return out
-}
 
 type pair struct{ digest, kind string }
 
@@ -56,7 +29,7 @@ func sortedPairs(ps []pair) []pair {
 // the referrers API, one without it, and distribution in its own process.
 func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	oci, _ := l.Get("oci11")
 	ghcr, _ := l.Get("ghcr")
 	regs := []struct {
@@ -67,31 +40,21 @@ func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 		{"olareg with the API", oci.Host, true, l.Config()},
 		{"olareg answering 404", ghcr.Host, false, l.Config()},
 	}
-	if bin, err := lab.DistributionBinary(); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		d, err := lab.StartDistribution(ctx, t.TempDir())
-		if err != nil {
-			t.Fatalf("start %s: %v", bin, err)
-		}
-		t.Cleanup(func() { d.Close() })
-		cfg := config.Defaults()
-		cfg.Registries = []config.Registry{{Host: d.Host, PlainHTTP: true}}
-		c, err := registry.New(cfg, registry.WithoutDockerCreds())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := lab.SeedInto(ctx, c, d.Host); err != nil {
-			t.Fatalf("seed distribution: %v", err)
-		}
-		regs = append(regs, struct {
-			name, host string
-			api        bool
-			cfg        config.Config
-		}{"distribution process", d.Host, false, cfg})
-	} else if os.Getenv("CI") != "" {
-		t.Fatalf("docker-registry missing in CI: %v", err)
+	d := lab.StartDistributionT(t)
+	dcfg := config.Defaults()
+	dcfg.Registries = []config.Registry{{Host: d.Host, PlainHTTP: true}}
+	c, err := registry.New(dcfg, registry.WithoutDockerCreds())
+	if err != nil {
+		t.Fatal(err)
 	}
+	if _, err := lab.SeedInto(context.Background(), c, d.Host); err != nil {
+		t.Fatalf("seed distribution: %v", err)
+	}
+	regs = append(regs, struct {
+		name, host string
+		api        bool
+		cfg        config.Config
+	}{"distribution process", d.Host, false, dcfg})
 
 	for _, reg := range regs {
 		t.Run(reg.name, func(t *testing.T) {
@@ -105,16 +68,16 @@ func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 				spec = "v1.1-referrers-tag"
 			}
 			hostFlag := "reg=" + reg.host + ",tls=disabled"
-			tool(t, dir, "oras", "attach", "--plain-http", "--distribution-spec", spec,
+			lab.RunTool(t, dir, "oras", "attach", "--plain-http", "--distribution-spec", spec,
 				"--artifact-type", "application/vnd.example.sbom.oras+json", subject, "sbom.json:application/json")
-			tool(t, dir, "regctl", "--host", hostFlag, "artifact", "put", "--subject", subject,
+			lab.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "put", "--subject", subject,
 				"--artifact-type", "application/vnd.example.signature.regctl", "--file", "sbom.json", "--file-media-type", "application/octet-stream")
 			// A cosign-style signature: a manifest without subject, tagged sha256-<hex>.sig.
 			sigSource := reg.host + "/" + lab.SeedSingleRepository + ":cosign-source"
-			tool(t, dir, "regctl", "--host", hostFlag, "artifact", "put", sigSource,
+			lab.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "put", sigSource,
 				"--artifact-type", "application/vnd.dev.cosign.artifact.sig.v1+json", "--file", "sbom.json", "--file-media-type", "application/vnd.dev.cosign.simplesigning.v1+json")
 			singleHex := strings.TrimPrefix(l.Seed.Single, "sha256:")
-			tool(t, dir, "crane", "tag", "--insecure", sigSource, "sha256-"+singleHex+".sig")
+			lab.RunTool(t, dir, "crane", "tag", "--insecure", sigSource, "sha256-"+singleHex+".sig")
 
 			res, err := discovery.Discover(context.Background(), subject, discovery.WithConfig(reg.cfg),
 				discovery.WithClientOpts(registry.WithoutDockerCreds()))
@@ -144,7 +107,7 @@ func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 					Annotations  map[string]string `json:"annotations"`
 				} `json:"descriptors"`
 			}
-			if err := json.Unmarshal(tool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", subject, "--format", "{{json .}}"), &rl); err != nil {
+			if err := json.Unmarshal(lab.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", subject, "--format", "{{json .}}"), &rl); err != nil {
 				t.Fatal(err)
 			}
 			var regctl []pair
@@ -152,7 +115,7 @@ func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 				regctl = append(regctl, pair{d.Digest, d.ArtifactType})
 			}
 			rl.Descriptors = nil
-			if err := json.Unmarshal(tool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", subject, "--digest-tags", "--format", "{{json .}}"), &rl); err != nil {
+			if err := json.Unmarshal(lab.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", subject, "--digest-tags", "--format", "{{json .}}"), &rl); err != nil {
 				t.Fatal(err)
 			}
 			var regctlCosign []pair
@@ -167,7 +130,7 @@ func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 					ArtifactType string `json:"artifactType"`
 				} `json:"referrers"`
 			}
-			if err := json.Unmarshal(tool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", subject), &od); err != nil {
+			if err := json.Unmarshal(lab.RunTool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", subject), &od); err != nil {
 				t.Fatal(err)
 			}
 			var oras []pair

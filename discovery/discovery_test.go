@@ -10,29 +10,10 @@ import (
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
-	"github.com/refdoctor/refdoctor/registry"
 )
 
-func startLab(t testing.TB, specs ...lab.Spec) *lab.Lab {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	l, err := lab.Start(ctx, lab.WithSpecs(specs...))
-	if err != nil {
-		t.Fatalf("start lab: %v", err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
 func labOpts(l *lab.Lab, extra ...discovery.Opt) []discovery.Opt {
-	copts := []registry.Opt{registry.WithoutDockerCreds()}
-	for _, r := range l.Registries {
-		if r.Login != nil {
-			copts = append(copts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))
-		}
-	}
-	return append([]discovery.Opt{discovery.WithConfig(l.Config()), discovery.WithClientOpts(copts...), discovery.WithTimeout(30 * time.Second)}, extra...)
+	return append([]discovery.Opt{discovery.WithConfig(l.Config()), discovery.WithClientOpts(l.ClientOpts()...), discovery.WithTimeout(30 * time.Second)}, extra...)
 }
 
 func discover(t *testing.T, l *lab.Lab, name string, opts ...discovery.Opt) discovery.Result {
@@ -83,7 +64,7 @@ func codes(fs []probe.Finding) []string {
 // and the tag schema elsewhere, and finds the same referrers either way.
 func TestAutoMethodPerRegistry(t *testing.T) {
 	t.Parallel()
-	l := startLab(t,
+	l := lab.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "ola405", Profile: lab.ProfileNoAPI405},
@@ -154,7 +135,7 @@ func TestAutoMethodPerRegistry(t *testing.T) {
 // tag discovery one GET per matching tag, plus the cosign tags present.
 func TestRequestCountsAreMinimal(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	api := discover(t, l, "oci11")
 	if want := 1 + len(l.Seed.CosignTags); api.Requests != want {
 		t.Errorf("API discovery sent %d requests, want %d (1 page + %d cosign tags)", api.Requests, want, len(l.Seed.CosignTags))
@@ -173,7 +154,7 @@ func TestRequestCountsAreMinimal(t *testing.T) {
 // --platforms, and without it a finding says where to look.
 func TestPlatforms(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	amd := l.Seed.Platforms["linux/amd64"]
 	res := discover(t, l, "oci11", discovery.WithPlatforms(true))
 	var found []string
@@ -198,7 +179,7 @@ func TestPlatforms(t *testing.T) {
 
 func TestArtifactTypeFilter(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	for _, reg := range []string{"oci11", "ghcr"} {
 		res := discover(t, l, reg, discovery.WithArtifactTypes("application/vnd.cyclonedx+json"))
 		if len(res.Referrers) != 1 || res.Referrers[0].ArtifactType != "application/vnd.cyclonedx+json" || res.Referrers[0].Category != discovery.CategorySBOM {
@@ -211,7 +192,7 @@ func TestArtifactTypeFilter(t *testing.T) {
 // is absent never come back as an empty, successful list.
 func TestFailuresAreNeverNone(t *testing.T) {
 	t.Parallel()
-	l := startLab(t,
+	l := lab.StartT(t,
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 1},
 		lab.Spec{Name: "refuse", Profile: lab.ProfileAuthRefuse},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
@@ -243,7 +224,7 @@ func TestFailuresAreNeverNone(t *testing.T) {
 
 func TestDepthFollowsReferrersOfReferrers(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	reg, _ := l.Get("oci11")
 	var sbom string
 	for _, r := range l.Seed.Referrers {

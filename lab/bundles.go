@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/refdoctor/refdoctor/bundle"
-	"github.com/refdoctor/refdoctor/registry"
 )
 
 // Bundles are the lab's mirror bundles: one whole, one with a referrer
@@ -36,13 +35,9 @@ func (l *Lab) WriteBundles(ctx context.Context, from string) (Bundles, error) {
 	if !ok {
 		return Bundles{}, fmt.Errorf("lab has no registry %q", from)
 	}
-	opts := []registry.Opt{registry.WithoutDockerCreds()}
-	if reg.Login != nil {
-		opts = append(opts, registry.WithLogin(reg.Host, reg.Login.User, reg.Login.Password))
-	}
 	b := Bundles{Good: filepath.Join(l.Dir, "good.tgz"), Tampered: filepath.Join(l.Dir, "tampered.tgz")}
 	if _, err := bundle.Export(ctx, b.Good, []string{l.Seed.Ref(reg.Host)}, bundle.ExportWithConfig(l.Config()),
-		bundle.ExportWithClientOpts(opts...), bundle.ExportWithCreatedAt(bundleCreated), bundle.ExportWithToolVersion("lab")); err != nil {
+		bundle.ExportWithClientOpts(l.ClientOpts()...), bundle.ExportWithCreatedAt(bundleCreated), bundle.ExportWithToolVersion("lab")); err != nil {
 		return Bundles{}, fmt.Errorf("lab bundle: %w", err)
 	}
 	if err := TamperReferrer(b.Good, b.Tampered); err != nil {

@@ -678,3 +678,15 @@ func newLogin() (*Login, error) {
 	}
 	return &Login{User: "lab-" + hex.EncodeToString(b[:3]), Password: hex.EncodeToString(b[3:])}, nil
 }
+
+// ClientOpts are the registry options for a client of this lab: no logins
+// from the machine's docker config, and the lab's own logins.
+func (l *Lab) ClientOpts() []registry.Opt {
+	opts := []registry.Opt{registry.WithoutDockerCreds()}
+	for _, r := range l.Registries {
+		if r.Login != nil {
+			opts = append(opts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))
+		}
+	}
+	return opts
+}

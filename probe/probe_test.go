@@ -2,7 +2,6 @@ package probe_test
 
 import (
 	"context"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -13,29 +12,10 @@ import (
 	"github.com/refdoctor/refdoctor/registry"
 )
 
-// startLab starts lab registries for one test and stops them after it.
-func startLab(t *testing.T, specs ...lab.Spec) *lab.Lab {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	l, err := lab.Start(ctx, lab.WithSpecs(specs...))
-	if err != nil {
-		t.Fatalf("start lab: %v", err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
 // labOpts are the probe options for a lab: its config, its logins and no
 // docker credentials from the machine running the test.
 func labOpts(l *lab.Lab) []probe.Opt {
-	copts := []registry.Opt{registry.WithoutDockerCreds()}
-	for _, r := range l.Registries {
-		if r.Login != nil {
-			copts = append(copts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))
-		}
-	}
-	return []probe.Opt{probe.WithConfig(l.Config()), probe.WithClientOpts(copts...), probe.WithTimeout(20 * time.Second)}
+	return []probe.Opt{probe.WithConfig(l.Config()), probe.WithClientOpts(l.ClientOpts()...), probe.WithTimeout(20 * time.Second)}
 }
 
 func mustTarget(t *testing.T, s string) probe.Target {
@@ -71,7 +51,7 @@ func codes(fs []probe.Finding) []string {
 // against a real registry that answers the way a real vendor does.
 func TestVerdictsAgainstTheLab(t *testing.T) {
 	t.Parallel()
-	l := startLab(t,
+	l := lab.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "ola405", Profile: lab.ProfileNoAPI405},
@@ -228,7 +208,7 @@ func ptr[T any](v T) *T { return &v }
 // timeout", never "unsupported".
 func TestTimeoutIsUnknown(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 3 * time.Second})
+	l := lab.StartT(t, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 3 * time.Second})
 	reg, _ := l.Get("slow")
 	r := probeOne(t, l, reg.Host+"/"+l.Seed.Repository, probe.WithTimeout(700*time.Millisecond))
 	if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != "Timeout" || r.Outcome() != probe.OutcomeIncomplete {
@@ -243,7 +223,7 @@ func TestProbesRunConcurrently(t *testing.T) {
 	for _, n := range []string{"s1", "s2", "s3", "s4", "s5", "s6"} {
 		specs = append(specs, lab.Spec{Name: n, Profile: lab.ProfileSlow, Delay: 250 * time.Millisecond})
 	}
-	l := startLab(t, specs...)
+	l := lab.StartT(t, specs...)
 	var targets []probe.Target
 	for _, r := range l.Registries {
 		targets = append(targets, mustTarget(t, r.Host+"/"+l.Seed.Repository))
@@ -275,7 +255,7 @@ func TestProbesRunConcurrently(t *testing.T) {
 // --refresh probes again; unknown verdicts are not cached.
 func TestCacheAvoidsRequests(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit})
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit})
 	cache := probe.NewCache(t.TempDir(), time.Hour)
 	oci, _ := l.Get("oci11")
 	target := oci.Host + "/" + l.Seed.Repository
@@ -316,7 +296,7 @@ func TestCacheAvoidsRequests(t *testing.T) {
 
 func TestEventsReportExchanges(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	oci, _ := l.Get("oci11")
 	var kinds []probe.EventKind
 	var paths []string
@@ -346,7 +326,7 @@ func TestEventsReportExchanges(t *testing.T) {
 // the repository before concluding.
 func TestRealDigestReprobe(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "quay", Profile: lab.ProfileQuay400}, lab.Spec{Name: "harbor210", Profile: lab.ProfileHarbor210})
+	l := lab.StartT(t, lab.Spec{Name: "quay", Profile: lab.ProfileQuay400}, lab.Spec{Name: "harbor210", Profile: lab.ProfileHarbor210})
 	for _, name := range []string{"quay", "harbor210"} {
 		reg, _ := l.Get(name)
 		r := probeOne(t, l, reg.Host+"/"+l.Seed.Repository)
@@ -366,19 +346,9 @@ func TestRealDigestReprobe(t *testing.T) {
 // v2.8) running as its own process: no referrers API, a plain-text 404.
 func TestDistributionProcess(t *testing.T) {
 	t.Parallel()
-	if _, err := lab.DistributionBinary(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("docker-registry missing in CI: %v", err)
-		}
-		t.Skipf("docker-registry not installed: %v", err)
-	}
+	d := lab.StartDistributionT(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	d, err := lab.StartDistribution(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
 	cfg := config.Defaults()
 	cfg.Registries = []config.Registry{{Host: d.Host, PlainHTTP: true, Expected: "distribution"}}
 	c, err := registry.New(cfg, registry.WithoutDockerCreds())

@@ -6,40 +6,22 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
-	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/runbook"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
-
-// startLab starts lab registries for one test and stops them after it.
-func startLab(t *testing.T, specs ...lab.Spec) *lab.Lab {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	l, err := lab.Start(ctx, lab.WithSpecs(specs...))
-	if err != nil {
-		t.Fatalf("start lab: %v", err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
 
 // labEngine is an engine against the lab: its config (plain HTTP hosts),
 // its logins, and no docker credentials from the machine running the test.
 func labEngine(t *testing.T, l *lab.Lab, targets runbook.Targets, extra ...runbook.Opt) *runbook.Engine {
 	t.Helper()
-	copts := []registry.Opt{registry.WithoutDockerCreds()}
+	copts := l.ClientOpts()
 	cfg := l.Config()
 	cfg.Export.ReferrerDiscovery.TimeoutSeconds = 20
 	for _, r := range l.Registries {
-		if r.Login != nil {
-			copts = append(copts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))
-		}
 		if r.PlainHTTP {
 			targets.PlainHTTP = append(targets.PlainHTTP, r.Host)
 		}
@@ -62,7 +44,7 @@ func hasCode(fs []probe.Finding, code string) bool {
 // an OCI 1.1 registry and a GHCR-like one that answers 404 on /referrers.
 func TestEngineAgainstTheLab(t *testing.T) {
 	t.Parallel()
-	l := startLab(t,
+	l := lab.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0},
@@ -166,7 +148,7 @@ func TestEngineAgainstTheLab(t *testing.T) {
 // run once, and the metrics step reports what this run counted.
 func TestRunAll(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	oci, _ := l.Get("oci11")
 	m := telemetry.NewMetrics()
 	e := labEngine(t, l, runbook.Targets{Image: l.Seed.Ref(oci.Host)}, runbook.WithMetrics(m))
@@ -276,7 +258,7 @@ func TestCanceledRunIsIncomplete(t *testing.T) {
 // bundles with the real validator.
 func TestBundleSteps(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	b, err := l.WriteBundles(context.Background(), "oci11")
 	if err != nil {
 		t.Fatal(err)

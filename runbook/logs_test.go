@@ -28,7 +28,7 @@ func readLog(t *testing.T, text string) runbook.LogReport {
 // registry.
 func TestReadLogOfARealProbe(t *testing.T) {
 	t.Parallel()
-	l := startLab(t,
+	l := lab.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0},

@@ -82,19 +82,6 @@ func sharedLab(t testing.TB) *lab.Lab {
 	return labs.lab
 }
 
-// startLab starts a lab of its own for a test, closed at its end.
-func startLab(t testing.TB, specs ...lab.Spec) *lab.Lab {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	l, err := lab.Start(ctx, lab.WithSpecs(specs...))
-	if err != nil {
-		t.Fatalf("start lab: %v", err)
-	}
-	t.Cleanup(func() { _ = l.Close() })
-	return l
-}
-
 // harness drives the real program (teatest) at a fixed size with colour
 // off, and reads its view through Update so nothing races.
 type harness struct {

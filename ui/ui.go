@@ -144,14 +144,11 @@ func (o Options) resolve() Options {
 				o.Config.Registries = append(o.Config.Registries, r)
 			}
 		}
-		o.ClientOpts = append([]registry.Opt{registry.WithoutDockerCreds()}, o.ClientOpts...)
+		o.ClientOpts = append(l.ClientOpts(), o.ClientOpts...)
 		var image, repo string
 		for _, r := range l.Registries {
 			if _, ok := names[r.Host]; !ok {
 				names[r.Host] = r.Name
-			}
-			if r.Login != nil {
-				o.ClientOpts = append(o.ClientOpts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))
 			}
 			switch r.Profile {
 			case lab.ProfileOCI11:
