@@ -335,12 +335,8 @@ the target, 2 not a readable bundle, 3 could not complete.`,
 				}
 				return bundleErr(err)
 			}
-			if g.output == "json" {
-				if err := g.writeJSON(res); err != nil {
-					return err
-				}
-			} else {
-				writeImportTable(g.stdout, res)
+			if err := g.print(res, func(w io.Writer) { writeImportTable(w, res) }); err != nil {
+				return err
 			}
 			if !res.OK {
 				if probe.Worst(res.Findings) == probe.SeverityError && hasCode(res.Findings, "ReconcileIncomplete") {
@@ -419,12 +415,8 @@ Exit codes: 0 same, 1 changed, 2 not a readable bundle, 3 incomplete.`,
 			if err != nil {
 				return bundleErr(err)
 			}
-			if g.output == "json" {
-				if err := g.writeJSON(res); err != nil {
-					return err
-				}
-			} else {
-				writeDiffTable(g.stdout, res)
+			if err := g.print(res, func(w io.Writer) { writeDiffTable(w, res) }); err != nil {
+				return err
 			}
 			switch {
 			case res.Partial:

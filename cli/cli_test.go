@@ -236,3 +236,82 @@ func TestNoSecretLeaks(t *testing.T) {
 		}
 	}
 }
+
+// TestDiscoverAndTagsContract checks the JSON field names of discover and
+// tags, and that a throttled lookup exits 3 instead of reporting none.
+func TestDiscoverAndTagsContract(t *testing.T) {
+	t.Parallel()
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
+		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 1})
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("[cache]\ndir = %q\n", filepath.Join(dir, "cache"))
+	for _, r := range l.Registries {
+		cfg += fmt.Sprintf("[[registry]]\nhost = %q\nplain_http = true\n", r.Host)
+	}
+	cfgPath := writeFile(t, dir, "c.toml", cfg)
+	oci, _ := l.Get("oci11")
+	ghcr, _ := l.Get("ghcr")
+	hub, _ := l.Get("hub")
+
+	code, out, errOut := run(t, "--config", cfgPath, "-o", "json", "discover", "--platforms", l.Seed.Ref(oci.Host))
+	var res map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &res) != nil {
+		t.Fatalf("discover: exit %d %s %s", code, out, errOut)
+	}
+	for _, f := range []string{"subject", "method", "referrers", "requests", "findings"} {
+		if _, ok := res[f]; !ok {
+			t.Errorf("discover JSON lacks %q", f)
+		}
+	}
+	subject := res["subject"].(map[string]any)
+	for _, f := range []string{"reference", "digest", "media_type"} {
+		if _, ok := subject[f]; !ok {
+			t.Errorf("subject lacks %q", f)
+		}
+	}
+	first := res["referrers"].([]any)[0].(map[string]any)
+	for _, f := range []string{"digest", "media_type", "artifact_type", "size", "annotations", "source", "referrers"} {
+		if _, ok := first[f]; !ok {
+			t.Errorf("referrer lacks %q", f)
+		}
+	}
+	if res["method"] != "api" || subject["digest"] != l.Seed.Index {
+		t.Errorf("method %v digest %v", res["method"], subject["digest"])
+	}
+
+	code, out, _ = run(t, "--config", cfgPath, "discover", "--method", "tags", l.Seed.Ref(ghcr.Host))
+	if code != 0 || !strings.Contains(out, "tagidx") || !strings.Contains(out, "cosign") {
+		t.Fatalf("discover by tags: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "--config", cfgPath, "discover", "--method", "api", "--timeout", "3s", l.Seed.Ref(hub.Host))
+	if code != 3 || !strings.Contains(out, "INCOMPLETE") || !strings.Contains(out, "RateLimited") {
+		t.Fatalf("throttled discover: exit %d (want 3)\n%s", code, out)
+	}
+	if code, _, errOut = run(t, "discover", "alpine"); code != 2 || !strings.Contains(errOut, "no registry host") {
+		t.Fatalf("bare name: exit %d %s", code, errOut)
+	}
+	if code, _, _ = run(t, "--config", cfgPath, "discover", "--min-referrers", "10", l.Seed.Ref(oci.Host)); code != 1 {
+		t.Fatalf("--min-referrers above what exists: exit %d, want 1", code)
+	}
+
+	code, out, _ = run(t, "--config", cfgPath, "-o", "json", "tags", ghcr.Host+"/"+l.Seed.Repository)
+	var tags struct {
+		Repository string `json:"repository"`
+		Subjects   []struct {
+			Subject string `json:"subject"`
+			Tags    []struct {
+				Tag, Kind, Digest string
+			} `json:"tags"`
+		} `json:"subjects"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &tags) != nil || len(tags.Subjects) != 2 || tags.Repository == "" {
+		t.Fatalf("tags: exit %d %s", code, out)
+	}
+	for _, s := range tags.Subjects {
+		for _, tg := range s.Tags {
+			if tg.Kind == "" || tg.Digest == "" || !strings.HasPrefix(tg.Tag, "sha256-") {
+				t.Errorf("tag entry %+v", tg)
+			}
+		}
+	}
+}

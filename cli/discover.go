@@ -58,12 +58,8 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 				}
 				return err
 			}
-			if g.output == "json" {
-				if err := g.writeJSON(res); err != nil {
-					return err
-				}
-			} else {
-				writeDiscoverTable(g.stdout, res)
+			if err := g.print(res, func(w io.Writer) { writeDiscoverTable(w, res) }); err != nil {
+				return err
 			}
 			code := outcomeExit(res.Outcome)
 			if code == ExitOK && minReferrers > 0 && res.Count() < minReferrers {
@@ -224,12 +220,8 @@ referrers API depend on.`,
 				}
 				return err
 			}
-			if g.output == "json" {
-				if err := g.writeJSON(res); err != nil {
-					return err
-				}
-			} else {
-				writeTagsTable(g.stdout, res)
+			if err := g.print(res, func(w io.Writer) { writeTagsTable(w, res) }); err != nil {
+				return err
 			}
 			switch {
 			case res.Partial:

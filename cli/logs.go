@@ -44,12 +44,8 @@ Exit codes: 0 no failures, 1 failures or undecided probes in the log,
 			if err != nil {
 				return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", name, err)}
 			}
-			if g.output == "json" {
-				if err := g.writeJSON(rep); err != nil {
-					return err
-				}
-			} else {
-				writeLogReport(g.stdout, name, rep)
+			if err := g.print(rep, func(w io.Writer) { writeLogReport(w, name, rep) }); err != nil {
+				return err
 			}
 			if len(rep.Failures) > 0 || rep.Unknown() > 0 {
 				return silentExit(ExitCheckFail)

@@ -47,12 +47,8 @@ could not complete (network, auth, timeout, rate limit).`,
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				if err := g.writeJSON(report); err != nil {
-					return err
-				}
-			} else {
-				writeProbeTable(g.stdout, report, showExchanges)
+			if err := g.print(report, func(w io.Writer) { writeProbeTable(w, report, showExchanges) }); err != nil {
+				return err
 			}
 			return silentExit(probeExitCode(report, requireAPI))
 		},

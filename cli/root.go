@@ -255,6 +255,15 @@ func (g *globals) opTimeout() time.Duration {
 	return g.cfg.Export.ReferrerDiscovery.Timeout()
 }
 
+// print writes v as one JSON document, or as the table the command draws.
+func (g *globals) print(v any, table func(io.Writer)) error {
+	if g.output == "json" {
+		return g.writeJSON(v)
+	}
+	table(g.stdout)
+	return nil
+}
+
 func (g *globals) writeJSON(v any) error {
 	enc := json.NewEncoder(g.stdout)
 	enc.SetIndent("", "  ")
