@@ -157,13 +157,15 @@ func (s *subjectRun) cosignList(ctx context.Context, subj ref.Ref, listing *tagL
 				r.Annotations = ann
 			}
 		}
-		if raw, err := m.RawBody(); err == nil {
-			r.ArtifactType = artifactTypeOf(raw)
-		}
-		if img, ok := m.(manifest.Imager); ok && r.ArtifactType == "" {
+		// Cosign manifests carry a generic image config; what they hold is
+		// named by their layer (simple signing, DSSE envelope, SPDX...).
+		if img, ok := m.(manifest.Imager); ok {
 			if layers, err := img.GetLayers(); err == nil && len(layers) > 0 {
 				r.ArtifactType = layers[0].MediaType
 			}
+		}
+		if raw, err := m.RawBody(); err == nil && r.ArtifactType == "" {
+			r.ArtifactType = artifactTypeOf(raw)
 		}
 		out = append(out, r)
 	}
