@@ -64,7 +64,7 @@ func (g *globals) runProbe(cmd *cobra.Command, targets []probe.Target, extra ...
 	opts := []probe.Opt{
 		probe.WithConfig(g.cfg),
 		probe.WithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries),
-		probe.WithTimeout(g.opTimeout()),
+		probe.WithTimeout(g.probeTimeout()),
 		probe.WithLogger(g.log),
 		probe.WithMetrics(g.metrics),
 		probe.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),

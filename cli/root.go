@@ -247,6 +247,16 @@ func (g *globals) setup() error {
 	return nil
 }
 
+// probeTimeout bounds one registry's probe: --timeout, else 30s. A probe
+// is four small requests; the discovery timeout (minutes) would leave an
+// operator waiting on a dead host.
+func (g *globals) probeTimeout() time.Duration {
+	if g.timeout > 0 {
+		return g.timeout
+	}
+	return min(30*time.Second, g.opTimeout())
+}
+
 // opTimeout is the per-operation time limit in force.
 func (g *globals) opTimeout() time.Duration {
 	if g.timeout > 0 {

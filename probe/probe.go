@@ -412,36 +412,17 @@ func (p *prober) ping(ctx context.Context, c *registry.Client) bool {
 		}
 		return false
 	}
+	// The last /v2/ reply is the one after any login attempt.
 	if p.r.V2Status == http.StatusUnauthorized || p.r.V2Status == http.StatusForbidden {
-		if lastV2(exs).Status != http.StatusOK {
-			msg := "credentials were refused"
-			if p.r.AuthError != "" {
-				msg = p.r.AuthError
-			}
-			if p.r.AuthError == "" && pingErr != nil {
-				msg = "no usable credentials"
-			}
-			p.r.AuthError = msg
-			p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityError, Code: "AuthFailed",
-				Summary: fmt.Sprintf("Authentication to %s failed (%s auth): %s", p.t.Host, p.r.Auth, msg),
-				Cause:   "The registry requires a login, and refdoctor had none for this host or it was refused (logins come from docker config.json and credential helpers).",
-				Remedy:  "docker login " + p.t.Host + " (or configure a credential helper), then probe again."})
+		if p.r.AuthError == "" {
+			p.r.AuthError = "no login for this host, or the login was refused"
 		}
-	}
-	if v := lastV2(exs); v.Status != 0 {
-		p.r.V2Status = v.Status
+		p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityError, Code: "AuthFailed",
+			Summary: fmt.Sprintf("Authentication to %s failed (%s auth): %s", p.t.Host, p.r.Auth, p.r.AuthError),
+			Cause:   "The registry requires a login, and refdoctor had none for this host or it was refused (logins come from docker config.json and credential helpers).",
+			Remedy:  "docker login " + p.t.Host + " (or configure a credential helper), then probe again."})
 	}
 	return true
-}
-
-func lastV2(exs []registry.Exchange) registry.Exchange {
-	var last registry.Exchange
-	for _, ex := range exs {
-		if isV2Root(ex.Path) && ex.Err == nil {
-			last = ex
-		}
-	}
-	return last
 }
 
 func isV2Root(path string) bool { return path == "/v2/" || path == "/v2" }
