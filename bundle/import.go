@@ -20,6 +20,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/regclient/regclient/types/descriptor"
 	"github.com/regclient/regclient/types/manifest"
+	"github.com/regclient/regclient/types/mediatype"
 	"github.com/regclient/regclient/types/ref"
 	"golang.org/x/sync/errgroup"
 
@@ -641,7 +642,20 @@ func (st *importState) pushManifests(ctx context.Context) error {
 
 // putManifest pushes raw bytes unchanged, so the digest stays the same.
 func (st *importState) putManifest(ctx context.Context, r ref.Ref, raw []byte) error {
-	m, err := manifest.New(manifest.WithRaw(raw))
+	// The media type comes from the document (or its shape, when the
+	// optional mediaType field is absent) so regclient sends the right
+	// Content-Type without re-encoding anything.
+	mt := mediatype.OCI1Manifest
+	if doc, ok := parseOCIDoc(raw); ok {
+		switch {
+		case doc.MediaType != "":
+			mt = doc.MediaType
+		case doc.Manifests != nil:
+			mt = mediatype.OCI1ManifestList
+		}
+	}
+	m, err := manifest.New(manifest.WithRaw(raw), manifest.WithDesc(descriptor.Descriptor{
+		MediaType: mt, Digest: digest.Digest(sha256Digest(raw)), Size: int64(len(raw))}))
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", sha256Digest(raw), err)
 	}

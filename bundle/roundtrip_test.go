@@ -374,3 +374,26 @@ func TestDiffSeesChangesSinceExport(t *testing.T) {
 		t.Fatalf("the attached VEX %s is not reported as added: %+v", added, diff.Subjects)
 	}
 }
+
+// TestZstdBundleImports: a .tar.zst bundle validates and imports like a
+// .tgz one.
+func TestZstdBundleImports(t *testing.T) {
+	t.Parallel()
+	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
+	src, _ := l.Get("source")
+	tgt, _ := l.Get("target")
+	file := filepath.Join(t.TempDir(), "app.tar.zst")
+	if res := export(t, l, src.Host, file); res.Compression != bundle.CompressionZstd {
+		t.Fatalf("compression %s for a .tar.zst name", res.Compression)
+	}
+	res, err := bundle.Import(context.Background(), file, tgt.Host, bundle.ImportWithConfig(l.Config()),
+		bundle.ImportWithClientOpts(l.ClientOpts()...), bundle.ImportStrict(true))
+	if err != nil || !res.OK || res.Validation == nil || res.Validation.Compression != bundle.CompressionZstd {
+		t.Fatalf("zstd import: err %v ok %v findings %+v", err, res.OK, res.Findings)
+	}
+	for _, r := range res.Reconcile {
+		if r.Found != r.Expected {
+			t.Errorf("subject %s: %d of %d", r.Subject, r.Found, r.Expected)
+		}
+	}
+}
