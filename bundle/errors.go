@@ -25,7 +25,7 @@ var (
 )
 
 // Code names one kind of problem a validation found. Codes are part of the
-// JSON contract (design.md §2): scripts match on them, so they never change
+// JSON contract of bundle validate: scripts match on them, so they never change
 // meaning.
 type Code string
 

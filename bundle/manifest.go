@@ -121,7 +121,7 @@ type FileEntry struct {
 	SHA256 string `yaml:"sha256" json:"sha256"`
 }
 
-// MarshalYAML writes a file entry on one line, as in design.md, so that
+// MarshalYAML writes a file entry on one line, as the format documents, so that
 // grepping manifest.yaml for a path shows its size and checksum with it.
 func (f FileEntry) MarshalYAML() (any, error) {
 	type plain FileEntry

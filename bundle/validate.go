@@ -70,7 +70,7 @@ type Event struct {
 }
 
 // Report is the outcome of Validate; its JSON is the contract of
-// `refdoctor bundle validate -o json` (design.md §2).
+// `refdoctor bundle validate -o json`: scripts read these field names.
 type Report struct {
 	OK               bool      `json:"ok"`
 	FilesChecked     int       `json:"files_checked"`

@@ -272,7 +272,7 @@ func writeBookList(w io.Writer, b *runbook.Book) {
 	fmt.Fprintln(w, "\nREGISTRY COMPATIBILITY (the older runbook's table, corrected; a probe wins)")
 	for _, r := range b.Compatibility {
 		fmt.Fprintf(w, "  %s [%s], last seen %s\n", r.Registry, r.Kind, r.LastSeen)
-		writeWrapped(w, "    was: ", r.SeedSaid)
+		writeWrapped(w, "    was: ", r.OlderSaid)
 		writeWrapped(w, "    now: ", r.Now+"; fallback tags: "+r.Fallback)
 	}
 }
@@ -289,7 +289,7 @@ func writeStep(w io.Writer, b *runbook.Book, s runbook.Step, cmds []runbook.Rend
 		fmt.Fprintln(w, "\nCORRECTS THE OLDER RUNBOOK")
 		for _, c := range cs {
 			writeWrapped(w, "  ", c.Topic+" ["+c.ID+"]")
-			writeWrapped(w, "    it said: ", c.SeedSays)
+			writeWrapped(w, "    it said: ", c.OlderSays)
 			writeWrapped(w, "    truth:   ", c.Truth)
 			writeWrapped(w, "    source:  ", c.Source)
 		}

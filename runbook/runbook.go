@@ -81,11 +81,11 @@ type Book struct {
 // Correction is one place where the older runbook is wrong, with the truth
 // and where it comes from. Steps list the corrections shown at them.
 type Correction struct {
-	ID       string `toml:"id" json:"id"`
-	Topic    string `toml:"topic" json:"topic"`
-	SeedSays string `toml:"seed_says" json:"seed_says"`
-	Truth    string `toml:"truth" json:"truth"`
-	Source   string `toml:"source" json:"source"`
+	ID        string `toml:"id" json:"id"`
+	Topic     string `toml:"topic" json:"topic"`
+	OlderSays string `toml:"older_says" json:"older_says"`
+	Truth     string `toml:"truth" json:"truth"`
+	Source    string `toml:"source" json:"source"`
 }
 
 // Symptom is one row of the quick-reference table.
@@ -103,12 +103,12 @@ type Symptom struct {
 type CompatRow struct {
 	Registry string `toml:"registry" json:"registry"`
 	// Kind is the key of the registry's row in probe/matrix.toml.
-	Kind     string `toml:"kind" json:"kind"`
-	SeedSaid string `toml:"seed_said" json:"seed_said"`
-	Now      string `toml:"now" json:"now"`
-	LastSeen string `toml:"last_seen" json:"last_seen"`
-	Fallback string `toml:"fallback" json:"fallback"`
-	Notes    string `toml:"notes" json:"notes,omitempty"`
+	Kind      string `toml:"kind" json:"kind"`
+	OlderSaid string `toml:"older_said" json:"older_said"`
+	Now       string `toml:"now" json:"now"`
+	LastSeen  string `toml:"last_seen" json:"last_seen"`
+	Fallback  string `toml:"fallback" json:"fallback"`
+	Notes     string `toml:"notes" json:"notes,omitempty"`
 }
 
 // Step is one step of the runbook: what to read, what refdoctor checks,
@@ -288,8 +288,8 @@ func (b *Book) Validate() error {
 	corrIDs := make([]string, len(b.Corrections))
 	for i, c := range b.Corrections {
 		corrIDs[i] = c.ID
-		if c.Topic == "" || c.SeedSays == "" || c.Truth == "" || c.Source == "" {
-			bad("correction %q needs topic, seed_says, truth and source", c.ID)
+		if c.Topic == "" || c.OlderSays == "" || c.Truth == "" || c.Source == "" {
+			bad("correction %q needs topic, older_says, truth and source", c.ID)
 		}
 	}
 	corrections := unique("correction", corrIDs)
@@ -314,8 +314,8 @@ func (b *Book) Validate() error {
 	}
 	matrix := probe.DefaultMatrix()
 	for i, r := range b.Compatibility {
-		if r.Registry == "" || r.SeedSaid == "" || r.Now == "" || r.LastSeen == "" || r.Fallback == "" {
-			bad("compatibility row %d (%q) needs registry, seed_said, now, last_seen and fallback", i, r.Registry)
+		if r.Registry == "" || r.OlderSaid == "" || r.Now == "" || r.LastSeen == "" || r.Fallback == "" {
+			bad("compatibility row %d (%q) needs registry, older_said, now, last_seen and fallback", i, r.Registry)
 		}
 		if _, ok := matrix.Get(r.Kind); !ok {
 			bad("compatibility row %q: kind %q is not in the known-registry matrix", r.Registry, r.Kind)

@@ -44,7 +44,7 @@ func TestEmbeddedBook(t *testing.T) {
 			t.Errorf("symptom %s leads to missing step %q", sym.ID, sym.Step)
 		}
 	}
-	// The seed's sections and issues all carry over.
+	// The older runbook's sections and issues all carry over.
 	for _, want := range []struct{ id, kind, section, title string }{
 		{"check-export-logs", runbook.CheckLogs, runbook.SectionDiagnose, "Check the export logs"},
 		{"check-metrics", runbook.CheckMetrics, runbook.SectionDiagnose, "Check the telemetry metrics"},
@@ -91,7 +91,7 @@ func TestEmbeddedBook(t *testing.T) {
 	}
 	for _, kind := range []string{"dockerhub", "ghcr", "gar", "ecr", "acr", "harbor", "quay", "artifactory"} {
 		if !slices.Contains(registries, kind) {
-			t.Errorf("the seed's compatibility row for %s is missing", kind)
+			t.Errorf("the older runbook's compatibility row for %s is missing", kind)
 		}
 	}
 	if len(b.Escalation.Collect) < 4 || len(b.Escalation.Ticket) < 3 {
@@ -99,8 +99,8 @@ func TestEmbeddedBook(t *testing.T) {
 	}
 }
 
-// TestCorrections: where the seed runbook is wrong, the book says what is
-// true, and no command repeats the seed's mistakes.
+// TestCorrections: where the older runbook is wrong, the book says what is
+// true, and no command repeats the older runbook's mistakes.
 func TestCorrections(t *testing.T) {
 	t.Parallel()
 	b := mustLoad(t)
@@ -131,9 +131,9 @@ func TestCorrections(t *testing.T) {
 	}
 	for _, s := range b.Steps {
 		for _, c := range s.Commands {
-			for _, wrong := range []string{"stellaops", "OCI-Distribution-API-Version", "/var/log/stellaops"} {
+			for _, wrong := range []string{"OCI-Distribution-API-Version", "/var/log/"} {
 				if strings.Contains(c.Template, wrong) {
-					t.Errorf("step %s command %q repeats the seed's %q", s.ID, c.Title, wrong)
+					t.Errorf("step %s command %q repeats the older runbook's %q", s.ID, c.Title, wrong)
 				}
 			}
 		}
@@ -185,7 +185,7 @@ func TestValidateCatches(t *testing.T) {
 		{"next to a missing step", func(b *runbook.Book) { b.Steps[0].Next = append(b.Steps[0].Next, "nowhere") }, `next step "nowhere"`},
 		{"missing correction", func(b *runbook.Book) { b.Steps[0].Corrections = []string{"no-such-fix"} }, `correction "no-such-fix" does not exist`},
 		{"correction shown nowhere", func(b *runbook.Book) {
-			b.Corrections = append(b.Corrections, runbook.Correction{ID: "orphan", Topic: "t", SeedSays: "s", Truth: "t", Source: "s"})
+			b.Corrections = append(b.Corrections, runbook.Correction{ID: "orphan", Topic: "t", OlderSays: "s", Truth: "t", Source: "s"})
 		}, `"orphan" is not shown`},
 		{"compatibility kind not in matrix", func(b *runbook.Book) { b.Compatibility[0].Kind = "dockerhubb" }, `kind "dockerhubb"`},
 		{"platforms on a probe check", func(b *runbook.Book) {

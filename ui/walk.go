@@ -410,7 +410,7 @@ func (w *walkScreen) render() {
 		add("", st.Header.Render("THE OLDER RUNBOOK IS WRONG HERE")+st.Label.Render(" ("+itoa(int64(len(cs)))+")"))
 		for _, c := range cs {
 			add(trunc("  "+st.Header.Render(c.Topic), width))
-			para("    older runbook: ", c.SeedSays)
+			para("    older runbook: ", c.OlderSays)
 			para("    "+st.word("ok")+" correct:    ", c.Truth)
 			para("    source:        ", c.Source)
 		}
