@@ -148,7 +148,7 @@ func (s *subjectRun) chooseMethod(ctx context.Context) Method {
 func (s *subjectRun) list(ctx context.Context, digest string, depth int) []Referrer {
 	var out []Referrer
 	subj := s.repo.SetDigest(digest)
-	listing := s.e.tagList(ctx, s.repo)
+	listing := s.e.tagList(s.repo)
 	switch s.method {
 	case MethodAPI:
 		rs, err := s.apiList(ctx, subj)

@@ -29,7 +29,7 @@ func (t *tagListing) has(tag string) bool { return t.ok() && t.tags[tag] }
 
 // tagList lists a repository's tags once per run; the requests count as
 // shared, not against any one subject.
-func (e *engine) tagList(ctx context.Context, repo ref.Ref) *tagListing {
+func (e *engine) tagList(repo ref.Ref) *tagListing {
 	key := repo.Registry + "/" + repo.Repository
 	e.mu.Lock()
 	ov, ok := e.tagLists[key]
@@ -39,8 +39,9 @@ func (e *engine) tagList(ctx context.Context, repo ref.Ref) *tagListing {
 	}
 	e.mu.Unlock()
 	ov.once.Do(func() {
-		// The shared list must not die with the first subject's timeout.
-		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.o.timeout)
+		// The shared list lives by the run's context, not by the first
+		// subject's timeout, so one slow subject cannot fail the others.
+		lctx, cancel := context.WithTimeout(e.runCtx, e.o.timeout)
 		defer cancel()
 		ov.v = listTags(counted(lctx, &e.shared), e.client, repo)
 	})
