@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$dir"
 
 echo "building tools into $dir"
-(cd "$root" && go build -o "$dir/" ./bench/mkbundle ./bench/validatecmd)
+(cd "$root" && go build -o "$dir/" ./bench/mkbundle && go build -o "$dir/refdoctor" .)
 
 bundle="$dir/bundle-${size_mib}m.tgz"
 if [[ ! -s $bundle ]]; then
@@ -50,7 +50,7 @@ best() { # best LABEL CMD...: best wall time and its RSS over $runs runs
 	echo "$bw $br"
 }
 
-read -r v_wall v_rss < <(best "validate" "$dir/validatecmd" "$bundle")
+read -r v_wall v_rss < <(best "refdoctor bundle validate" "$dir/refdoctor" bundle validate --check-referrers --file "$bundle")
 read -r t_wall t_rss < <(best "tar -xzOf | sha256sum" sh -c "tar -xzOf '$bundle' | sha256sum")
 
 ratio=$(awk -v a="$v_wall" -v b="$t_wall" 'BEGIN { printf "%.3f", a / b }')
@@ -68,7 +68,7 @@ if [[ ${ZSTD:-0} == 1 ]]; then
 	zbundle="$dir/bundle-${size_mib}m.tar.zst"
 	[[ -s $zbundle ]] || { "$dir/mkbundle" -zstd -out "$zbundle.tmp" -size "$size_mib" && mv "$zbundle.tmp" "$zbundle"; }
 	cat "$zbundle" >/dev/null
-	read -r z_wall z_rss < <(best "validate (zstd)" "$dir/validatecmd" "$zbundle")
+	read -r z_wall z_rss < <(best "validate (zstd)" "$dir/refdoctor" bundle validate --check-referrers --file "$zbundle")
 	read -r zt_wall zt_rss < <(best "tar --zstd -xOf | sha256sum" sh -c "tar --zstd -xOf '$zbundle' | sha256sum")
 	printf 'zstd validate:          %6.3f s, peak RSS %6.1f MiB; tar --zstd | sha256sum %6.3f s (ratio %s)\n' \
 		"$z_wall" "$(awk -v k="$z_rss" 'BEGIN { print k / 1024 }')" "$zt_wall" \
