@@ -144,7 +144,15 @@ func (m *model) shutdown() {
 
 func (m *model) Init() tea.Cmd {
 	m.seen[scrStart] = true
-	return tea.Batch(tea.RequestBackgroundColor, m.screens[scrStart].activate())
+	cmds := []tea.Cmd{tea.RequestBackgroundColor, m.screens[scrStart].activate()}
+	if m.sh.opts.Lab != nil {
+		// On the lab, probe every registry at once: the compatibility
+		// table is ready when the operator opens it, and the session log
+		// holds the probe lines the first runbook step reads back.
+		m.seen[scrCompat] = true
+		cmds = append(cmds, m.screens[scrCompat].activate())
+	}
+	return tea.Batch(cmds...)
 }
 
 // restyleAll rebuilds the styles and tells every screen.
