@@ -189,7 +189,7 @@ func newBundleInspectCmd(g *globals) *cobra.Command {
 				for _, c := range sub.Categories {
 					cats = append(cats, fmt.Sprintf("%s %d", c.Category, c.Count))
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", shortDigest(sub.Subject), sub.Discovery, sub.Count, strings.Join(cats, ", "))
+				fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", discovery.ShortDigest(sub.Subject), sub.Discovery, sub.Count, strings.Join(cats, ", "))
 			}
 			tw.Flush()
 			if s.Note != "" {
@@ -279,7 +279,7 @@ func writeValidateTable(w io.Writer, file string, rep bundle.Report) {
 			if s.Found != s.Expected {
 				state = "MISMATCH"
 			}
-			fmt.Fprintf(w, "  %s  %-4s  %d of %d referrers intact  %s\n", shortDigest(s.Subject), s.Discovery, s.Found, s.Expected, state)
+			fmt.Fprintf(w, "  %s  %-4s  %d of %d referrers intact  %s\n", discovery.ShortDigest(s.Subject), s.Discovery, s.Found, s.Expected, state)
 		}
 	}
 	if len(rep.Errors) > 0 {
@@ -379,7 +379,7 @@ func writeImportTable(w io.Writer, res bundle.ImportResult) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "\n  ACTION\tKIND\tREPOSITORY\tDIGEST\tTAG")
 		for _, it := range res.Plan {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", it.Action, it.Kind, clip(it.Repository, 30), shortDigest(it.Digest), it.Tag)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", it.Action, it.Kind, clip(it.Repository, 30), discovery.ShortDigest(it.Digest), it.Tag)
 		}
 		tw.Flush()
 	}
@@ -390,7 +390,7 @@ func writeImportTable(w io.Writer, res bundle.ImportResult) {
 			if len(r.Missing) > 0 {
 				state = fmt.Sprintf("MISSING %d", len(r.Missing))
 			}
-			fmt.Fprintf(w, "  %s  %-4s  %d of %d referrers found  %s\n", shortDigest(r.Subject), r.Method, r.Found, r.Expected, state)
+			fmt.Fprintf(w, "  %s  %-4s  %d of %d referrers found  %s\n", discovery.ShortDigest(r.Subject), r.Method, r.Found, r.Expected, state)
 		}
 	}
 	writeFindings(w, res.Findings)
@@ -443,23 +443,23 @@ func writeDiffTable(w io.Writer, res bundle.DiffResult) {
 	for _, img := range res.Images {
 		moved := ""
 		if img.Moved {
-			moved = "  MOVED to " + shortDigest(img.LiveDigest)
+			moved = "  MOVED to " + discovery.ShortDigest(img.LiveDigest)
 		}
-		fmt.Fprintf(w, "  %s  %s%s\n", img.Reference, shortDigest(img.BundleDigest), moved)
+		fmt.Fprintf(w, "  %s  %s%s\n", img.Reference, discovery.ShortDigest(img.BundleDigest), moved)
 	}
 	for _, s := range res.Subjects {
 		if len(s.Added)+len(s.Removed)+len(s.Replaced) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\nSUBJECT %s (%d unchanged)\n", shortDigest(s.Subject), s.Unchanged)
+		fmt.Fprintf(w, "\nSUBJECT %s (%d unchanged)\n", discovery.ShortDigest(s.Subject), s.Unchanged)
 		for _, a := range s.Added {
-			fmt.Fprintf(w, "  + %-11s %s %s\n", a.Category, clip(a.ArtifactType, 34), shortDigest(a.Digest))
+			fmt.Fprintf(w, "  + %-11s %s %s\n", a.Category, clip(a.ArtifactType, 34), discovery.ShortDigest(a.Digest))
 		}
 		for _, r := range s.Removed {
-			fmt.Fprintf(w, "  - %-11s %s %s\n", r.Category, clip(r.ArtifactType, 34), shortDigest(r.Digest))
+			fmt.Fprintf(w, "  - %-11s %s %s\n", r.Category, clip(r.ArtifactType, 34), discovery.ShortDigest(r.Digest))
 		}
 		for _, r := range s.Replaced {
-			fmt.Fprintf(w, "  ~ %-11s %s %s -> %s\n", r.Old.Category, clip(r.Old.ArtifactType, 26), shortDigest(r.Old.Digest), shortDigest(r.New.Digest))
+			fmt.Fprintf(w, "  ~ %-11s %s %s -> %s\n", r.Old.Category, clip(r.Old.ArtifactType, 26), discovery.ShortDigest(r.Old.Digest), discovery.ShortDigest(r.New.Digest))
 		}
 	}
 	writeFindings(w, res.Findings)

@@ -134,7 +134,7 @@ func writeDiscoverTable(w io.Writer, res discovery.Result) {
 	fmt.Fprintf(w, "\nREFERRERS (%d)\n", len(res.Referrers))
 	writeReferrerTree(w, res.Referrers, "")
 	for _, p := range res.Platforms {
-		fmt.Fprintf(w, "\nPLATFORM %s %s (%d)\n", p.Platform, shortDigest(p.Digest), len(p.Referrers))
+		fmt.Fprintf(w, "\nPLATFORM %s %s (%d)\n", p.Platform, discovery.ShortDigest(p.Digest), len(p.Referrers))
 		writeReferrerTree(w, p.Referrers, "")
 	}
 	fmt.Fprintln(w, "\nsources: api = referrers API, tagidx = sha256-<hex> tag index, cosign =")
@@ -155,7 +155,7 @@ func writeReferrerTree(w io.Writer, rs []discovery.Referrer, indent string) {
 		if i == len(rs)-1 {
 			branch, next = "└── ", "    "
 		}
-		fmt.Fprintf(w, "%s%s%-11s %-28s %-19s %6s %s\n", indent, branch, r.Category, clip(r.ArtifactType, 28), shortDigest(r.Digest), humanSize(r.Size), sourceShort[r.Source])
+		fmt.Fprintf(w, "%s%s%-11s %-28s %-19s %6s %s\n", indent, branch, r.Category, clip(r.ArtifactType, 28), discovery.ShortDigest(r.Digest), humanSize(r.Size), sourceShort[r.Source])
 		writeReferrerTree(w, r.Referrers, indent+next)
 	}
 }
@@ -177,14 +177,6 @@ func writeFindings(w io.Writer, fs []probe.Finding) {
 			writeWrapped(w, "        seen:  ", f.Evidence)
 		}
 	}
-}
-
-func shortDigest(d string) string {
-	alg, hex, ok := strings.Cut(d, ":")
-	if !ok || len(hex) < 12 {
-		return d
-	}
-	return alg + ":" + hex[:12]
 }
 
 func humanSize(n int64) string {
@@ -244,13 +236,13 @@ func writeTagsTable(w io.Writer, res discovery.TagListing) {
 		case !*s.Exists:
 			state = "ORPHAN: subject missing"
 		}
-		fmt.Fprintf(w, "\nSUBJECT %s (%s)\n", shortDigest(s.Subject), state)
+		fmt.Fprintf(w, "\nSUBJECT %s (%s)\n", discovery.ShortDigest(s.Subject), state)
 		for _, t := range s.Tags {
 			name := t.Tag
 			if len(name) > 30 {
 				name = name[:19] + "…" + name[strings.LastIndex(name, "-")+1+64:]
 			}
-			fmt.Fprintf(w, "  %-6s %-30s -> %s\n", t.Kind, name, shortDigest(t.Digest))
+			fmt.Fprintf(w, "  %-6s %-30s -> %s\n", t.Kind, name, discovery.ShortDigest(t.Digest))
 		}
 	}
 	writeFindings(w, res.Findings)

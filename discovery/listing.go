@@ -184,7 +184,7 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 				names = append(names, t.Tag)
 			}
 			out.Findings = append(out.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "OrphanTags",
-				Summary:  fmt.Sprintf("Subject %s no longer exists, but %d tag(s) still point at it", shortDigest(ts.Subject), len(ts.Tags)),
+				Summary:  fmt.Sprintf("Subject %s no longer exists, but %d tag(s) still point at it", ShortDigest(ts.Subject), len(ts.Tags)),
 				Cause:    "The image was deleted or re-pushed under a new digest; its referrer tags stayed behind.",
 				Remedy:   "Delete the orphan tags, or re-attach the artifacts to the new digest.",
 				Evidence: strings.Join(names, ", ")})

@@ -163,7 +163,7 @@ func (s *subjectRun) list(ctx context.Context, digest string, depth int) []Refer
 				Cause:   err.finding.Summary, Evidence: err.finding.Evidence})
 			out = append(out, s.tagIndexList(ctx, subj, listing)...)
 		} else {
-			s.fail("referrers API for "+shortDigest(digest), *err)
+			s.fail("referrers API for "+ShortDigest(digest), *err)
 		}
 	case MethodTags:
 		out = append(out, s.tagIndexList(ctx, subj, listing)...)
@@ -305,7 +305,7 @@ func (s *subjectRun) platforms(ctx context.Context, m manifest.Manifest) {
 		rs := s.list(ctx, d.Digest.String(), s.e.o.depth)
 		s.res.Platforms = append(s.res.Platforms, PlatformResult{Platform: plat, Digest: d.Digest.String(), Referrers: rs})
 		if len(rs) > 0 {
-			withRefs = append(withRefs, fmt.Sprintf("%s (%s): %d", plat, shortDigest(d.Digest.String()), len(rs)))
+			withRefs = append(withRefs, fmt.Sprintf("%s (%s): %d", plat, ShortDigest(d.Digest.String()), len(rs)))
 		}
 	}
 	switch {
@@ -324,12 +324,14 @@ func (s *subjectRun) platforms(ctx context.Context, m manifest.Manifest) {
 	}
 }
 
-func shortDigest(d string) string {
-	_, hex, ok := strings.Cut(d, ":")
+// ShortDigest keeps the algorithm and 12 hex characters of a digest, as
+// operators read and type them.
+func ShortDigest(d string) string {
+	alg, hex, ok := strings.Cut(d, ":")
 	if !ok || len(hex) < 12 {
 		return d
 	}
-	return d[:len(d)-len(hex)] + hex[:12]
+	return alg + ":" + hex[:12]
 }
 
 // failure is a lookup that did not complete, classified for the operator.

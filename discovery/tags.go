@@ -191,12 +191,12 @@ func (s *subjectRun) compareWithTagIndex(ctx context.Context, subj ref.Ref, list
 	var onlyAPI, onlyTags []string
 	for d := range inAPI {
 		if !inTags[d] {
-			onlyAPI = append(onlyAPI, shortDigest(d))
+			onlyAPI = append(onlyAPI, ShortDigest(d))
 		}
 	}
 	for d := range inTags {
 		if !inAPI[d] {
-			onlyTags = append(onlyTags, shortDigest(d))
+			onlyTags = append(onlyTags, ShortDigest(d))
 		}
 	}
 	if len(onlyAPI)+len(onlyTags) == 0 {

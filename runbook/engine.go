@@ -496,14 +496,10 @@ func (e *Engine) runDiscover(ctx context.Context, r *run) {
 }
 
 func shortDigest(d string) string {
-	alg, hex, ok := strings.Cut(d, ":")
-	if !ok || len(hex) < 12 {
-		if d == "" {
-			return "unresolved"
-		}
-		return d
+	if d == "" {
+		return "unresolved"
 	}
-	return alg + ":" + hex[:12]
+	return discovery.ShortDigest(d)
 }
 
 func (e *Engine) runTags(ctx context.Context, r *run) {

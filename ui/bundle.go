@@ -16,6 +16,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/discovery"
 )
 
 // bundleScreen verifies a mirror bundle: pick a file (or take the one from
@@ -391,7 +392,7 @@ func (b *bundleScreen) refresh() {
 			if s.Found != s.Expected || len(bySubject[s.Subject]) > 0 {
 				state = "fail"
 			}
-			add(trunc("  "+st.word(state)+" "+pad(shortDigest(s.Subject), 19, false)+" "+pad(s.Discovery, 4, false)+"  "+
+			add(trunc("  "+st.word(state)+" "+pad(discovery.ShortDigest(s.Subject), 19, false)+" "+pad(s.Discovery, 4, false)+"  "+
 				itoa(int64(s.Expected))+" listed, "+itoa(int64(s.Found))+" intact", w))
 			add(problemLines(st, bySubject[s.Subject], w)...)
 		}
@@ -403,7 +404,7 @@ func (b *bundleScreen) refresh() {
 		}
 		sort.Strings(rest)
 		for _, s := range rest {
-			add("  " + st.word("fail") + " " + shortDigest(s) + "  (not listed in manifest.yaml)")
+			add("  " + st.word("fail") + " " + discovery.ShortDigest(s) + "  (not listed in manifest.yaml)")
 			add(problemLines(st, bySubject[s], w)...)
 		}
 	}

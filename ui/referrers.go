@@ -197,7 +197,7 @@ func (r *referrersScreen) refresh() {
 		add("", st.Header.Render(fmt.Sprintf("REFERRERS (%d)", len(res.Referrers))))
 		add(referrerTree(st, res.Referrers, w)...)
 		for _, p := range res.Platforms {
-			add("", st.Header.Render(fmt.Sprintf("PLATFORM %s %s (%d)", p.Platform, shortDigest(p.Digest), len(p.Referrers))))
+			add("", st.Header.Render(fmt.Sprintf("PLATFORM %s %s (%d)", p.Platform, discovery.ShortDigest(p.Digest), len(p.Referrers))))
 			add(referrerTree(st, p.Referrers, w)...)
 		}
 		add("", st.Label.Render("sources: api = referrers API · tag-index = sha256-<hex> index tag ·"),
@@ -246,7 +246,7 @@ func referrerTree(st styles, rs []discovery.Referrer, w int) []string {
 			typeW := max(8, w-fixed)
 			line := prefix + pad(ref.Category, 11, false) + " " + pad(trunc(ref.ArtifactType, typeW), typeW, false) + " "
 			if digestW > 0 {
-				line += pad(shortDigest(ref.Digest), 19, false) + " "
+				line += pad(discovery.ShortDigest(ref.Digest), 19, false) + " "
 			}
 			line += pad(humanSize(ref.Size), 6, true) + " " + st.paint(toneAccent, string(ref.Source))
 			out = append(out, trunc(line, w))

@@ -384,7 +384,7 @@ func (t *tagsScreen) row(i int) string {
 		return mark + trunc(text, t.w-2)
 	}
 	tg := t.res.Subjects[l.subject].Tags[l.tag]
-	digest := shortDigest(tg.Digest)
+	digest := discovery.ShortDigest(tg.Digest)
 	if digest == "" {
 		digest = "(not resolved)"
 	}
@@ -393,13 +393,4 @@ func (t *tagsScreen) row(i int) string {
 		return mark + st.Selected.Render(trunc(line, t.w-2))
 	}
 	return mark + trunc(line, t.w-2)
-}
-
-// shortDigest keeps the algorithm and 12 hex characters.
-func shortDigest(d string) string {
-	alg, hex, ok := strings.Cut(d, ":")
-	if !ok || len(hex) < 12 {
-		return d
-	}
-	return alg + ":" + hex[:12]
 }

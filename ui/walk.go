@@ -12,6 +12,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/runbook"
 )
@@ -491,7 +492,7 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 		d := res.Discovery
 		add(referrerTree(st, d.Referrers, width)...)
 		for _, p := range d.Platforms {
-			add(trunc("  platform "+p.Platform+" "+shortDigest(p.Digest)+" ("+itoa(int64(len(p.Referrers)))+")", width))
+			add(trunc("  platform "+p.Platform+" "+discovery.ShortDigest(p.Digest)+" ("+itoa(int64(len(p.Referrers)))+")", width))
 			add(referrerTree(st, p.Referrers, width)...)
 		}
 	case res.Tags != nil:
@@ -510,7 +511,7 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 					parts = append(parts, itoa(int64(kinds[k]))+" "+k)
 				}
 			}
-			add(trunc("    "+shortDigest(s.Subject)+"  "+st.word(state)+"  "+strings.Join(parts, ", "), width))
+			add(trunc("    "+discovery.ShortDigest(s.Subject)+"  "+st.word(state)+"  "+strings.Join(parts, ", "), width))
 		}
 	case res.Bundle != nil:
 		if rep, ok := res.Bundle.(*bundle.Report); ok {
@@ -520,7 +521,7 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 				if s.Found != s.Expected {
 					state = "fail"
 				}
-				add(trunc("    "+st.word(state)+" "+shortDigest(s.Subject)+" "+itoa(int64(s.Found))+"/"+itoa(int64(s.Expected))+" referrers intact", width))
+				add(trunc("    "+st.word(state)+" "+discovery.ShortDigest(s.Subject)+" "+itoa(int64(s.Found))+"/"+itoa(int64(s.Expected))+" referrers intact", width))
 			}
 		}
 	case res.Logs != nil:
