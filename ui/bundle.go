@@ -73,7 +73,7 @@ func (b *bundleScreen) newPicker() filepicker.Model {
 func (b *bundleScreen) pickerStyles() filepicker.Styles {
 	st := b.sh.st
 	if !st.colour() {
-		plain := lipgloss.NewStyle()
+		plain := st.Plain
 		s := filepicker.Styles{DisabledCursor: plain, Cursor: st.Cursor, Symlink: plain, Directory: st.Header, File: plain,
 			DisabledFile: st.Label, Permission: plain, Selected: st.Selected, DisabledSelected: st.Label,
 			FileSize: plain.Width(7).Align(lipgloss.Right), EmptyDirectory: plain.PaddingLeft(2).SetString("This folder is empty.")}

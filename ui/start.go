@@ -98,7 +98,7 @@ func (s *startScreen) restyle() {
 		d.Styles.SelectedDesc = d.Styles.SelectedDesc.Foreground(st.tones[toneAccent].GetForeground()).BorderForeground(st.tones[toneAccent].GetForeground())
 		s.list.Styles = list.DefaultStyles(st.dark)
 	} else {
-		plain := lipgloss.NewStyle()
+		plain := st.Plain
 		sel := plain.Border(lipgloss.NormalBorder(), false, false, false, true).PaddingLeft(1)
 		if st.Header.GetBold() {
 			sel = sel.Bold(true)

@@ -39,17 +39,20 @@ type styles struct {
 	Selected, Cursor       lipgloss.Style
 	Label, Code, Key       lipgloss.Style
 	StatusBar, Flash       lipgloss.Style
-	tones                  map[tone]lipgloss.Style
-	Help                   help.Styles
-	Input                  textinput.Styles
-	ProgressFull           color.Color
-	ProgressEmpty          color.Color
+	// Plain has no attributes: the base for library widgets' styles when
+	// colour is off.
+	Plain         lipgloss.Style
+	tones         map[tone]lipgloss.Style
+	Help          help.Styles
+	Input         textinput.Styles
+	ProgressFull  color.Color
+	ProgressEmpty color.Color
 }
 
 // newStyles builds the palette for a background and a colour profile.
 func newStyles(dark bool, profile colorprofile.Profile) styles {
-	s := styles{dark: dark, profile: profile, tones: map[tone]lipgloss.Style{}}
 	plain := lipgloss.NewStyle()
+	s := styles{dark: dark, profile: profile, tones: map[tone]lipgloss.Style{}, Plain: plain}
 	if profile == colorprofile.NoTTY {
 		// Not a terminal: plain text only, so captures and goldens hold
 		// no escape sequences.
