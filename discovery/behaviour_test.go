@@ -47,7 +47,6 @@ func TestPagination(t *testing.T) {
 	t.Logf("30 referrers in %d requests", res.Requests)
 
 	loop, _ := l.Get("loop")
-	start := time.Now()
 	res, err = discovery.Discover(context.Background(), l.Seed.Ref(loop.Host), labOpts(l, discovery.WithMethod(discovery.MethodAPI), discovery.WithTimeout(20*time.Second))...)
 	if err != nil {
 		t.Fatal(err)
@@ -55,8 +54,10 @@ func TestPagination(t *testing.T) {
 	if !slices.Contains(codes(res.Findings), "PaginationLoop") || res.Outcome != probe.OutcomeFailed {
 		t.Fatalf("Link loop: outcome %s findings %v", res.Outcome, codes(res.Findings))
 	}
-	if time.Since(start) > 10*time.Second {
-		t.Errorf("the loop was not cut off early: %v", time.Since(start))
+	// The loop is cut at the first page seen twice (two referrers
+	// requests), not at the timeout; the cosign tags are read as usual.
+	if res.Requests > 2+len(l.Seed.CosignTags) {
+		t.Errorf("a Link loop cost %d requests before it was cut off", res.Requests)
 	}
 }
 
