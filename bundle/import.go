@@ -155,8 +155,9 @@ type importState struct {
 // completes the job. At the end discovery runs on the target and each
 // subject's referrers are reconciled with the bundle's list.
 //
-// The archive is read three times, each as a stream in bounded memory:
-// validation, collecting the (small) manifests, and pushing blobs.
+// The archive is read twice, each time as a stream in bounded memory:
+// validation, which also collects the (small) manifests, and pushing the
+// blobs.
 func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResult, error) {
 	o := importOptions{cfg: config.Defaults(), concurrency: 4}
 	for _, opt := range opts {
@@ -178,9 +179,10 @@ func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResu
 	st := &importState{o: o, target: target, res: &res, manifests: map[string][]byte{}, bad: map[string]string{},
 		repoOf: map[string][]string{}, apiByRepo: map[string]bool{}}
 
-	// 1. Validate the whole stream.
+	// 1. Validate the whole stream, keeping the (small) manifests and
+	// index.json as they go by.
 	o.emit(ImportEvent{Kind: "validating"})
-	rep, err := ValidateFile(ctx, file, WithCheckReferrers(true))
+	rep, err := ValidateFile(ctx, file, WithCheckReferrers(true), WithDocuments(st.keepDocument))
 	res.Validation = &rep
 	if err != nil {
 		return res, err
@@ -202,9 +204,13 @@ func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResu
 		}
 	}
 
-	// 2. Collect manifest.yaml, index.json and every manifest.
-	if err := st.collect(ctx, file); err != nil {
+	// 2. Read manifest.yaml (the first member) and drop the manifests
+	// whose member validation found damaged.
+	if st.m, err = ReadManifest(ctx, file); err != nil {
 		return res, err
+	}
+	for path := range st.bad {
+		delete(st.manifests, "sha256:"+strings.TrimPrefix(path, BlobsDir))
 	}
 	c, err := registry.New(o.cfg, append([]registry.Opt{registry.WithTimeout(o.cfg.Export.ReferrerDiscovery.Timeout())}, o.clientOpts...)...)
 	if err != nil {
@@ -285,35 +291,22 @@ func eachMember(ctx context.Context, file string, fn func(name string, size int6
 	}
 }
 
-func (st *importState) collect(ctx context.Context, file string) error {
-	return eachMember(ctx, file, func(name string, size int64, r io.Reader) error {
-		switch {
-		case name == ManifestPath:
-			m, err := ParseManifest(r, DefaultManifestLimit)
-			if err != nil {
-				return err
-			}
-			st.m = m
-		case name == IndexPath:
-			var idx struct {
-				Manifests []descriptor.Descriptor `json:"manifests"`
-			}
-			if err := json.NewDecoder(io.LimitReader(r, MaxIndexSize)).Decode(&idx); err != nil {
-				return fmt.Errorf("%w: index.json: %v", ErrMalformedManifest, err)
-			}
-			st.layout = idx.Manifests
-		case strings.HasPrefix(name, BlobsDir) && size <= MaxIndexSize:
-			data, err := io.ReadAll(io.LimitReader(r, size))
-			if err != nil {
-				return err
-			}
-			d := "sha256:" + strings.TrimPrefix(name, BlobsDir)
-			if _, ok := parseOCIDoc(data); ok && sha256Digest(data) == d && st.bad[name] == "" {
-				st.manifests[d] = data
-			}
+// keepDocument records index.json and every manifest blob whose bytes
+// hash to its name; validation hands them over as it reads them.
+func (st *importState) keepDocument(path string, data []byte) {
+	switch {
+	case path == IndexPath:
+		var idx struct {
+			Manifests []descriptor.Descriptor `json:"manifests"`
 		}
-		return nil
-	})
+		if json.Unmarshal(data, &idx) == nil {
+			st.layout = idx.Manifests
+		}
+	case strings.HasPrefix(path, BlobsDir):
+		if d := "sha256:" + strings.TrimPrefix(path, BlobsDir); sha256Digest(data) == d {
+			st.manifests[d] = data
+		}
+	}
 }
 
 // targetRepo maps a source reference's repository under the target.

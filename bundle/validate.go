@@ -3,6 +3,7 @@ package bundle
 import (
 	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -115,6 +116,7 @@ type options struct {
 	maxArchive     int64
 	manifestLimit  int64
 	ratio, floor   int64
+	documents      func(path string, data []byte)
 }
 
 // WithCheckReferrers also parses every referrer manifest: its subject must
@@ -125,6 +127,15 @@ func WithCheckReferrers(b bool) Opt { return func(o *options) { o.checkReferrers
 // WithEvents receives progress events on the validating goroutine; fn
 // must not block for long.
 func WithEvents(fn func(Event)) Opt { return func(o *options) { o.events = fn } }
+
+// WithDocuments passes each OCI manifest or index the validator reads
+// (index.json and the manifests among the blobs, at most 4 MiB each) to
+// fn, so that a caller learns the bundle's manifests in the same pass.
+// data is fn's to keep. Whether the document's checksum matched its
+// listing is in the report, not known to fn.
+func WithDocuments(fn func(path string, data []byte)) Opt {
+	return func(o *options) { o.documents = fn }
+}
 
 // WithTotalBytes gives the compressed size of the input, for progress.
 // ValidateFile sets it from the file.
@@ -742,6 +753,7 @@ func (v *validator) parseHeld(name string, data []byte) {
 			v.index, v.indexSrc = &d, name
 		}
 		v.addRefs(name, d)
+		v.document(name, data)
 	case strings.HasPrefix(name, ReferrersDir):
 		subject, _, _ := splitReferrerPath(name)
 		d, ok := parseOCIDoc(data)
@@ -765,7 +777,14 @@ func (v *validator) parseHeld(name string, data []byte) {
 	case strings.HasPrefix(name, BlobsDir):
 		if d, ok := parseOCIDoc(data); ok {
 			v.addRefs(name, d)
+			v.document(name, data)
 		}
+	}
+}
+
+func (v *validator) document(name string, data []byte) {
+	if v.o.documents != nil {
+		v.o.documents(name, bytes.Clone(data))
 	}
 }
 
