@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -42,6 +43,18 @@ could not complete (network, auth, timeout, rate limit).`,
 			opts := []probe.Opt{probe.WithRefresh(refresh)}
 			if dir := g.cacheDir(); dir != "" {
 				opts = append(opts, probe.WithCache(probe.NewCache(dir, g.cfg.Cache.CapabilitiesTTL.Duration)))
+			}
+			if g.stderrIsTerminal() {
+				// Slow registries take seconds: say what is happening.
+				var mu sync.Mutex
+				opts = append(opts, probe.WithEvents(func(e probe.Event) {
+					if e.Kind != probe.EventFinished || e.Result == nil {
+						return
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					fmt.Fprintf(g.stderr, "  probed %s: %s (%s)\n", e.Target, e.Result.ReferrersAPI, e.Result.Outcome())
+				}))
 			}
 			report, err := g.runProbe(cmd, targets, opts...)
 			if err != nil {
