@@ -55,14 +55,12 @@ func (e *engine) capability(ctx context.Context, repo ref.Ref) probe.Result {
 }
 
 // apiClient returns the client used for referrers API calls in one
-// repository. regclient remembers a failed API call per client and
-// repository and then skips the API, so a failure retires the client.
-func (e *engine) apiClient(repo ref.Ref, retire *registry.Client) (*registry.Client, error) {
+// repository, making one when there is none.
+func (e *engine) apiClient(repo ref.Ref) (*registry.Client, error) {
 	key := repo.Registry + "/" + repo.Repository
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := e.apiClients[key]
-	if c != nil && c != retire {
+	if c := e.apiClients[key]; c != nil {
 		return c, nil
 	}
 	opts := append([]registry.Opt{registry.WithTimeout(e.o.timeout)}, e.o.clientOpts...)
@@ -77,14 +75,25 @@ func (e *engine) apiClient(repo ref.Ref, retire *registry.Client) (*registry.Cli
 	return c, nil
 }
 
+// retireAPIClient drops a client after a failed API call: regclient
+// remembers the failure per client and repository and would then skip the
+// API, so the next call must start from a fresh client.
+func (e *engine) retireAPIClient(repo ref.Ref, c *registry.Client) {
+	key := repo.Registry + "/" + repo.Repository
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.apiClients[key] == c {
+		delete(e.apiClients, key)
+	}
+}
+
 // apiList lists referrers through GET /v2/<repo>/referrers/<digest>,
 // following Link pages (guarded against loops and absurd page counts),
 // filtering on the client unless the registry says it filtered, and
 // waiting out a 429's Retry-After while the timeout allows.
 func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *failure) {
-	var retire *registry.Client
 	for attempt := 0; ; attempt++ {
-		c, err := s.e.apiClient(subj, retire)
+		c, err := s.e.apiClient(subj)
 		if err != nil {
 			return nil, &failure{finding: probe.Finding{Severity: probe.SeverityError, Code: "ClientSetup", Summary: err.Error()}}
 		}
@@ -132,9 +141,13 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 				Remedy:   "Report the registry bug; meanwhile list referrers by tag with --method tags.",
 				Evidence: fmt.Sprintf("%d pages read", pages)}}
 		}
+		if err != nil || lastEx == nil || lastEx.Status != http.StatusOK {
+			s.e.retireAPIClient(subj, c)
+		}
 		if lastEx == nil {
-			if retire == nil && err != nil && ctx.Err() == nil {
-				retire = c
+			// regclient skipped the API (an earlier failure on this
+			// client): try once more with a fresh one.
+			if attempt == 0 && err != nil && ctx.Err() == nil {
 				continue
 			}
 			f := classifyFailure(ctx, err, registry.Exchange{})
@@ -152,7 +165,6 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 				case <-ctx.Done():
 				case <-time.After(wait):
 				}
-				retire = c
 				continue
 			}
 		}
@@ -162,12 +174,6 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 			return s.lenientAPIList(ctx, *lastEx, cls), nil
 		}
 		if lastEx.Status != http.StatusOK || err != nil || cls.Verdict != probe.Supported {
-			retire = c
-			s.e.mu.Lock()
-			if s.e.apiClients[subj.Registry+"/"+subj.Repository] == c {
-				delete(s.e.apiClients, subj.Registry+"/"+subj.Repository)
-			}
-			s.e.mu.Unlock()
 			if lastEx.Status == http.StatusTooManyRequests || lastEx.Status == http.StatusUnauthorized || lastEx.Status == http.StatusForbidden {
 				f := classifyFailure(ctx, err, *lastEx)
 				return nil, &f
