@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/regclient/regclient/scheme"
 	"github.com/regclient/regclient/types/ref"
 	"golang.org/x/sync/errgroup"
 
@@ -25,6 +26,9 @@ import (
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
+
+// probeTagLimit bounds the tag list a probe reads.
+const probeTagLimit = 100
 
 // Result is everything one probe learned about one registry.
 type Result struct {
@@ -476,7 +480,9 @@ func (p *prober) noteHeaders(ex registry.Exchange) {
 // the first one the catalog lists, else a placeholder whose 404 is
 // recognised as "repository unknown".
 func (p *prober) pickRepository(ctx context.Context, c *registry.Client) string {
-	list, err := c.RepoList(ctx, p.t.Host)
+	// One page of one name: a catalog can list every repository of a
+	// large registry, and the probe needs only one.
+	list, err := c.RepoList(ctx, p.t.Host, scheme.WithRepoLimit(1))
 	if err == nil {
 		if repos, err := list.GetRepos(); err == nil && len(repos) > 0 {
 			return repos[0]
@@ -498,7 +504,10 @@ func (p *prober) tagList(ctx context.Context, c *registry.Client) func() string 
 		return nil
 	}
 	before := c.Recorder.Len()
-	tl, err := c.TagList(ctx, r)
+	// The first page is enough to know the fallback path works and to
+	// find a real digest; a repository with thousands of tags is not read
+	// whole for a probe.
+	tl, err := c.TagList(ctx, r, scheme.WithTagLimit(probeTagLimit))
 	for _, ex := range c.Recorder.Exchanges()[before:] {
 		p.noteHeaders(ex)
 	}
