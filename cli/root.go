@@ -134,12 +134,11 @@ func exitCode(err error) int {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return ExitIncomplete
 	}
-	// cobra's own errors (unknown command or flag, bad arg count) are usage errors
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand", "flag needs an argument", "invalid argument", "accepts ", "requires at least", "requires exactly", "required flag"} {
-		if strings.Contains(msg, p) {
-			return ExitUsage
-		}
+	// Flag and argument errors are wrapped as usage errors where cobra
+	// reports them (see usageArgs); an unknown command is the one cobra
+	// error that reaches here unwrapped.
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		return ExitUsage
 	}
 	return ExitIncomplete
 }
@@ -186,7 +185,24 @@ Probe a registry:
 	f.StringVar(&g.metricsFile, "metrics-file", "", "write Prometheus metrics (text format) to this file at exit")
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newTagsCmd(g), newBundleCmd(g), newDemoCmd(g), newVersionCmd(g), newRunbookCmd(g), newLogsCmd(g), newDiagCmd(g))
+	usageArgs(root)
 	return root
+}
+
+// usageArgs makes every command's argument-count error a usage error
+// (exit 2), as flag errors already are through SetFlagErrorFunc.
+func usageArgs(c *cobra.Command) {
+	if check := c.Args; check != nil {
+		c.Args = func(cmd *cobra.Command, args []string) error {
+			if err := check(cmd, args); err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
+			return nil
+		}
+	}
+	for _, sub := range c.Commands() {
+		usageArgs(sub)
+	}
 }
 
 // setup loads the config, applies flags over it and opens the log.
