@@ -315,3 +315,23 @@ func TestDiscoverAndTagsContract(t *testing.T) {
 		}
 	}
 }
+
+// TestDemoWithoutTUI runs the whole lab as a newcomer's `refdoctor demo
+// --no-tui` does: every registry is listed and classified, in 80 columns.
+func TestDemoWithoutTUI(t *testing.T) {
+	t.Parallel()
+	code, out, errOut := run(t, "--config", writeFile(t, t.TempDir(), "c.toml", "[cache]\ncapabilities_ttl = \"0s\"\n"), "demo", "--no-tui")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if len(line) > 80 {
+			t.Errorf("line wider than 80 columns (%d): %q", len(line), line)
+		}
+	}
+	for _, want := range []string{"oci11", "ghcr-like", "gitlab-like", "tls-expired", "supported", "unsupported!", "incomplete", "ReferrersNotFound", "TLSCertificateExpired"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+}

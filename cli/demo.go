@@ -85,7 +85,8 @@ regctl, crane, curl) can be pointed at them.`,
 			}
 			fmt.Fprintln(g.stdout, "refdoctor lab: one registry per real-world behaviour, probed live")
 			for _, r := range l.Registries {
-				fmt.Fprintf(g.stdout, "  %-16s %-16s %s\n", r.Name, r.Host, r.Mimics)
+				fmt.Fprintf(g.stdout, "  %-16s %s\n", r.Name, r.Host)
+				writeWrapped(g.stdout, "      ", r.Mimics)
 			}
 			fmt.Fprintln(g.stdout)
 			writeProbeTable(g.stdout, report, false)

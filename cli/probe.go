@@ -106,7 +106,7 @@ func probeExitCode(report probe.Report, requireAPI bool) int {
 // writeProbeTable prints the capability table (fits 80 columns) and then
 // each registry's findings with cause and remedy.
 func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
 	fmt.Fprintln(tw, "REGISTRY\tKIND\tREFERRERS API\tTAGS\tAUTH\tMS\tSTATUS")
 	for _, r := range report.Registries {
 		api := string(r.ReferrersAPI)
