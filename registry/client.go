@@ -65,7 +65,9 @@ func WithRetryLimit(n int) Opt { return func(o *options) { o.retryLimit = n } }
 // WithUserAgent names the tool and its version to registries.
 func WithUserAgent(ua string) Opt { return func(o *options) { o.userAgent = ua } }
 
-// WithRecorder shares an existing recorder instead of making a new one.
+// WithRecorder shares an existing recorder instead of making a new one;
+// it keeps every exchange for Exchanges (without it, a client's exchanges
+// reach watchers only).
 func WithRecorder(r *Recorder) Opt { return func(o *options) { o.recorder = r } }
 
 // WithLogin sets a username and password for one host, for callers that
@@ -88,7 +90,10 @@ func New(cfg config.Config, opts ...Opt) (*Client, error) {
 	}
 	rec := o.recorder
 	if rec == nil {
+		// A client's own recorder only feeds watchers and OnRecord; a
+		// caller that wants the exchanges kept passes WithRecorder.
 		rec = NewTimedRecorder(o.timeout)
+		rec.forget = true
 	}
 	var hosts []rcconfig.Host
 	for _, r := range cfg.Registries {

@@ -61,6 +61,9 @@ type Recorder struct {
 	fallback  http.RoundTripper
 	capture   func(*http.Request) bool
 	onRecord  func(Exchange)
+	// forget drops exchanges once watchers have seen them: a long-lived
+	// client (an export of thousands of images) must not keep every reply.
+	forget bool
 }
 
 // NewRecorder returns a recorder over base (http.DefaultTransport if nil).
@@ -182,7 +185,9 @@ func notifyWatchers(ctx context.Context, ex Exchange) {
 
 func (r *Recorder) add(ex Exchange) {
 	r.mu.Lock()
-	r.exchanges = append(r.exchanges, ex)
+	if !r.forget {
+		r.exchanges = append(r.exchanges, ex)
+	}
 	fn := r.onRecord
 	r.mu.Unlock()
 	if fn != nil {

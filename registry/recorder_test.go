@@ -8,7 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/registry"
+	"github.com/regclient/regclient/types/ref"
 )
 
 func TestRecorderKeepsNoSecrets(t *testing.T) {
@@ -63,5 +65,32 @@ func TestRecorderKeepsNoSecrets(t *testing.T) {
 	}
 	if exs[0].Body != nil {
 		t.Error("a token reply body was captured")
+	}
+}
+
+// TestClientRecorderForgets: a client's own recorder passes exchanges to
+// watchers but keeps none, so a long export does not hold every reply.
+func TestClientRecorderForgets(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{}`)
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	cfg := config.Defaults()
+	cfg.Registries = []config.Registry{{Host: host, PlainHTTP: true}}
+	c, err := registry.New(cfg, registry.WithoutDockerCreds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	ctx := registry.WithWatcher(context.Background(), func(registry.Exchange) { seen++ })
+	r, _ := ref.NewHost(host)
+	if _, err := c.Ping(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if seen == 0 || c.Recorder.Len() != 0 {
+		t.Fatalf("watcher saw %d, recorder kept %d", seen, c.Recorder.Len())
 	}
 }
