@@ -247,7 +247,9 @@ func clientFor(t *testing.T, l *Lab, insecure bool, opts ...registry.Opt) *regis
 		}
 		cfg.Registries = regs
 	}
-	opts = append([]registry.Opt{registry.WithoutDockerCreds(), registry.WithRetryLimit(1), registry.WithTimeout(5 * time.Second)}, opts...)
+	// Its own recorder keeps every exchange, so tests can read them back.
+	opts = append([]registry.Opt{registry.WithoutDockerCreds(), registry.WithRetryLimit(1), registry.WithTimeout(5 * time.Second),
+		registry.WithRecorder(registry.NewTimedRecorder(5 * time.Second))}, opts...)
 	for _, r := range l.Registries {
 		if r.Login != nil {
 			opts = append(opts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))

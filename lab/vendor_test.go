@@ -201,6 +201,9 @@ func TestBearer(t *testing.T) {
 	if err != nil || len(rl.Descriptors) != 3 {
 		t.Fatalf("regclient: %d referrers, %v", len(rl.Descriptors), err)
 	}
+	if c.Recorder.Len() == 0 {
+		t.Fatal("the recorder kept no exchange, so the token check would prove nothing")
+	}
 	exchanges, _ := json.Marshal(c.Recorder.Exchanges())
 	for _, issued := range l.IssuedTokens("bearer-auth") {
 		if strings.Contains(string(exchanges), issued) {
