@@ -90,7 +90,7 @@ func TestVerdictsAgainstTheLab(t *testing.T) {
 		{name: "501 is unsupported", reg: "n501", verdict: probe.Unsupported, reason: finding.ReferrersNotImplemented, status: 501, tags: "ok", outcome: finding.OutcomeWarn},
 		{name: "429 is unknown, never unsupported", reg: "hub", verdict: probe.Unknown, reason: finding.ReferrersRateLimited, status: 429, outcome: finding.OutcomeIncomplete},
 		{name: "rate-limit headers within budget", reg: "hubok", verdict: probe.Supported, reason: finding.ReferrersAPISupported, status: 200, tags: "ok", outcome: finding.OutcomeOK, indexParsed: true},
-		{name: "refused bearer auth is unknown", reg: "refuse", verdict: probe.Unknown, reason: finding.ReferrersAuthRefused, status: 401, tags: "denied", outcome: finding.OutcomeIncomplete, wantCodes: []finding.Code{finding.AuthFailed}, auth: "bearer"},
+		{name: "refused bearer auth is unknown, for the missing login", reg: "refuse", verdict: probe.Unknown, reason: finding.AuthFailed, status: 401, tags: "denied", outcome: finding.OutcomeIncomplete, wantCodes: []finding.Code{finding.ReferrersAuthRefused}, auth: "bearer"},
 		{name: "basic auth with a login", reg: "basic", verdict: probe.Supported, reason: finding.ReferrersAPISupported, status: 200, tags: "ok", outcome: finding.OutcomeOK, auth: "basic", indexParsed: true},
 		{name: "TLS with the lab CA configured", reg: "tls", verdict: probe.Supported, reason: finding.ReferrersAPISupported, status: 200, tags: "ok", outcome: finding.OutcomeOK, indexParsed: true},
 		{name: "expired certificate", reg: "expired", verdict: probe.Unknown, reason: finding.TLSCertificateExpired, tags: "not-checked", outcome: finding.OutcomeIncomplete, wantCodes: []finding.Code{finding.TLSCertificateExpired}},
@@ -288,7 +288,7 @@ func TestCacheAvoidsRequests(t *testing.T) {
 		t.Fatal("an unknown (rate limited) verdict was cached")
 	}
 	expired := probe.NewCache(t.TempDir(), time.Nanosecond)
-	_ = expired.Put("x", first)
+	_ = expired.Put("x", first, "test")
 	time.Sleep(time.Millisecond)
 	if _, ok := expired.Get("x"); ok {
 		t.Fatal("an entry older than the TTL was served")
