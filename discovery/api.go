@@ -368,11 +368,13 @@ func (s *subjectRun) referrers(ctx context.Context, descs []descriptor.Descripto
 // clients cannot see them: that difference is the finding. Only the first
 // page can be read; with more, the result is partial.
 func (s *subjectRun) lenientAPIList(ex registry.Exchange, cls probe.Classification, read []Referrer) []Referrer {
-	s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.ReferrersWrongContentType,
-		Summary:  fmt.Sprintf("Read the referrers API leniently: its reply is an index labelled %q", ex.ContentType),
-		Cause:    cls.Finding.Cause + " Strict clients (oras, regctl, most export tools) see none of the referrers listed here, and no fallback tag exists because the registry accepted the subject.",
-		Remedy:   "Upgrade the registry (Harbor 2.11 or later); until then export with a client that reads this reply, or re-attach with the tag schema.",
-		Evidence: cls.Finding.Evidence})
+	s.mu.Lock()
+	said := s.lenientNoted
+	s.lenientNoted = true
+	s.mu.Unlock()
+	if !said {
+		s.lenientFinding(ex, cls)
+	}
 	if next := nextLink(ex.Headers["Link"]); next != "" {
 		s.fail("referrers API", failure{incomplete: true, finding: finding.Finding{Severity: finding.SeverityError, Code: finding.LenientFirstPageOnly,
 			Summary:  fmt.Sprintf("only the first page of the mislabelled referrers reply was read (%d referrers); the list is partial", len(read)),
@@ -381,6 +383,15 @@ func (s *subjectRun) lenientAPIList(ex registry.Exchange, cls probe.Classificati
 			Evidence: "next page " + next}})
 	}
 	return read
+}
+
+// lenientFinding says once per subject that the API was read leniently.
+func (s *subjectRun) lenientFinding(ex registry.Exchange, cls probe.Classification) {
+	s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.ReferrersWrongContentType,
+		Summary:  fmt.Sprintf("Read the referrers API leniently: its reply is an index labelled %q", ex.ContentType),
+		Cause:    cls.Finding.Cause + " Strict clients (oras, regctl, most export tools) see none of the referrers listed here, and no fallback tag exists because the registry accepted the subject.",
+		Remedy:   "Upgrade the registry (Harbor 2.11 or later); until then export with a client that reads this reply, or re-attach with the tag schema.",
+		Evidence: cls.Finding.Evidence})
 }
 
 // retryAfter reads Retry-After (seconds or an HTTP date); without one it

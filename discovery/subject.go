@@ -46,6 +46,7 @@ type subjectRun struct {
 	// the registry (one request per subject).
 	confirmed     bool
 	redirectNoted bool
+	lenientNoted  bool
 	// mislabelled collects listed artifact types that the manifests
 	// contradict, by source, for one finding per subject.
 	mislabelled map[Source][]string
