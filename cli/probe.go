@@ -161,7 +161,7 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 			fmt.Fprintf(w, "  %s\n", d)
 		}
 		for _, f := range r.Findings {
-			if f.Severity == finding.SeverityInfo && f.Code != finding.ReferrersAPISupported {
+			if f.Severity == finding.SeverityInfo && !shownInfo[f.Code] {
 				continue
 			}
 			writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), string(f.Code)+": "+f.Summary)
@@ -200,6 +200,10 @@ func writeExchange(w io.Writer, ex registry.Exchange) {
 	}
 	fmt.Fprintf(w, "    %s %s -> %s %s (%d ms)\n", ex.Method, path, status, ex.ContentType, ex.DurationMS)
 }
+
+// shownInfo are the info findings the probe table shows: the verdict
+// itself and where it came from.
+var shownInfo = map[finding.Code]bool{finding.ReferrersAPISupported: true, finding.CachedVerdict: true, finding.ReferrersRedirected: true}
 
 func clip(s string, n int) string {
 	if len(s) <= n {
