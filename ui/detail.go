@@ -169,8 +169,13 @@ func (d *detailScreen) content(r *compatRow) string {
 			if rl.Source != "" {
 				s += ", source " + rl.Source
 			}
-			if rl.Throttled {
-				s += ", THROTTLED (429), retry after " + rl.RetryAfter + "s"
+			switch {
+			case rl.Throttled && !rl.RetryAt.IsZero():
+				s += ", THROTTLED (429) until " + rl.RetryAt.Format("2006-01-02 15:04:05Z")
+			case rl.Throttled:
+				s += ", THROTTLED (429)"
+			case rl.Low:
+				s += ", LOW: few requests left before 429s"
 			}
 			add(wrapIndent("  rate limit: ", s, w)...)
 		}

@@ -1,0 +1,43 @@
+package ui
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/refdoctor/refdoctor/lab"
+)
+
+// TestLogsFixCommandsRun: the fix commands on the logs screen carry the
+// repository the session looks at and the flag a plain-HTTP host needs,
+// so they run as shown (the old screen said HOST/REPO-style placeholders
+// and left --plain-http out).
+func TestLogsFixCommandsRun(t *testing.T) {
+	l := sharedLab(t)
+	reg := l.Registries[0]
+	h := newHarness(t, l, 200, 60, func(dir string, o *Options) {
+		lines := []string{
+			`time=2026-11-27T12:00:00.000Z level=INFO msg="Probing 2 registries for OCI referrer capabilities before export"`,
+			`time=2026-11-27T12:00:01.000Z level=WARN msg="Failed to probe capabilities for registry ` + reg.Host + `: Timeout (referrers API unknown, version=none, probe_ms=30000)"`,
+			`time=2026-11-27T12:00:02.000Z level=WARN msg="Registry ` + reg.Host + `: OCI 1.0 (using fallback tag discovery, version=registry/2.0, probe_ms=3)"`,
+		}
+		o.LogFile = filepath.Join(dir, "export.log")
+		if err := os.WriteFile(o.LogFile, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
+	h.keys("7")
+	v := h.waitFor("the findings", contains("FINDINGS", "ProbeFailed"))
+	for _, want := range []string{
+		"refdoctor probe --plain-http " + reg.Host + " --exchanges " + reg.Host + "/" + lab.SeedRepository,
+		"refdoctor tags --plain-http " + reg.Host + " " + reg.Host + "/" + lab.SeedRepository,
+	} {
+		if !strings.Contains(strings.Join(strings.Fields(v), " "), want) {
+			t.Errorf("logs screen lacks the runnable command %q:\n%s", want, v)
+		}
+	}
+	if strings.Contains(v, "/REPO") {
+		t.Errorf("a REPO placeholder is left:\n%s", v)
+	}
+}
