@@ -159,9 +159,15 @@ func (s *subjectRun) resolve(ctx context.Context, r ref.Ref) (manifest.Manifest,
 // notARegistry asks host's /v2/ (one request, and its login) whether a
 // registry answers there at all.
 func (s *subjectRun) notARegistry(ctx context.Context, host string) (finding.Finding, bool) {
+	return pingNotARegistry(counted(ctx, &s.resolveRequests), s.e.client, host)
+}
+
+// pingNotARegistry pings host's /v2/ and recognises a server that is not
+// a registry (probe.NotARegistry).
+func pingNotARegistry(ctx context.Context, c *registry.Client, host string) (finding.Finding, bool) {
 	var mu sync.Mutex
 	var v2 []registry.Exchange
-	cctx := registry.WithWatcher(counted(ctx, &s.resolveRequests), func(ex registry.Exchange) {
+	cctx := registry.WithWatcher(ctx, func(ex registry.Exchange) {
 		mu.Lock()
 		defer mu.Unlock()
 		if p := ex.Requested(); p == "/v2/" || p == "/v2" {
@@ -172,7 +178,7 @@ func (s *subjectRun) notARegistry(ctx context.Context, host string) (finding.Fin
 	if err != nil {
 		return finding.Finding{}, false
 	}
-	_, _ = s.e.client.Ping(cctx, hr)
+	_, _ = c.Ping(cctx, hr)
 	mu.Lock()
 	defer mu.Unlock()
 	for i := len(v2) - 1; i >= 0; i-- {
@@ -191,6 +197,14 @@ func (s *subjectRun) chooseMethod(ctx context.Context) Method {
 	}
 	capability := s.e.capability(ctx, s.repo)
 	s.capability = capability
+	if capability.Cached {
+		for _, f := range capability.Findings {
+			if f.Code == finding.CachedVerdict {
+				f.Summary = "Method chosen from the cached capability: " + f.Summary
+				s.finding(f)
+			}
+		}
+	}
 	switch {
 	case capability.ReferrersAPI == probe.Supported:
 		return MethodAPI

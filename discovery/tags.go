@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 
@@ -69,6 +70,14 @@ func listTags(ctx context.Context, c *registry.Client, repo ref.Ref) *tagListing
 	})
 	tl, err := c.TagList(cctx, repo)
 	if err != nil {
+		if (last.Status == http.StatusNotFound || last.Status == http.StatusOK) && last.Complete() && ctx.Err() == nil {
+			// A 404 or a 200 that is no tag list, maybe from something
+			// that is not a registry: ask /v2/ before calling the
+			// repository missing.
+			if nf, not := pingNotARegistry(ctx, c, repo.Registry); not {
+				return &tagListing{failure: &failure{incomplete: true, finding: nf}}
+			}
+		}
 		f := classifyFailure(ctx, err, last)
 		f.finding.Summary = "listing tags of " + repo.CommonName() + ": " + f.finding.Summary
 		return &tagListing{failure: &f}

@@ -2,6 +2,7 @@ package probe_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -185,4 +186,31 @@ func TestThrottledProbeSaysWhen(t *testing.T) {
 
 func configHost(host string, plain, insecure bool) config.Registry {
 	return config.Registry{Host: host, PlainHTTP: plain, InsecureSkipVerify: insecure}
+}
+
+// TestUnwritableCacheIsNotAFailure: a cache folder that cannot be written
+// (bundle import on a read-only home, a file in its place) costs a debug
+// line, never the verdict.
+func TestUnwritableCacheIsNotAFailure(t *testing.T) {
+	t.Parallel()
+	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	reg, _ := l.Get("oci11")
+	blocker := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(blocker, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := l.Config()
+	cfg.Cache.Dir = filepath.Join(blocker, "cache")
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	r := probeOne(t, l, reg.Host+"/"+l.Seed.Repository, probe.WithConfig(cfg), probe.WithLogger(log))
+	if r.ReferrersAPI != probe.Supported || r.Outcome() != finding.OutcomeOK {
+		t.Fatalf("verdict %s outcome %s", r.ReferrersAPI, r.Outcome())
+	}
+	if !strings.Contains(logs.String(), "level=DEBUG msg=\"capability cache not written\"") {
+		t.Fatalf("no debug line for the unwritable cache:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), "level=WARN msg=\"capability cache") || strings.Contains(logs.String(), "level=ERROR") {
+		t.Fatalf("an unwritable cache is logged above debug:\n%s", logs.String())
+	}
 }
