@@ -373,9 +373,9 @@ func (e CacheEntry) result(t Target) Result {
 // and which command probed it.
 func CachedFinding(e CacheEntry, age time.Duration) finding.Finding {
 	return finding.Finding{Severity: finding.SeverityInfo, Code: finding.CachedVerdict,
-		Summary: fmt.Sprintf("Verdict from the capability cache: %s (%s), probed %s ago by %s", e.ReferrersAPI, e.Reason, cacheAge(age), e.StoredBy),
-		Cause:   "Conclusive verdicts are kept for cache.capabilities_ttl so that repeated checks send no request.",
-		Remedy:  fmt.Sprintf("Run with --refresh, or `refdoctor cache clear %s`, for a fresh verdict.", e.Host),
+		Summary:  fmt.Sprintf("Verdict from the capability cache: %s (%s), probed %s ago by %s", e.ReferrersAPI, e.Reason, cacheAge(age), e.StoredBy),
+		Cause:    "Conclusive verdicts are kept for cache.capabilities_ttl so that repeated checks send no request.",
+		Remedy:   fmt.Sprintf("Run with --refresh, or `refdoctor cache clear %s`, for a fresh verdict.", e.Host),
 		Evidence: fmt.Sprintf("key %s, stored %s", e.Key, e.StoredAt.UTC().Format(time.RFC3339))}
 }
 

@@ -157,9 +157,9 @@ func ClassifyReferrersReply(r ReferrersReply) Classification {
 		code, summary, cause, remedy := ClassifyTransportError(r.Host, r.BodyErr)
 		return Classification{Verdict: Unknown, Reason: code, Finding: finding.Finding{
 			Severity: finding.SeverityError, Code: code,
-			Summary:  fmt.Sprintf("Referrers reply (HTTP %d) did not arrive whole: %s", r.Status, summary),
-			Cause:    "The headers came, then the body stopped part way (" + cause + ") Nothing can be judged from part of a reply.",
-			Remedy:   remedy, Evidence: fmt.Sprintf("HTTP %d, Content-Type %q, %d bytes read before: %v", r.Status, r.ContentType, len(r.Body), r.BodyErr),
+			Summary: fmt.Sprintf("Referrers reply (HTTP %d) did not arrive whole: %s", r.Status, summary),
+			Cause:   "The headers came, then the body stopped part way (" + cause + ") Nothing can be judged from part of a reply.",
+			Remedy:  remedy, Evidence: fmt.Sprintf("HTTP %d, Content-Type %q, %d bytes read before: %v", r.Status, r.ContentType, len(r.Body), r.BodyErr),
 		}}
 	}
 	ct := baseMediaType(r.ContentType)
