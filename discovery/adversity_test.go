@@ -64,32 +64,27 @@ func orasDigests(t *testing.T, subject string) []string {
 	return ds
 }
 
-// TestManyPagesAreAllRead: 600 referrers over more than a hundred Link
-// pages are all listed, the same 600 that regctl and oras list, one
-// request per page. The old walk stopped at 100 pages and dropped
-// everything it had read.
+// TestManyPagesAreAllRead: 600 referrers over 120 Link pages (relative
+// links, each page a valid index) are all listed, the same 600 that
+// regctl and oras list, one request per page. The old walk stopped at
+// 100 pages, called it a loop and dropped everything it had read.
 func TestManyPagesAreAllRead(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "paged", Profile: lab.ProfileOCI11, ReferrersPageLimit: 1500})
-	reg, _ := l.Get("paged")
+	l := lab.StartT(t, lab.Spec{Name: "pages", Profile: lab.ProfileLinkPages})
+	reg, _ := l.Get("pages")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	attached, err := lab.AttachMany(ctx, l, reg.Host, lab.SeedSingleRepository, l.Seed.Single, "application/vnd.example.page+json", 600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sort.Strings(attached)
-	subject := reg.Host + "/" + lab.SeedSingleRepository + "@" + l.Seed.Single
+	subject := reg.Host + "/" + lab.BadDayRepository + "@" + reg.Subject
 	res, err := discovery.Discover(ctx, subject, labOpts(l, discovery.WithMethod(discovery.MethodAPI))...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := digestsBySource(res.Referrers)[discovery.SourceAPI]
-	if !slices.Equal(got, attached) || res.Partial || res.Outcome != finding.OutcomeOK {
+	if len(got) != 600 || res.Partial || res.Outcome != finding.OutcomeOK {
 		t.Fatalf("read %d of 600 referrers, partial %v, outcome %s, findings %v", len(got), res.Partial, res.Outcome, codes(res.Findings))
 	}
-	if res.Requests <= 100 {
-		t.Fatalf("%d requests: the list did not span more than 100 pages, the case under test", res.Requests)
+	if res.Requests != 120 {
+		t.Errorf("%d requests for 120 pages", res.Requests)
 	}
 	if r := regctlDigests(t, reg.Host, subject); !slices.Equal(got, r) {
 		t.Errorf("refdoctor lists %d, regctl %d", len(got), len(r))
@@ -97,7 +92,6 @@ func TestManyPagesAreAllRead(t *testing.T) {
 	if o := orasDigests(t, subject); !slices.Equal(got, o) {
 		t.Errorf("refdoctor lists %d, oras %d", len(got), len(o))
 	}
-	t.Logf("600 referrers over %d requests, the same as regctl and oras", res.Requests)
 
 	// The referrer limit ends the walk with what was read: partial, the
 	// referrers kept, and a finding that names the limit.
@@ -106,13 +100,36 @@ func TestManyPagesAreAllRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := len(res.Referrers)
-	if !res.Partial || res.Outcome != finding.OutcomeIncomplete || !slices.Contains(codes(res.Findings), finding.PaginationLimit) || n < 100 || n >= 600 {
+	if !res.Partial || res.Outcome != finding.OutcomeIncomplete || !slices.Contains(codes(res.Findings), finding.PaginationLimit) || n != 100 {
 		t.Fatalf("limit 100: %d referrers, partial %v, outcome %s, findings %v", n, res.Partial, res.Outcome, codes(res.Findings))
 	}
 	for _, r := range res.Referrers {
-		if _, ok := slices.BinarySearch(attached, r.Digest); !ok {
-			t.Fatalf("limit 100: %s is not one of the attached referrers", r.Digest)
+		if _, ok := slices.BinarySearch(got, r.Digest); !ok {
+			t.Fatalf("limit 100: %s is not one of the 600", r.Digest)
 		}
+	}
+	if res.Requests != 20 {
+		t.Errorf("limit 100 at 5 per page took %d requests, want 20", res.Requests)
+	}
+}
+
+// TestLinkLoopKeepsWhatItRead: a Link back to the first page after four
+// pages of three ends the walk with the 12 referrers read, partial, and a
+// PaginationLoop finding; the old walk dropped all 12.
+func TestLinkLoopKeepsWhatItRead(t *testing.T) {
+	t.Parallel()
+	l := lab.StartT(t, lab.Spec{Name: "loop", Profile: lab.ProfileLinkLoop})
+	reg, _ := l.Get("loop")
+	subject := reg.Host + "/" + lab.BadDayRepository + "@" + reg.Subject
+	res, err := discovery.Discover(context.Background(), subject, labOpts(l)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Referrers) != 12 || !res.Partial || res.Outcome != finding.OutcomeIncomplete || !slices.Contains(codes(res.Findings), finding.PaginationLoop) {
+		t.Fatalf("%d referrers, partial %v, outcome %s, findings %v", len(res.Referrers), res.Partial, res.Outcome, codes(res.Findings))
+	}
+	if res.Requests > 5 {
+		t.Errorf("the loop was cut after %d requests, want the 4 pages and the one Link back", res.Requests)
 	}
 }
 

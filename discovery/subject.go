@@ -258,6 +258,20 @@ func (s *subjectRun) list(ctx context.Context, digest string, depth int) ([]Refe
 			out = append(out, s.tagIndexList(ctx, subj, listing)...)
 		default:
 			s.fail("referrers API for "+ShortDigest(digest), *err)
+			if s.e.o.method == MethodAuto && err.incomplete && !err.throttle && err.finding.Code != finding.AuthRefused && listing.ok() && ctx.Err() == nil {
+				// The API could not be judged (a 429 at the end of a
+				// redirect, a 424): read the tag schema too, so what it
+				// holds is listed, while the result stays partial.
+				tagged := s.tagIndexList(ctx, subj, listing)
+				if len(tagged) > 0 {
+					s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.APIFellBackToTags,
+						Summary:  fmt.Sprintf("Listed %d referrers of %s from the tag schema while the referrers API could not be read; the API may hold more", len(tagged), ShortDigest(digest)),
+						Cause:    "The API's answer says nothing certain, so the result is partial; the fallback tag index was read as clients that fall back do.",
+						Remedy:   "Fix the API failure above and run discovery again before exporting.",
+						Evidence: err.finding.Summary})
+				}
+				out = append(out, tagged...)
+			}
 		}
 	case MethodTags:
 		out = append(out, s.tagIndexList(ctx, subj, listing)...)
