@@ -270,4 +270,3 @@ func TestUnjudgedAPIStillListsTags(t *testing.T) {
 		t.Errorf("regctl %v, refdoctor %v", r, got)
 	}
 }
-
