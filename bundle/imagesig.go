@@ -402,7 +402,9 @@ func verifyLegacyLayer(subject string, l sigDescriptor, read BlobReader, keys []
 	if _, keyless := l.Annotations[AnnotationCosignCertificate]; keyless {
 		c.Message = "signed with a certificate (keyless), not by a given key: refdoctor verifies offline against public keys only"
 	} else {
-		c.Message = "signed by another key, not by " + describeKeys(keys)
+		// A simple-signing layer does not name its key, so another signer
+		// and an altered payload look the same.
+		c.Message = "no given key verifies this signature: it was made by another key, or altered; tried " + describeKeys(keys)
 	}
 	return c, nil
 }
