@@ -126,7 +126,9 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 		}
 		return raw, blobs, append(doc.Layers, doc.Config)
 	}
-	sigTag := func(d string) string { return "sha256-" + strings.TrimPrefix(d, "sha256:") + bundle.CosignSignatureTagSuffix }
+	sigTag := func(d string) string {
+		return "sha256-" + strings.TrimPrefix(d, "sha256:") + bundle.CosignSignatureTagSuffix
+	}
 
 	img := signedImage{digest: l.Seed.Single, blobs: map[string][]byte{}}
 	raw, blobs, _ := fetch(lab.SeedSingleRepository, sigTag(l.Seed.Single))
