@@ -82,7 +82,7 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fetch := func(repo, tagOrDigest string) (manifest []byte, blobs map[string][]byte, refs []descriptor.Descriptor) {
+	fetch := func(repo, tagOrDigest string) (manifest []byte, blobs map[string][]byte) {
 		t.Helper()
 		r, err := ref.New(src.Host + "/" + repo)
 		if err != nil {
@@ -124,14 +124,14 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 			}
 			blobs[d.Digest.String()] = data
 		}
-		return raw, blobs, append(doc.Layers, doc.Config)
+		return raw, blobs
 	}
 	sigTag := func(d string) string {
 		return "sha256-" + strings.TrimPrefix(d, "sha256:") + bundle.CosignSignatureTagSuffix
 	}
 
 	img := signedImage{digest: l.Seed.Single, blobs: map[string][]byte{}}
-	raw, blobs, _ := fetch(lab.SeedSingleRepository, sigTag(l.Seed.Single))
+	raw, blobs := fetch(lab.SeedSingleRepository, sigTag(l.Seed.Single))
 	img.legacy = bundle.SignatureManifest{Manifest: raw}
 	for k, v := range blobs {
 		img.blobs[k] = v
@@ -151,7 +151,7 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 		if img.v3.Manifest != nil {
 			t.Fatalf("cosign pushed more than one sigstore bundle referrer: %v", rl.Descriptors)
 		}
-		raw, blobs, _ := fetch(lab.SeedSingleRepository, d.Digest.String())
+		raw, blobs := fetch(lab.SeedSingleRepository, d.Digest.String())
 		img.v3 = bundle.SignatureManifest{Manifest: raw, Digest: d.Digest.String()}
 		for k, v := range blobs {
 			img.blobs[k] = v
@@ -238,7 +238,7 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 	t.Run("lab seed: fake .sig and non-signature referrers", func(t *testing.T) {
 		// The seeded index carries a .sig whose signature is not real, and
 		// referrers that are not cosign signatures (SBOM, notary, in-toto).
-		raw, blobs, _ := fetch(lab.SeedRepository, sigTag(l.Seed.Index))
+		raw, blobs := fetch(lab.SeedRepository, sigTag(l.Seed.Index))
 		fake := signedImage{digest: l.Seed.Index, legacy: bundle.SignatureManifest{Manifest: raw}, blobs: blobs}
 		sigs := []bundle.SignatureManifest{fake.legacy}
 		idx, err := ref.New(src.Host + "/" + lab.SeedRepository + "@" + l.Seed.Index)
@@ -253,7 +253,7 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 			t.Fatal("the seeded index has no referrers")
 		}
 		for _, d := range rl.Descriptors {
-			raw, _, _ := fetch(lab.SeedRepository, d.Digest.String())
+			raw, _ := fetch(lab.SeedRepository, d.Digest.String())
 			if k := bundle.ImageSignatureKind(raw); k != "" {
 				t.Errorf("seeded referrer %s (%s) taken for a cosign signature (%s)", d.Digest, d.ArtifactType, k)
 			}

@@ -152,16 +152,14 @@ func LoadPublicKey(path string) (PublicKey, error) {
 }
 
 func newPublicKey(pub crypto.PublicKey) (PublicKey, error) {
-	if err := cryptoutils.ValidatePubKey(pub); err != nil {
-		return PublicKey{}, fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
 	der, err := cryptoutils.MarshalPublicKeyToDER(pub)
 	if err != nil {
 		return PublicKey{}, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
 	// The default verifier of each key type is what cosign verifies key
 	// signatures with: ECDSA with the curve's hash, pure Ed25519, RSA
-	// PKCS#1 v1.5 with SHA-256.
+	// PKCS#1 v1.5 with SHA-256. It refuses key types and sizes Sigstore
+	// does not support.
 	v, err := signature.LoadDefaultVerifier(pub)
 	if err != nil {
 		return PublicKey{}, fmt.Errorf("%w: %v", ErrBadKey, err)

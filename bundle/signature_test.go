@@ -319,6 +319,14 @@ func TestParseSigningKeyRefusals(t *testing.T) {
 	if _, err := bundle.ParsePublicKey(p384); !errors.Is(err, bundle.ErrBadKey) {
 		t.Errorf("a private key as public key: %v, want ErrBadKey", err)
 	}
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weakDER, _ := x509.MarshalPKIXPublicKey(&weak.PublicKey)
+	if _, err := bundle.ParsePublicKey(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: weakDER})); !errors.Is(err, bundle.ErrBadKey) {
+		t.Errorf("an RSA-1024 public key: %v, want ErrBadKey", err)
+	}
 }
 
 func TestSigningKeyNeverPrintsItsSecret(t *testing.T) {
