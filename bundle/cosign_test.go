@@ -285,4 +285,24 @@ func TestRefdoctorVerifiesCosignSignatures(t *testing.T) {
 	if out, err := c.verifyBlob(pubFile, c.file("manifest.yaml.sigstore.json"), c.write(t, "changed.yaml", changed)); err == nil {
 		t.Fatalf("cosign verify-blob accepts its own signature for a changed manifest:\n%s", out)
 	}
+
+	// A pipeline that signs its manifests as DSSE attestations (`cosign
+	// attest-blob`): an in-toto statement whose subject is manifest.yaml.
+	c.write(t, "predicate.json", []byte(`{"exporter":"pipeline"}`))
+	c.must(t, "attest-blob", "--key", key, "--predicate", c.file("predicate.json"), "--type", "https://refdoctor.example/mirror-manifest/v1",
+		"--bundle", c.file("attestation.json"), "--signing-config", c.file("signing-config.json"), "--trusted-root", c.file("trusted-root.json"),
+		c.file("manifest.yaml"))
+	att := c.read(t, "attestation.json")
+	if info, err := bundle.InspectSignature(att); err != nil || info.Content != "dsse" {
+		t.Fatalf("cosign attest-blob wrote %+v %v", info, err)
+	}
+	if res, err := bundle.VerifyManifest(manifest, att, []bundle.PublicKey{pub}); err != nil || !res.OK() || res.KeyFingerprint != pub.Fingerprint() {
+		t.Errorf("DSSE attestation of manifest.yaml: %+v %v", res, err)
+	}
+	if res, err := bundle.VerifyManifest(changed, att, []bundle.PublicKey{pub}); err != nil || res.Code != finding.SignatureInvalid || res.KeyFingerprint != pub.Fingerprint() {
+		t.Errorf("DSSE attestation, manifest changed after signing: %+v %v", res, err)
+	}
+	if res, err := bundle.VerifyManifest(manifest, att, []bundle.PublicKey{other}); err != nil || res.Code != finding.UnknownKey {
+		t.Errorf("DSSE attestation, another key: %+v %v", res, err)
+	}
 }
