@@ -293,7 +293,7 @@ func TestRefdoctorVerifiesCosignSignatures(t *testing.T) {
 		"--bundle", c.file("attestation.json"), "--signing-config", c.file("signing-config.json"), "--trusted-root", c.file("trusted-root.json"),
 		c.file("manifest.yaml"))
 	att := c.read(t, "attestation.json")
-	if info, err := bundle.InspectSignature(att); err != nil || info.Content != "dsse" {
+	if info, err := bundle.InspectSignature(att); err != nil || info.Content != "dsse" || !info.Claims(manifest) || info.Claims(changed) {
 		t.Fatalf("cosign attest-blob wrote %+v %v", info, err)
 	}
 	if res, err := bundle.VerifyManifest(manifest, att, []bundle.PublicKey{pub}); err != nil || !res.OK() || res.KeyFingerprint != pub.Fingerprint() {

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	sgbundle "github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/signature/payload"
 
@@ -435,7 +433,7 @@ func verifyBundleSignature(subject, manifestDigest string, m sigManifest, read B
 		return invalid("the signature cannot be read: " + err.Error())
 	}
 	info := describeSigstoreBundle(b)
-	c.Claimed = claimedSubjects(b, info)
+	c.Claimed = claimedSubjects(info)
 	digest, _ := hex.DecodeString(strings.TrimPrefix(subject, "sha256:"))
 	claimsSubject := slices.Contains(c.Claimed, subject)
 	if info.Certificate {
@@ -483,30 +481,16 @@ func verifyBundleSignature(subject, manifestDigest string, m sigManifest, read B
 	return c, nil
 }
 
-// claimedSubjects lists the sha256 digests a signature says it is for:
-// the subjects of a DSSE envelope's in-toto statement, or a message
+// claimedSubjects lists the image digests a signature says it is for: the
+// subjects of a DSSE envelope's in-toto statement, or a message
 // signature's digest. They are read unverified, to explain a failure.
-func claimedSubjects(b *sgbundle.Bundle, info SignatureInfo) []string {
-	env, ok := b.GetContent().(*protobundle.Bundle_DsseEnvelope)
-	if !ok {
-		if info.SignedSHA256 != "" {
-			return []string{"sha256:" + info.SignedSHA256}
-		}
-		return nil
-	}
-	var st struct {
-		Subject []struct {
-			Digest map[string]string `json:"digest"`
-		} `json:"subject"`
-	}
-	if json.Unmarshal(env.DsseEnvelope.GetPayload(), &st) != nil {
-		return nil
-	}
+func claimedSubjects(info SignatureInfo) []string {
 	var out []string
-	for _, s := range st.Subject {
-		if d := s.Digest["sha256"]; d != "" {
-			out = append(out, "sha256:"+d)
-		}
+	if info.SignedSHA256 != "" {
+		out = append(out, "sha256:"+info.SignedSHA256)
+	}
+	for _, h := range info.StatementSHA256 {
+		out = append(out, "sha256:"+h)
 	}
 	return out
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -381,6 +382,9 @@ type SignatureInfo struct {
 	// SignedSHA256 is the hex SHA-256 the message signature claims to be
 	// over; "" for DSSE.
 	SignedSHA256 string `json:"signed_sha256,omitempty"`
+	// StatementSHA256 lists the hex SHA-256 subjects of a DSSE envelope's
+	// in-toto statement. Like SignedSHA256 it is read unverified.
+	StatementSHA256 []string `json:"statement_sha256,omitempty"`
 	// TlogEntries and Timestamps count what the bundle carries; refdoctor
 	// verifies offline and does not check them.
 	TlogEntries int `json:"tlog_entries"`
@@ -407,6 +411,7 @@ func describeSigstoreBundle(b *sgbundle.Bundle) SignatureInfo {
 		}
 	case *protobundle.Bundle_DsseEnvelope:
 		info.Content = "dsse"
+		info.StatementSHA256 = statementSubjects(c.DsseEnvelope.GetPayload())
 	}
 	vm := b.GetVerificationMaterial()
 	if pk := vm.GetPublicKey(); pk != nil {
@@ -418,6 +423,36 @@ func describeSigstoreBundle(b *sgbundle.Bundle) SignatureInfo {
 	info.TlogEntries = len(vm.GetTlogEntries())
 	info.Timestamps = len(vm.GetTimestampVerificationData().GetRfc3161Timestamps())
 	return info
+}
+
+// Claims reports whether the signature says it is for data: its message
+// digest, or one of its statement's subjects, is data's SHA-256. It is no
+// verification (VerifyManifest is), but it tells a signature made for
+// another manifest.yaml before a key is at hand, as when `bundle sign
+// --signature` attaches one.
+func (i SignatureInfo) Claims(data []byte) bool {
+	sum := sha256.Sum256(data)
+	h := hex.EncodeToString(sum[:])
+	return i.SignedSHA256 == h || slices.Contains(i.StatementSHA256, h)
+}
+
+// statementSubjects lists the sha256 subjects of an in-toto statement.
+func statementSubjects(payload []byte) []string {
+	var st struct {
+		Subject []struct {
+			Digest map[string]string `json:"digest"`
+		} `json:"subject"`
+	}
+	if json.Unmarshal(payload, &st) != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range st.Subject {
+		if d := s.Digest["sha256"]; d != "" {
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // fingerprintFromHint turns a hint of the usual form (standard base64 of a

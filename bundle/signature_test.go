@@ -174,6 +174,9 @@ func TestSignManifestRoundTrip(t *testing.T) {
 			if info.KeyFingerprint != pub.Fingerprint() || info.Content != "message-signature" || info.SignedSHA256 != hex.EncodeToString(sum[:]) {
 				t.Errorf("inspect: %+v", info)
 			}
+			if !info.Claims(manifest) || info.Claims(append(manifest, '\n')) {
+				t.Errorf("the signature should claim its manifest and no other: %+v", info)
+			}
 		})
 	}
 }
