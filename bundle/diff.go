@@ -11,15 +11,15 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
-	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
 // ReferrerChange is one referrer that differs between bundle and registry.
 type ReferrerChange struct {
-	Digest       string   `json:"digest"`
-	ArtifactType string   `json:"artifact_type"`
-	Category     Category `json:"category"`
+	Digest       string           `json:"digest"`
+	ArtifactType string           `json:"artifact_type"`
+	Category     finding.Category `json:"category"`
 }
 
 // Replacement pairs a referrer the registry no longer has with the one of
@@ -48,12 +48,12 @@ type ImageDiff struct {
 
 // DiffResult is the bundle against its live source registry.
 type DiffResult struct {
-	File     string          `json:"file"`
-	Same     bool            `json:"same"`
-	Partial  bool            `json:"partial"`
-	Images   []ImageDiff     `json:"images"`
-	Subjects []SubjectDiff   `json:"subjects"`
-	Findings []probe.Finding `json:"findings"`
+	File     string            `json:"file"`
+	Same     bool              `json:"same"`
+	Partial  bool              `json:"partial"`
+	Images   []ImageDiff       `json:"images"`
+	Subjects []SubjectDiff     `json:"subjects"`
+	Findings []finding.Finding `json:"findings"`
 }
 
 var errStopReading = errors.New("stop")
@@ -86,7 +86,7 @@ func ReadManifest(ctx context.Context, file string) (*Manifest, error) {
 // runbook's "referrer modified after export" and "registry replaced
 // artifact").
 func Diff(ctx context.Context, file string, cfg config.Config, clientOpts []registry.Opt, discOpts ...discovery.Opt) (DiffResult, error) {
-	res := DiffResult{File: file, Images: []ImageDiff{}, Subjects: []SubjectDiff{}, Findings: []probe.Finding{}}
+	res := DiffResult{File: file, Images: []ImageDiff{}, Subjects: []SubjectDiff{}, Findings: []finding.Finding{}}
 	m, err := ReadManifest(ctx, file)
 	if err != nil {
 		return res, err
@@ -114,7 +114,7 @@ func Diff(ctx context.Context, file string, cfg config.Config, clientOpts []regi
 			}
 			if id.LiveDigest != "" && id.LiveDigest != img.Digest {
 				id.Moved = true
-				res.Findings = append(res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "ImageTagMoved",
+				res.Findings = append(res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.ImageTagMoved,
 					Summary:  fmt.Sprintf("%s now names %s, not the exported %s", img.Reference, id.LiveDigest, img.Digest),
 					Cause:    "The tag was pushed again after the export.",
 					Remedy:   "Re-export if the new image is the one to mirror; the bundle still holds the old one.",
@@ -174,7 +174,7 @@ func Diff(ctx context.Context, file string, cfg config.Config, clientOpts []regi
 		}
 		for d, x := range live[s] {
 			if _, ok := bundled[s][d]; !ok {
-				sd.Added = append(sd.Added, ReferrerChange{Digest: d, ArtifactType: x.ArtifactType, Category: CategoryOf(x.ArtifactType)})
+				sd.Added = append(sd.Added, ReferrerChange{Digest: d, ArtifactType: x.ArtifactType, Category: finding.Categorize(x.ArtifactType, x.Annotations)})
 			}
 		}
 		sortChanges(sd.Added)
@@ -194,7 +194,7 @@ func Diff(ctx context.Context, file string, cfg config.Config, clientOpts []regi
 		}
 		if len(sd.Added)+len(sd.Removed)+len(sd.Replaced) > 0 {
 			res.Same = false
-			res.Findings = append(res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "ReferrersChangedSinceExport",
+			res.Findings = append(res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.ReferrersChangedSinceExport,
 				Summary: fmt.Sprintf("Subject %s: %d added, %d removed, %d replaced since export", s, len(sd.Added), len(sd.Removed), len(sd.Replaced)),
 				Cause:   "Referrers were attached, deleted or re-signed on the source after the bundle was made.",
 				Remedy:  "Re-export the bundle to carry the current referrers (the runbook's \"Re-export\" fix for checksum mismatches)."})

@@ -25,7 +25,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
-	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -75,7 +75,7 @@ type ExportResult struct {
 	Files       int                `json:"files"`
 	Bytes       int64              `json:"bytes"`
 	Discovery   []discovery.Result `json:"discovery"`
-	Findings    []probe.Finding    `json:"findings"`
+	Findings    []finding.Finding  `json:"findings"`
 }
 
 type exportOptions struct {
@@ -178,7 +178,7 @@ func Export(ctx context.Context, out string, refs []string, opts ...ExportOpt) (
 	if o.createdAt.IsZero() {
 		o.createdAt = sourceDateEpoch()
 	}
-	res := ExportResult{Path: out, Compression: o.compression, Findings: []probe.Finding{}}
+	res := ExportResult{Path: out, Compression: o.compression, Findings: []finding.Finding{}}
 	if len(refs) == 0 {
 		return res, errors.New("nothing to export: give at least one image reference")
 	}
@@ -389,7 +389,7 @@ func (p *plan) bundleManifest(o exportOptions) (*Manifest, error) {
 				ann = map[string]string{}
 			}
 			s.Artifacts = append(s.Artifacts, Artifact{Digest: r.Digest, ArtifactType: r.ArtifactType, MediaType: r.MediaType,
-				Category: CategoryOf(r.ArtifactType), Size: int64(len(raw)), Path: ReferrerPath(subject, r.Digest),
+				Category: finding.Categorize(r.ArtifactType, ann), Size: int64(len(raw)), Path: ReferrerPath(subject, r.Digest),
 				SHA256: strings.TrimPrefix(r.Digest, "sha256:"), Annotations: ann})
 		}
 		s.Count = len(s.Artifacts)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -35,9 +36,9 @@ import (
 var ErrRefused = errors.New("import refused")
 
 // hostileCodes make a bundle unfit to import even without strict mode.
-var hostileCodes = []Code{CodeUnsafePath, CodeLinkMember, CodeDeviceMember, CodeUnsupportedMember,
-	CodeDuplicateMember, CodeMemberTooLarge, CodeDecompressionBomb, CodeTruncatedArchive, CodeCorruptArchive,
-	CodeMissingManifest, CodeMalformedManifest, CodeNotABundle, CodeUnsupportedVersion}
+var hostileCodes = []finding.Code{finding.UnsafePath, finding.LinkMember, finding.DeviceMember, finding.UnsupportedMember,
+	finding.DuplicateMember, finding.MemberTooLarge, finding.DecompressionBomb, finding.TruncatedArchive, finding.CorruptArchive,
+	finding.MissingManifest, finding.MalformedManifest, finding.NotABundle, finding.UnsupportedVersion}
 
 // PlanItem is one thing import pushes or finds already there.
 type PlanItem struct {
@@ -77,7 +78,7 @@ type ImportResult struct {
 	Refused     int                `json:"refused"`
 	BytesPushed int64              `json:"bytes_pushed"`
 	Reconcile   []ReconcileSubject `json:"reconcile"`
-	Findings    []probe.Finding    `json:"findings"`
+	Findings    []finding.Finding  `json:"findings"`
 }
 
 // ImportEvent reports import progress.
@@ -138,8 +139,8 @@ type importState struct {
 	target    ref.Ref // host with optional path prefix in Repository
 	m         *Manifest
 	layout    []descriptor.Descriptor
-	manifests map[string][]byte // every manifest in the bundle, by digest
-	bad       map[string]string // member path -> why it must not be pushed
+	manifests map[string][]byte       // every manifest in the bundle, by digest
+	bad       map[string]finding.Code // member path -> why it must not be pushed
 	res       *ImportResult
 	mu        sync.Mutex
 	repoOf    map[string][]string // digest -> target repositories needing it
@@ -166,7 +167,7 @@ func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResu
 	if o.concurrency < 1 {
 		o.concurrency = 1
 	}
-	res := ImportResult{File: file, Target: to, DryRun: o.dryRun, Strict: o.strict, Plan: []PlanItem{}, Reconcile: []ReconcileSubject{}, Findings: []probe.Finding{}}
+	res := ImportResult{File: file, Target: to, DryRun: o.dryRun, Strict: o.strict, Plan: []PlanItem{}, Reconcile: []ReconcileSubject{}, Findings: []finding.Finding{}}
 	host, prefix, _ := strings.Cut(strings.TrimSuffix(to, "/"), "/")
 	if err := config.ValidateHost(host); err != nil {
 		return res, fmt.Errorf("--to %q: %w (write HOST or HOST/PREFIX)", to, err)
@@ -176,7 +177,7 @@ func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResu
 		return res, fmt.Errorf("--to %q: %w", to, err)
 	}
 	target.Repository = prefix
-	st := &importState{o: o, target: target, res: &res, manifests: map[string][]byte{}, bad: map[string]string{},
+	st := &importState{o: o, target: target, res: &res, manifests: map[string][]byte{}, bad: map[string]finding.Code{},
 		repoOf: map[string][]string{}, apiByRepo: map[string]bool{}}
 
 	// 1. Validate the whole stream, keeping the (small) manifests and
@@ -197,9 +198,9 @@ func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResu
 		}
 		for _, p := range rep.Errors {
 			if p.Path != "" {
-				st.bad[p.Path] = string(p.Code)
+				st.bad[p.Path] = p.Code
 			}
-			res.Findings = append(res.Findings, probe.Finding{Severity: probe.SeverityError, Code: string(p.Code),
+			res.Findings = append(res.Findings, finding.Finding{Severity: finding.SeverityError, Code: p.Code,
 				Summary: "not imported: " + p.String(), Remedy: "Re-export the bundle from the source registry (refdoctor bundle diff shows what changed)."})
 		}
 	}
@@ -240,7 +241,7 @@ func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResu
 	o.emit(ImportEvent{Kind: "reconciling"})
 	st.checkLostUpdates(ctx, before)
 	st.reconcile(ctx)
-	res.OK = res.Refused == 0 && probe.Worst(res.Findings) != probe.SeverityError
+	res.OK = res.Refused == 0 && finding.Worst(res.Findings) != finding.SeverityError
 	return res, nil
 }
 
@@ -409,7 +410,7 @@ func (st *importState) pushBlobs(ctx context.Context, file string) error {
 		repos := st.repoOf[d]
 		if why := st.bad[name]; why != "" {
 			for _, repo := range repos {
-				st.add(PlanItem{Kind: "blob", Repository: repo, Digest: d, Size: size, Action: "refused", Reason: why})
+				st.add(PlanItem{Kind: "blob", Repository: repo, Digest: d, Size: size, Action: "refused", Reason: string(why)})
 			}
 			return nil
 		}
@@ -716,7 +717,7 @@ func (st *importState) checkLostUpdates(ctx context.Context, before map[fallback
 			}
 		}
 		if len(lost) > 0 {
-			st.res.Findings = append(st.res.Findings, probe.Finding{Severity: probe.SeverityError, Code: "FallbackIndexLostUpdate",
+			st.res.Findings = append(st.res.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.FallbackIndexLostUpdate,
 				Summary:  fmt.Sprintf("The fallback index of %s in %s lost %d entries another writer had put there", k.subject, k.repo, len(lost)),
 				Cause:    "Another tool rewrote the sha256-<hex> tag at the same time (read-modify-write without locking).",
 				Remedy:   "Re-attach the lost referrers (their digests are in the evidence), then run the import again.",
@@ -764,11 +765,11 @@ func (st *importState) reconcile(ctx context.Context) {
 				if err != nil {
 					msg = err.Error()
 				}
-				st.res.Findings = append(st.res.Findings, probe.Finding{Severity: probe.SeverityError, Code: "ReconcileIncomplete",
+				st.res.Findings = append(st.res.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.ReconcileIncomplete,
 					Summary: fmt.Sprintf("Could not check the referrers of %s in %s: %s", subject, repoName, msg)})
 			case len(rs.Missing) > 0:
 				for _, d := range rs.Missing {
-					st.res.Findings = append(st.res.Findings, probe.Finding{Severity: probe.SeverityError, Code: "ReferrerMissingAfterImport",
+					st.res.Findings = append(st.res.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.ReferrerMissingAfterImport,
 						Summary:  fmt.Sprintf("Referrer %s of %s is not discoverable in %s", d, subject, repoName),
 						Cause:    "The target did not list it through " + string(res.Method) + " after the push.",
 						Remedy:   "Run the import again; if it stays missing, check the target's referrers support with refdoctor probe.",

@@ -16,6 +16,7 @@ import (
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -365,7 +366,7 @@ func TestDiffSeesChangesSinceExport(t *testing.T) {
 	var found bool
 	for _, s := range diff.Subjects {
 		for _, a := range s.Added {
-			if a.Digest == added && a.Category == bundle.CategoryVEX {
+			if a.Digest == added && a.Category == finding.CategoryVEX {
 				found = true
 			}
 		}

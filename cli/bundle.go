@@ -13,7 +13,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/discovery"
-	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -240,7 +240,7 @@ Exit codes: 0 whole, 1 a check failed, 2 not a readable bundle.`,
 			unreadable := false
 			for _, p := range rep.Errors {
 				switch p.Code {
-				case bundle.CodeMalformedManifest, bundle.CodeMissingManifest, bundle.CodeNotABundle, bundle.CodeUnsupportedVersion:
+				case finding.MalformedManifest, finding.MissingManifest, finding.NotABundle, finding.UnsupportedVersion:
 					unreadable = true
 				}
 			}
@@ -339,7 +339,7 @@ the target, 2 not a readable bundle, 3 could not complete.`,
 				return err
 			}
 			if !res.OK {
-				if probe.Worst(res.Findings) == probe.SeverityError && hasCode(res.Findings, "ReconcileIncomplete") {
+				if finding.Worst(res.Findings) == finding.SeverityError && hasCode(res.Findings, finding.ReconcileIncomplete) {
 					return silentExit(ExitIncomplete)
 				}
 				return silentExit(ExitCheckFail)
@@ -355,7 +355,7 @@ the target, 2 not a readable bundle, 3 could not complete.`,
 	return cmd
 }
 
-func hasCode(fs []probe.Finding, code string) bool {
+func hasCode(fs []finding.Finding, code finding.Code) bool {
 	for _, f := range fs {
 		if f.Code == code {
 			return true

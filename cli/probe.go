@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 )
 
@@ -80,9 +81,9 @@ func probeExitCode(report probe.Report, requireAPI bool) int {
 	code := ExitOK
 	for _, r := range report.Registries {
 		switch r.Outcome() {
-		case probe.OutcomeIncomplete:
+		case finding.OutcomeIncomplete:
 			code = ExitIncomplete
-		case probe.OutcomeFailed:
+		case finding.OutcomeFailed:
 			if code == ExitOK {
 				code = ExitCheckFail
 			}
@@ -144,10 +145,10 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 			fmt.Fprintf(w, "  %s\n", d)
 		}
 		for _, f := range r.Findings {
-			if f.Severity == probe.SeverityInfo && f.Code != "ReferrersAPISupported" {
+			if f.Severity == finding.SeverityInfo && f.Code != finding.ReferrersAPISupported {
 				continue
 			}
-			writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), f.Code+": "+f.Summary)
+			writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), string(f.Code)+": "+f.Summary)
 			if f.Cause != "" {
 				writeWrapped(w, "        cause: ", f.Cause)
 			}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
@@ -290,8 +291,8 @@ func (sh *shared) names(text string) string {
 }
 
 // namedFindings are findings with registry hosts shown by display name.
-func (sh *shared) namedFindings(fs []probe.Finding) []probe.Finding {
-	out := make([]probe.Finding, len(fs))
+func (sh *shared) namedFindings(fs []finding.Finding) []finding.Finding {
+	out := make([]finding.Finding, len(fs))
 	for i, f := range fs {
 		f.Summary, f.Cause, f.Evidence = sh.names(f.Summary), sh.names(f.Cause), sh.names(f.Evidence)
 		out[i] = f

@@ -13,6 +13,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/runbook"
 )
@@ -543,10 +544,10 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 		add("", st.Header.Render("  FINDINGS ("+itoa(int64(len(res.Findings)))+")"))
 		// Warnings and errors in full; informational ones in a line each,
 		// so the commands stay within reach.
-		var full []probe.Finding
+		var full []finding.Finding
 		for _, f := range sh.namedFindings(res.Findings) {
-			if f.Severity == probe.SeverityInfo {
-				add(trunc("  "+st.word("info")+"  "+f.Code+": "+f.Summary, width))
+			if f.Severity == finding.SeverityInfo {
+				add(trunc("  "+st.word("info")+"  "+string(f.Code)+": "+f.Summary, width))
 				continue
 			}
 			full = append(full, f)
