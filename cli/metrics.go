@@ -183,7 +183,7 @@ func writeMetricsTable(w io.Writer, rep telemetry.QueryReport) {
 		tw.Flush()
 		fmt.Fprintln(w, "(counts over the window; T/F/? = api_supported true, false, unknown)")
 	}
-	writeTelemetryFindings(w, rep.Findings)
+	writeFindings(w, rep.Findings)
 	if len(rep.Warnings) > 0 {
 		fmt.Fprintln(w, "\nPROMETHEUS WARNINGS")
 		for _, s := range rep.Warnings {
@@ -200,23 +200,4 @@ func writeMetricsTable(w io.Writer, rep telemetry.QueryReport) {
 // extrapolates to the window's edges, so 2.03 means 2.
 func count(v float64) string {
 	return telemetry.FormatNumber(float64(int64(v + 0.5)))
-}
-
-func writeTelemetryFindings(w io.Writer, fs []finding.Finding) {
-	if len(fs) == 0 {
-		return
-	}
-	fmt.Fprintln(w, "\nFINDINGS")
-	for _, f := range fs {
-		writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), string(f.Code)+": "+f.Summary)
-		if f.Cause != "" {
-			writeWrapped(w, "        cause: ", f.Cause)
-		}
-		if next := f.NextStep(); next != "" {
-			writeWrapped(w, "        fix:   ", next)
-		}
-		if f.Evidence != "" {
-			writeWrapped(w, "        seen:  ", f.Evidence)
-		}
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/telemetry"
@@ -209,7 +210,7 @@ func healthOf(r probe.Result) telemetry.TargetHealth {
 		h.APISupported = &v
 	}
 	o := r.Outcome()
-	h.Success = o == probe.OutcomeOK || o == probe.OutcomeWarn
+	h.Success = o == finding.OutcomeOK || o == finding.OutcomeWarn
 	if rl := r.RateLimit; rl != nil {
 		if n, ok := rateLimitCount(rl.Remaining); ok {
 			h.RateLimitRemaining = &n
