@@ -103,6 +103,15 @@ Exit codes: 0 all well, 1 a finding is a warning or worse, 2 bad input,
 	return cmd
 }
 
+// prometheusIfAny is the Prometheus of --prometheus or the config, or nil
+// when neither names one.
+func (g *globals) prometheusIfAny(flagURL string) (*telemetry.Prometheus, error) {
+	if flagURL == "" && g.cfg.Telemetry.PrometheusURL == "" {
+		return nil, nil
+	}
+	return g.prometheus(flagURL)
+}
+
 // prometheus builds the Prometheus client from --prometheus or the
 // config. The config's credentials go only to the config's host: a
 // --prometheus pointing elsewhere gets no login.
@@ -145,22 +154,9 @@ func sameHost(a, b string) bool {
 	return errA == nil && errB == nil && ua.Host != "" && ua.Scheme == ub.Scheme && ua.Host == ub.Host
 }
 
-// expectsAPI is the known-registry matrix's word on a registry: its own
-// row, else the kind the config names for it. "varies" is no expectation.
+// expectsAPI is the known-registry matrix's word on a registry.
 func (g *globals) expectsAPI(host string) (expects, known bool) {
-	m := probe.DefaultMatrix()
-	k, ok := m.Match(host)
-	if !ok {
-		for _, r := range g.cfg.Registries {
-			if telemetry.RegistryLabel(r.Host) == host && r.Expected != "" {
-				k, ok = m.Get(r.Expected)
-			}
-		}
-	}
-	if !ok || (k.ReferrersAPI != "supported" && k.ReferrersAPI != "unsupported") {
-		return false, false
-	}
-	return k.ReferrersAPI == "supported", true
+	return probe.DefaultMatrix().ExpectsAPI(g.cfg, host)
 }
 
 // writeMetricsTable prints one row per registry (80 columns), the
@@ -169,19 +165,7 @@ func writeMetricsTable(w io.Writer, rep telemetry.QueryReport) {
 	fmt.Fprintf(w, "Prometheus %s · window %s · %s\n", rep.Prometheus, rep.Window, rep.At.Format(time.RFC3339))
 	if !rep.Incomplete && len(rep.Registries) > 0 {
 		fmt.Fprintln(w)
-		tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-		fmt.Fprintf(tw, "REGISTRY\tPROBES T/F/?\tAPI/TAGS\tFAILED\tFAIL/S\tFAIL/S, LAST %s\n", rep.Window)
-		for _, r := range rep.Registries {
-			probes := fmt.Sprintf("%s/%s/%s", count(r.Probes["true"]), count(r.Probes["false"]), count(r.Probes["unknown"]))
-			methods := fmt.Sprintf("%s/%s", count(r.Discoveries["api"]), count(r.Discoveries["tags"]))
-			spark := rep.Sparkline(r.FailureHistory)
-			if len(r.FailureHistory) == 0 {
-				spark = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", clip(r.Registry, 22), probes, methods, count(r.Failures), telemetry.FormatNumber(r.FailureRate), spark)
-		}
-		tw.Flush()
-		fmt.Fprintln(w, "(counts over the window; T/F/? = api_supported true, false, unknown)")
+		writeRegistryRates(w, rep)
 	}
 	writeFindings(w, rep.Findings)
 	if len(rep.Warnings) > 0 {
@@ -194,6 +178,23 @@ func writeMetricsTable(w io.Writer, rep telemetry.QueryReport) {
 	for _, q := range rep.Queries {
 		fmt.Fprintf(w, "  %s\n", q.PromQL)
 	}
+}
+
+// writeRegistryRates is the per-registry table of a Prometheus report.
+func writeRegistryRates(w io.Writer, rep telemetry.QueryReport) {
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	fmt.Fprintf(tw, "REGISTRY\tPROBES T/F/?\tAPI/TAGS\tFAILED\tFAIL/S\tFAIL/S, LAST %s\n", rep.Window)
+	for _, r := range rep.Registries {
+		probes := fmt.Sprintf("%s/%s/%s", count(r.Probes["true"]), count(r.Probes["false"]), count(r.Probes["unknown"]))
+		methods := fmt.Sprintf("%s/%s", count(r.Discoveries["api"]), count(r.Discoveries["tags"]))
+		spark := rep.Sparkline(r.FailureHistory)
+		if len(r.FailureHistory) == 0 {
+			spark = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", clip(r.Registry, 22), probes, methods, count(r.Failures), telemetry.FormatNumber(r.FailureRate), spark)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "(counts over the window; T/F/? = api_supported true, false, unknown)")
 }
 
 // count writes an increase() value rounded to a whole count: Prometheus

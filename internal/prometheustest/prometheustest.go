@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -100,7 +101,12 @@ type Opt func(*options)
 
 type options struct {
 	user, password string
+	backfill       string
 }
+
+// WithBackfill writes openMetrics (see Counters) into the server's TSDB
+// with promtool before it starts, so queries see exactly those samples.
+func WithBackfill(openMetrics string) Opt { return func(o *options) { o.backfill = openMetrics } }
 
 // WithBasicAuth makes the server require HTTP basic auth for every
 // request (--web.config.file with a bcrypt hash of password).
@@ -121,6 +127,9 @@ func StartT(tb testing.TB, config string, opts ...Opt) *Server {
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		tb.Fatal(err)
+	}
+	if o.backfill != "" {
+		backfill(tb, dir, o.backfill)
 	}
 	var extra []string
 	if o.user != "" {
@@ -318,4 +327,104 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// backfill turns OpenMetrics text into TSDB blocks under dir/data.
+func backfill(tb testing.TB, dir, openMetrics string) {
+	tb.Helper()
+	promtool, err := PromtoolBinary()
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("%v", err)
+		}
+		tb.Skipf("skipping: %v", err)
+	}
+	in := filepath.Join(dir, "backfill.om")
+	if err := os.WriteFile(in, []byte(openMetrics), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	out, err := exec.Command(promtool, "tsdb", "create-blocks-from", "openmetrics", in, filepath.Join(dir, "data")).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("promtool tsdb create-blocks-from openmetrics: %v\n%s", err, out)
+	}
+}
+
+// Counter is one counter series to backfill: it rises by Rate per second.
+type Counter struct {
+	// Family is the metric name without _total.
+	Family string
+	Labels map[string]string
+	Rate   float64
+}
+
+// Counters renders counters as OpenMetrics text with a sample every step
+// from start to end. A counter that rises at a steady rate gives exact
+// answers to rate() and increase() at any time inside the range, so tests
+// that query it do not depend on when they run.
+func Counters(counters []Counter, start, end time.Time, step time.Duration) string {
+	var b strings.Builder
+	byFamily := map[string][]Counter{}
+	var families []string
+	for _, c := range counters {
+		if _, ok := byFamily[c.Family]; !ok {
+			families = append(families, c.Family)
+		}
+		byFamily[c.Family] = append(byFamily[c.Family], c)
+	}
+	for _, fam := range families {
+		fmt.Fprintf(&b, "# TYPE %s counter\n", fam)
+		for _, c := range byFamily[fam] {
+			keys := make([]string, 0, len(c.Labels))
+			for k := range c.Labels {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			pairs := make([]string, len(keys))
+			for i, k := range keys {
+				pairs[i] = fmt.Sprintf("%s=%q", k, c.Labels[k])
+			}
+			series := fam + "_total{" + strings.Join(pairs, ",") + "}"
+			for t := start; t.Before(end); t = t.Add(step) {
+				v := c.Rate * t.Sub(start).Seconds()
+				fmt.Fprintf(&b, "%s %s %d\n", series, strconv.FormatFloat(v, 'f', -1, 64), t.Unix())
+			}
+		}
+	}
+	b.WriteString("# EOF\n")
+	return b.String()
+}
+
+// ReferrerStory is a day of the export_* counters with something to find:
+// registry.example.com serves the API and discovers through it;
+// ghcr.io has no API and is discovered through the fallback tags, as the
+// matrix expects; docker.io, which the matrix expects to serve the API,
+// is throttled: its probes cannot decide, its discoveries use the tags
+// and fail at 0.1 per second.
+func ReferrerStory() []Counter {
+	reg := func(labels ...string) map[string]string {
+		m := map[string]string{"job": "refdoctor", "instance": "localhost:9911"}
+		for i := 0; i+1 < len(labels); i += 2 {
+			m[labels[i]] = labels[i+1]
+		}
+		return m
+	}
+	return []Counter{
+		{"export_registry_capabilities_probed", reg("registry", "registry.example.com", "api_supported", "true"), 0.01},
+		{"export_registry_capabilities_probed", reg("registry", "ghcr.io", "api_supported", "false"), 0.01},
+		{"export_registry_capabilities_probed", reg("registry", "docker.io", "api_supported", "unknown"), 0.02},
+		{"export_referrer_discovery_method", reg("registry", "registry.example.com", "method", "api"), 0.1},
+		{"export_referrer_discovery_method", reg("registry", "ghcr.io", "method", "tags"), 0.05},
+		{"export_referrer_discovery_method", reg("registry", "docker.io", "method", "tags"), 0.1},
+		{"export_referrer_discovery_failures", reg("registry", "docker.io"), 0.1},
+	}
+}
+
+// StartStoryT starts a Prometheus holding ReferrerStory from an hour ago
+// to an hour ahead, sampled every 10s: any query in the next hour sees the
+// same rates (0.1/s) and counts (30 in 5m).
+func StartStoryT(tb testing.TB) *Server {
+	tb.Helper()
+	start := time.Now().Truncate(10 * time.Second).Add(-time.Hour)
+	return StartT(tb, "global:\n  scrape_interval: 10s\nscrape_configs: []\n",
+		WithBackfill(Counters(ReferrerStory(), start, start.Add(2*time.Hour), 10*time.Second)))
 }
