@@ -27,8 +27,9 @@ func newServeCmd(g *globals) *cobra.Command {
 		Short: "Export referrer health to Prometheus (/metrics and /probe?target=)",
 		Long: `Probe each target (HOST[/REPO], as for probe; default: the config's
 [[registry]] hosts) every --interval, at most max_concurrent_discoveries at
-once and with the capability cache honoured, and serve the results to
-Prometheus in the style of its multi-target exporters:
+once and with the capability cache honoured (no probe or discovery takes
+longer than the interval), and serve the results to Prometheus in the style
+of its multi-target exporters:
 
   /metrics              the last finished round, answered at once (a slow
                         registry delays the next round, never a scrape):
@@ -39,8 +40,11 @@ Prometheus in the style of its multi-target exporters:
                         (1 or 0; absent while the probe cannot decide),
                         refdoctor_registry_probe_success{registry},
                         refdoctor_registry_probe_duration_seconds{registry},
-                        refdoctor_registry_ratelimit_remaining{registry} (when
-                        the registry reports it), Go and process metrics
+                        refdoctor_registry_ratelimit_remaining{registry} and
+                        _limit (when the registry reports them),
+                        refdoctor_registry_probe_cached{registry},
+                        refdoctor_exporter_last_round_timestamp_seconds,
+                        Go and process metrics
   /probe?target=HOST/REPO   a fresh probe of one target, answering with that
                         registry's gauges only (for relabel_configs that pass
                         __param_target)
@@ -81,7 +85,7 @@ given: listen on localhost or a network only Prometheus reaches.`,
 			}
 			exp, err := telemetry.NewExporter(telemetry.ExporterConfig{
 				Metrics:          g.metrics,
-				Round:            g.serveRound(targets, discover, cache),
+				Round:            g.serveRound(targets, discover, cache, interval),
 				Probe:            g.serveProbe(cache),
 				Interval:         interval,
 				ProbeConcurrency: g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries,
@@ -94,12 +98,19 @@ given: listen on localhost or a network only Prometheus reaches.`,
 			if err != nil {
 				return &exitError{code: ExitIncomplete, err: fmt.Errorf("listen on %s: %w", listen, err)}
 			}
-			names := make([]string, len(targets))
-			for i, t := range targets {
-				names[i] = t.String()
+			what := fmt.Sprintf("%d targets", len(targets))
+			if len(targets) <= 4 {
+				names := make([]string, len(targets))
+				for i, t := range targets {
+					names[i] = t.String()
+				}
+				what = strings.Join(names, ", ")
+			}
+			if len(discover) > 0 {
+				what += fmt.Sprintf(" and discovering %d images", len(discover))
 			}
 			fmt.Fprintf(g.stderr, "refdoctor serve: listening on http://%s (/metrics, /probe?target=HOST/REPO); probing %s every %s\n",
-				ln.Addr(), strings.Join(names, ", "), interval)
+				ln.Addr(), what, interval)
 			if err := exp.Serve(cmd.Context(), ln); err != nil {
 				return &exitError{code: ExitIncomplete, err: fmt.Errorf("serve: %w", err)}
 			}
@@ -147,10 +158,13 @@ func (g *globals) probeOpts() []probe.Opt {
 }
 
 // serveRound probes every target (the cache answers within its TTL) and
-// discovers the --discover images, all counted in g.metrics.
-func (g *globals) serveRound(targets []probe.Target, discover []string, cache *probe.Cache) func(context.Context) []telemetry.TargetHealth {
+// discovers the --discover images, all counted in g.metrics. No probe or
+// discovery may take longer than the interval: a registry that throttles
+// with a Retry-After of hours would otherwise hold every round for the
+// whole discovery timeout, and the gauges of all registries would go stale.
+func (g *globals) serveRound(targets []probe.Target, discover []string, cache *probe.Cache, interval time.Duration) func(context.Context) []telemetry.TargetHealth {
 	return func(ctx context.Context) []telemetry.TargetHealth {
-		opts := g.probeOpts()
+		opts := append(g.probeOpts(), probe.WithTimeout(min(g.probeTimeout(), interval)))
 		if cache != nil {
 			opts = append(opts, probe.WithCache(cache))
 		}
@@ -159,7 +173,8 @@ func (g *globals) serveRound(targets []probe.Target, discover []string, cache *p
 			g.log.Error("probe round", "err", err)
 		}
 		if len(discover) > 0 && ctx.Err() == nil {
-			drep, err := discovery.DiscoverMany(ctx, discover, g.discoveryOpts(false)...)
+			dopts := append(g.discoveryOpts(false), discovery.WithTimeout(min(g.opTimeout(), interval)))
+			drep, err := discovery.DiscoverMany(ctx, discover, dopts...)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				g.log.Error("discovery round", "err", err)
 			}

@@ -71,7 +71,7 @@ type servedLab struct {
 // startServedLab starts a lab of four registries (OCI 1.1; GHCR-like 404;
 // olareg with the API switched off, which the matrix expects to serve it;
 // Docker Hub-like with its pull budget spent) and refdoctor serve on them,
-// probing every second and discovering the seeded image on each.
+// probing every two seconds and discovering the seeded image on each.
 func startServedLab(t *testing.T) *servedLab {
 	t.Helper()
 	l := lab.StartT(t,
@@ -94,10 +94,11 @@ func startServedLab(t *testing.T) *servedLab {
 	}
 	s.cfgPath = writeFile(t, dir, "config.toml", cfg)
 
-	// --timeout 3s: the throttled registry's discovery waits out its
-	// Retry-After until the time limit, so the limit sets the round's pace.
-	args := []string{"--config", s.cfgPath, "--timeout", "3s", "--log-level", "info",
-		"serve", "--listen", "127.0.0.1:0", "--interval", "1s"}
+	// The throttled registry's discovery would wait out its Retry-After of
+	// hours; serve bounds every probe and discovery by the interval, so
+	// each round ends within about two seconds with that discovery failed.
+	args := []string{"--config", s.cfgPath, "--log-level", "info",
+		"serve", "--listen", "127.0.0.1:0", "--interval", "2s"}
 	for _, ref := range s.discoverReferences {
 		args = append(args, "--discover", ref)
 	}

@@ -654,7 +654,7 @@ func (r *QueryReport) summarize(asked []string, expectsAPI func(string) (bool, b
 	for _, rr := range r.Registries {
 		if rr.FailureRate > 0 {
 			r.Findings = append(r.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.DiscoveryFailuresCounted,
-				Summary:  fmt.Sprintf("Referrer discoveries against %s are failing: %s in the last %s (%s/s)", rr.Registry, FormatNumber(rr.Failures), r.Window, FormatNumber(rr.FailureRate)),
+				Summary:  fmt.Sprintf("Referrer discoveries against %s are failing: %s in the last %s (%s/s)", rr.Registry, approxCount(rr.Failures), r.Window, FormatNumber(rr.FailureRate)),
 				Cause:    "A failed discovery leaves an incomplete referrer list; throttling (429), refused logins and timeouts are the usual causes.",
 				Remedy:   fmt.Sprintf("Run refdoctor probe %s/REPO and refdoctor discover on an affected image to see why.", rr.Registry),
 				Evidence: fmt.Sprintf("%s = %s", r.query(QueryFailures).PromQL, FormatNumber(rr.FailureRate))})
@@ -671,7 +671,7 @@ func (r *QueryReport) summarize(asked []string, expectsAPI func(string) (bool, b
 				Summary:  fmt.Sprintf("Capability probes of %s could not decide (api_supported=\"unknown\") in the last %s", rr.Registry, r.Window),
 				Cause:    "Throttling, refused logins, TLS trouble or timeouts; these say nothing about support.",
 				Remedy:   fmt.Sprintf("refdoctor probe %s/REPO shows the reply that stopped the probe.", rr.Registry),
-				Evidence: fmt.Sprintf("%s probes, %s/s", FormatNumber(rr.Probes[labelValueUnknown]), FormatNumber(unknownRate[rr.Registry]))})
+				Evidence: fmt.Sprintf("%s probes, %s/s", approxCount(rr.Probes[labelValueUnknown]), FormatNumber(unknownRate[rr.Registry]))})
 		}
 	}
 }
@@ -703,6 +703,16 @@ func addPoints(acc, more []Point) []Point {
 	}
 	slices.SortFunc(out, func(a, b Point) int { return a.Time.Compare(b.Time) })
 	return out
+}
+
+// approxCount writes an increase() value as the whole count it stands for
+// (Prometheus extrapolates to the window's edges, so 6.21 means 6), unless
+// that would round a real increase down to nothing.
+func approxCount(v float64) string {
+	if n := math.Round(v); n != 0 {
+		return FormatNumber(n)
+	}
+	return FormatNumber(v)
 }
 
 // FormatNumber writes a counter or rate compactly: whole numbers without

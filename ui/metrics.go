@@ -254,7 +254,8 @@ func promLines(sh *shared, rep telemetry.QueryReport, width int) []string {
 	head += pad("API/TAGS", 10, false) + pad("FAIL/S", 8, false) + "LAST " + rep.Window
 	out = append(out, "", trunc(st.Header.Render(head), width))
 	for _, r := range rep.Registries {
-		line := "  " + pad(trunc(sh.name(r.Registry), nameW), nameW+1, false)
+		// The middle goes first: the port tells lab registries apart.
+		line := "  " + pad(truncMiddle(sh.name(r.Registry), nameW), nameW+1, false)
 		if wide {
 			probes := count(r.Probes["true"]) + "/" + count(r.Probes["false"]) + "/" + count(r.Probes["unknown"])
 			line += pad(probes, 14, false)

@@ -540,6 +540,9 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 		if p := res.Prometheus; p != nil && !p.Incomplete {
 			add(promLines(sh, *p, width)...)
 			add("", st.Header.Render("  THIS RUN'S COUNTERS"))
+			if len(res.Metrics) == 0 {
+				add("    none yet: nothing was probed or discovered in this session")
+			}
 		}
 		add(metricLines(sh, res.Metrics, width)...)
 	case res.Diag != nil:
