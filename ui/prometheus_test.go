@@ -42,7 +42,9 @@ func TestWalkthroughTelemetryStepAsksPrometheus(t *testing.T) {
 			h.tm.Send(gotoStepMsg{step: "check-metrics"})
 			h.waitFor("the telemetry step", contains("Check the telemetry metrics"))
 			h.keys("r")
-			v := h.waitFor("its result", func(v string) bool { return idle(v) && !strings.Contains(v, "not run yet") && strings.Contains(v, "CHECK") })
+			v := h.waitFor("its result", func(v string) bool {
+				return idle(v) && !strings.Contains(v, "not run yet") && strings.Contains(v, "CHECK")
+			})
 			for _, w := range tc.wants {
 				if !strings.Contains(v, w) {
 					t.Errorf("the step's view lacks %q:\n%s", w, v)

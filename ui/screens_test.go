@@ -90,7 +90,9 @@ func screenCases() []screenCase {
 			o.Prometheus = storyPrometheus(t)
 		}, drive: func(h *harness) {
 			h.keys("8")
-			h.waitFor("Prometheus' answer", func(v string) bool { return idle(v) && strings.Contains(v, "docker.io") && !strings.Contains(v, "asking") })
+			h.waitFor("Prometheus' answer", func(v string) bool {
+				return idle(v) && strings.Contains(v, "docker.io") && !strings.Contains(v, "asking")
+			})
 		}, checks: []string{"Prometheus", "last 5m", "docker.io", "0.1", "█", "DiscoveryFailuresCounted"}},
 		{name: "support", drive: func(h *harness) {
 			h.keys("9")
