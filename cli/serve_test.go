@@ -496,7 +496,8 @@ func TestServeScrapedByPrometheus(t *testing.T) {
 
 	// The table, as an operator sees it (and as the report quotes it).
 	code, table, _ := run(t, "--config", s.cfgPath, "metrics", "query", "--prometheus", prom.URL, "--window", "1m")
-	t.Logf("refdoctor metrics query --prometheus %s --window 1m (exit %d):\n%s", prom.URL, code, table)
+	t.Logf("refdoctor metrics query --prometheus %s --window 1m (exit %d), with oci11 %s, ghcr-like %s, olareg-405 %s, hub %s:\n%s",
+		prom.URL, code, s.oci.Host, s.ghcr.Host, s.noAPI.Host, s.hub.Host, table)
 	for _, w := range []string{"REGISTRY", s.hub.Host, "DiscoveryFailuresCounted", "QUERIES", want[telemetry.QueryFailures]} {
 		if !strings.Contains(table, w) {
 			t.Errorf("table lacks %q:\n%s", w, table)
