@@ -18,6 +18,7 @@ import (
 	"github.com/regclient/regclient/types/platform"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // fixture is a small but real bundle, built in memory: a two-platform OCI
@@ -188,7 +189,7 @@ func newFixture(t testing.TB, opts ...fixtureOpt) *fixture {
 			f.referrers = append(f.referrers, fixtureReferrer{subject: subj, digest: dig(rm), path: p})
 			entry.Artifacts = append(entry.Artifacts, bundle.Artifact{
 				Digest: dig(rm), ArtifactType: spec.artifactType, MediaType: mediatype.OCI1Manifest,
-				Category: bundle.CategoryOf(spec.artifactType), Size: int64(len(rm)), Path: p, SHA256: sha(rm),
+				Category: finding.Categorize(spec.artifactType, spec.annotations), Size: int64(len(rm)), Path: p, SHA256: sha(rm),
 				Annotations: spec.annotations,
 			})
 		}

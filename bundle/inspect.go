@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // Summary is what Inspect tells about a bundle without verifying it.
@@ -49,12 +51,12 @@ type SubjectSummary struct {
 
 // CategorySummary counts referrers of one category.
 type CategorySummary struct {
-	Category Category `json:"category"`
-	Count    int      `json:"count"`
-	Bytes    int64    `json:"bytes"`
+	Category finding.Category `json:"category"`
+	Count    int              `json:"count"`
+	Bytes    int64            `json:"bytes"`
 }
 
-var categoryOrder = []Category{CategorySBOM, CategorySignature, CategoryAttestation, CategoryVEX, CategoryOther}
+var categoryOrder = []finding.Category{finding.CategorySBOM, finding.CategorySignature, finding.CategoryAttestation, finding.CategoryVEX, finding.CategoryOther}
 
 // Summary sums the manifest up, as Inspect shows it. Export uses it too,
 // to print what it wrote.
@@ -72,13 +74,13 @@ func (m *Manifest) Summary() Summary {
 	if s.Images == nil {
 		s.Images = []Image{}
 	}
-	all := map[Category]*CategorySummary{}
+	all := map[finding.Category]*CategorySummary{}
 	for _, e := range m.Referrers.Subjects {
 		ss := SubjectSummary{Subject: e.Subject, Discovery: e.Discovery, Count: e.Count}
-		per := map[Category]*CategorySummary{}
+		per := map[finding.Category]*CategorySummary{}
 		for _, a := range e.Artifacts {
 			ss.Bytes += a.Size
-			for _, tally := range []map[Category]*CategorySummary{per, all} {
+			for _, tally := range []map[finding.Category]*CategorySummary{per, all} {
 				c := tally[a.Category]
 				if c == nil {
 					c = &CategorySummary{Category: a.Category}
@@ -96,7 +98,7 @@ func (m *Manifest) Summary() Summary {
 	return s
 }
 
-func orderCategories(m map[Category]*CategorySummary) []CategorySummary {
+func orderCategories(m map[finding.Category]*CategorySummary) []CategorySummary {
 	out := []CategorySummary{}
 	for _, c := range categoryOrder {
 		if m[c] != nil {

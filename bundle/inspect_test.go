@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 func TestInspect(t *testing.T) {
@@ -42,7 +43,7 @@ func TestInspect(t *testing.T) {
 			if s.ListedBytes != listed {
 				t.Errorf("listed bytes = %d, want %d", s.ListedBytes, listed)
 			}
-			want := map[bundle.Category]int{bundle.CategorySBOM: 1, bundle.CategorySignature: 1, bundle.CategoryAttestation: 1}
+			want := map[finding.Category]int{finding.CategorySBOM: 1, finding.CategorySignature: 1, finding.CategoryAttestation: 1}
 			if len(s.Categories) != 3 {
 				t.Errorf("categories = %+v", s.Categories)
 			}

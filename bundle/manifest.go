@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // FormatVersion is the bundle format this build writes and reads
@@ -43,18 +45,6 @@ const (
 	// MaxIndexSize bounds index.json and the OCI manifests sniffed among
 	// the blobs.
 	MaxIndexSize = 4 << 20
-)
-
-// Category groups referrers the way operators talk about them.
-type Category string
-
-// Referrer categories.
-const (
-	CategorySBOM        Category = "sbom"
-	CategorySignature   Category = "signature"
-	CategoryAttestation Category = "attestation"
-	CategoryVEX         Category = "vex"
-	CategoryOther       Category = "other"
 )
 
 // Discovery methods recorded per subject.
@@ -107,7 +97,7 @@ type Artifact struct {
 	Digest       string            `yaml:"digest" json:"digest"`
 	ArtifactType string            `yaml:"artifactType" json:"artifact_type"`
 	MediaType    string            `yaml:"mediaType" json:"media_type"`
-	Category     Category          `yaml:"category" json:"category"`
+	Category     finding.Category  `yaml:"category" json:"category"`
 	Size         int64             `yaml:"size" json:"size"`
 	Path         string            `yaml:"path" json:"path"`
 	SHA256       string            `yaml:"sha256" json:"sha256"`
@@ -153,27 +143,6 @@ func BlobPath(digest string) string {
 func ReferrerPath(subject, referrer string) string {
 	return ReferrersDir + "sha256-" + strings.TrimPrefix(subject, "sha256:") +
 		"/sha256-" + strings.TrimPrefix(referrer, "sha256:") + ".json"
-}
-
-// CategoryOf sorts an artifact type into a category. Unknown types are
-// "other": the category is for people, the artifact type stays exact.
-func CategoryOf(artifactType string) Category {
-	t := strings.ToLower(artifactType)
-	switch {
-	case strings.Contains(t, "vex"), strings.Contains(t, "csaf"):
-		return CategoryVEX
-	case strings.Contains(t, "cyclonedx"), strings.Contains(t, "spdx"),
-		strings.Contains(t, "syft"), strings.Contains(t, "sbom"):
-		return CategorySBOM
-	case strings.Contains(t, "in-toto"), strings.Contains(t, "intoto"),
-		strings.Contains(t, "dsse"), strings.Contains(t, "attestation"),
-		strings.Contains(t, "provenance"), strings.Contains(t, "slsa"):
-		return CategoryAttestation
-	case strings.Contains(t, "signature"), strings.Contains(t, "sigstore"),
-		strings.Contains(t, "cosign"), strings.Contains(t, "notary"):
-		return CategorySignature
-	}
-	return CategoryOther
 }
 
 // ParseManifest reads and checks manifest.yaml. It reads at most limit
@@ -282,7 +251,7 @@ func (m *Manifest) checkSyntax() error {
 			if a.MediaType == "" {
 				return bad("%s.mediaType is missing", where)
 			}
-			if !validCategory(a.Category) {
+			if !a.Category.Valid() {
 				return bad("%s.category %q is not sbom, signature, attestation, vex or other", where, a.Category)
 			}
 			if a.Size < 0 {
@@ -291,7 +260,7 @@ func (m *Manifest) checkSyntax() error {
 			if !validHex(a.SHA256) {
 				return bad("%s.sha256 %q is not 64 lowercase hex digits", where, a.SHA256)
 			}
-			if _, _, ok := splitReferrerPath(a.Path); !ok {
+			if _, _, ok := SplitReferrerPath(a.Path); !ok {
 				return bad("%s.path %q is not referrers/sha256-<subject>/sha256-<digest>.json", where, a.Path)
 			}
 			if paths[a.Path] {
@@ -340,27 +309,27 @@ func (m *Manifest) Consistency() []Problem {
 		sum += len(s.Artifacts)
 		if s.Count != len(s.Artifacts) {
 			out = append(out, Problem{
-				Code: CodeReferrerCountMismatch, Path: folder,
+				Code: finding.ReferrerCountMismatch, Path: folder,
 				Expected: fmt.Sprint(s.Count), Actual: fmt.Sprint(len(s.Artifacts)),
 				Message: fmt.Sprintf("subject %s declares %d referrers but lists %d", s.Subject, s.Count, len(s.Artifacts)),
 			})
 		}
 		for _, a := range s.Artifacts {
-			subj, name, _ := splitReferrerPath(a.Path)
+			subj, name, _ := SplitReferrerPath(a.Path)
 			if subj != s.Subject {
 				out = append(out, Problem{
-					Code: CodeSubjectMismatch, Path: a.Path, Expected: s.Subject, Actual: subj,
+					Code: finding.SubjectMismatch, Path: a.Path, Expected: s.Subject, Actual: subj,
 					Message: "referrer is filed under a different subject than the manifest entry that lists it",
 				})
 			}
 			if name != a.Digest {
 				out = append(out, Problem{
-					Code: CodeReferrerNameMismatch, Path: a.Path, Expected: a.Digest, Actual: name,
+					Code: finding.ReferrerNameMismatch, Path: a.Path, Expected: a.Digest, Actual: name,
 					Message: "referrer file is not named after the digest the manifest gives it",
 				})
 			} else if a.Digest != "sha256:"+a.SHA256 {
 				out = append(out, Problem{
-					Code: CodeReferrerNameMismatch, Path: a.Path, Expected: a.Digest, Actual: "sha256:" + a.SHA256,
+					Code: finding.ReferrerNameMismatch, Path: a.Path, Expected: a.Digest, Actual: "sha256:" + a.SHA256,
 					Message: "manifest gives the referrer a digest that differs from its sha256",
 				})
 			}
@@ -368,7 +337,7 @@ func (m *Manifest) Consistency() []Problem {
 	}
 	if m.Referrers.Total != sum {
 		out = append(out, Problem{
-			Code: CodeReferrerCountMismatch, Path: ManifestPath,
+			Code: finding.ReferrerCountMismatch, Path: ManifestPath,
 			Expected: fmt.Sprint(m.Referrers.Total), Actual: fmt.Sprint(sum),
 			Message: fmt.Sprintf("referrers.total is %d but %d referrers are listed", m.Referrers.Total, sum),
 		})
@@ -465,14 +434,6 @@ func (m *Manifest) listedCount() int {
 	return n
 }
 
-func validCategory(c Category) bool {
-	switch c {
-	case CategorySBOM, CategorySignature, CategoryAttestation, CategoryVEX, CategoryOther:
-		return true
-	}
-	return false
-}
-
 // validHex: exactly 64 lowercase hex digits, the only form sha256sum
 // prints and the only form the layout uses in file names.
 func validHex(s string) bool {
@@ -500,9 +461,9 @@ func validBlobPath(p string) bool {
 	return ok && validHex(hex)
 }
 
-// splitReferrerPath takes referrers/sha256-<s>/sha256-<r>.json apart into
+// SplitReferrerPath takes referrers/sha256-<s>/sha256-<r>.json apart into
 // the two digests.
-func splitReferrerPath(p string) (subject, referrer string, ok bool) {
+func SplitReferrerPath(p string) (subject, referrer string, ok bool) {
 	rest, ok := strings.CutPrefix(p, ReferrersDir+"sha256-")
 	if !ok {
 		return "", "", false

@@ -146,20 +146,6 @@ func TestPathsAndCategories(t *testing.T) {
 	if got := bundle.ReferrerPath("sha256:"+h1, "sha256:"+h2); got != "referrers/sha256-"+h1+"/sha256-"+h2+".json" {
 		t.Error(got)
 	}
-	for at, want := range map[string]bundle.Category{
-		"application/vnd.cyclonedx+json":                  bundle.CategorySBOM,
-		"application/spdx+json":                           bundle.CategorySBOM,
-		"application/vnd.cncf.notary.signature":           bundle.CategorySignature,
-		"application/vnd.dev.cosign.artifact.sig.v1+json": bundle.CategorySignature,
-		"application/vnd.in-toto+json":                    bundle.CategoryAttestation,
-		"application/vnd.dsse.envelope.v1+json":           bundle.CategoryAttestation,
-		"application/vnd.openvex+json":                    bundle.CategoryVEX,
-		"application/vnd.example.thing":                   bundle.CategoryOther,
-	} {
-		if got := bundle.CategoryOf(at); got != want {
-			t.Errorf("CategoryOf(%s) = %s, want %s", at, got, want)
-		}
-	}
 	if order := newFixture(t).manifest.MemberOrder(); order[0] != "manifest.yaml" || order[1] != "oci-layout" || order[2] != "index.json" ||
 		!strings.HasPrefix(order[len(order)-1], "referrers/") {
 		t.Errorf("member order = %v", order)

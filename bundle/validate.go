@@ -19,6 +19,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // Default bounds for Validate.
@@ -279,7 +281,7 @@ type derived struct {
 }
 
 type referrerDoc struct {
-	doc ociDoc
+	doc OCIDocument
 }
 
 type validator struct {
@@ -303,7 +305,7 @@ type validator struct {
 	refs     []blobRef
 	derived  []derived
 	docs     map[string]*referrerDoc
-	index    *ociDoc
+	index    *OCIDocument
 	indexSrc string
 
 	stopped      bool
@@ -354,7 +356,7 @@ func (v *validator) run(r io.Reader) (err error) {
 	comp, err := detectCompression(br)
 	if err != nil {
 		if errors.Is(err, ErrNotBundle) {
-			v.problem(Problem{Code: CodeNotABundle, Message: err.Error()})
+			v.problem(Problem{Code: finding.NotABundle, Message: err.Error()})
 		}
 		return err
 	}
@@ -430,7 +432,7 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err erro
 	}
 	v.emit(Event{Kind: EventMember, Path: name})
 	if reason := unsafePathReason(name); reason != "" {
-		v.problem(Problem{Code: CodeUnsafePath, Path: raw, Message: reason + "; the member was not read"})
+		v.problem(Problem{Code: finding.UnsafePath, Path: raw, Message: reason + "; the member was not read"})
 		return false, nil
 	}
 	if isLayoutName(name) {
@@ -441,7 +443,7 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err erro
 		return false, nil
 	case tar.TypeReg:
 		if isSparse(hdr) {
-			v.problem(Problem{Code: CodeUnsupportedMember, Path: name, Actual: "sparse file",
+			v.problem(Problem{Code: finding.UnsupportedMember, Path: name, Actual: "sparse file",
 				Message: "sparse members expand inside the tar reader, out of reach of the bomb check; bundles never hold them"})
 			return false, nil
 		}
@@ -450,26 +452,26 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err erro
 		if hdr.Typeflag == tar.TypeLink {
 			kind = "hard"
 		}
-		v.problem(Problem{Code: CodeLinkMember, Path: name, Actual: hdr.Linkname,
+		v.problem(Problem{Code: finding.LinkMember, Path: name, Actual: hdr.Linkname,
 			Message: fmt.Sprintf("%s link to %q; bundles hold regular files only", kind, hdr.Linkname)})
 		return false, nil
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]string{tar.TypeChar: "character device", tar.TypeBlock: "block device", tar.TypeFifo: "FIFO"}[hdr.Typeflag]
-		v.problem(Problem{Code: CodeDeviceMember, Path: name, Actual: kind,
+		v.problem(Problem{Code: finding.DeviceMember, Path: name, Actual: kind,
 			Message: kind + "; bundles hold regular files only"})
 		return false, nil
 	case tar.TypeXGlobalHeader:
 		// git archive and some tar tools write one; it carries no file.
 		return false, nil
 	default:
-		v.problem(Problem{Code: CodeUnsupportedMember, Path: name, Actual: fmt.Sprintf("type %q", hdr.Typeflag),
+		v.problem(Problem{Code: finding.UnsupportedMember, Path: name, Actual: fmt.Sprintf("type %q", hdr.Typeflag),
 			Message: "tar entry type not allowed in a bundle (regular files only)"})
 		return false, nil
 	}
 
 	if name == ManifestPath {
 		if v.manifestSeen {
-			v.problem(Problem{Code: CodeDuplicateMember, Path: name, Message: "manifest.yaml appears more than once; the first one is used"})
+			v.problem(Problem{Code: finding.DuplicateMember, Path: name, Message: "manifest.yaml appears more than once; the first one is used"})
 			return false, nil
 		}
 		v.manifestSeen = true
@@ -478,24 +480,24 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err erro
 	}
 
 	if prev := v.members[name]; len(prev) > 0 {
-		v.problem(Problem{Code: CodeDuplicateMember, Path: name, Actual: fmt.Sprint(len(prev) + 1),
+		v.problem(Problem{Code: finding.DuplicateMember, Path: name, Actual: fmt.Sprint(len(prev) + 1),
 			Message: "the same name appears more than once; extraction would silently keep only one"})
 	}
 	if hdr.Size > v.o.maxMember {
-		v.stop(Problem{Code: CodeMemberTooLarge, Path: name,
+		v.stop(Problem{Code: finding.MemberTooLarge, Path: name,
 			Expected: fmt.Sprintf("at most %d", v.o.maxMember), Actual: fmt.Sprint(hdr.Size),
 			Message: fmt.Sprintf("member is %d bytes, over the %d-byte bound", hdr.Size, v.o.maxMember)})
 		return true, nil
 	}
 
 	holdLimit, holdMode := v.holdFor(name)
-	if _, _, ok := splitReferrerPath(name); ok && holdMode == holdNone && hdr.Size > MaxReferrerSize {
-		v.problem(Problem{Code: CodeMemberTooLarge, Path: name,
+	if _, _, ok := SplitReferrerPath(name); ok && holdMode == holdNone && hdr.Size > MaxReferrerSize {
+		v.problem(Problem{Code: finding.MemberTooLarge, Path: name,
 			Expected: fmt.Sprintf("at most %d", MaxReferrerSize), Actual: fmt.Sprint(hdr.Size),
 			Message: "too large to be a genuine " + describeHeld(name)})
 	}
 	if holdMode == holdAlways && hdr.Size > holdLimit {
-		v.problem(Problem{Code: CodeMemberTooLarge, Path: name,
+		v.problem(Problem{Code: finding.MemberTooLarge, Path: name,
 			Expected: fmt.Sprintf("at most %d", holdLimit), Actual: fmt.Sprint(hdr.Size),
 			Message: fmt.Sprintf("too large to be a genuine %s; checksummed but not parsed", describeHeld(name))})
 		holdMode = holdNone
@@ -522,7 +524,7 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err erro
 
 func (v *validator) onlyDirsBefore() bool {
 	return len(v.results) == 0 && v.rep.FilesChecked == 0 && !slices.ContainsFunc(v.rep.Errors, func(p Problem) bool {
-		return p.Code == CodeLinkMember || p.Code == CodeDeviceMember || p.Code == CodeUnsupportedMember || p.Code == CodeUnsafePath
+		return p.Code == finding.LinkMember || p.Code == finding.DeviceMember || p.Code == finding.UnsupportedMember || p.Code == finding.UnsafePath
 	})
 }
 
@@ -553,7 +555,7 @@ func (v *validator) holdFor(name string) (int64, holdMode) {
 	case name == IndexPath || name == LayoutPath:
 		return MaxIndexSize, holdAlways
 	case strings.HasPrefix(name, ReferrersDir):
-		if _, _, ok := splitReferrerPath(name); ok && v.o.checkReferrers {
+		if _, _, ok := SplitReferrerPath(name); ok && v.o.checkReferrers {
 			return MaxReferrerSize, holdAlways
 		}
 	case strings.HasPrefix(name, BlobsDir):
@@ -633,7 +635,7 @@ func (v *validator) hashMember(tr *tar.Reader, res *memberResult, mode holdMode)
 
 func (v *validator) readManifest(tr *tar.Reader, hdr *tar.Header) (bool, error) {
 	if hdr.Size > v.o.manifestLimit {
-		v.stop(Problem{Code: CodeMemberTooLarge, Path: ManifestPath,
+		v.stop(Problem{Code: finding.MemberTooLarge, Path: ManifestPath,
 			Expected: fmt.Sprintf("at most %d", v.o.manifestLimit), Actual: fmt.Sprint(hdr.Size),
 			Message: fmt.Sprintf("manifest.yaml is %d bytes, over the %d-byte limit; it was not read", hdr.Size, v.o.manifestLimit)})
 		return true, nil
@@ -647,14 +649,14 @@ func (v *validator) readManifest(tr *tar.Reader, hdr *tar.Header) (bool, error) 
 	if err != nil {
 		switch {
 		case errors.Is(err, ErrUnsupportedVersion):
-			v.stop(Problem{Code: CodeUnsupportedVersion, Path: ManifestPath,
+			v.stop(Problem{Code: finding.UnsupportedVersion, Path: ManifestPath,
 				Expected: fmt.Sprint(FormatVersion), Message: err.Error()})
 			return true, err
 		case errors.Is(err, ErrNotBundle):
-			v.stop(Problem{Code: CodeNotABundle, Path: ManifestPath, Expected: ManifestKind, Message: err.Error()})
+			v.stop(Problem{Code: finding.NotABundle, Path: ManifestPath, Expected: ManifestKind, Message: err.Error()})
 			return true, err
 		}
-		v.problem(Problem{Code: CodeMalformedManifest, Path: ManifestPath, Message: err.Error() +
+		v.problem(Problem{Code: finding.MalformedManifest, Path: ManifestPath, Message: err.Error() +
 			"; members are checked for safety but their checksums cannot be verified"})
 		return false, nil
 	}
@@ -702,7 +704,7 @@ func (v *validator) checkMember(res *memberResult) {
 	l, ok := v.listed[res.path]
 	if !ok {
 		res.bad = true
-		v.problem(Problem{Code: CodeUnlistedFile, Path: res.path, Actual: fmt.Sprint(res.size),
+		v.problem(Problem{Code: finding.UnlistedFile, Path: res.path, Actual: fmt.Sprint(res.size),
 			Message: "member is not listed in manifest.yaml"})
 		return
 	}
@@ -711,15 +713,15 @@ func (v *validator) checkMember(res *memberResult) {
 	}
 	if res.size != l.size {
 		res.bad = true
-		v.problem(Problem{Code: CodeSizeMismatch, Path: res.path, Expected: fmt.Sprint(l.size), Actual: fmt.Sprint(res.size),
+		v.problem(Problem{Code: finding.SizeMismatch, Path: res.path, Expected: fmt.Sprint(l.size), Actual: fmt.Sprint(res.size),
 			Message: fmt.Sprintf("member is %d bytes, manifest.yaml lists %d", res.size, l.size)})
 		return
 	}
 	if res.sum != l.sha256 {
 		res.bad = true
-		code, what := CodeFileChecksumMismatch, "file"
+		code, what := finding.FileChecksumMismatch, "file"
 		if l.artifact != nil {
-			code, what = CodeReferrerChecksumMismatch, "referrer"
+			code, what = finding.ReferrerChecksumMismatch, "referrer"
 		}
 		v.problem(Problem{Code: code, Path: res.path, Expected: l.sha256, Actual: res.sum,
 			Message: what + " content differs from the sha256 manifest.yaml lists; it was modified after export or damaged in transfer"})
@@ -727,7 +729,7 @@ func (v *validator) checkMember(res *memberResult) {
 	}
 	if hexName, ok := strings.CutPrefix(res.path, BlobsDir); ok && hexName != res.sum {
 		res.bad = true
-		v.problem(Problem{Code: CodeFileChecksumMismatch, Path: res.path, Expected: hexName, Actual: res.sum,
+		v.problem(Problem{Code: finding.FileChecksumMismatch, Path: res.path, Expected: hexName, Actual: res.sum,
 			Message: "blob content does not match the digest in its name"})
 	}
 }
@@ -740,13 +742,13 @@ func (v *validator) parseHeld(name string, data []byte) {
 			ImageLayoutVersion string `json:"imageLayoutVersion"`
 		}
 		if err := json.Unmarshal(data, &l); err != nil || l.ImageLayoutVersion == "" {
-			v.derive(name, Problem{Code: CodeMalformedLayout, Path: name, Expected: `{"imageLayoutVersion":"1.0.0"}`,
+			v.derive(name, Problem{Code: finding.MalformedLayout, Path: name, Expected: `{"imageLayoutVersion":"1.0.0"}`,
 				Message: "oci-layout is not a valid OCI layout file"})
 		}
 	case name == IndexPath:
-		d, ok := parseOCIDoc(data)
+		d, ok := ParseOCIDocument(data)
 		if !ok || d.Manifests == nil {
-			v.derive(name, Problem{Code: CodeMalformedLayout, Path: name, Message: "index.json is not an OCI image index"})
+			v.derive(name, Problem{Code: finding.MalformedLayout, Path: name, Message: "index.json is not an OCI image index"})
 			return
 		}
 		if v.index == nil {
@@ -755,27 +757,27 @@ func (v *validator) parseHeld(name string, data []byte) {
 		v.addRefs(name, d)
 		v.document(name, data)
 	case strings.HasPrefix(name, ReferrersDir):
-		subject, _, _ := splitReferrerPath(name)
-		d, ok := parseOCIDoc(data)
+		subject, _, _ := SplitReferrerPath(name)
+		d, ok := ParseOCIDocument(data)
 		if !ok {
-			v.derive(name, Problem{Code: CodeMalformedReferrer, Path: name,
+			v.derive(name, Problem{Code: finding.MalformedReferrer, Path: name,
 				Message: "referrer is not an OCI image manifest or index"})
 			return
 		}
 		v.docs[name] = &referrerDoc{doc: d}
 		switch {
 		case d.Subject == nil:
-			v.derive(name, Problem{Code: CodeSubjectMismatch, Path: name, Expected: subject,
+			v.derive(name, Problem{Code: finding.SubjectMismatch, Path: name, Expected: subject,
 				Message: "referrer manifest has no subject"})
 		case d.Subject.Digest != subject:
-			v.derive(name, Problem{Code: CodeSubjectMismatch, Path: name, Expected: subject, Actual: d.Subject.Digest,
+			v.derive(name, Problem{Code: finding.SubjectMismatch, Path: name, Expected: subject, Actual: d.Subject.Digest,
 				Message: "referrer's subject.digest is not the subject it is filed under"})
 		default:
 			v.refs = append(v.refs, blobRef{from: name, digest: d.Subject.Digest, size: d.Subject.Size})
 		}
 		v.addRefs(name, d)
 	case strings.HasPrefix(name, BlobsDir):
-		if d, ok := parseOCIDoc(data); ok {
+		if d, ok := ParseOCIDocument(data); ok {
 			v.addRefs(name, d)
 			v.document(name, data)
 		}
@@ -788,10 +790,10 @@ func (v *validator) document(name string, data []byte) {
 	}
 }
 
-func (v *validator) addRefs(from string, d ociDoc) {
-	for _, desc := range d.references() {
+func (v *validator) addRefs(from string, d OCIDocument) {
+	for _, desc := range d.References() {
 		if !validDigest(desc.Digest) {
-			v.derive(from, Problem{Code: CodeMissingBlob, Path: from, Actual: desc.Digest,
+			v.derive(from, Problem{Code: finding.MissingBlob, Path: from, Actual: desc.Digest,
 				Message: "references a blob by a digest a v1 bundle cannot hold (sha256 only)"})
 			continue
 		}
@@ -831,7 +833,7 @@ func (v *validator) drain(lastPath string) error {
 		n, err := v.meter.Read(v.hashBuf)
 		if n > 0 && !reported && slices.ContainsFunc(v.hashBuf[:n], func(b byte) bool { return b != 0 }) {
 			reported = true
-			v.problem(Problem{Code: CodeTrailingData, Message: "non-zero data after the tar end-of-archive marker; tar tools ignore it"})
+			v.problem(Problem{Code: finding.TrailingData, Message: "non-zero data after the tar end-of-archive marker; tar tools ignore it"})
 		}
 		if err == io.EOF {
 			v.rep.Complete = true
@@ -840,7 +842,7 @@ func (v *validator) drain(lastPath string) error {
 		if errors.Is(err, gzip.ErrHeader) || errors.Is(err, zstd.ErrMagicMismatch) {
 			// The compressed stream ended cleanly and something that is
 			// not another stream follows: every member was read.
-			v.problem(Problem{Code: CodeTrailingData, Message: "data after the end of the compressed stream; tar tools ignore it"})
+			v.problem(Problem{Code: finding.TrailingData, Message: "data after the end of the compressed stream; tar tools ignore it"})
 			v.rep.Complete = true
 			return nil
 		}
@@ -864,17 +866,17 @@ func (v *validator) readFailure(err error, path string) error {
 		return se
 	}
 	if b, ok := isBomb(err); ok {
-		v.stop(Problem{Code: CodeDecompressionBomb, Path: path, Expected: b.expected, Actual: b.actual,
+		v.stop(Problem{Code: finding.DecompressionBomb, Path: path, Expected: b.expected, Actual: b.actual,
 			Message: "decompression went " + b.why})
 		return nil
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		v.stop(Problem{Code: CodeTruncatedArchive, Path: path,
+		v.stop(Problem{Code: finding.TruncatedArchive, Path: path,
 			Message: "the archive ends early" + describeWhere(path) + ": it was cut short in transfer or while being written"})
 		return nil
 	}
 	if v.entries == 0 && (errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong)) {
-		v.problem(Problem{Code: CodeNotABundle, Message: fmt.Sprintf("the %s stream does not hold a tar archive: %v", v.rep.Compression, err)})
+		v.problem(Problem{Code: finding.NotABundle, Message: fmt.Sprintf("the %s stream does not hold a tar archive: %v", v.rep.Compression, err)})
 		return fmt.Errorf("%w: the %s stream does not hold a tar archive: %v", ErrNotBundle, v.rep.Compression, err)
 	}
 	msg := err.Error()
@@ -886,7 +888,7 @@ func (v *validator) readFailure(err error, path string) error {
 	case errors.Is(err, zstd.ErrWindowSizeExceeded), errors.Is(err, zstd.ErrDecoderSizeExceeded):
 		msg = fmt.Sprintf("zstd frame needs more than %d bytes of window; refused to bound memory", zstdMaxWindow)
 	}
-	v.stop(Problem{Code: CodeCorruptArchive, Path: path, Message: msg})
+	v.stop(Problem{Code: finding.CorruptArchive, Path: path, Message: msg})
 	return nil
 }
 
@@ -909,10 +911,10 @@ func (v *validator) finish() error {
 				if v.entries == 0 {
 					msg = "the archive is empty"
 				}
-				v.problem(Problem{Code: CodeNotABundle, Message: msg})
+				v.problem(Problem{Code: finding.NotABundle, Message: msg})
 				return fmt.Errorf("%w: %s", ErrNotBundle, msg)
 			}
-			v.problem(Problem{Code: CodeMissingManifest, Path: ManifestPath,
+			v.problem(Problem{Code: finding.MissingManifest, Path: ManifestPath,
 				Message: "the bundle has no manifest.yaml, so no checksum can be verified; re-export it"})
 		}
 		v.finishDerived()
@@ -933,13 +935,13 @@ func (v *validator) finish() error {
 	}
 	for _, p := range []string{LayoutPath, IndexPath} {
 		if _, listed := v.listed[p]; !listed && len(v.members[p]) == 0 {
-			v.problem(Problem{Code: CodeMalformedLayout, Path: p, Message: p + " is missing, so the bundle is not an OCI image layout"})
+			v.problem(Problem{Code: finding.MalformedLayout, Path: p, Message: p + " is missing, so the bundle is not an OCI image layout"})
 		}
 	}
 	for _, img := range m.Images {
 		v.refs = append(v.refs, blobRef{from: ManifestPath, digest: img.Digest})
-		if v.index != nil && v.trusted(v.indexSrc) && !slices.ContainsFunc(v.index.Manifests, func(d ociDescriptor) bool { return d.Digest == img.Digest }) {
-			v.problem(Problem{Code: CodeIndexMismatch, Path: IndexPath, Expected: img.Digest,
+		if v.index != nil && v.trusted(v.indexSrc) && !slices.ContainsFunc(v.index.Manifests, func(d OCIDescriptor) bool { return d.Digest == img.Digest }) {
+			v.problem(Problem{Code: finding.IndexMismatch, Path: IndexPath, Expected: img.Digest,
 				Message: fmt.Sprintf("image %s is in manifest.yaml but not in index.json", img.Reference)})
 		}
 	}
@@ -955,7 +957,7 @@ func (v *validator) checkPresent(path string, size int64, what string) bool {
 	if len(v.members[path]) > 0 {
 		return true
 	}
-	v.problem(Problem{Code: CodeMissingFile, Path: path, Expected: fmt.Sprint(size),
+	v.problem(Problem{Code: finding.MissingFile, Path: path, Expected: fmt.Sprint(size),
 		Message: "listed " + what + "member is not in the archive"})
 	return false
 }
@@ -968,11 +970,11 @@ func (v *validator) checkReferrerMetadata() {
 				continue
 			}
 			if mt := rd.doc.MediaType; mt != "" && mt != a.MediaType {
-				v.problem(Problem{Code: CodeReferrerMetadataMismatch, Path: a.Path, Expected: a.MediaType, Actual: mt,
+				v.problem(Problem{Code: finding.ReferrerMetadataMismatch, Path: a.Path, Expected: a.MediaType, Actual: mt,
 					Message: "manifest.yaml lists a different mediaType than the referrer has"})
 			}
 			if at := rd.doc.effectiveArtifactType(); at != a.ArtifactType {
-				v.problem(Problem{Code: CodeReferrerMetadataMismatch, Path: a.Path, Expected: a.ArtifactType, Actual: at,
+				v.problem(Problem{Code: finding.ReferrerMetadataMismatch, Path: a.Path, Expected: a.ArtifactType, Actual: at,
 					Message: "manifest.yaml lists a different artifactType than the referrer has"})
 			}
 		}
@@ -999,12 +1001,12 @@ func (v *validator) finishDerived() {
 				continue // MissingFile already says it
 			}
 			missing[path] = true
-			v.problem(Problem{Code: CodeMissingBlob, Path: path, Expected: ref.digest,
+			v.problem(Problem{Code: finding.MissingBlob, Path: path, Expected: ref.digest,
 				Message: "blob referenced by " + ref.from + " is not in the bundle"})
 			continue
 		}
 		if ref.size > 0 && rs[0].size != ref.size && !rs[0].bad {
-			v.problem(Problem{Code: CodeSizeMismatch, Path: path, Expected: fmt.Sprint(ref.size), Actual: fmt.Sprint(rs[0].size),
+			v.problem(Problem{Code: finding.SizeMismatch, Path: path, Expected: fmt.Sprint(ref.size), Actual: fmt.Sprint(rs[0].size),
 				Message: "the descriptor in " + ref.from + " gives this blob a different size"})
 		}
 	}

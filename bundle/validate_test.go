@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 func validate(t testing.TB, data []byte, opts ...bundle.Opt) (bundle.Report, error) {
@@ -20,10 +21,10 @@ func validate(t testing.TB, data []byte, opts ...bundle.Opt) (bundle.Report, err
 	return bundle.Validate(context.Background(), bytes.NewReader(data), opts...)
 }
 
-func codes(rep bundle.Report) []string {
-	var out []string
+func codes(rep bundle.Report) []finding.Code {
+	var out []finding.Code
 	for _, p := range rep.Errors {
-		out = append(out, string(p.Code))
+		out = append(out, p.Code)
 	}
 	slices.Sort(out)
 	return out
@@ -122,68 +123,68 @@ func TestTamper(t *testing.T) {
 		name  string
 		opts  []fixtureOpt
 		edit  func(f *fixture) []byte // returns the archive
-		want  []string
+		want  []finding.Code
 		check *bool // only with this --check-referrers setting
 	}
 	yes, no := true, false
 	tcs := []tc{
-		{name: "referrer byte changed", want: []string{"ReferrerChecksumMismatch"}, edit: func(f *fixture) []byte {
+		{name: "referrer byte changed", want: []finding.Code{finding.ReferrerChecksumMismatch}, edit: func(f *fixture) []byte {
 			f.files[f.referrers[0].path][40] ^= 0x01
 			return f.write(t)
 		}},
-		{name: "layer byte changed", want: []string{"FileChecksumMismatch"}, edit: func(f *fixture) []byte {
+		{name: "layer byte changed", want: []finding.Code{finding.FileChecksumMismatch}, edit: func(f *fixture) []byte {
 			f.files[f.firstLayer()][100] ^= 0x01
 			return f.write(t)
 		}},
-		{name: "manifest blob byte changed", want: []string{"FileChecksumMismatch"}, edit: func(f *fixture) []byte {
+		{name: "manifest blob byte changed", want: []finding.Code{finding.FileChecksumMismatch}, edit: func(f *fixture) []byte {
 			f.files[bundle.BlobPath(f.amd64)][5] ^= 0x01
 			return f.write(t)
 		}},
-		{name: "index.json changed", want: []string{"SizeMismatch"}, edit: func(f *fixture) []byte {
+		{name: "index.json changed", want: []finding.Code{finding.SizeMismatch}, edit: func(f *fixture) []byte {
 			f.files[bundle.IndexPath] = []byte(`{"schemaVersion":2,"manifests":[]}`)
 			return f.write(t)
 		}},
-		{name: "file removed", want: []string{"MissingFile"}, edit: func(f *fixture) []byte {
+		{name: "file removed", want: []finding.Code{finding.MissingFile}, edit: func(f *fixture) []byte {
 			delete(f.files, f.firstLayer())
 			return f.write(t)
 		}},
-		{name: "referrer file removed", want: []string{"MissingFile"}, edit: func(f *fixture) []byte {
+		{name: "referrer file removed", want: []finding.Code{finding.MissingFile}, edit: func(f *fixture) []byte {
 			delete(f.files, f.referrers[2].path)
 			return f.write(t)
 		}},
-		{name: "file added", want: []string{"UnlistedFile"}, edit: func(f *fixture) []byte {
+		{name: "file added", want: []finding.Code{finding.UnlistedFile}, edit: func(f *fixture) []byte {
 			f.files["blobs/sha256/"+sha([]byte("x"))] = []byte("x")
 			f.order = append(f.order, "blobs/sha256/"+sha([]byte("x")))
 			return f.write(t)
 		}},
-		{name: "referrer added", want: []string{"UnlistedFile"}, edit: func(f *fixture) []byte {
+		{name: "referrer added", want: []finding.Code{finding.UnlistedFile}, edit: func(f *fixture) []byte {
 			p := bundle.ReferrerPath(f.index, dig([]byte("{}")))
 			f.files[p] = []byte("{}")
 			f.order = append(f.order, p)
 			return f.write(t)
 		}},
-		{name: "count altered", want: []string{"ReferrerCountMismatch"}, edit: func(f *fixture) []byte {
+		{name: "count altered", want: []finding.Code{finding.ReferrerCountMismatch}, edit: func(f *fixture) []byte {
 			f.manifest.Referrers.Subjects[0].Count++
 			return f.write(t)
 		}},
-		{name: "total altered", want: []string{"ReferrerCountMismatch"}, edit: func(f *fixture) []byte {
+		{name: "total altered", want: []finding.Code{finding.ReferrerCountMismatch}, edit: func(f *fixture) []byte {
 			f.manifest.Referrers.Total = 7
 			return f.write(t)
 		}},
-		{name: "subject edited in manifest.yaml", want: []string{"SubjectMismatch", "SubjectMismatch"}, edit: func(f *fixture) []byte {
+		{name: "subject edited in manifest.yaml", want: []finding.Code{finding.SubjectMismatch, finding.SubjectMismatch}, edit: func(f *fixture) []byte {
 			f.manifest.Referrers.Subjects[0].Subject = f.arm64
 			return f.write(t)
 		}},
 		{name: "referrer subject is another digest", opts: []fixtureOpt{withWrongSubject()}, check: &yes,
-			want: []string{"SubjectMismatch"}, edit: func(f *fixture) []byte { return f.write(t) }},
+			want: []finding.Code{finding.SubjectMismatch}, edit: func(f *fixture) []byte { return f.write(t) }},
 		{name: "referrer subject not checked without the flag", opts: []fixtureOpt{withWrongSubject()}, check: &no,
 			want: nil, edit: func(f *fixture) []byte { return f.write(t) }},
-		{name: "referrer renamed", want: []string{"ReferrerNameMismatch"}, edit: func(f *fixture) []byte {
+		{name: "referrer renamed", want: []finding.Code{finding.ReferrerNameMismatch}, edit: func(f *fixture) []byte {
 			a := &f.manifest.Referrers.Subjects[0].Artifacts[0]
 			a.Digest = dig([]byte("other"))
 			return f.write(t)
 		}},
-		{name: "listed size altered", want: []string{"SizeMismatch"}, edit: func(f *fixture) []byte {
+		{name: "listed size altered", want: []finding.Code{finding.SizeMismatch}, edit: func(f *fixture) []byte {
 			for i := range f.manifest.Files {
 				if f.manifest.Files[i].Path == f.firstLayer() {
 					f.manifest.Files[i].Size += 10
@@ -191,29 +192,29 @@ func TestTamper(t *testing.T) {
 			}
 			return f.write(t)
 		}},
-		{name: "listed checksum altered", want: []string{"FileChecksumMismatch"}, edit: func(f *fixture) []byte {
+		{name: "listed checksum altered", want: []finding.Code{finding.FileChecksumMismatch}, edit: func(f *fixture) []byte {
 			f.manifest.Files[3].SHA256 = sha([]byte("nope"))
 			return f.write(t)
 		}},
-		{name: "blob absent and unlisted", want: []string{"MissingBlob"}, edit: func(f *fixture) []byte {
+		{name: "blob absent and unlisted", want: []finding.Code{finding.MissingBlob}, edit: func(f *fixture) []byte {
 			delete(f.files, f.firstLayer())
 			f.relist()
 			return f.write(t)
 		}},
-		{name: "referrer payload absent and unlisted", check: &yes, want: []string{"MissingBlob"}, edit: func(f *fixture) []byte {
+		{name: "referrer payload absent and unlisted", check: &yes, want: []finding.Code{finding.MissingBlob}, edit: func(f *fixture) []byte {
 			delete(f.files, bundle.BlobPath(dig([]byte(`{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}`))))
 			f.relist()
 			return f.write(t)
 		}},
-		{name: "image missing from index.json", want: []string{"IndexMismatch"}, edit: func(f *fixture) []byte {
+		{name: "image missing from index.json", want: []finding.Code{finding.IndexMismatch}, edit: func(f *fixture) []byte {
 			f.manifest.Images[0].Digest = f.amd64
 			return f.write(t)
 		}},
-		{name: "category altered", check: &yes, want: []string{"ReferrerMetadataMismatch"}, edit: func(f *fixture) []byte {
+		{name: "category altered", check: &yes, want: []finding.Code{finding.ReferrerMetadataMismatch}, edit: func(f *fixture) []byte {
 			f.manifest.Referrers.Subjects[1].Artifacts[0].ArtifactType = "application/spdx+json"
 			return f.write(t)
 		}},
-		{name: "duplicate member", want: []string{"DuplicateMember"}, edit: func(f *fixture) []byte {
+		{name: "duplicate member", want: []finding.Code{finding.DuplicateMember}, edit: func(f *fixture) []byte {
 			f.order = append(f.order, f.firstLayer())
 			return writeDuplicate(t, f)
 		}},
@@ -346,7 +347,7 @@ func TestValidateNotABundle(t *testing.T) {
 			if !errors.Is(err, bundle.ErrNotBundle) {
 				t.Fatalf("err = %v, want ErrNotBundle; report %s", err, dump(rep))
 			}
-			if rep.OK || !slices.Contains(codes(rep), "NotABundle") {
+			if rep.OK || !slices.Contains(codes(rep), finding.NotABundle) {
 				t.Errorf("report = %s", dump(rep))
 			}
 		})
@@ -356,7 +357,7 @@ func TestValidateNotABundle(t *testing.T) {
 		data := gz(t, tarOf(rawEntry{name: bundle.ManifestPath, data: []byte(
 			"schemaVersion: 2\nkind: MirrorBundle\ncreatedAt: 2026-01-01T00:00:00Z\ntool: {name: x, version: y}\n")}))
 		rep, err := validate(t, data)
-		if !errors.Is(err, bundle.ErrUnsupportedVersion) || !slices.Equal(codes(rep), []string{"UnsupportedVersion"}) {
+		if !errors.Is(err, bundle.ErrUnsupportedVersion) || !slices.Equal(codes(rep), []finding.Code{finding.UnsupportedVersion}) {
 			t.Fatalf("err %v, report %s", err, dump(rep))
 		}
 	})
@@ -368,7 +369,7 @@ func TestValidateNotABundle(t *testing.T) {
 			entries = append(entries, rawEntry{name: p, data: f.files[p]})
 		}
 		rep, err := validate(t, rawTarGz(t, entries))
-		if err != nil || !slices.Equal(codes(rep), []string{"MissingManifest"}) {
+		if err != nil || !slices.Equal(codes(rep), []finding.Code{finding.MissingManifest}) {
 			t.Fatalf("err %v, report %s", err, dump(rep))
 		}
 	})

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
 )
 
@@ -58,7 +59,7 @@ func TestBundleCommands(t *testing.T) {
 	}
 	code, out, _ = run(t, "-o", "json", "bundle", "validate", "--file", tampered, "--check-referrers")
 	rep.Errors = nil
-	if code != 1 || json.Unmarshal([]byte(out), &rep) != nil || rep.OK || len(rep.Errors) == 0 || rep.Errors[0].Code != "ReferrerChecksumMismatch" ||
+	if code != 1 || json.Unmarshal([]byte(out), &rep) != nil || rep.OK || len(rep.Errors) == 0 || rep.Errors[0].Code != string(finding.ReferrerChecksumMismatch) ||
 		rep.Errors[0].Expected == rep.Errors[0].Actual || !strings.HasPrefix(rep.Errors[0].Path, "referrers/") {
 		t.Fatalf("validate tampered: exit %d %s", code, out)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -107,11 +108,11 @@ func (g *globals) cacheDir() string {
 	return dir
 }
 
-func outcomeExit(o probe.Outcome) int {
+func outcomeExit(o finding.Outcome) int {
 	switch o {
-	case probe.OutcomeIncomplete:
+	case finding.OutcomeIncomplete:
 		return ExitIncomplete
-	case probe.OutcomeFailed:
+	case finding.OutcomeFailed:
 		return ExitCheckFail
 	}
 	return ExitOK
@@ -141,7 +142,7 @@ func writeDiscoverTable(w io.Writer, res discovery.Result) {
 	fmt.Fprintln(w, "cosign .sig/.att/.sbom tag, in-idx = attestation manifest inside the index")
 	writeFindings(w, res.Findings)
 	switch res.Outcome {
-	case probe.OutcomeIncomplete:
+	case finding.OutcomeIncomplete:
 		fmt.Fprintln(w, "\nINCOMPLETE: the list above is not the whole answer (see findings).")
 	}
 }
@@ -160,13 +161,13 @@ func writeReferrerTree(w io.Writer, rs []discovery.Referrer, indent string) {
 	}
 }
 
-func writeFindings(w io.Writer, fs []probe.Finding) {
+func writeFindings(w io.Writer, fs []finding.Finding) {
 	if len(fs) == 0 {
 		return
 	}
 	fmt.Fprintln(w, "\nFINDINGS")
 	for _, f := range fs {
-		writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), f.Code+": "+f.Summary)
+		writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), string(f.Code)+": "+f.Summary)
 		if f.Cause != "" {
 			writeWrapped(w, "        cause: ", f.Cause)
 		}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
-	"github.com/refdoctor/refdoctor/registry"
 )
 
 func newProbeCmd(g *globals) *cobra.Command {
@@ -74,24 +74,16 @@ could not complete (network, auth, timeout, rate limit).`,
 
 // runProbe runs the engine with the global settings.
 func (g *globals) runProbe(cmd *cobra.Command, targets []probe.Target, extra ...probe.Opt) (probe.Report, error) {
-	opts := []probe.Opt{
-		probe.WithConfig(g.cfg),
-		probe.WithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries),
-		probe.WithTimeout(g.probeTimeout()),
-		probe.WithLogger(g.log),
-		probe.WithMetrics(g.metrics),
-		probe.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
-	}
-	return probe.Run(cmd.Context(), targets, append(opts, extra...)...)
+	return probe.Run(cmd.Context(), targets, append(g.probeOpts(), extra...)...)
 }
 
 func probeExitCode(report probe.Report, requireAPI bool) int {
 	code := ExitOK
 	for _, r := range report.Registries {
 		switch r.Outcome() {
-		case probe.OutcomeIncomplete:
+		case finding.OutcomeIncomplete:
 			code = ExitIncomplete
-		case probe.OutcomeFailed:
+		case finding.OutcomeFailed:
 			if code == ExitOK {
 				code = ExitCheckFail
 			}
@@ -153,10 +145,10 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 			fmt.Fprintf(w, "  %s\n", d)
 		}
 		for _, f := range r.Findings {
-			if f.Severity == probe.SeverityInfo && f.Code != "ReferrersAPISupported" {
+			if f.Severity == finding.SeverityInfo && f.Code != finding.ReferrersAPISupported {
 				continue
 			}
-			writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), f.Code+": "+f.Summary)
+			writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), string(f.Code)+": "+f.Summary)
 			if f.Cause != "" {
 				writeWrapped(w, "        cause: ", f.Cause)
 			}

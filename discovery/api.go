@@ -15,6 +15,7 @@ import (
 	"github.com/regclient/regclient/types/descriptor"
 	"github.com/regclient/regclient/types/ref"
 
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -95,7 +96,7 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 	for attempt := 0; ; attempt++ {
 		c, err := s.e.apiClient(subj)
 		if err != nil {
-			return nil, &failure{finding: probe.Finding{Severity: probe.SeverityError, Code: "ClientSetup", Summary: err.Error()}}
+			return nil, &failure{finding: finding.Finding{Severity: finding.SeverityError, Code: finding.ClientSetup, Summary: err.Error()}}
 		}
 		var mu sync.Mutex
 		var last *registry.Exchange
@@ -136,7 +137,7 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 		lastEx := last
 		mu.Unlock()
 		if errors.Is(cause, errLinkLoop) || errors.Is(cause, errTooManyPages) {
-			return nil, &failure{finding: probe.Finding{Severity: probe.SeverityError, Code: "PaginationLoop",
+			return nil, &failure{finding: finding.Finding{Severity: finding.SeverityError, Code: finding.PaginationLoop,
 				Summary: cause.Error(), Cause: "The registry's Link headers do not end.",
 				Remedy:   "Report the registry bug; meanwhile list referrers by tag with --method tags.",
 				Evidence: fmt.Sprintf("%d pages read", pages)}}
@@ -159,7 +160,7 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 		}
 		if lastEx.Status == http.StatusTooManyRequests && attempt < s.e.o.rateRetries {
 			if wait, ok := retryAfter(lastEx.Headers["Retry-After"], attempt); ok && fits(ctx, wait) {
-				s.finding(probe.Finding{Severity: probe.SeverityInfo, Code: "RateLimitWaited",
+				s.finding(finding.Finding{Severity: finding.SeverityInfo, Code: finding.RateLimitWaited,
 					Summary: fmt.Sprintf("Rate limited; waited %s as Retry-After asked", wait)})
 				select {
 				case <-ctx.Done():
@@ -170,7 +171,7 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 		}
 		cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Status: lastEx.Status, ContentType: lastEx.ContentType,
 			Body: lastEx.Body, RepositoryExists: true})
-		if cls.Reason == "ReferrersWrongContentType" {
+		if cls.Reason == finding.ReferrersWrongContentType {
 			return s.lenientAPIList(ctx, *lastEx, cls), nil
 		}
 		if lastEx.Status != http.StatusOK || err != nil || cls.Verdict != probe.Supported {
@@ -180,9 +181,9 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 			}
 			f := failure{fallback: cls.Verdict == probe.Unsupported, incomplete: cls.Verdict == probe.Unknown, finding: cls.Finding}
 			if f.finding.Code == "" {
-				f.finding = probe.Finding{Severity: probe.SeverityError, Code: "RequestFailed", Summary: fmt.Sprint(err)}
+				f.finding = finding.Finding{Severity: finding.SeverityError, Code: finding.RequestFailed, Summary: fmt.Sprint(err)}
 			}
-			f.finding.Severity = probe.SeverityError
+			f.finding.Severity = finding.SeverityError
 			return nil, &f
 		}
 		if lastEx.Headers["OCI-Filters-Applied"] != "" {
@@ -208,13 +209,13 @@ func (s *subjectRun) lenientAPIList(ctx context.Context, ex registry.Exchange, c
 		Manifests []descriptor.Descriptor `json:"manifests"`
 	}
 	_ = json.Unmarshal(ex.Body, &idx)
-	s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "ReferrersWrongContentType",
+	s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.ReferrersWrongContentType,
 		Summary:  fmt.Sprintf("Read the referrers API leniently: its reply is an index labelled %q", ex.ContentType),
 		Cause:    cls.Finding.Cause + " Strict clients (oras, regctl, most export tools) see none of the referrers listed here, and no fallback tag exists because the registry accepted the subject.",
 		Remedy:   "Upgrade the registry (Harbor 2.11 or later); until then export with a client that reads this reply, or re-attach with the tag schema.",
 		Evidence: cls.Finding.Evidence})
 	if ex.Headers["Link"] != "" {
-		s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "LenientFirstPageOnly",
+		s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.LenientFirstPageOnly,
 			Summary: "Only the first page of the mislabelled referrers reply was read"})
 	}
 	out := make([]Referrer, 0, len(idx.Manifests))

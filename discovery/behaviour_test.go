@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
-	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/regclient/regclient/types/ref"
 )
@@ -51,7 +51,7 @@ func TestPagination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(codes(res.Findings), "PaginationLoop") || res.Outcome != probe.OutcomeFailed {
+	if !slices.Contains(codes(res.Findings), "PaginationLoop") || res.Outcome != finding.OutcomeFailed {
 		t.Fatalf("Link loop: outcome %s findings %v", res.Outcome, codes(res.Findings))
 	}
 	// The loop is cut at the first page seen twice (two referrers
@@ -86,11 +86,11 @@ func TestRateLimit(t *testing.T) {
 		lab.Spec{Name: "stays", Profile: lab.ProfileRateLimit, RateBudget: 1},
 	)
 	res := discover(t, l, "clears", discovery.WithMethod(discovery.MethodAPI))
-	if res.Outcome != probe.OutcomeOK || len(digestsBySource(res.Referrers)[discovery.SourceAPI]) != 3 || !slices.Contains(codes(res.Findings), "RateLimitWaited") {
+	if res.Outcome != finding.OutcomeOK || len(digestsBySource(res.Referrers)[discovery.SourceAPI]) != 3 || !slices.Contains(codes(res.Findings), "RateLimitWaited") {
 		t.Fatalf("429 that clears: outcome %s, referrers %d, findings %v", res.Outcome, len(res.Referrers), codes(res.Findings))
 	}
 	res = discover(t, l, "stays", discovery.WithMethod(discovery.MethodAPI), discovery.WithTimeout(4*time.Second))
-	if res.Outcome != probe.OutcomeIncomplete || !slices.Contains(codes(res.Findings), "RateLimited") || !res.Partial {
+	if res.Outcome != finding.OutcomeIncomplete || !slices.Contains(codes(res.Findings), "RateLimited") || !res.Partial {
 		t.Fatalf("429 that stays: outcome %s partial %v findings %v", res.Outcome, res.Partial, codes(res.Findings))
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/telemetry"
@@ -77,7 +78,7 @@ type Referrer struct {
 	Annotations  map[string]string `json:"annotations"`
 	Source       Source            `json:"source"`
 	Tag          string            `json:"tag,omitempty"`
-	Category     string            `json:"category"`
+	Category     finding.Category  `json:"category"`
 	// Subject is the digest this referrer is attached to.
 	Subject   string     `json:"subject"`
 	Referrers []Referrer `json:"referrers"`
@@ -103,12 +104,12 @@ type Result struct {
 	ResolveRequests int `json:"resolve_requests"`
 	// FiltersApplied is true when the registry filtered by artifactType
 	// itself (OCI-Filters-Applied); otherwise refdoctor filtered.
-	FiltersApplied bool            `json:"filters_applied"`
-	Partial        bool            `json:"partial"`
-	Error          string          `json:"error,omitempty"`
-	Findings       []probe.Finding `json:"findings"`
+	FiltersApplied bool              `json:"filters_applied"`
+	Partial        bool              `json:"partial"`
+	Error          string            `json:"error,omitempty"`
+	Findings       []finding.Finding `json:"findings"`
 	// Outcome sums the result up: ok, warn, fail or incomplete.
-	Outcome probe.Outcome `json:"outcome"`
+	Outcome finding.Outcome `json:"outcome"`
 }
 
 // Count is the number of referrers found, all levels and platforms.
@@ -356,7 +357,7 @@ func (e *engine) discoverOne(ctx context.Context, input string, r ref.Ref) Resul
 	e.emit(Event{Kind: EventSubjectStarted, Reference: input})
 	ctx, cancel := context.WithTimeout(ctx, e.o.timeout)
 	defer cancel()
-	res := Result{Subject: Subject{Reference: input}, Referrers: []Referrer{}, Findings: []probe.Finding{}}
+	res := Result{Subject: Subject{Reference: input}, Referrers: []Referrer{}, Findings: []finding.Finding{}}
 	s := &subjectRun{e: e, res: &res, repo: r.SetDigest("").SetTag(""), visited: map[string]bool{}}
 	s.run(ctx, r)
 	res.Requests = int(s.requests.Load())
@@ -374,20 +375,20 @@ func (e *engine) discoverOne(ctx context.Context, input string, r ref.Ref) Resul
 	return res
 }
 
-func outcome(r Result) probe.Outcome {
+func outcome(r Result) finding.Outcome {
 	if r.Partial {
-		return probe.OutcomeIncomplete
+		return finding.OutcomeIncomplete
 	}
-	switch probe.Worst(r.Findings) {
-	case probe.SeverityError:
-		return probe.OutcomeFailed
-	case probe.SeverityWarn:
-		return probe.OutcomeWarn
+	switch finding.Worst(r.Findings) {
+	case finding.SeverityError:
+		return finding.OutcomeFailed
+	case finding.SeverityWarn:
+		return finding.OutcomeWarn
 	}
 	if r.Error != "" {
-		return probe.OutcomeFailed
+		return finding.OutcomeFailed
 	}
-	return probe.OutcomeOK
+	return finding.OutcomeOK
 }
 
 func sortReferrers(rs []Referrer) {

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
-	"github.com/refdoctor/refdoctor/probe"
 )
 
 func labOpts(l *lab.Lab, extra ...discovery.Opt) []discovery.Opt {
@@ -52,8 +52,8 @@ func seededOn(l *lab.Lab, subject string) []string {
 	return out
 }
 
-func codes(fs []probe.Finding) []string {
-	var out []string
+func codes(fs []finding.Finding) []finding.Code {
+	var out []finding.Code
 	for _, f := range fs {
 		out = append(out, f.Code)
 	}
@@ -124,7 +124,7 @@ func TestAutoMethodPerRegistry(t *testing.T) {
 			if tc.reg == "harbor" && !slices.Contains(codes(res.Findings), "ReferrersWrongContentType") {
 				t.Errorf("mislabelled API reply read without saying so: %v", codes(res.Findings))
 			}
-			if res.Outcome == probe.OutcomeIncomplete || res.Outcome == probe.OutcomeFailed || res.Partial {
+			if res.Outcome == finding.OutcomeIncomplete || res.Outcome == finding.OutcomeFailed || res.Partial {
 				t.Errorf("outcome %s, findings %v", res.Outcome, codes(res.Findings))
 			}
 		})
@@ -182,7 +182,7 @@ func TestArtifactTypeFilter(t *testing.T) {
 	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	for _, reg := range []string{"oci11", "ghcr"} {
 		res := discover(t, l, reg, discovery.WithArtifactTypes("application/vnd.cyclonedx+json"))
-		if len(res.Referrers) != 1 || res.Referrers[0].ArtifactType != "application/vnd.cyclonedx+json" || res.Referrers[0].Category != discovery.CategorySBOM {
+		if len(res.Referrers) != 1 || res.Referrers[0].ArtifactType != "application/vnd.cyclonedx+json" || res.Referrers[0].Category != finding.CategorySBOM {
 			t.Errorf("%s: filtered referrers %+v", reg, res.Referrers)
 		}
 	}
@@ -201,12 +201,12 @@ func TestFailuresAreNeverNone(t *testing.T) {
 		name    string
 		reg     string
 		opts    []discovery.Opt
-		outcome probe.Outcome
-		code    string
+		outcome finding.Outcome
+		code    finding.Code
 	}{
-		{"rate limited", "hub", []discovery.Opt{discovery.WithMethod(discovery.MethodAPI), discovery.WithTimeout(3 * time.Second)}, probe.OutcomeIncomplete, "RateLimited"},
-		{"auth refused", "refuse", nil, probe.OutcomeIncomplete, "AuthRefused"},
-		{"forced API absent", "ghcr", []discovery.Opt{discovery.WithMethod(discovery.MethodAPI)}, probe.OutcomeFailed, "ReferrersNotFound"},
+		{"rate limited", "hub", []discovery.Opt{discovery.WithMethod(discovery.MethodAPI), discovery.WithTimeout(3 * time.Second)}, finding.OutcomeIncomplete, finding.RateLimited},
+		{"auth refused", "refuse", nil, finding.OutcomeIncomplete, finding.AuthRefused},
+		{"forced API absent", "ghcr", []discovery.Opt{discovery.WithMethod(discovery.MethodAPI)}, finding.OutcomeFailed, finding.ReferrersNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -228,7 +228,7 @@ func TestDepthFollowsReferrersOfReferrers(t *testing.T) {
 	reg, _ := l.Get("oci11")
 	var sbom string
 	for _, r := range l.Seed.Referrers {
-		if r.Subject == l.Seed.Index && r.Category == discovery.CategorySBOM {
+		if r.Subject == l.Seed.Index && r.Category == string(finding.CategorySBOM) {
 			sbom = r.Digest
 		}
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/regclient/regclient/types/ref"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -30,13 +30,13 @@ const (
 // TagListing is every referrers-schema and cosign-style tag of a
 // repository, grouped by the subject digest its name encodes.
 type TagListing struct {
-	Repository string          `json:"repository"`
-	Subjects   []TagSubject    `json:"subjects"`
-	TagsTotal  int             `json:"tags_total"`
-	Requests   int             `json:"requests"`
-	Partial    bool            `json:"partial"`
-	Error      string          `json:"error,omitempty"`
-	Findings   []probe.Finding `json:"findings"`
+	Repository string            `json:"repository"`
+	Subjects   []TagSubject      `json:"subjects"`
+	TagsTotal  int               `json:"tags_total"`
+	Requests   int               `json:"requests"`
+	Partial    bool              `json:"partial"`
+	Error      string            `json:"error,omitempty"`
+	Findings   []finding.Finding `json:"findings"`
 }
 
 // TagSubject is one subject digest and the tags that point at it.
@@ -92,7 +92,7 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 	}
 	var requests atomic.Int64
 	ctx = counted(ctx, &requests)
-	out := TagListing{Repository: repo.CommonName(), Subjects: []TagSubject{}, Findings: []probe.Finding{}}
+	out := TagListing{Repository: repo.CommonName(), Subjects: []TagSubject{}, Findings: []finding.Finding{}}
 	listing := listTags(ctx, c, repo)
 	if !listing.ok() {
 		out.Partial = listing.failure.incomplete
@@ -183,7 +183,7 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 			for _, t := range ts.Tags {
 				names = append(names, t.Tag)
 			}
-			out.Findings = append(out.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "OrphanTags",
+			out.Findings = append(out.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.OrphanTags,
 				Summary:  fmt.Sprintf("Subject %s no longer exists, but %d tag(s) still point at it", ShortDigest(ts.Subject), len(ts.Tags)),
 				Cause:    "The image was deleted or re-pushed under a new digest; its referrer tags stayed behind.",
 				Remedy:   "Delete the orphan tags, or re-attach the artifacts to the new digest.",

@@ -15,6 +15,7 @@ import (
 	"github.com/regclient/regclient/types/mediatype"
 	"github.com/regclient/regclient/types/ref"
 
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -39,7 +40,7 @@ type subjectRun struct {
 	failed          bool
 }
 
-func (s *subjectRun) finding(f probe.Finding) {
+func (s *subjectRun) finding(f finding.Finding) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, existing := range s.res.Findings {
@@ -83,7 +84,7 @@ func (s *subjectRun) run(ctx context.Context, r ref.Ref) {
 		s.platforms(ctx, m)
 	}
 	if s.failed && len(s.res.Referrers) > 0 {
-		s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "PartialReferrers",
+		s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.PartialReferrers,
 			Summary: fmt.Sprintf("Only part of the referrers could be listed (%d found before the failure)", s.res.Count()),
 			Cause:   "A lookup failed part way; the list is incomplete.",
 			Remedy:  "Fix the failure above and run discovery again before exporting."})
@@ -98,7 +99,7 @@ func (s *subjectRun) resolve(ctx context.Context, r ref.Ref) (manifest.Manifest,
 	if err != nil {
 		f := classifyFailure(ctx, err, last)
 		if last.Status == http.StatusNotFound {
-			f.finding = probe.Finding{Severity: probe.SeverityError, Code: "ImageNotFound",
+			f.finding = finding.Finding{Severity: finding.SeverityError, Code: finding.ImageNotFound,
 				Summary: fmt.Sprintf("%s does not exist", r.CommonName()),
 				Cause:   "The registry answered 404 for the tag or digest.",
 				Remedy:  "Check the reference; list tags with `regctl tag ls " + r.SetTag("").CommonName() + "`."}
@@ -113,7 +114,7 @@ func (s *subjectRun) resolve(ctx context.Context, r ref.Ref) (manifest.Manifest,
 	if r.Digest == "" {
 		s.res.Subject.Tag = r.Tag
 	} else if d.Digest.String() != r.Digest {
-		s.fail("resolve", failure{finding: probe.Finding{Severity: probe.SeverityError, Code: "DigestMismatch",
+		s.fail("resolve", failure{finding: finding.Finding{Severity: finding.SeverityError, Code: finding.DigestMismatch,
 			Summary: fmt.Sprintf("registry served %s for %s", d.Digest, r.Digest), Remedy: "The registry or a proxy altered the manifest; do not export from it."}})
 		return nil, false
 	}
@@ -130,14 +131,14 @@ func (s *subjectRun) chooseMethod(ctx context.Context) Method {
 	switch {
 	case capability.ReferrersAPI == probe.Supported:
 		return MethodAPI
-	case capability.ReferrersReason == "ReferrersWrongContentType":
+	case capability.ReferrersReason == finding.ReferrersWrongContentType:
 		// The API answers with a mislabelled index: the referrers live
 		// only there, so read it (leniently) rather than the tags.
 		return MethodAPI
 	case capability.ReferrersAPI == probe.Unsupported:
 		return MethodTags
 	}
-	s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "CapabilityUnknown",
+	s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.CapabilityUnknown,
 		Summary: "The registry's referrers support could not be probed; trying the API, then the tag schema",
 		Remedy:  "Run `refdoctor probe " + s.repo.Registry + "/" + s.repo.Repository + "` to see why."})
 	return MethodAPI
@@ -158,7 +159,7 @@ func (s *subjectRun) list(ctx context.Context, digest string, depth int) []Refer
 				s.compareWithTagIndex(ctx, subj, listing, rs)
 			}
 		} else if s.e.o.method == MethodAuto && err.fallback {
-			s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "APIFellBackToTags",
+			s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.APIFellBackToTags,
 				Summary: "The referrers API did not answer as an OCI index; used the tag schema",
 				Cause:   err.finding.Summary, Evidence: err.finding.Evidence})
 			out = append(out, s.tagIndexList(ctx, subj, listing)...)
@@ -223,7 +224,7 @@ func (s *subjectRun) fillArtifactType(ctx context.Context, r *Referrer) {
 	if raw, err := m.RawBody(); err == nil {
 		r.ArtifactType = artifactTypeOf(raw)
 	}
-	r.Category = Categorize(r.ArtifactType)
+	r.Category = finding.Categorize(r.ArtifactType, r.Annotations)
 }
 
 func referrerFromDescriptor(d descriptor.Descriptor, src Source, tag string) Referrer {
@@ -232,7 +233,7 @@ func referrerFromDescriptor(d descriptor.Descriptor, src Source, tag string) Ref
 		ann = map[string]string{}
 	}
 	return Referrer{Digest: d.Digest.String(), MediaType: d.MediaType, ArtifactType: d.ArtifactType, Size: d.Size,
-		Annotations: ann, Source: src, Tag: tag, Category: Categorize(d.ArtifactType)}
+		Annotations: ann, Source: src, Tag: tag, Category: finding.Categorize(d.ArtifactType, ann)}
 }
 
 // indexAttestations lists buildkit attestation manifests inside an index:
@@ -253,7 +254,7 @@ func (s *subjectRun) indexAttestations(m manifest.Manifest) []Referrer {
 		if r.ArtifactType == "" {
 			r.ArtifactType = "application/vnd.in-toto+json"
 		}
-		r.Category = CategoryAttestation
+		r.Category = finding.CategoryAttestation
 		r.Referrers = []Referrer{}
 		out = append(out, r)
 	}
@@ -286,7 +287,7 @@ func (s *subjectRun) platforms(ctx context.Context, m manifest.Manifest) {
 	}
 	if !s.e.o.platforms {
 		if indexHas == 0 && len(children) > 0 {
-			s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "NoReferrersOnIndex",
+			s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.NoReferrersOnIndex,
 				Summary: "Nothing is attached to the index; referrers may be attached to its platform manifests",
 				Cause:   "Referrers attach to one digest: a multi-platform index and each platform manifest are different digests.",
 				Remedy:  "Run again with --platforms to look at every platform manifest."})
@@ -310,13 +311,13 @@ func (s *subjectRun) platforms(ctx context.Context, m manifest.Manifest) {
 	}
 	switch {
 	case indexHas == 0 && len(withRefs) > 0:
-		s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "ReferrersOnPlatformsOnly",
+		s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.ReferrersOnPlatformsOnly,
 			Summary:  "The index has no referrers, but platform manifests do",
 			Cause:    "The tools that attached them used a platform digest, not the index digest.",
 			Remedy:   "Export the platform digests too (or attach to the index): exports by the index digest miss these.",
 			Evidence: strings.Join(withRefs, "; ")})
 	case indexHas > 0 && len(withRefs) > 0:
-		s.finding(probe.Finding{Severity: probe.SeverityInfo, Code: "ReferrersOnPlatforms",
+		s.finding(finding.Finding{Severity: finding.SeverityInfo, Code: finding.ReferrersOnPlatforms,
 			Summary:  "Platform manifests carry referrers of their own",
 			Cause:    "Referrers attach to one digest; these are not listed on the index.",
 			Remedy:   "Include them when exporting (bundle export walks all platforms).",
@@ -336,7 +337,7 @@ func ShortDigest(d string) string {
 
 // failure is a lookup that did not complete, classified for the operator.
 type failure struct {
-	finding    probe.Finding
+	finding    finding.Finding
 	incomplete bool
 	// fallback is true when the API is absent (so auto may use tags).
 	fallback bool
@@ -353,17 +354,17 @@ func classifyFailure(ctx context.Context, err error, last registry.Exchange) fai
 			e = cerr
 		}
 		code, summary, cause, remedy := probe.ClassifyTransportError(e)
-		return failure{incomplete: true, finding: probe.Finding{Severity: probe.SeverityError, Code: code, Summary: summary, Cause: cause, Remedy: remedy, Evidence: e.Error()}}
+		return failure{incomplete: true, finding: finding.Finding{Severity: finding.SeverityError, Code: code, Summary: summary, Cause: cause, Remedy: remedy, Evidence: e.Error()}}
 	}
 	switch last.Status {
 	case http.StatusTooManyRequests:
-		return failure{incomplete: true, finding: probe.Finding{Severity: probe.SeverityError, Code: "RateLimited",
+		return failure{incomplete: true, finding: finding.Finding{Severity: finding.SeverityError, Code: finding.RateLimited,
 			Summary:  "rate limited (429): unknown, not \"no referrers\"",
 			Cause:    "The registry throttled the request and the wait it asked for did not fit in the timeout.",
 			Remedy:   "Wait for the rate-limit window (Retry-After " + last.Headers["Retry-After"] + "s), log in for a higher limit, or lower max_concurrent_discoveries.",
 			Evidence: fmt.Sprintf("HTTP 429, ratelimit-remaining %q", last.Headers["RateLimit-Remaining"])}}
 	case http.StatusUnauthorized, http.StatusForbidden:
-		return failure{incomplete: true, finding: probe.Finding{Severity: probe.SeverityError, Code: "AuthRefused",
+		return failure{incomplete: true, finding: finding.Finding{Severity: finding.SeverityError, Code: finding.AuthRefused,
 			Summary: fmt.Sprintf("refused (%d)", last.Status),
 			Cause:   "The login is missing or lacks pull permission on the repository.",
 			Remedy:  "docker login to the registry (or a credential helper) with pull access, then retry."}}
@@ -373,10 +374,10 @@ func classifyFailure(ctx context.Context, err error, last registry.Exchange) fai
 		msg = err.Error()
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return failure{incomplete: true, finding: probe.Finding{Severity: probe.SeverityError, Code: "Timeout", Summary: "timed out",
+		return failure{incomplete: true, finding: finding.Finding{Severity: finding.SeverityError, Code: finding.Timeout, Summary: "timed out",
 			Remedy: "Raise --timeout or export.referrer_discovery.timeout_seconds."}}
 	}
-	return failure{incomplete: last.Status >= 500, finding: probe.Finding{Severity: probe.SeverityError, Code: "RequestFailed",
+	return failure{incomplete: last.Status >= 500, finding: finding.Finding{Severity: finding.SeverityError, Code: finding.RequestFailed,
 		Summary: fmt.Sprintf("HTTP %d", last.Status), Evidence: msg}}
 }
 

@@ -11,7 +11,7 @@ import (
 	"github.com/regclient/regclient/types/ref"
 	"github.com/regclient/regclient/types/referrer"
 
-	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -99,7 +99,7 @@ func (s *subjectRun) tagIndexList(ctx context.Context, subj ref.Ref, listing *ta
 	}
 	d := m.GetDescriptor()
 	if d.Digest.String() == subj.Digest || !isIndexMediaType(d.MediaType) {
-		s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "FallbackTagNotIndex",
+		s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.FallbackTagNotIndex,
 			Summary:  fmt.Sprintf("Tag %s does not hold a referrers index", tag),
 			Cause:    "GitLab resolves sha256-<hex> tags to the subject manifest itself; other tools may have pushed something else under the tag.",
 			Remedy:   "Treat the tag schema as unusable on this registry; check with `crane manifest` what the tag holds.",
@@ -121,8 +121,11 @@ func (s *subjectRun) tagIndexList(ctx context.Context, subj ref.Ref, listing *ta
 }
 
 // cosignSuffixes are cosign's legacy tag suffixes and their categories.
-var cosignSuffixes = []struct{ suffix, category string }{
-	{"sig", CategorySignature}, {"att", CategoryAttestation}, {"sbom", CategorySBOM},
+var cosignSuffixes = []struct {
+	suffix   string
+	category finding.Category
+}{
+	{"sig", finding.CategorySignature}, {"att", finding.CategoryAttestation}, {"sbom", finding.CategorySBOM},
 }
 
 // cosignList reads sha256-<hex>.sig/.att/.sbom: manifests without a
@@ -131,7 +134,7 @@ func (s *subjectRun) cosignList(ctx context.Context, subj ref.Ref, listing *tagL
 	if !listing.ok() {
 		if s.method == MethodAPI {
 			// The API path does not need the tag list; say what is unknown.
-			s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "CosignTagsUnchecked",
+			s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.CosignTagsUnchecked,
 				Summary: "Cosign-style tags could not be checked: " + listing.failure.finding.Summary})
 		}
 		return nil
@@ -204,7 +207,7 @@ func (s *subjectRun) compareWithTagIndex(ctx context.Context, subj ref.Ref, list
 	}
 	sort.Strings(onlyAPI)
 	sort.Strings(onlyTags)
-	s.finding(probe.Finding{Severity: probe.SeverityWarn, Code: "APIAndTagIndexDisagree",
+	s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.APIAndTagIndexDisagree,
 		Summary:  fmt.Sprintf("The referrers API and the %s tag index disagree", tag),
 		Cause:    "The tag index was written before the registry served the API, or by a tool that ignores it; clients that use only one of them see different referrers.",
 		Remedy:   "Re-attach the missing artifacts, or delete the stale tag index once the API holds everything.",

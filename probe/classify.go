@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // Verdict is the answer to "does this registry serve the referrers API?".
@@ -46,14 +48,14 @@ type ReferrersReply struct {
 
 // Classification is the verdict with the reason that decided it.
 type Classification struct {
-	Verdict     Verdict `json:"verdict"`
-	Reason      string  `json:"reason"`
-	IndexParsed bool    `json:"index_parsed"`
+	Verdict     Verdict      `json:"verdict"`
+	Reason      finding.Code `json:"reason"`
+	IndexParsed bool         `json:"index_parsed"`
 	// RetryWithRealDigest asks the caller to probe again with a digest
 	// that exists in the repository: some registries (Quay, Harbor 2.10)
 	// answer an unknown subject differently from a known one.
-	RetryWithRealDigest bool    `json:"-"`
-	Finding             Finding `json:"-"`
+	RetryWithRealDigest bool            `json:"-"`
+	Finding             finding.Finding `json:"-"`
 }
 
 // ociErrorBody is the distribution-spec error envelope.
@@ -132,8 +134,8 @@ const fallbackRemedy = "refdoctor and other OCI 1.1 clients fall back to the ref
 func ClassifyReferrersReply(r ReferrersReply) Classification {
 	if r.Err != nil {
 		code, summary, cause, remedy := ClassifyTransportError(r.Err)
-		return Classification{Verdict: Unknown, Reason: code, Finding: Finding{
-			Severity: SeverityError, Code: code, Summary: "Referrers request failed: " + summary,
+		return Classification{Verdict: Unknown, Reason: code, Finding: finding.Finding{
+			Severity: finding.SeverityError, Code: code, Summary: "Referrers request failed: " + summary,
 			Cause: cause, Remedy: remedy, Evidence: r.Err.Error(),
 		}}
 	}
@@ -142,14 +144,14 @@ func ClassifyReferrersReply(r ReferrersReply) Classification {
 	if len(r.Body) > 0 {
 		evidence += ", body: " + snippet(r.Body)
 	}
-	unsupported := func(reason, summary, cause string) Classification {
-		return Classification{Verdict: Unsupported, Reason: reason, Finding: Finding{
-			Severity: SeverityWarn, Code: reason, Summary: summary, Cause: cause,
+	unsupported := func(reason finding.Code, summary, cause string) Classification {
+		return Classification{Verdict: Unsupported, Reason: reason, Finding: finding.Finding{
+			Severity: finding.SeverityWarn, Code: reason, Summary: summary, Cause: cause,
 			Remedy: fallbackRemedy, Evidence: evidence,
 		}}
 	}
-	unknown := func(reason string, sev Severity, summary, cause, remedy string) Classification {
-		return Classification{Verdict: Unknown, Reason: reason, Finding: Finding{
+	unknown := func(reason finding.Code, sev finding.Severity, summary, cause, remedy string) Classification {
+		return Classification{Verdict: Unknown, Reason: reason, Finding: finding.Finding{
 			Severity: sev, Code: reason, Summary: summary, Cause: cause, Remedy: remedy, Evidence: evidence,
 		}}
 	}
@@ -158,87 +160,87 @@ func ClassifyReferrersReply(r ReferrersReply) Classification {
 		parsed := parseIndex(r.Body)
 		switch {
 		case ct == mediaTypeOCIIndex && parsed:
-			return Classification{Verdict: Supported, Reason: "ReferrersAPISupported", IndexParsed: true, Finding: Finding{
-				Severity: SeverityInfo, Code: "ReferrersAPISupported",
+			return Classification{Verdict: Supported, Reason: finding.ReferrersAPISupported, IndexParsed: true, Finding: finding.Finding{
+				Severity: finding.SeverityInfo, Code: finding.ReferrersAPISupported,
 				Summary:  "Referrers API supported: 200 with an OCI image index",
 				Cause:    "The registry implements GET /v2/<name>/referrers/<digest> from OCI distribution-spec 1.1.",
 				Evidence: evidence,
 			}}
 		case ct == mediaTypeOCIIndex && r.ZeroDigest && strings.TrimSpace(string(r.Body)) == "{}":
-			c := unknown("ReferrersEmptyObject", SeverityWarn, "Referrers reply is {} for an unknown subject",
+			c := unknown(finding.ReferrersEmptyObject, finding.SeverityWarn, "Referrers reply is {} for an unknown subject",
 				"Harbor 2.10 answers {} instead of an empty index when the subject does not exist.",
 				"Probe again with a digest that exists: HOST/REPO@DIGEST.")
 			c.RetryWithRealDigest = true
 			return c
 		case ct == mediaTypeOCIIndex:
-			return unsupported("ReferrersMalformedIndex", "Referrers reply claims to be an OCI index but does not parse as one",
+			return unsupported(finding.ReferrersMalformedIndex, "Referrers reply claims to be an OCI index but does not parse as one",
 				"The body is not a valid image index (schemaVersion 2 with a manifests list). Clients reject it and fall back to tags.")
 		case strings.Contains(ct, "html"):
-			return unsupported("ReferrersHTMLReply", "Referrers request answered with an HTML page (200)",
+			return unsupported(finding.ReferrersHTMLReply, "Referrers request answered with an HTML page (200)",
 				"An HTML 200 is a login page or a proxy, not the referrers API (Google Artifact Registry answered this way before 2024-10). Treat the API as absent.")
 		case parsed:
-			c := unsupported("ReferrersWrongContentType", fmt.Sprintf("Referrers reply is an index but its Content-Type is %q", r.ContentType),
+			c := unsupported(finding.ReferrersWrongContentType, fmt.Sprintf("Referrers reply is an index but its Content-Type is %q", r.ContentType),
 				"The spec requires Content-Type application/vnd.oci.image.index.v1+json; Harbor 2.8-2.9 send application/json. Strict clients reject the reply and fall back to tags. Harbor is correct from 2.11.")
 			c.IndexParsed = true
 			return c
 		default:
-			return unsupported("ReferrersNotAnIndex", fmt.Sprintf("Referrers request answered 200 with %q that is not an OCI index", r.ContentType),
+			return unsupported(finding.ReferrersNotAnIndex, fmt.Sprintf("Referrers request answered 200 with %q that is not an OCI index", r.ContentType),
 				"Something other than the referrers API answered this path (a catch-all route, a proxy). Treat the API as absent.")
 		}
 	case r.Status == http.StatusNotFound:
 		if hasCode(r.Body, "NAME_UNKNOWN") && !r.RepositoryExists {
-			return unknown("RepositoryNotFound", SeverityError, "The repository used for the probe does not exist",
+			return unknown(finding.RepositoryNotFound, finding.SeverityError, "The repository used for the probe does not exist",
 				"A 404 NAME_UNKNOWN says the repository is unknown, so it says nothing about the referrers API.",
 				"Probe an existing repository: refdoctor probe HOST/REPO (or HOST/REPO@DIGEST).")
 		}
 		if hasCode(r.Body, "MANIFEST_UNKNOWN") && r.ZeroDigest {
-			c := unknown("ReferrersUnknownSubject", SeverityWarn, "Referrers request answered 404 MANIFEST_UNKNOWN for the placeholder digest",
+			c := unknown(finding.ReferrersUnknownSubject, finding.SeverityWarn, "Referrers request answered 404 MANIFEST_UNKNOWN for the placeholder digest",
 				"Quay answers 404 for a subject it does not know; a registry that follows the spec answers 200 with an empty index.",
 				"Probe again with a digest that exists: HOST/REPO@DIGEST.")
 			c.RetryWithRealDigest = true
 			return c
 		}
-		return unsupported("ReferrersNotFound", "Referrers API unavailable: 404 Not Found",
+		return unsupported(finding.ReferrersNotFound, "Referrers API unavailable: 404 Not Found",
 			"A registry that supports the API answers 200 with an empty index even when nothing is attached; 404 means there is no referrers endpoint (GHCR, distribution v2/v3, GitLab). The older runbook reading \"404 = supported, no referrers\" is wrong.")
 	case r.Status == http.StatusMethodNotAllowed:
-		return unsupported("ReferrersMethodNotAllowed", "Referrers API unavailable: 405 Method Not Allowed",
+		return unsupported(finding.ReferrersMethodNotAllowed, "Referrers API unavailable: 405 Method Not Allowed",
 			"The route exists but the API is switched off (olareg with referrers disabled, some proxies).")
 	case r.Status == http.StatusNotAcceptable:
-		return unsupported("ReferrersNotAcceptable", "Referrers API unavailable: 406 Not Acceptable",
+		return unsupported(finding.ReferrersNotAcceptable, "Referrers API unavailable: 406 Not Acceptable",
 			"JFrog Artifactory before 7.90.1 answers 406 on /referrers. Upgrade Artifactory to 7.90.1 or later for the API.")
 	case r.Status == http.StatusNotImplemented:
-		return unsupported("ReferrersNotImplemented", "Referrers API unavailable: 501 Not Implemented",
+		return unsupported(finding.ReferrersNotImplemented, "Referrers API unavailable: 501 Not Implemented",
 			"501 is not in the distribution spec, but it plainly says the endpoint is missing.")
 	case r.Status == http.StatusBadRequest:
 		if r.ZeroDigest {
-			c := unknown("ReferrersBadRequest", SeverityWarn, "Referrers request answered 400 for the placeholder digest",
+			c := unknown(finding.ReferrersBadRequest, finding.SeverityWarn, "Referrers request answered 400 for the placeholder digest",
 				"Quay 3.12.1 and later answer 400 for a subject they do not know; a 400 also follows a malformed digest.",
 				"Probe again with a digest that exists: HOST/REPO@DIGEST.")
 			c.RetryWithRealDigest = true
 			return c
 		}
-		return unknown("ReferrersBadRequest", SeverityError, "Referrers request answered 400 Bad Request",
+		return unknown(finding.ReferrersBadRequest, finding.SeverityError, "Referrers request answered 400 Bad Request",
 			"The registry rejected the request itself; this says nothing certain about the API.",
 			"Check the digest and repository, then probe again; compare with `oras discover`.")
 	case r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden:
-		return unknown("ReferrersAuthRefused", SeverityError, fmt.Sprintf("Referrers request refused after authentication (%d)", r.Status),
+		return unknown(finding.ReferrersAuthRefused, finding.SeverityError, fmt.Sprintf("Referrers request refused after authentication (%d)", r.Status),
 			"Auth runs before routing on most registries, so a refusal says nothing about referrers support.",
 			"Log in with pull access to the repository (docker login HOST, or a credential helper), then probe again.")
 	case r.Status == http.StatusTooManyRequests:
-		return unknown("ReferrersRateLimited", SeverityError, "Referrers request rate limited (429)",
+		return unknown(finding.ReferrersRateLimited, finding.SeverityError, "Referrers request rate limited (429)",
 			"The registry throttled the request; this says nothing about support and must never be read as \"no referrers\".",
 			"Wait for the window in Retry-After / ratelimit-remaining, log in for a higher limit, or lower max_concurrent_discoveries.")
 	case r.Status >= 500:
-		return unknown("ReferrersServerError", SeverityError, fmt.Sprintf("Referrers request failed with a server error (%d)", r.Status),
+		return unknown(finding.ReferrersServerError, finding.SeverityError, fmt.Sprintf("Referrers request failed with a server error (%d)", r.Status),
 			"The registry failed; this says nothing about support.", "Retry later; check the registry's status page and logs.")
 	}
-	return unknown("ReferrersUnexpectedStatus", SeverityError, fmt.Sprintf("Referrers request answered an unexpected %d", r.Status),
+	return unknown(finding.ReferrersUnexpectedStatus, finding.SeverityError, fmt.Sprintf("Referrers request answered an unexpected %d", r.Status),
 		"This status has no meaning for the referrers API in the spec.", "Compare with `curl -si` and `oras discover`; report the registry and version.")
 }
 
 // ClassifyTransportError names what went wrong below HTTP: TLS trust,
 // expiry or host name, refused connections, DNS and timeouts.
-func ClassifyTransportError(err error) (code, summary, cause, remedy string) {
+func ClassifyTransportError(err error) (code finding.Code, summary, cause, remedy string) {
 	var unknownAuth x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
 	var hostErr x509.HostnameError
@@ -246,34 +248,34 @@ func ClassifyTransportError(err error) (code, summary, cause, remedy string) {
 	var netErr net.Error
 	switch {
 	case errors.As(err, &unknownAuth):
-		return "TLSUnknownAuthority", "TLS certificate signed by an unknown authority",
+		return finding.TLSUnknownAuthority, "TLS certificate signed by an unknown authority",
 			"The registry's certificate chain does not lead to a CA this machine trusts (self-signed or a private CA).",
 			"Add the CA: ca_file in the [[registry]] config (or /etc/docker/certs.d/HOST/ca.crt); --insecure HOST skips verification for a test only."
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
-		return "TLSCertificateExpired", "TLS certificate expired or not yet valid",
+		return finding.TLSCertificateExpired, "TLS certificate expired or not yet valid",
 			"The certificate's validity window does not include the current time (also check this machine's clock).",
 			"Renew the registry certificate; check `openssl s_client -connect HOST:443 -servername HOST`."
 	case errors.As(err, &invalid):
-		return "TLSCertificateInvalid", "TLS certificate invalid", invalid.Error(),
+		return finding.TLSCertificateInvalid, "TLS certificate invalid", invalid.Error(),
 			"Inspect the chain with `openssl s_client -connect HOST:443 -servername HOST`."
 	case errors.As(err, &hostErr):
-		return "TLSWrongHost", "TLS certificate is for a different host name",
+		return finding.TLSWrongHost, "TLS certificate is for a different host name",
 			"The certificate does not name the host refdoctor connected to: " + hostErr.Error() + ".",
 			"Use the host name on the certificate, or reissue the certificate with this name."
 	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return "TLSPlainHTTPServer", "The registry speaks plain HTTP, not HTTPS",
+		return finding.TLSPlainHTTPServer, "The registry speaks plain HTTP, not HTTPS",
 			"A TLS handshake got an HTTP reply.", "Probe again with --plain-http HOST (or plain_http = true in the config)."
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
-		return "Timeout", "No reply before the timeout",
+		return finding.Timeout, "No reply before the timeout",
 			"The registry or the network is slow or drops packets.", "Raise --timeout (or export.referrer_discovery.timeout_seconds), check connectivity with `curl -v https://HOST/v2/`."
 	case errors.As(err, &dnsErr):
-		return "DNSFailure", "The registry host name does not resolve",
+		return finding.DNSFailure, "The registry host name does not resolve",
 			dnsErr.Error(), "Check the host name and this machine's DNS."
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return "ConnectionRefused", "Connection refused",
+		return finding.ConnectionRefused, "Connection refused",
 			"Nothing listens on that host and port.", "Check the host and port, and that the registry is running."
 	case errors.Is(err, context.Canceled):
-		return "Canceled", "Probe canceled", "The operator or the program stopped the probe.", "Run the probe again."
+		return finding.Canceled, "Probe canceled", "The operator or the program stopped the probe.", "Run the probe again."
 	}
-	return "NetworkError", "Network error", err.Error(), "Check connectivity with `curl -v https://HOST/v2/`."
+	return finding.NetworkError, "Network error", err.Error(), "Check connectivity with `curl -v https://HOST/v2/`."
 }

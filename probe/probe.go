@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
@@ -41,23 +42,23 @@ type Result struct {
 	V2Status  int    `json:"v2_status"`
 	// DistributionAPIVersion is Docker-Distribution-API-Version: recorded,
 	// never used to decide anything.
-	DistributionAPIVersion    string  `json:"distribution_api_version"`
-	OCIDistributionAPIVersion string  `json:"oci_distribution_api_version,omitempty"`
-	Auth                      string  `json:"auth"`
-	AuthError                 string  `json:"auth_error,omitempty"`
-	ReferrersAPI              Verdict `json:"referrers_api"`
-	ReferrersReason           string  `json:"referrers_reason"`
-	ReferrersStatus           int     `json:"referrers_status"`
-	ReferrersContentType      string  `json:"referrers_content_type"`
-	ReferrersIndexParsed      bool    `json:"referrers_index_parsed"`
-	ReferrersDigest           string  `json:"referrers_digest,omitempty"`
+	DistributionAPIVersion    string       `json:"distribution_api_version"`
+	OCIDistributionAPIVersion string       `json:"oci_distribution_api_version,omitempty"`
+	Auth                      string       `json:"auth"`
+	AuthError                 string       `json:"auth_error,omitempty"`
+	ReferrersAPI              Verdict      `json:"referrers_api"`
+	ReferrersReason           finding.Code `json:"referrers_reason"`
+	ReferrersStatus           int          `json:"referrers_status"`
+	ReferrersContentType      string       `json:"referrers_content_type"`
+	ReferrersIndexParsed      bool         `json:"referrers_index_parsed"`
+	ReferrersDigest           string       `json:"referrers_digest,omitempty"`
 	// FallbackTags says whether the tag list, the fallback path, works:
 	// ok | not-found | denied | rate-limited | failed | not-checked.
 	FallbackTags string              `json:"fallback_tags"`
 	RateLimit    *RateLimit          `json:"rate_limit"`
 	ProbeMS      int64               `json:"probe_ms"`
 	Error        string              `json:"error"`
-	Findings     []Finding           `json:"findings"`
+	Findings     []finding.Finding   `json:"findings"`
 	Expected     *Expectation        `json:"expected"`
 	Exchanges    []registry.Exchange `json:"exchanges,omitempty"`
 	Cached       bool                `json:"cached"`
@@ -89,34 +90,17 @@ type Report struct {
 	Registries []Result `json:"registries"`
 }
 
-// Outcome sums up a result for exit codes and status columns.
-type Outcome string
-
-const (
-	OutcomeOK         Outcome = "ok"
-	OutcomeWarn       Outcome = "warn"
-	OutcomeFailed     Outcome = "fail"
-	OutcomeIncomplete Outcome = "incomplete"
-)
-
 // Outcome: incomplete when the verdict could not be reached (network,
 // auth, throttling), failed when an error finding stands, warn when a
 // warning does.
-func (r Result) Outcome() Outcome {
+func (r Result) Outcome() finding.Outcome {
 	if r.ReferrersAPI == Unknown {
-		switch r.ReferrersReason {
-		case "RepositoryNotFound":
-			return OutcomeFailed
+		if r.ReferrersReason == finding.RepositoryNotFound {
+			return finding.OutcomeFailed
 		}
-		return OutcomeIncomplete
+		return finding.OutcomeIncomplete
 	}
-	switch Worst(r.Findings) {
-	case SeverityError:
-		return OutcomeFailed
-	case SeverityWarn:
-		return OutcomeWarn
-	}
-	return OutcomeOK
+	return finding.OutcomeOf(r.Findings)
 }
 
 // EventKind names a probe event.
@@ -332,7 +316,7 @@ func (p *prober) run(ctx context.Context) {
 	c, err := p.client()
 	if err != nil {
 		p.r.Error = err.Error()
-		p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityError, Code: "ClientSetup", Summary: "Could not set up the registry client", Cause: err.Error(), Remedy: "Fix the [[registry]] entry for this host."})
+		p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.ClientSetup, Summary: "Could not set up the registry client", Cause: err.Error(), Remedy: "Fix the [[registry]] entry for this host."})
 		return
 	}
 	if !p.ping(ctx, c) {
@@ -350,7 +334,7 @@ func (p *prober) run(ctx context.Context) {
 	cls := p.referrers(ctx, digest)
 	if cls.RetryWithRealDigest && digest == ZeroDigest && realDigest != nil {
 		if d := realDigest(); d != "" {
-			p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityInfo, Code: "ReprobedWithRealDigest",
+			p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityInfo, Code: finding.ReprobedWithRealDigest,
 				Summary: "Probed again with a digest from the repository", Cause: cls.Finding.Summary, Evidence: d})
 			cls = p.referrers(ctx, d)
 		}
@@ -362,7 +346,7 @@ func (p *prober) run(ctx context.Context) {
 		p.r.Findings = append(p.r.Findings, cls.Finding)
 	}
 	if cls.Verdict == Unsupported && p.r.FallbackTags != "ok" && p.r.FallbackTags != "not-found" {
-		p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityError, Code: "NoDiscoveryPath",
+		p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.NoDiscoveryPath,
 			Summary: "Neither the referrers API nor the tag list works: referrers cannot be discovered",
 			Cause:   fmt.Sprintf("The referrers API is unavailable and listing tags gave %q.", p.r.FallbackTags),
 			Remedy:  "Grant pull (and list) permission on the repository, or use a registry with the referrers API."})
@@ -386,7 +370,7 @@ func (p *prober) ping(ctx context.Context, c *registry.Client) bool {
 			code, summary, cause, remedy := ClassifyTransportError(ex.Err)
 			p.r.Error = summary + ": " + ex.Error
 			p.r.ReferrersReason = code
-			p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityError, Code: code, Summary: summary, Cause: cause, Remedy: remedy, Evidence: ex.Error})
+			p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityError, Code: code, Summary: summary, Cause: cause, Remedy: remedy, Evidence: ex.Error})
 			return false
 		}
 		p.r.Reachable = true
@@ -396,7 +380,7 @@ func (p *prober) ping(ctx context.Context, c *registry.Client) bool {
 			p.r.Auth = authScheme(ex.Headers["WWW-Authenticate"])
 		}
 		if ex.Status == http.StatusBadRequest && strings.Contains(string(ex.Body), "HTTP request to an HTTPS server") {
-			p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityError, Code: "PlainHTTPToTLSServer",
+			p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.PlainHTTPToTLSServer,
 				Summary: "Plain HTTP was sent to an HTTPS registry", Cause: "The host is configured for plain HTTP but serves TLS.",
 				Remedy: "Drop --plain-http for this host (or plain_http in the config)."})
 		}
@@ -421,7 +405,7 @@ func (p *prober) ping(ctx context.Context, c *registry.Client) bool {
 		if p.r.AuthError == "" {
 			p.r.AuthError = "no login for this host, or the login was refused"
 		}
-		p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityError, Code: "AuthFailed",
+		p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.AuthFailed,
 			Summary: fmt.Sprintf("Authentication to %s failed (%s auth): %s", p.t.Host, p.r.Auth, p.r.AuthError),
 			Cause:   "The registry requires a login, and refdoctor had none for this host or it was refused (logins come from docker config.json and credential helpers).",
 			Remedy:  "docker login " + p.t.Host + " (or configure a credential helper), then probe again."})
@@ -488,7 +472,7 @@ func (p *prober) pickRepository(ctx context.Context, c *registry.Client) string 
 			return repos[0]
 		}
 	}
-	p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityInfo, Code: "NoRepositoryGiven",
+	p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityInfo, Code: finding.NoRepositoryGiven,
 		Summary: "No repository given and the catalog lists none: probing a placeholder repository",
 		Remedy:  "For a certain verdict give an existing repository: refdoctor probe HOST/REPO."})
 	return "refdoctor-probe/placeholder"
@@ -523,7 +507,7 @@ func (p *prober) tagList(ctx context.Context, c *registry.Client) func() string 
 		case http.StatusNotFound:
 			p.r.FallbackTags = "not-found"
 			if p.t.Repository != "" {
-				p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityError, Code: "RepositoryNotFound",
+				p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.RepositoryNotFound,
 					Summary: fmt.Sprintf("Repository %s not found on %s", p.t.Repository, p.t.Host),
 					Cause:   "The tag list answered 404: the repository does not exist or is hidden from this login.",
 					Remedy:  "Check the repository name (and that the login may see it), then probe again."})
@@ -540,7 +524,7 @@ func (p *prober) tagList(ctx context.Context, c *registry.Client) func() string 
 	p.r.FallbackTags = "ok"
 	tags, _ := tl.GetTags()
 	if len(tags) == 0 && p.t.Repository != "" {
-		p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityWarn, Code: "RepositoryEmpty",
+		p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.RepositoryEmpty,
 			Summary: fmt.Sprintf("Repository %s on %s lists no tags", p.t.Repository, p.t.Host),
 			Cause:   "Some registries answer an empty tag list for a repository that does not exist.",
 			Remedy:  "Check the repository name; probe HOST/REPO@DIGEST with an image you know is there."})
@@ -575,11 +559,11 @@ func (p *prober) referrers(ctx context.Context, digest string) Classification {
 		}
 	})
 	if err != nil {
-		return Classification{Verdict: Unknown, Reason: "ClientSetup"}
+		return Classification{Verdict: Unknown, Reason: finding.ClientSetup}
 	}
 	r, err := ref.New(p.t.Host + "/" + p.r.Repository + "@" + digest)
 	if err != nil {
-		return Classification{Verdict: Unknown, Reason: "BadReference", Finding: Finding{Severity: SeverityError, Code: "BadReference", Summary: err.Error()}}
+		return Classification{Verdict: Unknown, Reason: finding.BadReference, Finding: finding.Finding{Severity: finding.SeverityError, Code: finding.BadReference, Summary: err.Error()}}
 	}
 	_, listErr := c.ReferrerList(ctx, r)
 	var last *registry.Exchange
@@ -611,7 +595,7 @@ func (p *prober) referrers(ctx context.Context, digest string) Classification {
 func (p *prober) finish() {
 	p.r.Exchanges = p.exchanges()
 	if p.r.Findings == nil {
-		p.r.Findings = []Finding{}
+		p.r.Findings = []finding.Finding{}
 	}
 	e := p.r.Expected
 	if e == nil || p.r.ReferrersAPI == Unknown {
@@ -629,7 +613,7 @@ func (p *prober) finish() {
 	e.Matches = &matches
 	if matches {
 		if e.ReferrersAPI == "varies" && p.r.ReferrersAPI == Unsupported {
-			p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityInfo, Code: "VersionDependent",
+			p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityInfo, Code: finding.VersionDependent,
 				Summary: fmt.Sprintf("%s serves the referrers API from %s; this one does not", e.Name, e.Since),
 				Cause:   e.Notes, Remedy: fmt.Sprintf("Upgrade %s to %s or later for the API; until then discovery uses fallback tags.", e.Name, e.Since)})
 		}
@@ -639,7 +623,7 @@ func (p *prober) finish() {
 	if e.Since != "" {
 		since = " since " + e.Since
 	}
-	p.r.Findings = append(p.r.Findings, Finding{Severity: SeverityWarn, Code: "ExpectationMismatch",
+	p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.ExpectationMismatch,
 		Summary: fmt.Sprintf("Matrix expects %s to be %s%s (last seen %s); observed %s", e.Name, e.ReferrersAPI, since, e.LastSeen, p.r.ReferrersAPI),
 		Cause:   strings.TrimSpace("The registry's version or configuration differs from the matrix row. " + e.Notes),
 		Remedy:  "Trust the observation; check the registry version, and correct the matrix row if the vendor changed behaviour."})

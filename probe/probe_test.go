@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
@@ -39,8 +40,8 @@ func probeOne(t *testing.T, l *lab.Lab, target string, opts ...probe.Opt) probe.
 	return rep.Registries[0]
 }
 
-func codes(fs []probe.Finding) []string {
-	var out []string
+func codes(fs []finding.Finding) []finding.Code {
+	var out []finding.Code
 	for _, f := range fs {
 		out = append(out, f.Code)
 	}
@@ -71,29 +72,29 @@ func TestVerdictsAgainstTheLab(t *testing.T) {
 	tests := []struct {
 		name, reg   string
 		verdict     probe.Verdict
-		reason      string
+		reason      finding.Code
 		status      int
 		tags        string
-		outcome     probe.Outcome
-		wantCodes   []string
+		outcome     finding.Outcome
+		wantCodes   []finding.Code
 		auth        string
 		indexParsed bool
 		mismatch    *bool
 	}{
-		{name: "200 with an OCI index is supported", reg: "oci11", verdict: probe.Supported, reason: "ReferrersAPISupported", status: 200, tags: "ok", outcome: probe.OutcomeOK, auth: "anonymous", indexParsed: true, mismatch: ptr(false)},
-		{name: "404 means fall back, not none attached", reg: "ghcr", verdict: probe.Unsupported, reason: "ReferrersNotFound", status: 404, tags: "ok", outcome: probe.OutcomeWarn, mismatch: ptr(false)},
-		{name: "405 from olareg with the API off", reg: "ola405", verdict: probe.Unsupported, reason: "ReferrersMethodNotAllowed", status: 405, tags: "ok", outcome: probe.OutcomeWarn, wantCodes: []string{"ExpectationMismatch"}, mismatch: ptr(true)},
-		{name: "406 from old Artifactory", reg: "arti", verdict: probe.Unsupported, reason: "ReferrersNotAcceptable", status: 406, tags: "ok", outcome: probe.OutcomeWarn, wantCodes: []string{"VersionDependent"}},
-		{name: "HTML 200 is not the API", reg: "gar", verdict: probe.Unsupported, reason: "ReferrersHTMLReply", status: 200, tags: "ok", outcome: probe.OutcomeWarn, wantCodes: []string{"ExpectationMismatch"}, mismatch: ptr(true)},
-		{name: "index as application/json is unsupported", reg: "harbor", verdict: probe.Unsupported, reason: "ReferrersWrongContentType", status: 200, tags: "ok", outcome: probe.OutcomeWarn, indexParsed: true},
-		{name: "501 is unsupported", reg: "n501", verdict: probe.Unsupported, reason: "ReferrersNotImplemented", status: 501, tags: "ok", outcome: probe.OutcomeWarn},
-		{name: "429 is unknown, never unsupported", reg: "hub", verdict: probe.Unknown, reason: "ReferrersRateLimited", status: 429, outcome: probe.OutcomeIncomplete},
-		{name: "rate-limit headers within budget", reg: "hubok", verdict: probe.Supported, reason: "ReferrersAPISupported", status: 200, tags: "ok", outcome: probe.OutcomeOK, indexParsed: true},
-		{name: "refused bearer auth is unknown", reg: "refuse", verdict: probe.Unknown, reason: "ReferrersAuthRefused", status: 401, tags: "denied", outcome: probe.OutcomeIncomplete, wantCodes: []string{"AuthFailed"}, auth: "bearer"},
-		{name: "basic auth with a login", reg: "basic", verdict: probe.Supported, reason: "ReferrersAPISupported", status: 200, tags: "ok", outcome: probe.OutcomeOK, auth: "basic", indexParsed: true},
-		{name: "TLS with the lab CA configured", reg: "tls", verdict: probe.Supported, reason: "ReferrersAPISupported", status: 200, tags: "ok", outcome: probe.OutcomeOK, indexParsed: true},
-		{name: "expired certificate", reg: "expired", verdict: probe.Unknown, reason: "TLSCertificateExpired", tags: "not-checked", outcome: probe.OutcomeIncomplete, wantCodes: []string{"TLSCertificateExpired"}},
-		{name: "certificate for another host", reg: "wronghost", verdict: probe.Unknown, reason: "TLSWrongHost", tags: "not-checked", outcome: probe.OutcomeIncomplete, wantCodes: []string{"TLSWrongHost"}},
+		{name: "200 with an OCI index is supported", reg: "oci11", verdict: probe.Supported, reason: finding.ReferrersAPISupported, status: 200, tags: "ok", outcome: finding.OutcomeOK, auth: "anonymous", indexParsed: true, mismatch: ptr(false)},
+		{name: "404 means fall back, not none attached", reg: "ghcr", verdict: probe.Unsupported, reason: finding.ReferrersNotFound, status: 404, tags: "ok", outcome: finding.OutcomeWarn, mismatch: ptr(false)},
+		{name: "405 from olareg with the API off", reg: "ola405", verdict: probe.Unsupported, reason: finding.ReferrersMethodNotAllowed, status: 405, tags: "ok", outcome: finding.OutcomeWarn, wantCodes: []finding.Code{finding.ExpectationMismatch}, mismatch: ptr(true)},
+		{name: "406 from old Artifactory", reg: "arti", verdict: probe.Unsupported, reason: finding.ReferrersNotAcceptable, status: 406, tags: "ok", outcome: finding.OutcomeWarn, wantCodes: []finding.Code{finding.VersionDependent}},
+		{name: "HTML 200 is not the API", reg: "gar", verdict: probe.Unsupported, reason: finding.ReferrersHTMLReply, status: 200, tags: "ok", outcome: finding.OutcomeWarn, wantCodes: []finding.Code{finding.ExpectationMismatch}, mismatch: ptr(true)},
+		{name: "index as application/json is unsupported", reg: "harbor", verdict: probe.Unsupported, reason: finding.ReferrersWrongContentType, status: 200, tags: "ok", outcome: finding.OutcomeWarn, indexParsed: true},
+		{name: "501 is unsupported", reg: "n501", verdict: probe.Unsupported, reason: finding.ReferrersNotImplemented, status: 501, tags: "ok", outcome: finding.OutcomeWarn},
+		{name: "429 is unknown, never unsupported", reg: "hub", verdict: probe.Unknown, reason: finding.ReferrersRateLimited, status: 429, outcome: finding.OutcomeIncomplete},
+		{name: "rate-limit headers within budget", reg: "hubok", verdict: probe.Supported, reason: finding.ReferrersAPISupported, status: 200, tags: "ok", outcome: finding.OutcomeOK, indexParsed: true},
+		{name: "refused bearer auth is unknown", reg: "refuse", verdict: probe.Unknown, reason: finding.ReferrersAuthRefused, status: 401, tags: "denied", outcome: finding.OutcomeIncomplete, wantCodes: []finding.Code{finding.AuthFailed}, auth: "bearer"},
+		{name: "basic auth with a login", reg: "basic", verdict: probe.Supported, reason: finding.ReferrersAPISupported, status: 200, tags: "ok", outcome: finding.OutcomeOK, auth: "basic", indexParsed: true},
+		{name: "TLS with the lab CA configured", reg: "tls", verdict: probe.Supported, reason: finding.ReferrersAPISupported, status: 200, tags: "ok", outcome: finding.OutcomeOK, indexParsed: true},
+		{name: "expired certificate", reg: "expired", verdict: probe.Unknown, reason: finding.TLSCertificateExpired, tags: "not-checked", outcome: finding.OutcomeIncomplete, wantCodes: []finding.Code{finding.TLSCertificateExpired}},
+		{name: "certificate for another host", reg: "wronghost", verdict: probe.Unknown, reason: finding.TLSWrongHost, tags: "not-checked", outcome: finding.OutcomeIncomplete, wantCodes: []finding.Code{finding.TLSWrongHost}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,7 +122,7 @@ func TestVerdictsAgainstTheLab(t *testing.T) {
 			if tc.auth != "" && r.Auth != tc.auth {
 				t.Errorf("auth %q, want %q", r.Auth, tc.auth)
 			}
-			for _, c := range append([]string{tc.reason}, tc.wantCodes...) {
+			for _, c := range append([]finding.Code{tc.reason}, tc.wantCodes...) {
 				if !slices.Contains(codes(r.Findings), c) {
 					t.Errorf("finding %s missing from %v", c, codes(r.Findings))
 				}
@@ -159,7 +160,7 @@ func TestVerdictsAgainstTheLab(t *testing.T) {
 			cfg.Registries[i].CAFile = ""
 		}
 		r := probeOne(t, l, reg.Host+repo, probe.WithConfig(cfg))
-		if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != "TLSUnknownAuthority" || r.Reachable {
+		if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != finding.TLSUnknownAuthority || r.Reachable {
 			t.Fatalf("got %s/%s reachable=%v", r.ReferrersAPI, r.ReferrersReason, r.Reachable)
 		}
 	})
@@ -188,7 +189,7 @@ func TestVerdictsAgainstTheLab(t *testing.T) {
 		t.Parallel()
 		reg, _ := l.Get("ghcr")
 		r := probeOne(t, l, reg.Host+"/no/such-repo")
-		if !slices.Contains(codes(r.Findings), "RepositoryEmpty") || r.Outcome() != probe.OutcomeWarn {
+		if !slices.Contains(codes(r.Findings), "RepositoryEmpty") || r.Outcome() != finding.OutcomeWarn {
 			t.Fatalf("findings %v outcome %s", codes(r.Findings), r.Outcome())
 		}
 	})
@@ -211,7 +212,7 @@ func TestTimeoutIsUnknown(t *testing.T) {
 	l := lab.StartT(t, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 3 * time.Second})
 	reg, _ := l.Get("slow")
 	r := probeOne(t, l, reg.Host+"/"+l.Seed.Repository, probe.WithTimeout(700*time.Millisecond))
-	if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != "Timeout" || r.Outcome() != probe.OutcomeIncomplete {
+	if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != finding.Timeout || r.Outcome() != finding.OutcomeIncomplete {
 		t.Fatalf("got %s/%s outcome %s findings %v", r.ReferrersAPI, r.ReferrersReason, r.Outcome(), codes(r.Findings))
 	}
 }
@@ -337,7 +338,7 @@ func TestRealDigestReprobe(t *testing.T) {
 	// Without a tag to take a digest from, the 400 stays unknown.
 	quay, _ := l.Get("quay")
 	r := probeOne(t, l, quay.Host+"/no/such-repo")
-	if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != "ReferrersBadRequest" {
+	if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != finding.ReferrersBadRequest {
 		t.Errorf("empty repository: %s/%s", r.ReferrersAPI, r.ReferrersReason)
 	}
 }
@@ -365,12 +366,12 @@ func TestDistributionProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rep.Registries[0]
-	if r.ReferrersAPI != probe.Unsupported || r.ReferrersReason != "ReferrersNotFound" || r.FallbackTags != "ok" ||
+	if r.ReferrersAPI != probe.Unsupported || r.ReferrersReason != finding.ReferrersNotFound || r.FallbackTags != "ok" ||
 		r.DistributionAPIVersion != "registry/2.0" || r.Expected == nil || !*r.Expected.Matches {
 		t.Fatalf("distribution: %s/%s tags=%s version=%q expected=%+v", r.ReferrersAPI, r.ReferrersReason, r.FallbackTags, r.DistributionAPIVersion, r.Expected)
 	}
 	missing := rep.Registries[1]
-	if !slices.Contains(codes(missing.Findings), "RepositoryNotFound") || missing.Outcome() != probe.OutcomeFailed {
+	if !slices.Contains(codes(missing.Findings), "RepositoryNotFound") || missing.Outcome() != finding.OutcomeFailed {
 		t.Fatalf("missing repository: findings %v outcome %s", codes(missing.Findings), missing.Outcome())
 	}
 }

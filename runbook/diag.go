@@ -298,7 +298,7 @@ func registriesText(rep probe.Report) string {
 			}
 			matrix += " (last seen " + r.Expected.LastSeen + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\n", r.Registry, r.Kind, matrix, orText(r.DistributionAPIVersion, "-"), orText(r.Auth, "-"), r.V2Status, r.ReferrersAPI, orText(r.ReferrersReason, "-"), r.ProbeMS)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\n", r.Registry, r.Kind, matrix, orText(r.DistributionAPIVersion, "-"), orText(r.Auth, "-"), r.V2Status, r.ReferrersAPI, orText(string(r.ReferrersReason), "-"), r.ProbeMS)
 	}
 	tw.Flush()
 	return b.String()

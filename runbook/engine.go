@@ -15,6 +15,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/telemetry"
@@ -42,7 +43,7 @@ type Result struct {
 	// complete (network, auth, timeout, rate limit, canceled) rather than
 	// finding something wrong; the CLI exits 3 for it instead of 1.
 	Incomplete bool                  `json:"incomplete"`
-	Findings   []probe.Finding       `json:"findings"`
+	Findings   []finding.Finding     `json:"findings"`
 	Probe      *probe.Report         `json:"probe,omitempty"`
 	Discovery  *discovery.Result     `json:"discovery,omitempty"`
 	Tags       *discovery.TagListing `json:"tags,omitempty"`
@@ -50,7 +51,10 @@ type Result struct {
 	Bundle  any                `json:"bundle,omitempty"`
 	Logs    *LogReport         `json:"logs,omitempty"`
 	Metrics []telemetry.Sample `json:"metrics,omitempty"`
-	Diag    *DiagResult        `json:"diag,omitempty"`
+	// Prometheus is the telemetry step's answer from Prometheus, when
+	// refdoctor is pointed at one.
+	Prometheus *telemetry.QueryReport `json:"prometheus,omitempty"`
+	Diag       *DiagResult            `json:"diag,omitempty"`
 	// SameAs names the step whose identical check RunAll reused.
 	SameAs     string    `json:"same_as,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
@@ -83,7 +87,7 @@ type Event struct {
 // BundleValidator validates the bundle at path (with its referrers when
 // checkReferrers is set), reporting progress as a fraction. ok is false
 // when the bundle is not whole; err is for the tool failing to check.
-type BundleValidator func(ctx context.Context, path string, checkReferrers bool, progress func(fraction float64)) (report any, ok bool, findings []probe.Finding, err error)
+type BundleValidator func(ctx context.Context, path string, checkReferrers bool, progress func(fraction float64)) (report any, ok bool, findings []finding.Finding, err error)
 
 type options struct {
 	cfg           config.Config
@@ -95,6 +99,8 @@ type options struct {
 	validator     BundleValidator
 	diagOut       string
 	toolVersion   string
+	prometheus    *telemetry.Prometheus
+	window        time.Duration
 }
 
 // Opt configures an Engine.
@@ -133,6 +139,13 @@ func WithBundleValidator(v BundleValidator) Opt { return func(o *options) { o.va
 // WithDiagOutput is where the diag check writes its support bundle
 // (default: a time-stamped file in the temp folder).
 func WithDiagOutput(path string) Opt { return func(o *options) { o.diagOut = path } }
+
+// WithPrometheus points the telemetry step at Prometheus: it runs the
+// runbook's three queries over window (0: the runbook's 5m) next to this
+// session's own counters.
+func WithPrometheus(p *telemetry.Prometheus, window time.Duration) Opt {
+	return func(o *options) { o.prometheus, o.window = p, window }
+}
 
 // WithToolVersion is the refdoctor version written into support bundles.
 func WithToolVersion(v string) Opt { return func(o *options) { o.toolVersion = v } }
@@ -214,7 +227,7 @@ func (e *Engine) Run(ctx context.Context, stepID string, events func(Event)) Res
 	if !ok {
 		step = Step{ID: stepID}
 	}
-	res := Result{Step: stepID, Status: StatusRunning, StartedAt: time.Now().UTC(), Findings: []probe.Finding{}}
+	res := Result{Step: stepID, Status: StatusRunning, StartedAt: time.Now().UTC(), Findings: []finding.Finding{}}
 	r := &run{e: e, step: step, res: &res, sink: events}
 	r.emit(Event{Kind: EventStarted, Message: step.Title})
 	func() {
@@ -246,7 +259,7 @@ func (e *Engine) Run(ctx context.Context, stepID string, events func(Event)) Res
 		res.Status = statusFrom(res.Findings)
 	}
 	if res.Findings == nil {
-		res.Findings = []probe.Finding{}
+		res.Findings = []finding.Finding{}
 	}
 	res.DurationMS = time.Since(res.StartedAt).Milliseconds()
 	final := res
@@ -255,21 +268,21 @@ func (e *Engine) Run(ctx context.Context, stepID string, events func(Event)) Res
 }
 
 // statusFrom is the status a set of findings earns on its own.
-func statusFrom(fs []probe.Finding) Status {
-	switch probe.Worst(fs) {
-	case probe.SeverityError:
+func statusFrom(fs []finding.Finding) Status {
+	switch finding.Worst(fs) {
+	case finding.SeverityError:
 		return StatusFailed
-	case probe.SeverityWarn:
+	case finding.SeverityWarn:
 		return StatusWarned
 	}
 	return StatusPassed
 }
 
-func statusFromOutcome(o probe.Outcome) Status {
+func statusFromOutcome(o finding.Outcome) Status {
 	switch o {
-	case probe.OutcomeFailed, probe.OutcomeIncomplete:
+	case finding.OutcomeFailed, finding.OutcomeIncomplete:
 		return StatusFailed
-	case probe.OutcomeWarn:
+	case finding.OutcomeWarn:
 		return StatusWarned
 	}
 	return StatusPassed
@@ -293,7 +306,7 @@ func (e *Engine) check(ctx context.Context, r *run) {
 	case CheckLogs:
 		e.runLogs(r)
 	case CheckMetrics:
-		e.runMetrics(r)
+		e.runMetrics(ctx, r)
 	case CheckDiag:
 		e.runDiag(ctx, r)
 	case CheckNone:
@@ -364,8 +377,8 @@ func (e *Engine) runProbe(ctx context.Context, r *run) {
 	}
 	rep, err := probe.Run(ctx, targets, e.probeOpts(r, len(targets))...)
 	r.res.Probe = &rep
-	worst := probe.OutcomeOK
-	rank := map[probe.Outcome]int{probe.OutcomeOK: 0, probe.OutcomeWarn: 1, probe.OutcomeFailed: 2, probe.OutcomeIncomplete: 3}
+	worst := finding.OutcomeOK
+	rank := map[finding.Outcome]int{finding.OutcomeOK: 0, finding.OutcomeWarn: 1, finding.OutcomeFailed: 2, finding.OutcomeIncomplete: 3}
 	var parts, stuck []string
 	for _, res := range rep.Registries {
 		o := res.Outcome()
@@ -381,10 +394,10 @@ func (e *Engine) runProbe(ctx context.Context, r *run) {
 		case probe.Supported:
 			desc += " (OCI 1.1 referrers API)"
 		case probe.Unsupported:
-			desc += " (fallback tags, " + res.ReferrersReason + ")"
+			desc += " (fallback tags, " + string(res.ReferrersReason) + ")"
 		default:
-			desc += " (" + res.ReferrersReason + ")"
-			if o == probe.OutcomeIncomplete {
+			desc += " (" + string(res.ReferrersReason) + ")"
+			if o == finding.OutcomeIncomplete {
 				stuck = append(stuck, res.Registry)
 			}
 		}
@@ -392,7 +405,7 @@ func (e *Engine) runProbe(ctx context.Context, r *run) {
 	}
 	r.res.Status = statusFromOutcome(worst)
 	summary := fmt.Sprintf("%d %s probed: %s.", len(rep.Registries), plural(len(rep.Registries), "registry", "registries"), strings.Join(parts, "; "))
-	if worst == probe.OutcomeIncomplete || err != nil {
+	if worst == finding.OutcomeIncomplete || err != nil {
 		what := "the probe"
 		if len(stuck) > 0 {
 			what += " of " + strings.Join(stuck, ", ")
@@ -427,7 +440,7 @@ func (e *Engine) discoveryOpts(r *run, platforms bool) []discovery.Opt {
 			msg := string(ev.Kind)
 			switch {
 			case ev.Referrer != nil:
-				msg = "found " + ev.Referrer.Category + " " + ev.Referrer.Digest
+				msg = "found " + string(ev.Referrer.Category) + " " + ev.Referrer.Digest
 			case ev.Exchange != nil:
 				msg = fmt.Sprintf("%s %s -> %d", ev.Exchange.Method, ev.Exchange.Path, ev.Exchange.Status)
 			}
@@ -466,27 +479,27 @@ func (e *Engine) runDiscover(ctx context.Context, r *run) {
 	if len(res.Platforms) > 0 {
 		summary += fmt.Sprintf(" %d platform manifests looked at.", len(res.Platforms))
 	}
-	if res.Outcome == probe.OutcomeOK || res.Outcome == probe.OutcomeWarn {
+	if res.Outcome == finding.OutcomeOK || res.Outcome == finding.OutcomeWarn {
 		if res.Method == discovery.MethodTags {
 			host := e.targets.imageHost()
-			r.res.Findings = append(r.res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "FallbackTagDiscovery",
+			r.res.Findings = append(r.res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.FallbackTagDiscovery,
 				Summary: fmt.Sprintf("Referrers were read from the fallback tag schema: %s does not serve the referrers API", host),
 				Cause:   "Discovery on this registry depends on every attaching tool maintaining sha256-<hex> index tags; a tool that does not, or two that write at once, lose referrers.",
 				Remedy:  "Check the tags with the fallback tag step; prefer a registry version with the referrers API (see the compatibility table)."})
 		}
 		if count == 0 {
-			r.res.Findings = append(r.res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "NoReferrersFound",
+			r.res.Findings = append(r.res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.NoReferrersFound,
 				Summary: "Discovery completed and found no referrers",
 				Cause:   "Nothing is attached to this digest, the referrers hang off another digest (platform manifest vs index, an older push of the tag), or a retention policy pruned them.",
 				Remedy:  "Discover with platforms on, check the fallback tags, and check which subject a known referrer names."})
 		}
 	}
 	switch res.Outcome {
-	case probe.OutcomeIncomplete:
+	case finding.OutcomeIncomplete:
 		r.incomplete("Could not complete discovery (the list is partial, not empty): " + summary)
 		r.res.Error = res.Error
 		return
-	case probe.OutcomeFailed:
+	case finding.OutcomeFailed:
 		r.res.Status = StatusFailed
 		r.res.Error = res.Error
 	default:
@@ -541,7 +554,7 @@ func (e *Engine) runTags(ctx context.Context, r *run) {
 		return
 	}
 	if res.TagsTotal == 0 {
-		r.res.Findings = append(r.res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "NoReferrerTags",
+		r.res.Findings = append(r.res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.NoReferrerTags,
 			Summary: "The repository has no sha256-<hex> referrer tags",
 			Cause:   "Normal on a registry that serves the referrers API; on one without it, nothing was attached through the fallback path.",
 			Remedy:  "If the probe says the API is unsupported, re-attach the artifacts with a tool that writes the referrers tag schema."})
@@ -623,7 +636,54 @@ func (e *Engine) runLogs(r *run) {
 // metricNames are the counters the metrics check reads.
 var metricNames = []string{telemetry.MetricCapabilitiesProbed, telemetry.MetricDiscoveryMethod, telemetry.MetricDiscoveryFailures}
 
-func (e *Engine) runMetrics(r *run) {
+// historyPoints is the number of steps of the window the telemetry step's
+// sparklines show.
+const historyPoints = 12
+
+func (e *Engine) runMetrics(ctx context.Context, r *run) {
+	session := e.sessionMetrics(r)
+	prom := e.o.prometheus
+	if prom == nil {
+		r.res.Findings = append(r.res.Findings, finding.Finding{Severity: finding.SeverityInfo, Code: finding.NoTelemetry,
+			Summary: "Only this run's counters: refdoctor is not pointed at Prometheus, so the exporter's history is not read",
+			Cause:   "Neither --prometheus nor [telemetry] prometheus_url is set.",
+			Remedy:  "Give --prometheus URL (or set prometheus_url in the [telemetry] table of the config) to run the three queries below against Prometheus; refdoctor serve exports these counters for it to scrape."})
+		r.res.Summary = "Only the counters of this run of refdoctor (not Prometheus' history): " + session
+		r.res.Status = statusFrom(r.res.Findings)
+		return
+	}
+	r.emit(Event{Kind: EventProgress, Message: "asking Prometheus at " + prom.URL()})
+	rep := prom.Query(ctx, telemetry.QueryOptions{
+		Window:        e.o.window,
+		ExpectsAPI:    func(host string) (bool, bool) { return probe.DefaultMatrix().ExpectsAPI(e.o.cfg, host) },
+		HistoryPoints: historyPoints,
+	})
+	r.res.Prometheus = &rep
+	r.res.Findings = append(r.res.Findings, rep.Findings...)
+	if rep.Incomplete {
+		summary := "Prometheus could not answer"
+		for _, f := range rep.Findings {
+			if f.Severity == finding.SeverityError {
+				summary = f.Summary
+			}
+		}
+		r.incomplete("Could not read the exporter's history: " + summary + ". This run's counters: " + session)
+		return
+	}
+	failing := 0
+	for _, rr := range rep.Registries {
+		if rr.FailureRate > 0 {
+			failing++
+		}
+	}
+	r.res.Summary = fmt.Sprintf("Prometheus at %s, last %s: %d registries, discoveries failing against %d. This run's counters: %s",
+		rep.Prometheus, rep.Window, len(rep.Registries), failing, session)
+	r.res.Status = statusFrom(r.res.Findings)
+}
+
+// sessionMetrics reads this session's counters into the result, adds
+// their findings, and sums them up in a sentence.
+func (e *Engine) sessionMetrics(r *run) string {
 	samples := []telemetry.Sample{}
 	for _, s := range e.o.metrics.Snapshot() {
 		for _, n := range metricNames {
@@ -633,10 +693,8 @@ func (e *Engine) runMetrics(r *run) {
 		}
 	}
 	r.res.Metrics = samples
-	r.res.Status = StatusPassed
 	if len(samples) == 0 {
-		r.res.Summary = "No samples yet: nothing was probed or discovered in this session. Run the probe and discovery steps first; the queries below read the exporter's history from Prometheus."
-		return
+		return "no samples yet (nothing was probed or discovered in this session; run the probe and discovery steps first)."
 	}
 	byAPI := map[string]float64{}
 	byMethod := map[string]float64{}
@@ -658,22 +716,21 @@ func (e *Engine) runMetrics(r *run) {
 		}
 	}
 	if len(unknown) > 0 {
-		r.res.Findings = append(r.res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "ProbesUndecided",
-			Summary:  "Some capability probes could not decide (api_supported=\"unknown\")",
+		r.res.Findings = append(r.res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.ProbesUndecided,
+			Summary:  "Some capability probes of this session could not decide (api_supported=\"unknown\")",
 			Cause:    "Throttling, refused logins, TLS trouble or timeouts; these say nothing about support.",
 			Remedy:   "Run the probe failure step for these registries.",
 			Evidence: formatCounts(unknown)})
 	}
 	if failedTotal > 0 {
-		r.res.Findings = append(r.res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "DiscoveryFailuresCounted",
+		r.res.Findings = append(r.res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.DiscoveryFailuresCounted,
 			Summary:  fmt.Sprintf("%v referrer discoveries failed or were partial in this session", failedTotal),
 			Cause:    "A failed discovery leaves an incomplete referrer list.",
 			Remedy:   "Run the partial referrers step for these registries.",
 			Evidence: formatCounts(failures)})
 	}
-	r.res.Summary = fmt.Sprintf("Capability probes: %v supported, %v unsupported, %v unknown. Discoveries: %v by API, %v by tags. Failures: %v.",
+	return fmt.Sprintf("capability probes: %v supported, %v unsupported, %v unknown; discoveries: %v by API, %v by tags; failures: %v.",
 		byAPI["true"], byAPI["false"], byAPI["unknown"], byMethod["api"], byMethod["tags"], failedTotal)
-	r.res.Status = statusFrom(r.res.Findings)
 }
 
 func formatCounts(m map[string]float64) string {

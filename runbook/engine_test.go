@@ -8,8 +8,8 @@ import (
 	"testing"
 
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
-	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/runbook"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
@@ -31,7 +31,7 @@ func labEngine(t *testing.T, l *lab.Lab, targets runbook.Targets, extra ...runbo
 	return runbook.NewEngine(mustLoad(t), targets, opts...)
 }
 
-func hasCode(fs []probe.Finding, code string) bool {
+func hasCode(fs []finding.Finding, code finding.Code) bool {
 	for _, f := range fs {
 		if f.Code == code {
 			return true
@@ -67,7 +67,7 @@ func TestEngineAgainstTheLab(t *testing.T) {
 			}
 		}},
 		{"probe fallback", runbook.Targets{Registries: []string{ghcr.Host + "/" + l.Seed.Repository}}, "probe-registry", runbook.StatusWarned, false, "unsupported (fallback tags, ReferrersNotFound)", func(t *testing.T, r runbook.Result) {
-			if !hasCode(r.Findings, "ReferrersNotFound") {
+			if !hasCode(r.Findings, finding.ReferrersNotFound) {
 				t.Errorf("findings %+v", r.Findings)
 			}
 		}},
@@ -83,12 +83,12 @@ func TestEngineAgainstTheLab(t *testing.T) {
 			}
 		}},
 		{"discover fallback", runbook.Targets{Image: l.Seed.Ref(ghcr.Host)}, "issue-partial-referrers", runbook.StatusWarned, false, "through the fallback tag schema", func(t *testing.T, r runbook.Result) {
-			if r.Discovery.Method != discovery.MethodTags || !hasCode(r.Findings, "FallbackTagDiscovery") {
+			if r.Discovery.Method != discovery.MethodTags || !hasCode(r.Findings, finding.FallbackTagDiscovery) {
 				t.Errorf("method %s findings %+v", r.Discovery.Method, r.Findings)
 			}
 		}},
 		{"discover missing image", runbook.Targets{Image: oci.Host + "/demo/nope:v9"}, "issue-no-referrers", runbook.StatusFailed, false, "", func(t *testing.T, r runbook.Result) {
-			if !hasCode(r.Findings, "ImageNotFound") {
+			if !hasCode(r.Findings, finding.ImageNotFound) {
 				t.Errorf("findings %+v", r.Findings)
 			}
 		}},
@@ -104,7 +104,11 @@ func TestEngineAgainstTheLab(t *testing.T) {
 		{"logs without file", runbook.Targets{}, "check-export-logs", runbook.StatusSkipped, false, "No export log given", nil},
 		{"bundle without file", runbook.Targets{}, "validate-bundle", runbook.StatusSkipped, false, "No bundle given", nil},
 		{"bundle that does not exist", runbook.Targets{Bundle: "no-such-bundle.tgz"}, "validate-bundle", runbook.StatusFailed, false, "could not be validated", nil},
-		{"metrics before anything", runbook.Targets{}, "check-metrics", runbook.StatusPassed, false, "No samples yet", nil},
+		{"metrics before anything", runbook.Targets{}, "check-metrics", runbook.StatusPassed, false, "Only the counters of this run of refdoctor", func(t *testing.T, r runbook.Result) {
+			if !strings.Contains(r.Summary, "no samples yet") || !hasCode(r.Findings, finding.NoTelemetry) || r.Prometheus != nil {
+				t.Errorf("without Prometheus the step must say it shows only this run's counters and how to point it at Prometheus: %q %+v", r.Summary, r.Findings)
+			}
+		}},
 		{"unknown step", runbook.Targets{}, "no-such-step", runbook.StatusFailed, false, "No such step", func(t *testing.T, r runbook.Result) {
 			if !strings.Contains(r.Error, "probe-registry") {
 				t.Errorf("error does not list the steps: %s", r.Error)
@@ -191,7 +195,7 @@ func TestRunAll(t *testing.T) {
 func TestBundleValidatorHook(t *testing.T) {
 	t.Parallel()
 	b := mustLoad(t)
-	bad := probe.Finding{Severity: probe.SeverityError, Code: "ReferrerChecksumMismatch", Summary: "referrers/sha256-a/sha256-b.json changed"}
+	bad := finding.Finding{Severity: finding.SeverityError, Code: finding.ReferrerChecksumMismatch, Summary: "referrers/sha256-a/sha256-b.json changed"}
 	tests := []struct {
 		name       string
 		validator  runbook.BundleValidator
@@ -199,7 +203,7 @@ func TestBundleValidatorHook(t *testing.T) {
 		incomplete bool
 		errText    string
 	}{
-		{"whole", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []probe.Finding, error) {
+		{"whole", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []finding.Finding, error) {
 			if !checkReferrers || path != "b.tgz" {
 				return nil, false, nil, errors.New("wrong arguments")
 			}
@@ -207,13 +211,13 @@ func TestBundleValidatorHook(t *testing.T) {
 			progress(1)
 			return map[string]int{"files_checked": 3}, true, nil, nil
 		}, runbook.StatusPassed, false, ""},
-		{"tampered", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []probe.Finding, error) {
-			return nil, false, []probe.Finding{bad}, nil
+		{"tampered", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []finding.Finding, error) {
+			return nil, false, []finding.Finding{bad}, nil
 		}, runbook.StatusFailed, false, ""},
-		{"unreadable", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []probe.Finding, error) {
+		{"unreadable", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []finding.Finding, error) {
 			return nil, false, nil, errors.New("open b.tgz: no such file")
 		}, runbook.StatusFailed, false, "no such file"},
-		{"panics", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []probe.Finding, error) {
+		{"panics", func(ctx context.Context, path string, checkReferrers bool, progress func(float64)) (any, bool, []finding.Finding, error) {
 			panic("validator bug")
 		}, runbook.StatusFailed, false, "validator bug"},
 	}
@@ -236,7 +240,7 @@ func TestBundleValidatorHook(t *testing.T) {
 			if tc.name == "whole" && (len(progress) != 2 || res.Bundle == nil) {
 				t.Errorf("progress %v bundle %v", progress, res.Bundle)
 			}
-			if tc.name == "tampered" && !hasCode(res.Findings, "ReferrerChecksumMismatch") {
+			if tc.name == "tampered" && !hasCode(res.Findings, finding.ReferrerChecksumMismatch) {
 				t.Errorf("findings %+v", res.Findings)
 			}
 		})
@@ -268,7 +272,7 @@ func TestBundleSteps(t *testing.T) {
 		t.Fatalf("good bundle: %s %q %v", good.Status, good.Summary, good.Findings)
 	}
 	bad := labEngine(t, l, runbook.Targets{Bundle: b.Tampered}).Run(context.Background(), "issue-checksum-mismatch", nil)
-	if bad.Status != runbook.StatusFailed || len(bad.Findings) == 0 || bad.Findings[0].Code != "ReferrerChecksumMismatch" || bad.Findings[0].Remedy == "" {
+	if bad.Status != runbook.StatusFailed || len(bad.Findings) == 0 || bad.Findings[0].Code != finding.ReferrerChecksumMismatch || bad.Findings[0].Remedy == "" {
 		t.Fatalf("tampered bundle: %s %q %+v", bad.Status, bad.Summary, bad.Findings)
 	}
 }

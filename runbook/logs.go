@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // MaxLogLine bounds how much of one log line ReadLog keeps; the rest of a
@@ -34,9 +34,9 @@ type LogReport struct {
 	Failures  []LogLine  `json:"failures"`
 	// Lines is the number of lines read; Truncated how many were longer
 	// than MaxLogLine.
-	Lines     int             `json:"lines"`
-	Truncated int             `json:"truncated"`
-	Findings  []probe.Finding `json:"findings"`
+	Lines     int               `json:"lines"`
+	Truncated int               `json:"truncated"`
+	Findings  []finding.Finding `json:"findings"`
 }
 
 // LogProbe is one registry verdict line.
@@ -93,7 +93,7 @@ var (
 // It understands slog text lines (level=WARN msg="..."), slog JSON lines
 // and plain "[INFO] ..." lines. The error is only for a failed read.
 func ReadLog(r io.Reader) (LogReport, error) {
-	rep := LogReport{Announced: []int{}, Probes: []LogProbe{}, Failures: []LogLine{}, Findings: []probe.Finding{}}
+	rep := LogReport{Announced: []int{}, Probes: []LogProbe{}, Failures: []LogLine{}, Findings: []finding.Finding{}}
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		raw, truncated, err := readBoundedLine(br, MaxLogLine)
@@ -238,19 +238,19 @@ func clipText(s string, n int) string {
 
 // findings turns what was seen into findings with cause and remedy.
 func (rep *LogReport) findings() {
-	add := func(f probe.Finding) { rep.Findings = append(rep.Findings, f) }
+	add := func(f finding.Finding) { rep.Findings = append(rep.Findings, f) }
 	announced := 0
 	for _, n := range rep.Announced {
 		announced += n
 	}
 	if len(rep.Announced) == 0 && len(rep.Probes) == 0 {
-		add(probe.Finding{Severity: probe.SeverityWarn, Code: "NoProbeLines",
+		add(finding.Finding{Severity: finding.SeverityWarn, Code: finding.NoProbeLines,
 			Summary: "The log holds no capability probe lines",
 			Cause:   "Either this is not the export log, the export did not start, or the log level hides INFO lines.",
 			Remedy:  "Point at the exporter's log with INFO or DEBUG level enabled (grep \"Probing .* registries for OCI referrer\")."})
 	}
 	if len(rep.Announced) > 0 && announced != len(rep.Probes) {
-		add(probe.Finding{Severity: probe.SeverityWarn, Code: "ProbeCountMismatch",
+		add(finding.Finding{Severity: finding.SeverityWarn, Code: finding.ProbeCountMismatch,
 			Summary:  fmt.Sprintf("%d probes announced, %d verdict lines found", announced, len(rep.Probes)),
 			Cause:    "Some probes never logged a verdict: the exporter stopped or timed out mid-probe, or the log was cut or rotated.",
 			Remedy:   "Look at the lines after the announcement for errors; probe the missing registries with refdoctor probe HOST/REPO.",
@@ -267,7 +267,7 @@ func (rep *LogReport) findings() {
 		case LogAPIUnsupported:
 			if !fallback[p.Host] {
 				fallback[p.Host] = true
-				add(probe.Finding{Severity: probe.SeverityWarn, Code: "FallbackTagDiscovery",
+				add(finding.Finding{Severity: finding.SeverityWarn, Code: finding.FallbackTagDiscovery,
 					Summary:  fmt.Sprintf("Registry %s is on the OCI 1.0 fallback path (tag discovery)", p.Host),
 					Cause:    "Its /referrers endpoint did not answer with an OCI image index, so referrers are read from sha256-<hex> tags, which only exist if every attaching tool wrote them.",
 					Remedy:   fmt.Sprintf("Check the fallback tags (refdoctor tags %s/REPO); probe the registry to see why the API is unavailable.", p.Host),
@@ -276,7 +276,7 @@ func (rep *LogReport) findings() {
 		case LogAPIUnknown:
 			if !failed[p.Host] {
 				failed[p.Host] = true
-				add(probe.Finding{Severity: probe.SeverityError, Code: "ProbeFailed",
+				add(finding.Finding{Severity: finding.SeverityError, Code: finding.ProbeFailed,
 					Summary:  fmt.Sprintf("The capability probe of %s failed: %s", p.Host, orText(p.Reason, "no reason logged")),
 					Cause:    "Network, login, TLS or rate limiting stopped the probe; this says nothing about referrers support.",
 					Remedy:   fmt.Sprintf("Probe it by hand: refdoctor probe --exchanges %s/REPO, and fix what it reports.", p.Host),
@@ -285,7 +285,7 @@ func (rep *LogReport) findings() {
 		}
 	}
 	if invented != "" {
-		add(probe.Finding{Severity: probe.SeverityWarn, Code: "InventedVersionHeader",
+		add(finding.Finding{Severity: finding.SeverityWarn, Code: finding.InventedVersionHeader,
 			Summary:  "The log reports a version from an OCI-Distribution-API-Version header, which does not exist",
 			Cause:    "No version of the distribution spec defines OCI-Distribution-API-Version; Docker-Distribution-API-Version is legacy and optional, and no header advertises referrers support. The tool that wrote this value invents or misreads it.",
 			Remedy:   "Ignore the version value; only probing /referrers tells (refdoctor probe HOST/REPO).",
@@ -303,7 +303,7 @@ func (rep *LogReport) findings() {
 		}
 	}
 	if discovery > 0 {
-		add(probe.Finding{Severity: probe.SeverityError, Code: "DiscoveryFailures",
+		add(finding.Finding{Severity: finding.SeverityError, Code: finding.DiscoveryFailures,
 			Summary:  fmt.Sprintf("%d line(s) report failed or incomplete referrer discovery", discovery),
 			Cause:    "Discovery was throttled, refused, timed out or failed; its referrer lists are incomplete, not empty.",
 			Remedy:   "Rerun discovery for the images named there (refdoctor discover REF) and fix what it reports before exporting.",

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
@@ -67,12 +68,12 @@ func TestReadLogOfARealProbe(t *testing.T) {
 	if len(rep.Failures) != 1 || rep.Unknown() != 1 {
 		t.Errorf("failures %+v", rep.Failures)
 	}
-	for _, code := range []string{"FallbackTagDiscovery", "ProbeFailed"} {
+	for _, code := range []finding.Code{finding.FallbackTagDiscovery, finding.ProbeFailed} {
 		if !hasCode(rep.Findings, code) {
 			t.Errorf("finding %s missing: %+v", code, rep.Findings)
 		}
 	}
-	if hasCode(rep.Findings, "ProbeCountMismatch") || hasCode(rep.Findings, "InventedVersionHeader") {
+	if hasCode(rep.Findings, finding.ProbeCountMismatch) || hasCode(rep.Findings, finding.InventedVersionHeader) {
 		t.Errorf("unexpected findings %+v", rep.Findings)
 	}
 }
@@ -101,11 +102,11 @@ func TestReadLogSeedExample(t *testing.T) {
 	if len(rep.Failures) != 0 || rep.Lines != 4 {
 		t.Errorf("failures %v lines %d", rep.Failures, rep.Lines)
 	}
-	if !hasCode(rep.Findings, "InventedVersionHeader") || !hasCode(rep.Findings, "FallbackTagDiscovery") || hasCode(rep.Findings, "ProbeCountMismatch") {
+	if !hasCode(rep.Findings, finding.InventedVersionHeader) || !hasCode(rep.Findings, finding.FallbackTagDiscovery) || hasCode(rep.Findings, finding.ProbeCountMismatch) {
 		t.Errorf("findings %+v", rep.Findings)
 	}
 	for _, f := range rep.Findings {
-		if f.Code == "InventedVersionHeader" && !strings.Contains(f.Cause, "does not exist") && !strings.Contains(f.Summary, "does not exist") {
+		if f.Code == finding.InventedVersionHeader && !strings.Contains(f.Cause, "does not exist") && !strings.Contains(f.Summary, "does not exist") {
 			t.Errorf("the finding must say the header does not exist: %+v", f)
 		}
 	}
@@ -119,7 +120,7 @@ func TestReadLogFormatsAndFailures(t *testing.T) {
 		probes    int
 		failures  int
 		announced []int
-		codes     []string
+		codes     []finding.Code
 	}{
 		{
 			name:      "slog text with a failed probe",
@@ -127,7 +128,7 @@ func TestReadLogFormatsAndFailures(t *testing.T) {
 			probes:    1,
 			failures:  1,
 			announced: []int{2},
-			codes:     []string{"ProbeFailed", "ProbeCountMismatch"},
+			codes:     []finding.Code{finding.ProbeFailed, finding.ProbeCountMismatch},
 		},
 		{
 			name:      "slog json",
@@ -141,20 +142,20 @@ func TestReadLogFormatsAndFailures(t *testing.T) {
 			probes:    1,
 			failures:  2,
 			announced: []int{1},
-			codes:     []string{"DiscoveryFailures"},
+			codes:     []finding.Code{finding.DiscoveryFailures},
 		},
 		{
 			name:      "refdoctor's own incomplete discovery line",
 			log:       `level=DEBUG msg="Discovered 0 referrers for r.example.com/a:1 (sha256:ab) using api, requests=3, outcome=incomplete"` + "\n",
 			failures:  1,
 			announced: []int{},
-			codes:     []string{"DiscoveryFailures", "NoProbeLines"},
+			codes:     []finding.Code{finding.DiscoveryFailures, finding.NoProbeLines},
 		},
 		{
 			name:      "not an export log",
 			log:       "hello\nworld\n",
 			announced: []int{},
-			codes:     []string{"NoProbeLines"},
+			codes:     []finding.Code{finding.NoProbeLines},
 		},
 	}
 	for _, tc := range tests {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // bundleScreen verifies a mirror bundle: pick a file (or take the one from
@@ -361,7 +362,7 @@ func (b *bundleScreen) refresh() {
 		add("", st.word("ok")+" every listed member is present, every size and sha256 matches, every referrer belongs to its subject.")
 	} else {
 		add("", st.Header.Render("BY CODE"))
-		count := map[bundle.Code]int{}
+		count := map[finding.Code]int{}
 		var codes []string
 		for _, p := range rep.Errors {
 			if count[p.Code] == 0 {
@@ -371,7 +372,7 @@ func (b *bundleScreen) refresh() {
 		}
 		sort.Strings(codes)
 		for _, c := range codes {
-			add("  " + st.word("fail") + " " + pad(c, 28, false) + " " + itoa(int64(count[bundle.Code(c)])))
+			add("  " + st.word("fail") + " " + pad(c, 28, false) + " " + itoa(int64(count[finding.Code(c)])))
 		}
 	}
 	bySubject := map[string][]bundle.Problem{}

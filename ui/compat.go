@@ -8,6 +8,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -401,9 +402,9 @@ func (c *compatScreen) selectionNote() string {
 		}
 		f := leadFinding(r.res.Findings)
 		if f != nil {
-			second = st.word(string(f.Severity)) + " " + f.Code + ": " + c.sh.names(f.Summary)
+			second = st.word(string(f.Severity)) + " " + string(f.Code) + ": " + c.sh.names(f.Summary)
 		} else {
-			second = st.word("ok") + " " + r.res.ReferrersReason
+			second = st.word("ok") + " " + string(r.res.ReferrersReason)
 		}
 	case r.err != "":
 		second = st.word("error") + " " + r.err
@@ -415,8 +416,8 @@ func (c *compatScreen) selectionNote() string {
 }
 
 // leadFinding is the finding worth a line: the worst, the first of equals.
-func leadFinding(fs []probe.Finding) *probe.Finding {
-	worst := probe.Worst(fs)
+func leadFinding(fs []finding.Finding) *finding.Finding {
+	worst := finding.Worst(fs)
 	for i := range fs {
 		if fs[i].Severity == worst {
 			return &fs[i]

@@ -8,6 +8,7 @@ import (
 	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -137,7 +138,7 @@ func (d *detailScreen) content(r *compatRow) string {
 			verdict += "!"
 			tone = toneMismatch
 		}
-		add("", st.Header.Render("VERDICT")+"  "+st.paint(tone, verdict)+"  "+res.ReferrersReason+"  "+st.word(string(res.Outcome())))
+		add("", st.Header.Render("VERDICT")+"  "+st.paint(tone, verdict)+"  "+string(res.ReferrersReason)+"  "+st.word(string(res.Outcome())))
 		if dec := decidingExchange(res); dec != nil {
 			add(wrapIndent("  deciding reply: ", exchangeLine(*dec), w)...)
 		}
@@ -302,11 +303,11 @@ func exchangeTable(sh *shared, exs []registry.Exchange, decide, w int) []string 
 }
 
 // findingLines renders findings with cause, remedy and evidence.
-func findingLines(st styles, fs []probe.Finding, w int) []string {
+func findingLines(st styles, fs []finding.Finding, w int) []string {
 	var out []string
 	for _, f := range fs {
 		sev := pad(string(f.Severity), 5, false)
-		out = append(out, wrapIndent("  "+st.word(string(f.Severity))+strings.Repeat(" ", len(sev)-len(f.Severity))+" ", f.Code+": "+f.Summary, w)...)
+		out = append(out, wrapIndent("  "+st.word(string(f.Severity))+strings.Repeat(" ", len(sev)-len(f.Severity))+" ", string(f.Code)+": "+f.Summary, w)...)
 		if f.Cause != "" {
 			out = append(out, wrapIndent("        cause: ", f.Cause, w)...)
 		}

@@ -11,7 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refdoctor/refdoctor/discovery"
-	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // referrersScreen discovers the referrers of the image (and of each of its
@@ -206,7 +206,7 @@ func (r *referrersScreen) refresh() {
 			add("", st.Header.Render(fmt.Sprintf("FINDINGS (%d)", len(res.Findings))))
 			add(findingLines(st, r.sh.namedFindings(res.Findings), w)...)
 		}
-		if res.Outcome == probe.OutcomeIncomplete {
+		if res.Outcome == finding.OutcomeIncomplete {
 			add("", st.word("incomplete")+": the list above is not the whole answer (see findings).")
 		}
 	case r.state == "error":
@@ -244,7 +244,7 @@ func referrerTree(st styles, rs []discovery.Referrer, w int) []string {
 			}
 			fixed := len([]rune(prefix)) + 12 + digestW + 7 + 17
 			typeW := max(8, w-fixed)
-			line := prefix + pad(ref.Category, 11, false) + " " + pad(trunc(ref.ArtifactType, typeW), typeW, false) + " "
+			line := prefix + pad(string(ref.Category), 11, false) + " " + pad(trunc(ref.ArtifactType, typeW), typeW, false) + " "
 			if digestW > 0 {
 				line += pad(discovery.ShortDigest(ref.Digest), 19, false) + " "
 			}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
@@ -67,6 +68,9 @@ type Options struct {
 	Names map[string]string
 	// Metrics counts this session's probes and discoveries.
 	Metrics *telemetry.Metrics
+	// Prometheus, when set, is where the Metrics screen and the runbook's
+	// telemetry step read the exporter's history.
+	Prometheus *telemetry.Prometheus
 	// Logger receives the engine's logs; the TUI never logs to the screen,
 	// so give it a file (nil discards).
 	Logger *slog.Logger
@@ -290,8 +294,8 @@ func (sh *shared) names(text string) string {
 }
 
 // namedFindings are findings with registry hosts shown by display name.
-func (sh *shared) namedFindings(fs []probe.Finding) []probe.Finding {
-	out := make([]probe.Finding, len(fs))
+func (sh *shared) namedFindings(fs []finding.Finding) []finding.Finding {
+	out := make([]finding.Finding, len(fs))
 	for i, f := range fs {
 		f.Summary, f.Cause, f.Evidence = sh.names(f.Summary), sh.names(f.Cause), sh.names(f.Evidence)
 		out[i] = f

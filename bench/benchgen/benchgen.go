@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // Config sizes the bundle.
@@ -127,7 +128,7 @@ func Write(w io.Writer, c Config) (Stats, error) {
 		blobs = append(blobs, rb)
 		entry.Artifacts = append(entry.Artifacts, bundle.Artifact{
 			Digest: "sha256:" + rb.sum, ArtifactType: at, MediaType: "application/vnd.oci.image.manifest.v1+json",
-			Category: bundle.CategoryOf(at), Size: rb.size, Path: p, SHA256: rb.sum,
+			Category: finding.Categorize(at, nil), Size: rb.size, Path: p, SHA256: rb.sum,
 		})
 	}
 	entry.Count = len(entry.Artifacts)

@@ -1,25 +1,22 @@
-package bundle
+package mirror
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"sort"
 
 	"github.com/regclient/regclient/types/ref"
 
-	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/discovery"
-	"github.com/refdoctor/refdoctor/probe"
-	"github.com/refdoctor/refdoctor/registry"
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // ReferrerChange is one referrer that differs between bundle and registry.
 type ReferrerChange struct {
-	Digest       string   `json:"digest"`
-	ArtifactType string   `json:"artifact_type"`
-	Category     Category `json:"category"`
+	Digest       string           `json:"digest"`
+	ArtifactType string           `json:"artifact_type"`
+	Category     finding.Category `json:"category"`
 }
 
 // Replacement pairs a referrer the registry no longer has with the one of
@@ -48,59 +45,34 @@ type ImageDiff struct {
 
 // DiffResult is the bundle against its live source registry.
 type DiffResult struct {
-	File     string          `json:"file"`
-	Same     bool            `json:"same"`
-	Partial  bool            `json:"partial"`
-	Images   []ImageDiff     `json:"images"`
-	Subjects []SubjectDiff   `json:"subjects"`
-	Findings []probe.Finding `json:"findings"`
-}
-
-var errStopReading = errors.New("stop")
-
-// ReadManifest reads manifest.yaml from a bundle, stopping as soon as it
-// has it (refdoctor writes it first).
-func ReadManifest(ctx context.Context, file string) (*Manifest, error) {
-	var m *Manifest
-	err := eachMember(ctx, file, func(name string, size int64, r io.Reader) error {
-		if name != ManifestPath {
-			return nil
-		}
-		var err error
-		if m, err = ParseManifest(r, DefaultManifestLimit); err != nil {
-			return err
-		}
-		return errStopReading
-	})
-	if err != nil && !errors.Is(err, errStopReading) {
-		return nil, err
-	}
-	if m == nil {
-		return nil, ErrNoManifest
-	}
-	return m, nil
+	File     string            `json:"file"`
+	Same     bool              `json:"same"`
+	Partial  bool              `json:"partial"`
+	Images   []ImageDiff       `json:"images"`
+	Subjects []SubjectDiff     `json:"subjects"`
+	Findings []finding.Finding `json:"findings"`
 }
 
 // Diff compares a bundle with its live source registry: referrers added,
 // removed or replaced since export, and image tags that moved (the
 // runbook's "referrer modified after export" and "registry replaced
 // artifact").
-func Diff(ctx context.Context, file string, cfg config.Config, clientOpts []registry.Opt, discOpts ...discovery.Opt) (DiffResult, error) {
-	res := DiffResult{File: file, Images: []ImageDiff{}, Subjects: []SubjectDiff{}, Findings: []probe.Finding{}}
-	m, err := ReadManifest(ctx, file)
+func Diff(ctx context.Context, env Env, file string) (DiffResult, error) {
+	env = env.withDefaults()
+	res := DiffResult{File: file, Images: []ImageDiff{}, Subjects: []SubjectDiff{}, Findings: []finding.Finding{}}
+	m, err := bundle.ReadManifest(ctx, file)
 	if err != nil {
 		return res, err
 	}
-	bundled := map[string]map[string]Artifact{}
+	bundled := map[string]map[string]bundle.Artifact{}
 	for _, s := range m.Referrers.Subjects {
-		bundled[s.Subject] = map[string]Artifact{}
+		bundled[s.Subject] = map[string]bundle.Artifact{}
 		for _, a := range s.Artifacts {
 			bundled[s.Subject][a.Digest] = a
 		}
 	}
 	live := map[string]map[string]discovery.Referrer{}
-	dopts := append([]discovery.Opt{discovery.WithConfig(cfg), discovery.WithClientOpts(clientOpts...),
-		discovery.WithPlatforms(true), discovery.WithDepth(3)}, discOpts...)
+	dopts := env.discoveryOpts(discovery.WithPlatforms(true), discovery.WithDepth(3))
 	for _, img := range m.Images {
 		src, err := ref.New(img.Reference)
 		if err != nil {
@@ -114,7 +86,7 @@ func Diff(ctx context.Context, file string, cfg config.Config, clientOpts []regi
 			}
 			if id.LiveDigest != "" && id.LiveDigest != img.Digest {
 				id.Moved = true
-				res.Findings = append(res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "ImageTagMoved",
+				res.Findings = append(res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.ImageTagMoved,
 					Summary:  fmt.Sprintf("%s now names %s, not the exported %s", img.Reference, id.LiveDigest, img.Digest),
 					Cause:    "The tag was pushed again after the export.",
 					Remedy:   "Re-export if the new image is the one to mirror; the bundle still holds the old one.",
@@ -174,7 +146,7 @@ func Diff(ctx context.Context, file string, cfg config.Config, clientOpts []regi
 		}
 		for d, x := range live[s] {
 			if _, ok := bundled[s][d]; !ok {
-				sd.Added = append(sd.Added, ReferrerChange{Digest: d, ArtifactType: x.ArtifactType, Category: CategoryOf(x.ArtifactType)})
+				sd.Added = append(sd.Added, ReferrerChange{Digest: d, ArtifactType: x.ArtifactType, Category: finding.Categorize(x.ArtifactType, x.Annotations)})
 			}
 		}
 		sortChanges(sd.Added)
@@ -194,7 +166,7 @@ func Diff(ctx context.Context, file string, cfg config.Config, clientOpts []regi
 		}
 		if len(sd.Added)+len(sd.Removed)+len(sd.Replaced) > 0 {
 			res.Same = false
-			res.Findings = append(res.Findings, probe.Finding{Severity: probe.SeverityWarn, Code: "ReferrersChangedSinceExport",
+			res.Findings = append(res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.ReferrersChangedSinceExport,
 				Summary: fmt.Sprintf("Subject %s: %d added, %d removed, %d replaced since export", s, len(sd.Added), len(sd.Removed), len(sd.Replaced)),
 				Cause:   "Referrers were attached, deleted or re-signed on the source after the bundle was made.",
 				Remedy:  "Re-export the bundle to carry the current referrers (the runbook's \"Re-export\" fix for checksum mismatches)."})
