@@ -7,7 +7,8 @@
 //
 // The package holds the format (Manifest, ParseManifest, Writer), the
 // streaming validator (Validate, ValidateFile) and the quick summary
-// (Inspect). Reading is defensive throughout: archives come from the other
+// (Inspect). It is the offline half and links no network code: export,
+// import and diff against live registries are package mirror. Reading is defensive throughout: archives come from the other
 // side of a trust boundary, so every read is bounded, nothing is ever
 // extracted to disk, and hostile input (path traversal, links, devices,
 // decompression bombs, oversized members, truncation) is reported with a

@@ -260,7 +260,7 @@ func (m *Manifest) checkSyntax() error {
 			if !validHex(a.SHA256) {
 				return bad("%s.sha256 %q is not 64 lowercase hex digits", where, a.SHA256)
 			}
-			if _, _, ok := splitReferrerPath(a.Path); !ok {
+			if _, _, ok := SplitReferrerPath(a.Path); !ok {
 				return bad("%s.path %q is not referrers/sha256-<subject>/sha256-<digest>.json", where, a.Path)
 			}
 			if paths[a.Path] {
@@ -315,7 +315,7 @@ func (m *Manifest) Consistency() []Problem {
 			})
 		}
 		for _, a := range s.Artifacts {
-			subj, name, _ := splitReferrerPath(a.Path)
+			subj, name, _ := SplitReferrerPath(a.Path)
 			if subj != s.Subject {
 				out = append(out, Problem{
 					Code: finding.SubjectMismatch, Path: a.Path, Expected: s.Subject, Actual: subj,
@@ -461,9 +461,9 @@ func validBlobPath(p string) bool {
 	return ok && validHex(hex)
 }
 
-// splitReferrerPath takes referrers/sha256-<s>/sha256-<r>.json apart into
+// SplitReferrerPath takes referrers/sha256-<s>/sha256-<r>.json apart into
 // the two digests.
-func splitReferrerPath(p string) (subject, referrer string, ok bool) {
+func SplitReferrerPath(p string) (subject, referrer string, ok bool) {
 	rest, ok := strings.CutPrefix(p, ReferrersDir+"sha256-")
 	if !ok {
 		return "", "", false

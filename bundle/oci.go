@@ -7,20 +7,22 @@ import (
 	"github.com/regclient/regclient/types/mediatype"
 )
 
-// ociDoc is the union of the OCI image manifest and image index fields the
-// validator needs. It is deliberately small: blobs come from the far side
-// of the gap, and only descriptors and the subject matter here.
-type ociDoc struct {
+// OCIDocument is the union of the OCI image manifest and image index
+// fields the validator (and import, which pushes what validated) needs. It
+// is deliberately small: blobs come from the far side of the gap, and only
+// descriptors and the subject matter here.
+type OCIDocument struct {
 	SchemaVersion int             `json:"schemaVersion"`
 	MediaType     string          `json:"mediaType"`
 	ArtifactType  string          `json:"artifactType"`
-	Config        *ociDescriptor  `json:"config"`
-	Layers        []ociDescriptor `json:"layers"`
-	Manifests     []ociDescriptor `json:"manifests"`
-	Subject       *ociDescriptor  `json:"subject"`
+	Config        *OCIDescriptor  `json:"config"`
+	Layers        []OCIDescriptor `json:"layers"`
+	Manifests     []OCIDescriptor `json:"manifests"`
+	Subject       *OCIDescriptor  `json:"subject"`
 }
 
-type ociDescriptor struct {
+// OCIDescriptor is the part of an OCI descriptor a bundle reader needs.
+type OCIDescriptor struct {
 	MediaType    string   `json:"mediaType"`
 	Digest       string   `json:"digest"`
 	Size         int64    `json:"size"`
@@ -38,11 +40,11 @@ func isManifestMediaType(mt string) bool {
 	return false
 }
 
-// parseOCIDoc reads data as an OCI manifest or index. ok is false for any
-// other JSON (image configs, SBOM payloads), which the sniffing of blobs
-// meets all the time and which is not an error.
-func parseOCIDoc(data []byte) (ociDoc, bool) {
-	var d ociDoc
+// ParseOCIDocument reads data as an OCI manifest or index. ok is false for
+// any other JSON (image configs, SBOM payloads), which the sniffing of
+// blobs meets all the time and which is not an error.
+func ParseOCIDocument(data []byte) (OCIDocument, bool) {
+	var d OCIDocument
 	if err := json.Unmarshal(data, &d); err != nil || d.SchemaVersion != 2 {
 		return d, false
 	}
@@ -56,12 +58,12 @@ func parseOCIDoc(data []byte) (ociDoc, bool) {
 	return d, false
 }
 
-// references lists the blobs a document needs present in the bundle.
+// References lists the blobs a document needs present in the bundle.
 // Descriptors with URLs and non-distributable layers are, by the image
 // spec, fetched from elsewhere, so their absence is not a problem.
-func (d ociDoc) references() []ociDescriptor {
-	var out []ociDescriptor
-	add := func(desc ociDescriptor) {
+func (d OCIDocument) References() []OCIDescriptor {
+	var out []OCIDescriptor
+	add := func(desc OCIDescriptor) {
 		if len(desc.URLs) > 0 || strings.Contains(desc.MediaType, "nondistributable") ||
 			desc.MediaType == mediatype.Docker2ForeignLayer {
 			return
@@ -82,7 +84,7 @@ func (d ociDoc) references() []ociDescriptor {
 
 // effectiveArtifactType is what the referrers API reports as the artifact
 // type: artifactType, else the config's media type (image spec 1.1).
-func (d ociDoc) effectiveArtifactType() string {
+func (d OCIDocument) effectiveArtifactType() string {
 	if d.ArtifactType != "" {
 		return d.ArtifactType
 	}

@@ -281,7 +281,7 @@ type derived struct {
 }
 
 type referrerDoc struct {
-	doc ociDoc
+	doc OCIDocument
 }
 
 type validator struct {
@@ -305,7 +305,7 @@ type validator struct {
 	refs     []blobRef
 	derived  []derived
 	docs     map[string]*referrerDoc
-	index    *ociDoc
+	index    *OCIDocument
 	indexSrc string
 
 	stopped      bool
@@ -491,7 +491,7 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err erro
 	}
 
 	holdLimit, holdMode := v.holdFor(name)
-	if _, _, ok := splitReferrerPath(name); ok && holdMode == holdNone && hdr.Size > MaxReferrerSize {
+	if _, _, ok := SplitReferrerPath(name); ok && holdMode == holdNone && hdr.Size > MaxReferrerSize {
 		v.problem(Problem{Code: finding.MemberTooLarge, Path: name,
 			Expected: fmt.Sprintf("at most %d", MaxReferrerSize), Actual: fmt.Sprint(hdr.Size),
 			Message: "too large to be a genuine " + describeHeld(name)})
@@ -555,7 +555,7 @@ func (v *validator) holdFor(name string) (int64, holdMode) {
 	case name == IndexPath || name == LayoutPath:
 		return MaxIndexSize, holdAlways
 	case strings.HasPrefix(name, ReferrersDir):
-		if _, _, ok := splitReferrerPath(name); ok && v.o.checkReferrers {
+		if _, _, ok := SplitReferrerPath(name); ok && v.o.checkReferrers {
 			return MaxReferrerSize, holdAlways
 		}
 	case strings.HasPrefix(name, BlobsDir):
@@ -746,7 +746,7 @@ func (v *validator) parseHeld(name string, data []byte) {
 				Message: "oci-layout is not a valid OCI layout file"})
 		}
 	case name == IndexPath:
-		d, ok := parseOCIDoc(data)
+		d, ok := ParseOCIDocument(data)
 		if !ok || d.Manifests == nil {
 			v.derive(name, Problem{Code: finding.MalformedLayout, Path: name, Message: "index.json is not an OCI image index"})
 			return
@@ -757,8 +757,8 @@ func (v *validator) parseHeld(name string, data []byte) {
 		v.addRefs(name, d)
 		v.document(name, data)
 	case strings.HasPrefix(name, ReferrersDir):
-		subject, _, _ := splitReferrerPath(name)
-		d, ok := parseOCIDoc(data)
+		subject, _, _ := SplitReferrerPath(name)
+		d, ok := ParseOCIDocument(data)
 		if !ok {
 			v.derive(name, Problem{Code: finding.MalformedReferrer, Path: name,
 				Message: "referrer is not an OCI image manifest or index"})
@@ -777,7 +777,7 @@ func (v *validator) parseHeld(name string, data []byte) {
 		}
 		v.addRefs(name, d)
 	case strings.HasPrefix(name, BlobsDir):
-		if d, ok := parseOCIDoc(data); ok {
+		if d, ok := ParseOCIDocument(data); ok {
 			v.addRefs(name, d)
 			v.document(name, data)
 		}
@@ -790,8 +790,8 @@ func (v *validator) document(name string, data []byte) {
 	}
 }
 
-func (v *validator) addRefs(from string, d ociDoc) {
-	for _, desc := range d.references() {
+func (v *validator) addRefs(from string, d OCIDocument) {
+	for _, desc := range d.References() {
 		if !validDigest(desc.Digest) {
 			v.derive(from, Problem{Code: finding.MissingBlob, Path: from, Actual: desc.Digest,
 				Message: "references a blob by a digest a v1 bundle cannot hold (sha256 only)"})
@@ -940,7 +940,7 @@ func (v *validator) finish() error {
 	}
 	for _, img := range m.Images {
 		v.refs = append(v.refs, blobRef{from: ManifestPath, digest: img.Digest})
-		if v.index != nil && v.trusted(v.indexSrc) && !slices.ContainsFunc(v.index.Manifests, func(d ociDescriptor) bool { return d.Digest == img.Digest }) {
+		if v.index != nil && v.trusted(v.indexSrc) && !slices.ContainsFunc(v.index.Manifests, func(d OCIDescriptor) bool { return d.Digest == img.Digest }) {
 			v.problem(Problem{Code: finding.IndexMismatch, Path: IndexPath, Expected: img.Digest,
 				Message: fmt.Sprintf("image %s is in manifest.yaml but not in index.json", img.Reference)})
 		}

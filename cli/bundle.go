@@ -14,6 +14,7 @@ import (
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/mirror"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -33,6 +34,11 @@ func (g *globals) clientOpts() []registry.Opt {
 	return []registry.Opt{registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/" + version)}
 }
 
+// mirrorEnv is what export, import and diff need from the command line.
+func (g *globals) mirrorEnv() mirror.Env {
+	return mirror.Env{Config: g.cfg, Client: g.clientOpts(), Discovery: g.discoveryOpts(false), Log: g.log}
+}
+
 // bundleErr maps bundle engine errors to exit codes: unreadable or
 // malformed input is 2, everything else could not complete (3).
 func bundleErr(err error) error {
@@ -41,7 +47,7 @@ func bundleErr(err error) error {
 		errors.Is(err, bundle.ErrUnsupportedVersion), errors.Is(err, bundle.ErrNoManifest),
 		errors.Is(err, os.ErrNotExist), errors.Is(err, discovery.ErrBadReference):
 		return &exitError{code: ExitUsage, err: err}
-	case errors.Is(err, bundle.ErrRefused):
+	case errors.Is(err, mirror.ErrRefused):
 		return &exitError{code: ExitCheckFail, err: err}
 	}
 	return &exitError{code: ExitIncomplete, err: err}
@@ -110,15 +116,14 @@ writes nothing unless --allow-partial.`,
 			if file == "" {
 				return usageErr("--file is required")
 			}
-			opts := []bundle.ExportOpt{bundle.ExportWithConfig(g.cfg), bundle.ExportWithClientOpts(g.clientOpts()...),
-				bundle.ExportWithDiscoveryOpts(g.discoveryOpts(false)...), bundle.ExportWithDepth(depth),
-				bundle.ExportWithToolVersion(version), bundle.ExportAllowPartial(allowPartial)}
+			opts := []mirror.ExportOpt{mirror.ExportWithDepth(depth),
+				mirror.ExportWithToolVersion(version), mirror.ExportAllowPartial(allowPartial)}
 			switch compression {
 			case "":
 			case "gzip":
-				opts = append(opts, bundle.ExportWithCompression(bundle.CompressionGzip))
+				opts = append(opts, mirror.ExportWithCompression(bundle.CompressionGzip))
 			case "zstd":
-				opts = append(opts, bundle.ExportWithCompression(bundle.CompressionZstd))
+				opts = append(opts, mirror.ExportWithCompression(bundle.CompressionZstd))
 			default:
 				return usageErr("--compression %q: use gzip or zstd", compression)
 			}
@@ -127,14 +132,14 @@ writes nothing unless --allow-partial.`,
 				if err != nil {
 					return usageErr("--created %q: use RFC 3339, e.g. 2026-11-27T12:00:00Z", created)
 				}
-				opts = append(opts, bundle.ExportWithCreatedAt(t))
+				opts = append(opts, mirror.ExportWithCreatedAt(t))
 			}
 			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "export"}
-			opts = append(opts, bundle.ExportWithEvents(func(e bundle.ExportEvent) { bar.update(e.BytesWritten, e.TotalBytes) }))
-			res, err := bundle.Export(cmd.Context(), file, args, opts...)
+			opts = append(opts, mirror.ExportWithEvents(func(e mirror.ExportEvent) { bar.update(e.BytesWritten, e.TotalBytes) }))
+			res, err := mirror.Export(cmd.Context(), g.mirrorEnv(), file, args, opts...)
 			bar.done()
 			if err != nil {
-				if errors.Is(err, bundle.ErrIncompleteDiscovery) {
+				if errors.Is(err, mirror.ErrIncompleteDiscovery) {
 					writeFindings(g.stderr, res.Findings)
 					return &exitError{code: ExitIncomplete, err: err}
 				}
@@ -323,14 +328,13 @@ the target, 2 not a readable bundle, 3 could not complete.`,
 			if file == "" || to == "" {
 				return usageErr("--file and --to are required")
 			}
-			res, err := bundle.Import(cmd.Context(), file, to, bundle.ImportWithConfig(g.cfg), bundle.ImportWithClientOpts(g.clientOpts()...),
-				bundle.ImportWithDiscoveryOpts(g.discoveryOpts(false)...), bundle.ImportStrict(strict), bundle.ImportDryRun(dry),
-				bundle.ImportWithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries))
+			res, err := mirror.Import(cmd.Context(), g.mirrorEnv(), file, to, mirror.ImportStrict(strict), mirror.ImportDryRun(dry),
+				mirror.ImportWithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries))
 			if err != nil {
 				if res.Validation != nil && g.output != "json" && len(res.Validation.Errors) > 0 {
 					writeValidateTable(g.stderr, file, *res.Validation)
 				}
-				if g.output == "json" && errors.Is(err, bundle.ErrRefused) {
+				if g.output == "json" && errors.Is(err, mirror.ErrRefused) {
 					_ = g.writeJSON(res)
 				}
 				return bundleErr(err)
@@ -364,7 +368,7 @@ func hasCode(fs []finding.Finding, code finding.Code) bool {
 	return false
 }
 
-func writeImportTable(w io.Writer, res bundle.ImportResult) {
+func writeImportTable(w io.Writer, res mirror.ImportResult) {
 	mode := "imported"
 	if res.DryRun {
 		mode = "dry run: would import"
@@ -411,7 +415,7 @@ Exit codes: 0 same, 1 changed, 2 not a readable bundle, 3 incomplete.`,
 			if file == "" {
 				return usageErr("--file is required")
 			}
-			res, err := bundle.Diff(cmd.Context(), file, g.cfg, g.clientOpts(), g.discoveryOpts(false)...)
+			res, err := mirror.Diff(cmd.Context(), g.mirrorEnv(), file)
 			if err != nil {
 				return bundleErr(err)
 			}
@@ -431,7 +435,7 @@ Exit codes: 0 same, 1 changed, 2 not a readable bundle, 3 incomplete.`,
 	return cmd
 }
 
-func writeDiffTable(w io.Writer, res bundle.DiffResult) {
+func writeDiffTable(w io.Writer, res mirror.DiffResult) {
 	state := "the source still serves exactly what the bundle holds"
 	if !res.Same {
 		state = "the source changed since export"

@@ -318,9 +318,11 @@ func TestDiscoverAndTagsContract(t *testing.T) {
 
 // TestDemoWithoutTUI runs the whole lab as a newcomer's `refdoctor demo
 // --no-tui` does: every registry is listed and classified, in 80 columns.
+// The lab's stalled and trickling registries hold a probe until its
+// timeout, so the test gives a short one rather than wait 30 s.
 func TestDemoWithoutTUI(t *testing.T) {
 	t.Parallel()
-	code, out, errOut := run(t, "--config", writeFile(t, t.TempDir(), "c.toml", "[cache]\ncapabilities_ttl = \"0s\"\n"), "demo", "--no-tui")
+	code, out, errOut := run(t, "--config", writeFile(t, t.TempDir(), "c.toml", "[cache]\ncapabilities_ttl = \"0s\"\n"), "--timeout", "10s", "demo", "--no-tui")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}

@@ -77,15 +77,7 @@ registry).`,
 
 // runProbe runs the engine with the global settings.
 func (g *globals) runProbe(cmd *cobra.Command, targets []probe.Target, extra ...probe.Opt) (probe.Report, error) {
-	opts := []probe.Opt{
-		probe.WithConfig(g.cfg),
-		probe.WithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries),
-		probe.WithTimeout(g.probeTimeout()),
-		probe.WithLogger(g.log),
-		probe.WithMetrics(g.metrics),
-		probe.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
-	}
-	return probe.Run(cmd.Context(), targets, append(opts, extra...)...)
+	return probe.Run(cmd.Context(), targets, append(g.probeOpts(), extra...)...)
 }
 
 func probeExitCode(report probe.Report, requireAPI bool) int {

@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/mirror"
 )
 
 // Bundles are the lab's mirror bundles: one whole, one with a referrer
@@ -36,8 +36,8 @@ func (l *Lab) WriteBundles(ctx context.Context, from string) (Bundles, error) {
 		return Bundles{}, fmt.Errorf("lab has no registry %q", from)
 	}
 	b := Bundles{Good: filepath.Join(l.Dir, "good.tgz"), Tampered: filepath.Join(l.Dir, "tampered.tgz")}
-	if _, err := bundle.Export(ctx, b.Good, []string{l.Seed.Ref(reg.Host)}, bundle.ExportWithConfig(l.Config()),
-		bundle.ExportWithClientOpts(l.ClientOpts()...), bundle.ExportWithCreatedAt(bundleCreated), bundle.ExportWithToolVersion("lab")); err != nil {
+	if _, err := mirror.Export(ctx, mirror.Env{Config: l.Config(), Client: l.ClientOpts()}, b.Good, []string{l.Seed.Ref(reg.Host)},
+		mirror.ExportWithCreatedAt(bundleCreated), mirror.ExportWithToolVersion("lab")); err != nil {
 		return Bundles{}, fmt.Errorf("lab bundle: %w", err)
 	}
 	if err := TamperReferrer(b.Good, b.Tampered); err != nil {

@@ -177,15 +177,16 @@ const (
 	// type as artifactType, whatever the manifest's own artifactType says
 	// (application/vnd.oci.empty.v1+json for artifacts made like oras
 	// attach), and ignores the artifactType filter: go-containerregistry's
-	// pkg/registry (handleReferrers), used by many test setups and small
+	// pkg/registry (handleReferrers in v0.22.1 lists config.mediaType and
+	// leaves the filter as a TODO), used by many test setups and small
 	// registries.
 	ProfileMislabelledTypes Profile = "mislabelled-types"
 	// ProfileMislabelledFallback is GHCR with fallback indexes written by
 	// cosign: the referrers API is off (plain-text 404), and every
 	// sha256-<hex> fallback index lists its entries with artifactType
 	// application/vnd.oci.empty.v1+json while the manifests carry their own
-	// types. Those indexes are stored as cosign pushed them, not rewritten
-	// on the way out.
+	// types (oci-referrers.md, GHCR row). Those indexes are stored as cosign
+	// pushed them, not rewritten on the way out.
 	ProfileMislabelledFallback Profile = "mislabelled-fallback"
 	// ProfileNotARegistry404 is not a registry: Go's file server over an
 	// empty folder, answering 404 on /v2/ and on every registry path, as

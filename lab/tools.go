@@ -9,9 +9,10 @@ import (
 	"strings"
 )
 
-// ReferenceTool finds an independent OCI client (oras, regctl or crane)
-// for cross-checks: $REFDOCTOR_TOOLS_BIN/NAME as .ci/run links them, else
-// the one `go tool -n` builds from tools/go.mod.
+// ReferenceTool finds an independent client (oras, regctl, crane, or
+// cosign) for cross-checks: $REFDOCTOR_TOOLS_BIN/NAME as .ci/run links
+// them, else the one `go tool -n` builds from tools/go.mod (cosign: from
+// tools/cosign/go.mod, a module of its own because it is large).
 func ReferenceTool(name string) (string, error) {
 	if dir := os.Getenv("REFDOCTOR_TOOLS_BIN"); dir != "" {
 		p := filepath.Join(dir, name)
@@ -26,9 +27,12 @@ func ReferenceTool(name string) (string, error) {
 			return "", err
 		}
 	}
+	if name == "cosign" {
+		modfile = filepath.Join(filepath.Dir(modfile), "cosign", "go.mod")
+	}
 	out, err := exec.Command("go", "tool", "-modfile="+modfile, "-n", name).Output()
 	if err != nil {
-		return "", fmt.Errorf("build %s from %s: %w (run ./.ci/run, or go tool -modfile=tools/go.mod -n %s)", name, modfile, err, name)
+		return "", fmt.Errorf("build %s from %s: %w (run ./.ci/run, or go tool -modfile=%s -n %s)", name, modfile, err, modfile, name)
 	}
 	return strings.TrimSpace(string(out)), nil
 }

@@ -104,7 +104,11 @@ func TestEngineAgainstTheLab(t *testing.T) {
 		{"logs without file", runbook.Targets{}, "check-export-logs", runbook.StatusSkipped, false, "No export log given", nil},
 		{"bundle without file", runbook.Targets{}, "validate-bundle", runbook.StatusSkipped, false, "No bundle given", nil},
 		{"bundle that does not exist", runbook.Targets{Bundle: "no-such-bundle.tgz"}, "validate-bundle", runbook.StatusFailed, false, "could not be validated", nil},
-		{"metrics before anything", runbook.Targets{}, "check-metrics", runbook.StatusPassed, false, "No samples yet", nil},
+		{"metrics before anything", runbook.Targets{}, "check-metrics", runbook.StatusPassed, false, "Only the counters of this run of refdoctor", func(t *testing.T, r runbook.Result) {
+			if !strings.Contains(r.Summary, "no samples yet") || !hasCode(r.Findings, finding.NoTelemetry) || r.Prometheus != nil {
+				t.Errorf("without Prometheus the step must say it shows only this run's counters and how to point it at Prometheus: %q %+v", r.Summary, r.Findings)
+			}
+		}},
 		{"unknown step", runbook.Targets{}, "no-such-step", runbook.StatusFailed, false, "No such step", func(t *testing.T, r runbook.Result) {
 			if !strings.Contains(r.Error, "probe-registry") {
 				t.Errorf("error does not list the steps: %s", r.Error)

@@ -1,18 +1,15 @@
-package bundle
+package mirror
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"sort"
 
 	"github.com/regclient/regclient/types/ref"
 
-	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
-	"github.com/refdoctor/refdoctor/registry"
 )
 
 // ReferrerChange is one referrer that differs between bundle and registry.
@@ -56,51 +53,26 @@ type DiffResult struct {
 	Findings []finding.Finding `json:"findings"`
 }
 
-var errStopReading = errors.New("stop")
-
-// ReadManifest reads manifest.yaml from a bundle, stopping as soon as it
-// has it (refdoctor writes it first).
-func ReadManifest(ctx context.Context, file string) (*Manifest, error) {
-	var m *Manifest
-	err := eachMember(ctx, file, func(name string, size int64, r io.Reader) error {
-		if name != ManifestPath {
-			return nil
-		}
-		var err error
-		if m, err = ParseManifest(r, DefaultManifestLimit); err != nil {
-			return err
-		}
-		return errStopReading
-	})
-	if err != nil && !errors.Is(err, errStopReading) {
-		return nil, err
-	}
-	if m == nil {
-		return nil, ErrNoManifest
-	}
-	return m, nil
-}
-
 // Diff compares a bundle with its live source registry: referrers added,
 // removed or replaced since export, and image tags that moved (the
 // runbook's "referrer modified after export" and "registry replaced
 // artifact").
-func Diff(ctx context.Context, file string, cfg config.Config, clientOpts []registry.Opt, discOpts ...discovery.Opt) (DiffResult, error) {
+func Diff(ctx context.Context, env Env, file string) (DiffResult, error) {
+	env = env.withDefaults()
 	res := DiffResult{File: file, Images: []ImageDiff{}, Subjects: []SubjectDiff{}, Findings: []finding.Finding{}}
-	m, err := ReadManifest(ctx, file)
+	m, err := bundle.ReadManifest(ctx, file)
 	if err != nil {
 		return res, err
 	}
-	bundled := map[string]map[string]Artifact{}
+	bundled := map[string]map[string]bundle.Artifact{}
 	for _, s := range m.Referrers.Subjects {
-		bundled[s.Subject] = map[string]Artifact{}
+		bundled[s.Subject] = map[string]bundle.Artifact{}
 		for _, a := range s.Artifacts {
 			bundled[s.Subject][a.Digest] = a
 		}
 	}
 	live := map[string]map[string]discovery.Referrer{}
-	dopts := append([]discovery.Opt{discovery.WithConfig(cfg), discovery.WithClientOpts(clientOpts...),
-		discovery.WithPlatforms(true), discovery.WithDepth(3)}, discOpts...)
+	dopts := env.discoveryOpts(discovery.WithPlatforms(true), discovery.WithDepth(3))
 	for _, img := range m.Images {
 		src, err := ref.New(img.Reference)
 		if err != nil {

@@ -1,8 +1,6 @@
-package bundle
+package mirror
 
 import (
-	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -11,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +21,7 @@ import (
 	"github.com/regclient/regclient/types/ref"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
@@ -71,7 +69,7 @@ type ImportResult struct {
 	DryRun      bool               `json:"dry_run"`
 	Strict      bool               `json:"strict"`
 	OK          bool               `json:"ok"`
-	Validation  *Report            `json:"validation"`
+	Validation  *bundle.Report     `json:"validation"`
 	Plan        []PlanItem         `json:"plan"`
 	Pushed      int                `json:"pushed"`
 	Skipped     int                `json:"skipped"`
@@ -91,30 +89,14 @@ type ImportEvent struct {
 }
 
 type importOptions struct {
-	cfg         config.Config
-	clientOpts  []registry.Opt
-	discOpts    []discovery.Opt
 	strict      bool
 	dryRun      bool
 	concurrency int
 	events      func(ImportEvent)
 }
 
-// ImportOpt configures Import.
+// ImportOpt configures one Import.
 type ImportOpt func(*importOptions)
-
-// ImportWithConfig supplies hosts and limits.
-func ImportWithConfig(c config.Config) ImportOpt { return func(o *importOptions) { o.cfg = c } }
-
-// ImportWithClientOpts passes options to the registry clients.
-func ImportWithClientOpts(opts ...registry.Opt) ImportOpt {
-	return func(o *importOptions) { o.clientOpts = append(o.clientOpts, opts...) }
-}
-
-// ImportWithDiscoveryOpts passes options to the reconciling discovery.
-func ImportWithDiscoveryOpts(opts ...discovery.Opt) ImportOpt {
-	return func(o *importOptions) { o.discOpts = append(o.discOpts, opts...) }
-}
 
 // ImportStrict validates the whole bundle first and pushes nothing when
 // any problem is found (--strict-referrer-validation).
@@ -134,10 +116,11 @@ func ImportWithEvents(fn func(ImportEvent)) ImportOpt {
 
 // importState is one run.
 type importState struct {
+	env       Env
 	o         importOptions
 	c         *registry.Client
 	target    ref.Ref // host with optional path prefix in Repository
-	m         *Manifest
+	m         *bundle.Manifest
 	layout    []descriptor.Descriptor
 	manifests map[string][]byte       // every manifest in the bundle, by digest
 	bad       map[string]finding.Code // member path -> why it must not be pushed
@@ -159,8 +142,9 @@ type importState struct {
 // The archive is read twice, each time as a stream in bounded memory:
 // validation, which also collects the (small) manifests, and pushing the
 // blobs.
-func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResult, error) {
-	o := importOptions{cfg: config.Defaults(), concurrency: 4}
+func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (ImportResult, error) {
+	env = env.withDefaults()
+	o := importOptions{concurrency: 4}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -177,19 +161,19 @@ func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResu
 		return res, fmt.Errorf("--to %q: %w", to, err)
 	}
 	target.Repository = prefix
-	st := &importState{o: o, target: target, res: &res, manifests: map[string][]byte{}, bad: map[string]finding.Code{},
+	st := &importState{env: env, o: o, target: target, res: &res, manifests: map[string][]byte{}, bad: map[string]finding.Code{},
 		repoOf: map[string][]string{}, apiByRepo: map[string]bool{}}
 
 	// 1. Validate the whole stream, keeping the (small) manifests and
 	// index.json as they go by.
 	o.emit(ImportEvent{Kind: "validating"})
-	rep, err := ValidateFile(ctx, file, WithCheckReferrers(true), WithDocuments(st.keepDocument))
+	rep, err := bundle.ValidateFile(ctx, file, bundle.WithCheckReferrers(true), bundle.WithDocuments(st.keepDocument))
 	res.Validation = &rep
 	if err != nil {
 		return res, err
 	}
 	if !rep.OK {
-		hostile := slices.ContainsFunc(rep.Errors, func(p Problem) bool { return slices.Contains(hostileCodes, p.Code) })
+		hostile := slices.ContainsFunc(rep.Errors, func(p bundle.Problem) bool { return slices.Contains(hostileCodes, p.Code) })
 		switch {
 		case o.strict:
 			return res, fmt.Errorf("%w: strict validation found %d problem(s), first %s; nothing was pushed", ErrRefused, len(rep.Errors), rep.Errors[0])
@@ -207,13 +191,13 @@ func Import(ctx context.Context, file, to string, opts ...ImportOpt) (ImportResu
 
 	// 2. Read manifest.yaml (the first member) and drop the manifests
 	// whose member validation found damaged.
-	if st.m, err = ReadManifest(ctx, file); err != nil {
+	if st.m, err = bundle.ReadManifest(ctx, file); err != nil {
 		return res, err
 	}
 	for path := range st.bad {
-		delete(st.manifests, "sha256:"+strings.TrimPrefix(path, BlobsDir))
+		delete(st.manifests, "sha256:"+strings.TrimPrefix(path, bundle.BlobsDir))
 	}
-	c, err := registry.New(o.cfg, append([]registry.Opt{registry.WithTimeout(o.cfg.Export.ReferrerDiscovery.Timeout())}, o.clientOpts...)...)
+	c, err := env.client()
 	if err != nil {
 		return res, err
 	}
@@ -251,60 +235,19 @@ func (o *importOptions) emit(e ImportEvent) {
 	}
 }
 
-// eachMember streams the archive's regular members. Validation already
-// refused hostile archives; this reader still skips anything that is not a
-// plain file with a safe name.
-func eachMember(ctx context.Context, file string, fn func(name string, size int64, r io.Reader) error) error {
-	f, err := os.Open(file)
-	if err != nil {
-		return fmt.Errorf("open bundle: %w", err)
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	comp, err := detectCompression(br)
-	if err != nil {
-		return err
-	}
-	dr, release, err := openDecompressor(br, comp)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrNotBundle, err)
-	}
-	defer release()
-	tr := tar.NewReader(dr)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read bundle: %w", err)
-		}
-		name := strings.TrimPrefix(hdr.Name, "./")
-		if hdr.Typeflag != tar.TypeReg || unsafePathReason(name) != "" {
-			continue
-		}
-		if err := fn(name, hdr.Size, tr); err != nil {
-			return err
-		}
-	}
-}
-
 // keepDocument records index.json and every manifest blob whose bytes
 // hash to its name; validation hands them over as it reads them.
 func (st *importState) keepDocument(path string, data []byte) {
 	switch {
-	case path == IndexPath:
+	case path == bundle.IndexPath:
 		var idx struct {
 			Manifests []descriptor.Descriptor `json:"manifests"`
 		}
 		if json.Unmarshal(data, &idx) == nil {
 			st.layout = idx.Manifests
 		}
-	case strings.HasPrefix(path, BlobsDir):
-		if d := "sha256:" + strings.TrimPrefix(path, BlobsDir); sha256Digest(data) == d {
+	case strings.HasPrefix(path, bundle.BlobsDir):
+		if d := "sha256:" + strings.TrimPrefix(path, bundle.BlobsDir); sha256Digest(data) == d {
 			st.manifests[d] = data
 		}
 	}
@@ -336,7 +279,7 @@ func (st *importState) targetRepo(source string) (ref.Ref, string, error) {
 // the image's repository.
 func (st *importState) mapRepositories() error {
 	if st.m == nil {
-		return fmt.Errorf("%w: no manifest.yaml", ErrNoManifest)
+		return fmt.Errorf("%w: no manifest.yaml", bundle.ErrNoManifest)
 	}
 	referrersOf := map[string][]string{}
 	for _, s := range st.m.Referrers.Subjects {
@@ -345,7 +288,7 @@ func (st *importState) mapRepositories() error {
 		}
 	}
 	for _, d := range st.layout {
-		source := d.Annotations[AnnotationReference]
+		source := d.Annotations[bundle.AnnotationReference]
 		if source == "" {
 			continue
 		}
@@ -360,8 +303,8 @@ func (st *importState) mapRepositories() error {
 			}
 			st.repoOf[digest] = append(st.repoOf[digest], repo.CommonName())
 			if raw, ok := st.manifests[digest]; ok {
-				if doc, ok := parseOCIDoc(raw); ok {
-					for _, ref := range doc.references() {
+				if doc, ok := bundle.ParseOCIDocument(raw); ok {
+					for _, ref := range doc.References() {
 						walk(ref.Digest)
 					}
 				}
@@ -399,11 +342,11 @@ func (st *importState) add(item PlanItem) {
 func (st *importState) pushBlobs(ctx context.Context, file string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(st.o.concurrency)
-	err := eachMember(ctx, file, func(name string, size int64, r io.Reader) error {
-		if !strings.HasPrefix(name, BlobsDir) {
+	err := bundle.EachMember(ctx, file, func(name string, size int64, r io.Reader) error {
+		if !strings.HasPrefix(name, bundle.BlobsDir) {
 			return nil
 		}
-		d := "sha256:" + strings.TrimPrefix(name, BlobsDir)
+		d := "sha256:" + strings.TrimPrefix(name, bundle.BlobsDir)
 		if _, isManifest := st.manifests[d]; isManifest {
 			return nil
 		}
@@ -495,7 +438,7 @@ func (st *importState) hasReferrersAPI(ctx context.Context, repo ref.Ref) bool {
 		return v
 	}
 	rep, err := probe.Run(ctx, []probe.Target{{Host: repo.Registry, Repository: repo.Repository}},
-		probe.WithConfig(st.o.cfg), probe.WithClientOpts(st.o.clientOpts...))
+		probe.WithConfig(st.env.Config), probe.WithClientOpts(st.env.Client...))
 	v = err == nil && len(rep.Registries) == 1 && rep.Registries[0].ReferrersAPI == probe.Supported
 	st.mu.Lock()
 	st.apiByRepo[key] = v
@@ -522,8 +465,8 @@ func (st *importState) manifestOrder(repo string) []string {
 		}
 		seen[d] = true
 		if raw, ok := st.manifests[d]; ok {
-			if doc, ok := parseOCIDoc(raw); ok {
-				for _, r := range doc.references() {
+			if doc, ok := bundle.ParseOCIDocument(raw); ok {
+				for _, r := range doc.References() {
 					if _, isManifest := st.manifests[r.Digest]; isManifest && r.Digest != subjectOf[d] {
 						visit(r.Digest)
 					}
@@ -557,7 +500,7 @@ func (st *importState) pushManifests(ctx context.Context) error {
 	}
 	tags := map[string][]string{} // digest -> tags in its repository
 	for _, d := range st.layout {
-		if tag := d.Annotations[annotationRefName]; tag != "" {
+		if tag := d.Annotations[bundle.AnnotationRefName]; tag != "" {
 			tags[d.Digest.String()] = append(tags[d.Digest.String()], tag)
 		}
 	}
@@ -640,7 +583,7 @@ func (st *importState) putManifest(ctx context.Context, r ref.Ref, raw []byte) e
 	// optional mediaType field is absent) so regclient sends the right
 	// Content-Type without re-encoding anything.
 	mt := mediatype.OCI1Manifest
-	if doc, ok := parseOCIDoc(raw); ok {
+	if doc, ok := bundle.ParseOCIDocument(raw); ok {
 		switch {
 		case doc.MediaType != "":
 			mt = doc.MediaType
@@ -742,8 +685,7 @@ func (st *importState) reconcile(ctx context.Context) {
 	sort.Strings(subjects)
 	for _, subject := range subjects {
 		for _, repoName := range st.repoOf[subject] {
-			dopts := append([]discovery.Opt{discovery.WithConfig(st.o.cfg), discovery.WithClientOpts(st.o.clientOpts...)}, st.o.discOpts...)
-			res, err := discovery.Discover(ctx, repoName+"@"+subject, dopts...)
+			res, err := discovery.Discover(ctx, repoName+"@"+subject, st.env.discoveryOpts()...)
 			rs := ReconcileSubject{Subject: subject, Repository: repoName, Method: string(res.Method), Expected: len(expected[subject]), Missing: []string{}}
 			found := map[string]bool{}
 			for _, r := range res.Referrers {

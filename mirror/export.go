@@ -1,4 +1,4 @@
-package bundle
+package mirror
 
 import (
 	"bufio"
@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,7 +22,7 @@ import (
 	"github.com/regclient/regclient/types/manifest"
 	"github.com/regclient/regclient/types/ref"
 
-	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/registry"
@@ -33,15 +32,6 @@ import (
 // be listed: a bundle that silently lacks SBOMs is what refdoctor exists
 // to prevent.
 var ErrIncompleteDiscovery = errors.New("referrer discovery did not complete")
-
-// Annotations refdoctor writes into index.json.
-const (
-	annotationRefName = "org.opencontainers.image.ref.name"
-	// AnnotationKind tells an image from a cosign-style tag in index.json.
-	AnnotationKind = "io.refdoctor.bundle.kind"
-	// AnnotationReference is the full source reference of an entry.
-	AnnotationReference = "io.refdoctor.bundle.reference"
-)
 
 // ExportEventKind names export progress.
 type ExportEventKind string
@@ -69,8 +59,8 @@ type ExportResult struct {
 	Path        string             `json:"path"`
 	Checksum    string             `json:"sha256"`
 	Sidecar     string             `json:"sidecar"`
-	Compression Compression        `json:"compression"`
-	Images      []Image            `json:"images"`
+	Compression bundle.Compression `json:"compression"`
+	Images      []bundle.Image     `json:"images"`
 	Referrers   int                `json:"referrers"`
 	Files       int                `json:"files"`
 	Bytes       int64              `json:"bytes"`
@@ -79,39 +69,22 @@ type ExportResult struct {
 }
 
 type exportOptions struct {
-	cfg          config.Config
-	clientOpts   []registry.Opt
-	discOpts     []discovery.Opt
 	depth        int
-	compression  Compression
+	compression  bundle.Compression
 	createdAt    time.Time
 	toolVersion  string
 	events       func(ExportEvent)
 	allowPartial bool
-	log          *slog.Logger
 }
 
-// ExportOpt configures Export.
+// ExportOpt configures one Export.
 type ExportOpt func(*exportOptions)
-
-// ExportWithConfig supplies hosts and discovery limits.
-func ExportWithConfig(c config.Config) ExportOpt { return func(o *exportOptions) { o.cfg = c } }
-
-// ExportWithClientOpts passes options to the registry clients.
-func ExportWithClientOpts(opts ...registry.Opt) ExportOpt {
-	return func(o *exportOptions) { o.clientOpts = append(o.clientOpts, opts...) }
-}
-
-// ExportWithDiscoveryOpts passes options to referrer discovery.
-func ExportWithDiscoveryOpts(opts ...discovery.Opt) ExportOpt {
-	return func(o *exportOptions) { o.discOpts = append(o.discOpts, opts...) }
-}
 
 // ExportWithDepth also exports referrers of referrers, n levels down.
 func ExportWithDepth(n int) ExportOpt { return func(o *exportOptions) { o.depth = n } }
 
 // ExportWithCompression picks gzip (.tgz, the default) or zstd (.tar.zst).
-func ExportWithCompression(c Compression) ExportOpt {
+func ExportWithCompression(c bundle.Compression) ExportOpt {
 	return func(o *exportOptions) { o.compression = c }
 }
 
@@ -132,17 +105,6 @@ func ExportWithEvents(fn func(ExportEvent)) ExportOpt {
 // the findings say what may be missing.
 func ExportAllowPartial(b bool) ExportOpt { return func(o *exportOptions) { o.allowPartial = b } }
 
-// ExportWithLogger receives progress lines.
-func ExportWithLogger(l *slog.Logger) ExportOpt { return func(o *exportOptions) { o.log = l } }
-
-// CompressionForPath picks zstd for .tar.zst / .tzst names, gzip otherwise.
-func CompressionForPath(p string) Compression {
-	if strings.HasSuffix(p, ".zst") || strings.HasSuffix(p, ".tzst") {
-		return CompressionZstd
-	}
-	return CompressionGzip
-}
-
 // plan is everything a bundle will hold, gathered before anything is
 // written so that manifest.yaml, which lists every checksum, goes first.
 type plan struct {
@@ -151,7 +113,7 @@ type plan struct {
 	referrers map[string][]discovery.Referrer // subject -> referrers with a subject field
 	methods   map[string]discovery.Method     // subject -> how its referrers were found
 	index     []descriptor.Descriptor
-	images    []Image
+	images    []bundle.Image
 }
 
 type exportBlob struct {
@@ -164,16 +126,14 @@ type exportBlob struct {
 // blob, with manifest.yaml first. The file appears under out only when
 // complete (written to a temporary name, synced and renamed), with an
 // OUT.sha256 sidecar in sha256sum format.
-func Export(ctx context.Context, out string, refs []string, opts ...ExportOpt) (ExportResult, error) {
-	o := exportOptions{cfg: config.Defaults(), toolVersion: "dev"}
+func Export(ctx context.Context, env Env, out string, refs []string, opts ...ExportOpt) (ExportResult, error) {
+	env = env.withDefaults()
+	o := exportOptions{toolVersion: "dev"}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.compression == "" {
-		o.compression = CompressionForPath(out)
-	}
-	if o.log == nil {
-		o.log = slog.New(slog.DiscardHandler)
+		o.compression = bundle.CompressionForPath(out)
 	}
 	if o.createdAt.IsZero() {
 		o.createdAt = sourceDateEpoch()
@@ -182,13 +142,11 @@ func Export(ctx context.Context, out string, refs []string, opts ...ExportOpt) (
 	if len(refs) == 0 {
 		return res, errors.New("nothing to export: give at least one image reference")
 	}
-	c, err := registry.New(o.cfg, append([]registry.Opt{registry.WithTimeout(o.cfg.Export.ReferrerDiscovery.Timeout())}, o.clientOpts...)...)
+	c, err := env.client()
 	if err != nil {
 		return res, err
 	}
-	dopts := append([]discovery.Opt{discovery.WithConfig(o.cfg), discovery.WithClientOpts(o.clientOpts...),
-		discovery.WithPlatforms(true), discovery.WithDepth(o.depth)}, o.discOpts...)
-	rep, err := discovery.DiscoverMany(ctx, refs, dopts...)
+	rep, err := discovery.DiscoverMany(ctx, refs, env.discoveryOpts(discovery.WithPlatforms(true), discovery.WithDepth(o.depth))...)
 	if err != nil {
 		return res, err
 	}
@@ -261,10 +219,10 @@ func gather(ctx context.Context, c *registry.Client, results []discovery.Result)
 			return nil, err
 		}
 		name := r.Subject.Reference
-		p.images = append(p.images, Image{Reference: name, Digest: r.Subject.Digest, MediaType: r.Subject.MediaType})
-		ann := map[string]string{AnnotationKind: "image", AnnotationReference: name}
+		p.images = append(p.images, bundle.Image{Reference: name, Digest: r.Subject.Digest, MediaType: r.Subject.MediaType})
+		ann := map[string]string{bundle.AnnotationKind: "image", bundle.AnnotationReference: name}
 		if src.Tag != "" && src.Digest == "" {
-			ann[annotationRefName] = src.Tag
+			ann[bundle.AnnotationRefName] = src.Tag
 		}
 		p.index = append(p.index, descriptor.Descriptor{MediaType: r.Subject.MediaType, Digest: mustDigest(r.Subject.Digest),
 			Size: int64(len(p.manifests[r.Subject.Digest])), Annotations: ann})
@@ -283,8 +241,8 @@ func gather(ctx context.Context, c *registry.Client, results []discovery.Result)
 				case discovery.SourceCosignTag:
 					p.index = append(p.index, descriptor.Descriptor{MediaType: rf.MediaType, Digest: mustDigest(rf.Digest),
 						Size: int64(len(p.manifests[rf.Digest])),
-						Annotations: map[string]string{annotationRefName: rf.Tag, AnnotationKind: "cosign-tag",
-							AnnotationReference: repo.SetTag(rf.Tag).CommonName()}})
+						Annotations: map[string]string{bundle.AnnotationRefName: rf.Tag, bundle.AnnotationKind: "cosign-tag",
+							bundle.AnnotationReference: repo.SetTag(rf.Tag).CommonName()}})
 				}
 				if err := add(rf.Digest, rf.Referrers); err != nil {
 					return err
@@ -302,7 +260,7 @@ func gather(ctx context.Context, c *registry.Client, results []discovery.Result)
 		}
 	}
 	slices.SortStableFunc(p.index, func(a, b descriptor.Descriptor) int {
-		return strings.Compare(a.Annotations[AnnotationReference], b.Annotations[AnnotationReference])
+		return strings.Compare(a.Annotations[bundle.AnnotationReference], b.Annotations[bundle.AnnotationReference])
 	})
 	return p, nil
 }
@@ -355,17 +313,17 @@ func (p *plan) addBlob(repo ref.Ref, d descriptor.Descriptor) {
 	}
 }
 
-func (p *plan) bundleManifest(o exportOptions) (*Manifest, error) {
-	m := &Manifest{SchemaVersion: FormatVersion, Kind: ManifestKind, CreatedAt: o.createdAt.UTC(),
-		Tool: Tool{Name: "refdoctor", Version: o.toolVersion}, Images: p.images, Files: []FileEntry{}}
+func (p *plan) bundleManifest(o exportOptions) (*bundle.Manifest, error) {
+	m := &bundle.Manifest{SchemaVersion: bundle.FormatVersion, Kind: bundle.ManifestKind, CreatedAt: o.createdAt.UTC(),
+		Tool: bundle.Tool{Name: "refdoctor", Version: o.toolVersion}, Images: p.images, Files: []bundle.FileEntry{}}
 	layout := []byte(`{"imageLayoutVersion":"1.0.0"}`)
 	idx, err := p.indexJSON()
 	if err != nil {
 		return nil, err
 	}
-	m.Files = append(m.Files, fileEntry(LayoutPath, layout), fileEntry(IndexPath, idx))
+	m.Files = append(m.Files, fileEntry(bundle.LayoutPath, layout), fileEntry(bundle.IndexPath, idx))
 	for d, raw := range p.manifests {
-		m.Files = append(m.Files, FileEntry{Path: BlobPath(d), Size: int64(len(raw)), SHA256: strings.TrimPrefix(d, "sha256:")})
+		m.Files = append(m.Files, bundle.FileEntry{Path: bundle.BlobPath(d), Size: int64(len(raw)), SHA256: strings.TrimPrefix(d, "sha256:")})
 	}
 	for d, b := range p.blobs {
 		if _, isManifest := p.manifests[d]; isManifest {
@@ -374,22 +332,22 @@ func (p *plan) bundleManifest(o exportOptions) (*Manifest, error) {
 		if !strings.HasPrefix(d, "sha256:") {
 			return nil, fmt.Errorf("blob %s: only sha256 digests can be bundled", d)
 		}
-		m.Files = append(m.Files, FileEntry{Path: BlobPath(d), Size: b.desc.Size, SHA256: strings.TrimPrefix(d, "sha256:")})
+		m.Files = append(m.Files, bundle.FileEntry{Path: bundle.BlobPath(d), Size: b.desc.Size, SHA256: strings.TrimPrefix(d, "sha256:")})
 	}
 	for subject, rs := range p.referrers {
-		method := DiscoveryAPI
+		method := bundle.DiscoveryAPI
 		if p.methods[subject] == discovery.MethodTags {
-			method = DiscoveryTags
+			method = bundle.DiscoveryTags
 		}
-		s := SubjectEntry{Subject: subject, Discovery: method}
+		s := bundle.SubjectEntry{Subject: subject, Discovery: method}
 		for _, r := range rs {
 			raw := p.manifests[r.Digest]
 			ann := r.Annotations
 			if ann == nil {
 				ann = map[string]string{}
 			}
-			s.Artifacts = append(s.Artifacts, Artifact{Digest: r.Digest, ArtifactType: r.ArtifactType, MediaType: r.MediaType,
-				Category: finding.Categorize(r.ArtifactType, ann), Size: int64(len(raw)), Path: ReferrerPath(subject, r.Digest),
+			s.Artifacts = append(s.Artifacts, bundle.Artifact{Digest: r.Digest, ArtifactType: r.ArtifactType, MediaType: r.MediaType,
+				Category: finding.Categorize(r.ArtifactType, ann), Size: int64(len(raw)), Path: bundle.ReferrerPath(subject, r.Digest),
 				SHA256: strings.TrimPrefix(r.Digest, "sha256:"), Annotations: ann})
 		}
 		s.Count = len(s.Artifacts)
@@ -408,9 +366,9 @@ func (p *plan) indexJSON() ([]byte, error) {
 	return json.Marshal(idx)
 }
 
-func fileEntry(path string, data []byte) FileEntry {
+func fileEntry(path string, data []byte) bundle.FileEntry {
 	sum := sha256.Sum256(data)
-	return FileEntry{Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
+	return bundle.FileEntry{Path: path, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}
 }
 
 func sha256Digest(b []byte) string {
@@ -420,7 +378,7 @@ func sha256Digest(b []byte) string {
 
 // write streams the members into a temporary file next to out and renames
 // it into place once it is whole.
-func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *Manifest, o exportOptions) (string, error) {
+func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *bundle.Manifest, o exportOptions) (string, error) {
 	yml, err := m.Marshal()
 	if err != nil {
 		return "", err
@@ -440,7 +398,7 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *Man
 	}()
 	sum := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(tmp, sum), 1<<20)
-	w := NewWriter(bw, o.compression, WithModTime(m.CreatedAt))
+	w := bundle.NewWriter(bw, o.compression, bundle.WithModTime(m.CreatedAt))
 	var written atomic.Int64
 	for _, path := range m.MemberOrder() {
 		if err := ctx.Err(); err != nil {
@@ -449,17 +407,17 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *Man
 		o.emit(ExportEvent{Kind: ExportMember, Path: path, BytesWritten: written.Load(), TotalBytes: m.ListedBytes()})
 		var data []byte
 		switch {
-		case path == ManifestPath:
+		case path == bundle.ManifestPath:
 			data = yml
-		case path == LayoutPath:
+		case path == bundle.LayoutPath:
 			data = []byte(`{"imageLayoutVersion":"1.0.0"}`)
-		case path == IndexPath:
+		case path == bundle.IndexPath:
 			data = idx
-		case strings.HasPrefix(path, ReferrersDir):
-			_, referrer, _ := splitReferrerPath(path)
+		case strings.HasPrefix(path, bundle.ReferrersDir):
+			_, referrer, _ := bundle.SplitReferrerPath(path)
 			data = p.manifests[referrer]
-		case strings.HasPrefix(path, BlobsDir):
-			digest := "sha256:" + strings.TrimPrefix(path, BlobsDir)
+		case strings.HasPrefix(path, bundle.BlobsDir):
+			digest := "sha256:" + strings.TrimPrefix(path, bundle.BlobsDir)
 			if raw, ok := p.manifests[digest]; ok {
 				data = raw
 				break
@@ -478,7 +436,7 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *Man
 		if err := w.AddFile(path, data); err != nil {
 			return "", err
 		}
-		if path != ManifestPath {
+		if path != bundle.ManifestPath {
 			written.Add(int64(len(data)))
 		}
 	}
@@ -511,7 +469,7 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *Man
 
 // streamBlob copies one blob from the registry into the bundle, checking
 // its digest as it goes: a mismatch aborts the export.
-func streamBlob(ctx context.Context, c *registry.Client, w *Writer, path string, b exportBlob, written *atomic.Int64, o exportOptions) error {
+func streamBlob(ctx context.Context, c *registry.Client, w *bundle.Writer, path string, b exportBlob, written *atomic.Int64, o exportOptions) error {
 	rdr, err := c.BlobGet(ctx, b.repo, b.desc)
 	if err != nil {
 		return fmt.Errorf("fetch blob %s: %w", b.desc.Digest, err)

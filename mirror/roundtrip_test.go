@@ -1,4 +1,4 @@
-package bundle_test
+package mirror_test
 
 import (
 	"bytes"
@@ -18,10 +18,16 @@ import (
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/mirror"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
 var fixedCreated = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+// env is the mirror environment of a test: a config and client settings.
+func env(cfg config.Config, client ...registry.Opt) mirror.Env {
+	return mirror.Env{Config: cfg, Client: client}
+}
 
 func withHosts(cfg config.Config, hosts ...string) config.Config {
 	for _, h := range hosts {
@@ -30,11 +36,10 @@ func withHosts(cfg config.Config, hosts ...string) config.Config {
 	return cfg
 }
 
-func export(t *testing.T, l *lab.Lab, host, out string, opts ...bundle.ExportOpt) bundle.ExportResult {
+func export(t *testing.T, l *lab.Lab, host, out string, opts ...mirror.ExportOpt) mirror.ExportResult {
 	t.Helper()
-	res, err := bundle.Export(context.Background(), out, []string{l.Seed.Ref(host)}, append([]bundle.ExportOpt{
-		bundle.ExportWithConfig(l.Config()), bundle.ExportWithClientOpts(l.ClientOpts()...),
-		bundle.ExportWithCreatedAt(fixedCreated), bundle.ExportWithToolVersion("test")}, opts...)...)
+	res, err := mirror.Export(context.Background(), env(l.Config(), l.ClientOpts()...), out, []string{l.Seed.Ref(host)}, append([]mirror.ExportOpt{
+		mirror.ExportWithCreatedAt(fixedCreated), mirror.ExportWithToolVersion("test")}, opts...)...)
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}
@@ -90,8 +95,7 @@ func TestRoundTrip(t *testing.T) {
 	}{{"olareg with the API", tgtAPI.Host, true}, {"distribution without the API", d.Host, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := withHosts(l.Config(), d.Host)
-			imp, err := bundle.Import(context.Background(), file, tc.host+"/mirror", bundle.ImportWithConfig(cfg),
-				bundle.ImportWithClientOpts(registry.WithoutDockerCreds()), bundle.ImportStrict(true))
+			imp, err := mirror.Import(context.Background(), env(cfg, registry.WithoutDockerCreds()), file, tc.host+"/mirror", mirror.ImportStrict(true))
 			if err != nil {
 				t.Fatalf("import: %v", err)
 			}
@@ -144,8 +148,7 @@ func TestRoundTrip(t *testing.T) {
 				}
 			}
 			// A second import finds everything there and pushes nothing.
-			again, err := bundle.Import(context.Background(), file, tc.host+"/mirror", bundle.ImportWithConfig(cfg),
-				bundle.ImportWithClientOpts(registry.WithoutDockerCreds()))
+			again, err := mirror.Import(context.Background(), env(cfg, registry.WithoutDockerCreds()), file, tc.host+"/mirror")
 			if err != nil || !again.OK || again.Pushed != 0 {
 				t.Fatalf("rerun: err %v ok %v pushed %d", err, again.OK, again.Pushed)
 			}
@@ -234,9 +237,9 @@ func TestExportRefusesIncompleteDiscovery(t *testing.T) {
 	l := lab.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 2})
 	hub, _ := l.Get("hub")
 	out := filepath.Join(t.TempDir(), "app.tgz")
-	_, err := bundle.Export(context.Background(), out, []string{l.Seed.Ref(hub.Host)},
-		bundle.ExportWithConfig(l.Config()), bundle.ExportWithClientOpts(registry.WithoutDockerCreds()),
-		bundle.ExportWithDiscoveryOpts(discovery.WithTimeout(3*time.Second)))
+	e := env(l.Config(), registry.WithoutDockerCreds())
+	e.Discovery = []discovery.Opt{discovery.WithTimeout(3 * time.Second)}
+	_, err := mirror.Export(context.Background(), e, out, []string{l.Seed.Ref(hub.Host)})
 	if err == nil {
 		t.Fatal("export of a throttled registry succeeded")
 	}
@@ -260,21 +263,18 @@ func TestStrictImportOfTamperedBundlePushesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := l.Requests("target")
-	_, err := bundle.Import(context.Background(), tampered, tgt.Host, bundle.ImportWithConfig(l.Config()),
-		bundle.ImportWithClientOpts(registry.WithoutDockerCreds()), bundle.ImportStrict(true))
+	_, err := mirror.Import(context.Background(), env(l.Config(), registry.WithoutDockerCreds()), tampered, tgt.Host, mirror.ImportStrict(true))
 	if err == nil || !strings.Contains(err.Error(), "ReferrerChecksumMismatch") {
 		t.Fatalf("strict import of a tampered bundle: %v", err)
 	}
 	if n := l.Requests("target"); n != before {
 		t.Fatalf("strict import refused but sent %d requests to the target", n-before)
 	}
-	plan, err := bundle.Import(context.Background(), good, tgt.Host, bundle.ImportWithConfig(l.Config()),
-		bundle.ImportWithClientOpts(registry.WithoutDockerCreds()), bundle.ImportDryRun(true))
+	plan, err := mirror.Import(context.Background(), env(l.Config(), registry.WithoutDockerCreds()), good, tgt.Host, mirror.ImportDryRun(true))
 	if err != nil || plan.Pushed == 0 || plan.Skipped != 0 {
 		t.Fatalf("dry run: err %v, %d to push, %d there", err, plan.Pushed, plan.Skipped)
 	}
-	again, err := bundle.Import(context.Background(), good, tgt.Host, bundle.ImportWithConfig(l.Config()),
-		bundle.ImportWithClientOpts(registry.WithoutDockerCreds()), bundle.ImportDryRun(true))
+	again, err := mirror.Import(context.Background(), env(l.Config(), registry.WithoutDockerCreds()), good, tgt.Host, mirror.ImportDryRun(true))
 	if err != nil || again.Pushed != plan.Pushed {
 		t.Fatalf("the dry run pushed something: second plan has %d to push, first %d", again.Pushed, plan.Pushed)
 	}
@@ -292,9 +292,8 @@ func TestInterruptedImportCompletesOnRerun(t *testing.T) {
 	export(t, l, src.Host, file)
 	ctx, cancel := context.WithCancel(context.Background())
 	pushed := 0
-	_, err := bundle.Import(ctx, file, tgt.Host, bundle.ImportWithConfig(l.Config()),
-		bundle.ImportWithClientOpts(registry.WithoutDockerCreds()), bundle.ImportWithConcurrency(1),
-		bundle.ImportWithEvents(func(e bundle.ImportEvent) {
+	_, err := mirror.Import(ctx, env(l.Config(), registry.WithoutDockerCreds()), file, tgt.Host, mirror.ImportWithConcurrency(1),
+		mirror.ImportWithEvents(func(e mirror.ImportEvent) {
 			if e.Item != nil && e.Item.Action == "push" && e.Item.Kind == "referrer" {
 				pushed++
 				if pushed == 2 {
@@ -306,8 +305,7 @@ func TestInterruptedImportCompletesOnRerun(t *testing.T) {
 	if err == nil {
 		t.Fatal("the canceled import reported success")
 	}
-	res, err := bundle.Import(context.Background(), file, tgt.Host, bundle.ImportWithConfig(l.Config()),
-		bundle.ImportWithClientOpts(registry.WithoutDockerCreds()))
+	res, err := mirror.Import(context.Background(), env(l.Config(), registry.WithoutDockerCreds()), file, tgt.Host)
 	if err != nil || !res.OK {
 		t.Fatalf("rerun: err %v ok %v findings %+v", err, res.OK, res.Findings)
 	}
@@ -351,7 +349,7 @@ func TestDiffSeesChangesSinceExport(t *testing.T) {
 	src, _ := l.Get("source")
 	file := filepath.Join(t.TempDir(), "app.tgz")
 	export(t, l, src.Host, file)
-	same, err := bundle.Diff(context.Background(), file, l.Config(), []registry.Opt{registry.WithoutDockerCreds()})
+	same, err := mirror.Diff(context.Background(), env(l.Config(), registry.WithoutDockerCreds()), file)
 	if err != nil || !same.Same {
 		t.Fatalf("fresh bundle differs: err %v, %+v", err, same.Findings)
 	}
@@ -359,7 +357,7 @@ func TestDiffSeesChangesSinceExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	diff, err := bundle.Diff(context.Background(), file, l.Config(), []registry.Opt{registry.WithoutDockerCreds()})
+	diff, err := mirror.Diff(context.Background(), env(l.Config(), registry.WithoutDockerCreds()), file)
 	if err != nil || diff.Same {
 		t.Fatalf("diff after attaching: err %v same %v", err, diff.Same)
 	}
@@ -387,8 +385,7 @@ func TestZstdBundleImports(t *testing.T) {
 	if res := export(t, l, src.Host, file); res.Compression != bundle.CompressionZstd {
 		t.Fatalf("compression %s for a .tar.zst name", res.Compression)
 	}
-	res, err := bundle.Import(context.Background(), file, tgt.Host, bundle.ImportWithConfig(l.Config()),
-		bundle.ImportWithClientOpts(l.ClientOpts()...), bundle.ImportStrict(true))
+	res, err := mirror.Import(context.Background(), env(l.Config(), l.ClientOpts()...), file, tgt.Host, mirror.ImportStrict(true))
 	if err != nil || !res.OK || res.Validation == nil || res.Validation.Compression != bundle.CompressionZstd {
 		t.Fatalf("zstd import: err %v ok %v findings %+v", err, res.OK, res.Findings)
 	}
