@@ -41,3 +41,22 @@ func TestLogsFixCommandsRun(t *testing.T) {
 		t.Errorf("a REPO placeholder is left:\n%s", v)
 	}
 }
+
+// TestResetLabBudget: on the Docker Hub-like lab registry, a spent pull
+// budget shows as a throttle with the time it ends, and R on its detail
+// view refills the lab's budget and probes again.
+func TestResetLabBudget(t *testing.T) {
+	t.Parallel()
+	l := lab.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 1})
+	h := newHarness(t, l, 140, 50, nil)
+	h.keys("3")
+	h.waitFor("the first verdict", func(v string) bool { return idle(v) && strings.Contains(v, "supported") })
+	h.keys("enter")
+	h.waitFor("the detail", contains("EXCHANGES", "R reset lab budget"))
+	h.keys("r")
+	h.waitFor("the throttled verdict", func(v string) bool { return idle(v) && strings.Contains(v, "THROTTLED (429) until") })
+	h.keys("R")
+	h.waitFor("the verdict after the reset", func(v string) bool {
+		return idle(v) && strings.Contains(v, "VERDICT  supported") && !strings.Contains(v, "THROTTLED")
+	})
+}
