@@ -12,7 +12,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/finding"
-	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 )
 
 // envCosignUnavailable is set by .ci/run, with the reason, when cosign
@@ -43,7 +43,7 @@ func newCosign(t *testing.T) *cosignRunner {
 	if why := os.Getenv(envCosignUnavailable); why != "" {
 		t.Skipf("cosign cross-check skipped: cosign could not be built (%s)", why)
 	}
-	path, err := lab.ReferenceTool("cosign")
+	path, err := labtest.ReferenceTool("cosign")
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("cosign missing in CI, and .ci/run did not say why: %v", err)

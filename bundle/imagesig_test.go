@@ -23,6 +23,7 @@ import (
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -53,7 +54,7 @@ func (s signedImage) read(d string) ([]byte, error) {
 func TestImageSignaturesSignedByCosign(t *testing.T) {
 	t.Parallel()
 	c := newCosign(t)
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
 	src, _ := l.Get("source")
 	key, pubFile := c.generateKeyPair(t, "release")
 	_, otherFile := c.generateKeyPair(t, "other")

@@ -24,6 +24,7 @@ import (
 	"github.com/refdoctor/refdoctor/cli"
 	"github.com/refdoctor/refdoctor/internal/prometheustest"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
 
@@ -74,7 +75,7 @@ type servedLab struct {
 // probing every two seconds and discovering the seeded image on each.
 func startServedLab(t *testing.T) *servedLab {
 	t.Helper()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr-like", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "olareg-405", Profile: lab.ProfileNoAPI405},

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 )
 
 // labConfig writes a config naming every lab registry as plain HTTP, with
@@ -25,7 +26,7 @@ func labConfig(t *testing.T, l *lab.Lab, dir string) string {
 // (outcome and a TooFewReferrers finding), not only on stderr.
 func TestMinReferrersInJSON(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	oci, _ := l.Get("oci11")
 	cfg := labConfig(t, l, t.TempDir())
 	code, out, errOut := run(t, "--config", cfg, "-o", "json", "discover", "--min-referrers", "10", l.Seed.Ref(oci.Host))
@@ -54,7 +55,7 @@ func TestMinReferrersInJSON(t *testing.T) {
 // and the command that probed it, and clears one host or all.
 func TestCacheShowAndClear(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	oci, _ := l.Get("oci11")
 	ghcr, _ := l.Get("ghcr")
 	cfg := labConfig(t, l, t.TempDir())
@@ -114,7 +115,7 @@ func TestCacheShowAndClear(t *testing.T) {
 // that a registry refusing an absent login cannot be judged: exit 3, and
 // the output names the missing login.
 func TestMissingLoginExitsThreeEverywhere(t *testing.T) {
-	l := lab.StartT(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth}, lab.Spec{Name: "refuse", Profile: lab.ProfileAuthRefuse})
+	l := labtest.StartT(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth}, lab.Spec{Name: "refuse", Profile: lab.ProfileAuthRefuse})
 	t.Setenv("DOCKER_CONFIG", t.TempDir())
 	cfg := labConfig(t, l, t.TempDir())
 	for _, reg := range l.Registries {
@@ -141,7 +142,7 @@ func TestMissingLoginExitsThreeEverywhere(t *testing.T) {
 // --plain-http gets the exact flag to add.
 func TestPlainHTTPHintNamesTheFlag(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	oci, _ := l.Get("oci11")
 	cfg := writeFile(t, t.TempDir(), "c.toml", fmt.Sprintf("[cache]\ndir = %q\n", t.TempDir()))
 	code, out, _ := run(t, "--config", cfg, "probe", oci.Host+"/demo/app")

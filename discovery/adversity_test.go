@@ -19,6 +19,7 @@ import (
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -32,7 +33,7 @@ func regctlDigests(t *testing.T, host, subject string) []string {
 			Digest string `json:"digest"`
 		} `json:"descriptors"`
 	}
-	out := lab.RunTool(t, t.TempDir(), "regctl", "--host", "reg="+host+",tls=disabled", "artifact", "list", subject, "--format", "{{json .}}")
+	out := labtest.RunTool(t, t.TempDir(), "regctl", "--host", "reg="+host+",tls=disabled", "artifact", "list", subject, "--format", "{{json .}}")
 	if err := json.Unmarshal(out, &rl); err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +53,7 @@ func orasDigests(t *testing.T, subject string) []string {
 			Digest string `json:"digest"`
 		} `json:"referrers"`
 	}
-	out := lab.RunTool(t, t.TempDir(), "oras", "discover", "--plain-http", "--distribution-spec", "v1.1-referrers-api", "--format", "json", subject)
+	out := labtest.RunTool(t, t.TempDir(), "oras", "discover", "--plain-http", "--distribution-spec", "v1.1-referrers-api", "--format", "json", subject)
 	if err := json.Unmarshal(out, &od); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func orasDigests(t *testing.T, subject string) []string {
 // 100 pages, called it a loop and dropped everything it had read.
 func TestManyPagesAreAllRead(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "pages", Profile: lab.ProfileLinkPages})
+	l := labtest.StartT(t, lab.Spec{Name: "pages", Profile: lab.ProfileLinkPages})
 	reg, _ := l.Get("pages")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -118,7 +119,7 @@ func TestManyPagesAreAllRead(t *testing.T) {
 // PaginationLoop finding; the old walk dropped all 12.
 func TestLinkLoopKeepsWhatItRead(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "loop", Profile: lab.ProfileLinkLoop})
+	l := labtest.StartT(t, lab.Spec{Name: "loop", Profile: lab.ProfileLinkLoop})
 	reg, _ := l.Get("loop")
 	subject := reg.Host + "/" + lab.BadDayRepository + "@" + reg.Subject
 	res, err := discovery.Discover(context.Background(), subject, labOpts(l)...)
@@ -140,7 +141,7 @@ func TestLinkLoopKeepsWhatItRead(t *testing.T) {
 // failed with "RequestFailed HTTP 0".
 func TestHarborPlatformsAreRead(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "harbor", Profile: lab.ProfileJSON200})
+	l := labtest.StartT(t, lab.Spec{Name: "harbor", Profile: lab.ProfileJSON200})
 	res := discover(t, l, "harbor", discovery.WithPlatforms(true))
 	if slices.Contains(codes(res.Findings), finding.RequestFailed) || res.Partial || res.Outcome == finding.OutcomeIncomplete || res.Outcome == finding.OutcomeFailed {
 		t.Fatalf("outcome %s partial %v findings %v", res.Outcome, res.Partial, codes(res.Findings))
@@ -177,7 +178,7 @@ func TestHarborPlatformsAreRead(t *testing.T) {
 // the referrers left after the filter).
 func TestOneFilterOnTheIndex(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	for _, name := range []string{"oci11", "ghcr"} {
 		// The index has referrers, none of this type.
 		res := discover(t, l, name, discovery.WithArtifactTypes("application/vnd.example.absent+json"))
@@ -207,7 +208,7 @@ func TestOneFilterOnTheIndex(t *testing.T) {
 // discovery slept until its timeout (here five minutes) to say less.
 func TestThrottledForHoursStopsAtOnce(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0})
+	l := labtest.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0})
 	reg, _ := l.Get("hub")
 	refs := []string{l.Seed.Ref(reg.Host), reg.Host + "/" + lab.SeedSingleRepository + ":" + lab.SeedTag}
 	rep, err := discovery.DiscoverMany(context.Background(), refs, labOpts(l, discovery.WithTimeout(5*time.Minute), discovery.WithConcurrency(1))...)
@@ -246,7 +247,7 @@ func TestThrottledForHoursStopsAtOnce(t *testing.T) {
 // confirms stays and says so.
 func TestCachedUnsupportedIsConfirmed(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	oci, _ := l.Get("oci11")
 	ghcr, _ := l.Get("ghcr")
 	cfg := l.Config()
@@ -308,7 +309,7 @@ func TestCachedUnsupportedIsConfirmed(t *testing.T) {
 // finding of the result, not only a message on stderr.
 func TestMinReferrersFailsInTheResult(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	res := discover(t, l, "oci11", discovery.WithMinReferrers(50))
 	if res.Outcome != finding.OutcomeFailed || !slices.Contains(codes(res.Findings), finding.TooFewReferrers) {
 		t.Fatalf("outcome %s findings %v", res.Outcome, codes(res.Findings))
@@ -365,7 +366,7 @@ func pushSigstoreBundle(t *testing.T, l *lab.Lab, host, repo, subject, predicate
 // the other an attestation, shown with its predicate.
 func TestCosignV3BundlesAreToldApart(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	for _, name := range []string{"oci11", "ghcr"} {
 		reg, _ := l.Get(name)
 		sig := pushSigstoreBundle(t, l, reg.Host, lab.SeedSingleRepository, l.Seed.Single, finding.PredicateCosignSign)

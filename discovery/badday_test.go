@@ -10,6 +10,7 @@ import (
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/probe"
 )
 
@@ -20,7 +21,7 @@ import (
 // "unsupported": discovery reads the tag schema.
 func TestRedirectsAreFollowed(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "307", Profile: lab.ProfileRedirect307},
 		lab.Spec{Name: "cdn", Profile: lab.ProfileRedirectCDN},
 		lab.Spec{Name: "login", Profile: lab.ProfileLogin302},
@@ -60,7 +61,7 @@ func TestRedirectsAreFollowed(t *testing.T) {
 // smaller reply cap the answer is unknown, partial, and nothing is cached.
 func TestHugeIndexIsReadWhole(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "huge", Profile: lab.ProfileHugeIndex})
+	l := labtest.StartT(t, lab.Spec{Name: "huge", Profile: lab.ProfileHugeIndex})
 	reg, _ := l.Get("huge")
 	cfg := l.Config()
 	cfg.Cache.Dir = t.TempDir()
@@ -99,7 +100,7 @@ func TestHugeIndexIsReadWhole(t *testing.T) {
 // inconclusive verdict is cached.
 func TestStalledBodiesAreUnknown(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "stalled", Profile: lab.ProfileStalledBody}, lab.Spec{Name: "trickle", Profile: lab.ProfileTrickleBody})
+	l := labtest.StartT(t, lab.Spec{Name: "stalled", Profile: lab.ProfileStalledBody}, lab.Spec{Name: "trickle", Profile: lab.ProfileTrickleBody})
 	cfg := l.Config()
 	cfg.Cache.Dir = t.TempDir()
 	for _, name := range []string{"stalled", "trickle"} {
@@ -131,7 +132,7 @@ func TestStalledBodiesAreUnknown(t *testing.T) {
 // find the referrers whether one type or two is asked for.
 func TestListedTypesAreCheckedAgainstManifests(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "acr", Profile: lab.ProfileNoArtifactType},
 		lab.Spec{Name: "ggcr", Profile: lab.ProfileMislabelledTypes},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileMislabelledFallback},
@@ -191,7 +192,7 @@ func TestListedTypesAreCheckedAgainstManifests(t *testing.T) {
 // and shown as an attestation with its predicate.
 func TestCosignV3BundleListedWithoutAnnotations(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "acr", Profile: lab.ProfileNoArtifactType})
+	l := labtest.StartT(t, lab.Spec{Name: "acr", Profile: lab.ProfileNoArtifactType})
 	reg, _ := l.Get("acr")
 	att := pushSigstoreBundle(t, l, reg.Host, lab.SeedSingleRepository, l.Seed.Single, "https://slsa.dev/provenance/v1")
 	res, err := discovery.Discover(context.Background(), reg.Host+"/"+lab.SeedSingleRepository+"@"+l.Seed.Single, labOpts(l)...)
@@ -209,7 +210,7 @@ func TestCosignV3BundleListedWithoutAnnotations(t *testing.T) {
 // never "unsupported, fall back to tags" or "image not found".
 func TestNotARegistry(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "web404", Profile: lab.ProfileNotARegistry404}, lab.Spec{Name: "webhtml", Profile: lab.ProfileNotARegistryHTML})
+	l := labtest.StartT(t, lab.Spec{Name: "web404", Profile: lab.ProfileNotARegistry404}, lab.Spec{Name: "webhtml", Profile: lab.ProfileNotARegistryHTML})
 	for _, name := range []string{"web404", "webhtml"} {
 		reg, _ := l.Get(name)
 		for _, m := range []discovery.Method{discovery.MethodAuto, discovery.MethodTags} {
@@ -236,7 +237,7 @@ func TestNotARegistry(t *testing.T) {
 // stops discovery on the first reply, with the time it answers again.
 func TestThrottled6hStopsAtOnce(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileThrottled6h})
+	l := labtest.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileThrottled6h})
 	res := discover(t, l, "hub", discovery.WithTimeout(10*time.Minute))
 	var f *finding.Finding
 	for i := range res.Findings {
@@ -259,7 +260,7 @@ func TestThrottled6hStopsAtOnce(t *testing.T) {
 // partial.
 func TestUnjudgedAPIStillListsTags(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "ghcr303", Profile: lab.ProfileGHCR303})
+	l := labtest.StartT(t, lab.Spec{Name: "ghcr303", Profile: lab.ProfileGHCR303})
 	res := discover(t, l, "ghcr303")
 	got := digestsBySource(res.Referrers)[discovery.SourceTagIndex]
 	if !slices.Equal(got, seededOn(l, l.Seed.Index)) || !res.Partial || res.Outcome != finding.OutcomeIncomplete {

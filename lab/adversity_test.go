@@ -20,6 +20,8 @@ import (
 
 	"github.com/regclient/regclient/types/mediatype"
 	"github.com/regclient/regclient/types/ref"
+
+	"github.com/refdoctor/refdoctor/lab/external"
 )
 
 // noFollow is a plain client that shows redirects instead of following
@@ -63,7 +65,7 @@ func regctlList(t *testing.T, dir string, r Registry, reference string, extra ..
 			ArtifactType string `json:"artifactType"`
 		} `json:"descriptors"`
 	}
-	if err := json.Unmarshal(RunTool(t, dir, "regctl", args...), &rl); err != nil {
+	if err := json.Unmarshal(external.RunTool(t, dir, "regctl", args...), &rl); err != nil {
 		t.Fatalf("regctl artifact list: %v", err)
 	}
 	out := map[string]string{}
@@ -85,7 +87,7 @@ func orasDiscover(t *testing.T, dir, reference, spec string) map[string]string {
 			ArtifactType string `json:"artifactType"`
 		} `json:"referrers"`
 	}
-	out := RunTool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", reference)
+	out := external.RunTool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", reference)
 	if err := json.Unmarshal(out, &od); err != nil {
 		t.Fatalf("oras discover: %v", err)
 	}
@@ -562,11 +564,11 @@ func TestHugeIndex(t *testing.T) {
 	}
 }
 
-// runToolErr runs a reference client like RunTool but returns its failure
+// runToolErr runs a reference client like external.RunTool but returns its failure
 // (with stderr) instead of failing the test.
 func runToolErr(t *testing.T, dir, name string, args ...string) ([]byte, error) {
 	t.Helper()
-	path, err := ReferenceTool(name)
+	path, err := external.ReferenceTool(name)
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("reference client %s missing in CI: %v", name, err)
@@ -806,7 +808,7 @@ func TestMislabelledTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	const configType = "application/vnd.example.config.v1+json"
-	RunTool(t, dir, "regctl", "--host", "reg="+r.Host+",tls=disabled", "artifact", "put",
+	external.RunTool(t, dir, "regctl", "--host", "reg="+r.Host+",tls=disabled", "artifact", "put",
 		"--subject", r.Host+"/demo/app@"+l.Seed.Index, "--artifact-type", ArtifactTypeSPDX,
 		"--config-type", configType, "--config-file", "config.json.in", "--file", "sbom.json", "--file-media-type", "application/json")
 
@@ -1050,7 +1052,7 @@ func TestECR2024(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "sbom.json"), []byte(`{"bomFormat":"CycloneDX"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	RunTool(t, dir, "regctl", "--host", "reg="+r.Host+",tls=disabled", "artifact", "put", "--subject", r.Host+"/demo/app@"+l.Seed.Index,
+	external.RunTool(t, dir, "regctl", "--host", "reg="+r.Host+",tls=disabled", "artifact", "put", "--subject", r.Host+"/demo/app@"+l.Seed.Index,
 		"--artifact-type", ArtifactTypeCycloneDX, "--file", "sbom.json", "--file-media-type", ArtifactTypeCycloneDX)
 	if got := regctlList(t, dir, r, seedRef(r, l.Seed.Index)); len(got) != 0 {
 		t.Errorf("regctl lists %v: it should have found nothing", got)

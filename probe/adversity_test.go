@@ -13,6 +13,7 @@ import (
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -31,7 +32,7 @@ func findingOf(r probe.Result, c finding.Code) *finding.Finding {
 // `curl -v https://...`).
 func TestPlainHTTPHint(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	reg, _ := l.Get("oci11")
 	cfg := l.Config()
 	cfg.Registries = nil // no --plain-http for the host
@@ -53,7 +54,7 @@ func TestPlainHTTPHint(t *testing.T) {
 // scheme and the TLS settings in it.
 func TestCacheKeyHoldsTheTransport(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	reg, _ := l.Get("oci11")
 	plain := l.Config()
 	plain.Cache.Dir = t.TempDir()
@@ -88,7 +89,7 @@ func TestCacheKeyHoldsTheTransport(t *testing.T) {
 // leaves nothing in the cache, so the probe after `docker login` is fresh.
 func TestFailedLoginIsNeverCached(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth})
+	l := labtest.StartT(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth})
 	reg, _ := l.Get("basic")
 	cfg := l.Config()
 	cfg.Cache.Dir = t.TempDir()
@@ -116,7 +117,7 @@ func TestFailedLoginIsNeverCached(t *testing.T) {
 // hundred bytes, never the exchanges, and expired entries leave the file.
 func TestCacheKeepsVerdictsNotExchanges(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	cfg := l.Config()
 	cfg.Cache.Dir = t.TempDir()
 	cache := probe.NewCache(cfg.Cache.Dir, time.Hour)
@@ -163,7 +164,7 @@ func TestCacheKeepsVerdictsNotExchanges(t *testing.T) {
 // warning.
 func TestThrottledProbeSaysWhen(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "spent", Profile: lab.ProfileRateLimit, RateBudget: 0}, lab.Spec{Name: "low", Profile: lab.ProfileRateLimit, RateBudget: 6})
+	l := labtest.StartT(t, lab.Spec{Name: "spent", Profile: lab.ProfileRateLimit, RateBudget: 0}, lab.Spec{Name: "low", Profile: lab.ProfileRateLimit, RateBudget: 6})
 	spent, _ := l.Get("spent")
 	r := probeOne(t, l, spent.Host+"/"+l.Seed.Repository, probe.WithTimeout(5*time.Minute))
 	f := findingOf(r, finding.ReferrersRateLimited)
@@ -193,7 +194,7 @@ func configHost(host string, plain, insecure bool) config.Registry {
 // line, never the verdict.
 func TestUnwritableCacheIsNotAFailure(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	reg, _ := l.Get("oci11")
 	blocker := filepath.Join(t.TempDir(), "not-a-dir")
 	if err := os.WriteFile(blocker, []byte("x"), 0o600); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -19,7 +20,7 @@ import (
 // unknown, and none of the inconclusive ones is cached.
 func TestBadDayVerdicts(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "307", Profile: lab.ProfileRedirect307},
 		lab.Spec{Name: "cdn", Profile: lab.ProfileRedirectCDN},
 		lab.Spec{Name: "login", Profile: lab.ProfileLogin302},

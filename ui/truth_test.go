@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 )
 
 // TestLogsFixCommandsRun: the fix commands on the logs screen carry the
@@ -47,7 +48,7 @@ func TestLogsFixCommandsRun(t *testing.T) {
 // view refills the lab's budget and probes again.
 func TestResetLabBudget(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 1})
+	l := labtest.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 1})
 	h := newHarness(t, l, 140, 50, nil)
 	h.keys("3")
 	h.waitFor("the first verdict", func(v string) bool { return idle(v) && strings.Contains(v, "supported") })
