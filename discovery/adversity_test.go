@@ -173,12 +173,82 @@ func TestHarborPlatformsAreRead(t *testing.T) {
 	}
 }
 
-// TestOneFilterOnTheIndex: a filter that matches nothing on the index
-// does not claim that nothing is attached to it (the old check counted
-// the referrers left after the filter).
-func TestOneFilterOnTheIndex(t *testing.T) {
+// TestOneFilterComparesLikeWithLike: with one --artifact-type, the API
+// list and the fallback tag index are compared after the same filter, so
+// a registry where both list the same referrers raises no disagreement
+// (the old comparison set the filtered API list against the whole tag
+// index); and a filter that matches nothing on the index does not claim
+// that nothing is attached to it.
+func TestOneFilterComparesLikeWithLike(t *testing.T) {
 	t.Parallel()
 	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	oci, _ := l.Get("oci11")
+	ctx := context.Background()
+	c, err := registry.New(l.Config(), l.ClientOpts()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two referrers through the API, and the fallback index a client that
+	// did not trust the API wrote for the same two.
+	var descs []descriptor.Descriptor
+	for _, at := range []string{lab.ArtifactTypeCycloneDX, lab.ArtifactTypeNotary} {
+		d, err := lab.Attach(ctx, l, oci.Host, lab.SeedSingleRepository, l.Seed.Single, at, []byte(at))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := ref.New(oci.Host + "/" + lab.SeedSingleRepository + "@" + d)
+		m, err := c.ManifestHead(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		desc := m.GetDescriptor()
+		descs = append(descs, descriptor.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size, ArtifactType: at})
+	}
+	idx, err := manifest.New(manifest.WithOrig(v1.Index{Versioned: v1.IndexSchemaVersion, MediaType: mediatype.OCI1ManifestList, Manifests: descs}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag, _ := ref.New(oci.Host + "/" + lab.SeedSingleRepository + ":sha256-" + strings.TrimPrefix(l.Seed.Single, "sha256:"))
+	if err := c.ManifestPut(ctx, tag, idx); err != nil {
+		t.Fatal(err)
+	}
+	subject := oci.Host + "/" + lab.SeedSingleRepository + "@" + l.Seed.Single
+	for _, filters := range [][]string{nil, {lab.ArtifactTypeCycloneDX}, {lab.ArtifactTypeCycloneDX, lab.ArtifactTypeNotary}} {
+		res, err := discovery.Discover(ctx, subject, labOpts(l, discovery.WithArtifactTypes(filters...))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(codes(res.Findings), finding.APIAndTagIndexDisagree) {
+			t.Errorf("filters %v: false disagreement %v", filters, res.Findings)
+		}
+		want := len(filters)
+		if want == 0 {
+			want = 2
+		}
+		if got := len(digestsBySource(res.Referrers)[discovery.SourceAPI]); got != want || res.Outcome != finding.OutcomeOK {
+			t.Errorf("filters %v: %d referrers from the API, outcome %s", filters, got, res.Outcome)
+		}
+	}
+	// A real disagreement is still told: a third referrer the tag index
+	// does not list.
+	third, err := lab.Attach(ctx, l, oci.Host, lab.SeedSingleRepository, l.Seed.Single, lab.ArtifactTypeCycloneDX, []byte("third"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := discovery.Discover(ctx, subject, labOpts(l, discovery.WithArtifactTypes(lab.ArtifactTypeCycloneDX))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var disagree *finding.Finding
+	for i := range res.Findings {
+		if res.Findings[i].Code == finding.APIAndTagIndexDisagree {
+			disagree = &res.Findings[i]
+		}
+	}
+	if disagree == nil || !strings.Contains(disagree.Evidence, "only in API: "+discovery.ShortDigest(third)+"; only in tag index: none") {
+		t.Errorf("the third referrer's absence from the tag index is not told: %v", res.Findings)
+	}
+
 	for _, name := range []string{"oci11", "ghcr"} {
 		// The index has referrers, none of this type.
 		res := discover(t, l, name, discovery.WithArtifactTypes("application/vnd.example.absent+json"))
@@ -189,15 +259,6 @@ func TestOneFilterOnTheIndex(t *testing.T) {
 			if f.Code == finding.NoReferrersOnIndex {
 				t.Errorf("%s: a filter matching nothing on the index claims nothing is attached: %s", name, f.Summary)
 			}
-		}
-		// Without a filter on an image with nothing attached, it is said.
-		reg, _ := l.Get(name)
-		single, err := discovery.Discover(context.Background(), reg.Host+"/"+lab.SeedSingleRepository+":"+lab.SeedTag, labOpts(l)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(single.Referrers) != 0 || single.Outcome != finding.OutcomeOK {
-			t.Errorf("%s: single image: %d referrers, outcome %s", name, len(single.Referrers), single.Outcome)
 		}
 	}
 }
