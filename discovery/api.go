@@ -237,8 +237,18 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 			s.e.retireAPIClient(subj, c)
 		}
 		w.mu.Lock()
-		last, pages, lenient := w.last, w.pages, w.lenient
+		last, pages, lenient, hops := w.last, w.pages, w.lenient, w.hops
 		w.mu.Unlock()
+		if len(hops) > 0 && (last == nil || last.Start.Before(hops[len(hops)-1].Start)) {
+			// The chain ended on a redirect that was not followed.
+			end := hops[len(hops)-1]
+			s.noteRedirect(hops, end)
+			ferr := probe.UnfollowedRedirect(hops, end)
+			code, summary, cause, remedy := probe.ClassifyTransportError(subj.Registry, ferr)
+			f := failure{incomplete: true, finding: finding.Finding{Severity: finding.SeverityError, Code: code,
+				Summary: summary, Cause: cause, Remedy: remedy, Evidence: ferr.Error()}}
+			return s.referrers(ctx, w.descs), &f
+		}
 		if len(w.firstHops) > 0 && last != nil {
 			s.noteRedirect(w.firstHops, *last)
 		}

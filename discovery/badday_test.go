@@ -2,16 +2,23 @@ package discovery_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/olareg/olareg"
+	olaregconfig "github.com/olareg/olareg/config"
+
+	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
 )
 
 // TestRedirectsAreFollowed: referrers served through a 307 on the same
@@ -269,5 +276,45 @@ func TestUnjudgedAPIStillListsTags(t *testing.T) {
 	reg, _ := l.Get("ghcr303")
 	if r := regctlDigests(t, reg.Host, reg.Host+"/"+l.Seed.Repository+"@"+l.Seed.Index); !slices.Equal(r, got) {
 		t.Errorf("regctl %v, refdoctor %v", r, got)
+	}
+}
+
+// TestEndlessRedirectsAreIncomplete: a referrers API that redirects to
+// itself without end (olareg behind a layer that loops) ends after ten
+// redirects as TooManyRedirects: partial, exit 3, never "none".
+func TestEndlessRedirectsAreIncomplete(t *testing.T) {
+	t.Parallel()
+	on := true
+	ola := olareg.New(olaregconfig.Config{Storage: olaregconfig.ConfigStorage{StoreType: olaregconfig.StoreMem},
+		API: olaregconfig.ConfigAPI{Referrer: olaregconfig.ConfigAPIReferrer{Enabled: &on}}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/referrers/") {
+			http.Redirect(w, r, r.URL.Path+"?again="+r.URL.Query().Get("again")+"x", http.StatusTemporaryRedirect)
+			return
+		}
+		ola.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		_ = ola.Close()
+	})
+	host := strings.TrimPrefix(srv.URL, "http://")
+	cfg := config.Defaults()
+	cfg.Registries = []config.Registry{{Host: host, PlainHTTP: true}}
+	c, err := registry.New(cfg, registry.WithoutDockerCreds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, err := lab.SeedInto(context.Background(), c, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := discovery.Discover(context.Background(), seed.Ref(host), discovery.WithConfig(cfg),
+		discovery.WithClientOpts(registry.WithoutDockerCreds()), discovery.WithMethod(discovery.MethodAPI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Partial || res.Outcome != finding.OutcomeIncomplete || !slices.Contains(codes(res.Findings), finding.TooManyRedirects) {
+		t.Fatalf("partial %v outcome %s findings %v", res.Partial, res.Outcome, codes(res.Findings))
 	}
 }

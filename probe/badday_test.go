@@ -1,11 +1,19 @@
 package probe_test
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/olareg/olareg"
+	olaregconfig "github.com/olareg/olareg/config"
+
+	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/lab/labtest"
@@ -146,4 +154,53 @@ func itoa(n int) string {
 		n /= 10
 	}
 	return s
+}
+
+// TestEndlessRedirectsStop: a registry whose /referrers redirects to
+// itself without end (olareg behind a layer that loops) is followed ten
+// times, as Go's client and regclient do, then reported as
+// TooManyRedirects: unknown, with every hop in the exchanges.
+func TestEndlessRedirectsStop(t *testing.T) {
+	t.Parallel()
+	on := true
+	ola := olareg.New(olaregconfig.Config{Storage: olaregconfig.ConfigStorage{StoreType: olaregconfig.StoreMem},
+		API: olaregconfig.ConfigAPI{Referrer: olaregconfig.ConfigAPIReferrer{Enabled: &on}}})
+	hops := 0
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "/referrers/") {
+			mu.Lock()
+			hops++
+			n := hops
+			mu.Unlock()
+			http.Redirect(w, r, r.URL.Path+"?hop="+itoa(n), http.StatusTemporaryRedirect)
+			return
+		}
+		ola.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		_ = ola.Close()
+	})
+	host := strings.TrimPrefix(srv.URL, "http://")
+	cfg := config.Defaults()
+	cfg.Registries = []config.Registry{{Host: host, PlainHTTP: true}}
+	rep, err := probe.Run(context.Background(), []probe.Target{mustTarget(t, host+"/demo/app")},
+		probe.WithConfig(cfg), probe.WithClientOpts(registry.WithoutDockerCreds()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Registries[0]
+	if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != finding.TooManyRedirects || r.Outcome() != finding.OutcomeIncomplete {
+		t.Fatalf("verdict %s/%s findings %v", r.ReferrersAPI, r.ReferrersReason, r.Findings)
+	}
+	n := 0
+	for _, ex := range r.Exchanges {
+		if strings.Contains(ex.Requested(), "/referrers/") && ex.IsRedirect() {
+			n++
+		}
+	}
+	if n != registry.MaxRedirects || hops != registry.MaxRedirects {
+		t.Errorf("%d redirects recorded, %d served; want %d", n, hops, registry.MaxRedirects)
+	}
 }

@@ -779,11 +779,7 @@ func (p *prober) referrers(ctx context.Context, digest string) Classification {
 		BodyErr: last.BodyErr, TooLarge: last.TooLarge, Size: last.Size,
 		ZeroDigest: digest == ZeroDigest, RepositoryExists: p.r.FallbackTags == "ok"}
 	if last.IsRedirect() {
-		// The chain ended on a redirect that was not followed.
-		reply.Err = listErr
-		if reply.Err == nil {
-			reply.Err = fmt.Errorf("redirect from %s was not followed", last.URL)
-		}
+		reply.Err = UnfollowedRedirect(redirectHops(chain), last)
 	}
 	if hops := redirectHops(chain); len(hops) > 0 {
 		p.r.Findings = append(p.r.Findings, RedirectFinding(hops, last))
@@ -805,13 +801,25 @@ func redirectHops(chain []registry.Exchange) []registry.Exchange {
 	return hops
 }
 
+// UnfollowedRedirect is why a redirect chain ended on a redirect: the
+// client's limit of 10, or a redirect regclient refuses to follow (from
+// https to http, or from a public host to a local one).
+func UnfollowedRedirect(hops []registry.Exchange, last registry.Exchange) error {
+	if len(hops) >= registry.MaxRedirects {
+		return fmt.Errorf("%w (the last to %s)", registry.ErrTooManyRedirects, last.Headers["Location"])
+	}
+	return fmt.Errorf("redirect to %s was not followed: clients refuse to go from https to http or from a public host to a local one", last.Headers["Location"])
+}
+
 // RedirectFinding shows the redirect chain that led to the final reply.
 func RedirectFinding(hops []registry.Exchange, final registry.Exchange) finding.Finding {
 	var parts []string
 	for _, h := range hops {
 		parts = append(parts, fmt.Sprintf("%s -> %d", h.URL, h.Status))
 	}
-	parts = append(parts, fmt.Sprintf("%s -> %d", final.URL, final.Status))
+	if !final.IsRedirect() {
+		parts = append(parts, fmt.Sprintf("%s -> %d", final.URL, final.Status))
+	}
 	return finding.Finding{Severity: finding.SeverityInfo, Code: finding.ReferrersRedirected,
 		Summary:  fmt.Sprintf("The referrers request was redirected %d time(s); the verdict comes from the final reply", len(hops)),
 		Cause:    "Registries behind proxies or CDNs redirect API requests; clients follow up to 10 redirects, and the Authorization header never goes to another host.",
