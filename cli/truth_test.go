@@ -1,14 +1,19 @@
 package cli_test
 
 import (
+	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/lab/labtest"
+	"github.com/refdoctor/refdoctor/registry"
 )
 
 // labConfig writes a config naming every lab registry as plain HTTP, with
@@ -152,5 +157,61 @@ func TestPlainHTTPHintNamesTheFlag(t *testing.T) {
 	code, out, _ = run(t, "--config", cfg, "discover", l.Seed.Ref(oci.Host))
 	if code != 3 || !strings.Contains(out, "--plain-http "+oci.Host) {
 		t.Fatalf("discover: exit %d\n%s", code, out)
+	}
+}
+
+// TestDistributionWithoutLogin: docker-registry behind htpasswd answers
+// /referrers with its plain-text 404 before any login check, and refuses
+// /v2/ and the tag list without one. Without a login probe, discover and
+// tags all exit 3 and name the missing login (the old probe said
+// "unsupported | denied | fail", exit 1); with the login from docker's
+// config the probe reaches its verdict.
+func TestDistributionWithoutLogin(t *testing.T) {
+	d, login := labtest.StartDistributionWithLoginT(t)
+	seedCfg := config.Defaults()
+	seedCfg.Registries = []config.Registry{{Host: d.Host, PlainHTTP: true}}
+	c, err := registry.New(seedCfg, registry.WithoutDockerCreds(), registry.WithLogin(d.Host, login.User, login.Password))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lab.SeedInto(context.Background(), c, d.Host); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Setenv("DOCKER_CONFIG", filepath.Join(dir, "docker-empty"))
+	cfg := writeFile(t, dir, "c.toml", fmt.Sprintf("[cache]\ndir = %q\n[[registry]]\nhost = %q\nplain_http = true\n", filepath.Join(dir, "cache"), d.Host))
+	for _, args := range [][]string{
+		{"probe", d.Host + "/demo/app"},
+		{"discover", d.Host + "/demo/app:v1"},
+		{"tags", d.Host + "/demo/app"},
+	} {
+		code, out, errOut := run(t, append([]string{"--config", cfg}, args...)...)
+		if code != 3 || !strings.Contains(out, "login") || strings.Contains(out, "unsupported") {
+			t.Errorf("%s: exit %d, want 3 naming the login\n%s%s", args[0], code, out, errOut)
+		}
+	}
+	code, out, _ := run(t, "--config", cfg, "-o", "json", "probe", d.Host+"/demo/app")
+	var rep struct {
+		Registries []struct {
+			ReferrersAPI    string `json:"referrers_api"`
+			ReferrersReason string `json:"referrers_reason"`
+		} `json:"registries"`
+	}
+	if code != 3 || json.Unmarshal([]byte(out), &rep) != nil || rep.Registries[0].ReferrersAPI != "unknown" || rep.Registries[0].ReferrersReason != "AuthFailed" {
+		t.Fatalf("probe JSON: exit %d %s", code, out)
+	}
+	if code, out, _ := run(t, "--config", cfg, "-o", "json", "cache", "show"); code != 0 || strings.Contains(out, d.Host) {
+		t.Fatalf("a failed login was cached:\n%s", out)
+	}
+	docker := filepath.Join(dir, "docker")
+	auth := base64.StdEncoding.EncodeToString([]byte(login.User + ":" + login.Password))
+	if err := os.MkdirAll(docker, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, docker, "config.json", fmt.Sprintf(`{"auths":{%q:{"auth":%q}}}`, d.Host, auth))
+	t.Setenv("DOCKER_CONFIG", docker)
+	code, out, errOut := run(t, "--config", cfg, "probe", d.Host+"/demo/app")
+	if code != 0 || !strings.Contains(out, "unsupported") || !strings.Contains(out, "basic") {
+		t.Fatalf("with the login: exit %d\n%s%s", code, out, errOut)
 	}
 }
