@@ -73,7 +73,9 @@ func (s *subjectRun) fail(what string, f failure) {
 		s.res.Error = what + ": " + f.finding.Summary
 	}
 	s.failed = true
-	if f.throttle {
+	// A throttle, or the subject's time running out, stops every lookup
+	// after it: the first finding says it.
+	if f.throttle || f.finding.Code == finding.Timeout || f.finding.Code == finding.Canceled {
 		for _, existing := range s.res.Findings {
 			if existing.Code == f.finding.Code {
 				s.mu.Unlock()
