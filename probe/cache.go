@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,7 +27,6 @@ type Cache struct {
 	path string
 	ttl  time.Duration
 	now  func() time.Time
-	log  *slog.Logger
 	mu   sync.Mutex
 }
 
@@ -90,13 +88,7 @@ func OpenCache(cfg config.Config) *Cache {
 // NewCache opens the capability cache in dir with the given TTL. A TTL of
 // zero disables it (Get never hits, Put does nothing).
 func NewCache(dir string, ttl time.Duration) *Cache {
-	return &Cache{path: filepath.Join(dir, "capabilities.json"), ttl: ttl, now: time.Now, log: slog.New(slog.DiscardHandler)}
-}
-
-func (c *Cache) setLogger(l *slog.Logger) {
-	if c != nil && l != nil {
-		c.log = l
-	}
+	return &Cache{path: filepath.Join(dir, "capabilities.json"), ttl: ttl, now: time.Now}
 }
 
 // Path is the cache file ("" for a nil cache).
@@ -180,7 +172,6 @@ func (c *Cache) load() cacheFile {
 	var onDisk cacheFile
 	// A corrupt or older cache is ignored and rewritten, never fatal.
 	if json.Unmarshal(data, &onDisk) != nil || onDisk.Version != cacheVersion || onDisk.Entries == nil {
-		c.log.Debug("capability cache ignored: unreadable or from another refdoctor version", "path", c.path)
 		return f
 	}
 	return onDisk

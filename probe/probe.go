@@ -199,7 +199,6 @@ func Run(ctx context.Context, targets []Target, opts ...Opt) (Report, error) {
 	if !o.cacheSet {
 		o.cache = OpenCache(o.cfg)
 	}
-	o.cache.setLogger(o.log)
 	if o.concurrency < 1 {
 		o.concurrency = 1
 	}
