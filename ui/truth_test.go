@@ -61,3 +61,18 @@ func TestResetLabBudget(t *testing.T) {
 		return idle(v) && strings.Contains(v, "VERDICT  supported") && !strings.Contains(v, "THROTTLED")
 	})
 }
+
+// TestReferrersScreenNeverSaysNoneWhenIncomplete: on a registry that
+// throttles for six hours the Referrers screen says the lookup did not
+// complete, with the time the registry answers again, at once and never
+// "(none)".
+func TestReferrersScreenNeverSaysNoneWhenIncomplete(t *testing.T) {
+	t.Parallel()
+	l := labtest.StartT(t, lab.Spec{Name: "hub6h", Profile: lab.ProfileThrottled6h})
+	h := newHarness(t, l, 140, 50, nil)
+	h.keys("5")
+	v := h.waitFor("the result", func(v string) bool { return idle(v) && strings.Contains(v, "incomplete") })
+	if strings.Contains(v, "(none)") || !strings.Contains(v, "(none read") || !strings.Contains(v, "answers again at") {
+		t.Fatalf("referrers screen on a throttled registry:\n%s", v)
+	}
+}
