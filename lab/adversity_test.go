@@ -78,7 +78,9 @@ func regctlList(t *testing.T, dir string, r Registry, reference string, extra ..
 	return out
 }
 
-// orasDiscover is what oras discover lists, as digest -> artifactType.
+// orasDiscover is what oras discover lists, as digest -> artifactType;
+// spec forces its --distribution-spec, "" lets it choose (API, then the
+// tag schema).
 func orasDiscover(t *testing.T, dir, reference, spec string) map[string]string {
 	t.Helper()
 	var od struct {
@@ -87,7 +89,11 @@ func orasDiscover(t *testing.T, dir, reference, spec string) map[string]string {
 			ArtifactType string `json:"artifactType"`
 		} `json:"referrers"`
 	}
-	out := external.RunTool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", reference)
+	args := []string{"discover", "--plain-http", "--format", "json", reference}
+	if spec != "" {
+		args = append(args, "--distribution-spec", spec)
+	}
+	out := external.RunTool(t, dir, "oras", args...)
 	if err := json.Unmarshal(out, &od); err != nil {
 		t.Fatalf("oras discover: %v", err)
 	}
@@ -472,9 +478,26 @@ func TestLogin302(t *testing.T) {
 	if n, _ := l.OtherHostRequests("login-302"); n != n0+1 {
 		t.Errorf("the sign-in host counted %d requests, want %d", n, n0+1)
 	}
-	// The registry itself works, and its referrers sit in fallback tags.
+	// The registry itself works, and its referrers sit in fallback tags,
+	// where regctl and oras find them once the sign-in page is not an
+	// index.
 	fb := "/v2/demo/app/manifests/sha256-" + strings.TrimPrefix(l.Seed.Index, "sha256:")
-	checkReferrers(t, parseIndex(t, get(t, httpClientFor(t, r, false), r, fb, false).body), l.Seed.ReferrersOf(l.Seed.Index))
+	want := l.Seed.ReferrersOf(l.Seed.Index)
+	checkReferrers(t, parseIndex(t, get(t, httpClientFor(t, r, false), r, fb, false).body), want)
+	dir := t.TempDir()
+	for tool, got := range map[string]map[string]string{
+		"regctl": regctlList(t, dir, r, seedRef(r, l.Seed.Index)),
+		"oras":   orasDiscover(t, dir, seedRef(r, l.Seed.Index), ""),
+	} {
+		if len(got) != len(want) {
+			t.Errorf("%s lists %v, want the %d referrers of the fallback tag", tool, got, len(want))
+		}
+		for _, w := range want {
+			if got[w.Digest] != w.ArtifactType {
+				t.Errorf("%s: %s listed as %q", tool, w.Digest, got[w.Digest])
+			}
+		}
+	}
 }
 
 // TestHugeIndex: one valid index of 22,000 descriptors and over 5 MiB,
@@ -998,7 +1021,8 @@ func TestGHCR303(t *testing.T) {
 	if n, _ := l.OtherHostRequests("ghcr-303"); n != n0+1 {
 		t.Errorf("the packages endpoint counted %d requests, want %d", n, n0+1)
 	}
-	got := regctlList(t, t.TempDir(), r, seedRef(r, l.Seed.Index))
+	dir := t.TempDir()
+	got := regctlList(t, dir, r, seedRef(r, l.Seed.Index))
 	want := l.Seed.ReferrersOf(l.Seed.Index)
 	if len(got) != len(want) {
 		t.Errorf("regctl lists %v, want the %d referrers of the fallback tag", got, len(want))
@@ -1007,6 +1031,11 @@ func TestGHCR303(t *testing.T) {
 		if got[w.Digest] != w.ArtifactType {
 			t.Errorf("regctl: %s listed as %q", w.Digest, got[w.Digest])
 		}
+	}
+	// oras stops at the 429 of the packages endpoint.
+	out, err := runToolErr(t, dir, "oras", "discover", "--plain-http", "--format", "json", seedRef(r, l.Seed.Index))
+	if err == nil || !strings.Contains(string(out), "429") || !strings.Contains(string(out), r.OtherHost) {
+		t.Errorf("oras discover: %v: %s; want its error naming the 429 of %s", err, out, r.OtherHost)
 	}
 }
 
@@ -1057,6 +1086,9 @@ func TestECR2024(t *testing.T) {
 	if got := regctlList(t, dir, r, seedRef(r, l.Seed.Index)); len(got) != 0 {
 		t.Errorf("regctl lists %v: it should have found nothing", got)
 	}
+	if got := orasDiscover(t, dir, seedRef(r, l.Seed.Index), ""); len(got) != 0 {
+		t.Errorf("oras lists %v: it should have found nothing", got)
+	}
 	if rep := get(t, hc, r, fallback, false); rep.status != http.StatusNotFound {
 		t.Errorf("a fallback tag appeared: %d", rep.status)
 	}
@@ -1094,6 +1126,16 @@ func TestACR424(t *testing.T) {
 	}
 	if rep := get(t, hc, r, "/v2/demo/app/manifests/v1", false); rep.status != http.StatusOK {
 		t.Errorf("manifest GET: %d", rep.status)
+	}
+	// The independent clients disagree: oras reports ACR's error, regctl
+	// falls back to a tag that does not exist and lists nothing.
+	dir := t.TempDir()
+	out, err := runToolErr(t, dir, "oras", "discover", "--plain-http", "--format", "json", seedRef(r, l.Seed.Index))
+	if err == nil || !strings.Contains(string(out), "returned status code 303") {
+		t.Errorf("oras discover: %v: %s; want ACR's error", err, out)
+	}
+	if got := regctlList(t, dir, r, seedRef(r, l.Seed.Index)); len(got) != 0 {
+		t.Errorf("regctl lists %v", got)
 	}
 }
 

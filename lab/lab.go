@@ -8,8 +8,13 @@
 // does. Where a vendor answers differently, a thin behaviour layer in front
 // of olareg rewrites only the replies that differ (usually just
 // /v2/<name>/referrers/<digest>); everything else reaches olareg untouched.
+// Some profiles add a second listener (a CDN, a sign-in page, GitHub's
+// packages endpoint) under another host name, and two are plain web
+// servers rather than registries, standing for a wrong address.
 // Tests across the project and `refdoctor demo` use the same lab, so a
-// diagnosis shown in the demo is one the tests have seen.
+// diagnosis shown in the demo is one the tests have seen. Helpers for
+// tests live in lab/labtest, so the refdoctor binary links no test code
+// of the lab.
 //
 // The lab never imports the UI or any charm module: it is an engine
 // package.
