@@ -104,6 +104,7 @@ func (e *engine) retireAPIClient(repo ref.Ref, c *registry.Client) {
 type pageWalk struct {
 	mu        sync.Mutex
 	host      string
+	repo      string
 	max       int
 	seenURL   map[string]bool
 	seen      map[string]bool
@@ -116,8 +117,8 @@ type pageWalk struct {
 	nextURL   string
 }
 
-func newPageWalk(host string, limit int) *pageWalk {
-	return &pageWalk{host: host, max: limit, seenURL: map[string]bool{}, seen: map[string]bool{}}
+func newPageWalk(host, repo string, limit int) *pageWalk {
+	return &pageWalk{host: host, repo: repo, max: limit, seenURL: map[string]bool{}, seen: map[string]bool{}}
 }
 
 // see looks at one exchange of the walk and cancels the walk with a cause
@@ -161,7 +162,7 @@ func (w *pageWalk) see(ex registry.Exchange, cancel context.CancelCauseFunc) {
 		return
 	}
 	w.seenURL[asked] = true
-	cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Host: w.host, Status: ex.Status, ContentType: ex.ContentType,
+	cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Host: w.host, Repository: w.repo, Status: ex.Status, ContentType: ex.ContentType,
 		Body: ex.Body, RepositoryExists: true})
 	lenient := cls.Reason == finding.ReferrersWrongContentType && w.pages == 0
 	if cls.Verdict != probe.Supported && !lenient {
@@ -225,7 +226,7 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 		if err != nil {
 			return nil, &failure{finding: finding.Finding{Severity: finding.SeverityError, Code: finding.ClientSetup, Summary: err.Error()}}
 		}
-		w := newPageWalk(subj.Registry, s.e.o.maxReferrers)
+		w := newPageWalk(subj.Registry, subj.Repository, s.e.o.maxReferrers)
 		cctx, cancel := context.WithCancelCause(counted(ctx, &s.requests))
 		cctx = registry.WithWatcher(cctx, func(ex registry.Exchange) { w.see(ex, cancel) })
 		_, err = c.ReferrerList(cctx, subj)
@@ -274,7 +275,7 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 			f := classifyFailure(ctx, last.Err, *last)
 			return read, &f
 		case errors.Is(cause, errPageIncomplete):
-			cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Host: subj.Registry, Status: last.Status, ContentType: last.ContentType,
+			cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Host: subj.Registry, Repository: subj.Repository, Status: last.Status, ContentType: last.ContentType,
 				Body: last.Body, BodyErr: last.BodyErr, TooLarge: last.TooLarge, Size: last.Size})
 			f := failure{incomplete: true, finding: cls.Finding}
 			if pages > 0 {
@@ -305,14 +306,14 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 				f := classifyFailure(ctx, err, *last)
 				return nil, &f
 			}
-			cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Host: subj.Registry, Status: last.Status, ContentType: last.ContentType,
+			cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Host: subj.Registry, Repository: subj.Repository, Status: last.Status, ContentType: last.ContentType,
 				Body: last.Body, RepositoryExists: true})
 			f := failure{fallback: cls.Verdict == probe.Unsupported, incomplete: cls.Verdict == probe.Unknown, finding: cls.Finding}
 			f.finding.Severity = finding.SeverityError
 			return nil, &f
 		case pages == 0:
 			// A 200 that is not an index (HTML, another document).
-			cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Host: subj.Registry, Status: last.Status, ContentType: last.ContentType,
+			cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Host: subj.Registry, Repository: subj.Repository, Status: last.Status, ContentType: last.ContentType,
 				Body: last.Body, RepositoryExists: true})
 			f := failure{fallback: cls.Verdict == probe.Unsupported, incomplete: cls.Verdict != probe.Unsupported, finding: cls.Finding}
 			f.finding.Severity = finding.SeverityError

@@ -215,3 +215,16 @@ func TestUnwritableCacheIsNotAFailure(t *testing.T) {
 		t.Fatalf("an unwritable cache is logged above debug:\n%s", logs.String())
 	}
 }
+
+// TestRemediesNameTheRegistry: the fix of a verdict names the registry and
+// repository probed, so the command runs as shown.
+func TestRemediesNameTheRegistry(t *testing.T) {
+	t.Parallel()
+	l := labtest.StartT(t, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	reg, _ := l.Get("ghcr")
+	r := probeOne(t, l, reg.Host+"/"+l.Seed.Repository)
+	f := findingOf(r, finding.ReferrersNotFound)
+	if f == nil || !strings.Contains(f.Remedy, "refdoctor tags "+reg.Host+"/"+l.Seed.Repository) || strings.Contains(f.Remedy, "HOST/REPO") {
+		t.Fatalf("remedy %+v", f)
+	}
+}

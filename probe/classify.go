@@ -37,8 +37,10 @@ const (
 // ReferrersReply is the final reply of GET /v2/<repo>/referrers/<digest>,
 // after authentication.
 type ReferrersReply struct {
-	// Host is the registry host (host:port), for remedies that name it.
+	// Host is the registry host (host:port) and Repository the repository
+	// asked about, for remedies that name them.
 	Host        string
+	Repository  string
 	Status      int
 	ContentType string
 	Body        []byte
@@ -143,6 +145,24 @@ const fallbackRemedy = "refdoctor and other OCI 1.1 clients fall back to the ref
 // 404 means "fall back to tags", never "supported, none attached"; auth
 // failures, throttling and timeouts say nothing about support.
 func ClassifyReferrersReply(r ReferrersReply) Classification {
+	c := classifyReferrersReply(r)
+	c.Finding.Remedy = runnableRemedy(c.Finding.Remedy, r.Host, r.Repository)
+	return c
+}
+
+// runnableRemedy names the host and repository in a remedy's commands
+// where it says HOST and REPO, so the operator can run it as written.
+func runnableRemedy(remedy, host, repo string) string {
+	if host == "" {
+		return remedy
+	}
+	if repo != "" {
+		remedy = strings.ReplaceAll(remedy, "HOST/REPO", host+"/"+repo)
+	}
+	return strings.ReplaceAll(remedy, "docker login HOST", "docker login "+host)
+}
+
+func classifyReferrersReply(r ReferrersReply) Classification {
 	if r.Err != nil {
 		code, summary, cause, remedy := ClassifyTransportError(r.Host, r.Err)
 		return Classification{Verdict: Unknown, Reason: code, Finding: finding.Finding{

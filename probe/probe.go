@@ -774,7 +774,7 @@ func (p *prober) referrers(ctx context.Context, digest string) Classification {
 	last := chain[len(chain)-1]
 	p.r.ReferrersStatus = last.Status
 	p.r.ReferrersContentType = last.ContentType
-	reply := ReferrersReply{Host: p.t.Host, Status: last.Status, ContentType: last.ContentType, Body: last.Body, Err: last.Err,
+	reply := ReferrersReply{Host: p.t.Host, Repository: p.r.Repository, Status: last.Status, ContentType: last.ContentType, Body: last.Body, Err: last.Err,
 		BodyErr: last.BodyErr, TooLarge: last.TooLarge, Size: last.Size,
 		ZeroDigest: digest == ZeroDigest, RepositoryExists: p.r.FallbackTags == "ok"}
 	if last.IsRedirect() {
