@@ -11,6 +11,10 @@ import (
 
 	"github.com/olareg/olareg"
 	olaregconfig "github.com/olareg/olareg/config"
+	"github.com/regclient/regclient/types/manifest"
+	"github.com/regclient/regclient/types/mediatype"
+	v1 "github.com/regclient/regclient/types/oci/v1"
+	"github.com/regclient/regclient/types/ref"
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
@@ -195,20 +199,48 @@ func TestListedTypesAreCheckedAgainstManifests(t *testing.T) {
 }
 
 // TestCosignV3BundleListedWithoutAnnotations: a cosign v3 attestation
-// listed without its type or annotations (ACR) is read from its manifest
-// and shown as an attestation with its predicate.
+// whose listing carries its type but not its annotations (a fallback index
+// written by an older tool) is read from its manifest and shown as an
+// attestation with its predicate, not as a signature; one listed without
+// its type either (ACR) likewise.
 func TestCosignV3BundleListedWithoutAnnotations(t *testing.T) {
 	t.Parallel()
-	l := labtest.StartT(t, lab.Spec{Name: "acr", Profile: lab.ProfileNoArtifactType})
-	reg, _ := l.Get("acr")
-	att := pushSigstoreBundle(t, l, reg.Host, lab.SeedSingleRepository, l.Seed.Single, "https://slsa.dev/provenance/v1")
-	res, err := discovery.Discover(context.Background(), reg.Host+"/"+lab.SeedSingleRepository+"@"+l.Seed.Single, labOpts(l)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Referrers) != 1 || res.Referrers[0].Digest != att || res.Referrers[0].Category != finding.CategoryAttestation ||
-		res.Referrers[0].PredicateType != "https://slsa.dev/provenance/v1" {
-		t.Fatalf("referrers %+v", res.Referrers)
+	l := labtest.StartT(t, lab.Spec{Name: "acr", Profile: lab.ProfileNoArtifactType}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	for _, name := range []string{"acr", "ghcr"} {
+		reg, _ := l.Get(name)
+		att := pushSigstoreBundle(t, l, reg.Host, lab.SeedSingleRepository, l.Seed.Single, "https://slsa.dev/provenance/v1")
+		if name == "ghcr" {
+			// Rewrite the fallback index without annotations.
+			ctx := context.Background()
+			c, err := registry.New(l.Config(), l.ClientOpts()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tag, _ := ref.New(reg.Host + "/" + lab.SeedSingleRepository + ":sha256-" + strings.TrimPrefix(l.Seed.Single, "sha256:"))
+			m, err := c.ManifestGet(ctx, tag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, _ := m.(manifest.Indexer).GetManifestList()
+			for i := range list {
+				list[i].Annotations = nil
+			}
+			bare, err := manifest.New(manifest.WithOrig(v1.Index{Versioned: v1.IndexSchemaVersion, MediaType: mediatype.OCI1ManifestList, Manifests: list}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.ManifestPut(ctx, tag, bare); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := discovery.Discover(context.Background(), reg.Host+"/"+lab.SeedSingleRepository+"@"+l.Seed.Single, labOpts(l)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Referrers) != 1 || res.Referrers[0].Digest != att || res.Referrers[0].Category != finding.CategoryAttestation ||
+			res.Referrers[0].PredicateType != "https://slsa.dev/provenance/v1" {
+			t.Fatalf("%s: referrers %+v", name, res.Referrers)
+		}
 	}
 }
 
