@@ -605,9 +605,13 @@ func classifyFailure(ctx context.Context, err error, last registry.Exchange) fai
 		return failure{incomplete: true, finding: finding.Finding{Severity: finding.SeverityError, Code: code, Summary: summary, Cause: cause, Remedy: remedy, Evidence: e.Error()}}
 	}
 	if !last.Complete() {
-		cls := probe.ClassifyReferrersReply(probe.ReferrersReply{Host: host, Status: last.Status, ContentType: last.ContentType,
-			Body: last.Body, BodyErr: last.BodyErr, TooLarge: last.TooLarge, Size: last.Size})
-		return failure{incomplete: true, finding: cls.Finding}
+		if last.TooLarge {
+			return failure{incomplete: true, finding: probe.TooLargeFinding("The reply to "+last.Requested(), last.Status, last.ContentType, last.Size)}
+		}
+		code, summary, cause, remedy := probe.ClassifyTransportError(host, last.BodyErr)
+		return failure{incomplete: true, finding: finding.Finding{Severity: finding.SeverityError, Code: code,
+			Summary:  fmt.Sprintf("the reply to %s (HTTP %d) did not arrive whole: %s", last.Requested(), last.Status, summary),
+			Cause:    cause, Remedy: remedy, Evidence: last.BodyError}}
 	}
 	switch last.Status {
 	case http.StatusTooManyRequests:

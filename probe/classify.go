@@ -171,7 +171,7 @@ func classifyReferrersReply(r ReferrersReply) Classification {
 		}}
 	}
 	if r.TooLarge {
-		return Classification{Verdict: Unknown, Reason: finding.ReferrersReplyTooLarge, Finding: TooLargeFinding(r.Status, r.ContentType, r.Size)}
+		return Classification{Verdict: Unknown, Reason: finding.ReferrersReplyTooLarge, Finding: TooLargeFinding("Referrers reply", r.Status, r.ContentType, r.Size)}
 	}
 	if r.BodyErr != nil {
 		code, summary, cause, remedy := ClassifyTransportError(r.Host, r.BodyErr)
@@ -281,11 +281,11 @@ func classifyReferrersReply(r ReferrersReply) Classification {
 		"This status has no meaning for the referrers API in the spec.", "Compare with `curl -si` and `oras discover`; report the registry and version.")
 }
 
-// TooLargeFinding says that a referrers reply was larger than the reply
-// cap and was therefore not judged.
-func TooLargeFinding(status int, contentType string, size int64) finding.Finding {
+// TooLargeFinding says that a reply (what: "Referrers reply", "Tag list")
+// was larger than the reply cap and was therefore not judged.
+func TooLargeFinding(what string, status int, contentType string, size int64) finding.Finding {
 	return finding.Finding{Severity: finding.SeverityError, Code: finding.ReferrersReplyTooLarge,
-		Summary:  fmt.Sprintf("Referrers reply is %s, over the reply size cap: not read, so nothing is judged from it", humanBytes(size)),
+		Summary:  fmt.Sprintf("%s is %s, over the reply size cap: not read, so nothing is judged from it", what, humanBytes(size)),
 		Cause:    "refdoctor parses whole replies only, bounded by --max-reply-size; a cut-off copy would look like a malformed index.",
 		Remedy:   fmt.Sprintf("Raise --max-reply-size above %s if the registry really lists this much, or filter with --artifact-type.", humanBytes(size)),
 		Evidence: fmt.Sprintf("HTTP %d, Content-Type %q, at least %d bytes", status, contentType, size)}
