@@ -610,8 +610,8 @@ func classifyFailure(ctx context.Context, err error, last registry.Exchange) fai
 		}
 		code, summary, cause, remedy := probe.ClassifyTransportError(host, last.BodyErr)
 		return failure{incomplete: true, finding: finding.Finding{Severity: finding.SeverityError, Code: code,
-			Summary:  fmt.Sprintf("the reply to %s (HTTP %d) did not arrive whole: %s", last.Requested(), last.Status, summary),
-			Cause:    cause, Remedy: remedy, Evidence: last.BodyError}}
+			Summary: fmt.Sprintf("the reply to %s (HTTP %d) did not arrive whole: %s", last.Requested(), last.Status, summary),
+			Cause:   cause, Remedy: remedy, Evidence: last.BodyError}}
 	}
 	switch last.Status {
 	case http.StatusTooManyRequests:
