@@ -146,6 +146,10 @@ func (w *pageWalk) see(ex registry.Exchange, cancel context.CancelCauseFunc) {
 	case !ex.Complete():
 		cancel(errPageIncomplete)
 		return
+	case ex.Status == http.StatusTooManyRequests && w.pages > 0:
+		// regclient retries a later page itself after Retry-After; a wait
+		// past the deadline is stopped by StopWhenThrottled.
+		return
 	case ex.Status != http.StatusOK:
 		// Stop regclient from falling back to tags on its own: refdoctor
 		// decides the fallback and says so.
