@@ -224,7 +224,7 @@ func (d *detailScreen) content(r *compatRow) string {
 		if len(res.Findings) == 0 {
 			add("  none")
 		}
-		add(findingLines(st, res.Findings, w)...)
+		add(findingLines(st, sh.runnableFindings(res.Findings), w)...)
 		if len(res.Exchanges) > 0 {
 			add("", st.Header.Render("REPLY HEADERS of the deciding exchange"))
 			if dec := decidingExchange(res); dec != nil {

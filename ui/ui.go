@@ -305,6 +305,17 @@ func (sh *shared) namedFindings(fs []finding.Finding) []finding.Finding {
 	return out
 }
 
+// runnableFindings are findings whose remedies run as written (see
+// runnable), with hosts left as they are.
+func (sh *shared) runnableFindings(fs []finding.Finding) []finding.Finding {
+	out := make([]finding.Finding, len(fs))
+	for i, f := range fs {
+		f.Remedy = sh.runnable(f.Remedy)
+		out[i] = f
+	}
+	return out
+}
+
 // refdoctorCommand finds a refdoctor command in a remedy: the program and
 // its subcommand, then the rest of the command up to punctuation that ends
 // it in prose.
