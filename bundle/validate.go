@@ -188,7 +188,8 @@ func WithCheckReferrers(b bool) Opt { return func(o *options) { o.checkReferrers
 func WithEvents(fn func(Event)) Opt { return func(o *options) { o.events = fn } }
 
 // WithDocuments passes each OCI manifest or index the validator reads
-// (index.json and the manifests among the blobs, at most 4 MiB each) to
+// (index.json, the manifests among the blobs, and the referrer files when
+// WithCheckReferrers is on; at most 4 MiB each) to
 // fn, so that a caller learns the bundle's manifests in the same pass.
 // data is fn's to keep. A document is passed as it is read, before the
 // archive is known to be whole: use it only if Report.Verified(path) says
@@ -1085,6 +1086,7 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 			v.addRef(s, d.Subject.Digest, d.Subject.Size)
 		}
 		v.addRefs(s, d)
+		v.document(name, data)
 		if v.o.checkReferrers {
 			md := docMeta{mediaType: clip(d.MediaType, maxFieldBytes), artifactType: clip(d.effectiveArtifactType(), maxFieldBytes)}
 			if s.early >= 0 {

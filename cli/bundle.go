@@ -47,7 +47,7 @@ func bundleErr(err error) error {
 		errors.Is(err, bundle.ErrUnsupportedVersion), errors.Is(err, bundle.ErrNoManifest),
 		errors.Is(err, os.ErrNotExist), errors.Is(err, discovery.ErrBadReference):
 		return &exitError{code: ExitUsage, err: err}
-	case errors.Is(err, mirror.ErrRefused):
+	case errors.Is(err, mirror.ErrRefused), errors.Is(err, bundle.ErrDamaged):
 		return &exitError{code: ExitCheckFail, err: err}
 	}
 	return &exitError{code: ExitIncomplete, err: err}
@@ -168,7 +168,13 @@ func newBundleInspectCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect --file F",
 		Short: "Summarize a bundle from its manifest (no full read)",
-		Args:  cobra.NoArgs,
+		Long: `Read manifest.yaml (the first member, as refdoctor writes it) and summarize
+the bundle: images, referrers per subject and category, sizes. Nothing is
+verified: use bundle validate for that.
+
+Exit codes: 0 summarized; 1 the archive is damaged or hostile before
+manifest.yaml; 2 not a readable bundle; 3 the file could not be read.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
 				return usageErr("--file is required")
@@ -222,7 +228,10 @@ present, and the archive free of unsafe paths, links, devices, duplicates and
 decompression bombs. --check-referrers also parses every referrer and checks
 that its subject is the folder's subject. Every problem is reported.
 
-Exit codes: 0 whole, 1 a check failed, 2 not a readable bundle.`,
+Exit codes: 0 whole; 1 the bundle was read and is wrong (tampered, damaged,
+hostile, past a limit); 2 not a readable bundle (not gzip or zstd, no or a
+malformed manifest.yaml, a newer format); 3 could not complete (the file
+could not be read).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
@@ -242,20 +251,13 @@ Exit codes: 0 whole, 1 a check failed, 2 not a readable bundle.`,
 			} else {
 				writeValidateTable(g.stdout, file, rep)
 			}
-			unreadable := false
-			for _, p := range rep.Errors {
-				switch p.Code {
-				case finding.MalformedManifest, finding.MissingManifest, finding.NotABundle, finding.UnsupportedVersion:
-					unreadable = true
-				}
-			}
 			switch {
 			case err != nil:
 				if g.output != "json" {
 					fmt.Fprintf(g.stderr, "refdoctor: %v\n", err)
 				}
 				return silentExit(ExitUsage)
-			case unreadable:
+			case rep.Unreadable():
 				// Without a readable manifest.yaml nothing can be checked
 				// against it: the file is not a usable bundle.
 				return silentExit(ExitUsage)
@@ -318,11 +320,16 @@ referrers API the sha256-<hex> fallback index is merged, never overwritten.
 A rerun after an interruption completes the job. Afterwards discovery runs on
 the target and every subject's referrers are reconciled with the bundle.
 
---strict-referrer-validation validates the whole bundle first and pushes
-nothing if anything is wrong. --dry-run prints the plan.
+Only what validation passes is pushed: a member whose checksum failed, a
+referrer filed under the wrong subject, is never pushed from any copy, and
+an image or referrer that needs one is not imported (listed under NOT
+IMPORTED). A hostile archive, or a failed index.json or manifest.yaml,
+imports nothing. --strict-referrer-validation pushes nothing if anything at
+all is wrong. --dry-run prints the plan.
 
-Exit codes: 0 imported and reconciled, 1 refused or a referrer is missing on
-the target, 2 not a readable bundle, 3 could not complete.`,
+Exit codes: 0 imported and reconciled; 1 refused, something not imported, or
+a referrer missing on the target; 2 not a readable bundle; 3 could not
+complete.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" || to == "" {
@@ -378,23 +385,45 @@ func writeImportTable(w io.Writer, res mirror.ImportResult) {
 	if res.DryRun {
 		push = "to push"
 	}
-	fmt.Fprintf(w, "  %d %s (%s), %d already there, %d refused\n", res.Pushed, push, humanSize(res.BytesPushed), res.Skipped, res.Refused)
+	fmt.Fprintf(w, "  %d %s (%s), %d already there, %d not imported\n", res.Pushed, push, humanSize(res.BytesPushed), res.Skipped, res.Refused)
+	if v := res.Validation; v != nil && !v.OK {
+		fmt.Fprintf(w, "  validation found %d problem(s): only what passed it was imported (refdoctor bundle validate --file %s lists them)\n", len(v.Errors), res.File)
+	}
 	if res.DryRun {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "\n  ACTION\tKIND\tREPOSITORY\tDIGEST\tTAG")
+		fmt.Fprintln(tw, "\n  ACTION\tKIND\tREPOSITORY\tDIGEST\tTAG\tWHY")
 		for _, it := range res.Plan {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", it.Action, it.Kind, clip(it.Repository, 30), discovery.ShortDigest(it.Digest), it.Tag)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", it.Action, it.Kind, clip(it.Repository, 30), discovery.ShortDigest(it.Digest), it.Tag, it.Reason)
 		}
 		tw.Flush()
+	} else if res.Refused > 0 {
+		fmt.Fprintf(w, "\nNOT IMPORTED (%d)\n", res.Refused)
+		for _, it := range res.Plan {
+			if it.Action != "refused" {
+				continue
+			}
+			what := it.Kind + " " + discovery.ShortDigest(it.Digest)
+			if it.Tag != "" {
+				what = "tag " + it.Tag
+			}
+			fmt.Fprintf(w, "  %s in %s: %s\n", what, it.Repository, it.Reason)
+		}
 	}
 	if len(res.Reconcile) > 0 {
-		fmt.Fprintln(w, "\nRECONCILE (target discovery vs bundle)")
+		fmt.Fprintln(w, "\nRECONCILE (target discovery vs what was imported)")
 		for _, r := range res.Reconcile {
 			state := "ok"
 			if len(r.Missing) > 0 {
 				state = fmt.Sprintf("MISSING %d", len(r.Missing))
 			}
-			fmt.Fprintf(w, "  %s  %-4s  %d of %d referrers found  %s\n", discovery.ShortDigest(r.Subject), r.Method, r.Found, r.Expected, state)
+			refused := ""
+			switch {
+			case len(r.RefusedPresent) > 0:
+				refused = fmt.Sprintf("; %d not imported, %d of them served by the target all the same", len(r.Refused), len(r.RefusedPresent))
+			case len(r.Refused) > 0:
+				refused = fmt.Sprintf("; %d not imported, absent from the target", len(r.Refused))
+			}
+			fmt.Fprintf(w, "  %s  %-4s  %d of %d imported referrers found  %s%s\n", discovery.ShortDigest(r.Subject), r.Method, r.Found, r.Expected, state, refused)
 		}
 	}
 	writeFindings(w, res.Findings)

@@ -139,3 +139,54 @@ func TestValidateHostileFixtures(t *testing.T) {
 		})
 	}
 }
+
+// TestImportSummaryAgreesWithDetail: a non-strict import of a tampered
+// bundle. Every summary line agrees with the lines under it: the counts
+// with the plan, "not imported" with the NOT IMPORTED list and the
+// findings, reconciliation with what was imported (the refused referrer
+// is counted as refused and absent, not as found or missing); exit 1.
+func TestImportSummaryAgreesWithDetail(t *testing.T) {
+	t.Parallel()
+	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
+	src, _ := l.Get("source")
+	tgt, _ := l.Get("target")
+	dir := t.TempDir()
+	cfg := writeFile(t, dir, "c.toml", fmt.Sprintf("[cache]\ndir = %q\n[[registry]]\nhost = %q\nplain_http = true\n[[registry]]\nhost = %q\nplain_http = true\n", filepath.Join(dir, "cache"), src.Host, tgt.Host))
+	good, tampered := filepath.Join(dir, "app.tgz"), filepath.Join(dir, "tampered.tgz")
+	if code, out, errOut := run(t, "--config", cfg, "bundle", "export", "--file", good, l.Seed.Ref(src.Host)); code != 0 {
+		t.Fatalf("export: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := lab.TamperReferrer(good, tampered); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := run(t, "--config", cfg, "bundle", "import", "--file", tampered, "--to", tgt.Host)
+	if code != 1 {
+		t.Fatalf("import of a tampered bundle: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Log(out)
+	if !strings.Contains(out, ", 1 not imported\n") || !strings.Contains(out, "NOT IMPORTED (1)\n  referrer ") {
+		t.Fatalf("summary or NOT IMPORTED list wrong:\n%s", out)
+	}
+	if strings.Count(out, "error NotImported") != 1 || strings.Count(out, "1 not imported, absent from the target") != 1 {
+		t.Fatalf("the not-imported referrer is not reported once as refused and absent:\n%s", out)
+	}
+	if strings.Contains(out, "MISSING") {
+		t.Fatalf("reconciliation calls the refused referrer missing:\n%s", out)
+	}
+	// The JSON's counts agree with its plan.
+	code, out, _ = run(t, "--config", cfg, "-o", "json", "bundle", "import", "--file", tampered, "--to", tgt.Host)
+	var res struct {
+		Pushed, Skipped, Refused int
+		Plan                     []struct{ Action string }
+	}
+	if code != 1 || json.Unmarshal([]byte(out), &res) != nil {
+		t.Fatalf("json import: exit %d %s", code, out)
+	}
+	n := map[string]int{}
+	for _, it := range res.Plan {
+		n[it.Action]++
+	}
+	if n["push"] != res.Pushed || n["skip"] != res.Skipped || n["refused"] != res.Refused || res.Refused != 1 || res.Pushed != 0 {
+		t.Fatalf("second import: counts %d/%d/%d, plan %v", res.Pushed, res.Skipped, res.Refused, n)
+	}
+}
