@@ -1,8 +1,11 @@
 package bundle
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/hex"
 	"hash/maphash"
+	"slices"
 	"strings"
 )
 
@@ -95,6 +98,18 @@ func (ix *nameIndex) add(name string, kind nameKind) clash {
 	return clashNone
 }
 
+// hasBlob is hasFile of blobs/sha256/<hex>, without building the name
+// (a lowercase name is its own case-folded form).
+func (ix *nameIndex) hasBlob(hex string) bool {
+	var h maphash.Hash
+	h.SetSeed(ix.seed)
+	h.WriteString(BlobsDir)
+	h.WriteString(hex)
+	exact := h.Sum64()
+	s, ok := ix.slots[exact]
+	return ok && s.exact == exact && s.kinds&kindFile != 0
+}
+
 // hasFile reports whether name is in the archive as a file.
 func (ix *nameIndex) hasFile(name string) bool {
 	exact, folded := ix.hashes(name)
@@ -111,26 +126,37 @@ func parents(name string, fn func(dir string)) {
 	}
 }
 
-// listing is manifest.yaml's list of members, compact. Every listed path
-// maps to an entry; entries record what the archive held for them.
+// listing is manifest.yaml's list of members, compact: a hundred
+// thousand listed blobs cost a few MiB. Blob entries are found by binary
+// search over their digest bytes, the other paths by map (shared with
+// the parsed manifest); case-folded names by binary search over hashes.
 type listing struct {
-	blobs   map[[32]byte]int32
-	others  map[string]int32
-	fold    map[uint64]int32
 	entries []listEntry
-	seed    maphash.Seed
+	// blobIdx orders the blob entries by name; blobName holds the name
+	// of each blob entry whose listed sha256 is not its name (a damaged
+	// listing, rare); every other blob is named by its sha256.
+	blobIdx  []int32
+	blobName map[int32][32]byte
+	others   map[string]int32
+	fold     []foldRef
+	seed     maphash.Seed
 	// clashes are listed names that differ from an earlier one only in
-	// case, reported once the manifest has parsed.
+	// case, or are listed twice: found when the listing is sealed.
 	clashes []string
+	dups    []string
 	bytes   int64 // sum of listed sizes, saturating
+}
+
+type foldRef struct {
+	hash uint64
+	idx  int32
 }
 
 type listEntry struct {
 	size int64
 	sum  [32]byte
 	art  *Artifact // referrer entries: their listing (in the Manifest)
-	path string    // empty for blobs, named by blob
-	blob [32]byte
+	path string    // empty for blobs
 
 	seen  uint8 // times present, saturating
 	state entryState
@@ -141,67 +167,128 @@ type entryState uint8
 const (
 	entryHashed  entryState = 1 << iota // read to the end and hashed
 	entryMatched                        // size and sha256 equal the listing
-	entryFlagged                        // a problem found in or about it
+	entryFlagged                        // a problem about it: not its own content
+	entryFlawed                         // a problem in its content (subject, references)
 )
 
 // verified: present once, read whole, equal to its listing, and nothing
-// else found wrong with it.
+// else found wrong with it or in it.
 func (e *listEntry) verified() bool {
-	return e.seen == 1 && e.state&(entryHashed|entryMatched|entryFlagged) == entryHashed|entryMatched
+	return e.seen == 1 && e.state&(entryHashed|entryMatched|entryFlagged|entryFlawed) == entryHashed|entryMatched
 }
 
-func newListing(seed maphash.Seed) *listing {
-	return &listing{blobs: map[[32]byte]int32{}, others: map[string]int32{}, fold: map[uint64]int32{}, seed: seed}
+// newListing makes a listing for about hint entries.
+func newListing(seed maphash.Seed, hint int) *listing {
+	return &listing{others: map[string]int32{}, blobName: map[int32][32]byte{}, seed: seed,
+		entries: make([]listEntry, 0, hint), blobIdx: make([]int32, 0, hint), fold: make([]foldRef, 0, hint)}
 }
 
 // blobKey returns the digest bytes of a blobs/sha256/<hex> name.
 func blobKey(path string) ([32]byte, bool) {
-	var k [32]byte
 	h, ok := strings.CutPrefix(path, BlobsDir)
-	if !ok || !validHex(h) {
-		return k, false
+	if !ok {
+		return [32]byte{}, false
 	}
-	_, err := hex.Decode(k[:], []byte(h))
-	return k, err == nil
+	return hexKey(h)
 }
 
-// add lists path; ok is false when it is listed already.
-func (l *listing) add(path string, size int64, sumHex string, art *Artifact) bool {
+// digestKey returns the bytes of a sha256:<hex> digest.
+func digestKey(d string) ([32]byte, bool) {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok {
+		return [32]byte{}, false
+	}
+	return hexKey(h)
+}
+
+// hexKey decodes 64 lowercase hex digits without allocating: it runs
+// once for every descriptor of every index in a bundle.
+func hexKey(h string) (k [32]byte, ok bool) {
+	if !validHex(h) {
+		return k, false
+	}
+	nib := func(c byte) byte {
+		if c <= '9' {
+			return c - '0'
+		}
+		return c - 'a' + 10
+	}
+	for i := range k {
+		k[i] = nib(h[2*i])<<4 | nib(h[2*i+1])
+	}
+	return k, true
+}
+
+// add lists path; duplicates are found when the listing is sealed.
+func (l *listing) add(path string, size int64, sumHex string, art *Artifact) {
 	var e listEntry
 	e.size, e.art = size, art
-	if _, err := hex.Decode(e.sum[:], []byte(sumHex)); err != nil {
-		return false // checked by the parser already
-	}
+	e.sum, _ = hexKey(sumHex) // checked by the parser already
 	idx := int32(len(l.entries))
 	if k, ok := blobKey(path); ok {
-		if _, dup := l.blobs[k]; dup {
-			return false
+		if k != e.sum {
+			l.blobName[idx] = k
 		}
-		l.blobs[k] = idx
-		e.blob = k
+		l.blobIdx = append(l.blobIdx, idx)
 	} else {
 		if _, dup := l.others[path]; dup {
-			return false
+			l.dups = append(l.dups, path)
 		}
 		l.others[path] = idx
 		e.path = path
 	}
-	f := foldHash(l.seed, path)
-	if _, clash := l.fold[f]; clash {
-		if len(l.clashes) < MaxProblemsPerCode+1 {
-			l.clashes = append(l.clashes, path)
-		}
-	} else {
-		l.fold[f] = idx
-	}
+	l.fold = append(l.fold, foldRef{foldHash(l.seed, path), idx})
 	l.entries = append(l.entries, e)
 	l.bytes = satAdd(l.bytes, size)
-	return true
+}
+
+// blobOf is the name digest of blob entry i.
+func (l *listing) blobOf(i int32) [32]byte {
+	if k, ok := l.blobName[i]; ok {
+		return k
+	}
+	return l.entries[i].sum
+}
+
+// seal sorts the indexes and finds paths listed twice and names that
+// differ only in case.
+func (l *listing) seal() {
+	if cap(l.entries) > len(l.entries)+len(l.entries)/4+64 {
+		l.entries = slices.Clone(l.entries)
+		l.blobIdx = slices.Clone(l.blobIdx)
+		l.fold = slices.Clone(l.fold)
+	}
+	slices.SortFunc(l.blobIdx, func(a, b int32) int {
+		ka, kb := l.blobOf(a), l.blobOf(b)
+		return bytes.Compare(ka[:], kb[:])
+	})
+	for i := 1; i < len(l.blobIdx); i++ {
+		if l.blobOf(l.blobIdx[i]) == l.blobOf(l.blobIdx[i-1]) {
+			l.dups = append(l.dups, l.pathOf(l.blobIdx[i]))
+		}
+	}
+	slices.SortFunc(l.fold, func(a, b foldRef) int { return cmp.Or(cmp.Compare(a.hash, b.hash), cmp.Compare(a.idx, b.idx)) })
+	for i := 1; i < len(l.fold); i++ {
+		if l.fold[i].hash == l.fold[i-1].hash && len(l.clashes) <= MaxProblemsPerCode && l.pathOf(l.fold[i].idx) != l.pathOf(l.fold[i-1].idx) {
+			l.clashes = append(l.clashes, l.pathOf(l.fold[i].idx))
+		}
+	}
+}
+
+func (l *listing) lookupBlob(k [32]byte) (int32, bool) {
+	i, ok := slices.BinarySearchFunc(l.blobIdx, k, func(idx int32, k [32]byte) int {
+		b := l.blobOf(idx)
+		return bytes.Compare(b[:], k[:])
+	})
+	if !ok {
+		return 0, false
+	}
+	return l.blobIdx[i], true
 }
 
 func (l *listing) lookup(path string) (*listEntry, bool) {
 	if k, ok := blobKey(path); ok {
-		i, ok := l.blobs[k]
+		i, ok := l.lookupBlob(k)
 		if !ok {
 			return nil, false
 		}
@@ -216,11 +303,13 @@ func (l *listing) lookup(path string) (*listEntry, bool) {
 
 // lookupFold finds a listed path with the same case-folded name.
 func (l *listing) lookupFold(name string) (*listEntry, string, bool) {
-	i, ok := l.fold[foldHash(l.seed, name)]
+	h := foldHash(l.seed, name)
+	i, ok := slices.BinarySearchFunc(l.fold, h, func(f foldRef, h uint64) int { return cmp.Compare(f.hash, h) })
 	if !ok {
 		return nil, "", false
 	}
-	return &l.entries[i], l.pathOf(i), true
+	idx := l.fold[i].idx
+	return &l.entries[idx], l.pathOf(idx), true
 }
 
 // pathOf names entry i.
@@ -229,13 +318,18 @@ func (l *listing) pathOf(i int32) string {
 	if e.path != "" {
 		return e.path
 	}
-	return BlobsDir + hex.EncodeToString(e.blob[:])
+	k := l.blobOf(i)
+	return BlobsDir + hex.EncodeToString(k[:])
 }
 
-// each calls fn for every listed path, in listing order.
-func (l *listing) each(fn func(path string, e *listEntry)) {
+// isBlob reports whether entry i is a blob.
+func (l *listing) isBlob(i int32) bool { return l.entries[i].path == "" }
+
+// each calls fn for every listed entry, in listing order; pathOf names
+// it.
+func (l *listing) each(fn func(i int32, e *listEntry)) {
 	for i := range l.entries {
-		fn(l.pathOf(int32(i)), &l.entries[i])
+		fn(int32(i), &l.entries[i])
 	}
 }
 

@@ -457,10 +457,12 @@ func unsafePathReason(p string) string {
 			return "path holds a byte that is not printable ASCII"
 		}
 	}
-	for _, el := range strings.Split(p, "/") {
+	for rest := p; rest != ""; {
+		el, tail, _ := strings.Cut(rest, "/")
 		if el == ".." {
 			return "path escapes the bundle with .."
 		}
+		rest = tail
 	}
 	if path.Clean(p) != p {
 		return "path is not in canonical form"

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/refdoctor/refdoctor/finding"
 )
 
 // Limits of the manifest.yaml decoder. YAML decoders build a tree of
@@ -27,6 +29,11 @@ const (
 	// MaxManifestEntryNodes bounds the YAML nodes of one entry (counted
 	// conservatively before decoding: every indicator and every token).
 	MaxManifestEntryNodes = 20000
+	// MaxImages and MaxSubjects bound manifest.yaml's images and
+	// referrer subjects (files and artifacts are bounded by its size and
+	// kept compactly).
+	MaxImages   = 10_000
+	MaxSubjects = 50_000
 )
 
 // mline is one line of manifest.yaml.
@@ -69,6 +76,37 @@ type manifestParser struct {
 	// unknown is the first unknown top-level field; it is reported after
 	// the version check, so that a newer format is UnsupportedVersion.
 	unknown error
+	// interned holds the few media and artifact types a manifest
+	// repeats for every artifact.
+	interned map[string]string
+}
+
+// compact shares the strings an artifact repeats: its types with the
+// other artifacts', its sha256 with its digest. A manifest of tens of
+// thousands of artifacts is held whole, so this halves what it costs.
+func (p *manifestParser) compact(a *Artifact) {
+	if p.interned == nil {
+		p.interned = map[string]string{}
+	}
+	intern := func(s string) string {
+		if len(p.interned) > 1000 {
+			return s
+		}
+		if t, ok := p.interned[s]; ok {
+			return t
+		}
+		t := strings.Clone(s)
+		p.interned[t] = t
+		return t
+	}
+	a.ArtifactType, a.MediaType = intern(a.ArtifactType), intern(a.MediaType)
+	a.Category = finding.Category(intern(string(a.Category)))
+	if a.Digest[len("sha256:"):] == a.SHA256 {
+		a.SHA256 = a.Digest[len("sha256:"):]
+	}
+	if len(p.interned) > 1000 {
+		a.ArtifactType, a.MediaType = strings.Clone(a.ArtifactType), strings.Clone(a.MediaType)
+	}
 }
 
 func newManifestParser(r io.Reader, limit int64, onFile func(FileEntry) error) *manifestParser {
@@ -95,6 +133,16 @@ func (p *manifestParser) readLine() (mline, bool) {
 	var buf []byte
 	for {
 		frag, err := p.br.ReadSlice('\n')
+		if buf == nil && err == nil {
+			// The common case: a whole line in the reader's buffer.
+			p.read += int64(len(frag))
+			if p.read > p.limit {
+				p.err = overLimit("%s is larger than %d bytes", ManifestPath, p.limit)
+				return mline{}, false
+			}
+			buf = frag
+			break
+		}
 		p.read += int64(len(frag))
 		if p.read > p.limit {
 			p.err = overLimit("%s is larger than %d bytes", ManifestPath, p.limit)
@@ -273,6 +321,9 @@ func (p *manifestParser) topField(key, rest string, l mline) error {
 		return decodeInto(p, &m.Tool, 0, l, rest)
 	case "images":
 		return seq(p, 0, l, rest, func(img Image, line int) error {
+			if len(m.Images) >= MaxImages {
+				return overLimit("line %d: more than %d images", line, MaxImages)
+			}
 			if err := img.check(len(m.Images)); err != nil {
 				return lineErr(err, line)
 			}
@@ -419,6 +470,7 @@ func (p *manifestParser) subjectList(parent int) error {
 					if err := a.check(len(s.Artifacts)); err != nil {
 						return lineErr(err, line)
 					}
+					p.compact(&a)
 					if err := p.listPath(a.Path, line); err != nil {
 						return err
 					}
@@ -455,6 +507,9 @@ func (p *manifestParser) subject(s SubjectEntry, line int) error {
 }
 
 func (p *manifestParser) subjectHead(s SubjectEntry, line int) error {
+	if len(p.subjects) >= MaxSubjects {
+		return overLimit("line %d: more than %d referrer subjects", line, MaxSubjects)
+	}
 	if err := s.check(); err != nil {
 		return lineErr(err, line)
 	}
@@ -594,6 +649,12 @@ func seq[T any](p *manifestParser, parent int, l mline, rest string, each func(T
 			more, err := p.itemLines(si)
 			if err != nil {
 				return err
+			}
+			if a, isArtifact := any(&v).(*Artifact); isArtifact && fastArtifact(l.text[si+1:], more, si+2, a) {
+				if err := each(v, l.num); err != nil {
+					return err
+				}
+				continue
 			}
 			// The entry without its "-": the same node, now the document.
 			var b bytes.Buffer
@@ -810,6 +871,74 @@ func fastEntry[T any](rest string, v *T) (bool, error) {
 	}
 	*fe = FileEntry{Path: path, Size: n, SHA256: sum}
 	return true, nil
+}
+
+// artifactKeys are an artifact's fields in the order refdoctor writes
+// them.
+var artifactKeys = []string{"digest", "artifactType", "mediaType", "category", "size", "path", "sha256", "annotations"}
+
+// fastArtifact decodes an artifacts entry in exactly the form refdoctor
+// writes when it has no annotations (eight lines, "annotations: {}"),
+// without the YAML decoder, whose per-entry cost dominates a manifest of
+// tens of thousands of artifacts. Anything else is left to the decoder.
+// FuzzFastEntry checks that both read every such entry alike.
+func fastArtifact(first string, more []mline, indent int, a *Artifact) bool {
+	if len(more) != len(artifactKeys)-1 || !strings.HasPrefix(first, " ") {
+		return false
+	}
+	vals := make([]string, 0, len(artifactKeys))
+	for i, key := range artifactKeys {
+		line := first[1:]
+		if i > 0 {
+			l := more[i-1]
+			if l.indent != indent {
+				return false
+			}
+			line = l.text[indent:]
+		}
+		v, ok := strings.CutPrefix(line, key+": ")
+		if !ok {
+			return false
+		}
+		vals = append(vals, v)
+	}
+	if vals[7] != "{}" || !plainInt(vals[4]) || !validHex(vals[6]) || !strings.ContainsAny(vals[6], "abcdf") {
+		return false
+	}
+	for _, i := range []int{0, 1, 2, 3, 5} {
+		if !plainString(vals[i]) {
+			return false
+		}
+	}
+	size, err := strconv.ParseInt(vals[4], 10, 64)
+	if err != nil {
+		return false
+	}
+	// Copies, so that the artifact does not keep its lines alive; the
+	// repeated types are shared by compact.
+	*a = Artifact{Digest: strings.Clone(vals[0]), ArtifactType: vals[1], MediaType: vals[2], Category: finding.Category(vals[3]),
+		Size: size, Path: strings.Clone(vals[5]), SHA256: strings.Clone(vals[6]), Annotations: map[string]string{}}
+	return true
+}
+
+// plainString: a value YAML reads as the same string, plain: a letter
+// first, then letters, digits and . _ / - : + only (no space, so no ": "
+// or " #"), and no YAML keyword.
+func plainString(s string) bool {
+	if s == "" || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._/-:+", c) >= 0) {
+			return false
+		}
+	}
+	switch strings.ToLower(s) {
+	case "true", "false", "null", "yes", "no", "on", "off", "y", "n":
+		return false
+	}
+	return true
 }
 
 // plainPath: a path YAML reads as the same string, plain: a letter

@@ -46,25 +46,25 @@ func newProblemSet() *problemSet {
 }
 
 // add records p and reports whether it is listed as a new problem (false
-// when it was counted on an earlier one).
+// when it was counted on an earlier one). A repeat allocates nothing.
 func (s *problemSet) add(p Problem) bool {
+	key := problemKey{p.Code, prefix(p.Path, maxFieldBytes), prefix(p.Message, maxMessageBytes)}
+	if i, ok := s.exact[key]; ok {
+		q := &s.list[i]
+		q.Count++
+		if ex := exampleOf(p); len(q.More) < maxProblemExamples && ex != "" && prefix(ex, maxFieldBytes) != prefix(exampleOf(*q), maxFieldBytes) {
+			q.More = append(q.More, clip(ex, maxFieldBytes))
+		}
+		return false
+	}
 	p.Path = clip(p.Path, maxFieldBytes)
 	p.Expected = clip(p.Expected, maxFieldBytes)
 	p.Actual = clip(p.Actual, maxFieldBytes)
 	p.Message = clip(p.Message, maxMessageBytes)
 	p.Count = 1
-	key := problemKey{p.Code, p.Path, p.Message}
-	if i, ok := s.exact[key]; ok {
-		q := &s.list[i]
-		q.Count++
-		if ex := exampleOf(p); len(q.More) < maxProblemExamples && ex != "" && ex != exampleOf(*q) {
-			q.More = append(q.More, ex)
-		}
-		return false
-	}
 	if s.perCode[p.Code] < MaxProblemsPerCode {
 		s.perCode[p.Code]++
-		s.exact[key] = len(s.list)
+		s.exact[problemKey{p.Code, prefix(p.Path, maxFieldBytes), prefix(p.Message, maxMessageBytes)}] = len(s.list)
 		s.list = append(s.list, p)
 		return true
 	}
@@ -74,7 +74,6 @@ func (s *problemSet) add(p Problem) bool {
 		if len(q.More) < maxProblemExamples && p.Path != "" {
 			q.More = append(q.More, p.Path)
 		}
-		q.Message = overflowMessage(p.Code, q.Count)
 		return false
 	}
 	o := Problem{Code: p.Code, Count: 1, Message: overflowMessage(p.Code, 1)}
@@ -84,6 +83,23 @@ func (s *problemSet) add(p Problem) bool {
 	s.overflow[p.Code] = len(s.list)
 	s.list = append(s.list, o)
 	return true
+}
+
+// prefix is the first n bytes of s, sharing its memory: for lookups only.
+func prefix(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// problems is the list, with the overflow problems' counts in their
+// messages.
+func (s *problemSet) problems() []Problem {
+	for code, i := range s.overflow {
+		s.list[i].Message = overflowMessage(code, s.list[i].Count)
+	}
+	return s.list
 }
 
 func overflowMessage(code finding.Code, n int) string {

@@ -45,6 +45,7 @@ type headerTracker struct {
 	zeros   int
 	stopped bool
 	queue   []rawEntry
+	name    []byte
 }
 
 const blockSize = 512
@@ -62,8 +63,9 @@ type rawEntry struct {
 	typeflag byte
 	// name is the member name under the reading every common reader
 	// agrees on, when there is one: a PAX path, else a GNU long name,
-	// else the USTAR prefix and name.
-	name string
+	// else the USTAR prefix and name. It is the tracker's buffer, valid
+	// until the tracker reads the next header.
+	name []byte
 	// ambiguous holds the reasons readers disagree about this entry.
 	ambiguous []string
 }
@@ -161,17 +163,17 @@ func (t *headerTracker) header() {
 	magic, version := string(b[257:263]), string(b[263:265])
 	ustar := magic == "ustar\x00" && version == "00"
 	star := magic == "ustar\x00" && string(b[508:512]) == "tar\x00"
-	name := cString(b[0:100])
-	prefix := cString(b[345:500])
+	name := append(t.name[:0], cBytes(b[0:100])...)
+	prefix := cBytes(b[345:500])
 	switch {
-	case prefix == "":
+	case len(prefix) == 0:
 	case ustar && !star:
-		name = prefix + "/" + name
+		name = append(append(append(name[:0], prefix...), '/'), cBytes(b[0:100])...)
 	default:
 		// Python's tarfile applies the prefix field to every header, GNU
 		// tar and bsdtar only to USTAR ones, Go to USTAR, STAR (shorter)
 		// and some GNU ones.
-		e.ambiguous = append(e.ambiguous, fmt.Sprintf("the USTAR prefix field %q is set in a header of another format; readers disagree on whether it is part of the name", clip(prefix, 100)))
+		e.ambiguous = append(e.ambiguous, fmt.Sprintf("the USTAR prefix field %q is set in a header of another format; readers disagree on whether it is part of the name", clip(string(prefix), 100)))
 	}
 	if t.longCount > 1 {
 		e.ambiguous = append(e.ambiguous, "two GNU long names precede one member; readers disagree on which applies")
@@ -191,16 +193,17 @@ func (t *headerTracker) header() {
 	}
 	switch {
 	case hasPaxPath:
-		name = paxPath
+		name = append(name[:0], paxPath...)
 	case t.longCount > 0:
-		name = t.long
+		name = append(name[:0], t.long...)
 	}
+	t.name = name
 	if s, ok := t.pax["size"]; ok {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil && n >= 0 {
 			size = n
 		}
 	}
-	if flag == '\x00' && strings.HasSuffix(name, "/") {
+	if flag == '\x00' && bytes.HasSuffix(name, []byte("/")) {
 		flag = '5' // a V7 directory
 	}
 	e.name = name
@@ -254,7 +257,8 @@ func (t *headerTracker) extension() {
 				keys = append(keys, k)
 			}
 		}
-		e := rawEntry{typeflag: 'g', name: recs["path"]}
+		t.name = append(t.name[:0], recs["path"]...)
+		e := rawEntry{typeflag: 'g', name: t.name}
 		if len(keys) > 0 {
 			e.ambiguous = append(e.ambiguous, fmt.Sprintf("a PAX global header sets %s: GNU tar and Python apply it to the members that follow, Go and bsdtar do not", strings.Join(keys, ", ")))
 		}
@@ -298,11 +302,13 @@ func roundBlock(n int64) int64 {
 	return (n + blockSize - 1) / blockSize * blockSize
 }
 
-func cString(b []byte) string {
+func cString(b []byte) string { return string(cBytes(b)) }
+
+func cBytes(b []byte) []byte {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
 	}
-	return string(b)
+	return b
 }
 
 // parseTarNumber reads a numeric header field: octal (space or NUL

@@ -300,11 +300,12 @@ func Validate(ctx context.Context, r io.Reader, opts ...Opt) (Report, error) {
 		unresolved: map[[32]byte]string{},
 		earlyRefs:  map[[32]byte]earlyRef{},
 		earlyDocs:  map[int32]docMeta{},
+		earlySums:  map[int32][32]byte{},
 		rep:        emptyReport(),
 	}
 	v.rep.CheckReferrers = o.checkReferrers
 	err := v.run(r)
-	v.rep.Errors = v.probs.list
+	v.rep.Errors = v.probs.problems()
 	v.rep.OK = err == nil && v.rep.Complete && len(v.rep.Errors) == 0
 	v.rep.ArchiveBytes = v.src.n.Load()
 	v.rep.DurationMS = time.Since(v.start).Milliseconds()
@@ -331,14 +332,32 @@ func emptyReport() Report {
 }
 
 // earlyMember is a member read before manifest.yaml: what it takes to
-// check it against the listing once that arrives.
+// check it against the listing once that arrives, compactly (a bundle
+// repacked by hand may hold its manifest last, after a hundred thousand
+// members). A blob is named by key; any other member by name, with its
+// sha256 in key. A blob whose content is not its name keeps its sha256 in
+// earlySums.
 type earlyMember struct {
-	name    string // empty for blobs
-	blob    [32]byte
+	name    string
+	key     [32]byte
 	size    int64
-	sum     [32]byte
 	hashed  bool
 	flagged bool
+}
+
+func (v *validator) earlyName(i int32) string {
+	em := &v.early[i]
+	if em.name != "" {
+		return em.name
+	}
+	return BlobsDir + hex.EncodeToString(em.key[:])
+}
+
+func (v *validator) earlySum(i int32) [32]byte {
+	if s, ok := v.earlySums[i]; ok {
+		return s
+	}
+	return v.early[i].key
 }
 
 // earlyRef is a blob a document read before manifest.yaml references.
@@ -400,6 +419,7 @@ type validator struct {
 	regular       int // regular members
 
 	early        []earlyMember
+	earlySums    map[int32][32]byte
 	earlyRefs    map[[32]byte]earlyRef
 	earlyDerived []earlyDerived
 	earlyDocs    map[int32]docMeta
@@ -442,7 +462,7 @@ func (v *validator) stop(p Problem) {
 	v.stopped = true
 	if v.lst != nil {
 		unreached := 0
-		v.lst.each(func(_ string, e *listEntry) {
+		v.lst.each(func(_ int32, e *listEntry) {
 			if e.seen == 0 {
 				unreached++
 			}
@@ -554,8 +574,8 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header, raw rawEntry, rawOK 
 	ambiguous := false
 	if rawOK {
 		reasons := raw.ambiguous
-		if raw.typeflag != tar.TypeXGlobalHeader && raw.name != hdr.Name {
-			reasons = append(slices.Clip(reasons), fmt.Sprintf("Go's tar reader names it %q, its raw headers %q", clip(hdr.Name, 100), clip(raw.name, 100)))
+		if raw.typeflag != tar.TypeXGlobalHeader && string(raw.name) != hdr.Name {
+			reasons = append(slices.Clip(reasons), fmt.Sprintf("Go's tar reader names it %q, its raw headers %q", clip(hdr.Name, 100), clip(string(raw.name), 100)))
 		}
 		if len(reasons) > 0 {
 			ambiguous = true
@@ -673,13 +693,16 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header, raw rawEntry, rawOK 
 			ent.state |= entryFlagged
 		}
 	default:
-		em := earlyMember{size: hdr.Size, sum: sum, hashed: hashed, flagged: flagged}
+		em := earlyMember{size: hdr.Size, key: sum, hashed: hashed, flagged: flagged}
+		src.early = int32(len(v.early))
 		if k, ok := blobKey(name); ok {
-			em.blob = k
+			em.key = k
+			if k != sum {
+				v.earlySums[src.early] = sum
+			}
 		} else {
 			em.name = name
 		}
-		src.early = int32(len(v.early))
 		v.early = append(v.early, em)
 	}
 	if err != nil {
@@ -844,11 +867,11 @@ func (v *validator) readManifest(tr *tar.Reader, hdr *tar.Header) (bool, error) 
 		return true, nil
 	}
 	v.manifestBytes = hdr.Size
-	lst := newListing(v.seed)
+	// A files entry takes about 165 bytes of manifest.yaml, an artifact
+	// about 540; seal trims what is not used.
+	lst := newListing(v.seed, int(min(hdr.Size, v.o.manifestLimit)/192))
 	m, err := parseManifestFiles(tr, v.o.manifestLimit, func(f FileEntry) error {
-		if !lst.add(f.Path, f.Size, f.SHA256, nil) {
-			return malformed("path %s is listed twice", f.Path)
-		}
+		lst.add(f.Path, f.Size, f.SHA256, nil)
 		return nil
 	})
 	if err != nil {
@@ -877,12 +900,14 @@ func (v *validator) readManifest(tr *tar.Reader, hdr *tar.Header) (bool, error) 
 		s := &m.Referrers.Subjects[i]
 		for j := range s.Artifacts {
 			a := &s.Artifacts[j]
-			if !lst.add(a.Path, a.Size, a.SHA256, a) {
-				v.problem(Problem{Code: finding.MalformedManifest, Path: ManifestPath, Message: "path " + a.Path + " is listed twice" +
-					"; members are checked for safety but their checksums cannot be verified"})
-				return false, nil
-			}
+			lst.add(a.Path, a.Size, a.SHA256, a)
 		}
+	}
+	lst.seal()
+	if len(lst.dups) > 0 {
+		v.problem(Problem{Code: finding.MalformedManifest, Path: ManifestPath, Message: "path " + lst.dups[0] + " is listed twice" +
+			"; members are checked for safety but their checksums cannot be verified"})
+		return false, nil
 	}
 	v.setManifest(m, lst)
 	return false, nil
@@ -909,10 +934,7 @@ func (v *validator) setManifest(m *Manifest, lst *listing) {
 	// Members that streamed past before the manifest are checked now.
 	for i := range v.early {
 		em := &v.early[i]
-		name := em.name
-		if name == "" {
-			name = BlobsDir + hex.EncodeToString(em.blob[:])
-		}
+		name := v.earlyName(int32(i))
 		ent, _ := lst.lookup(name)
 		if ent != nil {
 			if ent.seen < 255 {
@@ -932,7 +954,7 @@ func (v *validator) setManifest(m *Manifest, lst *listing) {
 				Message: fmt.Sprintf("the name differs from the listed %s only in case; on case-insensitive file systems (macOS, Windows) unpacking one overwrites the other", p)})
 		}
 		if em.hashed {
-			v.checkListed(name, ent, em.size, em.sum)
+			v.checkListed(name, ent, em.size, v.earlySum(int32(i)))
 		}
 	}
 	for i := range v.early {
@@ -951,7 +973,7 @@ func (v *validator) setManifest(m *Manifest, lst *listing) {
 	if v.indexSeen && v.indexSrc.early >= 0 {
 		v.indexSrc = v.earlySource(v.indexSrc.early)
 	}
-	v.early, v.earlyDerived, v.earlyRefs, v.earlyDocs = nil, nil, nil, nil
+	v.early, v.earlySums, v.earlyDerived, v.earlyRefs, v.earlyDocs = nil, nil, nil, nil, nil
 	if v.earlyDropped > 0 {
 		v.problem(Problem{Code: finding.LimitExceeded, Actual: fmt.Sprint(v.earlyDropped),
 			Message: fmt.Sprintf("%d more problems were found in members read before manifest.yaml and were not kept", v.earlyDropped)})
@@ -961,11 +983,7 @@ func (v *validator) setManifest(m *Manifest, lst *listing) {
 // earlySource is the source of a member read before the manifest, now
 // that the listing is known.
 func (v *validator) earlySource(i int32) source {
-	em := &v.early[i]
-	name := em.name
-	if name == "" {
-		name = BlobsDir + hex.EncodeToString(em.blob[:])
-	}
+	name := v.earlyName(i)
 	s := source{path: name, early: -1}
 	if v.lst != nil {
 		s.entry, _ = v.lst.lookup(name)
@@ -1000,9 +1018,9 @@ func (v *validator) checkListed(name string, ent *listEntry, size int64, sum [32
 			Message: what + " content differs from the sha256 manifest.yaml lists; it was modified after export or damaged in transfer"})
 		return
 	}
-	if ent.path == "" && ent.blob != sum {
+	if k, ok := blobKey(name); ok && k != sum {
 		ent.state |= entryFlagged
-		v.problem(Problem{Code: finding.FileChecksumMismatch, Path: name, Expected: hex.EncodeToString(ent.blob[:]), Actual: hex.EncodeToString(sum[:]),
+		v.problem(Problem{Code: finding.FileChecksumMismatch, Path: name, Expected: hex.EncodeToString(k[:]), Actual: hex.EncodeToString(sum[:]),
 			Message: "blob content does not match the digest in its name"})
 		return
 	}
@@ -1035,7 +1053,7 @@ func (v *validator) derive(s source, p Problem) {
 		if !v.standing(s) {
 			return
 		}
-		s.entry.state |= entryFlagged
+		s.entry.state |= entryFlawed
 	}
 	v.problem(p)
 }
@@ -1052,24 +1070,24 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 				Message: "oci-layout is not a valid OCI layout file"})
 		}
 	case name == IndexPath:
-		d, ok := ParseOCIDocument(data)
-		if !ok || d.Manifests == nil {
+		if _, hasManifests, ok := scanOCIDocument(data, nil); !ok || !hasManifests {
 			v.derive(s, Problem{Code: finding.MalformedLayout, Path: name, Message: "index.json is not an OCI image index"})
 			return
 		}
-		if !v.indexSeen {
+		first := !v.indexSeen
+		if first {
 			v.indexSeen, v.indexSrc, v.index = true, s, map[[32]byte]struct{}{}
-			for _, m := range d.Manifests {
-				if k, ok := blobKey(BlobPath(m.Digest)); ok && validDigest(m.Digest) {
-					v.index[k] = struct{}{}
-				}
-			}
 		}
-		v.addRefs(s, d)
+		scanOCIDocument(data, func(m OCIDescriptor) {
+			if k, ok := digestKey(m.Digest); ok && first {
+				v.index[k] = struct{}{}
+			}
+			v.addRef(s, m.Digest, m.Size)
+		})
 		v.document(name, data)
 	case strings.HasPrefix(name, ReferrersDir):
 		subject, _, _ := SplitReferrerPath(name)
-		d, ok := ParseOCIDocument(data)
+		d, _, ok := scanOCIDocument(data, nil)
 		if !ok {
 			v.derive(s, Problem{Code: finding.MalformedReferrer, Path: name,
 				Message: "referrer is not an OCI image manifest or index"})
@@ -1085,7 +1103,7 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 		default:
 			v.addRef(s, d.Subject.Digest, d.Subject.Size)
 		}
-		v.addRefs(s, d)
+		v.addRefs(s, data)
 		v.document(name, data)
 		if v.o.checkReferrers {
 			md := docMeta{mediaType: clip(d.MediaType, maxFieldBytes), artifactType: clip(d.effectiveArtifactType(), maxFieldBytes)}
@@ -1096,8 +1114,8 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 			}
 		}
 	case strings.HasPrefix(name, BlobsDir):
-		if d, ok := ParseOCIDocument(data); ok {
-			v.addRefs(s, d)
+		if _, _, ok := scanOCIDocument(data, nil); ok {
+			v.addRefs(s, data)
 			v.document(name, data)
 		}
 	}
@@ -1124,21 +1142,20 @@ func (v *validator) document(name string, data []byte) {
 	}
 }
 
-func (v *validator) addRefs(s source, d OCIDocument) {
-	for _, desc := range d.References() {
-		v.addRef(s, desc.Digest, desc.Size)
-	}
+// addRefs checks the references of a document known to be a manifest.
+func (v *validator) addRefs(s source, data []byte) {
+	scanOCIDocument(data, func(desc OCIDescriptor) { v.addRef(s, desc.Digest, desc.Size) })
 }
 
 // addRef checks that a blob a document in the bundle references is there,
 // at once when the listing is known, else once it is.
 func (v *validator) addRef(s source, digest string, size int64) {
-	if !validDigest(digest) {
+	k, ok := digestKey(digest)
+	if !ok {
 		v.derive(s, Problem{Code: finding.MissingBlob, Path: s.path, Actual: digest,
 			Message: "references a blob by a digest a v1 bundle cannot hold (sha256 only)"})
 		return
 	}
-	k, _ := blobKey(BlobPath(digest))
 	if s.early >= 0 {
 		if _, ok := v.earlyRefs[k]; ok {
 			return
@@ -1154,7 +1171,7 @@ func (v *validator) addRef(s source, digest string, size int64) {
 		if !v.standing(s) {
 			return
 		}
-		if i, ok := v.lst.blobs[k]; ok {
+		if i, ok := v.lst.lookupBlob(k); ok {
 			if e := &v.lst.entries[i]; size > 0 && e.size != size {
 				// Reported at the end if the blob itself matches its
 				// listing; if it does not, its own problem says enough.
@@ -1167,7 +1184,7 @@ func (v *validator) addRef(s source, digest string, size int64) {
 			return
 		}
 	}
-	if v.names.hasFile(BlobPath(digest)) {
+	if v.names.hasBlob(digest[len("sha256:"):]) {
 		return // present, unlisted: UnlistedFile says it
 	}
 	if _, ok := v.unresolved[k]; ok {
@@ -1322,8 +1339,9 @@ func (v *validator) finish() error {
 		return nil
 	}
 	m := v.manifest
-	v.lst.each(func(path string, e *listEntry) {
+	v.lst.each(func(i int32, e *listEntry) {
 		if e.seen == 0 {
+			path := v.lst.pathOf(i)
 			what := ""
 			if e.art != nil {
 				what = "referrer "
@@ -1349,7 +1367,7 @@ func (v *validator) finish() error {
 	indexStands := v.standing(v.indexSrc)
 	for _, img := range m.Images {
 		v.addRef(source{path: ManifestPath, early: -1, entry: &listEntry{seen: 1, state: entryMatched}}, img.Digest, 0)
-		k, _ := blobKey(BlobPath(img.Digest))
+		k, _ := digestKey(img.Digest)
 		if v.indexSeen && indexStands {
 			if _, ok := v.index[k]; !ok {
 				v.problem(Problem{Code: finding.IndexMismatch, Path: IndexPath, Expected: img.Digest,
@@ -1365,7 +1383,7 @@ func (v *validator) finish() error {
 	for _, k := range sortedKeys(v.unresolved) {
 		from := v.unresolved[k]
 		path := BlobsDir + hex.EncodeToString(k[:])
-		if _, listed := v.lst.blobs[k]; listed || v.names.hasFile(path) {
+		if _, listed := v.lst.lookupBlob(k); listed || v.names.hasFile(path) {
 			continue
 		}
 		v.missingBlob(path, "sha256:"+hex.EncodeToString(k[:]), from)

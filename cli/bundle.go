@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -51,6 +52,22 @@ func bundleErr(err error) error {
 		return &exitError{code: ExitCheckFail, err: err}
 	}
 	return &exitError{code: ExitIncomplete, err: err}
+}
+
+// bundleMemoryLimit is the soft limit of the Go runtime's memory while
+// refdoctor reads a bundle. The validator's live data stay under about
+// 20 MiB for any input up to the format's limits (docs/bundle-format.md
+// section 6); without a limit the garbage collector lets the heap grow to
+// twice that before collecting, and parsing a large manifest.yaml makes
+// much short-lived garbage. With it, peak RSS stays under 64 MiB.
+const bundleMemoryLimit = 36 << 20
+
+// boundMemory sets bundleMemoryLimit for the bundle commands, when
+// refdoctor owns the process and the operator has not set GOMEMLIMIT.
+func (g *globals) boundMemory() {
+	if g.ownsProcess && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(bundleMemoryLimit)
+	}
 }
 
 // stderrIsTerminal decides whether to draw a progress bar.
@@ -179,6 +196,7 @@ manifest.yaml; 2 not a readable bundle; 3 the file could not be read.`,
 			if file == "" {
 				return usageErr("--file is required")
 			}
+			g.boundMemory()
 			s, err := bundle.Inspect(cmd.Context(), file)
 			if err != nil {
 				return bundleErr(err)
@@ -237,6 +255,7 @@ could not be read).`,
 			if file == "" {
 				return usageErr("--file is required")
 			}
+			g.boundMemory()
 			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "validate"}
 			rep, err := bundle.ValidateFile(cmd.Context(), file, bundle.WithCheckReferrers(checkReferrers),
 				bundle.WithEvents(func(e bundle.Event) { bar.update(e.BytesRead, e.TotalBytes) }))
@@ -335,6 +354,7 @@ complete.`,
 			if file == "" || to == "" {
 				return usageErr("--file and --to are required")
 			}
+			g.boundMemory()
 			res, err := mirror.Import(cmd.Context(), g.mirrorEnv(), file, to, mirror.ImportStrict(strict), mirror.ImportDryRun(dry),
 				mirror.ImportWithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries))
 			if err != nil {
