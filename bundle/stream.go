@@ -72,6 +72,9 @@ func detectCompression(br *bufio.Reader) (Compression, error) {
 	switch {
 	case bytes.HasPrefix(head, zstdMagic):
 		return CompressionZstd, nil
+	case len(head) == 4 && head[0]&0xf0 == 0x50 && bytes.Equal(head[1:], []byte{0x2a, 0x4d, 0x18}):
+		// A zstd skippable frame first, as pzstd writes its streams.
+		return CompressionZstd, nil
 	case bytes.HasPrefix(head, gzipMagic):
 		return CompressionGzip, nil
 	}

@@ -167,6 +167,9 @@ writes nothing unless --allow-partial.`,
 			}
 			fmt.Fprintf(g.stdout, "wrote %s (%s, %d images, %d referrers, %d files, %s)\n", res.Path, res.Compression, len(res.Images), res.Referrers, res.Files, humanSize(res.Bytes))
 			fmt.Fprintf(g.stdout, "sha256 %s  (sidecar %s)\n", res.Checksum, res.Sidecar)
+			for _, p := range res.RemovedPartials {
+				fmt.Fprintf(g.stdout, "removed %s, left by an export that was killed before it finished\n", p)
+			}
 			writeFindings(g.stdout, res.Findings)
 			return nil
 		},

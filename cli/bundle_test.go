@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/craft"
 	"github.com/refdoctor/refdoctor/lab"
 )
 
@@ -189,4 +191,86 @@ func TestImportSummaryAgreesWithDetail(t *testing.T) {
 	if n["push"] != res.Pushed || n["skip"] != res.Skipped || n["refused"] != res.Refused || res.Refused != 1 || res.Pushed != 0 {
 		t.Fatalf("second import: counts %d/%d/%d, plan %v", res.Pushed, res.Skipped, res.Refused, n)
 	}
+}
+
+// TestExitCodesAgree: one rule for validate, inspect and import. Input
+// that is not a readable bundle (not a bundle, a malformed or newer
+// manifest.yaml) is 2; a bundle that was read and is wrong (damaged,
+// tampered, hostile) is 1. Inspect reads only manifest.yaml, so damage
+// after it is not its to see (0). Import refuses these bundles before any
+// request, so its target need not exist.
+func TestExitCodesAgree(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	withManifest := func(y string) []byte {
+		b := craft.Valid()
+		b.Members = append([]craft.Member{{Name: "manifest.yaml", Data: []byte(y)}}, b.Members...)
+		return b.Tgz()
+	}
+	valid := craft.Valid()
+	big := craft.Valid() // an incompressible blob after manifest.yaml, to cut into
+	noise := make([]byte, 256<<10)
+	for i := range noise {
+		noise[i] = byte(i*7919 + i/251*31)
+	}
+	big.Members = append(big.Members, craft.Member{Name: "blobs/sha256/" + craft.Sum(noise), Data: noise})
+	good := big.Tgz()
+	tampered := craft.Valid()
+	ref := &tampered.Members[len(tampered.Members)-1]
+	tampered.Listed = map[string]craft.Listed{ref.Name: {Size: int64(len(ref.Data)), Sum: craft.Sum(ref.Data)}}
+	ref.Data = bytes.ToUpper(ref.Data)
+	var bomb bytes.Buffer // 300 MiB of zeros before manifest.yaml
+	s := craft.NewStream(&bomb)
+	if err := s.FileFrom("zeros", 300<<20, zeroReader{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.File("manifest.yaml", valid.ManifestYAML()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name                     string
+		file                     string
+		validate, inspect, imprt int
+	}{
+		{"not a bundle", write("notes.txt", []byte("not a bundle")), 2, 2, 2},
+		{"malformed manifest.yaml", write("malformed.tgz", withManifest("kind: [\n")), 2, 2, 2},
+		{"newer schemaVersion", write("newer.tgz", withManifest("schemaVersion: 2\nkind: MirrorBundle\n")), 2, 2, 2},
+		{"truncated after manifest.yaml", write("truncated.tgz", good[:len(good)*3/4]), 1, 0, 1},
+		{"decompression bomb before manifest.yaml", write("bomb.tgz", bomb.Bytes()), 1, 1, 1},
+		{"tampered referrer", write("tampered.tgz", tampered.Tgz()), 1, 0, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			for _, cmd := range []struct {
+				args []string
+				want int
+			}{
+				{[]string{"bundle", "validate", "--file", c.file}, c.validate},
+				{[]string{"bundle", "inspect", "--file", c.file}, c.inspect},
+				{[]string{"bundle", "import", "--strict-referrer-validation", "--file", c.file, "--to", "127.0.0.1:1"}, c.imprt},
+			} {
+				if code, out, errOut := run(t, cmd.args...); code != cmd.want {
+					t.Errorf("%s: exit %d, want %d\n%s%s", cmd.args[1], code, cmd.want, out, errOut)
+				}
+			}
+		})
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
