@@ -274,3 +274,31 @@ func (zeroReader) Read(p []byte) (int, error) {
 	clear(p)
 	return len(p), nil
 }
+
+// TestImportWithUnwritableCache: an air-gapped import host whose home
+// (and so the capability cache) cannot be written. The import succeeds,
+// and says nothing about the cache above debug level.
+func TestImportWithUnwritableCache(t *testing.T) {
+	t.Parallel()
+	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileFallback404, NoSeed: true})
+	src, _ := l.Get("source")
+	tgt, _ := l.Get("target")
+	dir := t.TempDir()
+	// A file where the cache folder's parent should be: not writable,
+	// even for root.
+	blocked := writeFile(t, dir, "home", "a file, not a folder")
+	cfg := writeFile(t, dir, "c.toml", fmt.Sprintf("[cache]\ndir = %q\n[[registry]]\nhost = %q\nplain_http = true\n[[registry]]\nhost = %q\nplain_http = true\n",
+		filepath.Join(blocked, ".cache", "refdoctor"), src.Host, tgt.Host))
+	good := filepath.Join(dir, "app.tgz")
+	if code, out, errOut := run(t, "--config", cfg, "bundle", "export", "--file", good, l.Seed.Ref(src.Host)); code != 0 {
+		t.Fatalf("export: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := run(t, "--config", cfg, "--log-level", "info", "bundle", "import", "--file", good, "--to", tgt.Host)
+	if code != 0 || strings.Contains(errOut, "cache") {
+		t.Fatalf("import with an unwritable cache: exit %d\n%s%s", code, out, errOut)
+	}
+	_, _, errOut = run(t, "--config", cfg, "--log-level", "debug", "bundle", "import", "--dry-run", "--file", good, "--to", tgt.Host)
+	if !strings.Contains(errOut, "level=DEBUG msg=\"capability cache not used") {
+		t.Fatalf("no debug line about the cache:\n%s", errOut)
+	}
+}
