@@ -461,7 +461,14 @@ func newBundleDiffCmd(g *globals) *cobra.Command {
 and compare them with the bundle: referrers added, removed, or replaced by
 another of the same artifact type since the export, and tags that moved.
 
-Exit codes: 0 same, 1 changed, 2 not a readable bundle, 3 incomplete.`,
+The bundle is validated first (one streaming pass): what is compared is
+manifest.yaml's listing, and a bundle whose members do not match it is
+never reported the same as the source. A subject whose referrers could not
+be read completely is listed under NOT READ, and nothing is judged added or
+removed for it.
+
+Exit codes: 0 same; 1 changed, or the bundle does not hold what it lists;
+2 not a readable bundle; 3 the source could not be read completely.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
@@ -489,22 +496,33 @@ Exit codes: 0 same, 1 changed, 2 not a readable bundle, 3 incomplete.`,
 
 func writeDiffTable(w io.Writer, res mirror.DiffResult) {
 	state := "the source still serves exactly what the bundle holds"
-	if !res.Same {
+	switch {
+	case res.Partial:
+		state = fmt.Sprintf("INCOMPLETE: the source could not be read in full (%d subject(s) not read); nothing is judged added or removed for them", len(res.Unread))
+	case !res.BundleOK:
+		state = fmt.Sprintf("the bundle does not hold what it lists (%d problem(s)); compared below is what manifest.yaml lists", len(res.BundleProblems))
+	case !res.Same:
 		state = "the source changed since export"
-	}
-	if res.Partial {
-		state = "INCOMPLETE: the source could not be read in full"
 	}
 	fmt.Fprintf(w, "%s: %s\n", res.File, state)
 	for _, img := range res.Images {
 		moved := ""
-		if img.Moved {
+		switch {
+		case img.Moved:
 			moved = "  MOVED to " + discovery.ShortDigest(img.LiveDigest)
+		case img.Error != "":
+			moved = "  NOT READ: " + img.Error
 		}
 		fmt.Fprintf(w, "  %s  %s%s\n", img.Reference, discovery.ShortDigest(img.BundleDigest), moved)
 	}
+	if len(res.Unread) > 0 {
+		fmt.Fprintf(w, "\nNOT READ (%d)\n", len(res.Unread))
+		for _, u := range res.Unread {
+			fmt.Fprintf(w, "  %s  %s\n", discovery.ShortDigest(u.Subject), u.Error)
+		}
+	}
 	for _, s := range res.Subjects {
-		if len(s.Added)+len(s.Removed)+len(s.Replaced) == 0 {
+		if len(s.Added)+len(s.Removed)+len(s.Replaced)+len(s.Damaged) == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "\nSUBJECT %s (%d unchanged)\n", discovery.ShortDigest(s.Subject), s.Unchanged)
@@ -516,6 +534,9 @@ func writeDiffTable(w io.Writer, res mirror.DiffResult) {
 		}
 		for _, r := range s.Replaced {
 			fmt.Fprintf(w, "  ~ %-11s %s %s -> %s\n", r.Old.Category, clip(r.Old.ArtifactType, 26), discovery.ShortDigest(r.Old.Digest), discovery.ShortDigest(r.New.Digest))
+		}
+		for _, d := range s.Damaged {
+			fmt.Fprintf(w, "  ! damaged in the bundle %s (its copy does not match its listing)\n", discovery.ShortDigest(d))
 		}
 	}
 	writeFindings(w, res.Findings)

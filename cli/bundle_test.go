@@ -302,3 +302,31 @@ func TestImportWithUnwritableCache(t *testing.T) {
 		t.Fatalf("no debug line about the cache:\n%s", errOut)
 	}
 }
+
+// TestDiffSaysWhatItCouldNotRead: bundle diff of the tampered bundle does
+// not say the source serves exactly what the bundle holds (exit 1), and a
+// diff against a source it cannot read (plain HTTP without --plain-http)
+// lists nothing as removed, names the subjects not read, and exits 3.
+func TestDiffSaysWhatItCouldNotRead(t *testing.T) {
+	t.Parallel()
+	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
+	src, _ := l.Get("source")
+	dir := t.TempDir()
+	plain := writeFile(t, dir, "plain.toml", fmt.Sprintf("[cache]\ndir = %q\n[[registry]]\nhost = %q\nplain_http = true\n", filepath.Join(dir, "cache"), src.Host))
+	tls := writeFile(t, dir, "tls.toml", fmt.Sprintf("[cache]\ndir = %q\n", filepath.Join(dir, "cache2")))
+	good, tampered := filepath.Join(dir, "app.tgz"), filepath.Join(dir, "tampered.tgz")
+	if code, out, errOut := run(t, "--config", plain, "bundle", "export", "--file", good, l.Seed.Ref(src.Host)); code != 0 {
+		t.Fatalf("export: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := lab.TamperReferrer(good, tampered); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, "--config", plain, "bundle", "diff", "--file", tampered)
+	if code != 1 || strings.Contains(out, "exactly") || !strings.Contains(out, "does not hold what it lists") || !strings.Contains(out, "! damaged in the bundle") {
+		t.Fatalf("diff of the tampered bundle: exit %d\n%s", code, out)
+	}
+	code, out, _ = run(t, "--config", tls, "bundle", "diff", "--file", good)
+	if code != 3 || !strings.Contains(out, "INCOMPLETE") || !strings.Contains(out, "NOT READ (2)") || strings.Contains(out, "  - ") {
+		t.Fatalf("diff against a source read over the wrong transport: exit %d\n%s", code, out)
+	}
+}
