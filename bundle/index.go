@@ -322,9 +322,6 @@ func (l *listing) pathOf(i int32) string {
 	return BlobsDir + hex.EncodeToString(k[:])
 }
 
-// isBlob reports whether entry i is a blob.
-func (l *listing) isBlob(i int32) bool { return l.entries[i].path == "" }
-
 // each calls fn for every listed entry, in listing order; pathOf names
 // it.
 func (l *listing) each(fn func(i int32, e *listEntry)) {
