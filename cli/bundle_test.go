@@ -150,7 +150,7 @@ func TestValidateHostileFixtures(t *testing.T) {
 // is counted as refused and absent, not as found or missing); exit 1.
 func TestImportSummaryAgreesWithDetail(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
 	src, _ := l.Get("source")
 	tgt, _ := l.Get("target")
 	dir := t.TempDir()
@@ -281,7 +281,7 @@ func (zeroReader) Read(p []byte) (int, error) {
 // and says nothing about the cache above debug level.
 func TestImportWithUnwritableCache(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileFallback404, NoSeed: true})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileFallback404, NoSeed: true})
 	src, _ := l.Get("source")
 	tgt, _ := l.Get("target")
 	dir := t.TempDir()
@@ -310,7 +310,7 @@ func TestImportWithUnwritableCache(t *testing.T) {
 // lists nothing as removed, names the subjects not read, and exits 3.
 func TestDiffSaysWhatItCouldNotRead(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
 	src, _ := l.Get("source")
 	dir := t.TempDir()
 	plain := writeFile(t, dir, "plain.toml", fmt.Sprintf("[cache]\ndir = %q\n[[registry]]\nhost = %q\nplain_http = true\n", filepath.Join(dir, "cache"), src.Host))

@@ -13,6 +13,7 @@ import (
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/internal/craft"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/mirror"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -62,7 +63,7 @@ func judgesNothing(t *testing.T, res mirror.DiffResult, subjects []string) {
 // of the bundle was reported "removed since export".
 func TestDiffOfAnUnreadableSourceJudgesNothing(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11},
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0, RateWindow: time.Hour, NoSeed: true})
 	src, _ := l.Get("source")
 	hub, _ := l.Get("hub")
@@ -101,7 +102,7 @@ func TestDiffOfAnUnreadableSourceJudgesNothing(t *testing.T) {
 // not match its listing. Diff must not call the two the same.
 func TestDiffOfATamperedBundleSaysSo(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
 	src, _ := l.Get("source")
 	dir := t.TempDir()
 	good, tampered := filepath.Join(dir, "good.tgz"), filepath.Join(dir, "tampered.tgz")

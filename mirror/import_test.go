@@ -17,6 +17,7 @@ import (
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/internal/craft"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/mirror"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -55,7 +56,7 @@ func (tg *target) serves(repo, reference string) bool {
 	}
 	_, err = tg.c.ManifestHead(context.Background(), r)
 	ours := err == nil
-	path, terr := lab.ReferenceTool("regctl")
+	path, terr := labtest.ReferenceTool("regctl")
 	if terr != nil {
 		tg.t.Skipf("regctl not available: %v", terr)
 	}
@@ -76,7 +77,7 @@ func (tg *target) referrers(repo, subject string) []string {
 			Digest string `json:"digest"`
 		} `json:"descriptors"`
 	}
-	out := lab.RunTool(tg.t, tg.dir, "regctl", "--host", "reg="+tg.host+",tls=disabled", "artifact", "list", tg.host+"/"+repo+"@"+subject, "--format", "{{json .}}")
+	out := labtest.RunTool(tg.t, tg.dir, "regctl", "--host", "reg="+tg.host+",tls=disabled", "artifact", "list", tg.host+"/"+repo+"@"+subject, "--format", "{{json .}}")
 	if err := json.Unmarshal(out, &rl); err != nil {
 		tg.t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func countActions(t *testing.T, res mirror.ImportResult) {
 // referrer is absent.
 func TestImportOfTamperedBundlePushesNothingFlagged(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
 	src, _ := l.Get("source")
 	tgt, _ := l.Get("target")
 	dir := t.TempDir()
@@ -200,7 +201,7 @@ func swappedIndex() (*craft.Bundle, craft.Image) {
 // target receives no request at all.
 func TestImportRefusesWhenIndexOrManifestFailed(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
+	l := labtest.StartT(t, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
 	tgt, _ := l.Get("target")
 	inconsistent := craft.Valid()
 	// manifest.yaml disagrees with itself: the subject's count is wrong.
@@ -239,7 +240,7 @@ func TestImportRefusesWhenIndexOrManifestFailed(t *testing.T) {
 // never this referrer, under either subject.
 func TestImportNeverPushesUnderTheWrongSubject(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
+	l := labtest.StartT(t, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
 	tgt, _ := l.Get("target")
 	b := craft.Valid()
 	v2 := craft.NewImage("app v2")

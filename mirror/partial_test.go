@@ -13,6 +13,7 @@ import (
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/mirror"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -48,7 +49,7 @@ func exportUntilKilled(host, out, ref string) {
 // still running is kept, and the new bundle is whole.
 func TestKilledExportLeavesNoStalePartials(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
 	src, _ := l.Get("source")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "app.tgz")
