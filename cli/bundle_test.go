@@ -11,6 +11,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 )
 
 // TestBundleCommands walks export, inspect, validate (good, tampered, not
@@ -18,7 +19,7 @@ import (
 // checking the exit codes scripts rely on.
 func TestBundleCommands(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileFallback404, NoSeed: true})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileFallback404, NoSeed: true})
 	src, _ := l.Get("source")
 	tgt, _ := l.Get("target")
 	dir := t.TempDir()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/cli"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 )
 
 // run calls the CLI in process and returns exit code, stdout and stderr.
@@ -90,7 +91,7 @@ func TestVersion(t *testing.T) {
 // exit codes for a supported, an unsupported and a throttled registry.
 func TestProbeJSONContract(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit},
@@ -143,7 +144,7 @@ func TestProbeJSONContract(t *testing.T) {
 // an 80-column terminal.
 func TestTableFitsEightyColumns(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "gar", Profile: lab.ProfileHTML200})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "gar", Profile: lab.ProfileHTML200})
 	args := []string{"--config", writeFile(t, t.TempDir(), "c.toml", "[cache]\ncapabilities_ttl = \"0s\"\n"), "probe"}
 	for _, r := range l.Registries {
 		args = append(args, "--plain-http", r.Host, r.Host+"/demo/app")
@@ -170,7 +171,7 @@ func TestTableFitsEightyColumns(t *testing.T) {
 // metrics file, capability cache) for the password, the Authorization
 // value and every token the registry issued.
 func TestNoSecretLeaks(t *testing.T) {
-	l := lab.StartT(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth}, lab.Spec{Name: "bearer", Profile: lab.ProfileBearer})
+	l := labtest.StartT(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth}, lab.Spec{Name: "bearer", Profile: lab.ProfileBearer})
 	dir := t.TempDir()
 	dockerDir := filepath.Join(dir, "docker")
 	if err := os.MkdirAll(dockerDir, 0o700); err != nil {
@@ -241,7 +242,7 @@ func TestNoSecretLeaks(t *testing.T) {
 // tags, and that a throttled lookup exits 3 instead of reporting none.
 func TestDiscoverAndTagsContract(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 1})
 	dir := t.TempDir()
 	cfg := fmt.Sprintf("[cache]\ndir = %q\n", filepath.Join(dir, "cache"))
@@ -318,9 +319,11 @@ func TestDiscoverAndTagsContract(t *testing.T) {
 
 // TestDemoWithoutTUI runs the whole lab as a newcomer's `refdoctor demo
 // --no-tui` does: every registry is listed and classified, in 80 columns.
+// The lab's stalled and trickling registries hold a probe until its
+// timeout, so the test gives a short one rather than wait 30 s.
 func TestDemoWithoutTUI(t *testing.T) {
 	t.Parallel()
-	code, out, errOut := run(t, "--config", writeFile(t, t.TempDir(), "c.toml", "[cache]\ncapabilities_ttl = \"0s\"\n"), "demo", "--no-tui")
+	code, out, errOut := run(t, "--config", writeFile(t, t.TempDir(), "c.toml", "[cache]\ncapabilities_ttl = \"0s\"\n"), "--timeout", "10s", "demo", "--no-tui")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s%s", code, out, errOut)
 	}

@@ -12,6 +12,7 @@ import (
 
 func newDemoCmd(g *globals) *cobra.Command {
 	var serve, noTUI bool
+	var prometheus string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Start the lab of local registries and troubleshoot them",
@@ -57,7 +58,7 @@ regctl, crane, curl) can be pointed at them.`,
 				if err != nil {
 					return err
 				}
-				return g.runTUI(cmd, tuiFlags{exportLog: logPath, bundle: b.Good}, l, log, logPath)
+				return g.runTUI(cmd, tuiFlags{exportLog: logPath, bundle: b.Good, prometheus: prometheus}, l, log, logPath)
 			}
 			if serve {
 				b, err := l.WriteBundles(ctx, "oci11")
@@ -95,5 +96,6 @@ regctl, crane, curl) can be pointed at them.`,
 	}
 	cmd.Flags().BoolVar(&serve, "serve", false, "print the lab's registries as JSON and serve until interrupted")
 	cmd.Flags().BoolVar(&noTUI, "no-tui", false, "print results instead of opening the terminal UI")
+	cmd.Flags().StringVar(&prometheus, "prometheus", "", "Prometheus the TUI's Metrics screen and telemetry step ask (default: [telemetry] prometheus_url)")
 	return cmd
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
-	"github.com/refdoctor/refdoctor/registry"
 )
 
 func newProbeCmd(g *globals) *cobra.Command {
@@ -75,15 +74,7 @@ could not complete (network, auth, timeout, rate limit).`,
 
 // runProbe runs the engine with the global settings.
 func (g *globals) runProbe(cmd *cobra.Command, targets []probe.Target, extra ...probe.Opt) (probe.Report, error) {
-	opts := []probe.Opt{
-		probe.WithConfig(g.cfg),
-		probe.WithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries),
-		probe.WithTimeout(g.probeTimeout()),
-		probe.WithLogger(g.log),
-		probe.WithMetrics(g.metrics),
-		probe.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
-	}
-	return probe.Run(cmd.Context(), targets, append(opts, extra...)...)
+	return probe.Run(cmd.Context(), targets, append(g.probeOpts(), extra...)...)
 }
 
 func probeExitCode(report probe.Report, requireAPI bool) int {

@@ -184,7 +184,7 @@ Probe a registry:
 	f.StringVar(&g.logFile, "log-file", "", "write logs to this file instead of stderr")
 	f.StringVar(&g.metricsFile, "metrics-file", "", "write Prometheus metrics (text format) to this file at exit")
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newTagsCmd(g), newBundleCmd(g), newDemoCmd(g), newVersionCmd(g), newRunbookCmd(g), newLogsCmd(g), newDiagCmd(g))
+	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newTagsCmd(g), newBundleCmd(g), newDemoCmd(g), newVersionCmd(g), newRunbookCmd(g), newLogsCmd(g), newDiagCmd(g), newMetricsCmd(g), newServeCmd(g))
 	usageArgs(root)
 	return root
 }

@@ -19,6 +19,7 @@ type runbookFlags struct {
 	bundle     string
 	exportLog  string
 	diagOut    string
+	prometheus string
 }
 
 // runbookOpts builds the runbook engine's options from the global
@@ -102,6 +103,7 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 	pf.StringVar(&f.bundle, "bundle", "", "mirror bundle to check (.tgz)")
 	pf.StringVar(&f.exportLog, "export-log", "", "the exporter's log file to read")
 	pf.StringVar(&f.diagOut, "diag-out", "", "where the escalation step writes its support bundle (default: the temp folder)")
+	pf.StringVar(&f.prometheus, "prometheus", "", "Prometheus the telemetry step asks (default: [telemetry] prometheus_url; none: only this run's counters)")
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "list",
@@ -162,6 +164,13 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 			opts := g.runbookOpts()
 			if f.diagOut != "" {
 				opts = append(opts, runbook.WithDiagOutput(f.diagOut))
+			}
+			prom, err := g.prometheusIfAny(f.prometheus)
+			if err != nil {
+				return err
+			}
+			if prom != nil {
+				opts = append(opts, runbook.WithPrometheus(prom, 0))
 			}
 			e := runbook.NewEngine(b, t, opts...)
 			var results []runbook.Result
@@ -370,6 +379,10 @@ func writeResults(w io.Writer, b *runbook.Book, results []runbook.Result) {
 			// The findings were printed with the step that ran the check.
 			fmt.Fprintf(w, "  findings %d, as for %s above\n", len(r.Findings), r.SameAs)
 			continue
+		}
+		if p := r.Prometheus; p != nil && !p.Incomplete && len(p.Registries) > 0 {
+			fmt.Fprintln(w)
+			writeRegistryRates(w, *p)
 		}
 		writeFindings(w, r.Findings)
 	}

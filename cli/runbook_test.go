@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 )
 
 // labArgs are global flags that reach every lab registry over plain HTTP
@@ -86,7 +87,7 @@ func TestRunbookListAndShow(t *testing.T) {
 
 func TestRunbookRun(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0},
@@ -172,7 +173,7 @@ func TestLogsCommand(t *testing.T) {
 
 func TestDiagCollectCommand(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	oci, _ := l.Get("oci11")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "diag.tgz")

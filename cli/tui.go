@@ -24,6 +24,7 @@ type tuiFlags struct {
 	repository string
 	bundle     string
 	exportLog  string
+	prometheus string
 }
 
 // addTUIFlags gives the root command the TUI's target flags (local to the
@@ -35,6 +36,7 @@ func addTUIFlags(root *cobra.Command, f *tuiFlags) {
 	fl.StringVar(&f.repository, "repository", "", "TUI: repository whose fallback tags to list, HOST/REPO")
 	fl.StringVar(&f.bundle, "bundle", "", "TUI: mirror bundle to verify")
 	fl.StringVar(&f.exportLog, "export-log", "", "TUI: exporter's log to read")
+	fl.StringVar(&f.prometheus, "prometheus", "", "TUI: Prometheus the Metrics screen and the telemetry step ask (default: [telemetry] prometheus_url)")
 }
 
 // isTerminal tells whether w is a terminal, where the TUI can run.
@@ -91,6 +93,10 @@ func (g *globals) runTUI(cmd *cobra.Command, f tuiFlags, l *lab.Lab, log *slog.L
 		}
 		targets = append(targets, t)
 	}
+	prom, err := g.prometheusIfAny(f.prometheus)
+	if err != nil {
+		return err
+	}
 	opts := ui.Options{
 		Config:      g.cfg,
 		Targets:     targets,
@@ -101,6 +107,7 @@ func (g *globals) runTUI(cmd *cobra.Command, f tuiFlags, l *lab.Lab, log *slog.L
 		SessionLog:  logPath,
 		Lab:         l,
 		Metrics:     g.metrics,
+		Prometheus:  prom,
 		Logger:      log,
 		Version:     version,
 		Timeout:     g.opTimeout(),

@@ -1,8 +1,9 @@
 // Package config loads refdoctor's TOML configuration: registry hosts,
-// discovery limits and cache settings. It decodes strictly, so a misspelt
-// key is an error that names the key and its line rather than a setting
-// that silently does nothing. The file never holds secrets: credentials
-// come from docker's config.json and credential helpers.
+// discovery limits, cache settings and the Prometheus to query. It decodes
+// strictly, so a misspelt key is an error that names the key and its line
+// rather than a setting that silently does nothing. The file never holds
+// secrets: registry credentials come from docker's config.json and
+// credential helpers, Prometheus credentials from files it names.
 package config
 
 import (
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,6 +29,7 @@ type Config struct {
 	Export     Export     `toml:"export"`
 	Registries []Registry `toml:"registry"`
 	Cache      Cache      `toml:"cache"`
+	Telemetry  Telemetry  `toml:"telemetry"`
 
 	// Path is the file the configuration came from, empty for defaults.
 	Path string `toml:"-"`
@@ -64,6 +67,21 @@ type Cache struct {
 	CapabilitiesTTL Duration `toml:"capabilities_ttl"`
 	// Dir overrides the cache folder (default: the user cache dir).
 	Dir string `toml:"dir"`
+}
+
+// Telemetry names the Prometheus that `metrics query` and the runbook's
+// telemetry step ask. Its credentials are read from the files named here,
+// so the config itself stays free of secrets; the files' contents are never
+// printed or logged.
+type Telemetry struct {
+	// PrometheusURL is the server's base URL, e.g. http://prometheus:9090.
+	PrometheusURL string `toml:"prometheus_url"`
+	// PrometheusBearerTokenFile holds a bearer token sent as
+	// Authorization: Bearer.
+	PrometheusBearerTokenFile string `toml:"prometheus_bearer_token_file"`
+	// PrometheusUsername and PrometheusPasswordFile are HTTP basic auth.
+	PrometheusUsername     string `toml:"prometheus_username"`
+	PrometheusPasswordFile string `toml:"prometheus_password_file"`
 }
 
 // Duration is a time.Duration written as "24h" in TOML.
@@ -182,6 +200,7 @@ func (c Config) Validate() error {
 	if c.Cache.CapabilitiesTTL.Duration < 0 {
 		problems = append(problems, "cache.capabilities_ttl must not be negative (use \"0s\" to disable the cache)")
 	}
+	problems = append(problems, c.Telemetry.problems()...)
 	seen := map[string]bool{}
 	for i, r := range c.Registries {
 		if err := ValidateHost(r.Host); err != nil {
@@ -200,6 +219,59 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+func (t Telemetry) problems() []string {
+	var problems []string
+	if t.PrometheusURL != "" {
+		if err := ValidatePrometheusURL(t.PrometheusURL); err != nil {
+			problems = append(problems, "telemetry.prometheus_url: "+err.Error())
+		}
+	}
+	if t.PrometheusBearerTokenFile != "" && (t.PrometheusUsername != "" || t.PrometheusPasswordFile != "") {
+		problems = append(problems, "telemetry: prometheus_bearer_token_file and prometheus_username/prometheus_password_file exclude each other (Prometheus takes one kind of login)")
+	}
+	if t.PrometheusUsername != "" && t.PrometheusPasswordFile == "" {
+		problems = append(problems, "telemetry.prometheus_username needs prometheus_password_file (a file holding the password)")
+	}
+	if t.PrometheusPasswordFile != "" && t.PrometheusUsername == "" {
+		problems = append(problems, "telemetry.prometheus_password_file needs prometheus_username")
+	}
+	return problems
+}
+
+// ValidatePrometheusURL checks a Prometheus base URL: http or https, a
+// host, and no user:password@ (passwords belong in
+// prometheus_password_file, never in a URL that ends up in shell history,
+// logs and reports).
+func ValidatePrometheusURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a URL: %v", s, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("%q: give an http:// or https:// URL, e.g. http://localhost:9090", redactURL(u))
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%q has no host", redactURL(u))
+	}
+	if u.User != nil {
+		return fmt.Errorf("%q carries a login: drop it from the URL and set prometheus_username and prometheus_password_file (or prometheus_bearer_token_file) in [telemetry]", redactURL(u))
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: give the server's base URL without a query or fragment", redactURL(u))
+	}
+	return nil
+}
+
+// redactURL renders u without its user information (a user name alone can
+// be a token), for error messages.
+func redactURL(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.User("REDACTED")
+	}
+	return c.String()
 }
 
 // ValidateHost checks a registry host name with an optional port.

@@ -29,6 +29,15 @@ func TestParse(t *testing.T) {
 		{"duplicate host", "[[registry]]\nhost = \"a.io\"\n[[registry]]\nhost = \"a.io\"\n", []string{"listed twice"}},
 		{"plain and insecure", "[[registry]]\nhost = \"a.io\"\nplain_http = true\ninsecure_skip_verify = true\n", []string{"exclude each other"}},
 		{"syntax error line", "[cache]\ncapabilities_ttl = = 1\n", []string{"line 2"}},
+		{"telemetry with bearer token", "[telemetry]\nprometheus_url = \"https://prom.example.com:9090/prefix\"\nprometheus_bearer_token_file = \"/run/secrets/prom-token\"\n", nil},
+		{"telemetry with basic auth", "[telemetry]\nprometheus_url = \"http://localhost:9090\"\nprometheus_username = \"ops\"\nprometheus_password_file = \"/run/secrets/prom-pw\"\n", nil},
+		{"telemetry unknown key", "[telemetry]\nprometheus_password = \"x\"\n", []string{"telemetry.prometheus_password", "line 2"}},
+		{"prometheus url without scheme", "[telemetry]\nprometheus_url = \"localhost:9090\"\n", []string{"telemetry.prometheus_url", "http://"}},
+		{"prometheus url without host", "[telemetry]\nprometheus_url = \"http:///api\"\n", []string{"has no host"}},
+		{"prometheus url with query", "[telemetry]\nprometheus_url = \"http://p:9090/?x=1\"\n", []string{"without a query"}},
+		{"both logins", "[telemetry]\nprometheus_url = \"http://p:9090\"\nprometheus_bearer_token_file = \"t\"\nprometheus_username = \"u\"\nprometheus_password_file = \"p\"\n", []string{"exclude each other"}},
+		{"username without password file", "[telemetry]\nprometheus_username = \"u\"\n", []string{"needs prometheus_password_file"}},
+		{"password file without username", "[telemetry]\nprometheus_password_file = \"p\"\n", []string{"needs prometheus_username"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +61,27 @@ func TestParse(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPrometheusURLLoginNeverEchoed: a URL carrying user:password@ is
+// refused, and the error names the problem without repeating the secret.
+func TestPrometheusURLLoginNeverEchoed(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"http://ops:planted-pw@prom.example.com:9090", "https://planted-token@prom.example.com"} {
+		_, err := config.Parse([]byte("[telemetry]\nprometheus_url = \"" + u + "\"\n"))
+		if err == nil {
+			t.Fatalf("%s accepted", u)
+		}
+		if strings.Contains(err.Error(), "planted") {
+			t.Errorf("error repeats the secret: %v", err)
+		}
+		if !strings.Contains(err.Error(), "prometheus_password_file") || !strings.Contains(err.Error(), "prom.example.com") {
+			t.Errorf("error %q does not say where the login goes or which URL", err)
+		}
+		if err := config.ValidatePrometheusURL(u); err == nil || strings.Contains(err.Error(), "planted") {
+			t.Errorf("ValidatePrometheusURL(%s) = %v", u, err)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/regclient/regclient/types/ref"
 )
@@ -18,7 +19,7 @@ import (
 // per page; a Link loop is cut off and reported instead of spinning.
 func TestPagination(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "paged", Profile: lab.ProfileOCI11, ReferrersPageLimit: 2000},
 		lab.Spec{Name: "loop", Profile: lab.ProfileOCI11, LinkLoop: true},
 	)
@@ -65,7 +66,7 @@ func TestPagination(t *testing.T) {
 // filters itself; with it, it says the registry did.
 func TestFilterTheServerIgnores(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "ignores", Profile: lab.ProfileOCI11, IgnoreArtifactTypeFilter: true}, lab.Spec{Name: "filters", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "ignores", Profile: lab.ProfileOCI11, IgnoreArtifactTypeFilter: true}, lab.Spec{Name: "filters", Profile: lab.ProfileOCI11})
 	for _, name := range []string{"ignores", "filters"} {
 		res := discover(t, l, name, discovery.WithMethod(discovery.MethodAPI), discovery.WithArtifactTypes(lab.ArtifactTypeCycloneDX))
 		if len(res.Referrers) != 1 || res.Referrers[0].ArtifactType != lab.ArtifactTypeCycloneDX {
@@ -81,7 +82,7 @@ func TestFilterTheServerIgnores(t *testing.T) {
 // that does not is "unknown: rate limited", never "none".
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "clears", Profile: lab.ProfileOCI11, Throttle429: 1},
 		lab.Spec{Name: "stays", Profile: lab.ProfileRateLimit, RateBudget: 1},
 	)
@@ -99,7 +100,7 @@ func TestRateLimit(t *testing.T) {
 // not read as a referrers index.
 func TestGitLabTagQuirk(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "gitlab", Profile: lab.ProfileGitLab})
+	l := labtest.StartT(t, lab.Spec{Name: "gitlab", Profile: lab.ProfileGitLab})
 	res := discover(t, l, "gitlab", discovery.WithMethod(discovery.MethodTags))
 	if !slices.Contains(codes(res.Findings), "FallbackTagNotIndex") {
 		t.Fatalf("findings %v", codes(res.Findings))
@@ -115,7 +116,7 @@ func TestGitLabTagQuirk(t *testing.T) {
 // orphans.
 func TestTagsListing(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := labtest.StartT(t, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	reg, _ := l.Get("ghcr")
 	// An orphan: a cosign-style tag whose subject digest is not in the
 	// repository (the image was deleted or re-pushed).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -17,7 +18,7 @@ import (
 // time of the whole run.
 func BenchmarkDiscoverMany(b *testing.B) {
 	const images, perImage = 200, 3
-	l := lab.StartT(b,
+	l := labtest.StartT(b,
 		lab.Spec{Name: "api", Profile: lab.ProfileOCI11, NoSeed: true},
 		lab.Spec{Name: "tags", Profile: lab.ProfileFallback404, NoSeed: true},
 	)

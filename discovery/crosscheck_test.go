@@ -13,6 +13,7 @@ import (
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -29,7 +30,7 @@ func sortedPairs(ps []pair) []pair {
 // the referrers API, one without it, and distribution in its own process.
 func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	oci, _ := l.Get("oci11")
 	ghcr, _ := l.Get("ghcr")
 	regs := []struct {
@@ -40,7 +41,7 @@ func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 		{"olareg with the API", oci.Host, true, l.Config()},
 		{"olareg answering 404", ghcr.Host, false, l.Config()},
 	}
-	d := lab.StartDistributionT(t)
+	d := labtest.StartDistributionT(t)
 	dcfg := config.Defaults()
 	dcfg.Registries = []config.Registry{{Host: d.Host, PlainHTTP: true}}
 	c, err := registry.New(dcfg, registry.WithoutDockerCreds())
@@ -68,16 +69,16 @@ func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 				spec = "v1.1-referrers-tag"
 			}
 			hostFlag := "reg=" + reg.host + ",tls=disabled"
-			lab.RunTool(t, dir, "oras", "attach", "--plain-http", "--distribution-spec", spec,
+			labtest.RunTool(t, dir, "oras", "attach", "--plain-http", "--distribution-spec", spec,
 				"--artifact-type", "application/vnd.example.sbom.oras+json", subject, "sbom.json:application/json")
-			lab.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "put", "--subject", subject,
+			labtest.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "put", "--subject", subject,
 				"--artifact-type", "application/vnd.example.signature.regctl", "--file", "sbom.json", "--file-media-type", "application/octet-stream")
 			// A cosign-style signature: a manifest without subject, tagged sha256-<hex>.sig.
 			sigSource := reg.host + "/" + lab.SeedSingleRepository + ":cosign-source"
-			lab.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "put", sigSource,
+			labtest.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "put", sigSource,
 				"--artifact-type", "application/vnd.dev.cosign.artifact.sig.v1+json", "--file", "sbom.json", "--file-media-type", "application/vnd.dev.cosign.simplesigning.v1+json")
 			singleHex := strings.TrimPrefix(l.Seed.Single, "sha256:")
-			lab.RunTool(t, dir, "crane", "tag", "--insecure", sigSource, "sha256-"+singleHex+".sig")
+			labtest.RunTool(t, dir, "crane", "tag", "--insecure", sigSource, "sha256-"+singleHex+".sig")
 
 			res, err := discovery.Discover(context.Background(), subject, discovery.WithConfig(reg.cfg),
 				discovery.WithClientOpts(registry.WithoutDockerCreds()))
@@ -107,7 +108,7 @@ func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 					Annotations  map[string]string `json:"annotations"`
 				} `json:"descriptors"`
 			}
-			if err := json.Unmarshal(lab.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", subject, "--format", "{{json .}}"), &rl); err != nil {
+			if err := json.Unmarshal(labtest.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", subject, "--format", "{{json .}}"), &rl); err != nil {
 				t.Fatal(err)
 			}
 			var regctl []pair
@@ -115,7 +116,7 @@ func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 				regctl = append(regctl, pair{d.Digest, d.ArtifactType})
 			}
 			rl.Descriptors = nil
-			if err := json.Unmarshal(lab.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", subject, "--digest-tags", "--format", "{{json .}}"), &rl); err != nil {
+			if err := json.Unmarshal(labtest.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", subject, "--digest-tags", "--format", "{{json .}}"), &rl); err != nil {
 				t.Fatal(err)
 			}
 			var regctlCosign []pair
@@ -130,7 +131,7 @@ func TestCrossCheckWithOrasAndRegctl(t *testing.T) {
 					ArtifactType string `json:"artifactType"`
 				} `json:"referrers"`
 			}
-			if err := json.Unmarshal(lab.RunTool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", subject), &od); err != nil {
+			if err := json.Unmarshal(labtest.RunTool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", subject), &od); err != nil {
 				t.Fatal(err)
 			}
 			var oras []pair

@@ -10,6 +10,7 @@ import (
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 )
 
 func labOpts(l *lab.Lab, extra ...discovery.Opt) []discovery.Opt {
@@ -64,7 +65,7 @@ func codes(fs []finding.Finding) []finding.Code {
 // and the tag schema elsewhere, and finds the same referrers either way.
 func TestAutoMethodPerRegistry(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "ola405", Profile: lab.ProfileNoAPI405},
@@ -135,7 +136,7 @@ func TestAutoMethodPerRegistry(t *testing.T) {
 // tag discovery one GET per matching tag, plus the cosign tags present.
 func TestRequestCountsAreMinimal(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	api := discover(t, l, "oci11")
 	if want := 1 + len(l.Seed.CosignTags); api.Requests != want {
 		t.Errorf("API discovery sent %d requests, want %d (1 page + %d cosign tags)", api.Requests, want, len(l.Seed.CosignTags))
@@ -154,7 +155,7 @@ func TestRequestCountsAreMinimal(t *testing.T) {
 // --platforms, and without it a finding says where to look.
 func TestPlatforms(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	amd := l.Seed.Platforms["linux/amd64"]
 	res := discover(t, l, "oci11", discovery.WithPlatforms(true))
 	var found []string
@@ -179,7 +180,7 @@ func TestPlatforms(t *testing.T) {
 
 func TestArtifactTypeFilter(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	for _, reg := range []string{"oci11", "ghcr"} {
 		res := discover(t, l, reg, discovery.WithArtifactTypes("application/vnd.cyclonedx+json"))
 		if len(res.Referrers) != 1 || res.Referrers[0].ArtifactType != "application/vnd.cyclonedx+json" || res.Referrers[0].Category != finding.CategorySBOM {
@@ -192,7 +193,7 @@ func TestArtifactTypeFilter(t *testing.T) {
 // is absent never come back as an empty, successful list.
 func TestFailuresAreNeverNone(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 1},
 		lab.Spec{Name: "refuse", Profile: lab.ProfileAuthRefuse},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
@@ -224,7 +225,7 @@ func TestFailuresAreNeverNone(t *testing.T) {
 
 func TestDepthFollowsReferrersOfReferrers(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	reg, _ := l.Get("oci11")
 	var sbom string
 	for _, r := range l.Seed.Referrers {

@@ -169,6 +169,7 @@ const (
 	PrometheusUnreachable      Code = "PrometheusUnreachable"
 	PrometheusError            Code = "PrometheusError"
 	NoTelemetry                Code = "NoTelemetry"
+	NoExportSeries             Code = "NoExportSeries"
 	ConfigInvalid              Code = "ConfigInvalid"
 )
 
@@ -315,5 +316,6 @@ var catalog = map[Code]string{
 	PrometheusUnreachable:      "Check --prometheus (or [telemetry] prometheus_url) and that Prometheus is running.",
 	PrometheusError:            "Check the query and Prometheus' own logs; the reply is shown.",
 	NoTelemetry:                "Point refdoctor at Prometheus (--prometheus URL or [telemetry] prometheus_url).",
+	NoExportSeries:             "Make Prometheus scrape an exporter of the export_* counters (refdoctor serve, see deploy/prometheus/prometheus.yml, or the export tool's metrics endpoint), then query again after one window.",
 	ConfigInvalid:              "Fix the config value named, then run again.",
 }

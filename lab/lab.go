@@ -8,8 +8,13 @@
 // does. Where a vendor answers differently, a thin behaviour layer in front
 // of olareg rewrites only the replies that differ (usually just
 // /v2/<name>/referrers/<digest>); everything else reaches olareg untouched.
+// Some profiles add a second listener (a CDN, a sign-in page, GitHub's
+// packages endpoint) under another host name, and two are plain web
+// servers rather than registries, standing for a wrong address.
 // Tests across the project and `refdoctor demo` use the same lab, so a
-// diagnosis shown in the demo is one the tests have seen.
+// diagnosis shown in the demo is one the tests have seen. Helpers for
+// tests live in lab/labtest, so the refdoctor binary links no test code
+// of the lab.
 //
 // The lab never imports the UI or any charm module: it is an engine
 // package.
@@ -100,6 +105,124 @@ const (
 	// for the tag sha256-<hex> answers with the manifest sha256:<hex>
 	// itself, not the fallback index the tag holds.
 	ProfileGitLab Profile = "gitlab-tag-quirk"
+
+	// The profiles below reproduce registries on a bad day: replies that
+	// are valid but hard (many pages, a huge index, redirects), replies
+	// that never finish, and servers or vendors that answer something other
+	// than the spec's reply. adversity.go plays them; each constant says
+	// which real registry it stands for and where that was seen.
+
+	// ProfileLinkPages is olareg paging its referrers with its own
+	// Referrer.Limit: the subject Registry.Subject (demo/bad-day:v1)
+	// carries 600 referrers served 5 per page over 120 pages, each page a
+	// valid OCI index whose Link header (relative, olareg's own
+	// "</v2/<name>/referrers/<digest>?cache=...&page=N>; rel=next") leads
+	// to the next. regctl and oras list all 600. Real registries page
+	// long lists the same way (distribution-spec "Listing Referrers").
+	//
+	// The 600 referrers reach olareg as an OCI layout whose fallback index
+	// olareg converts into its referrers list when it loads the layout, on
+	// the first request for demo/bad-day (0.1 to 0.4 s, mostly writing 600
+	// small files); pushed one by one they cost 1-3 s, 25 s under the race
+	// detector, as olareg rewrites the whole list on every push.
+	ProfileLinkPages Profile = "link-pages"
+	// ProfileLinkLoop pages Registry.Subject's 12 referrers 3 per page with
+	// olareg's own Link headers, and the last page's reply carries a Link
+	// back to the first page (the same request without olareg's cache and
+	// page parameters): a paginator bug that sends clients round forever.
+	// Any other paged list on this registry loops the same way.
+	ProfileLinkLoop Profile = "link-loop"
+	// ProfileRedirect307 answers GET and HEAD of /referrers with 307 and a
+	// relative Location on the same host (/relocated/v2/...), which serves
+	// olareg's own reply: a registry behind a front proxy that moved its
+	// API path.
+	ProfileRedirect307 Profile = "redirect-307"
+	// ProfileRedirectCDN is olareg behind a bearer-token service (as
+	// ProfileBearer) whose /referrers replies come from another host: an
+	// authorised GET or HEAD gets 307 to Registry.OtherHost (a second
+	// listener named localhost, as a CDN has its own host name) with a
+	// signed URL, and that host serves olareg's reply to a valid signature
+	// without any login. Docker Hub and ECR hand blobs to CDNs this way;
+	// Lab.OtherHostRequests tells whether a client carried its
+	// Authorization header across.
+	ProfileRedirectCDN Profile = "redirect-cdn"
+	// ProfileLogin302 answers GET and HEAD of /referrers with 302 to a
+	// sign-in page on another host (Registry.OtherHost, standing for
+	// accounts.google.com) that answers 200 text/html: Google Artifact
+	// Registry and registry.k8s.io (google/go-containerregistry#1968,
+	// oras-project/oras-go#633).
+	ProfileLogin302 Profile = "login-302"
+	// ProfileHugeIndex serves, for Registry.Subject, one valid referrers
+	// index of 22,000 descriptors (over 5 MiB, past the 4 MiB that the
+	// spec recommends for manifests and that clients often cap replies at).
+	// Three of them are real referrers olareg lists; the layer appends
+	// 21,997 generated descriptors (annotation dev.refdoctor.lab.generated)
+	// to olareg's real reply. Real ones cost too much for a lab that every
+	// test and demo starts: pushed one by one, olareg rewrites the whole
+	// list per push (600 took 1-3 s, 2,000 took 23 s, 4,000 two minutes);
+	// as an OCI layout, 22,000 manifests take about 5 s to write and 1 s
+	// for olareg to load. The generated descriptors name manifests that do
+	// not exist in the repository.
+	ProfileHugeIndex Profile = "huge-index"
+	// ProfileStalledBody sends the headers of every referrers GET reply on
+	// time (status, index Content-Type, the full Content-Length) and the
+	// first half of olareg's body, then stalls until the client gives up
+	// or the lab closes: a proxy or registry that hangs mid-reply.
+	ProfileStalledBody Profile = "stalled-body"
+	// ProfileTrickleBody sends the headers of every referrers GET reply on
+	// time, then olareg's body one byte per Spec.TrickleInterval (1 byte/s
+	// by default): a reply that never finishes within any client's timeout.
+	ProfileTrickleBody Profile = "trickle-body"
+	// ProfileNoArtifactType lists referrers without artifactType, although
+	// the manifests carry one, and ignores the artifactType filter (no
+	// OCI-Filters-Applied): Azure Container Registry's listings
+	// (Azure/acr#784, where oras discover shows "<unknown>").
+	ProfileNoArtifactType Profile = "no-artifact-type"
+	// ProfileMislabelledTypes lists every referrer with its config media
+	// type as artifactType, whatever the manifest's own artifactType says
+	// (application/vnd.oci.empty.v1+json for artifacts made like oras
+	// attach), and ignores the artifactType filter: go-containerregistry's
+	// pkg/registry (handleReferrers in v0.22.1 lists config.mediaType and
+	// leaves the filter as a TODO), used by many test setups and small
+	// registries.
+	ProfileMislabelledTypes Profile = "mislabelled-types"
+	// ProfileMislabelledFallback is GHCR with fallback indexes written by
+	// cosign: the referrers API is off (plain-text 404), and every
+	// sha256-<hex> fallback index lists its entries with artifactType
+	// application/vnd.oci.empty.v1+json while the manifests carry their own
+	// types (oci-referrers.md, GHCR row). Those indexes are stored as cosign
+	// pushed them, not rewritten on the way out.
+	ProfileMislabelledFallback Profile = "mislabelled-fallback"
+	// ProfileNotARegistry404 is not a registry: Go's file server over an
+	// empty folder, answering 404 on /v2/ and on every registry path, as
+	// `python3 -m http.server` does.
+	ProfileNotARegistry404 Profile = "not-a-registry-404"
+	// ProfileNotARegistryHTML is not a registry: a web site that answers
+	// every path, /v2/ included, with 200 and the same HTML page.
+	ProfileNotARegistryHTML Profile = "not-a-registry-html"
+	// ProfileThrottled6h is Docker Hub once the pull budget is spent: every
+	// GET of a manifest or of referrers answers 429 TOOMANYREQUESTS with
+	// Retry-After: 21600 (the six-hour window) and RateLimit headers
+	// showing 0 remaining. HEAD and tag lists pass, as Docker Hub does not
+	// count them (docker/hub-feedback#1907).
+	ProfileThrottled6h Profile = "throttled-6h"
+	// ProfileGHCR303 is GHCR with its /referrers answered by a 303 to
+	// github.com's packages endpoint (Registry.OtherHost), with the digest
+	// cut at the colon, and that endpoint answering 429 to everyone
+	// (artifacthub/hub#4785, NVIDIA/aicr#1957). Underneath the API is off
+	// and the fallback tags hold the referrers.
+	ProfileGHCR303 Profile = "ghcr-303"
+	// ProfileECR2024 is Amazon ECR as of June 2024: a manifest PUT with a
+	// subject gets OCI-Subject back (olareg's own, its API is on
+	// underneath) but /referrers answers 404, so clients that trust the
+	// header write no fallback tag and their referrers are found nowhere
+	// (sigstore/sigstore-js#1183). The 404 is Go's plain-text one: the
+	// sources record ECR's status, not its body.
+	ProfileECR2024 Profile = "ecr-2024"
+	// ProfileACR424 is an Azure Container Registry cache rule for ghcr.io
+	// since April 2026: /referrers answers 424 Failed Dependency with a
+	// JSON error that wraps the upstream's 303 (Azure/acr#891).
+	ProfileACR424 Profile = "acr-424"
 )
 
 // profileInfo is what the lab knows about each profile.
@@ -108,6 +231,12 @@ type profileInfo struct {
 	expected    string // key in refdoctor's known-registry matrix
 	referrerAPI bool   // olareg's referrers API on underneath
 	tls         bool
+	webServer   bool // a plain web server, no olareg at all
+	// badDay is how many referrers the profile's own subject
+	// (demo/bad-day:v1, Registry.Subject) carries; 0 means it has none.
+	badDay int
+	// otherHost gives the registry a second listener (Registry.OtherHost).
+	otherHost bool
 }
 
 var profiles = map[Profile]profileInfo{
@@ -129,6 +258,41 @@ var profiles = map[Profile]profileInfo{
 	ProfileBearer:         {mimics: "OCI 1.1 registry (olareg) behind a bearer-token service (401 challenge, /token for the lab login)", expected: "olareg", referrerAPI: true},
 	ProfileHarbor210:      {mimics: "Harbor 2.10 (200 with an OCI index type and body {} on /referrers for an unknown subject)", expected: "harbor", referrerAPI: true},
 	ProfileGitLab:         {mimics: "GitLab (plain-text 404 on /referrers; the tag sha256-<hex> resolves to the subject manifest itself)", expected: "gitlab"},
+
+	ProfileLinkPages: {mimics: "OCI 1.1 registry (olareg) paging a long list: demo/bad-day:v1 has 600 referrers over 120 pages with relative Link headers",
+		expected: "olareg", referrerAPI: true, badDay: linkPagesReferrers},
+	ProfileLinkLoop: {mimics: "registry whose referrers pagination loops: after 4 pages of 3 referrers of demo/bad-day:v1, Link points back to page 0",
+		expected: "olareg", referrerAPI: true, badDay: linkLoopReferrers},
+	ProfileRedirect307: {mimics: "registry behind a proxy that moved its API: 307 from /referrers to another path on the same host",
+		expected: "olareg", referrerAPI: true},
+	ProfileRedirectCDN: {mimics: "registry behind a bearer-token login whose /referrers replies come from a CDN: 307 to another host with a signed URL",
+		expected: "olareg", referrerAPI: true, otherHost: true},
+	ProfileLogin302: {mimics: "Google Artifact Registry / registry.k8s.io (302 from /referrers to a sign-in page on another host, answered 200 text/html)",
+		expected: "gar", otherHost: true},
+	ProfileHugeIndex: {mimics: "OCI 1.1 registry (olareg) with a 5+ MiB referrers index: 22,000 referrers of demo/bad-day:v1 in one page",
+		expected: "olareg", referrerAPI: true, badDay: hugeIndexReal},
+	ProfileStalledBody: {mimics: "registry or proxy that hangs mid-reply: /referrers headers on time, then half the body and a stall",
+		expected: "olareg", referrerAPI: true},
+	ProfileTrickleBody: {mimics: "registry or proxy that trickles: /referrers headers on time, then the body at 1 byte per second",
+		expected: "olareg", referrerAPI: true},
+	ProfileNoArtifactType: {mimics: "Azure Container Registry listings (referrers listed without artifactType although the manifests carry it; filter ignored)",
+		expected: "acr", referrerAPI: true},
+	ProfileMislabelledTypes: {mimics: "go-containerregistry's pkg/registry (every referrer listed with its config media type as artifactType; filter ignored)",
+		referrerAPI: true},
+	ProfileMislabelledFallback: {mimics: "GHCR with fallback indexes written by cosign (404 on /referrers; index entries typed application/vnd.oci.empty.v1+json)",
+		expected: "ghcr"},
+	ProfileNotARegistry404: {mimics: "not a registry: a plain file server (python3 -m http.server) answering 404 on /v2/ and every registry path",
+		webServer: true},
+	ProfileNotARegistryHTML: {mimics: "not a registry: a web site answering every path, /v2/ included, with 200 text/html",
+		webServer: true},
+	ProfileThrottled6h: {mimics: "Docker Hub with the pull budget spent (429 with Retry-After: 21600 on every manifest and referrers GET)",
+		expected: "dockerhub", referrerAPI: true},
+	ProfileGHCR303: {mimics: "GHCR (303 from /referrers to a github.com packages endpoint that answers 429; fallback tags hold the referrers)",
+		expected: "ghcr", otherHost: true},
+	ProfileECR2024: {mimics: "Amazon ECR, June 2024 (OCI-Subject on manifest PUT, but 404 on /referrers: referrers pushed by trusting clients have no fallback tag)",
+		expected: "ecr", referrerAPI: true},
+	ProfileACR424: {mimics: "Azure Container Registry cache rule for ghcr.io, April 2026 (424 on /referrers wrapping the upstream's 303)",
+		expected: "acr", referrerAPI: true},
 }
 
 // Profiles lists every profile in a stable order.
@@ -139,6 +303,11 @@ func Profiles() []Profile {
 		ProfileAuthRefuse, ProfileBasicAuth, ProfileSlow, ProfileTLS,
 		ProfileTLSExpired, ProfileTLSWrongHost, ProfileQuay400, ProfileBearer,
 		ProfileHarbor210, ProfileGitLab,
+		ProfileLinkPages, ProfileLinkLoop, ProfileRedirect307, ProfileRedirectCDN,
+		ProfileLogin302, ProfileHugeIndex, ProfileStalledBody, ProfileTrickleBody,
+		ProfileNoArtifactType, ProfileMislabelledTypes, ProfileMislabelledFallback,
+		ProfileNotARegistry404, ProfileNotARegistryHTML, ProfileThrottled6h,
+		ProfileGHCR303, ProfileECR2024, ProfileACR424,
 	}
 }
 
@@ -152,14 +321,23 @@ func (p Profile) ReferrersAPI() bool { return profiles[p].referrerAPI }
 // TLS reports whether the profile serves HTTPS.
 func (p Profile) TLS() bool { return profiles[p].tls }
 
+// WebServer reports whether the profile is a plain web server rather than
+// a registry: nothing is seeded into it.
+func (p Profile) WebServer() bool { return profiles[p].webServer }
+
 // Defaults for the knobs of Spec.
 const (
 	DefaultDelay      = time.Second
 	DefaultRateWindow = 6 * time.Hour
 	// DefaultRateBudget is the pull budget of the dockerhub-like registry in
-	// DefaultSpecs: enough for a probe and a discovery, small enough that a
-	// demo session reaches the 429.
-	DefaultRateBudget = 12
+	// DefaultSpecs: Docker Hub's anonymous allowance (100 pulls per six
+	// hours), which a demo session does not spend in normal use: a probe
+	// costs one pull, a discovery of the seeded image with its platforms
+	// about a dozen. Lab.ResetRateLimit refills it; throttled-6h and a
+	// spec with a small RateBudget show the 429.
+	DefaultRateBudget = 100
+	// DefaultTrickleInterval is ProfileTrickleBody's pause between bytes.
+	DefaultTrickleInterval = time.Second
 )
 
 // Spec describes one lab registry to start.
@@ -176,6 +354,9 @@ type Spec struct {
 	// RateWindow is ProfileRateLimit's window (default 6h); Retry-After is
 	// the seconds left in it.
 	RateWindow time.Duration
+	// TrickleInterval is ProfileTrickleBody's pause between two bytes of a
+	// referrers reply (default 1s).
+	TrickleInterval time.Duration
 	// ReferrersPageLimit, when positive, is olareg's Referrer.Limit in bytes
 	// so that the referrers API pages with Link headers (relative ones,
 	// </v2/<name>/referrers/<digest>?cache=...&page=N>; rel=next).
@@ -213,9 +394,19 @@ type Registry struct {
 	// Expected is the kind key from refdoctor's known-registry matrix this
 	// registry plays; a probe that disagrees with it has found the point.
 	Expected string `json:"expected,omitempty"`
-	// Login is set for ProfileBasicAuth and ProfileBearer only and never
-	// written as JSON.
+	// Login is set for the profiles behind a login (ProfileBasicAuth,
+	// ProfileBearer, ProfileRedirectCDN) only and never written as JSON.
 	Login *Login `json:"-"`
+	// Subject is, for the profiles about one subject's referrers
+	// (ProfileLinkPages, ProfileLinkLoop, ProfileHugeIndex), the digest of
+	// that subject: the image tagged SeedTag in BadDayRepository.
+	// SubjectReferrers is how many referrers its referrers API lists.
+	Subject          string `json:"subject,omitempty"`
+	SubjectReferrers int    `json:"subject_referrers,omitempty"`
+	// OtherHost is the second host (localhost:PORT, a name other than the
+	// registry's own 127.0.0.1) that this registry's redirects lead to: a
+	// CDN, a sign-in page, github.com's packages endpoint.
+	OtherHost string `json:"other_host,omitempty"`
 }
 
 // Login is a username and password for a lab registry.
@@ -249,10 +440,16 @@ type Lab struct {
 type labRegistry struct {
 	spec   Spec
 	info   Registry
-	ola    *olareg.Server
+	ola    *olareg.Server // nil for the web-server profiles
 	layer  *layer
 	ln     net.Listener
 	server *http.Server
+	// other is the second listener of the otherHost profiles.
+	other       *otherHost
+	otherLn     net.Listener
+	otherServer *http.Server
+	// stop ends the registry's life: stalled and trickling replies.
+	stop context.CancelFunc
 }
 
 type options struct {
@@ -298,6 +495,23 @@ func DefaultSpecs() []Spec {
 		{Name: "bearer-auth", Profile: ProfileBearer},
 		{Name: "harbor-2.10", Profile: ProfileHarbor210},
 		{Name: "gitlab-like", Profile: ProfileGitLab},
+		{Name: "link-pages", Profile: ProfileLinkPages},
+		{Name: "link-loop", Profile: ProfileLinkLoop},
+		{Name: "redirect-307", Profile: ProfileRedirect307},
+		{Name: "redirect-cdn", Profile: ProfileRedirectCDN},
+		{Name: "login-302", Profile: ProfileLogin302},
+		{Name: "huge-index", Profile: ProfileHugeIndex},
+		{Name: "stalled-body", Profile: ProfileStalledBody},
+		{Name: "trickle-body", Profile: ProfileTrickleBody},
+		{Name: "no-artifact-type", Profile: ProfileNoArtifactType},
+		{Name: "mislabelled-types", Profile: ProfileMislabelledTypes},
+		{Name: "ghcr-cosign-fallback", Profile: ProfileMislabelledFallback},
+		{Name: "not-a-registry-404", Profile: ProfileNotARegistry404},
+		{Name: "not-a-registry-html", Profile: ProfileNotARegistryHTML},
+		{Name: "throttled-6h", Profile: ProfileThrottled6h},
+		{Name: "ghcr-303", Profile: ProfileGHCR303},
+		{Name: "ecr-2024", Profile: ProfileECR2024},
+		{Name: "acr-424", Profile: ProfileACR424},
 	}
 }
 
@@ -386,8 +600,11 @@ func validateSpecs(specs []Spec) error {
 		if !s.Profile.Valid() {
 			return fmt.Errorf("lab: registry %q: unknown profile %q", s.Name, s.Profile)
 		}
-		if s.Delay < 0 || s.RateWindow < 0 || s.RateBudget < 0 || s.Throttle429 < 0 {
-			return fmt.Errorf("lab: registry %q: negative delay, rate window, budget or throttle", s.Name)
+		if s.Delay < 0 || s.RateWindow < 0 || s.RateBudget < 0 || s.Throttle429 < 0 || s.TrickleInterval < 0 || s.ReferrersPageLimit < 0 {
+			return fmt.Errorf("lab: registry %q: negative delay, rate window, budget, throttle, trickle interval or page limit", s.Name)
+		}
+		if s.Profile.WebServer() && (s.IgnoreArtifactTypeFilter || s.LinkLoop || s.Throttle429 > 0) {
+			return fmt.Errorf("lab: registry %q: %s is a web server, not a registry: the referrers knobs do not apply", s.Name, s.Profile)
 		}
 	}
 	return nil
@@ -395,7 +612,7 @@ func validateSpecs(specs []Spec) error {
 
 // newRegistry builds olareg, the layer and the public listener of one
 // spec. Nothing serves yet: seeding goes through its own address first.
-func (l *Lab) newRegistry(s Spec, ca *labCA) (*labRegistry, error) {
+func (l *Lab) newRegistry(s Spec, ca *labCA) (_ *labRegistry, err error) {
 	info := profiles[s.Profile]
 	if s.Profile == ProfileSlow && s.Delay == 0 {
 		s.Delay = DefaultDelay
@@ -403,19 +620,40 @@ func (l *Lab) newRegistry(s Spec, ca *labCA) (*labRegistry, error) {
 	if s.Profile == ProfileRateLimit && s.RateWindow == 0 {
 		s.RateWindow = DefaultRateWindow
 	}
+	if s.Profile == ProfileTrickleBody && s.TrickleInterval == 0 {
+		s.TrickleInterval = DefaultTrickleInterval
+	}
+	if info.webServer {
+		s.NoSeed = true
+	}
 	log := l.log.With("registry", s.Name)
+
+	// The bad-day subject is built first: its referrers decide olareg's
+	// page limit.
+	var bad *badDay
+	var layoutDir string
+	if info.badDay > 0 && !s.NoSeed {
+		perPage := map[Profile]int{ProfileLinkPages: linkPagesPerPage, ProfileLinkLoop: linkLoopPerPage}[s.Profile]
+		if bad, err = newBadDay(info.badDay, perPage); err != nil {
+			return nil, fmt.Errorf("lab: registry %s: %w", s.Name, err)
+		}
+		if s.ReferrersPageLimit == 0 {
+			s.ReferrersPageLimit = bad.pageLimit
+		}
+		// olareg's in-memory store loads, on first use, the layout the
+		// layer writes here (layer.badDay).
+		layoutDir = filepath.Join(l.Dir, "olareg-"+safeFileName(s.Name))
+	}
 	ocfg := olaregconfig.Config{
-		Storage: olaregconfig.ConfigStorage{StoreType: olaregconfig.StoreMem},
+		Storage: olaregconfig.ConfigStorage{StoreType: olaregconfig.StoreMem, RootDir: layoutDir},
 		API: olaregconfig.ConfigAPI{
 			Referrer: olaregconfig.ConfigAPIReferrer{Enabled: &info.referrerAPI, Limit: s.ReferrersPageLimit},
 		},
 		Log: log,
 	}
 	var login *Login
-	if s.Profile == ProfileBasicAuth || s.Profile == ProfileBearer {
-		var err error
-		login, err = newLogin()
-		if err != nil {
+	if s.Profile == ProfileBasicAuth || s.Profile == ProfileBearer || s.Profile == ProfileRedirectCDN {
+		if login, err = newLogin(); err != nil {
 			return nil, err
 		}
 	}
@@ -430,10 +668,11 @@ func (l *Lab) newRegistry(s Spec, ca *labCA) (*labRegistry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lab: registry %s: listen: %w", s.Name, err)
 	}
+	life, stop := context.WithCancel(context.Background())
 	lr := &labRegistry{
 		spec: s,
-		ola:  olareg.New(ocfg),
 		ln:   ln,
+		stop: stop,
 		info: Registry{
 			Name:      s.Name,
 			Host:      ln.Addr().String(),
@@ -444,20 +683,74 @@ func (l *Lab) newRegistry(s Spec, ca *labCA) (*labRegistry, error) {
 			Login:     login,
 		},
 	}
+	defer func() {
+		if err != nil {
+			lr.release()
+		}
+	}()
+	var next http.Handler
+	var web http.Handler
+	if info.webServer {
+		if web, err = newWebServer(s.Profile, filepath.Join(l.Dir, "www-"+safeFileName(s.Name))); err != nil {
+			return nil, fmt.Errorf("lab: registry %s: %w", s.Name, err)
+		}
+	} else {
+		lr.ola = olareg.New(ocfg)
+		next = lr.ola
+	}
 	scheme := "http"
 	if info.tls {
 		scheme = "https"
 		leaf, err := ca.leaf(s.Profile)
 		if err != nil {
-			_ = ln.Close()
-			_ = lr.ola.Close()
 			return nil, fmt.Errorf("lab: registry %s: %w", s.Name, err)
 		}
 		lr.ln = tlsListener(ln, leaf)
 		lr.info.TLSCA = ca.file
 	}
-	lr.layer = newLayer(s, lr.ola, scheme+"://"+lr.info.Host, login, log)
+	lr.layer = newLayer(s, next, scheme+"://"+lr.info.Host, login, log, life)
+	lr.layer.web = web
+	if info.otherHost {
+		if lr.otherLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return nil, fmt.Errorf("lab: registry %s: listen for its other host: %w", s.Name, err)
+		}
+		_, port, _ := net.SplitHostPort(lr.otherLn.Addr().String())
+		if lr.other, err = newOtherHost(s.Profile, port, next, &lr.layer.inflight); err != nil {
+			return nil, err
+		}
+		lr.layer.other = lr.other
+		lr.info.OtherHost = "localhost:" + port
+	}
+	if bad != nil {
+		ola := lr.ola
+		lr.layer.badDay = sync.OnceValue(func() error {
+			if err := bad.writeLayout(layoutDir); err != nil {
+				return fmt.Errorf("write its layout: %w", err)
+			}
+			return bad.check(life, ola)
+		})
+		lr.info.Subject = bad.subject.digest
+		lr.info.SubjectReferrers = len(bad.referrers)
+		if s.Profile == ProfileHugeIndex {
+			lr.layer.huge = &hugeIndex{subject: bad.subject.digest, count: HugeIndexReferrers - len(bad.referrers)}
+			lr.info.SubjectReferrers = HugeIndexReferrers
+		}
+	}
 	return lr, nil
+}
+
+// release frees what newRegistry took when the registry never served.
+func (lr *labRegistry) release() {
+	lr.stop()
+	if lr.ln != nil {
+		_ = lr.ln.Close()
+	}
+	if lr.otherLn != nil {
+		_ = lr.otherLn.Close()
+	}
+	if lr.ola != nil {
+		_ = lr.ola.Close()
+	}
 }
 
 // mimics is the human text for a spec, with its own knobs filled in.
@@ -468,6 +761,10 @@ func mimics(s Spec) string {
 		m += fmt.Sprintf(" (%s per request)", s.Delay)
 	case ProfileRateLimit:
 		m += fmt.Sprintf(" (budget %d pulls per %s)", s.RateBudget, s.RateWindow)
+	case ProfileTrickleBody:
+		if s.TrickleInterval != DefaultTrickleInterval {
+			m += fmt.Sprintf(" (here one byte every %s)", s.TrickleInterval)
+		}
 	}
 	if s.IgnoreArtifactTypeFilter {
 		m += "; ignores the artifactType filter"
@@ -495,6 +792,18 @@ func (l *Lab) serve(lr *labRegistry) {
 			l.log.Error("lab registry stopped", "registry", lr.spec.Name, "err", err)
 		}
 	})
+	if lr.other != nil {
+		lr.otherServer = &http.Server{
+			Handler:           lr.other,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          log.New(slogWriter{l.log.With("registry", lr.spec.Name, "host", lr.info.OtherHost)}, "", 0),
+		}
+		l.wg.Go(func() {
+			if err := lr.otherServer.Serve(lr.otherLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				l.log.Error("lab registry's other host stopped", "registry", lr.spec.Name, "err", err)
+			}
+		})
+	}
 }
 
 // slogWriter turns net/http's error log lines into debug records.
@@ -570,6 +879,9 @@ func (l *Lab) seedAll(ctx context.Context, regs []*labRegistry) error {
 	for i, t := range targets {
 		wg.Go(func() {
 			seeds[i], errs[i] = SeedInto(ctx, client, t.host)
+			if errs[i] == nil {
+				errs[i] = t.lr.seedProfile(ctx, seeds[i])
+			}
 			if errs[i] != nil {
 				errs[i] = fmt.Errorf("lab: seed %s: %w", t.lr.spec.Name, errs[i])
 			}
@@ -591,6 +903,18 @@ func (l *Lab) seedAll(ctx context.Context, regs []*labRegistry) error {
 	return nil
 }
 
+// seedProfile pushes, after the common seed, what the registry's profile
+// adds to it: the fallback indexes as cosign writes them on GHCR. It talks
+// to olareg in process. (The bad-day repository is loaded on first use.)
+func (lr *labRegistry) seedProfile(ctx context.Context, seed Seed) error {
+	if lr.spec.Profile == ProfileMislabelledFallback {
+		if err := mislabelFallbackTags(ctx, lr.ola, seed); err != nil {
+			return fmt.Errorf("fallback indexes: %w", err)
+		}
+	}
+	return nil
+}
+
 // Close stops every server and releases olareg's stores. It is safe to
 // call more than once.
 func (l *Lab) Close() error {
@@ -604,9 +928,26 @@ func (l *Lab) Close() error {
 			} else if lr.ln != nil {
 				_ = lr.ln.Close()
 			}
+			if lr.otherServer != nil {
+				if err := lr.otherServer.Close(); err != nil {
+					errs = append(errs, fmt.Errorf("close the other host of %s: %w", lr.spec.Name, err))
+				}
+			} else if lr.otherLn != nil {
+				_ = lr.otherLn.Close()
+			}
+			// After the connections are gone, so that a reply cut short
+			// reaches no client as if it were whole.
+			lr.stop()
 		}
 		l.wg.Wait()
 		for _, lr := range l.byName {
+			// Replies still being written (stalled, trickling, huge) end
+			// now that the registry's life is over and its connections are
+			// closed; olareg's store goes only after them.
+			lr.layer.inflight.closeAndWait()
+			if lr.ola == nil {
+				continue
+			}
 			if err := lr.ola.Close(); err != nil {
 				errs = append(errs, fmt.Errorf("close store of %s: %w", lr.spec.Name, err))
 			}
@@ -656,6 +997,34 @@ func (l *Lab) Requests(name string) int64 {
 		return 0
 	}
 	return lr.layer.requests.Load()
+}
+
+// OtherHostRequests counts the requests that reached the named registry's
+// other host (Registry.OtherHost) and how many of them carried an
+// Authorization header: a client that keeps its credentials on their host
+// sends none there. Both are 0 for a registry without another host.
+func (l *Lab) OtherHostRequests(name string) (requests, withAuthorization int64) {
+	lr, ok := l.byName[name]
+	if !ok || lr.other == nil {
+		return 0, 0
+	}
+	return lr.other.requests.Load(), lr.other.withAuthorization.Load()
+}
+
+// ResetRateLimit refills the pull budget of the named ProfileRateLimit
+// registry and starts a new window, as if six hours had passed: what the
+// troubleshooter offers once the demo has spent it. It fails for a
+// registry without a budget (throttled-6h is throttled for good).
+func (l *Lab) ResetRateLimit(name string) error {
+	lr, ok := l.byName[name]
+	if !ok {
+		return fmt.Errorf("lab has no registry %q", name)
+	}
+	if lr.layer.rate == nil {
+		return fmt.Errorf("lab registry %q (%s) has no pull budget to reset", name, lr.spec.Profile)
+	}
+	lr.layer.rate.reset()
+	return nil
 }
 
 // IssuedTokens lists, in issue order, the bearer tokens the named

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/regclient/regclient/types/descriptor"
 )
 
 // layer is the behaviour layer in front of one olareg: it reproduces a
@@ -33,17 +35,34 @@ type layer struct {
 	linkLoop     bool
 	throttle     int64
 	throttled    atomic.Int64 // referrers GETs seen, for throttle
+
+	// life ends when the lab closes: stalled and trickling replies stop
+	// then, and Close waits for them through inflight.
+	life     context.Context
+	inflight tracker
+	// web serves the not-a-registry profiles instead of olareg.
+	web http.Handler
+	// other is the second host of the redirecting profiles.
+	other *otherHost
+	// trickleEvery is ProfileTrickleBody's pause between bytes.
+	trickleEvery time.Duration
+	// huge is ProfileHugeIndex's generated part.
+	huge *hugeIndex
+	// badDay, when set, hands olareg the bad-day repository (once, before
+	// the first request that names it or lists repositories).
+	badDay func() error
 }
 
-func newLayer(s Spec, next http.Handler, base string, login *Login, log *slog.Logger) *layer {
+func newLayer(s Spec, next http.Handler, base string, login *Login, log *slog.Logger, life context.Context) *layer {
 	l := &layer{
 		profile: s.Profile, next: next, base: base, delay: s.Delay, log: log,
 		ignoreFilter: s.IgnoreArtifactTypeFilter, linkLoop: s.LinkLoop, throttle: int64(s.Throttle429),
+		life: life, trickleEvery: s.TrickleInterval,
 	}
 	switch s.Profile {
 	case ProfileRateLimit:
 		l.rate = &rateLimiter{budget: s.RateBudget, window: s.RateWindow, start: time.Now()}
-	case ProfileBearer:
+	case ProfileBearer, ProfileRedirectCDN:
 		l.tokens = newTokenService(login, base)
 	}
 	return l
@@ -86,10 +105,28 @@ const (
 
 func (l *layer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.requests.Add(1)
+	if !l.inflight.enter() {
+		http.Error(w, "the lab is closing", http.StatusServiceUnavailable)
+		return
+	}
+	defer l.inflight.leave()
+	if l.web != nil {
+		l.web.ServeHTTP(w, r)
+		return
+	}
+	if l.badDay != nil && (repositoryOf(r.URL.Path) == BadDayRepository || r.URL.Path == "/v2/_catalog") {
+		if err := l.badDay(); err != nil {
+			l.log.Error("lab registry could not load its bad-day repository", "err", err)
+			http.Error(w, "lab registry could not load "+BadDayRepository+": "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+	}
 	switch l.profile {
 	case ProfileSlow:
-		if !sleepCtx(r.Context(), l.delay) {
-			return // the client gave up; nobody reads a reply
+		if !l.pause(r.Context(), l.delay) {
+			// The client gave up or the lab is closing: no reply at all,
+			// not an empty 200.
+			panic(http.ErrAbortHandler)
 		}
 	case ProfileAuthRefuse:
 		l.refuseAuth(w, r)
@@ -98,12 +135,21 @@ func (l *layer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !l.rate.admit(w, r) {
 			return
 		}
-	case ProfileBearer:
+	case ProfileBearer, ProfileRedirectCDN:
 		if !l.tokens.admit(w, r) {
 			return
 		}
 	case ProfileGitLab:
 		r = gitLabTagQuirk(r)
+	case ProfileThrottled6h:
+		if !sixHourThrottle(w, r) {
+			return
+		}
+	case ProfileRedirect307:
+		if moved, ok := relocated(r); ok {
+			l.next.ServeHTTP(w, moved)
+			return
+		}
 	}
 	if isReferrersPath(r.URL.Path) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		if r.Method == http.MethodGet && l.throttle > 0 && l.throttled.Add(1) <= l.throttle {
@@ -111,7 +157,7 @@ func (l *layer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		switch l.profile {
-		case ProfileFallback404, ProfileGitLab:
+		case ProfileFallback404, ProfileGitLab, ProfileMislabelledFallback:
 			// distribution's router: the version header, then Go's NotFound.
 			w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 			http.NotFound(w, r)
@@ -139,9 +185,44 @@ func (l *layer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				writeBody(w, r, http.StatusOK, contentTypeOCIIndex, harborEmptyBody)
 				return
 			}
+		case ProfileRedirect307, ProfileRedirectCDN, ProfileLogin302, ProfileGHCR303:
+			l.redirect(w, r)
+			return
+		case ProfileECR2024:
+			w.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+			http.NotFound(w, r)
+			return
+		case ProfileACR424:
+			writeBody(w, r, http.StatusFailedDependency, contentTypeJSON, fmt.Sprintf(acr424Body, repositoryOf(r.URL.Path)))
+			return
 		}
 		if r.Method == http.MethodGet {
 			w, r = l.referrersKnobs(w, r)
+			switch l.profile {
+			case ProfileStalledBody, ProfileTrickleBody:
+				l.serveSlowBody(w, r)
+				return
+			case ProfileHugeIndex:
+				if isSubjectOf(r.URL.Path, l.huge.subject) {
+					l.serveHugeIndex(w, r)
+					return
+				}
+			case ProfileNoArtifactType:
+				l.serveRelabelled(w, r, func(d *descriptor.Descriptor) { d.ArtifactType = "" })
+				return
+			case ProfileMislabelledTypes:
+				repo := repositoryOf(r.URL.Path)
+				l.serveRelabelled(w, r, func(d *descriptor.Descriptor) {
+					d.ArtifactType = l.configMediaType(r.Context(), repo, d.Digest.String())
+				})
+				return
+			case ProfileLinkLoop:
+				// Decided before olareg, which rewrites r.URL for its own
+				// next link.
+				if edit, ok := linkBackToFirstPage(r); ok {
+					w = &replyEditor{ResponseWriter: w, edits: []replyEdit{edit}}
+				}
+			}
 		}
 	}
 	l.next.ServeHTTP(w, r)
@@ -322,18 +403,6 @@ func bearerChallenge(w http.ResponseWriter, r *http.Request, base string) {
 	writeBody(w, r, http.StatusUnauthorized, contentTypeJSON, unauthorizedBody)
 }
 
-// sleepCtx waits d or until ctx ends; it reports whether d passed.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
-}
-
 // replyEdit changes the headers of a reply just before they go out.
 type replyEdit func(h http.Header, status int)
 
@@ -375,6 +444,13 @@ type rateLimiter struct {
 	window time.Duration
 	start  time.Time
 	used   int
+}
+
+// reset refills the budget and starts a new window.
+func (rl *rateLimiter) reset() {
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	rl.start, rl.used = time.Now(), 0
 }
 
 // rateLimitHeaderLimit is what Docker Hub advertises to anonymous pulls;

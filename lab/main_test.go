@@ -140,7 +140,7 @@ func tryGet(ctx context.Context, hc *http.Client, r Registry, path string, withL
 	}
 	req.Header.Set("Accept", "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json")
 	if withLogin && r.Login != nil {
-		if r.Profile == ProfileBearer {
+		if usesBearer(r.Profile) {
 			token, err := fetchToken(ctx, hc, r)
 			if err != nil {
 				return reply{}, err
@@ -161,6 +161,10 @@ func tryGet(ctx context.Context, hc *http.Client, r Registry, path string, withL
 	}
 	return reply{status: resp.StatusCode, header: resp.Header, body: body}, nil
 }
+
+// usesBearer reports whether a profile's login goes through the lab's
+// bearer-token service (else it is HTTP basic auth).
+func usesBearer(p Profile) bool { return p == ProfileBearer || p == ProfileRedirectCDN }
 
 // fetchToken asks the bearer-auth registry's token service for a token
 // with the lab login.

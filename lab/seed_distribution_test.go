@@ -11,6 +11,7 @@ import (
 	"github.com/regclient/regclient/types/referrer"
 
 	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/lab/external"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -19,13 +20,8 @@ import (
 // regclient's fallback tags, as on the lab's API-off registries.
 func TestSeedIntoDistribution(t *testing.T) {
 	t.Parallel()
-	requireDistribution(t)
+	d := external.StartDistributionT(t)
 	l := sharedLab(t)
-	d, err := StartDistribution(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatalf("start docker-registry: %v", err)
-	}
-	t.Cleanup(func() { _ = d.Close() })
 
 	cfg := config.Defaults()
 	cfg.SetHost(config.Registry{Host: d.Host, PlainHTTP: true})

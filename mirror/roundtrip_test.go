@@ -18,6 +18,7 @@ import (
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/mirror"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -68,10 +69,10 @@ func bundleReferrers(t *testing.T, file string) map[string][]string {
 // API; then regctl and oras, on the target, must list exactly the
 // bundle's referrers for every subject.
 func TestRoundTrip(t *testing.T) {
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target-api", Profile: lab.ProfileOCI11, NoSeed: true})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target-api", Profile: lab.ProfileOCI11, NoSeed: true})
 	src, _ := l.Get("source")
 	tgtAPI, _ := l.Get("target-api")
-	d := lab.StartDistributionT(t)
+	d := labtest.StartDistributionT(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "app.tgz")
 	res := export(t, l, src.Host, file)
@@ -119,7 +120,7 @@ func TestRoundTrip(t *testing.T) {
 						Digest string `json:"digest"`
 					} `json:"descriptors"`
 				}
-				if err := json.Unmarshal(lab.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", target, "--format", "{{json .}}"), &rl); err != nil {
+				if err := json.Unmarshal(labtest.RunTool(t, dir, "regctl", "--host", hostFlag, "artifact", "list", target, "--format", "{{json .}}"), &rl); err != nil {
 					t.Fatal(err)
 				}
 				var got []string
@@ -135,7 +136,7 @@ func TestRoundTrip(t *testing.T) {
 						Digest string `json:"digest"`
 					} `json:"referrers"`
 				}
-				if err := json.Unmarshal(lab.RunTool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", target), &od); err != nil {
+				if err := json.Unmarshal(labtest.RunTool(t, dir, "oras", "discover", "--plain-http", "--distribution-spec", spec, "--format", "json", target), &od); err != nil {
 					t.Fatal(err)
 				}
 				got = got[:0]
@@ -160,7 +161,7 @@ func TestRoundTrip(t *testing.T) {
 // extracted bundle.
 func TestBundleIsAnOCILayout(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
 	src, _ := l.Get("source")
 	dir := t.TempDir()
 	file := filepath.Join(dir, "app.tgz")
@@ -172,7 +173,7 @@ func TestBundleIsAnOCILayout(t *testing.T) {
 	if out, err := exec.Command("tar", "-xzf", file, "-C", layout).CombinedOutput(); err != nil {
 		t.Fatalf("tar: %v %s", err, out)
 	}
-	digest := strings.TrimSpace(string(lab.RunTool(t, dir, "regctl", "image", "digest", "ocidir://"+layout+":"+l.Seed.Tag)))
+	digest := strings.TrimSpace(string(labtest.RunTool(t, dir, "regctl", "image", "digest", "ocidir://"+layout+":"+l.Seed.Tag)))
 	if digest != l.Seed.Index {
 		t.Fatalf("regctl reads %q from the layout, want %s", digest, l.Seed.Index)
 	}
@@ -181,15 +182,15 @@ func TestBundleIsAnOCILayout(t *testing.T) {
 			Digest string `json:"digest"`
 		} `json:"manifests"`
 	}
-	if err := json.Unmarshal(lab.RunTool(t, dir, "oras", "manifest", "fetch", "--oci-layout", layout+":"+l.Seed.Tag), &idx); err != nil {
+	if err := json.Unmarshal(labtest.RunTool(t, dir, "oras", "manifest", "fetch", "--oci-layout", layout+":"+l.Seed.Tag), &idx); err != nil {
 		t.Fatal(err)
 	}
 	if len(idx.Manifests) != len(l.Seed.Platforms) {
 		t.Fatalf("oras reads %d platform manifests from the layout, want %d", len(idx.Manifests), len(l.Seed.Platforms))
 	}
 	// regctl copies every platform out of the layout: every blob is there.
-	lab.RunTool(t, dir, "regctl", "image", "copy", "ocidir://"+layout+":"+l.Seed.Tag, "ocidir://"+filepath.Join(dir, "copy")+":"+l.Seed.Tag)
-	copied := strings.TrimSpace(string(lab.RunTool(t, dir, "regctl", "image", "digest", "ocidir://"+filepath.Join(dir, "copy")+":"+l.Seed.Tag)))
+	labtest.RunTool(t, dir, "regctl", "image", "copy", "ocidir://"+layout+":"+l.Seed.Tag, "ocidir://"+filepath.Join(dir, "copy")+":"+l.Seed.Tag)
+	copied := strings.TrimSpace(string(labtest.RunTool(t, dir, "regctl", "image", "digest", "ocidir://"+filepath.Join(dir, "copy")+":"+l.Seed.Tag)))
 	if copied != l.Seed.Index {
 		t.Fatalf("copy out of the layout has digest %q, want %s", copied, l.Seed.Index)
 	}
@@ -199,7 +200,7 @@ func TestBundleIsAnOCILayout(t *testing.T) {
 // in gzip and zstd, and both validate.
 func TestExportIsDeterministic(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileFallback404})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileFallback404})
 	src, _ := l.Get("source")
 	dir := t.TempDir()
 	for _, name := range []string{"a.tgz", "b.tgz", "a.tar.zst", "b.tar.zst"} {
@@ -234,7 +235,7 @@ func TestExportIsDeterministic(t *testing.T) {
 // bundle at all, not one without its SBOMs.
 func TestExportRefusesIncompleteDiscovery(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 2})
+	l := labtest.StartT(t, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 2})
 	hub, _ := l.Get("hub")
 	out := filepath.Join(t.TempDir(), "app.tgz")
 	e := env(l.Config(), registry.WithoutDockerCreds())
@@ -252,7 +253,7 @@ func TestExportRefusesIncompleteDiscovery(t *testing.T) {
 // nothing either.
 func TestStrictImportOfTamperedBundlePushesNothing(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
 	src, _ := l.Get("source")
 	tgt, _ := l.Get("target")
 	dir := t.TempDir()
@@ -285,7 +286,7 @@ func TestStrictImportOfTamperedBundlePushesNothing(t *testing.T) {
 // the fallback indexes hold each exactly once.
 func TestInterruptedImportCompletesOnRerun(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileFallback404, NoSeed: true})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileFallback404, NoSeed: true})
 	src, _ := l.Get("source")
 	tgt, _ := l.Get("target")
 	file := filepath.Join(t.TempDir(), "app.tgz")
@@ -345,7 +346,7 @@ func TestInterruptedImportCompletesOnRerun(t *testing.T) {
 // expects diff to report it.
 func TestDiffSeesChangesSinceExport(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11})
 	src, _ := l.Get("source")
 	file := filepath.Join(t.TempDir(), "app.tgz")
 	export(t, l, src.Host, file)
@@ -378,7 +379,7 @@ func TestDiffSeesChangesSinceExport(t *testing.T) {
 // .tgz one.
 func TestZstdBundleImports(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
 	src, _ := l.Get("source")
 	tgt, _ := l.Get("target")
 	file := filepath.Join(t.TempDir(), "app.tar.zst")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/probe"
 )
 
@@ -18,7 +19,7 @@ func BenchmarkConcurrentProbes(b *testing.B) {
 		// A probe sends four requests (ping, tags, referrers, fallback).
 		specs = append(specs, lab.Spec{Name: n, Profile: lab.ProfileSlow, Delay: 250 * time.Millisecond})
 	}
-	l := lab.StartT(b, specs...)
+	l := labtest.StartT(b, specs...)
 	var targets []probe.Target
 	for _, r := range l.Registries {
 		targets = append(targets, probe.Target{Host: r.Host, Repository: l.Seed.Repository})

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/refdoctor/refdoctor/config"
 )
 
 //go:embed matrix.toml
@@ -108,4 +110,23 @@ func (m Matrix) Match(host string) (Kind, bool) {
 		}
 	}
 	return Kind{}, false
+}
+
+// ExpectsAPI is the matrix's word on whether host serves the referrers
+// API: the host's own row, else the kind cfg's [[registry]] entry names
+// for it. known is false when neither applies, or the kind "varies".
+func (m Matrix) ExpectsAPI(cfg config.Config, host string) (expects, known bool) {
+	k, ok := m.Match(host)
+	if !ok {
+		for _, r := range cfg.Registries {
+			if strings.EqualFold(r.Host, host) && r.Expected != "" {
+				k, ok = m.Get(r.Expected)
+				break
+			}
+		}
+	}
+	if !ok || (k.ReferrersAPI != "supported" && k.ReferrersAPI != "unsupported") {
+		return false, false
+	}
+	return k.ReferrersAPI == "supported", true
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -52,7 +53,7 @@ func codes(fs []finding.Finding) []finding.Code {
 // against a real registry that answers the way a real vendor does.
 func TestVerdictsAgainstTheLab(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "ola405", Profile: lab.ProfileNoAPI405},
@@ -209,7 +210,7 @@ func ptr[T any](v T) *T { return &v }
 // timeout", never "unsupported".
 func TestTimeoutIsUnknown(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 3 * time.Second})
+	l := labtest.StartT(t, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 3 * time.Second})
 	reg, _ := l.Get("slow")
 	r := probeOne(t, l, reg.Host+"/"+l.Seed.Repository, probe.WithTimeout(700*time.Millisecond))
 	if r.ReferrersAPI != probe.Unknown || r.ReferrersReason != finding.Timeout || r.Outcome() != finding.OutcomeIncomplete {
@@ -224,7 +225,7 @@ func TestProbesRunConcurrently(t *testing.T) {
 	for _, n := range []string{"s1", "s2", "s3", "s4", "s5", "s6"} {
 		specs = append(specs, lab.Spec{Name: n, Profile: lab.ProfileSlow, Delay: 250 * time.Millisecond})
 	}
-	l := lab.StartT(t, specs...)
+	l := labtest.StartT(t, specs...)
 	var targets []probe.Target
 	for _, r := range l.Registries {
 		targets = append(targets, mustTarget(t, r.Host+"/"+l.Seed.Repository))
@@ -256,7 +257,7 @@ func TestProbesRunConcurrently(t *testing.T) {
 // --refresh probes again; unknown verdicts are not cached.
 func TestCacheAvoidsRequests(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit})
 	cache := probe.NewCache(t.TempDir(), time.Hour)
 	oci, _ := l.Get("oci11")
 	target := oci.Host + "/" + l.Seed.Repository
@@ -297,7 +298,7 @@ func TestCacheAvoidsRequests(t *testing.T) {
 
 func TestEventsReportExchanges(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	oci, _ := l.Get("oci11")
 	var kinds []probe.EventKind
 	var paths []string
@@ -327,7 +328,7 @@ func TestEventsReportExchanges(t *testing.T) {
 // the repository before concluding.
 func TestRealDigestReprobe(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "quay", Profile: lab.ProfileQuay400}, lab.Spec{Name: "harbor210", Profile: lab.ProfileHarbor210})
+	l := labtest.StartT(t, lab.Spec{Name: "quay", Profile: lab.ProfileQuay400}, lab.Spec{Name: "harbor210", Profile: lab.ProfileHarbor210})
 	for _, name := range []string{"quay", "harbor210"} {
 		reg, _ := l.Get(name)
 		r := probeOne(t, l, reg.Host+"/"+l.Seed.Repository)
@@ -347,7 +348,7 @@ func TestRealDigestReprobe(t *testing.T) {
 // v2.8) running as its own process: no referrers API, a plain-text 404.
 func TestDistributionProcess(t *testing.T) {
 	t.Parallel()
-	d := lab.StartDistributionT(t)
+	d := labtest.StartDistributionT(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cfg := config.Defaults()

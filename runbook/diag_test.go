@@ -15,6 +15,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/runbook"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
@@ -56,7 +57,7 @@ func untar(t *testing.T, path string) map[string]string {
 // config, and proves that no member of the archive holds the password, the
 // base64 basic credential or the token.
 func TestDiagLeaksNoSecret(t *testing.T) {
-	l := lab.StartT(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth})
+	l := labtest.StartT(t, lab.Spec{Name: "basic", Profile: lab.ProfileBasicAuth})
 	reg, _ := l.Get("basic")
 	if reg.Login == nil {
 		t.Fatal("basic-auth lab registry has no login")

@@ -51,7 +51,10 @@ type Result struct {
 	Bundle  any                `json:"bundle,omitempty"`
 	Logs    *LogReport         `json:"logs,omitempty"`
 	Metrics []telemetry.Sample `json:"metrics,omitempty"`
-	Diag    *DiagResult        `json:"diag,omitempty"`
+	// Prometheus is the telemetry step's answer from Prometheus, when
+	// refdoctor is pointed at one.
+	Prometheus *telemetry.QueryReport `json:"prometheus,omitempty"`
+	Diag       *DiagResult            `json:"diag,omitempty"`
 	// SameAs names the step whose identical check RunAll reused.
 	SameAs     string    `json:"same_as,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
@@ -96,6 +99,8 @@ type options struct {
 	validator     BundleValidator
 	diagOut       string
 	toolVersion   string
+	prometheus    *telemetry.Prometheus
+	window        time.Duration
 }
 
 // Opt configures an Engine.
@@ -134,6 +139,13 @@ func WithBundleValidator(v BundleValidator) Opt { return func(o *options) { o.va
 // WithDiagOutput is where the diag check writes its support bundle
 // (default: a time-stamped file in the temp folder).
 func WithDiagOutput(path string) Opt { return func(o *options) { o.diagOut = path } }
+
+// WithPrometheus points the telemetry step at Prometheus: it runs the
+// runbook's three queries over window (0: the runbook's 5m) next to this
+// session's own counters.
+func WithPrometheus(p *telemetry.Prometheus, window time.Duration) Opt {
+	return func(o *options) { o.prometheus, o.window = p, window }
+}
 
 // WithToolVersion is the refdoctor version written into support bundles.
 func WithToolVersion(v string) Opt { return func(o *options) { o.toolVersion = v } }
@@ -294,7 +306,7 @@ func (e *Engine) check(ctx context.Context, r *run) {
 	case CheckLogs:
 		e.runLogs(r)
 	case CheckMetrics:
-		e.runMetrics(r)
+		e.runMetrics(ctx, r)
 	case CheckDiag:
 		e.runDiag(ctx, r)
 	case CheckNone:
@@ -624,7 +636,54 @@ func (e *Engine) runLogs(r *run) {
 // metricNames are the counters the metrics check reads.
 var metricNames = []string{telemetry.MetricCapabilitiesProbed, telemetry.MetricDiscoveryMethod, telemetry.MetricDiscoveryFailures}
 
-func (e *Engine) runMetrics(r *run) {
+// historyPoints is the number of steps of the window the telemetry step's
+// sparklines show.
+const historyPoints = 12
+
+func (e *Engine) runMetrics(ctx context.Context, r *run) {
+	session := e.sessionMetrics(r)
+	prom := e.o.prometheus
+	if prom == nil {
+		r.res.Findings = append(r.res.Findings, finding.Finding{Severity: finding.SeverityInfo, Code: finding.NoTelemetry,
+			Summary: "Only this run's counters: refdoctor is not pointed at Prometheus, so the exporter's history is not read",
+			Cause:   "Neither --prometheus nor [telemetry] prometheus_url is set.",
+			Remedy:  "Give --prometheus URL (or set prometheus_url in the [telemetry] table of the config) to run the three queries below against Prometheus; refdoctor serve exports these counters for it to scrape."})
+		r.res.Summary = "Only the counters of this run of refdoctor (not Prometheus' history): " + session
+		r.res.Status = statusFrom(r.res.Findings)
+		return
+	}
+	r.emit(Event{Kind: EventProgress, Message: "asking Prometheus at " + prom.URL()})
+	rep := prom.Query(ctx, telemetry.QueryOptions{
+		Window:        e.o.window,
+		ExpectsAPI:    func(host string) (bool, bool) { return probe.DefaultMatrix().ExpectsAPI(e.o.cfg, host) },
+		HistoryPoints: historyPoints,
+	})
+	r.res.Prometheus = &rep
+	r.res.Findings = append(r.res.Findings, rep.Findings...)
+	if rep.Incomplete {
+		summary := "Prometheus could not answer"
+		for _, f := range rep.Findings {
+			if f.Severity == finding.SeverityError {
+				summary = f.Summary
+			}
+		}
+		r.incomplete("Could not read the exporter's history: " + summary + ". This run's counters: " + session)
+		return
+	}
+	failing := 0
+	for _, rr := range rep.Registries {
+		if rr.FailureRate > 0 {
+			failing++
+		}
+	}
+	r.res.Summary = fmt.Sprintf("Prometheus at %s, last %s: %d registries, discoveries failing against %d. This run's counters: %s",
+		rep.Prometheus, rep.Window, len(rep.Registries), failing, session)
+	r.res.Status = statusFrom(r.res.Findings)
+}
+
+// sessionMetrics reads this session's counters into the result, adds
+// their findings, and sums them up in a sentence.
+func (e *Engine) sessionMetrics(r *run) string {
 	samples := []telemetry.Sample{}
 	for _, s := range e.o.metrics.Snapshot() {
 		for _, n := range metricNames {
@@ -634,10 +693,8 @@ func (e *Engine) runMetrics(r *run) {
 		}
 	}
 	r.res.Metrics = samples
-	r.res.Status = StatusPassed
 	if len(samples) == 0 {
-		r.res.Summary = "No samples yet: nothing was probed or discovered in this session. Run the probe and discovery steps first; the queries below read the exporter's history from Prometheus."
-		return
+		return "no samples yet (nothing was probed or discovered in this session; run the probe and discovery steps first)."
 	}
 	byAPI := map[string]float64{}
 	byMethod := map[string]float64{}
@@ -660,7 +717,7 @@ func (e *Engine) runMetrics(r *run) {
 	}
 	if len(unknown) > 0 {
 		r.res.Findings = append(r.res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.ProbesUndecided,
-			Summary:  "Some capability probes could not decide (api_supported=\"unknown\")",
+			Summary:  "Some capability probes of this session could not decide (api_supported=\"unknown\")",
 			Cause:    "Throttling, refused logins, TLS trouble or timeouts; these say nothing about support.",
 			Remedy:   "Run the probe failure step for these registries.",
 			Evidence: formatCounts(unknown)})
@@ -672,9 +729,8 @@ func (e *Engine) runMetrics(r *run) {
 			Remedy:   "Run the partial referrers step for these registries.",
 			Evidence: formatCounts(failures)})
 	}
-	r.res.Summary = fmt.Sprintf("Capability probes: %v supported, %v unsupported, %v unknown. Discoveries: %v by API, %v by tags. Failures: %v.",
+	return fmt.Sprintf("capability probes: %v supported, %v unsupported, %v unknown; discoveries: %v by API, %v by tags; failures: %v.",
 		byAPI["true"], byAPI["false"], byAPI["unknown"], byMethod["api"], byMethod["tags"], failedTotal)
-	r.res.Status = statusFrom(r.res.Findings)
 }
 
 func formatCounts(m map[string]float64) string {

@@ -10,6 +10,7 @@ import (
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/runbook"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
@@ -44,7 +45,7 @@ func hasCode(fs []finding.Finding, code finding.Code) bool {
 // an OCI 1.1 registry and a GHCR-like one that answers 404 on /referrers.
 func TestEngineAgainstTheLab(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0},
@@ -104,7 +105,11 @@ func TestEngineAgainstTheLab(t *testing.T) {
 		{"logs without file", runbook.Targets{}, "check-export-logs", runbook.StatusSkipped, false, "No export log given", nil},
 		{"bundle without file", runbook.Targets{}, "validate-bundle", runbook.StatusSkipped, false, "No bundle given", nil},
 		{"bundle that does not exist", runbook.Targets{Bundle: "no-such-bundle.tgz"}, "validate-bundle", runbook.StatusFailed, false, "could not be validated", nil},
-		{"metrics before anything", runbook.Targets{}, "check-metrics", runbook.StatusPassed, false, "No samples yet", nil},
+		{"metrics before anything", runbook.Targets{}, "check-metrics", runbook.StatusPassed, false, "Only the counters of this run of refdoctor", func(t *testing.T, r runbook.Result) {
+			if !strings.Contains(r.Summary, "no samples yet") || !hasCode(r.Findings, finding.NoTelemetry) || r.Prometheus != nil {
+				t.Errorf("without Prometheus the step must say it shows only this run's counters and how to point it at Prometheus: %q %+v", r.Summary, r.Findings)
+			}
+		}},
 		{"unknown step", runbook.Targets{}, "no-such-step", runbook.StatusFailed, false, "No such step", func(t *testing.T, r runbook.Result) {
 			if !strings.Contains(r.Error, "probe-registry") {
 				t.Errorf("error does not list the steps: %s", r.Error)
@@ -148,7 +153,7 @@ func TestEngineAgainstTheLab(t *testing.T) {
 // run once, and the metrics step reports what this run counted.
 func TestRunAll(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	oci, _ := l.Get("oci11")
 	m := telemetry.NewMetrics()
 	e := labEngine(t, l, runbook.Targets{Image: l.Seed.Ref(oci.Host)}, runbook.WithMetrics(m))
@@ -258,7 +263,7 @@ func TestCanceledRunIsIncomplete(t *testing.T) {
 // bundles with the real validator.
 func TestBundleSteps(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	b, err := l.WriteBundles(context.Background(), "oci11")
 	if err != nil {
 		t.Fatal(err)

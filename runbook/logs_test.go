@@ -9,6 +9,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/runbook"
@@ -29,7 +30,7 @@ func readLog(t *testing.T, text string) runbook.LogReport {
 // registry.
 func TestReadLogOfARealProbe(t *testing.T) {
 	t.Parallel()
-	l := lab.StartT(t,
+	l := labtest.StartT(t,
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0},

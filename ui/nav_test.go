@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
 
@@ -95,7 +96,7 @@ func TestResize(t *testing.T) {
 // while a slow registry still answers, and finds the verdicts there on
 // return, without a new probe.
 func TestProbeFinishesElsewhere(t *testing.T) {
-	l := lab.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 300 * time.Millisecond})
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 300 * time.Millisecond})
 	h := newHarness(t, l, 100, 30, nil)
 	h.keys("3")
 	h.waitFor("the slow probe running", contains("probing"))
@@ -197,7 +198,7 @@ func TestSupportBundle(t *testing.T) {
 // TestEscStopsWork leaves a screen with esc while its discovery still
 // waits on a slow registry: the run is canceled and says so.
 func TestEscStopsWork(t *testing.T) {
-	l := lab.StartT(t, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 2 * time.Second})
+	l := labtest.StartT(t, lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 2 * time.Second})
 	h := newHarness(t, l, 100, 30, nil)
 	h.keys("5")
 	h.waitFor("discovery running", contains("discovering"))

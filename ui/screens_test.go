@@ -85,7 +85,15 @@ func screenCases() []screenCase {
 			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
 			h.keys("8")
 			h.waitFor("the counters", contains("export_registry_capabilities_probed_total"))
-		}, checks: []string{"export_referrer_discovery_method_total", "total"}},
+		}, checks: []string{"export_referrer_discovery_method_total", "total", "Only this session's counters", "--prometheus URL"}},
+		{name: "metrics-prometheus", opts: func(t *testing.T, dir string, o *Options) {
+			o.Prometheus = storyPrometheus(t)
+		}, drive: func(h *harness) {
+			h.keys("8")
+			h.waitFor("Prometheus' answer", func(v string) bool {
+				return idle(v) && strings.Contains(v, "docker.io") && !strings.Contains(v, "asking")
+			})
+		}, checks: []string{"Prometheus", "last 5m", "docker.io", "0.1", "█", "DiscoveryFailuresCounted"}},
 		{name: "support", drive: func(h *harness) {
 			h.keys("9")
 			h.waitFor("escalation", contains("Escalation"))

@@ -68,6 +68,9 @@ type Options struct {
 	Names map[string]string
 	// Metrics counts this session's probes and discoveries.
 	Metrics *telemetry.Metrics
+	// Prometheus, when set, is where the Metrics screen and the runbook's
+	// telemetry step read the exporter's history.
+	Prometheus *telemetry.Prometheus
 	// Logger receives the engine's logs; the TUI never logs to the screen,
 	// so give it a file (nil discards).
 	Logger *slog.Logger

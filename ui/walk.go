@@ -83,7 +83,7 @@ func (w *walkScreen) newEngine() {
 	}
 	o := sh.opts
 	diagOut := o.DiagOut
-	w.engine = runbook.NewEngine(sh.book, sh.runbookTargets(),
+	opts := []runbook.Opt{
 		runbook.WithConfig(o.Config),
 		runbook.WithMetrics(o.Metrics),
 		runbook.WithLogger(sh.log),
@@ -91,7 +91,11 @@ func (w *walkScreen) newEngine() {
 		runbook.WithProbeOpts(probe.WithRefresh(true)),
 		runbook.WithDiagOutput(diagOut),
 		runbook.WithToolVersion(o.Version),
-	)
+	}
+	if o.Prometheus != nil {
+		opts = append(opts, runbook.WithPrometheus(o.Prometheus, 0))
+	}
+	w.engine = runbook.NewEngine(sh.book, sh.runbookTargets(), opts...)
 }
 
 func (w *walkScreen) state(id string) *stepState {
@@ -533,6 +537,13 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 			add(trunc("    line "+pad(itoa(int64(f.Line)), 5, false)+st.word("fail")+" "+f.Text, width))
 		}
 	case res.Metrics != nil:
+		if p := res.Prometheus; p != nil && !p.Incomplete {
+			add(promLines(sh, *p, width)...)
+			add("", st.Header.Render("  THIS RUN'S COUNTERS"))
+			if len(res.Metrics) == 0 {
+				add("    none yet: nothing was probed or discovered in this session")
+			}
+		}
 		add(metricLines(sh, res.Metrics, width)...)
 	case res.Diag != nil:
 		add(trunc("    "+res.Diag.Path, width))

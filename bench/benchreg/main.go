@@ -50,6 +50,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/lab"
+	"github.com/refdoctor/refdoctor/lab/external"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -144,7 +145,7 @@ func runOlareg(ctx context.Context, dir, info string) error {
 }
 
 func runDistribution(ctx context.Context, dir, info string) error {
-	d, err := lab.StartDistribution(ctx, dir)
+	d, err := external.StartDistribution(ctx, dir)
 	if err != nil {
 		return err
 	}

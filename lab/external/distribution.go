@@ -1,6 +1,6 @@
 //go:build linux
 
-package lab
+package external
 
 // This file runs a second, independent registry implementation next to the
 // in-process olareg registries: Debian's docker-registry, which is the CNCF
