@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -187,7 +188,7 @@ func Export(ctx context.Context, env Env, out string, refs []string, opts ...Exp
 	res.Files = len(m.MemberOrder())
 	res.Bytes = m.ListedBytes()
 	o.emit(ExportEvent{Kind: ExportPlanned, TotalBytes: res.Bytes})
-	sum, err := p.write(ctx, c, out, m, o)
+	sum, err := p.write(ctx, c, env.Log, out, m, o)
 	if err != nil {
 		return res, err
 	}
@@ -393,7 +394,7 @@ func sha256Digest(b []byte) string {
 // so the bytes depend only on the content, never on timing or
 // concurrency. The file's sha256 for the sidecar is computed as it is
 // written (hashSink), never by reading the file back.
-func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *bundle.Manifest, o exportOptions) (string, error) {
+func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, out string, m *bundle.Manifest, o exportOptions) (string, error) {
 	yml, err := m.Marshal()
 	if err != nil {
 		return "", err
@@ -423,11 +424,14 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *bun
 	ra := newReadAhead(ctx, c, fetch, o.concurrency, dir, o.readAhead)
 	defer func() {
 		ra.close()
+		ra.mu.Lock()
+		st := ra.stats
+		ra.mu.Unlock()
 		if o.stats != nil {
-			ra.mu.Lock()
-			*o.stats = ra.stats
-			ra.mu.Unlock()
+			*o.stats = st
 		}
+		log.Debug("export read-ahead", "blobs", len(fetch), "concurrency", o.concurrency, "paused", st.paused,
+			"spilled_bytes", st.spilled, "over_budget_bytes", st.overBudget, "max_in_memory_bytes", st.maxInMemory)
 	}()
 	sink := newHashSink(tmp)
 	sinkOpen := true
@@ -493,9 +497,11 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *bun
 	if err != nil {
 		return "", err
 	}
+	syncStart := time.Now()
 	if err := tmp.Sync(); err != nil {
 		return "", err
 	}
+	log.Debug("export wrote the bundle", "sync_ms", time.Since(syncStart).Milliseconds())
 	if err := tmp.Close(); err != nil {
 		return "", err
 	}

@@ -36,6 +36,9 @@ const (
 	exportSinkBytes      = sinkBuffers * exportChunk
 	exportChunk          = 1 << 20
 	exportSpillAfter     = 5 * time.Second
+	// roomWanted is how much budget must be free before paused downloads
+	// resume (at most half the budget).
+	roomWanted = 4 * exportChunk
 )
 
 // chunks recycles full-size download chunks between the downloads and the
@@ -54,15 +57,18 @@ type readAhead struct {
 	spillAfter  time.Duration
 	window      int64
 
-	mu       sync.Mutex
-	cond     *sync.Cond // budget freed, head moved, a download started
-	budget   int64      // read-ahead bytes still free
-	inMemory int64      // blob bytes held in memory (reserved or over budget)
-	head     int        // the blob the writer takes next or is writing
-	started  int        // blobs whose download has started
-	spools   []*spool
-	wg       sync.WaitGroup
-	stats    readAheadStats
+	mu         sync.Mutex
+	moved      *sync.Cond // the writer moved on, or a download started
+	room       *sync.Cond // budget freed (to roomWanted or more), head moved, a pause timed out
+	pausedN    int        // downloads waiting on room
+	roomWanted int64      // free budget that wakes them
+	budget     int64      // read-ahead bytes still free
+	inMemory   int64      // blob bytes held in memory (reserved or over budget)
+	head       int        // the blob the writer takes next or is writing
+	started    int        // blobs whose download has started
+	spools     []*spool
+	wg         sync.WaitGroup
+	stats      readAheadStats
 }
 
 // readAheadLimits are the bounds of one export's read-ahead; tests shrink
@@ -87,9 +93,12 @@ type readAheadStats struct {
 
 // spool holds one blob between its download and the tar writer.
 type spool struct {
-	ra   *readAhead
-	size int64
-	cond *sync.Cond // on ra.mu: bytes arrived, bytes taken, state changed
+	ra    *readAhead
+	size  int64
+	data  *sync.Cond // on ra.mu: bytes arrived or the download ended (the writer waits)
+	space *sync.Cond // on ra.mu: the writer took bytes (the download of the blob being written waits)
+	full  bool       // the download waits on space
+	empty bool       // the writer waits on data
 
 	head     bool     // the writer is on this blob
 	chunks   [][]byte // unread chunks, in order
@@ -109,7 +118,9 @@ func newReadAhead(ctx context.Context, c *registry.Client, blobs []exportBlob, c
 	ctx, cancel := context.WithCancelCause(ctx)
 	ra := &readAhead{ctx: ctx, cancel: cancel, c: c, blobs: blobs, concurrency: max(1, concurrency),
 		spillDir: spillDir, spillAfter: lim.spillAfter, window: lim.window, budget: lim.budget, spools: make([]*spool, len(blobs))}
-	ra.cond = sync.NewCond(&ra.mu)
+	ra.roomWanted = max(exportChunk, min(roomWanted, lim.budget/2))
+	ra.moved = sync.NewCond(&ra.mu)
+	ra.room = sync.NewCond(&ra.mu)
 	// A stopped export wakes every waiter, so that nothing waits for a
 	// download that will never finish.
 	context.AfterFunc(ctx, func() {
@@ -123,10 +134,12 @@ func newReadAhead(ctx context.Context, c *registry.Client, blobs []exportBlob, c
 
 // wakeAll wakes every waiter; ra.mu is held.
 func (ra *readAhead) wakeAll() {
-	ra.cond.Broadcast()
+	ra.moved.Broadcast()
+	ra.room.Broadcast()
 	for _, sp := range ra.spools {
 		if sp != nil {
-			sp.cond.Broadcast()
+			sp.data.Broadcast()
+			sp.space.Broadcast()
 		}
 	}
 }
@@ -137,17 +150,17 @@ func (ra *readAhead) schedule() {
 	for i, b := range ra.blobs {
 		ra.mu.Lock()
 		for i >= ra.head+ra.concurrency && ra.ctx.Err() == nil {
-			ra.cond.Wait()
+			ra.moved.Wait()
 		}
 		if ra.ctx.Err() != nil {
 			ra.mu.Unlock()
 			return
 		}
 		sp := &spool{ra: ra, size: b.desc.Size, head: i == ra.head}
-		sp.cond = sync.NewCond(&ra.mu)
+		sp.data, sp.space = sync.NewCond(&ra.mu), sync.NewCond(&ra.mu)
 		ra.spools[i] = sp
 		ra.started = i + 1
-		ra.cond.Broadcast()
+		ra.moved.Broadcast()
 		ra.mu.Unlock()
 		ra.wg.Go(func() { sp.fetch(ra.ctx, b) })
 	}
@@ -162,9 +175,12 @@ func (ra *readAhead) take(i int) (*spool, error) {
 	if sp := ra.spools[i]; sp != nil {
 		sp.head = true
 	}
-	ra.wakeAll()
+	ra.moved.Broadcast()
+	if ra.pausedN > 0 {
+		ra.room.Broadcast() // the new head may go over budget now
+	}
 	for ra.started <= i && ra.ctx.Err() == nil {
-		ra.cond.Wait()
+		ra.moved.Wait()
 	}
 	if err := context.Cause(ra.ctx); err != nil {
 		return nil, err
@@ -240,7 +256,7 @@ func (sp *spool) fetch(ctx context.Context, b exportBlob) {
 	}()
 	sp.ra.mu.Lock()
 	sp.done, sp.err = true, err
-	sp.cond.Broadcast()
+	sp.data.Broadcast()
 	sp.ra.mu.Unlock()
 	if err != nil {
 		sp.ra.cancel(err)
@@ -296,7 +312,9 @@ func (sp *spool) reserve(ctx context.Context, n int64) (spill bool, err error) {
 			ra.noteMemory(n)
 			return false, nil
 		case sp.head:
-			sp.cond.Wait()
+			sp.full = true
+			sp.space.Wait()
+			sp.full = false
 			continue
 		}
 		if waitedSince.IsZero() {
@@ -305,13 +323,15 @@ func (sp *spool) reserve(ctx context.Context, n int64) (spill bool, err error) {
 			timer = time.AfterFunc(ra.spillAfter, func() {
 				ra.mu.Lock()
 				defer ra.mu.Unlock()
-				ra.cond.Broadcast()
+				ra.room.Broadcast()
 			})
 		} else if time.Since(waitedSince) >= ra.spillAfter {
 			sp.spilling = true
 			return true, nil
 		}
-		ra.cond.Wait()
+		ra.pausedN++
+		ra.room.Wait()
+		ra.pausedN--
 	}
 }
 
@@ -338,9 +358,15 @@ func (sp *spool) giveBack(n int64) {
 	if g <= 0 {
 		return
 	}
+	ra := sp.ra
 	sp.held -= g
-	sp.ra.budget += g
-	sp.ra.cond.Broadcast()
+	before := ra.budget
+	ra.budget += g
+	// Paused downloads resume once a few chunks are free, not for every
+	// chunk the writer takes.
+	if ra.pausedN > 0 && ra.budget >= ra.roomWanted && before < ra.roomWanted {
+		ra.room.Broadcast()
+	}
 }
 
 // push hands over the bytes read into p, for which want bytes were
@@ -355,7 +381,9 @@ func (sp *spool) push(spill bool, p []byte, want int64) error {
 		if len(p) > 0 {
 			sp.chunks = append(sp.chunks, p)
 			sp.buffered += int64(len(p))
-			sp.cond.Broadcast()
+			if sp.empty {
+				sp.data.Signal()
+			}
 		}
 		return nil
 	}
@@ -386,7 +414,9 @@ func (sp *spool) push(spill bool, p []byte, want int64) error {
 	}
 	sp.fileW += int64(len(p))
 	ra.stats.spilled += int64(len(p))
-	sp.cond.Broadcast()
+	if sp.empty {
+		sp.data.Signal()
+	}
 	return nil
 }
 
@@ -414,7 +444,9 @@ func (sp *spool) WriteTo(w io.Writer) (int64, error) {
 			sp.buffered -= int64(len(c))
 			ra.inMemory -= int64(len(c))
 			sp.giveBack(int64(len(c)))
-			sp.cond.Broadcast()
+			if sp.full {
+				sp.space.Signal()
+			}
 			if len(full) == exportChunk {
 				chunks.Put(&full)
 			}
@@ -447,7 +479,9 @@ func (sp *spool) WriteTo(w io.Writer) (int64, error) {
 			if err := context.Cause(ra.ctx); err != nil {
 				return total, err
 			}
-			sp.cond.Wait()
+			sp.empty = true
+			sp.data.Wait()
+			sp.empty = false
 		}
 	}
 }
@@ -479,7 +513,8 @@ func (sp *spool) release() {
 	if sp.file != nil {
 		_ = sp.file.Close()
 	}
-	sp.cond.Broadcast()
+	sp.data.Broadcast()
+	sp.space.Broadcast()
 }
 
 // hashSink writes the compressed bundle to the file and hashes it for the
