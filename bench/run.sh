@@ -41,8 +41,8 @@ only=${ONLY:-export,import,discover,validate}
 root=$(cd "$(dirname "$0")/.." && pwd)
 want() { [[ ,$only, == *,$1,* ]]; }
 
-# What refdoctor's export may hold in memory for its read-ahead, on top of
-# the 64 MiB budget (mirror.ExportReadAheadBytes).
+# What refdoctor's export may hold in buffers for blob and output bytes
+# (mirror.ExportReadAheadBytes), on top of the 64 MiB target.
 readahead_mib=${READAHEAD_MIB:-64}
 
 mkdir -p "$dir"

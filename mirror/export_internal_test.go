@@ -157,7 +157,7 @@ func pushBigImage(t *testing.T, s *exportSource, sizes []int) []string {
 
 // Layer sizes that cross chunk boundaries, with an empty and a one-byte
 // layer among them.
-var bigLayerSizes = []int{3<<20 + 5, 0, 5 << 20, 1, 2<<20 - 1, exportChunk, 7<<20 + 3}
+var bigLayerSizes = []int{3<<20 + 5, 0, 5 << 20, 1, 2<<20 - 1, exportChunk, 2*exportChunk + 3}
 
 // TestExportBytesDoNotDependOnReadAhead: the bundle is byte-identical
 // whether blobs download one at a time, all ahead into memory, ahead but
@@ -170,7 +170,7 @@ func TestExportBytesDoNotDependOnReadAhead(t *testing.T) {
 	pushBigImage(t, s, bigLayerSizes)
 	dir := t.TempDir()
 	created := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	tiny := readAheadLimits{budget: 2 << 20, window: 1 << 20, spillAfter: time.Hour}
+	tiny := readAheadLimits{budget: exportChunk, window: exportChunk, spillAfter: time.Hour}
 	cases := []struct {
 		name        string
 		concurrency int
@@ -184,17 +184,17 @@ func TestExportBytesDoNotDependOnReadAhead(t *testing.T) {
 		}},
 		{"ahead in memory", 8, defaultReadAheadLimits(), func(t *testing.T, st readAheadStats) {
 			if st.spilled != 0 || st.paused != 0 {
-				t.Errorf("%d MiB of layers within a %d MiB budget paused or spilled: %+v", 18, ExportReadAheadBytes>>20, st)
+				t.Errorf("the layers fit in the %d MiB budget, yet a download paused or spilled: %+v", aheadBudget>>20, st)
 			}
 		}},
 		{"ahead, paused by the budget", 8, tiny, func(t *testing.T, st readAheadStats) {
 			if st.paused == 0 || st.spilled != 0 || st.overBudget == 0 {
-				t.Errorf("a 2 MiB budget never paused a download, or spilled: %+v", st)
+				t.Errorf("a one-chunk budget never paused a download, or spilled: %+v", st)
 			}
 		}},
-		{"ahead, spilled to disk", 8, readAheadLimits{budget: 2 << 20, window: 1 << 20, spillAfter: 0}, func(t *testing.T, st readAheadStats) {
+		{"ahead, spilled to disk", 8, readAheadLimits{budget: exportChunk, window: exportChunk, spillAfter: 0}, func(t *testing.T, st readAheadStats) {
 			if st.spilled == 0 {
-				t.Errorf("nothing spilled with a 2 MiB budget and no patience: %+v", st)
+				t.Errorf("nothing spilled with a one-chunk budget and no patience: %+v", st)
 			}
 		}},
 	}
@@ -253,7 +253,7 @@ func TestExportRefusesDamagedBlob(t *testing.T) {
 	// The empty layer cannot be damaged: skip it.
 	blobs := slices.DeleteFunc(pushBigImage(t, s, bigLayerSizes), func(d string) bool { return d == digest.FromBytes(nil).String() })
 	first, last := blobs[0], blobs[len(blobs)-1]
-	spill := readAheadLimits{budget: 2 << 20, window: 1 << 20, spillAfter: 0}
+	spill := readAheadLimits{budget: exportChunk, window: exportChunk, spillAfter: 0}
 	for _, tc := range []struct {
 		name        string
 		blob        string

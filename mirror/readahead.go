@@ -19,22 +19,24 @@ import (
 // How an export reads ahead. The bundle's tar stream is written strictly
 // in member order, while the next blobs download concurrently: the blob
 // being written and up to concurrency-1 after it (--concurrency). What
-// they download waits in memory, in 1 MiB chunks, within
-// ExportReadAheadBytes for all of them together; the blob being written
-// may also use a window of its own (exportStreamWindow) so that it never
-// waits behind blobs further ahead. A download ahead of the writer that
-// finds the memory full pauses; if it has paused for exportSpillAfter, the
-// rest of that blob spills to an unlinked temporary file next to the
-// output, so that no connection sits idle long enough for a server or a
-// proxy to drop it. Export thus holds at most ExportReadAheadBytes +
-// exportStreamWindow of blob content, plus exportSinkBytes of output
-// buffers and a 1 MiB buffer per spilling download, whatever the image
-// size; disk holds at most concurrency-1 spilled blobs.
+// they download waits in memory, in 4 MiB chunks. ExportReadAheadBytes
+// bounds all of export's buffers for blob and output bytes together:
+// the output (exportSinkBytes, hashed and written on goroutines of their
+// own), a window for the blob being written (exportStreamWindow), and
+// the rest (aheadBudget) for every download together, so that the blob
+// being written never waits behind blobs further ahead. A download ahead
+// of the writer that finds the budget spent pauses; if it has paused for
+// exportSpillAfter, the rest of that blob spills to an unlinked
+// temporary file next to the output, so that no connection sits idle
+// long enough for a server or a proxy to drop it (each spilling download
+// reads through one more chunk; disk holds at most concurrency-1 spilled
+// blobs). Memory is thus bounded whatever the image size.
 const (
 	ExportReadAheadBytes = 64 << 20
-	exportStreamWindow   = 8 << 20
+	exportChunk          = 4 << 20
 	exportSinkBytes      = sinkBuffers * exportChunk
-	exportChunk          = 1 << 20
+	exportStreamWindow   = 2 * exportChunk
+	aheadBudget          = ExportReadAheadBytes - exportSinkBytes - exportStreamWindow
 	exportSpillAfter     = 5 * time.Second
 	// roomWanted is how much budget must be free before paused downloads
 	// resume (at most half the budget).
@@ -74,13 +76,13 @@ type readAhead struct {
 // readAheadLimits are the bounds of one export's read-ahead; tests shrink
 // them to reach every path with small blobs.
 type readAheadLimits struct {
-	budget     int64         // ExportReadAheadBytes
+	budget     int64         // aheadBudget
 	window     int64         // exportStreamWindow
 	spillAfter time.Duration // exportSpillAfter
 }
 
 func defaultReadAheadLimits() readAheadLimits {
-	return readAheadLimits{budget: ExportReadAheadBytes, window: exportStreamWindow, spillAfter: exportSpillAfter}
+	return readAheadLimits{budget: aheadBudget, window: exportStreamWindow, spillAfter: exportSpillAfter}
 }
 
 // readAheadStats says which paths an export took.
@@ -305,9 +307,10 @@ func (sp *spool) reserve(ctx context.Context, n int64) (spill bool, err error) {
 			sp.held += n
 			ra.noteMemory(n)
 			return false, nil
-		case sp.head && sp.buffered+n <= ra.window+sp.held:
+		case sp.head && (sp.buffered == sp.held || sp.buffered-sp.held+n <= ra.window):
 			// Over budget, but the writer is taking this blob's bytes:
-			// they leave as fast as it writes.
+			// they leave as fast as it writes (and it may always hold
+			// one chunk).
 			ra.stats.overBudget += n
 			ra.noteMemory(n)
 			return false, nil
