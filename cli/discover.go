@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -92,6 +93,7 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 // discoveryOpts are the engine options every discovery command shares;
 // the capability cache comes from the configuration.
 func (g *globals) discoveryOpts(refresh bool) []discovery.Opt {
+	g.checkCache()
 	popts := []probe.Opt{probe.WithRefresh(refresh)}
 	return []discovery.Opt{
 		discovery.WithConfig(g.cfg),
@@ -100,6 +102,33 @@ func (g *globals) discoveryOpts(refresh bool) []discovery.Opt {
 		discovery.WithMetrics(g.metrics),
 		discovery.WithProbeOpts(popts...),
 		discovery.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
+	}
+}
+
+// checkCache makes sure the capability cache's folder can be written
+// before a command relies on it: an air-gapped import host may have a
+// read-only home, and a cache that cannot be written is a debug line and
+// no cache for this run, never a failure or a warning.
+func (g *globals) checkCache() {
+	if g.cacheChecked {
+		return
+	}
+	g.cacheChecked = true
+	dir := g.cfg.Cache.Dir
+	if dir == "" || g.cfg.Cache.CapabilitiesTTL.Duration <= 0 {
+		return
+	}
+	err := os.MkdirAll(dir, 0o700)
+	if err == nil {
+		var f *os.File
+		if f, err = os.CreateTemp(dir, ".writable-*"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
+	if err != nil {
+		g.log.Debug("capability cache not used: its folder cannot be written", "dir", dir, "err", err)
+		g.cfg.Cache.Dir = ""
 	}
 }
 

@@ -144,6 +144,7 @@ func (g *globals) serveTargets(args []string) ([]probe.Target, error) {
 
 // probeOpts are the engine settings every probe of this run uses.
 func (g *globals) probeOpts() []probe.Opt {
+	g.checkCache()
 	return []probe.Opt{
 		probe.WithConfig(g.cfg),
 		probe.WithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries),
