@@ -41,6 +41,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 	dir := t.TempDir()
 	unknownKey := writeFile(t, dir, "unknown.toml", "[export.referrer_discovery]\ntimeout_seconds = 10\nmax_concurent_discoveries = 3\n")
 	badPort := writeFile(t, dir, "port.toml", "[[registry]]\nhost = \"registry.example.com:99999\"\n")
+	badKind := writeFile(t, dir, "kind.toml", "# two registries\n[[registry]]\nhost = \"a.example\"\nexpected = \"harbor\"\n\n[[registry]]\nhost = \"b.example\"\n  expected = \"nonsense-kind\"  # a typo\n")
 	tests := []struct {
 		name string
 		args []string
@@ -51,11 +52,13 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"bad digest", []string{"probe", "registry.example.com/team/app@sha256:abc"}, []string{"not a digest"}},
 		{"port out of range", []string{"probe", "registry.example.com:70000/team/app"}, []string{"port \"70000\" is out of range"}},
 		{"unknown config key names key and line", []string{"--config", unknownKey, "probe", "localhost:5000/x"}, []string{"max_concurent_discoveries", "line 3"}},
+		{"unknown expected kind names the line and the known kinds", []string{"--config", badKind, "probe"},
+			[]string{"line 8", "registry[1] (b.example)", `expected = "nonsense-kind"`, "harbor", "olareg", "ghcr", "artifactory"}},
 		{"config port out of range", []string{"--config", badPort, "probe", "localhost:5000/x"}, []string{"out of range"}},
 		{"missing config file", []string{"--config", filepath.Join(dir, "nope.toml"), "probe", "localhost:5000/x"}, []string{"nope.toml"}},
 		{"bad output format", []string{"-o", "yaml", "probe", "localhost:5000/x"}, []string{"use table or json"}},
 		{"unknown flag", []string{"probe", "--nope", "localhost:5000/x"}, []string{"unknown flag"}},
-		{"no target", []string{"probe"}, []string{"requires at least 1 arg"}},
+		{"no target", []string{"--config", writeFile(t, dir, "empty.toml", ""), "probe"}, []string{"no registry given", "HOST[/REPO] arguments", "[[registry]] entries in " + filepath.Join(dir, "empty.toml")}},
 		{"bad plain-http host", []string{"--plain-http", "http://x", "probe", "localhost:5000/x"}, []string{"not a host name"}},
 		{"bad log level", []string{"--log-level", "loud", "version"}, []string{"valid levels"}},
 	}

@@ -94,7 +94,7 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 // the capability cache comes from the configuration.
 func (g *globals) discoveryOpts(refresh bool) []discovery.Opt {
 	g.checkCache()
-	popts := []probe.Opt{probe.WithRefresh(refresh)}
+	popts := []probe.Opt{probe.WithRefresh(refresh), probe.WithSession(g.session), probe.WithPurpose(g.purpose)}
 	return []discovery.Opt{
 		discovery.WithConfig(g.cfg),
 		discovery.WithTimeout(g.opTimeout()),

@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
 
@@ -69,6 +70,15 @@ type globals struct {
 	maxReply    string
 	// cacheChecked is set once checkCache has looked at the cache folder.
 	cacheChecked bool
+	// session shares probe verdicts between the steps of this command
+	// (a registry is probed and logged once per run); purpose ends the
+	// log's "Probing N registries ..." line (see probePurpose).
+	session *probe.Session
+	purpose string
+	// fileRegistries are the hosts of the config file's [[registry]]
+	// list (not those --plain-http or --insecure add): what commands
+	// given no registry work on.
+	fileRegistries []string
 
 	stdout, stderr io.Writer
 	cfg            config.Config
@@ -178,6 +188,8 @@ Probe a registry:
 			// Verdicts in the capability cache name the command that
 			// probed them.
 			g.cfg.Cache.Origin = cmd.CommandPath()
+			g.session = probe.NewSession()
+			g.purpose = probePurpose(cmd.CommandPath())
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -205,6 +217,21 @@ Probe a registry:
 	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newTagsCmd(g), newBundleCmd(g), newDemoCmd(g), newVersionCmd(g), newRunbookCmd(g), newLogsCmd(g), newDiagCmd(g), newMetricsCmd(g), newServeCmd(g), newCacheCmd(g))
 	usageArgs(root)
 	return root
+}
+
+// probePurpose is what the log's "Probing N registries for OCI referrer
+// capabilities ..." line says the probes are for: the exporter's "before
+// export" only where refdoctor exports.
+func probePurpose(command string) string {
+	switch strings.TrimPrefix(command, "refdoctor ") {
+	case "bundle export":
+		return "before export"
+	case "bundle import":
+		return "before import"
+	case "bundle diff":
+		return "before comparing the bundle with its source"
+	}
+	return ""
 }
 
 // usageArgs makes every command's argument-count error a usage error
@@ -248,6 +275,15 @@ func (g *globals) setup() error {
 			return err
 		}
 		return &exitError{code: ExitUsage, err: err}
+	}
+	// The known kinds live in the matrix, above the config package: a
+	// kind that is not there would otherwise be shown back as if it had
+	// been detected.
+	if err := probe.DefaultMatrix().CheckConfig(cfg); err != nil {
+		return fmt.Errorf("config %s: %w", cfg.Path, err)
+	}
+	for _, r := range cfg.Registries {
+		g.fileRegistries = append(g.fileRegistries, r.Host)
 	}
 	if g.timeout < 0 {
 		return usageErr("--timeout must be positive")

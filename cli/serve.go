@@ -132,12 +132,12 @@ func (g *globals) serveTargets(args []string) ([]probe.Target, error) {
 		targets = append(targets, t)
 	}
 	if len(targets) == 0 {
-		for _, r := range g.cfg.Registries {
-			targets = append(targets, probe.Target{Host: r.Host})
+		for _, h := range g.configRegistries("refdoctor serve") {
+			targets = append(targets, probe.Target{Host: h})
 		}
 	}
 	if len(targets) == 0 {
-		return nil, usageErr("no targets: give HOST[/REPO] arguments or [[registry]] entries in the config")
+		return nil, g.noRegistries("refdoctor serve", "HOST[/REPO] arguments")
 	}
 	return targets, nil
 }
@@ -152,6 +152,8 @@ func (g *globals) probeOpts() []probe.Opt {
 		probe.WithLogger(g.log),
 		probe.WithMetrics(g.metrics),
 		probe.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
+		probe.WithSession(g.session),
+		probe.WithPurpose(g.purpose),
 	}
 }
 
@@ -162,7 +164,9 @@ func (g *globals) probeOpts() []probe.Opt {
 // whole discovery timeout, and the gauges of all registries would go stale.
 func (g *globals) serveRound(targets []probe.Target, discover []string, cache *probe.Cache, interval time.Duration) func(context.Context) []telemetry.TargetHealth {
 	return func(ctx context.Context) []telemetry.TargetHealth {
-		opts := append(g.probeOpts(), probe.WithTimeout(min(g.probeTimeout(), interval)))
+		// Every round probes anew (the cache answers within its TTL),
+		// never from the command's session.
+		opts := append(g.probeOpts(), probe.WithTimeout(min(g.probeTimeout(), interval)), probe.WithSession(nil))
 		if cache != nil {
 			opts = append(opts, probe.WithCache(cache))
 		}
@@ -171,7 +175,7 @@ func (g *globals) serveRound(targets []probe.Target, discover []string, cache *p
 			g.log.Error("probe round", "err", err)
 		}
 		if len(discover) > 0 && ctx.Err() == nil {
-			dopts := append(g.discoveryOpts(false), discovery.WithTimeout(min(g.opTimeout(), interval)))
+			dopts := append(g.discoveryOpts(false), discovery.WithTimeout(min(g.opTimeout(), interval)), discovery.WithProbeOpts(probe.WithSession(nil)))
 			drep, err := discovery.DiscoverMany(ctx, discover, dopts...)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				g.log.Error("discovery round", "err", err)
@@ -198,7 +202,7 @@ func (g *globals) serveProbe(cache *probe.Cache) func(context.Context, string) (
 		if err != nil {
 			return telemetry.TargetHealth{}, fmt.Errorf("%w: %v", telemetry.ErrBadTarget, err)
 		}
-		opts := append(g.probeOpts(), probe.WithRefresh(true))
+		opts := append(g.probeOpts(), probe.WithRefresh(true), probe.WithSession(nil))
 		if cache != nil {
 			opts = append(opts, probe.WithCache(cache))
 		}

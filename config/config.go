@@ -33,6 +33,9 @@ type Config struct {
 
 	// Path is the file the configuration came from, empty for defaults.
 	Path string `toml:"-"`
+	// source is the text Parse read, for naming the line of a value that
+	// is checked after decoding (RegistryKeyLine).
+	source []string
 }
 
 // Export holds the settings of the export pipeline that refdoctor mirrors.
@@ -255,6 +258,7 @@ func Parse(data []byte) (Config, error) {
 		}
 		return cfg, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	cfg.source = strings.Split(string(data), "\n")
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		var names []string
 		for _, k := range undecoded {
@@ -281,6 +285,39 @@ func keyWithLine(data []byte, k toml.Key) string {
 		}
 	}
 	return fmt.Sprintf("%q", k.String())
+}
+
+// RegistryKeyLine is the line (1-based) of key in the i-th [[registry]]
+// table of the file Parse read, the table's own line when the key is not
+// written there, or 0 when the configuration was not read from text.
+func (c Config) RegistryKeyLine(i int, key string) int {
+	n := -1
+	header := 0
+	for ln, raw := range c.source {
+		line := strings.TrimSpace(raw)
+		if j := strings.Index(line, "#"); j >= 0 && !strings.ContainsAny(line[:j], `"'`) {
+			line = strings.TrimSpace(line[:j])
+		}
+		if strings.HasPrefix(line, "[") {
+			if n == i {
+				break
+			}
+			if strings.ReplaceAll(line, " ", "") == "[[registry]]" {
+				n++
+				if n == i {
+					header = ln + 1
+				}
+			}
+			continue
+		}
+		if n != i {
+			continue
+		}
+		if k, _, ok := strings.Cut(line, "="); ok && strings.Trim(strings.TrimSpace(k), `"'`) == key {
+			return ln + 1
+		}
+	}
+	return header
 }
 
 // Validate checks values that parse but cannot work.
