@@ -33,7 +33,7 @@ func TestRunbookListAndShow(t *testing.T) {
 		out  []string
 		err  []string
 	}{
-		{"list", []string{"runbook", "list"}, 0, []string{"SYMPTOM", "issue-no-referrers", "diagnose", "probe-registry", "escalate", "REGISTRY COMPATIBILITY", "Artifactory"}, nil},
+		{"list", []string{"runbook", "list"}, 0, []string{"SYMPTOM", "issue-no-referrers", "diagnose", "probe-registry", "escalate", "REGISTRY COMPATIBILITY", "Artifactory", "olareg [olareg]"}, nil},
 		{"bare runbook lists", []string{"runbook"}, 0, []string{"SYMPTOM", "check-export-logs"}, nil},
 		{"show fills targets", []string{"--plain-http", "127.0.0.1:5000", "runbook", "show", "probe-registry", "--image", "127.0.0.1:5000/demo/app@" + digest},
 			0, []string{"http://127.0.0.1:5000/v2/demo/app/referrers/" + digest, "CORRECTS THE OLDER RUNBOOK", "fall back", "OCI-Distribution-API-Version", "COMMANDS", "NEXT"}, nil},
