@@ -42,8 +42,8 @@ type Result struct {
 	// entry's expected), "host" (recognised from the host name), or
 	// empty when the kind is unknown.
 	KindSource string `json:"kind_source,omitempty"`
-	Reachable bool   `json:"reachable"`
-	V2Status  int    `json:"v2_status"`
+	Reachable  bool   `json:"reachable"`
+	V2Status   int    `json:"v2_status"`
 	// DistributionAPIVersion is Docker-Distribution-API-Version: recorded,
 	// never used to decide anything.
 	DistributionAPIVersion    string       `json:"distribution_api_version"`
