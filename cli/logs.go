@@ -72,7 +72,11 @@ func writeLogReport(w io.Writer, name string, rep runbook.LogReport) {
 			if p.Reason != "" {
 				api += " (" + clip(p.Reason, 24) + ")"
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%d\n", p.Line, orDash(p.Level), clip(p.Host, 24), api, clip(orDash(p.Version), 22), p.ProbeMS)
+			ms := fmt.Sprint(p.ProbeMS)
+			if p.Cached {
+				ms = "cache " + orDash(p.Age)
+			}
+			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\n", p.Line, orDash(p.Level), clip(p.Host, 24), api, clip(orDash(p.Version), 22), ms)
 		}
 		tw.Flush()
 	}

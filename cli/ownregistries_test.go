@@ -123,6 +123,9 @@ func TestCommandsUseTheConfigRegistries(t *testing.T) {
 	if strings.Contains(out, "No registry given") || !strings.Contains(out, "2 registries probed") {
 		t.Errorf("runbook run skipped the registry steps: exit %d\n%s", code, out)
 	}
+	if !strings.Contains(out, "The skipped steps need --export-log FILE, --image REF") || !strings.Contains(out, "--bundle FILE") {
+		t.Errorf("runbook run does not say what the skipped steps need:\n%s", out)
+	}
 	if code != 0 {
 		t.Errorf("runbook run over a supported and a fallback registry: exit %d\n%s", code, out)
 	}
@@ -202,8 +205,9 @@ func TestLogsMatchTheRun(t *testing.T) {
 	type logDoc struct {
 		Announced []int `json:"announced"`
 		Probes    []struct {
-			Host string `json:"host"`
-			API  string `json:"api"`
+			Host   string `json:"host"`
+			API    string `json:"api"`
+			Cached bool   `json:"cached"`
 		} `json:"probes"`
 		Findings []struct {
 			Code string `json:"code"`
@@ -245,8 +249,8 @@ func TestLogsMatchTheRun(t *testing.T) {
 			t.Errorf("%s: verdict lines %+v, want one for each registry\n%s", pass, doc.Probes, text)
 		}
 		cached := regexp.MustCompile(`cached=true, age=\d+[smhd]`).FindAllString(text, -1)
-		if pass == "export-cached.log" && len(cached) != 2 {
-			t.Errorf("%s: %d verdicts say they came from the cache, want 2\n%s", pass, len(cached), text)
+		if pass == "export-cached.log" && (len(cached) != 2 || !doc.Probes[0].Cached || !doc.Probes[1].Cached) {
+			t.Errorf("%s: %d verdicts say they came from the cache, want 2 (read back: %+v)\n%s", pass, len(cached), doc.Probes, text)
 		}
 		if pass == "export.log" && len(cached) != 0 {
 			t.Errorf("%s: the first export's verdicts say cached\n%s", pass, text)

@@ -164,7 +164,7 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 			details = append(details, rl)
 		}
 		if r.Expected != nil {
-			details = append(details, fmt.Sprintf("matrix: %s %s (%s)", r.Expected.Name, r.Expected.ReferrersAPI, kindOrigin(r)))
+			details = append(details, fmt.Sprintf("matrix: %s %s", r.Expected.Name, r.Expected.ReferrersAPI), kindOrigin(r))
 		}
 		fmt.Fprintln(w)
 		for _, d := range details {
@@ -202,9 +202,9 @@ func kindLabel(r probe.Result) string {
 // kindOrigin says in words where a registry's kind came from.
 func kindOrigin(r probe.Result) string {
 	if r.KindSource == probe.KindFromConfig {
-		return "kind from the config"
+		return "kind: " + r.Kind + ", from expected in the config"
 	}
-	return "kind from the host name"
+	return "kind: " + r.Kind + ", recognised from the host name"
 }
 
 // writeExchange prints one exchange; a redirect shows where it led, and

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -248,6 +249,27 @@ func runbookExitCode(results []runbook.Result) int {
 	return code
 }
 
+// skippedNeeds names the flags that would run the skipped steps.
+func skippedNeeds(b *runbook.Book, results []runbook.Result) []string {
+	flags := map[string]string{
+		runbook.CheckDiscover:       "--image REF",
+		runbook.CheckTags:           "--image REF or --registry HOST/REPO",
+		runbook.CheckBundleValidate: "--bundle FILE",
+		runbook.CheckLogs:           "--export-log FILE",
+	}
+	var needs []string
+	for _, r := range results {
+		s, ok := b.Step(r.Step)
+		if r.Status != runbook.StatusSkipped || !ok {
+			continue
+		}
+		if f := flags[s.Check.Kind]; f != "" && !slices.Contains(needs, f) {
+			needs = append(needs, f)
+		}
+	}
+	return needs
+}
+
 func runbookList(g *globals) error {
 	b, err := loadBook()
 	if err != nil {
@@ -406,4 +428,7 @@ func writeResults(w io.Writer, b *runbook.Book, results []runbook.Result) {
 	}
 	fmt.Fprintf(w, "\n%d passed, %d warned, %d failed, %d skipped\n",
 		counts[runbook.StatusPassed], counts[runbook.StatusWarned], counts[runbook.StatusFailed], counts[runbook.StatusSkipped])
+	if needs := skippedNeeds(b, results); len(needs) > 0 {
+		writeWrapped(w, "", "The skipped steps need "+strings.Join(needs, ", ")+".")
+	}
 }
