@@ -75,9 +75,9 @@ type globals struct {
 	// log's "Probing N registries ..." line (see probePurpose).
 	session *probe.Session
 	purpose string
-	// fileRegistries are the hosts of the config file's [[registry]]
-	// list (not those --plain-http or --insecure add): what commands
-	// given no registry work on.
+	// fileRegistries are the targets (HOST or HOST/REPO) of the config
+	// file's [[registry]] list (not the hosts --plain-http or --insecure
+	// add): what commands given no registry work on.
 	fileRegistries []string
 
 	stdout, stderr io.Writer
@@ -283,7 +283,7 @@ func (g *globals) setup() error {
 		return fmt.Errorf("config %s: %w", cfg.Path, err)
 	}
 	for _, r := range cfg.Registries {
-		g.fileRegistries = append(g.fileRegistries, r.Host)
+		g.fileRegistries = append(g.fileRegistries, r.Target())
 	}
 	if g.timeout < 0 {
 		return usageErr("--timeout must be positive")

@@ -133,7 +133,11 @@ func (g *globals) serveTargets(args []string) ([]probe.Target, error) {
 	}
 	if len(targets) == 0 {
 		for _, h := range g.configRegistries("refdoctor serve") {
-			targets = append(targets, probe.Target{Host: h})
+			t, err := probe.ParseTarget(h)
+			if err != nil {
+				return nil, &exitError{code: ExitUsage, err: err}
+			}
+			targets = append(targets, t)
 		}
 	}
 	if len(targets) == 0 {

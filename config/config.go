@@ -130,6 +130,18 @@ type Registry struct {
 	CAFile string `toml:"ca_file"`
 	// Expected is the registry kind from the known-registry matrix.
 	Expected string `toml:"expected"`
+	// Repository is a repository on the host that commands given no
+	// target probe (a certain verdict needs one) and that the TUI opens
+	// when it switches to this registry.
+	Repository string `toml:"repository"`
+}
+
+// Target is the entry as a probe target: HOST, or HOST/REPOSITORY.
+func (r Registry) Target() string {
+	if r.Repository != "" {
+		return r.Host + "/" + r.Repository
+	}
+	return r.Host
 }
 
 // Cache configures the on-disk capability cache.
@@ -350,6 +362,9 @@ func (c Config) Validate() error {
 			problems = append(problems, fmt.Sprintf("registry[%d].host %q is listed twice", i, r.Host))
 		}
 		seen[r.Host] = true
+		if r.Repository != "" && (strings.ContainsAny(r.Repository, ":@ \t") || strings.HasPrefix(r.Repository, "/") || strings.HasSuffix(r.Repository, "/")) {
+			problems = append(problems, fmt.Sprintf("registry[%d] %s: repository %q is not a repository name (write team/app, without the host, a tag or a digest)", i, r.Host, r.Repository))
+		}
 		if r.PlainHTTP && r.InsecureSkipVerify {
 			problems = append(problems, fmt.Sprintf("registry[%d] %s: plain_http and insecure_skip_verify exclude each other", i, r.Host))
 		}

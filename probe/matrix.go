@@ -146,11 +146,21 @@ func (m Matrix) Keys() []string {
 }
 
 // CheckConfig reports [[registry]] entries whose expected names no kind
-// of the matrix, with the line it is on and the kinds there are. The
-// error wraps config.ErrInvalid.
+// of the matrix, with the line it is on and the kinds there are, and
+// repositories that are not repository names. The error wraps
+// config.ErrInvalid.
 func (m Matrix) CheckConfig(cfg config.Config) error {
 	var problems []string
 	for i, r := range cfg.Registries {
+		if r.Repository != "" {
+			if _, err := ParseTarget(r.Target()); err != nil {
+				where := fmt.Sprintf("registry[%d] (%s)", i, r.Host)
+				if line := cfg.RegistryKeyLine(i, "repository"); line > 0 {
+					where = fmt.Sprintf("line %d: %s", line, where)
+				}
+				problems = append(problems, fmt.Sprintf("%s: repository = %q: %v", where, r.Repository, err))
+			}
+		}
 		if r.Expected == "" {
 			continue
 		}
