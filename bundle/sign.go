@@ -53,7 +53,10 @@ type AttachResult struct {
 // signed. The new bundle is written to a temporary file next to file and
 // renamed over it only when whole: on any failure the original stays as it
 // was. The sidecars are written (each atomically) after the rename.
-func AttachSignature(ctx context.Context, file string, sign func(manifestYAML []byte) ([]byte, error), replace bool) (AttachResult, error) {
+//
+// opts go to the validation; WithSignatureVerifier lets the refusal of a
+// signed bundle name the key that signed it.
+func AttachSignature(ctx context.Context, file string, sign func(manifestYAML []byte) ([]byte, error), replace bool, opts ...Opt) (AttachResult, error) {
 	res := AttachResult{Path: file, Sidecar: file + ".sha256", SignatureSidecar: SignatureSidecarPath(file)}
 	fi, err := os.Stat(file)
 	if err != nil {
@@ -62,7 +65,7 @@ func AttachSignature(ctx context.Context, file string, sign func(manifestYAML []
 	if !fi.Mode().IsRegular() {
 		return res, fmt.Errorf("open bundle %s: %w: not a regular file", file, ErrNotBundle)
 	}
-	rep, err := ValidateFile(ctx, file, WithCheckReferrers(true))
+	rep, err := ValidateFile(ctx, file, append(opts, WithCheckReferrers(true))...)
 	res.Validation = &rep
 	if err != nil {
 		return res, err

@@ -177,7 +177,9 @@ type SignatureReport struct {
 	// whether an unsigned bundle fails (--require-signature).
 	Checked  bool `json:"checked"`
 	Required bool `json:"required"`
-	// Code is "" unless Status is failed.
+	// Code is "" unless Status is failed: SignatureMissing,
+	// SignatureInvalid (also for a misplaced signature member), UnknownKey,
+	// or DuplicateMember for a second signature member.
 	Code finding.Code `json:"code,omitempty"`
 	// KeyFingerprint and KeySource name the key that verified the
 	// signature, or the key a failed one names or was made with; without

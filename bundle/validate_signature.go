@@ -27,8 +27,9 @@ type sigState struct {
 	// decided: the member after manifest.yaml was read (or the archive
 	// ended after it), so the bundle is known to be signed or not.
 	decided bool
-	// misplaced: a signature member was found somewhere else.
-	misplaced bool
+	// misplaced: a signature member was found somewhere else; duplicate:
+	// a second one was found.
+	misplaced, duplicate bool
 
 	sum      hash.Hash
 	held     *bytes.Buffer
@@ -77,6 +78,7 @@ func (v *validator) signatureOrder(name string) {
 	switch {
 	case code == finding.DuplicateMember:
 		// addName reports the second one as DuplicateMember.
+		s.duplicate = true
 	case expected:
 		s.placed = true
 	default:
@@ -225,10 +227,14 @@ func (v *validator) finishSignature(runErr error) {
 		s.expect, s.decided = false, true
 	}
 	wanted := rep.Checked || rep.Required
-	if s.misplaced && rep.Status != SignatureFailed {
+	if (s.misplaced || s.duplicate) && rep.Status != SignatureFailed {
 		rep.Signed = true
 		rep.Status, rep.Code = SignatureFailed, finding.SignatureInvalid
-		rep.Message = SignatureMember + " is not where a signature must be, directly after " + ManifestPath
+		rep.Message = SignatureMember + " is not where a signature must be, directly after " + ManifestPath + ": the bundle is malformed"
+		if s.duplicate {
+			rep.Code = finding.DuplicateMember
+			rep.Message = "the bundle holds " + SignatureMember + " more than once: it is malformed, whatever the first one says"
+		}
 	}
 	if rep.Signed || rep.Status == SignatureFailed {
 		return

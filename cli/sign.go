@@ -137,7 +137,7 @@ signature file or bundle; 3 could not complete.`,
 					return sig, nil
 				}
 			}
-			res, err := bundle.AttachSignature(cmd.Context(), file, sign, force)
+			res, err := bundle.AttachSignature(cmd.Context(), file, sign, force, bundle.WithSignatureVerifier(signing.NewVerifier()))
 			if err != nil {
 				var ee *exitError
 				if errors.As(err, &ee) {
