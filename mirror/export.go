@@ -123,7 +123,9 @@ func ExportWithEvents(fn func(ExportEvent)) ExportOpt {
 // after manifest.yaml (bundle.SignatureMember) and next to the bundle as
 // OUT.sigstore.json. Signing happens before anything is written, so a key
 // that cannot sign leaves nothing behind.
-func ExportWithSigner(s bundle.ManifestSigner) ExportOpt { return func(o *exportOptions) { o.signer = s } }
+func ExportWithSigner(s bundle.ManifestSigner) ExportOpt {
+	return func(o *exportOptions) { o.signer = s }
+}
 
 // ExportAllowPartial writes a bundle even when discovery was incomplete;
 // the findings say what may be missing.
