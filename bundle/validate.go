@@ -152,7 +152,16 @@ func (r Report) Manifest() *Manifest { return r.manifest }
 // (WithSignatureVerifier with keys, or WithRequireSignature) and it did not
 // pass, nothing is verified.
 func (r Report) Verified(path string) bool {
-	if r.manifest == nil || r.lst == nil || r.untrusted {
+	return !r.untrusted && r.Matches(path)
+}
+
+// Matches is Verified without the signature: the member passed every
+// check of its own (listing, checksum, content), whatever the bundle's
+// signature says. Checks that carry their own proof, such as an image
+// signature verified against the operator's keys, use it; everything
+// else uses Verified.
+func (r Report) Matches(path string) bool {
+	if r.manifest == nil || r.lst == nil {
 		return false
 	}
 	if path == ManifestPath {

@@ -281,7 +281,8 @@ manifest.yaml's exact bytes: a missing, invalid or foreign signature fails
 an unsigned bundle. --check-signatures also verifies, offline, every cosign
 signature that travels in the bundle (legacy .sig manifests and v3 Sigstore
 bundle referrers) against the image it claims, and reports per image: valid
-(with the key), unknown-key, invalid (a failure) or unsigned.
+(with the key), unknown-key, invalid (a failure) or unsigned; it implies
+--check-referrers.
 
 Exit codes: 0 whole; 1 the bundle was read and is wrong (tampered, damaged,
 hostile, past a limit, a signature that fails); 2 not a readable bundle (not gzip or zstd, no or a
@@ -307,7 +308,8 @@ could not be read).`,
 					return usageErr("--check-signatures reads the bundle twice: give a file, not a pipe")
 				}
 				collect = signing.NewCollector()
-				opts = append(opts, bundle.WithDocuments(collect.Document))
+				// The signature referrers are read as referrer files.
+				opts = append(opts, bundle.WithDocuments(collect.Document), bundle.WithCheckReferrers(true))
 			}
 			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "validate"}
 			rep, err := bundle.ValidateFile(cmd.Context(), file, append(opts,

@@ -69,9 +69,13 @@ func (c *Collector) get(path string) ([]byte, bool) {
 // manifest signed on its own).
 //
 // rep is the bundle's validation report and c the Collector that was
-// passed to that validation: only members validation passed are used. A
-// signature manifest that did not pass is an invalid signature of its
-// image. The signature blobs (simple-signing payloads, Sigstore bundles)
+// passed to that validation (with bundle.WithDocuments and
+// bundle.WithCheckReferrers, so that referrer files reach it): only members that passed their own checks
+// (bundle.Report.Matches) are used. A signature manifest that did not
+// pass is an invalid signature of its image. The verdicts do not depend
+// on the bundle's own signature: an image signature is checked against
+// the keys on its own, and validation reports the bundle's signature
+// separately. The signature blobs (simple-signing payloads, Sigstore bundles)
 // are read in a second pass over file, which must therefore be a regular
 // file.
 //
@@ -120,7 +124,7 @@ func (v *Verifier) CheckImageSignatures(ctx context.Context, file string, rep bu
 	}
 
 	// Legacy signatures: index.json's cosign-style tags sha256-<hex>.sig.
-	if raw, ok := c.get(bundle.IndexPath); ok && rep.Verified(bundle.IndexPath) {
+	if raw, ok := c.get(bundle.IndexPath); ok && rep.Matches(bundle.IndexPath) {
 		var idx struct {
 			Manifests []struct {
 				Digest      string            `json:"digest"`
@@ -136,9 +140,9 @@ func (v *Verifier) CheckImageSignatures(ctx context.Context, file string, rep bu
 				path := bundle.BlobPath(e.Digest)
 				doc, have := c.get(path)
 				switch {
-				case have && rep.Verified(path):
+				case have && rep.Matches(path):
 					at(subject).sigs = append(at(subject).sigs, bundle.SignatureManifest{Manifest: doc, Digest: e.Digest})
-				case !rep.Verified(path):
+				case !rep.Matches(path):
 					at(subject).broken = append(at(subject).broken, notPassed(bundle.FormatCosignLegacy, e.Digest, path))
 				}
 			}
@@ -147,12 +151,27 @@ func (v *Verifier) CheckImageSignatures(ctx context.Context, file string, rep bu
 	// cosign v3 signatures: Sigstore bundle referrers.
 	for _, s := range m.Referrers.Subjects {
 		for _, a := range s.Artifacts {
+			// The referrer file is held only with --check-referrers; its
+			// copy under blobs/ has the same bytes (both are named after
+			// their digest), and validation passes it on too.
 			doc, have := c.get(a.Path)
+			if !have && rep.Matches(a.Path) {
+				if blob := bundle.BlobPath(a.Digest); rep.Matches(blob) {
+					doc, have = c.get(blob)
+				}
+			}
 			switch {
-			case have && rep.Verified(a.Path):
+			case have && rep.Matches(a.Path):
 				at(s.Subject).sigs = append(at(s.Subject).sigs, bundle.SignatureManifest{Manifest: doc, Digest: a.Digest})
-			case !rep.Verified(a.Path) && a.ArtifactType == bundle.SigstoreBundleMediaType &&
+			case a.ArtifactType == bundle.SigstoreBundleMediaType &&
 				(a.Annotations[finding.AnnotationSigstorePredicateType] == "" || a.Annotations[finding.AnnotationSigstorePredicateType] == finding.PredicateCosignSign):
+				if rep.Matches(a.Path) {
+					// Listed as a signature, intact, yet not collected:
+					// the validation did not hold referrer files
+					// (WithCheckReferrers). No verdict rather than a
+					// wrong "unsigned".
+					return nil, fmt.Errorf("check image signatures: the signature referrer %s was not collected: validate with referrer checks on", a.Path)
+				}
 				at(s.Subject).broken = append(at(s.Subject).broken, notPassed(bundle.FormatSigstoreBundle, a.Digest, a.Path))
 			}
 		}
