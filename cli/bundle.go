@@ -299,8 +299,7 @@ could not be read).`,
 			if err != nil {
 				return err
 			}
-			var collect *signing.Collector
-			opts := []bundle.Opt{bundle.WithCheckReferrers(checkReferrers), bundle.WithSignatureVerifier(v), bundle.WithRequireSignature(requireSig)}
+			opts := []bundle.Opt{bundle.WithCheckReferrers(checkReferrers), bundle.WithRequireSignature(requireSig)}
 			if checkSignatures {
 				if !v.CanVerify() {
 					return usageErr("--check-signatures needs a public key: pass --verify-key PUB or set [bundle] verify_keys")
@@ -308,23 +307,17 @@ could not be read).`,
 				if fi, err := os.Stat(file); err == nil && !fi.Mode().IsRegular() {
 					return usageErr("--check-signatures reads the bundle twice: give a file, not a pipe")
 				}
-				collect = signing.NewCollector()
-				// The signature referrers are read as referrer files.
-				opts = append(opts, bundle.WithDocuments(collect.Document), bundle.WithCheckReferrers(true))
 			}
 			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "validate"}
-			rep, err := bundle.ValidateFile(cmd.Context(), file, append(opts,
+			rep, err := signing.ValidateFile(cmd.Context(), file, v, checkSignatures, append(opts,
 				bundle.WithEvents(func(e bundle.Event) { bar.update(e.BytesRead, e.TotalBytes) }))...)
 			bar.done()
 			if err != nil && !errors.Is(err, bundle.ErrNotBundle) && !errors.Is(err, bundle.ErrUnsupportedVersion) {
-				return bundleErr(err)
-			}
-			if collect != nil && err == nil && !rep.Unreadable() {
-				reps, cerr := v.CheckImageSignatures(cmd.Context(), file, rep, collect)
-				if cerr != nil {
-					return &exitError{code: ExitIncomplete, err: cerr}
+				if rep.Manifest() != nil {
+					// The bundle was read; the image check could not finish.
+					return &exitError{code: ExitIncomplete, err: err}
 				}
-				rep.SetImageSignatures(reps)
+				return bundleErr(err)
 			}
 			if g.output == "json" {
 				if werr := g.writeJSON(rep); werr != nil {

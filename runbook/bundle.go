@@ -56,20 +56,10 @@ func validateBundle(ctx context.Context, path string, checkReferrers bool, progr
 			progress(float64(e.BytesRead) / float64(e.TotalBytes))
 		}
 	})}
-	var collect *signing.Collector
-	if v != nil {
-		collect = signing.NewCollector()
-		opts = append(opts, bundle.WithSignatureVerifier(v), bundle.WithDocuments(collect.Document), bundle.WithCheckReferrers(true))
-	} else {
-		opts = append(opts, bundle.WithSignatureVerifier(signing.NewVerifier()))
-	}
-	rep, err := bundle.ValidateFile(ctx, path, opts...)
-	if err == nil && collect != nil && !rep.Unreadable() {
-		reps, cerr := v.CheckImageSignatures(ctx, path, rep, collect)
-		if cerr != nil {
-			return &rep, false, nil, cerr
-		}
-		rep.SetImageSignatures(reps)
+	checkImages := v != nil
+	rep, err := signing.ValidateFile(ctx, path, v, checkImages, opts...)
+	if err != nil && checkImages && rep.Manifest() != nil {
+		return &rep, false, nil, err
 	}
 	var findings []finding.Finding
 	for _, p := range rep.Errors {

@@ -276,3 +276,35 @@ func readSignatureBlobs(ctx context.Context, file string, want map[string]bool) 
 	}
 	return got, nil
 }
+
+// ValidateFile validates the bundle at path (bundle.ValidateFile, with
+// opts) with v checking its signature, and, when checkImages is set, the
+// cosign image signatures inside it against v's keys
+// (CheckImageSignatures; referrer checks are then on). It is what `bundle
+// validate --verify-key --check-signatures`, the runbook and the TUI run.
+// checkImages without keys is ErrNoVerifyKeys. An error from the image
+// check comes with the validation report.
+func ValidateFile(ctx context.Context, path string, v *Verifier, checkImages bool, opts ...bundle.Opt) (bundle.Report, error) {
+	if v == nil {
+		v = NewVerifier()
+	}
+	if checkImages && !v.CanVerify() {
+		return bundle.Report{Errors: []bundle.Problem{}}, ErrNoVerifyKeys
+	}
+	opts = append(opts, bundle.WithSignatureVerifier(v))
+	var collect *Collector
+	if checkImages {
+		collect = NewCollector()
+		opts = append(opts, bundle.WithDocuments(collect.Document), bundle.WithCheckReferrers(true))
+	}
+	rep, err := bundle.ValidateFile(ctx, path, opts...)
+	if err != nil || collect == nil || rep.Unreadable() {
+		return rep, err
+	}
+	reps, err := v.CheckImageSignatures(ctx, path, rep, collect)
+	if err != nil {
+		return rep, err
+	}
+	rep.SetImageSignatures(reps)
+	return rep, nil
+}
