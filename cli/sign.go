@@ -238,17 +238,17 @@ func writeImageSignatures(w io.Writer, reps []bundle.ImageSignatureReport) {
 	}
 	fmt.Fprintf(w, "\nIMAGE SIGNATURES (%d)\n", len(reps))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  IMAGE\tDIGEST\tSTATUS\tSIGS\tKEY")
+	fmt.Fprintln(tw, "  STATUS\tSIGS\tKEY\tIMAGE")
 	for _, r := range reps {
 		name := r.Reference
 		if name == "" {
-			name = "(manifest in the bundle)"
+			name = discovery.ShortDigest(r.Subject)
 		}
 		key := "-"
 		if r.KeyFingerprint != "" {
 			key = shortFingerprint(r.KeyFingerprint)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", clip(name, 40), discovery.ShortDigest(r.Subject), r.Status, len(r.Signatures), key)
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", r.Status, len(r.Signatures), key, clip(name, 44))
 	}
 	tw.Flush()
 	for _, r := range reps {
