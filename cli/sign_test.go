@@ -226,6 +226,12 @@ func TestSignedBundleEndToEnd(t *testing.T) {
 	if after := l.Requests("target"); after != before {
 		t.Fatalf("the JSON import sent %d requests", after-before)
 	}
+	// Without a key, a signed bundle imports like any other: its signature
+	// member is not pushed and not unlisted.
+	if code, out, errOut := run(t, "--config", cfg, "bundle", "import", "--file", signed, "--to", tgt.Host, "--dry-run", "--strict-referrer-validation"); code != 0 || !strings.Contains(out, "dry run") {
+		t.Fatalf("dry-run import of the signed bundle without a key: exit %d\n%s%s", code, out, errOut)
+	}
+	before = l.Requests("target")
 	// The real bundle imports with the key, and that reaches the target.
 	if code, out, errOut := run(t, "--config", cfg, "bundle", "import", "--file", signed, "--to", tgt.Host, "--verify-key", pub, "--strict-referrer-validation"); code != 0 {
 		t.Fatalf("import of the signed bundle: exit %d\n%s%s", code, out, errOut)
@@ -450,6 +456,12 @@ func TestBundleSignAttachesCosignSignatures(t *testing.T) {
 			t.Errorf("member %d (%s) differs between two ECDSA-signed exports", i, m1[i].name)
 		}
 	}
+	// An unsigned export over a signed one removes its signature sidecar,
+	// which no longer matches.
+	export("ed-again.tgz")
+	if _, err := os.Stat(again + ".sigstore.json"); !os.IsNotExist(err) {
+		t.Errorf("an unsigned export left the earlier bundle's signature sidecar: %v", err)
+	}
 	// An export whose key cannot be used writes nothing.
 	bad := filepath.Join(dir2, "bad.tgz")
 	if code, _, errOut := run(t, "--config", cfg, "bundle", "export", "--file", bad, "--sign-key", junk, l.Seed.Ref(src.Host)); code != 2 || !strings.Contains(errOut, "unusable key") {
@@ -605,6 +617,44 @@ func TestCheckSignaturesMatchesCosign(t *testing.T) {
 			}
 		}
 	}
+	// A v3 signature referrer damaged in the bundle is an invalid
+	// signature of its image, never silently dropped; the image's legacy
+	// signature still makes it valid, as cosign verify passes it.
+	damaged := filepath.Join(dir, "damaged.tgz")
+	members := readMembers(t, b)
+	flipped := false
+	for i, m := range members {
+		if strings.HasPrefix(m.name, "referrers/sha256-"+strings.TrimPrefix(l.Seed.Single, "sha256:")+"/") {
+			members[i].data = bytes.Replace(m.data, []byte("sigstore"), []byte("Sigstore"), 1)
+			flipped = !bytes.Equal(members[i].data, m.data)
+		}
+	}
+	if !flipped {
+		t.Fatal("found no signature referrer of the single image to damage")
+	}
+	writeMembers(t, damaged, members)
+	code, v, raw := validateOut(t, "--file", damaged, "--check-signatures", "--verify-key", releasePub)
+	var singleImg *struct {
+		Subject, Reference, Status, Code, Message string
+		KeyFingerprint                            string `json:"key_fingerprint"`
+		Signatures                                []struct{ Format, Status string }
+	}
+	for i := range v.ImageSignatures {
+		if v.ImageSignatures[i].Subject == l.Seed.Single {
+			singleImg = &v.ImageSignatures[i]
+		}
+	}
+	if code != 1 || singleImg == nil || singleImg.Status != "valid" || !strings.Contains(raw, "did not pass validation") || !strings.Contains(strings.Join(errorCodes(v), ","), "ReferrerChecksumMismatch") {
+		t.Fatalf("damaged signature referrer: exit %d %s", code, raw)
+	}
+	formats := map[string]string{}
+	for _, s := range singleImg.Signatures {
+		formats[s.Format] = s.Status
+	}
+	if formats["sigstore-bundle"] != "invalid" || formats["cosign-simplesigning"] != "valid" {
+		t.Errorf("damaged signature referrer, per signature: %v", formats)
+	}
+
 	code, out, _ := run(t, "bundle", "validate", "--file", b, "--check-signatures", "--verify-key", releasePub)
 	if code != 1 || !strings.Contains(out, "IMAGE SIGNATURES (6)") || !strings.Contains(out, "unknown-key") || !strings.Contains(out, "invalid") {
 		t.Errorf("the table: exit %d\n%s", code, out)
