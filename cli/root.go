@@ -5,7 +5,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/internal/jsondoc"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
@@ -355,9 +355,8 @@ func (g *globals) print(v any, table func(io.Writer)) error {
 }
 
 func (g *globals) writeJSON(v any) error {
-	enc := json.NewEncoder(g.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	// The TUI saves its screens with the same encoder (s key).
+	return jsondoc.Encode(g.stdout, v)
 }
 
 func newVersionCmd(g *globals) *cobra.Command {
