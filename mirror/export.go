@@ -66,6 +66,9 @@ type ExportResult struct {
 	Bytes       int64              `json:"bytes"`
 	Discovery   []discovery.Result `json:"discovery"`
 	Findings    []finding.Finding  `json:"findings"`
+	// RemovedPartials are the temporary files of earlier exports of the
+	// same file that were killed before they finished.
+	RemovedPartials []string `json:"removed_partials,omitempty"`
 }
 
 type exportOptions struct {
@@ -182,6 +185,10 @@ func Export(ctx context.Context, env Env, out string, refs []string, opts ...Exp
 	}
 	if probs := m.Consistency(); len(probs) > 0 {
 		return res, fmt.Errorf("internal error: the bundle manifest disagrees with itself: %s", probs[0])
+	}
+	for _, p := range append(removeStalePartials(out), removeStalePartials(out+".sha256")...) {
+		env.Log.Info("removed a partial file left by an interrupted export", "path", p)
+		res.RemovedPartials = append(res.RemovedPartials, p)
 	}
 	res.Images = m.Images
 	res.Referrers = m.Referrers.Total
@@ -400,8 +407,7 @@ func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, 
 		return "", err
 	}
 	idx, _ := p.indexJSON()
-	dir := filepath.Dir(out)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".partial-*")
+	tmp, err := createPartial(out)
 	if err != nil {
 		return "", fmt.Errorf("create bundle: %w", err)
 	}
@@ -421,7 +427,7 @@ func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, 
 			}
 		}
 	}
-	ra := newReadAhead(ctx, c, fetch, o.concurrency, dir, o.readAhead)
+	ra := newReadAhead(ctx, c, fetch, o.concurrency, filepath.Dir(tmp.Name()), o.readAhead)
 	defer func() {
 		ra.close()
 		ra.mu.Lock()
@@ -569,7 +575,7 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 }
 
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
+	tmp, err := createPartial(path)
 	if err != nil {
 		return err
 	}
