@@ -30,7 +30,8 @@
 # Env:   BENCH_DIR (default /tmp/refdoctor-bench), RUNS (default 5),
 #        SIZE_MIB (default 600), IMAGES (default 200), ONLY (comma list of
 #        export,import,discover,validate; default all), VALIDATE_MIB
-#        (default 1024, passed to bench/validate.sh).
+#        (default 1024, passed to bench/validate.sh), RD_FLAGS (extra global
+#        flags for every refdoctor command, e.g. "--concurrency 2").
 set -euo pipefail
 
 dir=${BENCH_DIR:-/tmp/refdoctor-bench}
@@ -63,7 +64,7 @@ regctl=$(cd "$root" && go tool -modfile=tools/go.mod -n regctl)
 oras=$(cd "$root" && go tool -modfile=tools/go.mod -n oras)
 # refdoctor's capability cache stays inside the run.
 mkdir -p "$work/cache"
-rd="env XDG_CACHE_HOME=$work/cache $dir/refdoctor"
+rd="env XDG_CACHE_HOME=$work/cache $dir/refdoctor ${RD_FLAGS:-}"
 
 # start_reg MODE DIR [FLAGS...]: starts bench/benchreg in the background and
 # sets reg_host once the registry serves (DIR/info.json has the details).
