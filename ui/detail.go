@@ -9,6 +9,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -97,16 +98,49 @@ func (d *detailScreen) back() (bool, tea.Cmd) {
 
 func (d *detailScreen) help() bindings {
 	k := d.sh.keys
-	return bindings{
-		short: []key.Binding{k.Reprobe, k.Back},
-		full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Reprobe, k.Back}},
+	acts := []key.Binding{k.Reprobe}
+	if d.budgetLab() != "" {
+		acts = append(acts, k.ResetBudget)
 	}
+	return bindings{
+		short: append(acts, k.Back),
+		full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, append(acts, k.Back)},
+	}
+}
+
+// budgetLab is the name of the lab registry shown here when it has a
+// Docker Hub-like pull budget that R can refill, else "".
+func (d *detailScreen) budgetLab() string {
+	l := d.sh.opts.Lab
+	if l == nil || d.row >= len(d.compat.rows) {
+		return ""
+	}
+	host := d.compat.rows[d.row].target.Host
+	for _, r := range l.Registries {
+		if r.Host == host && r.Profile == lab.ProfileRateLimit {
+			return r.Name
+		}
+	}
+	return ""
 }
 
 func (d *detailScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	if k, ok := msg.(tea.KeyPressMsg); ok && key.Matches(k, d.sh.keys.Reprobe) {
 		row := d.row
 		return d, func() tea.Msg { return reprobeMsg{row: row} }
+	}
+	if k, ok := msg.(tea.KeyPressMsg); ok && key.Matches(k, d.sh.keys.ResetBudget) {
+		if name := d.budgetLab(); name != "" {
+			row, l := d.row, d.sh.opts.Lab
+			// The lab refills the budget as if its window had passed;
+			// the re-probe shows the registry answering again.
+			return d, func() tea.Msg {
+				if err := l.ResetRateLimit(name); err != nil {
+					return nil
+				}
+				return reprobeMsg{row: row}
+			}
+		}
 	}
 	d.sync()
 	return d, scrollKeys(d.sh, &d.vp, msg)
@@ -169,8 +203,13 @@ func (d *detailScreen) content(r *compatRow) string {
 			if rl.Source != "" {
 				s += ", source " + rl.Source
 			}
-			if rl.Throttled {
-				s += ", THROTTLED (429), retry after " + rl.RetryAfter + "s"
+			switch {
+			case rl.Throttled && !rl.RetryAt.IsZero():
+				s += ", THROTTLED (429) until " + rl.RetryAt.Format("2006-01-02 15:04:05Z")
+			case rl.Throttled:
+				s += ", THROTTLED (429)"
+			case rl.Low:
+				s += ", LOW: few requests left before 429s"
 			}
 			add(wrapIndent("  rate limit: ", s, w)...)
 		}
@@ -185,7 +224,7 @@ func (d *detailScreen) content(r *compatRow) string {
 		if len(res.Findings) == 0 {
 			add("  none")
 		}
-		add(findingLines(st, res.Findings, w)...)
+		add(findingLines(st, sh.runnableFindings(res.Findings), w)...)
 		if len(res.Exchanges) > 0 {
 			add("", st.Header.Render("REPLY HEADERS of the deciding exchange"))
 			if dec := decidingExchange(res); dec != nil {

@@ -41,9 +41,10 @@ type keyMap struct {
 	Copy        key.Binding
 
 	// Compatibility table and registry detail.
-	Reprobe    key.Binding
-	ReprobeAll key.Binding
-	Detail     key.Binding
+	Reprobe     key.Binding
+	ReprobeAll  key.Binding
+	Detail      key.Binding
+	ResetBudget key.Binding
 
 	// Tags, referrers, logs: reload and switch registry.
 	Reload       key.Binding
@@ -96,9 +97,10 @@ func newKeyMap() keyMap {
 		PrevCommand: b([]string{"k", "up"}, "k", "prev command"),
 		Copy:        b([]string{"c"}, "c", "copy command"),
 
-		Reprobe:    b([]string{"r"}, "r", "re-probe"),
-		ReprobeAll: b([]string{"R"}, "R", "re-probe all"),
-		Detail:     b([]string{"enter"}, "enter", "exchanges"),
+		Reprobe:     b([]string{"r"}, "r", "re-probe"),
+		ReprobeAll:  b([]string{"R"}, "R", "re-probe all"),
+		Detail:      b([]string{"enter"}, "enter", "exchanges"),
+		ResetBudget: b([]string{"R"}, "R", "reset lab budget, re-probe"),
 
 		Reload:       b([]string{"r"}, "r", "reload"),
 		Filter:       b([]string{"/"}, "/", "filter"),

@@ -194,11 +194,12 @@ func (r *referrersScreen) refresh() {
 			how := map[discovery.Method]string{discovery.MethodAPI: "referrers API", discovery.MethodTags: "referrers tag schema"}[res.Method]
 			add(trunc(st.Label.Render("method   ")+string(res.Method)+" ("+how+"), "+itoa(int64(res.Requests))+" requests", w))
 		}
+		incomplete := res.Outcome == finding.OutcomeIncomplete
 		add("", st.Header.Render(fmt.Sprintf("REFERRERS (%d)", len(res.Referrers))))
-		add(referrerTree(st, res.Referrers, w)...)
+		add(referrerTree(st, res.Referrers, w, incomplete)...)
 		for _, p := range res.Platforms {
 			add("", st.Header.Render(fmt.Sprintf("PLATFORM %s %s (%d)", p.Platform, discovery.ShortDigest(p.Digest), len(p.Referrers))))
-			add(referrerTree(st, p.Referrers, w)...)
+			add(referrerTree(st, p.Referrers, w, incomplete)...)
 		}
 		add("", st.Label.Render("sources: api = referrers API · tag-index = sha256-<hex> index tag ·"),
 			st.Label.Render("cosign-tag = .sig/.att/.sbom tag · index-attestation = inside the index"))
@@ -214,7 +215,7 @@ func (r *referrersScreen) refresh() {
 	default:
 		if len(r.found) > 0 {
 			add("", st.Header.Render(fmt.Sprintf("FOUND SO FAR (%d)", len(r.found))))
-			add(referrerTree(st, r.found, w)...)
+			add(referrerTree(st, r.found, w, false)...)
 		}
 		if r.state == "stopped" {
 			add("", "stopped; r discovers again")
@@ -223,9 +224,13 @@ func (r *referrersScreen) refresh() {
 	r.vp.SetContent(strings.Join(lines, "\n"))
 }
 
-// referrerTree draws referrers as a tree with fixed columns that fit w.
-func referrerTree(st styles, rs []discovery.Referrer, w int) []string {
+// referrerTree draws referrers as a tree with fixed columns that fit w;
+// an empty list says "none" only when the read was complete.
+func referrerTree(st styles, rs []discovery.Referrer, w int, incomplete bool) []string {
 	if len(rs) == 0 {
+		if incomplete {
+			return []string{"  (none read: the lookup did not complete)"}
+		}
 		return []string{"  (none)"}
 	}
 	var out []string

@@ -495,10 +495,11 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 		}
 	case res.Discovery != nil:
 		d := res.Discovery
-		add(referrerTree(st, d.Referrers, width)...)
+		incomplete := d.Outcome == finding.OutcomeIncomplete
+		add(referrerTree(st, d.Referrers, width, incomplete)...)
 		for _, p := range d.Platforms {
 			add(trunc("  platform "+p.Platform+" "+discovery.ShortDigest(p.Digest)+" ("+itoa(int64(len(p.Referrers)))+")", width))
-			add(referrerTree(st, p.Referrers, width)...)
+			add(referrerTree(st, p.Referrers, width, incomplete)...)
 		}
 	case res.Tags != nil:
 		for _, s := range res.Tags.Subjects {
