@@ -47,6 +47,23 @@ const (
 // writer, so that streaming gigabytes allocates a handful of buffers.
 var chunks = sync.Pool{New: func() any { b := make([]byte, exportChunk); return &b }}
 
+// memChunk is downloaded bytes waiting for the writer; budgeted says
+// whether they count against the read-ahead budget (or the window of the
+// blob being written).
+type memChunk struct {
+	b        []byte
+	budgeted bool
+}
+
+// grant is how reserve made room for the next chunk of a download.
+type grant int
+
+const (
+	grantBudget grant = iota // from the read-ahead budget
+	grantWindow              // over budget, within the window of the blob being written
+	grantSpill               // to the spill file
+)
+
 // readAhead downloads the blobs of an export, in the order the writer
 // takes them. One mutex guards it and all its spools.
 type readAhead struct {
@@ -102,12 +119,11 @@ type spool struct {
 	full  bool       // the download waits on space
 	empty bool       // the writer waits on data
 
-	head     bool     // the writer is on this blob
-	chunks   [][]byte // unread chunks, in order
-	off      int      // bytes of chunks[0] already taken
-	buffered int64    // unread bytes in chunks
-	held     int64    // read-ahead budget the unread chunks hold
-	spilling bool     // the rest of the blob goes to file
+	head     bool       // the writer is on this blob
+	chunks   []memChunk // unread chunks, in order
+	buffered int64      // unread bytes in chunks
+	held     int64      // read-ahead budget the unread chunks hold
+	spilling bool       // the rest of the blob goes to file
 	file     *os.File
 	fileW    int64 // bytes written to file
 	fileR    int64 // bytes taken from file
@@ -219,13 +235,13 @@ func (sp *spool) fetch(ctx context.Context, b exportBlob) {
 			// that the read reaching EOF (and regclient's check) lands in
 			// it.
 			want := min(exportChunk, max(b.desc.Size-got, 0)+1)
-			spill, err := sp.reserve(ctx, int64(want))
+			g, err := sp.reserve(ctx, int64(want))
 			if err != nil {
 				return err
 			}
 			var buf []byte
 			switch {
-			case spill:
+			case g == grantSpill:
 				if spillBuf == nil {
 					spillBuf = make([]byte, exportChunk)
 				}
@@ -238,10 +254,10 @@ func (sp *spool) fetch(ctx context.Context, b exportBlob) {
 			n, rerr := readChunk(rdr, buf)
 			got += int64(n)
 			if got > b.desc.Size {
-				sp.unreserve(spill, int64(want))
+				sp.unreserve(g, int64(want))
 				return fmt.Errorf("blob %s: the registry served more than the %d bytes listed; refusing to write a corrupt bundle", b.desc.Digest, b.desc.Size)
 			}
-			if err := sp.push(spill, buf[:n], int64(want)); err != nil {
+			if err := sp.push(g, buf[:n], int64(want)); err != nil {
 				return err
 			}
 			if rerr == io.EOF {
@@ -283,8 +299,8 @@ func readChunk(r io.Reader, buf []byte) (int, error) {
 // reserve makes room for the next n bytes before they are read: from the
 // read-ahead budget, or, for the blob being written, within its own
 // window once the budget is spent. A download ahead of the writer waits
-// for budget; after spillAfter of waiting it spills (true) instead.
-func (sp *spool) reserve(ctx context.Context, n int64) (spill bool, err error) {
+// for budget; after spillAfter of waiting it spills instead.
+func (sp *spool) reserve(ctx context.Context, n int64) (grant, error) {
 	ra := sp.ra
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
@@ -297,23 +313,23 @@ func (sp *spool) reserve(ctx context.Context, n int64) (spill bool, err error) {
 	var waitedSince time.Time
 	for {
 		if err := context.Cause(ctx); err != nil {
-			return false, err
+			return grantSpill, err
 		}
 		switch {
 		case sp.spilling:
-			return true, nil
+			return grantSpill, nil
 		case ra.budget >= n:
 			ra.budget -= n
 			sp.held += n
 			ra.noteMemory(n)
-			return false, nil
+			return grantBudget, nil
 		case sp.head && (sp.buffered == sp.held || sp.buffered-sp.held+n <= ra.window):
 			// Over budget, but the writer is taking this blob's bytes:
 			// they leave as fast as it writes (and it may always hold
 			// one chunk).
 			ra.stats.overBudget += n
 			ra.noteMemory(n)
-			return false, nil
+			return grantWindow, nil
 		case sp.head:
 			sp.full = true
 			sp.space.Wait()
@@ -330,7 +346,7 @@ func (sp *spool) reserve(ctx context.Context, n int64) (spill bool, err error) {
 			})
 		} else if time.Since(waitedSince) >= ra.spillAfter {
 			sp.spilling = true
-			return true, nil
+			return grantSpill, nil
 		}
 		ra.pausedN++
 		ra.room.Wait()
@@ -345,26 +361,27 @@ func (ra *readAhead) noteMemory(n int64) {
 }
 
 // unreserve gives back a reservation that was not used.
-func (sp *spool) unreserve(spill bool, n int64) {
-	if spill {
+func (sp *spool) unreserve(g grant, n int64) {
+	if g == grantSpill {
 		return
 	}
 	sp.ra.mu.Lock()
 	defer sp.ra.mu.Unlock()
-	sp.giveBack(n)
+	if g == grantBudget {
+		sp.giveBack(n)
+	}
 	sp.ra.inMemory -= n
 }
 
-// giveBack returns up to n bytes of budget the spool holds; ra.mu is held.
+// giveBack returns n bytes of budget the spool holds; ra.mu is held.
 func (sp *spool) giveBack(n int64) {
-	g := min(n, sp.held)
-	if g <= 0 {
+	if n <= 0 {
 		return
 	}
 	ra := sp.ra
-	sp.held -= g
+	sp.held -= n
 	before := ra.budget
-	ra.budget += g
+	ra.budget += n
 	// Paused downloads resume once a few chunks are free, not for every
 	// chunk the writer takes.
 	if ra.pausedN > 0 && ra.budget >= ra.roomWanted && before < ra.roomWanted {
@@ -374,15 +391,18 @@ func (sp *spool) giveBack(n int64) {
 
 // push hands over the bytes read into p, for which want bytes were
 // reserved.
-func (sp *spool) push(spill bool, p []byte, want int64) error {
+func (sp *spool) push(g grant, p []byte, want int64) error {
 	ra := sp.ra
-	if !spill {
+	if g != grantSpill {
 		ra.mu.Lock()
 		defer ra.mu.Unlock()
-		sp.giveBack(want - int64(len(p))) // the last chunk is shorter
+		// The last chunk is shorter than what was reserved.
+		if g == grantBudget {
+			sp.giveBack(want - int64(len(p)))
+		}
 		ra.inMemory -= want - int64(len(p))
 		if len(p) > 0 {
-			sp.chunks = append(sp.chunks, p)
+			sp.chunks = append(sp.chunks, memChunk{b: p, budgeted: g == grantBudget})
 			sp.buffered += int64(len(p))
 			if sp.empty {
 				sp.data.Signal()
@@ -436,22 +456,23 @@ func (sp *spool) WriteTo(w io.Writer) (int64, error) {
 	for {
 		switch {
 		case len(sp.chunks) > 0:
-			full := sp.chunks[0]
-			c := full[sp.off:]
-			sp.chunks[0] = nil
+			mc := sp.chunks[0]
+			c := mc.b
+			sp.chunks[0] = memChunk{}
 			sp.chunks = sp.chunks[1:]
-			sp.off = 0
 			ra.mu.Unlock()
 			n, err := w.Write(c)
 			ra.mu.Lock()
 			sp.buffered -= int64(len(c))
 			ra.inMemory -= int64(len(c))
-			sp.giveBack(int64(len(c)))
+			if mc.budgeted {
+				sp.giveBack(int64(len(c)))
+			}
 			if sp.full {
 				sp.space.Signal()
 			}
-			if len(full) == exportChunk {
-				chunks.Put(&full)
+			if len(c) == exportChunk {
+				chunks.Put(&c)
 			}
 			total += int64(n)
 			if err != nil {
@@ -507,8 +528,8 @@ func (sp *spool) release() {
 	sp.closed = true
 	sp.giveBack(sp.held)
 	for _, c := range sp.chunks {
-		if len(c) == exportChunk {
-			chunks.Put(&c)
+		if len(c.b) == exportChunk {
+			chunks.Put(&c.b)
 		}
 	}
 	sp.ra.inMemory -= sp.buffered
