@@ -11,7 +11,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -23,24 +22,29 @@ import (
 // bounds all of export's buffers for blob and output bytes together:
 // the output (exportSinkBytes, hashed and written on goroutines of their
 // own), a window for the blob being written (exportStreamWindow), and
-// the rest (aheadBudget) for every download together, so that the blob
-// being written never waits behind blobs further ahead. A download ahead
-// of the writer that finds the budget spent pauses; if it has paused for
-// exportSpillAfter, the rest of that blob spills to an unlinked
-// temporary file next to the output, so that no connection sits idle
-// long enough for a server or a proxy to drop it (each spilling download
-// reads through one more chunk; disk holds at most concurrency-1 spilled
-// blobs). Memory is thus bounded whatever the image size.
+// the rest (aheadBudget) for the downloads ahead of the writer.
+//
+// A download never waits for the writer while it holds a connection
+// except the one the writer is taking: regclient allows three requests
+// per registry at a time, and downloads that sat on them waiting for
+// budget would keep the writer's own blob from starting. So a blob ahead
+// of the writer starts only with its whole size reserved from the budget
+// (then it never waits), or, when it is larger than what is free, with
+// spillLarge as an unlinked temporary file next to the output (disk, not
+// memory: at most concurrency-1 blobs), or else once the writer reaches
+// it, streaming through the window. Memory is thus bounded whatever the
+// image size.
 const (
 	ExportReadAheadBytes = 64 << 20
 	exportChunk          = 4 << 20
 	exportSinkBytes      = sinkBuffers * exportChunk
 	exportStreamWindow   = 2 * exportChunk
 	aheadBudget          = ExportReadAheadBytes - exportSinkBytes - exportStreamWindow
-	exportSpillAfter     = 5 * time.Second
-	// roomWanted is how much budget must be free before paused downloads
-	// resume (at most half the budget).
-	roomWanted = 4 * exportChunk
+	// exportSpillLarge: blobs ahead larger than the free budget wait for
+	// the writer rather than going to disk (measured in bench/run.sh: on
+	// two cores the extra write and read cost more than the overlap
+	// gains).
+	exportSpillLarge = false
 )
 
 // chunks recycles full-size download chunks between the downloads and the
@@ -59,7 +63,7 @@ type memChunk struct {
 type grant int
 
 const (
-	grantBudget grant = iota // from the read-ahead budget
+	grantBudget grant = iota // from the read-ahead budget (or the blob's reservation)
 	grantWindow              // over budget, within the window of the blob being written
 	grantSpill               // to the spill file
 )
@@ -73,40 +77,37 @@ type readAhead struct {
 	blobs       []exportBlob
 	concurrency int
 	spillDir    string
-	spillAfter  time.Duration
 	window      int64
+	spillLarge  bool
 
-	mu         sync.Mutex
-	moved      *sync.Cond // the writer moved on, or a download started
-	room       *sync.Cond // budget freed (to roomWanted or more), head moved, a pause timed out
-	pausedN    int        // downloads waiting on room
-	roomWanted int64      // free budget that wakes them
-	budget     int64      // read-ahead bytes still free
-	inMemory   int64      // blob bytes held in memory (reserved or over budget)
-	head       int        // the blob the writer takes next or is writing
-	started    int        // blobs whose download has started
-	spools     []*spool
-	wg         sync.WaitGroup
-	stats      readAheadStats
+	mu       sync.Mutex
+	moved    *sync.Cond // the writer moved on, a download started, budget was freed
+	budget   int64      // read-ahead bytes still free
+	inMemory int64      // blob bytes held in memory (reserved or over budget)
+	head     int        // the blob the writer takes next or is writing
+	started  int        // blobs whose download has started
+	spools   []*spool
+	wg       sync.WaitGroup
+	stats    readAheadStats
 }
 
 // readAheadLimits are the bounds of one export's read-ahead; tests shrink
 // them to reach every path with small blobs.
 type readAheadLimits struct {
-	budget     int64         // aheadBudget
-	window     int64         // exportStreamWindow
-	spillAfter time.Duration // exportSpillAfter
+	budget     int64 // aheadBudget
+	window     int64 // exportStreamWindow
+	spillLarge bool  // spill blobs ahead that do not fit in the budget
 }
 
 func defaultReadAheadLimits() readAheadLimits {
-	return readAheadLimits{budget: aheadBudget, window: exportStreamWindow, spillAfter: exportSpillAfter}
+	return readAheadLimits{budget: aheadBudget, window: exportStreamWindow, spillLarge: exportSpillLarge}
 }
 
 // readAheadStats says which paths an export took.
 type readAheadStats struct {
 	spilled     int64 // bytes written to spill files
 	overBudget  int64 // bytes the blob being written took beyond the budget
-	paused      int   // times a download ahead waited for budget
+	waited      int   // blobs ahead too large for the budget that waited for the writer
 	maxInMemory int64 // most blob bytes held in memory at once
 }
 
@@ -123,6 +124,7 @@ type spool struct {
 	chunks   []memChunk // unread chunks, in order
 	buffered int64      // unread bytes in chunks
 	held     int64      // read-ahead budget the unread chunks hold
+	prepaid  int64      // budget reserved for bytes not read yet
 	spilling bool       // the rest of the blob goes to file
 	file     *os.File
 	fileW    int64 // bytes written to file
@@ -135,47 +137,65 @@ type spool struct {
 func newReadAhead(ctx context.Context, c *registry.Client, blobs []exportBlob, concurrency int, spillDir string, lim readAheadLimits) *readAhead {
 	ctx, cancel := context.WithCancelCause(ctx)
 	ra := &readAhead{ctx: ctx, cancel: cancel, c: c, blobs: blobs, concurrency: max(1, concurrency),
-		spillDir: spillDir, spillAfter: lim.spillAfter, window: lim.window, budget: lim.budget, spools: make([]*spool, len(blobs))}
-	ra.roomWanted = max(exportChunk, min(roomWanted, lim.budget/2))
+		spillDir: spillDir, window: lim.window, spillLarge: lim.spillLarge, budget: lim.budget, spools: make([]*spool, len(blobs))}
 	ra.moved = sync.NewCond(&ra.mu)
-	ra.room = sync.NewCond(&ra.mu)
 	// A stopped export wakes every waiter, so that nothing waits for a
 	// download that will never finish.
 	context.AfterFunc(ctx, func() {
 		ra.mu.Lock()
 		defer ra.mu.Unlock()
-		ra.wakeAll()
+		ra.moved.Broadcast()
+		for _, sp := range ra.spools {
+			if sp != nil {
+				sp.data.Broadcast()
+				sp.space.Broadcast()
+			}
+		}
 	})
 	ra.wg.Go(ra.schedule)
 	return ra
 }
 
-// wakeAll wakes every waiter; ra.mu is held.
-func (ra *readAhead) wakeAll() {
-	ra.moved.Broadcast()
-	ra.room.Broadcast()
-	for _, sp := range ra.spools {
-		if sp != nil {
-			sp.data.Broadcast()
-			sp.space.Broadcast()
-		}
-	}
-}
-
 // schedule starts downloads in write order, at most concurrency blobs
-// from the writer's position on.
+// from the writer's position on. A blob ahead of the writer starts with
+// its whole size reserved, or spilling, or waits until the writer
+// reaches it (see ExportReadAheadBytes).
 func (ra *readAhead) schedule() {
 	for i, b := range ra.blobs {
 		ra.mu.Lock()
-		for i >= ra.head+ra.concurrency && ra.ctx.Err() == nil {
+		sp := &spool{ra: ra, size: b.desc.Size}
+		sp.data, sp.space = sync.NewCond(&ra.mu), sync.NewCond(&ra.mu)
+		// The last read asks for one byte more than the blob, to see EOF.
+		need := b.desc.Size + 1
+		waited := false
+		for ra.ctx.Err() == nil {
+			switch {
+			case i >= ra.head+ra.concurrency:
+			case i == ra.head:
+				sp.head = true
+			case need <= ra.budget:
+				ra.budget -= need
+				sp.prepaid = need
+				ra.noteMemory(need)
+			case ra.spillLarge:
+				sp.spilling = true
+			default:
+				if !waited {
+					waited = true
+					ra.stats.waited++
+				}
+				ra.moved.Wait()
+				continue
+			}
+			if i < ra.head+ra.concurrency {
+				break
+			}
 			ra.moved.Wait()
 		}
 		if ra.ctx.Err() != nil {
 			ra.mu.Unlock()
 			return
 		}
-		sp := &spool{ra: ra, size: b.desc.Size, head: i == ra.head}
-		sp.data, sp.space = sync.NewCond(&ra.mu), sync.NewCond(&ra.mu)
 		ra.spools[i] = sp
 		ra.started = i + 1
 		ra.moved.Broadcast()
@@ -194,9 +214,6 @@ func (ra *readAhead) take(i int) (*spool, error) {
 		sp.head = true
 	}
 	ra.moved.Broadcast()
-	if ra.pausedN > 0 {
-		ra.room.Broadcast() // the new head may go over budget now
-	}
 	for ra.started <= i && ra.ctx.Err() == nil {
 		ra.moved.Wait()
 	}
@@ -296,21 +313,13 @@ func readChunk(r io.Reader, buf []byte) (int, error) {
 	return n, nil
 }
 
-// reserve makes room for the next n bytes before they are read: from the
-// read-ahead budget, or, for the blob being written, within its own
-// window once the budget is spent. A download ahead of the writer waits
-// for budget; after spillAfter of waiting it spills instead.
+// reserve makes room for the next n bytes before they are read: from
+// the blob's reservation, or, for the blob being written, from the budget
+// when it has room, else within the window, waiting only for the writer.
 func (sp *spool) reserve(ctx context.Context, n int64) (grant, error) {
 	ra := sp.ra
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	var waitedSince time.Time
 	for {
 		if err := context.Cause(ctx); err != nil {
 			return grantSpill, err
@@ -318,39 +327,27 @@ func (sp *spool) reserve(ctx context.Context, n int64) (grant, error) {
 		switch {
 		case sp.spilling:
 			return grantSpill, nil
+		case sp.prepaid >= n:
+			sp.prepaid -= n
+			sp.held += n
+			return grantBudget, nil
 		case ra.budget >= n:
 			ra.budget -= n
 			sp.held += n
 			ra.noteMemory(n)
 			return grantBudget, nil
-		case sp.head && (sp.buffered == sp.held || sp.buffered-sp.held+n <= ra.window):
-			// Over budget, but the writer is taking this blob's bytes:
-			// they leave as fast as it writes (and it may always hold
-			// one chunk).
+		case sp.buffered == sp.held || sp.buffered-sp.held+n <= ra.window:
+			// Over budget, but only the blob being written gets here
+			// (the others have their reservation), and the writer takes
+			// its bytes as fast as it writes; it may always hold one
+			// chunk.
 			ra.stats.overBudget += n
 			ra.noteMemory(n)
 			return grantWindow, nil
-		case sp.head:
-			sp.full = true
-			sp.space.Wait()
-			sp.full = false
-			continue
 		}
-		if waitedSince.IsZero() {
-			ra.stats.paused++
-			waitedSince = time.Now()
-			timer = time.AfterFunc(ra.spillAfter, func() {
-				ra.mu.Lock()
-				defer ra.mu.Unlock()
-				ra.room.Broadcast()
-			})
-		} else if time.Since(waitedSince) >= ra.spillAfter {
-			sp.spilling = true
-			return grantSpill, nil
-		}
-		ra.pausedN++
-		ra.room.Wait()
-		ra.pausedN--
+		sp.full = true
+		sp.space.Wait()
+		sp.full = false
 	}
 }
 
@@ -378,15 +375,9 @@ func (sp *spool) giveBack(n int64) {
 	if n <= 0 {
 		return
 	}
-	ra := sp.ra
 	sp.held -= n
-	before := ra.budget
-	ra.budget += n
-	// Paused downloads resume once a few chunks are free, not for every
-	// chunk the writer takes.
-	if ra.pausedN > 0 && ra.budget >= ra.roomWanted && before < ra.roomWanted {
-		ra.room.Broadcast()
-	}
+	sp.ra.budget += n
+	sp.ra.moved.Broadcast() // a blob waiting for room may fit now
 }
 
 // push hands over the bytes read into p, for which want bytes were
@@ -526,13 +517,16 @@ func (sp *spool) release() {
 		return
 	}
 	sp.closed = true
-	sp.giveBack(sp.held)
+	ra := sp.ra
+	ra.budget += sp.held + sp.prepaid
+	ra.inMemory -= sp.prepaid + sp.buffered
+	sp.held, sp.prepaid = 0, 0
+	ra.moved.Broadcast()
 	for _, c := range sp.chunks {
 		if len(c.b) == exportChunk {
 			chunks.Put(&c.b)
 		}
 	}
-	sp.ra.inMemory -= sp.buffered
 	sp.chunks, sp.buffered = nil, 0
 	if sp.file != nil {
 		_ = sp.file.Close()
