@@ -642,10 +642,8 @@ func (st *importState) pushBlobs(ctx context.Context, file string) error {
 	}
 	pr := &pushReaders{jobs: jobs, unclaimed: int64(len(jobs))}
 	g, gctx = errgroup.WithContext(ctx)
-	n := min(st.o.concurrency, len(jobs))
-	pr.at = make([]int, n)
-	for i := range n {
-		g.Go(func() error { return st.pushReader(gctx, file, pr, i) })
+	for range min(st.o.concurrency, len(jobs)) {
+		g.Go(func() error { return st.pushReader(gctx, file, pr) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -669,29 +667,18 @@ type pushReaders struct {
 	mu        sync.Mutex
 	jobs      map[string]*blobJob
 	unclaimed int64
-	at        []int // each reader's position: the member it has reached; -1 once done
 }
 
-// claim is called by reader i at member k: it returns the blob's job when
-// the reader takes it, and stop when the reader should end: every blob is
-// taken, or (after an upload) another reader is further into the archive
-// and will reach the blobs left without skipping over those taken
-// meanwhile. Every blob not taken yet lies ahead of the reader furthest
-// in, which passed the others while they were taken, so it alone keeps
-// going.
-func (p *pushReaders) claim(i, k int, d string, afterUpload bool) (job *blobJob, stop bool) {
+// claim returns the job of blob d when the reader takes it, and stop once
+// every blob is taken. A reader that has pushed a blob goes on to the next
+// one nobody has taken, skipping those others took meanwhile: inflating
+// past them costs far less than leaving an upload slot idle while the
+// registry, or the network, is the slow part.
+func (p *pushReaders) claim(d string) (job *blobJob, stop bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.at[i] = k
 	if p.unclaimed == 0 {
 		return nil, true
-	}
-	if afterUpload {
-		for r, pos := range p.at {
-			if r != i && pos > k {
-				return nil, true
-			}
-		}
 	}
 	j := p.jobs[d]
 	if j == nil || j.claimed {
@@ -700,12 +687,6 @@ func (p *pushReaders) claim(i, k int, d string, afterUpload bool) (job *blobJob,
 	j.claimed = true
 	p.unclaimed--
 	return j, false
-}
-
-func (p *pushReaders) done(i int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.at[i] = -1
 }
 
 func (p *pushReaders) left() int64 {
@@ -718,8 +699,7 @@ func (p *pushReaders) left() int64 {
 var errStopReading = errors.New("stop reading")
 
 // pushReader reads the archive and pushes the blobs it takes.
-func (st *importState) pushReader(ctx context.Context, file string, pr *pushReaders, i int) error {
-	defer pr.done(i)
+func (st *importState) pushReader(ctx context.Context, file string, pr *pushReaders) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("open bundle: %w", err)
@@ -728,12 +708,9 @@ func (st *importState) pushReader(ctx context.Context, file string, pr *pushRead
 	if err := st.sameArchive(file, f); err != nil {
 		return err
 	}
-	k, uploaded := 0, false
 	err = bundle.EachMemberIn(ctx, f, func(name string, size int64, r io.Reader) error {
-		k++
 		d, _ := blobDigest(name)
-		j, stop := pr.claim(i, k, d, uploaded)
-		uploaded = false
+		j, stop := pr.claim(d)
 		if stop {
 			return errStopReading
 		}
@@ -746,7 +723,6 @@ func (st *importState) pushReader(ctx context.Context, file string, pr *pushRead
 		if err := st.putBlob(ctx, j.need[0], d, size, r); err != nil {
 			return err
 		}
-		uploaded = true
 		st.add(PlanItem{Kind: "blob", Repository: j.need[0].CommonName(), Digest: d, Size: size, Action: "push"})
 		for _, rr := range j.need[1:] {
 			if err := st.c.BlobMount(ctx, j.need[0], rr, descriptor.Descriptor{Digest: digest.Digest(d), Size: size}); err != nil {
