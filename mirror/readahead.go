@@ -42,9 +42,10 @@ const (
 	aheadBudget          = ExportReadAheadBytes - exportSinkBytes - exportStreamWindow
 	// exportSpillLarge: blobs ahead larger than the free budget wait for
 	// the writer rather than going to disk. With bench/run.sh's 600 MiB
-	// image (six 100 MiB layers) on two cores, 7 paired runs each,
-	// spilling them made export 1.32x regctl's time, waiting 1.04x: the
-	// extra write and read cost more than the overlap brought.
+	// image (six 100 MiB layers) on two cores, three bench runs of each
+	// (5-7 paired runs apiece), export took 1.23-1.32x regctl's time
+	// spilling them and 1.00-1.04x waiting: the extra write and read
+	// cost more than the overlap brought.
 	exportSpillLarge = false
 )
 
