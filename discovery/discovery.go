@@ -176,6 +176,7 @@ type options struct {
 	maxReferrers  int
 	minReferrers  int
 	rateRetries   int
+	allTags       bool
 }
 
 // DefaultMaxReferrers bounds one subject's referrers API walk: far above
@@ -266,6 +267,12 @@ func WithMaxReferrers(n int) Opt {
 		}
 	}
 }
+
+// WithAllTags lists every tag of the repository (once per run) to find
+// cosign-style tags and the fallback index even when the referrers API
+// answers; without it such a subject costs four HEADs (sha256-<hex> and
+// its .sig, .att and .sbom), whatever the repository's tag count.
+func WithAllTags(b bool) Opt { return func(o *options) { o.allTags = b } }
 
 // WithMinReferrers makes a complete discovery that finds fewer than n
 // referrers (all levels and platforms) fail, with a TooFewReferrers
