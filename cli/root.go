@@ -76,7 +76,10 @@ type globals struct {
 
 // Execute runs refdoctor with os.Args and returns the process exit code.
 func Execute() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Every signal that can be caught ends refdoctor through ctx, so that
+	// what it started (the lab and its temporary folder) is cleaned up:
+	// closing a terminal or a tmux pane sends SIGHUP.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	return Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 }

@@ -145,8 +145,8 @@ func (m *model) shutdown() {
 func (m *model) Init() tea.Cmd {
 	m.seen[scrStart] = true
 	cmds := []tea.Cmd{tea.RequestBackgroundColor, m.screens[scrStart].activate()}
-	if m.sh.opts.Lab != nil {
-		// On the lab, probe every registry at once: the compatibility
+	if m.sh.opts.ProbeOnStart {
+		// Probe every registry at once: the compatibility
 		// table is ready when the operator opens it, and the session log
 		// holds the probe lines the first runbook step reads back.
 		m.seen[scrCompat] = true

@@ -21,6 +21,7 @@ import (
 	"github.com/charmbracelet/x/exp/teatest/v2"
 	"go.uber.org/goleak"
 
+	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
@@ -92,16 +93,40 @@ type harness struct {
 	width int
 }
 
-// options are the TUI options of a test session on l: stable output, a
-// support bundle and files in the test's folder.
+// testOptions are the TUI options of a test session on l: stable output,
+// a support bundle and files in the test's folder, and no probe at start
+// (a case that wants the probes opens the Registries screen), so that
+// nothing runs that the case did not start.
 func testOptions(t testing.TB, l *lab.Lab, dir string) Options {
-	return Options{
-		Lab:     l,
-		Metrics: telemetry.NewMetrics(),
-		Version: "test",
-		DiagOut: filepath.Join(dir, "support.tgz"),
-		stable:  true,
+	o := labOptions(l)
+	o.ProbeOnStart = false
+	o.Metrics = telemetry.NewMetrics()
+	o.Version = "test"
+	o.DiagOut = filepath.Join(dir, "support.tgz")
+	o.stable = true
+	return o
+}
+
+// labOptions turns an in-process lab into the TUI's options the way
+// refdoctor demo turns the refdoctor-lab process into them (cli/demo.go).
+func labOptions(l *lab.Lab) Options {
+	info := l.Info(nil)
+	cfg := config.Defaults()
+	cfg.Registries = info.Config()
+	o := Options{
+		Config:       cfg,
+		Targets:      info.Targets(),
+		Image:        info.Image(),
+		Repository:   info.Repository(),
+		Names:        info.Names(),
+		ClientOpts:   info.ClientOpts(),
+		ProbeOnStart: true,
+		RefillBudget: map[string]func(context.Context) error{},
 	}
+	for host, name := range info.RateLimited() {
+		o.RefillBudget[host] = func(context.Context) error { return l.ResetRateLimit(name) }
+	}
+	return o
 }
 
 func newHarness(t *testing.T, l *lab.Lab, w, h int, mutate func(dir string, o *Options)) *harness {

@@ -127,7 +127,9 @@ func TestQuitMidProbe(t *testing.T) {
 	in, keys := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(context.Background(), Options{Lab: l, Metrics: telemetry.NewMetrics(), Input: in, Output: io.Discard, stable: true, Version: "test"})
+		o := labOptions(l)
+		o.Metrics, o.Input, o.Output, o.stable, o.Version = telemetry.NewMetrics(), in, io.Discard, true, "test"
+		done <- Run(context.Background(), o)
 	}()
 	if _, err := keys.Write([]byte("3")); err != nil {
 		t.Fatal(err)

@@ -32,7 +32,6 @@ import (
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
-	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/runbook"
@@ -45,7 +44,7 @@ type Options struct {
 	// the discovery limits.
 	Config config.Config
 	// Targets are the registries to probe (HOST or HOST/REPO). Empty means
-	// the lab's registries, else the config's.
+	// the config's registries.
 	Targets []probe.Target
 	// Image is the subject for referrer discovery (HOST/REPO:TAG or @DIGEST).
 	Image string
@@ -61,11 +60,16 @@ type Options struct {
 	// DiagOut is where the support bundle is written; empty means
 	// refdoctor-support-<time>.tgz in the working folder.
 	DiagOut string
-	// Lab, when set, supplies registries, logins, the seeded image and
-	// repository and display names for whatever is not given above.
-	Lab *lab.Lab
 	// Names maps registry hosts to short display names (the lab's names).
 	Names map[string]string
+	// ProbeOnStart probes every target as the TUI opens, so that the
+	// compatibility table is ready when the operator opens it and the
+	// session log holds the probe lines the first runbook step reads back
+	// (the demo does).
+	ProbeOnStart bool
+	// RefillBudget holds, by host, what refills a lab registry's Docker
+	// Hub-like pull budget: R on its detail view offers it.
+	RefillBudget map[string]func(context.Context) error
 	// Metrics counts this session's probes and discoveries.
 	Metrics *telemetry.Metrics
 	// Prometheus, when set, is where the Metrics screen and the runbook's
@@ -141,47 +145,6 @@ func (o Options) resolve() Options {
 	names := map[string]string{}
 	for k, v := range o.Names {
 		names[k] = v
-	}
-	if l := o.Lab; l != nil {
-		for _, r := range l.Config().Registries {
-			if _, ok := o.Config.Host(r.Host); !ok {
-				o.Config.Registries = append(o.Config.Registries, r)
-			}
-		}
-		o.ClientOpts = append(l.ClientOpts(), o.ClientOpts...)
-		var image, repo string
-		for _, r := range l.Registries {
-			if _, ok := names[r.Host]; !ok {
-				names[r.Host] = r.Name
-			}
-			switch r.Profile {
-			case lab.ProfileOCI11:
-				if image == "" {
-					image = l.Seed.Ref(r.Host)
-				}
-			case lab.ProfileFallback404:
-				if repo == "" {
-					repo = r.Host + "/" + l.Seed.Repository
-				}
-			}
-		}
-		if len(o.Targets) == 0 {
-			for _, r := range l.Registries {
-				o.Targets = append(o.Targets, probe.Target{Host: r.Host, Repository: l.Seed.Repository})
-			}
-		}
-		if image == "" && len(l.Registries) > 0 {
-			image = l.Seed.Ref(l.Registries[0].Host)
-		}
-		if repo == "" && len(l.Registries) > 0 {
-			repo = l.Registries[0].Host + "/" + l.Seed.Repository
-		}
-		if o.Image == "" {
-			o.Image = image
-		}
-		if o.Repository == "" {
-			o.Repository = repo
-		}
 	}
 	o.Names = names
 	if len(o.Targets) == 0 {
