@@ -25,6 +25,9 @@ type Exchange struct {
 	Headers     map[string]string `json:"headers,omitempty"`
 	DurationMS  int64             `json:"duration_ms"`
 	Error       string            `json:"error,omitempty"`
+	// RequestHeaders are the request headers worth showing; of an
+	// Authorization header only its scheme is kept.
+	RequestHeaders map[string]string `json:"request_headers,omitempty"`
 	// Body is the start of the reply body, kept only for the paths a
 	// Recorder was told to capture (referrers and tag replies), never for
 	// token endpoints.
@@ -122,7 +125,7 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	capture := r.capture(req)
 	r.mu.Unlock()
 
-	ex := Exchange{Method: req.Method, URL: RedactURL(req.URL), Path: req.URL.Path, Start: time.Now()}
+	ex := Exchange{Method: req.Method, URL: RedactURL(req.URL), Path: req.URL.Path, Start: time.Now(), RequestHeaders: requestHeaders(req)}
 	resp, err := rt.RoundTrip(req)
 	ex.DurationMS = time.Since(ex.Start).Milliseconds()
 	if err != nil {

@@ -2,22 +2,22 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"charm.land/bubbles/v2/filepicker"
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/progress"
-	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 )
 
 // bundleScreen verifies a mirror bundle: pick a file (or take the one from
@@ -26,8 +26,7 @@ import (
 type bundleScreen struct {
 	sh      *shared
 	path    string
-	state   string // idle, picking, validating, done, error, stopped
-	err     string
+	job     job[bundle.Event, bundle.Report]
 	picker  filepicker.Model
 	picking bool
 	bar     progress.Model
@@ -36,15 +35,13 @@ type bundleScreen struct {
 	checked int64
 	member  string
 	probs   int
-	rep     *bundle.Report
-	cur     run
 	started bool
-	vp      viewport.Model
+	pane    pane
 	w, h    int
 }
 
 func newBundleScreen(sh *shared) *bundleScreen {
-	b := &bundleScreen{sh: sh, path: sh.opts.Bundle, state: "idle", vp: newViewport(sh)}
+	b := &bundleScreen{sh: sh, path: sh.opts.Bundle, pane: newPane(sh)}
 	b.bar = progress.New(progress.WithFillCharacters('█', '░'), progress.WithoutPercentage())
 	b.restyle()
 	b.picker = b.newPicker()
@@ -93,8 +90,7 @@ func (b *bundleScreen) SetSize(w, h int) {
 	b.w, b.h = w, h
 	b.bar.SetWidth(max(10, min(w-4, 72)))
 	b.picker.SetHeight(max(3, h-3))
-	b.vp.SetWidth(w)
-	b.vp.SetHeight(max(1, h-1))
+	b.pane.setSize(w, max(1, h-1))
 	b.refresh()
 }
 
@@ -118,15 +114,14 @@ func (b *bundleScreen) openPicker() tea.Cmd {
 }
 
 func (b *bundleScreen) validate() tea.Cmd {
-	b.cur.stop()
 	b.picking = false
 	if b.path == "" {
+		b.job.reset()
 		return nil
 	}
 	path := b.path
-	b.state, b.err, b.rep, b.read, b.total, b.checked, b.member, b.probs = "validating", "", nil, 0, 0, 0, "", 0
-	var cmd tea.Cmd
-	b.cur, cmd = b.sh.start(scrBundle, func(ctx context.Context, emit func(any)) (any, error) {
+	b.read, b.total, b.checked, b.member, b.probs = 0, 0, 0, "", 0
+	cmd := b.job.start(b.sh, scrBundle, func(ctx context.Context, emit func(bundle.Event)) (bundle.Report, error) {
 		// Member events come by the thousand: pass on at most one every
 		// 50ms so the engine never waits for the screen.
 		var last time.Time
@@ -147,48 +142,36 @@ func (b *bundleScreen) validate() tea.Cmd {
 
 func (b *bundleScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
-	case eventMsg:
-		if msg.run != b.cur.id {
+	case eventMsg[bundle.Event]:
+		if !b.job.event(msg) {
 			return b, nil
 		}
-		if ev, ok := msg.ev.(bundle.Event); ok {
-			if ev.BytesRead > b.read {
-				b.read = ev.BytesRead
-			}
-			if ev.TotalBytes > 0 {
-				b.total = ev.TotalBytes
-			}
-			if ev.BytesChecked > b.checked {
-				b.checked = ev.BytesChecked
-			}
-			if ev.Path != "" {
-				b.member = ev.Path
-			}
-			if ev.Kind == bundle.EventProblem {
-				b.probs++
-			}
+		ev := msg.ev
+		if ev.BytesRead > b.read {
+			b.read = ev.BytesRead
+		}
+		if ev.TotalBytes > 0 {
+			b.total = ev.TotalBytes
+		}
+		if ev.BytesChecked > b.checked {
+			b.checked = ev.BytesChecked
+		}
+		if ev.Path != "" {
+			b.member = ev.Path
+		}
+		if ev.Kind == bundle.EventProblem {
+			b.probs++
 		}
 		return b, nil
-	case doneMsg:
-		if msg.run != b.cur.id {
-			return b, nil
+	case doneMsg[bundle.Report]:
+		if b.job.done(msg, true) {
+			b.refresh()
 		}
-		b.cur = run{}
-		rep, _ := msg.val.(bundle.Report)
-		switch {
-		case errors.Is(msg.err, context.Canceled):
-			b.state = "stopped"
-		case msg.err != nil:
-			b.state, b.err, b.rep = "error", msg.err.Error(), &rep
-		default:
-			b.state, b.rep = "done", &rep
-		}
-		b.refresh()
 		return b, nil
 	case targetsChangedMsg:
 		if b.sh.opts.Bundle != b.path {
-			b.stop()
-			b.path, b.started, b.rep, b.state = b.sh.opts.Bundle, false, nil, "idle"
+			b.job.reset()
+			b.path, b.started = b.sh.opts.Bundle, false
 			b.refresh()
 		}
 		return b, nil
@@ -218,7 +201,7 @@ func (b *bundleScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	}
 	switch msg.(type) {
 	case tea.KeyPressMsg, tea.MouseMsg:
-		return b, scrollKeys(b.sh, &b.vp, msg)
+		return b, b.pane.update(msg)
 	}
 	return b, nil
 }
@@ -228,19 +211,14 @@ func (b *bundleScreen) back() (bool, tea.Cmd) {
 	case b.picking:
 		b.picking = false
 		return true, nil
-	case b.cur.cancel != nil:
-		b.stop()
-		b.state = "stopped"
+	case b.job.stop():
 		b.refresh()
 		return true, flash("validation stopped")
 	}
 	return false, nil
 }
 
-func (b *bundleScreen) stop() {
-	b.cur.stop()
-	b.cur = run{}
-}
+func (b *bundleScreen) stop() { b.job.stop() }
 
 func (b *bundleScreen) help() bindings {
 	k := b.sh.keys
@@ -263,13 +241,13 @@ func (b *bundleScreen) View() string {
 		head := st.Header.Render("Pick a bundle") + st.Label.Render("  "+b.picker.CurrentDirectory)
 		return trunc(head, b.w) + "\n" + st.Label.Render(trunc("enter validates a file, l/h enter and leave folders, esc closes", b.w)) + "\n\n" + b.picker.View()
 	}
-	switch b.state {
-	case "idle":
+	switch b.job.state {
+	case jobIdle:
 		return "No bundle chosen.\n\nPress o to pick a mirror bundle (.tgz or .tar.zst) from a folder."
-	case "validating":
+	case jobRunning:
 		return b.progressView()
 	}
-	return trunc(b.headline(), b.w) + "\n" + b.vp.View()
+	return trunc(b.headline(), b.w) + "\n" + b.pane.view()
 }
 
 func (b *bundleScreen) progressView() string {
@@ -281,15 +259,15 @@ func (b *bundleScreen) progressView() string {
 	lines := []string{
 		trunc(st.Header.Render("Validating ")+b.path, b.w),
 		"",
-		st.paint(toneRun, b.sh.frame+" hashing the stream") + "  " + pad(itoa(int64(pct*100))+"%", 4, true),
+		st.paint(toneRun, b.sh.frame+" hashing the stream") + "  " + pad(strconv.Itoa(int(pct*100))+"%", 4, true),
 		"  " + b.bar.ViewAs(pct),
 		"",
-		trunc("  read    "+humanSize(b.read)+" of "+humanSize(b.total)+" (compressed)", b.w),
-		trunc("  hashed  "+humanSize(b.checked), b.w),
+		trunc("  read    "+human.Size(b.read)+" of "+human.Size(b.total)+" (compressed)", b.w),
+		trunc("  hashed  "+human.Size(b.checked), b.w),
 		trunc("  member  "+b.member, b.w),
 	}
 	if b.probs > 0 {
-		lines = append(lines, "  "+st.word("fail")+" "+itoa(int64(b.probs))+" problems so far")
+		lines = append(lines, "  "+st.word("fail")+" "+human.Count(b.probs, "problem")+" so far")
 	}
 	lines = append(lines, "", st.Label.Render("esc stops"))
 	return strings.Join(lines, "\n")
@@ -298,22 +276,18 @@ func (b *bundleScreen) progressView() string {
 func (b *bundleScreen) headline() string {
 	st := b.sh.st
 	name := filepath.Base(b.path)
+	rep := b.job.res
 	switch {
-	case b.state == "stopped":
+	case b.job.state == jobStopped:
 		return st.Header.Render(name) + "  " + st.word("skipped") + " stopped; r validates again"
-	case b.rep == nil:
+	case rep == nil:
 		return st.Header.Render(name)
-	case b.rep.OK:
+	case rep.OK:
 		return st.Header.Render(name) + "  " + st.word("ok") + " the bundle is whole"
-	case b.state == "error":
+	case b.job.state == jobFailed:
 		return st.Header.Render(name) + "  " + st.word("error") + " not a readable bundle"
 	}
-	n := len(b.rep.Errors)
-	what := " problems"
-	if n == 1 {
-		what = " problem"
-	}
-	return st.Header.Render(name) + "  " + st.word("fail") + " " + itoa(int64(n)) + what + ": do not import"
+	return st.Header.Render(name) + "  " + st.word("fail") + " " + human.Count(len(rep.Errors), "problem") + ": do not import"
 }
 
 // subjectOf reads the subject digest from a referrers/sha256-<hex>/ path.
@@ -332,27 +306,27 @@ func subjectOf(path string) string {
 
 // refresh rebuilds the result text (in Update, never in View).
 func (b *bundleScreen) refresh() {
-	st, w := b.sh.st, max(b.w, 20)
-	rep := b.rep
+	st, w := b.sh.st, b.pane.width()
+	rep := b.job.res
 	if rep == nil {
-		b.vp.SetContent("")
-		if b.state == "stopped" {
-			b.vp.SetContent("\n  " + b.path)
+		b.pane.setContent("")
+		if b.job.state == jobStopped {
+			b.pane.setContent("\n  " + b.path)
 		}
 		return
 	}
 	var lines []string
 	add := func(s ...string) { lines = append(lines, s...) }
 	add(trunc(st.Label.Render("file      ")+b.path, w))
-	if b.err != "" {
-		add(wrapIndent(st.word("error")+"     ", b.err, w)...)
+	if b.job.err != "" {
+		add(wrapIndent(st.word("error")+"     ", b.job.err, w)...)
 	}
-	summary := itoa(int64(rep.FilesChecked)) + " files · " + humanSize(rep.BytesChecked) + " hashed · " + itoa(int64(rep.ReferrersChecked)) + " referrers checked"
+	summary := human.Count(rep.FilesChecked, "file") + " · " + human.Size(rep.BytesChecked) + " hashed · " + human.Count(rep.ReferrersChecked, "referrer") + " checked"
 	if rep.Compression != "" {
 		summary += " · " + string(rep.Compression)
 	}
 	if rep.FormatVersion > 0 {
-		summary += " · format " + itoa(int64(rep.FormatVersion))
+		summary += " · format " + strconv.Itoa(rep.FormatVersion)
 	}
 	add(trunc(st.Label.Render("checked   ")+summary, w))
 	if !rep.Complete {
@@ -372,7 +346,7 @@ func (b *bundleScreen) refresh() {
 		}
 		sort.Strings(codes)
 		for _, c := range codes {
-			add("  " + st.word("fail") + " " + pad(c, 28, false) + " " + itoa(int64(count[finding.Code(c)])))
+			add("  " + st.word("fail") + " " + pad(c, 28, false) + " " + strconv.Itoa(count[finding.Code(c)]))
 		}
 	}
 	bySubject := map[string][]bundle.Problem{}
@@ -394,7 +368,7 @@ func (b *bundleScreen) refresh() {
 				state = "fail"
 			}
 			add(trunc("  "+st.word(state)+" "+pad(discovery.ShortDigest(s.Subject), 19, false)+" "+pad(s.Discovery, 4, false)+"  "+
-				itoa(int64(s.Expected))+" listed, "+itoa(int64(s.Found))+" intact", w))
+				strconv.Itoa(s.Expected)+" listed, "+strconv.Itoa(s.Found)+" intact", w))
 			add(problemLines(st, bySubject[s.Subject], w)...)
 		}
 		var rest []string
@@ -417,7 +391,7 @@ func (b *bundleScreen) refresh() {
 		add("", st.Label.Render("A mismatch means the bundle changed after export (or in transit): re-export"),
 			st.Label.Render("it from the source and compare sha256sum on both sides of the gap."))
 	}
-	b.vp.SetContent(strings.Join(lines, "\n"))
+	b.pane.setContent(strings.Join(lines, "\n"))
 }
 
 func problemLines(st styles, ps []bundle.Problem, w int) []string {

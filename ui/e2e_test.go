@@ -69,10 +69,13 @@ func TestEndToEndTmux(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "bin", "refdoctor")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	// refdoctor and its lab side by side, as a release ships them.
+	for pkg, out := range map[string]string{".": bin, "./cmd/refdoctor-lab": filepath.Join(dir, "bin", "refdoctor-lab")} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Dir = ".."
+		if msg, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+		}
 	}
 	s := &tmuxSession{t: t, socket: fmt.Sprintf("refdoctor-e2e-%d", os.Getpid())}
 	t.Cleanup(func() { _, _ = s.tmux("kill-server") })
@@ -117,7 +120,7 @@ func TestEndToEndTmux(t *testing.T) {
 		}
 	}
 
-	s.send("2", "n", "n", "n", "n") // Test fallback tag discovery
+	s.send("2", "j", "j", "j", "j") // Test fallback tag discovery
 	s.waitFor("the fallback tag step", func(v string) bool { return strings.Contains(v, "Test fallback tag discovery  pending") }, 30*time.Second)
 	s.send("r")
 	done := regexp.MustCompile(`Test fallback tag discovery  (passed|warned|failed)`)

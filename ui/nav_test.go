@@ -58,14 +58,25 @@ func TestKeyNavigation(t *testing.T) {
 	h.waitFor("the full help", contains("Keys", "re-probe all"))
 	h.keys("?")
 	h.waitFor("the table after help", contains("REFERRERS API"))
+	// esc with nothing open or running stays where it is.
 	h.keys("esc")
-	h.waitFor("Start after esc", contains(marks["1"]))
+	if v := h.waitFor("the table after esc", contains("REFERRERS API")); !strings.Contains(titleOf(v), "[3 Registries]") {
+		t.Errorf("esc left the Registries screen: %q", titleOf(v))
+	}
+	h.keys("1")
+	h.waitFor("Start", contains(marks["1"]))
 	// Start: a symptom leads to its step in the walkthrough.
 	h.keys("j", "enter")
 	h.waitFor("the step of the first symptom", contains("No referrers found for image", "ISSUES"))
-	// The runbook screen's keys: next, previous, select and copy a command.
-	h.keys("n", "p", "j", "c")
+	// The runbook screen's keys: ↓/↑ move between steps, ] picks the next
+	// command, c copies it.
+	h.keys("j", "k", "]", "c")
 	h.waitFor("the copy confirmation", contains("copied:"))
+	// esc on the runbook with nothing running stays on the runbook.
+	h.keys("esc")
+	if v := h.view(); !strings.Contains(titleOf(v), "[2 Runbook]") {
+		t.Errorf("esc left the runbook: %q", titleOf(v))
+	}
 	v := h.final()
 	if !strings.Contains(titleOf(v), "[2 Runbook]") {
 		t.Errorf("tab bar %q", titleOf(v))
@@ -128,7 +139,7 @@ func TestQuitMidProbe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		o := labOptions(l)
-		o.Metrics, o.Input, o.Output, o.stable, o.Version = telemetry.NewMetrics(), in, io.Discard, true, "test"
+		o.Metrics, o.Input, o.Output, o.Version = telemetry.NewMetrics(), in, io.Discard, "test"
 		done <- Run(context.Background(), o)
 	}()
 	if _, err := keys.Write([]byte("3")); err != nil {
@@ -214,11 +225,11 @@ func TestEnginePanicRecovered(t *testing.T) {
 	o := Options{Version: "test"}.resolve()
 	sh := newShared(context.Background(), &o)
 	defer sh.cancel()
-	_, cmd := sh.start(scrTags, func(context.Context, func(any)) (any, error) { panic("boom") })
+	_, cmd := start(sh, scrTags, func(context.Context, func(none)) (int, error) { panic("boom") })
 	msgs := drain(cmd)
-	var done *doneMsg
+	var done *doneMsg[int]
 	for _, m := range msgs {
-		if d, ok := m.(doneMsg); ok {
+		if d, ok := m.(doneMsg[int]); ok {
 			done = &d
 		}
 	}

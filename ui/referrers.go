@@ -2,16 +2,16 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 )
 
 // referrersScreen discovers the referrers of the image (and of each of its
@@ -21,25 +21,21 @@ import (
 type referrersScreen struct {
 	sh        *shared
 	image     string
-	state     string // idle, discovering, done, error, stopped
-	err       string
+	job       job[discovery.Event, discovery.Result]
 	found     []discovery.Referrer // as they arrive
 	exchanges int
-	res       *discovery.Result
-	cur       run
 	started   bool
-	vp        viewport.Model
+	pane      pane
 	w, h      int
 }
 
 func newReferrersScreen(sh *shared) *referrersScreen {
-	return &referrersScreen{sh: sh, image: sh.opts.Image, state: "idle", vp: newViewport(sh)}
+	return &referrersScreen{sh: sh, image: sh.opts.Image, pane: newPane(sh)}
 }
 
 func (r *referrersScreen) SetSize(w, h int) {
 	r.w, r.h = w, h
-	r.vp.SetWidth(w)
-	r.vp.SetHeight(max(1, h-1))
+	r.pane.setSize(w, max(1, h-1))
 	r.refresh()
 }
 
@@ -54,56 +50,42 @@ func (r *referrersScreen) activate() tea.Cmd {
 }
 
 func (r *referrersScreen) discover() tea.Cmd {
-	r.cur.stop()
 	if r.image == "" {
+		r.job.reset()
 		return nil
 	}
 	sh, image := r.sh, r.image
-	r.state, r.err, r.res, r.found, r.exchanges = "discovering", "", nil, nil, 0
-	var cmd tea.Cmd
-	r.cur, cmd = sh.start(scrReferrers, func(ctx context.Context, emit func(any)) (any, error) {
-		opts := append(sh.discoveryOpts(), discovery.WithPlatforms(true), discovery.WithEvents(func(ev discovery.Event) { emit(ev) }))
+	cmd := r.job.start(sh, scrReferrers, func(ctx context.Context, emit func(discovery.Event)) (discovery.Result, error) {
+		opts := append(sh.discoveryOpts(), discovery.WithPlatforms(true), discovery.WithEvents(emit))
 		return discovery.Discover(ctx, image, opts...)
 	})
+	r.found, r.exchanges = nil, 0
 	r.refresh()
 	return cmd
 }
 
 func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
-	case eventMsg:
-		if msg.run != r.cur.id {
+	case eventMsg[discovery.Event]:
+		if !r.job.event(msg) {
 			return r, nil
 		}
-		if ev, ok := msg.ev.(discovery.Event); ok {
-			switch ev.Kind {
-			case discovery.EventReferrerFound:
-				if ev.Referrer != nil {
-					r.found = append(r.found, *ev.Referrer)
-				}
-			case discovery.EventExchange:
-				r.exchanges++
+		switch ev := msg.ev; ev.Kind {
+		case discovery.EventReferrerFound:
+			if ev.Referrer != nil {
+				r.found = append(r.found, *ev.Referrer)
 			}
-			r.refresh()
-		}
-	case doneMsg:
-		if msg.run != r.cur.id {
-			return r, nil
-		}
-		r.cur = run{}
-		res, _ := msg.val.(discovery.Result)
-		switch {
-		case errors.Is(msg.err, context.Canceled):
-			r.state = "stopped"
-		case msg.err != nil:
-			r.state, r.err = "error", msg.err.Error()
-		default:
-			r.res, r.state = &res, "done"
+		case discovery.EventExchange:
+			r.exchanges++
 		}
 		r.refresh()
+	case doneMsg[discovery.Result]:
+		if r.job.done(msg, false) {
+			r.refresh()
+		}
 	case targetsChangedMsg:
-		r.stop()
-		r.image, r.started, r.res, r.state = r.sh.opts.Image, false, nil, "idle"
+		r.job.reset()
+		r.image, r.started = r.sh.opts.Image, false
 		r.refresh()
 	case tea.KeyPressMsg:
 		k := r.sh.keys
@@ -121,27 +103,22 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			}
 			return r, nil
 		}
-		return r, scrollKeys(r.sh, &r.vp, msg)
+		return r, r.pane.update(msg)
 	case tea.MouseMsg:
-		return r, scrollKeys(r.sh, &r.vp, msg)
+		return r, r.pane.update(msg)
 	}
 	return r, nil
 }
 
 func (r *referrersScreen) back() (bool, tea.Cmd) {
-	if r.cur.cancel == nil {
+	if !r.job.stop() {
 		return false, nil
 	}
-	r.stop()
-	r.state = "stopped"
 	r.refresh()
-	return true, nil
+	return true, flash("discovery stopped")
 }
 
-func (r *referrersScreen) stop() {
-	r.cur.stop()
-	r.cur = run{}
-}
+func (r *referrersScreen) stop() { r.job.stop() }
 
 func (r *referrersScreen) help() bindings {
 	k := r.sh.keys
@@ -152,7 +129,7 @@ func (r *referrersScreen) help() bindings {
 }
 
 func (r *referrersScreen) View() string {
-	return trunc(r.headline(), r.w) + "\n" + r.vp.View()
+	return trunc(r.headline(), r.w) + "\n" + r.pane.view()
 }
 
 func (r *referrersScreen) headline() string {
@@ -162,13 +139,13 @@ func (r *referrersScreen) headline() string {
 	}
 	host, _, _ := strings.Cut(r.image, "/")
 	head := st.Header.Render(r.sh.name(host)) + " "
-	switch r.state {
-	case "discovering":
-		return head + st.paint(toneRun, r.sh.frame+" discovering: "+itoa(int64(len(r.found)))+" found, "+itoa(int64(r.exchanges))+" requests")
-	case "done":
-		return head + itoa(int64(r.res.Count())) + " referrers · " + st.word(string(r.res.Outcome))
-	case "error", "stopped":
-		return head + st.word(r.state)
+	switch r.job.state {
+	case jobRunning:
+		return head + st.paint(toneRun, r.sh.frame+" discovering: "+strconv.Itoa(len(r.found))+" found, "+human.Count(r.exchanges, "request"))
+	case jobDone:
+		return head + human.Count(r.job.res.Count(), "referrer") + " · " + st.word(string(r.job.res.Outcome))
+	case jobFailed, jobStopped:
+		return head + st.word(r.job.state.String())
 	}
 	return head
 }
@@ -176,23 +153,23 @@ func (r *referrersScreen) headline() string {
 // refresh rebuilds the viewport's text from the data (in Update, never in
 // View).
 func (r *referrersScreen) refresh() {
-	st, w := r.sh.st, max(r.w, 20)
+	st, w := r.sh.st, r.pane.width()
 	var lines []string
 	add := func(s ...string) { lines = append(lines, s...) }
 	if r.image == "" {
-		r.vp.SetContent("No image to look at.\n\nSet one on the Start screen (1, then e): HOST/REPO:TAG or HOST/REPO@DIGEST.")
+		r.pane.setContent("No image to look at.\n\nSet one on the Start screen (1, then e): HOST/REPO:TAG or HOST/REPO@DIGEST.")
 		return
 	}
 	add(trunc(st.Label.Render("image    ")+r.image, w))
 	switch {
-	case r.res != nil:
-		res := r.res
+	case r.job.res != nil:
+		res := r.job.res
 		if res.Subject.Digest != "" {
 			add(trunc(st.Label.Render("digest   ")+res.Subject.Digest, w), trunc(st.Label.Render("type     ")+res.Subject.MediaType, w))
 		}
 		if res.Method != "" {
 			how := map[discovery.Method]string{discovery.MethodAPI: "referrers API", discovery.MethodTags: "referrers tag schema"}[res.Method]
-			add(trunc(st.Label.Render("method   ")+string(res.Method)+" ("+how+"), "+itoa(int64(res.Requests))+" requests", w))
+			add(trunc(st.Label.Render("method   ")+string(res.Method)+" ("+how+"), "+human.Count(res.Requests, "request"), w))
 		}
 		add("", st.Header.Render(fmt.Sprintf("REFERRERS (%d)", len(res.Referrers))))
 		add(referrerTree(st, res.Referrers, w)...)
@@ -209,18 +186,18 @@ func (r *referrersScreen) refresh() {
 		if res.Outcome == finding.OutcomeIncomplete {
 			add("", st.word("incomplete")+": the list above is not the whole answer (see findings).")
 		}
-	case r.state == "error":
-		add("", st.word("error")+" "+r.err)
+	case r.job.state == jobFailed:
+		add("", st.word("error")+" "+r.job.err)
 	default:
 		if len(r.found) > 0 {
 			add("", st.Header.Render(fmt.Sprintf("FOUND SO FAR (%d)", len(r.found))))
 			add(referrerTree(st, r.found, w)...)
 		}
-		if r.state == "stopped" {
+		if r.job.state == jobStopped {
 			add("", "stopped; r discovers again")
 		}
 	}
-	r.vp.SetContent(strings.Join(lines, "\n"))
+	r.pane.setContent(strings.Join(lines, "\n"))
 }
 
 // referrerTree draws referrers as a tree with fixed columns that fit w.
@@ -248,23 +225,11 @@ func referrerTree(st styles, rs []discovery.Referrer, w int) []string {
 			if digestW > 0 {
 				line += pad(discovery.ShortDigest(ref.Digest), 19, false) + " "
 			}
-			line += pad(humanSize(ref.Size), 6, true) + " " + st.paint(toneAccent, string(ref.Source))
+			line += pad(human.Size(ref.Size), 6, true) + " " + st.paint(toneAccent, string(ref.Source))
 			out = append(out, trunc(line, w))
 			walk(ref.Referrers, indent+next)
 		}
 	}
 	walk(rs, "  ")
 	return out
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
 }

@@ -30,7 +30,7 @@ func screenCases() []screenCase {
 		{name: "runbook", drive: func(h *harness) {
 			h.keys("enter")
 			h.waitFor("the walkthrough", contains("Check the export logs"))
-			h.keys("n", "n") // Test registry connectivity and referrers support
+			h.keys("j", "j") // Test registry connectivity and referrers support
 			h.keys("r")
 			h.waitFor("the probe step's result", func(v string) bool {
 				return idle(v) && strings.Contains(v, "CHECK") && !strings.Contains(v, "not run yet")
@@ -103,7 +103,7 @@ func screenCases() []screenCase {
 			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
 			h.keys("?")
 			h.waitFor("the full help", contains("Keys"))
-		}, checks: []string{"re-probe all", "go to screen", "quit"}},
+		}, checks: []string{"re-probe all", "screens", "quit", "copy digest"}},
 	}
 }
 

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -192,8 +193,6 @@ func (s *startScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 				return s, nil
 			}
 		}
-	case eventMsg, doneMsg:
-		return s, nil
 	}
 	var cmd tea.Cmd
 	s.list, cmd = s.list.Update(msg)
@@ -335,7 +334,7 @@ func (s *startScreen) targetsView(w int) string {
 	}
 	regs := none
 	if len(names) > 0 {
-		regs = itoa(int64(len(names))) + ": " + strings.Join(names, ", ")
+		regs = strconv.Itoa(len(names)) + ": " + strings.Join(names, ", ")
 	}
 	lines := []string{
 		st.Header.Render("TARGETS") + st.Label.Render("  e edits"),

@@ -2,8 +2,8 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"sort"
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/internal/human"
 )
 
 // lineKind says what a row of the tag list is.
@@ -38,13 +39,11 @@ type tagLine struct {
 type tagsScreen struct {
 	sh      *shared
 	repo    string
-	state   string // idle, listing, done, error, stopped
-	err     string
+	job     job[none, discovery.TagListing]
 	res     *discovery.TagListing
 	lines   []tagLine
 	cursor  int
 	offset  int
-	cur     run
 	filter  textinput.Model
 	editing bool
 	started bool
@@ -52,7 +51,7 @@ type tagsScreen struct {
 }
 
 func newTagsScreen(sh *shared) *tagsScreen {
-	t := &tagsScreen{sh: sh, repo: sh.opts.Repository, state: "idle"}
+	t := &tagsScreen{sh: sh, repo: sh.opts.Repository}
 	t.filter = textinput.New()
 	t.filter.Prompt = "/"
 	t.filter.Placeholder = "tag, kind or digest"
@@ -77,41 +76,29 @@ func (t *tagsScreen) activate() tea.Cmd {
 }
 
 func (t *tagsScreen) list() tea.Cmd {
-	t.cur.stop()
 	if t.repo == "" {
-		t.state = "idle"
+		t.job.reset()
 		return nil
 	}
 	sh, repo := t.sh, t.repo
-	t.state, t.err, t.res = "listing", "", nil
-	t.flatten()
-	var cmd tea.Cmd
-	t.cur, cmd = sh.start(scrTags, func(ctx context.Context, _ func(any)) (any, error) {
+	cmd := t.job.start(sh, scrTags, func(ctx context.Context, _ func(none)) (discovery.TagListing, error) {
 		return discovery.ListTags(ctx, repo, sh.discoveryOpts()...)
 	})
+	t.res = nil
+	t.flatten()
 	return cmd
 }
 
 func (t *tagsScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
-	case doneMsg:
-		if msg.run != t.cur.id {
-			return t, nil
+	case doneMsg[discovery.TagListing]:
+		if t.job.done(msg, false) {
+			t.res = t.job.res
+			t.flatten()
 		}
-		t.cur = run{}
-		switch {
-		case errors.Is(msg.err, context.Canceled):
-			t.state = "stopped"
-		case msg.err != nil:
-			t.state, t.err = "error", msg.err.Error()
-		default:
-			res := msg.val.(discovery.TagListing)
-			t.res, t.state = &res, "done"
-		}
-		t.flatten()
 	case targetsChangedMsg:
-		t.stop()
-		t.repo, t.started, t.res, t.state = t.sh.opts.Repository, false, nil, "idle"
+		t.job.reset()
+		t.repo, t.started, t.res = t.sh.opts.Repository, false, nil
 		t.flatten()
 	case styleChangedMsg:
 		t.filter.SetStyles(t.sh.st.Input)
@@ -162,8 +149,10 @@ func (t *tagsScreen) key(msg tea.KeyPressMsg) tea.Cmd {
 		t.move(t.listHeight())
 	case key.Matches(msg, k.Top):
 		t.cursor = 0
+		t.follow()
 	case key.Matches(msg, k.Bottom):
 		t.cursor = max(0, len(t.lines)-1)
+		t.follow()
 	case key.Matches(msg, k.Reload):
 		return t.list()
 	case key.Matches(msg, k.NextRegistry), key.Matches(msg, k.PrevRegistry):
@@ -197,6 +186,12 @@ func nextHost(hosts []string, ref string, step int) string {
 
 func (t *tagsScreen) move(d int) {
 	t.cursor = clamp(t.cursor+d, 0, len(t.lines)-1)
+	t.follow()
+}
+
+// follow keeps the cursor in view (in Update: View changes nothing).
+func (t *tagsScreen) follow() {
+	t.offset = window(t.cursor, t.offset, t.listHeight(), len(t.lines))
 }
 
 func (t *tagsScreen) back() (bool, tea.Cmd) {
@@ -205,18 +200,13 @@ func (t *tagsScreen) back() (bool, tea.Cmd) {
 		t.flatten()
 		return true, nil
 	}
-	if t.cur.cancel != nil {
-		t.stop()
-		t.state = "stopped"
-		return true, nil
+	if t.job.stop() {
+		return true, flash("listing stopped")
 	}
 	return false, nil
 }
 
-func (t *tagsScreen) stop() {
-	t.cur.stop()
-	t.cur = run{}
-}
+func (t *tagsScreen) stop() { t.job.stop() }
 
 func (t *tagsScreen) help() bindings {
 	k := t.sh.keys
@@ -262,6 +252,7 @@ func (t *tagsScreen) flatten() {
 		}
 	}
 	t.cursor = clamp(t.cursor, 0, len(t.lines)-1)
+	t.follow()
 }
 
 func (t *tagsScreen) listHeight() int {
@@ -284,12 +275,12 @@ func (t *tagsScreen) View() string {
 	switch {
 	case t.res == nil:
 		b.WriteString("\n")
-		switch t.state {
-		case "listing":
+		switch t.job.state {
+		case jobRunning:
 			b.WriteString(st.paint(toneRun, t.sh.frame+" listing tags of "+t.repo+" …"))
-		case "error":
-			b.WriteString(st.word("error") + " " + t.err)
-		case "stopped":
+		case jobFailed:
+			b.WriteString(st.word("error") + " " + t.job.err)
+		case jobStopped:
 			b.WriteString(st.word("skipped") + " stopped; r lists again")
 		}
 		return b.String()
@@ -302,7 +293,6 @@ func (t *tagsScreen) View() string {
 		}
 	default:
 		b.WriteString(st.Header.Render(t.columnHeader()))
-		t.offset = window(t.cursor, t.offset, h, len(t.lines))
 		end := min(len(t.lines), t.offset+h)
 		for i := t.offset; i < end; i++ {
 			b.WriteByte('\n')
@@ -331,17 +321,17 @@ func (t *tagsScreen) headline() string {
 			orphans++
 		}
 	}
-	parts := []string{st.Header.Render(t.sh.displayRef(r.Repository)), itoa(int64(r.TagsTotal)) + " tags for " + itoa(int64(len(r.Subjects))) + " subjects"}
+	parts := []string{st.Header.Render(t.sh.displayRef(r.Repository)), human.Count(r.TagsTotal, "tag") + " for " + human.Count(len(r.Subjects), "subject")}
 	if orphans > 0 {
-		parts = append(parts, st.word("orphan")+" "+itoa(int64(orphans)))
+		parts = append(parts, st.word("orphan")+" "+strconv.Itoa(orphans))
 	}
 	if r.Partial {
 		parts = append(parts, st.word("partial"))
 	}
-	if t.state == "listing" {
+	if t.job.running() {
 		parts = append(parts, st.paint(toneRun, t.sh.frame+" listing"))
 	}
-	parts = append(parts, itoa(int64(r.Requests))+" requests")
+	parts = append(parts, human.Count(r.Requests, "request"))
 	return strings.Join(parts, " · ")
 }
 
@@ -372,10 +362,7 @@ func (t *tagsScreen) row(i int) string {
 		case !*s.Exists:
 			state, tone = "ORPHAN: subject missing", toneFail
 		}
-		n := itoa(int64(len(s.Tags))) + " tags"
-		if len(s.Tags) == 1 {
-			n = "1 tag"
-		}
+		n := human.Count(len(s.Tags), "tag")
 		subject := "SUBJECT " + truncMiddle(s.Subject, max(20, t.w-50))
 		if sel {
 			return mark + st.Selected.Render(trunc(subject+"  "+state+" · "+n, t.w-2))

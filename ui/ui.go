@@ -20,6 +20,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,14 +92,16 @@ type Options struct {
 	Input  io.Reader
 	Output io.Writer
 
+	// Mouse turns mouse capture on: clicks on tabs and rows, and the wheel.
+	// It is off by default so that the terminal's own selection copies a
+	// digest in every terminal (y copies the selected one with OSC 52
+	// where the terminal allows it).
+	Mouse bool
+
 	// workDir is the working folder, read once before the program starts
 	// (Update never touches the file system): the file picker starts there
 	// and the support bundle goes there.
 	workDir string
-
-	// stable makes the screens print no timings (0 ms) and a fixed
-	// spinner frame, for golden tests.
-	stable bool
 }
 
 // Run opens the TUI and returns when the operator quits or ctx ends. Every
@@ -193,7 +196,7 @@ type shared struct {
 	book    *runbook.Book
 	bookErr error
 
-	hostRE *regexp.Regexp // known hosts, for names
+	hostRE *regexp.Regexp // known hosts, for names (nil: none known)
 }
 
 func newShared(ctx context.Context, o *Options) *shared {
@@ -203,8 +206,15 @@ func newShared(ctx context.Context, o *Options) *shared {
 		spin: spinner.New(spinner.WithSpinner(spinner.MiniDot))}
 	sh.book, sh.bookErr = runbook.Load()
 	sh.frame = sh.spin.View()
-	if o.stable {
-		sh.frame = "*"
+	if len(o.Names) > 0 {
+		hosts := make([]string, 0, len(o.Names))
+		for h := range o.Names {
+			hosts = append(hosts, regexp.QuoteMeta(h))
+		}
+		// Longest first; \b keeps 127.0.0.1:4000 from matching inside
+		// 127.0.0.1:40001.
+		sort.Slice(hosts, func(i, j int) bool { return len(hosts[i]) > len(hosts[j]) })
+		sh.hostRE = regexp.MustCompile(`(?:` + strings.Join(hosts, "|") + `)\b`)
 	}
 	return sh
 }
@@ -212,7 +222,7 @@ func newShared(ctx context.Context, o *Options) *shared {
 // wakeSpinner starts the spinner's ticks if they are not running; they
 // stop by themselves when no run is left.
 func (sh *shared) wakeSpinner() tea.Cmd {
-	if sh.ticking || sh.opts.stable {
+	if sh.ticking {
 		return nil
 	}
 	sh.ticking = true
@@ -241,17 +251,7 @@ func (sh *shared) displayRef(ref string) string {
 // with their display names.
 func (sh *shared) names(text string) string {
 	if sh.hostRE == nil {
-		if len(sh.opts.Names) == 0 {
-			return text
-		}
-		hosts := make([]string, 0, len(sh.opts.Names))
-		for h := range sh.opts.Names {
-			hosts = append(hosts, regexp.QuoteMeta(h))
-		}
-		// Longest first; \b keeps 127.0.0.1:4000 from matching inside
-		// 127.0.0.1:40001.
-		sort.Slice(hosts, func(i, j int) bool { return len(hosts[i]) > len(hosts[j]) })
-		sh.hostRE = regexp.MustCompile(`(?:` + strings.Join(hosts, "|") + `)\b`)
+		return text
 	}
 	return sh.hostRE.ReplaceAllStringFunc(text, func(h string) string { return sh.name(h) })
 }
@@ -266,38 +266,11 @@ func (sh *shared) namedFindings(fs []finding.Finding) []finding.Finding {
 	return out
 }
 
-// ms renders a duration in milliseconds (always 0 in golden tests).
-func (sh *shared) ms(n int64) string {
-	if sh.opts.stable {
-		n = 0
-	}
-	return itoa(n) + "ms"
-}
+// ms renders a duration in milliseconds.
+func (sh *shared) ms(n int64) string { return strconv.FormatInt(n, 10) + "ms" }
 
 // timeStamp names files written in this session.
 func timeStamp() string { return time.Now().Format("20060102-150405") }
-
-func itoa(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
-}
 
 // clientOpts are the registry client options of every engine call.
 func (sh *shared) clientOpts() []registry.Opt {
