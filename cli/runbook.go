@@ -102,7 +102,7 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 	pf.StringVar(&f.image, "image", "", "image to check: HOST/REPO:TAG or HOST/REPO@DIGEST")
 	pf.StringVar(&f.bundle, "bundle", "", "mirror bundle to check (.tgz)")
 	pf.StringVar(&f.exportLog, "export-log", "", "the exporter's log file to read")
-	pf.StringVar(&f.diagOut, "diag-out", "", "where the escalation step writes its support bundle (default: the temp folder)")
+	pf.StringVar(&f.diagOut, "diag-out", "", "where the escalation step writes its support bundle (default: refdoctor-support-<time>.tgz in the working folder; a full run writes one only with this flag)")
 	pf.StringVar(&f.prometheus, "prometheus", "", "Prometheus the telemetry step asks (default: [telemetry] prometheus_url; none: only this run's counters)")
 
 	cmd.AddCommand(&cobra.Command{
@@ -384,8 +384,47 @@ func writeResults(w io.Writer, b *runbook.Book, results []runbook.Result) {
 			fmt.Fprintln(w)
 			writeRegistryRates(w, *p)
 		}
+		writeCheckTable(w, r)
 		writeFindings(w, r.Findings)
 	}
 	fmt.Fprintf(w, "\n%d passed, %d warned, %d failed, %d skipped\n",
 		counts[runbook.StatusPassed], counts[runbook.StatusWarned], counts[runbook.StatusFailed], counts[runbook.StatusSkipped])
+}
+
+// writeCheckTable prints what a probe-based step looked at, under a
+// header: the verdicts, the timings, the compatibility table against the
+// probe, or the probes that failed.
+func writeCheckTable(w io.Writer, r runbook.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	switch {
+	case r.Timing != nil:
+		fmt.Fprintln(tw, "\n  REGISTRY\tTIME\tREQUESTS\tSLOWEST REQUEST")
+		for _, t := range r.Timing.Registries {
+			req := fmt.Sprintf("%s (%d ms)", t.SlowestRequest, t.SlowestMS)
+			if t.TimedOut {
+				req = "timed out; " + req
+			}
+			fmt.Fprintf(tw, "  %s\t%d ms\t%d\t%s\n", t.Registry, t.TotalMS, t.Requests, req)
+		}
+	case r.Compat != nil:
+		fmt.Fprintln(tw, "\n  REGISTRY\tKIND\tEXPECTED\tOBSERVED\tAGREES")
+		for _, c := range r.Compat {
+			agrees := "-"
+			if c.Agrees != nil {
+				agrees = map[bool]string{true: "yes", false: "NO"}[*c.Agrees]
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Registry, c.Kind, c.Expected, c.Observed, agrees)
+		}
+	case len(r.Failures) > 0:
+		fmt.Fprintln(tw, "\n  REGISTRY\tCAUSE\tCODE")
+		for _, f := range r.Failures {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.Registry, f.Cause, f.Code)
+		}
+	case r.Probe != nil && r.SameAs == "":
+		fmt.Fprintln(tw, "\n  REGISTRY\tREFERRERS API\tTAGS\tSTATUS")
+		for _, p := range r.Probe.Registries {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Registry, p.ReferrersAPI, p.FallbackTags, p.Outcome())
+		}
+	}
 }

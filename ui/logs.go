@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
@@ -208,7 +209,7 @@ func (s *supportScreen) collect() tea.Cmd {
 	o := sh.opts
 	out := o.DiagOut
 	if out == "" {
-		out = filepath.Join(o.workDir, "refdoctor-support-"+timeStamp()+".tgz")
+		out = filepath.Join(o.workDir, runbook.DiagFileName(time.Now()))
 	}
 	s.out = out
 	opts := runbook.DiagOptions{
@@ -262,6 +263,14 @@ func (s *supportScreen) help() bindings {
 
 func (s *supportScreen) View() string { return s.pane.view() }
 
+// destination says where d writes.
+func (s *supportScreen) destination() string {
+	if o := s.sh.opts; o.DiagOut != "" {
+		return o.DiagOut
+	}
+	return filepath.Join(s.sh.opts.workDir, "refdoctor-support-<time>.tgz")
+}
+
 func (s *supportScreen) refresh() {
 	sh, st, w := s.sh, s.sh.st, s.pane.width()
 	var lines []string
@@ -272,8 +281,11 @@ func (s *supportScreen) refresh() {
 	}
 	switch s.job.state {
 	case jobIdle:
-		add("", trunc(st.Key.Render("d")+" collects a support bundle: a fresh probe and discovery at debug level,", w),
-			trunc("  metrics, registry kinds and versions, config and tool version, credentials removed.", w))
+		add("")
+		add(wrapIndent("", st.Key.Render("d")+" collects a support bundle: a fresh probe and discovery at debug level, metrics, registry kinds and versions, config and tool version, credentials removed.", w)...)
+		add("")
+		add(wrapHardIndent("  It is written to ", s.destination(), w)...)
+		add(wrapIndent("  ", "Support bundles always go to the working folder unless a file is named (--diag-out, diag collect --out).", w)...)
 	case jobRunning:
 		add("", trunc(st.paint(toneRun, sh.frame+" collecting into "+s.out), w), st.Label.Render("  probing the targets and discovering the image again; esc stops"))
 	case jobStopped:

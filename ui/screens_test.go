@@ -97,7 +97,12 @@ func screenCases() []screenCase {
 		{name: "support", drive: func(h *harness) {
 			h.keys("9")
 			h.waitFor("escalation", contains("Escalation"))
-		}, checks: []string{"COLLECT", "OPEN A TICKET WITH"}},
+		}, checks: []string{"COLLECT", "It is written to", "Support bundles always go"}},
+		{name: "support-end", drive: func(h *harness) {
+			h.keys("9")
+			h.waitFor("escalation", contains("Escalation"))
+			h.keys("G")
+		}, checks: []string{"OPEN A TICKET WITH", "check it before sending"}},
 		{name: "help", drive: func(h *harness) {
 			h.keys("3")
 			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })

@@ -269,9 +269,6 @@ func (sh *shared) namedFindings(fs []finding.Finding) []finding.Finding {
 // ms renders a duration in milliseconds.
 func (sh *shared) ms(n int64) string { return strconv.FormatInt(n, 10) + "ms" }
 
-// timeStamp names files written in this session.
-func timeStamp() string { return time.Now().Format("20060102-150405") }
-
 // clientOpts are the registry client options of every engine call.
 func (sh *shared) clientOpts() []registry.Opt {
 	return append([]registry.Opt{registry.WithLogger(sh.log), registry.WithUserAgent("refdoctor/" + sh.opts.Version)}, sh.opts.ClientOpts...)

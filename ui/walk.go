@@ -357,9 +357,13 @@ func (w *walkScreen) render() {
 	width := w.pane.width()
 	state := w.state(step.ID)
 	w.cmds, w.cmdErr = nil, ""
-	if cmds, err := step.Render(sh.runbookTargets()); err != nil {
+	switch cmds, err := step.Render(sh.runbookTargets()); {
+	case state.res != nil && len(state.res.Commands) > 0:
+		// Filled in with what the check resolved: the digest, a referrer.
+		w.cmds = state.res.Commands
+	case err != nil:
 		w.cmdErr = err.Error()
-	} else {
+	default:
 		w.cmds = cmds
 	}
 	w.cmdSel = clamp(w.cmdSel, 0, max(0, len(w.cmds)-1))
@@ -409,11 +413,20 @@ func (w *walkScreen) render() {
 				mark = st.Cursor.Render("› ")
 				title = st.Header.Render(title)
 			}
+			if !c.Shell() {
+				title += st.Label.Render(" (" + c.Lang + ")")
+			}
 			add(trunc(mark+title, width))
-			for _, l := range strings.Split(c.Text, "\n") {
-				text := wrapIndent("    $ ", l, width)
-				for j := range text {
-					text[j] = st.Code.Render(text[j])
+			// A shell command gets a prompt on its first line; a config
+			// snippet or a query is shown as it is pasted.
+			for j, l := range strings.Split(c.Text, "\n") {
+				lead := "      "
+				if c.Shell() && j == 0 {
+					lead = "    $ "
+				}
+				text := wrapIndent(lead, l, width)
+				for k := range text {
+					text[k] = st.Code.Render(text[k])
 				}
 				add(text...)
 			}
@@ -486,20 +499,14 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 		add(wrapIndent("  error: ", res.Error, width)...)
 	}
 	switch {
+	case res.Timing != nil:
+		add(timingTable(sh, *res.Timing, width)...)
+	case res.Compat != nil:
+		add(compatTable(sh, res.Compat, width)...)
+	case res.Failures != nil || (res.Probe != nil && w.stepKind() == runbook.CheckProbeFailures):
+		add(failureTable(sh, res.Failures, width)...)
 	case res.Probe != nil:
-		for _, r := range res.Probe.Registries {
-			verdict := string(r.ReferrersAPI)
-			tone := toneOf(verdict)
-			if mismatch(&r) {
-				verdict += "!"
-				tone = toneMismatch
-			}
-			tags := ""
-			if width >= 60 {
-				tags = pad(r.FallbackTags, 11, false) + " "
-			}
-			add(trunc("    "+pad(trunc(sh.name(r.Registry), 16), 16, false)+" "+st.paint(tone, pad(verdict, 12, false))+" "+tags+st.word(string(r.Outcome())), width))
-		}
+		add(probeTable(sh, *res.Probe, width)...)
 	case res.Discovery != nil:
 		d := res.Discovery
 		add(referrerTree(st, d.Referrers, width)...)
@@ -571,6 +578,94 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 			full = append(full, f)
 		}
 		add(findingLines(st, full, width)...)
+	}
+	return out
+}
+
+// stepKind is the selected step's check kind.
+func (w *walkScreen) stepKind() string {
+	if step, ok := w.selected(); ok {
+		return step.Check.Kind
+	}
+	return ""
+}
+
+// probeTable is each registry's verdict under a header.
+func probeTable(sh *shared, rep probe.Report, width int) []string {
+	st := sh.st
+	nameW := clamp(width-4-14-12-10, 10, 24)
+	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("REFERRERS API", 13, false) + " " + pad("TAGS", 11, false) + " STATUS")}
+	for _, r := range rep.Registries {
+		verdict := string(r.ReferrersAPI)
+		tone := toneOf(verdict)
+		if mismatch(&r) {
+			verdict += "!"
+			tone = toneMismatch
+		}
+		out = append(out, trunc("    "+pad(truncMiddle(sh.name(r.Registry), nameW), nameW, false)+" "+st.paint(tone, pad(verdict, 13, false))+" "+
+			pad(r.FallbackTags, 11, false)+" "+st.word(string(r.Outcome())), width))
+	}
+	return out
+}
+
+// timingTable is each registry's probe time, slowest first, with its
+// slowest request.
+func timingTable(sh *shared, tr runbook.TimingReport, width int) []string {
+	st := sh.st
+	nameW := clamp(width/4, 10, 22)
+	reqW := max(10, width-4-nameW-1-8-1-5-1-8-1)
+	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("TIME", 8, true) + " " + pad("REQS", 5, true) + " " + pad("SLOWEST", 8, true) + " REQUEST")}
+	for i, t := range tr.Registries {
+		name := truncMiddle(sh.name(t.Registry), nameW)
+		line := "    " + pad(name, nameW, false) + " " + pad(sh.ms(t.TotalMS), 8, true) + " " + pad(strconv.Itoa(t.Requests), 5, true) + " " +
+			pad(sh.ms(t.SlowestMS), 8, true) + " "
+		req := t.SlowestRequest
+		if t.TimedOut {
+			req = "timed out: " + req
+		}
+		parts := wrapHard(req, reqW)
+		tone := toneNone
+		if i == 0 && len(tr.Registries) > 1 {
+			tone = toneWarn
+		}
+		out = append(out, st.paint(tone, line+parts[0]))
+		for _, p := range parts[1:] {
+			out = append(out, strings.Repeat(" ", width-reqW)+p)
+		}
+	}
+	out = append(out, st.Label.Render("    slowest first · timeout "+sh.ms(tr.TimeoutMS)))
+	return out
+}
+
+// compatTable lays what the table expects beside what was observed.
+func compatTable(sh *shared, lines []runbook.CompatLine, width int) []string {
+	st := sh.st
+	nameW := clamp(width-4-10-18-14-6, 10, 22)
+	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("KIND", 10, false) + " " + pad("EXPECTED", 18, false) + " " + pad("OBSERVED", 14, false) + " AGREES")}
+	for _, c := range lines {
+		agrees, tone := "-", toneDim
+		if c.Agrees != nil {
+			agrees, tone = "yes", toneOK
+			if !*c.Agrees {
+				agrees, tone = "NO", toneMismatch
+			}
+		}
+		out = append(out, trunc("    "+pad(truncMiddle(sh.name(c.Registry), nameW), nameW, false)+" "+pad(trunc(c.Kind, 10), 10, false)+" "+
+			pad(trunc(c.Expected, 18), 18, false)+" "+st.paint(toneOf(c.Observed), pad(c.Observed, 14, false))+" "+st.paint(tone, agrees), width))
+	}
+	return out
+}
+
+// failureTable names each probe that reached no verdict and its cause.
+func failureTable(sh *shared, fs []runbook.ProbeFailure, width int) []string {
+	st := sh.st
+	if len(fs) == 0 {
+		return []string{"", "    every probe reached a verdict"}
+	}
+	nameW := clamp(width/4, 10, 22)
+	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("CAUSE", 14, false) + " CODE")}
+	for _, f := range fs {
+		out = append(out, trunc("    "+pad(truncMiddle(sh.name(f.Registry), nameW), nameW, false)+" "+st.paint(toneFail, pad(f.Cause, 14, false))+" "+string(f.Code), width))
 	}
 	return out
 }

@@ -7,6 +7,7 @@ package human
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Size writes a byte count with one decimal in the largest unit that
@@ -64,4 +65,16 @@ func Count(n int, noun string) string {
 // Count64 is Count for an int64.
 func Count64(n int64, noun string) string {
 	return strconv.FormatInt(n, 10) + " " + Plural(int(min(n, 2)), noun)
+}
+
+// Millis writes a duration given in milliseconds: "850ms" under a
+// second, "4.1s" under a minute, then "2m5s".
+func Millis(ms int64) string {
+	switch {
+	case ms < 1000:
+		return strconv.FormatInt(ms, 10) + "ms"
+	case ms < 60_000:
+		return strconv.FormatFloat(float64(ms)/1000, 'f', 1, 64) + "s"
+	}
+	return (time.Duration(ms/1000) * time.Second).String()
 }

@@ -38,3 +38,11 @@ func TestSize(t *testing.T) {
 		}
 	}
 }
+
+func TestMillis(t *testing.T) {
+	for ms, want := range map[int64]string{0: "0ms", 850: "850ms", 4100: "4.1s", 125_000: "2m5s"} {
+		if got := Millis(ms); got != want {
+			t.Errorf("Millis(%d) = %q, want %q", ms, got, want)
+		}
+	}
+}
