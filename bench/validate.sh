@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Validation benchmark: refdoctor's streaming validate against the
-# runbook's by-hand check, `tar -xzOf bundle.tgz | sha256sum`, on a ~1 GiB
-# bundle of incompressible layers, in the same run on the same machine.
-# Target: validate wall time <= 0.8x the tar pipeline, peak RSS < 64 MiB.
+# Validation benchmark: refdoctor's streaming validate against the real
+# floor, one SHA-256 pass over the uncompressed tar (openssl dgst -sha256,
+# which uses the CPU's SHA extensions, on the tar already decompressed and
+# in the page cache), in the same run on the same machine, on a ~1 GiB
+# bundle of incompressible layers. Validation must also inflate the
+# stream; it does so on a second goroutine, so the target is a wall time
+# at most 1.2x the floor, and a peak RSS under 64 MiB. The runbook's
+# by-hand check, `tar -xzOf bundle.tgz | sha256sum`, is timed too, for
+# reference (coreutils' sha256sum does not use the SHA extensions).
 #
 # Usage: bench/validate.sh [SIZE_MIB]   (default 1024)
 # Env:   BENCH_DIR (default /tmp/refdoctor-bench), RUNS (default 3; the
@@ -50,18 +55,27 @@ best() { # best LABEL CMD...: best wall time and its RSS over $runs runs
 	echo "$bw $br"
 }
 
+# The floor's input: the same tar, uncompressed, in the page cache.
+raw="$dir/bundle-${size_mib}m.tar"
+[[ -s $raw && $raw -nt $bundle ]] || gzip -dc "$bundle" >"$raw"
+cat "$raw" >/dev/null
+
 read -r v_wall v_rss < <(best "refdoctor bundle validate" "$dir/refdoctor" bundle validate --check-referrers --file "$bundle")
+read -r f_wall f_rss < <(best "openssl dgst -sha256 (tar)" openssl dgst -sha256 "$raw")
 read -r t_wall t_rss < <(best "tar -xzOf | sha256sum" sh -c "tar -xzOf '$bundle' | sha256sum")
 
-ratio=$(awk -v a="$v_wall" -v b="$t_wall" 'BEGIN { printf "%.3f", a / b }')
+ratio=$(awk -v a="$v_wall" -v b="$f_wall" 'BEGIN { printf "%.3f", a / b }')
+tratio=$(awk -v a="$v_wall" -v b="$t_wall" 'BEGIN { printf "%.3f", a / b }')
 echo
-printf 'bundle:                 %s (%s MiB of layers)\n' "$bundle" "$size_mib"
-printf 'validate:               %6.3f s, peak RSS %6.1f MiB\n' "$v_wall" "$(awk -v k="$v_rss" 'BEGIN { print k / 1024 }')"
-printf 'tar -xzOf | sha256sum:  %6.3f s, peak RSS %6.1f MiB\n' "$t_wall" "$(awk -v k="$t_rss" 'BEGIN { print k / 1024 }')"
-printf 'ratio validate/tar:     %s (target <= 0.8)\n' "$ratio"
+printf 'bundle:                     %s (%s MiB of layers, %s MiB as tar)\n' "$bundle" "$size_mib" "$(( $(stat -c %s "$raw") >> 20 ))"
+printf 'validate:                   %6.3f s, peak RSS %6.1f MiB\n' "$v_wall" "$(awk -v k="$v_rss" 'BEGIN { print k / 1024 }')"
+printf 'floor, openssl dgst -sha256 %6.3f s over the uncompressed tar\n' "$f_wall"
+printf 'tar -xzOf | sha256sum:      %6.3f s\n' "$t_wall"
+printf 'ratio validate/floor:       %s (target <= 1.2)\n' "$ratio"
+printf 'ratio validate/tar|sha256sum: %s\n' "$tratio"
 
 status=0
-awk -v r="$ratio" 'BEGIN { exit !(r <= 0.8) }' || { echo "FAIL: ratio $ratio > 0.8"; status=1; }
+awk -v r="$ratio" 'BEGIN { exit !(r <= 1.2) }' || { echo "FAIL: ratio $ratio > 1.2"; status=1; }
 (( v_rss < 64 * 1024 )) || { echo "FAIL: validate peak RSS ${v_rss} KiB >= 64 MiB"; status=1; }
 
 if [[ ${ZSTD:-0} == 1 ]]; then

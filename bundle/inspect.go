@@ -135,7 +135,9 @@ func Inspect(ctx context.Context, path string) (Summary, error) {
 	return s, err
 }
 
-// InspectReader is Inspect on a stream.
+// InspectReader is Inspect on a stream. Its memory is bounded like
+// Validate's: manifest.yaml is decoded entry by entry and its files list
+// is only counted.
 func InspectReader(ctx context.Context, r io.Reader) (Summary, error) {
 	src := &countingReader{r: r}
 	br := bufio.NewReaderSize(src, inputBuffer)
@@ -143,14 +145,14 @@ func InspectReader(ctx context.Context, r io.Reader) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	dec, release, err := openDecompressor(br, comp)
+	dec, err := openDecompressor(br, comp)
 	if err != nil {
-		return Summary{}, fmt.Errorf("%w: %s stream: %v", ErrNotBundle, comp, err)
+		return Summary{}, inspectFailure(comp, 0, err)
 	}
-	defer release()
+	defer dec.release()
 	// The scan fallback decompresses everything before manifest.yaml, so
 	// the expansion-ratio bomb bound applies here too.
-	mt := &meter{r: dec, check: func(n int64) error {
+	mt := &meter{r: dec.r, check: func(n int64) error {
 		if c := src.n.Load(); n > DefaultExpansionFloor && n/DefaultExpansionRatio > c {
 			return ratioBomb(DefaultExpansionRatio, n, c, "expanding beyond the allowed ratio while looking for manifest.yaml")
 		}
@@ -170,12 +172,12 @@ func InspectReader(ctx context.Context, r io.Reader) (Summary, error) {
 			return Summary{}, fmt.Errorf("%w: scanned %d members", ErrNoManifest, entries)
 		}
 		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
-			if entries == 0 {
-				return Summary{}, fmt.Errorf("%w: %s stream: %v", ErrNotBundle, comp, err)
-			}
-			return Summary{}, fmt.Errorf("read bundle after %d members: %w", entries, err)
+			return Summary{}, inspectFailure(comp, entries, err)
 		}
 		entries++
+		if entries > DefaultMaxMembers {
+			return Summary{}, fmt.Errorf("%w: no manifest.yaml among the first %d members (LimitExceeded)", ErrDamaged, DefaultMaxMembers)
+		}
 		if hdr.Typeflag == tar.TypeDir {
 			continue // "./" and friends from a hand-made tar do not count
 		}
@@ -187,11 +189,21 @@ func InspectReader(ctx context.Context, r io.Reader) (Summary, error) {
 		if hdr.Size > DefaultManifestLimit {
 			return Summary{}, fmt.Errorf("%s is %d bytes: %w (%w)", ManifestPath, hdr.Size, ErrManifestTooLarge, ErrMalformedManifest)
 		}
-		m, err := ParseManifest(tr, DefaultManifestLimit)
+		var listed, listedBytes int64
+		m, err := parseManifestFiles(tr, DefaultManifestLimit, func(f FileEntry) error {
+			listed++
+			listedBytes = satAdd(listedBytes, f.Size)
+			return nil
+		})
 		if err != nil {
+			if !errors.Is(err, ErrMalformedManifest) && !errors.Is(err, ErrUnsupportedVersion) && !errors.Is(err, ErrNotBundle) {
+				return Summary{}, inspectFailure(comp, entries, err)
+			}
 			return Summary{}, err
 		}
 		s := m.Summary()
+		s.ListedBytes = satAdd(s.ListedBytes, listedBytes)
+		s.FileCount += int(listed)
 		s.Compression = comp
 		s.ManifestFirst = files == 1
 		if !s.ManifestFirst {
@@ -199,4 +211,24 @@ func InspectReader(ctx context.Context, r io.Reader) (Summary, error) {
 		}
 		return s, nil
 	}
+}
+
+// inspectFailure classifies a read that failed before manifest.yaml was
+// read, as Validate would: not a tar at all (ErrNotBundle), the reader
+// failed (its error), or the archive is damaged or hostile (ErrDamaged).
+func inspectFailure(comp Compression, entries int, err error) error {
+	var se *sourceError
+	switch {
+	case errors.As(err, &se), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case entries == 0 && (errors.Is(err, tar.ErrHeader) || errors.Is(err, tar.ErrFieldTooLong)):
+		return fmt.Errorf("%w: %s stream: %v", ErrNotBundle, comp, err)
+	}
+	code := finding.CorruptArchive
+	if _, ok := isBomb(err); ok {
+		code = finding.DecompressionBomb
+	} else if errors.Is(err, io.ErrUnexpectedEOF) {
+		code = finding.TruncatedArchive
+	}
+	return fmt.Errorf("%w (%s) after %d members: %v", ErrDamaged, code, entries, err)
 }

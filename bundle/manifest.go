@@ -3,7 +3,6 @@ package bundle
 import (
 	"bytes"
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -147,150 +146,106 @@ func ReferrerPath(subject, referrer string) string {
 
 // ParseManifest reads and checks manifest.yaml. It reads at most limit
 // bytes (DefaultManifestLimit when limit <= 0) and refuses anything larger
-// with ErrManifestTooLarge, so a hostile 1 GB manifest costs 16 MiB, not
-// 1 GB. Decoding is strict: unknown fields, duplicate keys, a second YAML
+// with ErrManifestTooLarge, so a hostile 1 GB manifest costs nothing. It
+// never decodes the document whole: the block structure is read line by
+// line and each entry is decoded on its own within MaxManifestEntryBytes
+// and MaxManifestEntryNodes, so memory stays proportional to what the
+// manifest lists, not to the YAML decoder's tree. Decoding is strict:
+// unknown fields, duplicate keys, anchors, aliases and tags, a second YAML
 // document, a wrong kind or version, and any digest, checksum, path or
 // enum value that breaks the format's syntax are errors. Errors wrap
-// ErrMalformedManifest, ErrUnsupportedVersion or ErrNotBundle (wrong kind).
+// ErrMalformedManifest (and ErrManifestTooLarge past a limit),
+// ErrUnsupportedVersion or ErrNotBundle (wrong kind).
 //
 // ParseManifest checks each field on its own; whether counts, names and
 // subjects agree with each other is Consistency's job, so that a validator
 // can report each disagreement precisely instead of refusing the file.
 func ParseManifest(r io.Reader, limit int64) (*Manifest, error) {
-	if limit <= 0 {
-		limit = DefaultManifestLimit
-	}
-	data, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", ManifestPath, err)
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes: %w (%w)", ManifestPath, limit, ErrManifestTooLarge, ErrMalformedManifest)
-	}
-	return parseManifestBytes(data)
+	return newManifestParser(r, limit, nil).parse()
 }
 
-func parseManifestBytes(data []byte) (m *Manifest, err error) {
-	// The YAML decoder is third-party code fed hostile input; a panic in
-	// it must become a malformed manifest, not a crashed validator.
-	defer func() {
-		if p := recover(); p != nil {
-			m, err = nil, fmt.Errorf("%w: YAML decoder failed: %v", ErrMalformedManifest, p)
-		}
-	}()
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	var mf Manifest
-	if err := dec.Decode(&mf); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%w: %s is empty", ErrMalformedManifest, ManifestPath)
-		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformedManifest, err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: %s holds more than one YAML document", ErrMalformedManifest, ManifestPath)
-	}
-	if err := mf.checkSyntax(); err != nil {
-		return nil, err
-	}
-	return &mf, nil
+// parseManifestFiles is ParseManifest for callers that keep a listing of
+// their own: each files entry, syntax-checked, goes to onFile instead of
+// Manifest.Files (which stays nil), and onFile detects paths listed
+// twice.
+func parseManifestFiles(r io.Reader, limit int64, onFile func(FileEntry) error) (*Manifest, error) {
+	return newManifestParser(r, limit, onFile).parse()
 }
 
-func (m *Manifest) checkSyntax() error {
+// checkHead checks the fields every manifest must have.
+func (m *Manifest) checkHead() error {
 	switch {
-	case m.SchemaVersion == 0:
-		return fmt.Errorf("%w: schemaVersion is missing", ErrMalformedManifest)
-	case m.SchemaVersion != FormatVersion:
-		return fmt.Errorf("%w: schemaVersion %d (this refdoctor reads %d)", ErrUnsupportedVersion, m.SchemaVersion, FormatVersion)
 	case m.Kind != ManifestKind:
 		return fmt.Errorf("%w: manifest kind %q, want %q", ErrNotBundle, m.Kind, ManifestKind)
 	case m.CreatedAt.IsZero():
 		return fmt.Errorf("%w: createdAt is missing", ErrMalformedManifest)
 	case m.Tool.Name == "":
 		return fmt.Errorf("%w: tool.name is missing", ErrMalformedManifest)
+	case m.Referrers.Total < 0:
+		return fmt.Errorf("%w: referrers.total is negative", ErrMalformedManifest)
 	}
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrMalformedManifest, fmt.Sprintf(format, args...))
+	return nil
+}
+
+func (img Image) check(i int) error {
+	switch {
+	case img.Reference == "":
+		return malformed("images[%d].reference is missing", i)
+	case !validDigest(img.Digest):
+		return malformed("images[%d].digest %q is not a sha256 digest", i, clip(img.Digest, 100))
+	case img.MediaType == "":
+		return malformed("images[%d].mediaType is missing", i)
 	}
-	for i, img := range m.Images {
-		if img.Reference == "" {
-			return bad("images[%d].reference is missing", i)
-		}
-		if !validDigest(img.Digest) {
-			return bad("images[%d].digest %q is not a sha256 digest", i, img.Digest)
-		}
-		if img.MediaType == "" {
-			return bad("images[%d].mediaType is missing", i)
-		}
+	return nil
+}
+
+func (s SubjectEntry) check() error {
+	switch {
+	case !validDigest(s.Subject):
+		return malformed("subject %q is not a sha256 digest", clip(s.Subject, 100))
+	case s.Discovery != DiscoveryAPI && s.Discovery != DiscoveryTags:
+		return malformed("subject %s: discovery %q is not api or tags", s.Subject, clip(s.Discovery, 100))
+	case s.Count < 0:
+		return malformed("subject %s: count is negative", s.Subject)
 	}
-	if m.Referrers.Total < 0 {
-		return bad("referrers.total is negative")
+	return nil
+}
+
+func (a Artifact) check(j int) error {
+	where := fmt.Sprintf("artifacts[%d]", j)
+	switch {
+	case !validDigest(a.Digest):
+		return malformed("%s.digest %q is not a sha256 digest", where, clip(a.Digest, 100))
+	case a.MediaType == "":
+		return malformed("%s.mediaType is missing", where)
+	case !a.Category.Valid():
+		return malformed("%s.category %q is not sbom, signature, attestation, vex or other", where, clip(string(a.Category), 100))
+	case a.Size < 0:
+		return malformed("%s.size is negative", where)
+	case !validHex(a.SHA256):
+		return malformed("%s.sha256 %q is not 64 lowercase hex digits", where, clip(a.SHA256, 100))
 	}
-	paths := make(map[string]bool)
-	subjects := make(map[string]bool)
-	for i, s := range m.Referrers.Subjects {
-		if !validDigest(s.Subject) {
-			return bad("referrers.subjects[%d].subject %q is not a sha256 digest", i, s.Subject)
-		}
-		if subjects[s.Subject] {
-			return bad("subject %s is listed twice", s.Subject)
-		}
-		subjects[s.Subject] = true
-		if s.Discovery != DiscoveryAPI && s.Discovery != DiscoveryTags {
-			return bad("subject %s: discovery %q is not api or tags", s.Subject, s.Discovery)
-		}
-		if s.Count < 0 {
-			return bad("subject %s: count is negative", s.Subject)
-		}
-		for j, a := range s.Artifacts {
-			where := fmt.Sprintf("referrers.subjects[%d].artifacts[%d]", i, j)
-			if !validDigest(a.Digest) {
-				return bad("%s.digest %q is not a sha256 digest", where, a.Digest)
-			}
-			if a.MediaType == "" {
-				return bad("%s.mediaType is missing", where)
-			}
-			if !a.Category.Valid() {
-				return bad("%s.category %q is not sbom, signature, attestation, vex or other", where, a.Category)
-			}
-			if a.Size < 0 {
-				return bad("%s.size is negative", where)
-			}
-			if !validHex(a.SHA256) {
-				return bad("%s.sha256 %q is not 64 lowercase hex digits", where, a.SHA256)
-			}
-			if _, _, ok := SplitReferrerPath(a.Path); !ok {
-				return bad("%s.path %q is not referrers/sha256-<subject>/sha256-<digest>.json", where, a.Path)
-			}
-			if paths[a.Path] {
-				return bad("path %s is listed twice", a.Path)
-			}
-			paths[a.Path] = true
-		}
+	if _, _, ok := SplitReferrerPath(a.Path); !ok {
+		return malformed("%s.path %q is not referrers/sha256-<subject>/sha256-<digest>.json", where, clip(a.Path, 200))
 	}
-	for i, f := range m.Files {
-		if reason := unsafePathReason(f.Path); reason != "" {
-			return bad("files[%d].path %q: %s", i, f.Path, reason)
-		}
-		switch {
-		case f.Path == ManifestPath:
-			return bad("files lists %s, which cannot hold its own checksum", ManifestPath)
-		case strings.HasPrefix(f.Path, ReferrersDir):
-			return bad("files[%d].path %q: referrer files are listed under referrers.subjects", i, f.Path)
-		case strings.HasPrefix(f.Path, "blobs/") && !validBlobPath(f.Path):
-			return bad("files[%d].path %q is not blobs/sha256/<64 hex digits>", i, f.Path)
-		}
-		if f.Size < 0 {
-			return bad("files[%d].size is negative", i)
-		}
-		if !validHex(f.SHA256) {
-			return bad("files[%d].sha256 %q is not 64 lowercase hex digits", i, f.SHA256)
-		}
-		if paths[f.Path] {
-			return bad("path %s is listed twice", f.Path)
-		}
-		paths[f.Path] = true
+	return nil
+}
+
+func (f FileEntry) check() error {
+	if reason := unsafePathReason(f.Path); reason != "" {
+		return malformed("files path %q: %s", clip(f.Path, 200), reason)
+	}
+	switch {
+	case f.Path == ManifestPath:
+		return malformed("files lists %s, which cannot hold its own checksum", ManifestPath)
+	case strings.HasPrefix(f.Path, ReferrersDir):
+		return malformed("files path %q: referrer files are listed under referrers.subjects", f.Path)
+	case strings.HasPrefix(f.Path, "blobs/") && !validBlobPath(f.Path):
+		return malformed("files path %q is not blobs/sha256/<64 hex digits>", f.Path)
+	case f.Size < 0:
+		return malformed("files entry %s: size is negative", f.Path)
+	case !validHex(f.SHA256):
+		return malformed("files entry %s: sha256 %q is not 64 lowercase hex digits", f.Path, clip(f.SHA256, 100))
 	}
 	return nil
 }
@@ -495,10 +450,19 @@ func unsafePathReason(p string) string {
 	case len(p) >= 2 && p[1] == ':':
 		return "path starts with a drive letter"
 	}
-	for _, el := range strings.Split(p, "/") {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c < 0x20 || c >= 0x7f {
+			// Readers decode other bytes differently (UTF-8, Latin-1,
+			// the locale), and a line break fools tar -t | grep.
+			return "path holds a byte that is not printable ASCII"
+		}
+	}
+	for rest := p; rest != ""; {
+		el, tail, _ := strings.Cut(rest, "/")
 		if el == ".." {
 			return "path escapes the bundle with .."
 		}
+		rest = tail
 	}
 	if path.Clean(p) != p {
 		return "path is not in canonical form"

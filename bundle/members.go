@@ -47,12 +47,12 @@ func EachMember(ctx context.Context, file string, fn func(name string, size int6
 	if err != nil {
 		return err
 	}
-	dr, release, err := openDecompressor(br, comp)
+	dec, err := openDecompressor(br, comp)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrNotBundle, err)
 	}
-	defer release()
-	tr := tar.NewReader(dr)
+	defer dec.release()
+	tr := tar.NewReader(dec.r)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -1,7 +1,10 @@
 package bundle
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"strings"
 
 	"github.com/regclient/regclient/types/mediatype"
@@ -63,12 +66,17 @@ func ParseOCIDocument(data []byte) (OCIDocument, bool) {
 // spec, fetched from elsewhere, so their absence is not a problem.
 func (d OCIDocument) References() []OCIDescriptor {
 	var out []OCIDescriptor
+	d.EachReference(func(desc OCIDescriptor) { out = append(out, desc) })
+	return out
+}
+
+// EachReference calls fn with each descriptor References lists, without
+// building the list: an index may hold tens of thousands.
+func (d OCIDocument) EachReference(fn func(OCIDescriptor)) {
 	add := func(desc OCIDescriptor) {
-		if len(desc.URLs) > 0 || strings.Contains(desc.MediaType, "nondistributable") ||
-			desc.MediaType == mediatype.Docker2ForeignLayer {
-			return
+		if inBundle(desc) {
+			fn(desc)
 		}
-		out = append(out, desc)
 	}
 	if d.Config != nil {
 		add(*d.Config)
@@ -79,7 +87,13 @@ func (d OCIDocument) References() []OCIDescriptor {
 	for _, m := range d.Manifests {
 		add(m)
 	}
-	return out
+}
+
+// inBundle: descriptors with URLs and non-distributable layers are, by
+// the image spec, fetched from elsewhere.
+func inBundle(desc OCIDescriptor) bool {
+	return len(desc.URLs) == 0 && !strings.Contains(desc.MediaType, "nondistributable") &&
+		desc.MediaType != mediatype.Docker2ForeignLayer
 }
 
 // effectiveArtifactType is what the referrers API reports as the artifact
@@ -106,3 +120,138 @@ func firstNonBlank(b []byte) (c byte, ok bool) {
 	}
 	return 0, false
 }
+
+// scanOCIDocument is ParseOCIDocument for documents from the archive,
+// without holding their descriptor lists: an index of 4 MiB lists tens of
+// thousands of descriptors, and a bundle may hold many. One streaming pass
+// decodes the document, passing each reference (as EachReference filters
+// them) to each as it is decoded, once schemaVersion and mediaType have
+// said the document is a manifest or index (refdoctor's and registries'
+// documents put them first). When they come later, a first pass decides
+// and a second one passes the references. The returned document has no
+// Layers or Manifests; hasManifests says whether it lists manifests.
+func scanOCIDocument(data []byte, each func(OCIDescriptor)) (d OCIDocument, hasManifests, ok bool) {
+	d, hasManifests, ok, early := scanOCI(data, each, true)
+	if ok && !early && each != nil {
+		scanOCI(data, each, false)
+	}
+	return d, hasManifests, ok
+}
+
+// scanOCI is one pass; early reports whether the references were passed
+// on during it. With eager false, they always are.
+func scanOCI(data []byte, each func(OCIDescriptor), eager bool) (d OCIDocument, hasManifests, ok, early bool) {
+	if c, found := firstNonBlank(data); !found || c != '{' {
+		return d, false, false, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return d, false, false, false
+	}
+	decided := !eager // in the second pass the document is known
+	emit := func(desc OCIDescriptor) {
+		if each != nil && decided && inBundle(desc) {
+			each(desc)
+		}
+	}
+	hasLayers := false
+	early = true
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return d, false, false, false
+		}
+		key, _ := t.(string)
+		if eager && !decided && d.SchemaVersion == 2 && isManifestMediaType(d.MediaType) {
+			decided = true
+		}
+		switch {
+		case strings.EqualFold(key, "schemaVersion"):
+			err = dec.Decode(&d.SchemaVersion)
+		case strings.EqualFold(key, "mediaType"):
+			err = dec.Decode(&d.MediaType)
+		case strings.EqualFold(key, "artifactType"):
+			err = dec.Decode(&d.ArtifactType)
+		case strings.EqualFold(key, "config"):
+			var c *OCIDescriptor
+			if err = dec.Decode(&c); err == nil && c != nil {
+				d.Config = c
+				if !decided {
+					early = false
+				}
+				emit(*c)
+			}
+		case strings.EqualFold(key, "subject"):
+			err = dec.Decode(&d.Subject)
+		case strings.EqualFold(key, "layers"), strings.EqualFold(key, "manifests"):
+			var present bool
+			if present, err = decodeDescriptors(dec, func(desc OCIDescriptor) {
+				if !decided {
+					early = false
+				}
+				emit(desc)
+			}); present {
+				if strings.EqualFold(key, "layers") {
+					hasLayers = true
+				} else {
+					hasManifests = true
+				}
+			}
+		default:
+			var skip ignored
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return d, false, false, false
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return d, false, false, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return d, false, false, false // something after the document
+	}
+	if d.SchemaVersion != 2 {
+		return d, hasManifests, false, false
+	}
+	switch {
+	case isManifestMediaType(d.MediaType):
+	case d.MediaType == "" && (hasManifests || (d.Config != nil && hasLayers)):
+	default:
+		return d, hasManifests, false, false
+	}
+	return d, hasManifests, true, early
+}
+
+// decodeDescriptors decodes a JSON array of descriptors (or null) one at
+// a time.
+func decodeDescriptors(dec *json.Decoder, each func(OCIDescriptor)) (present bool, err error) {
+	t, err := dec.Token()
+	if err != nil {
+		return false, err
+	}
+	if t == nil {
+		return false, nil
+	}
+	if t != json.Delim('[') {
+		return false, errNotArray
+	}
+	for dec.More() {
+		var desc OCIDescriptor
+		if err := dec.Decode(&desc); err != nil {
+			return false, err
+		}
+		each(desc)
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim(']') {
+		return false, errNotArray
+	}
+	return true, nil
+}
+
+var errNotArray = errors.New("not an array of descriptors")
+
+// ignored decodes any JSON value into nothing.
+type ignored struct{}
+
+func (*ignored) UnmarshalJSON([]byte) error { return nil }

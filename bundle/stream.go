@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"runtime/debug"
 	"sync"
@@ -24,9 +25,11 @@ const (
 	pumpChunk   = 1 << 20
 	pumpBuffers = 4
 	copyBuffer  = 256 << 10
-	// zstdMaxWindow bounds the zstd history buffer; refdoctor writes 8 MiB
-	// windows, and a hostile frame asking for gigabytes is refused.
-	zstdMaxWindow = 32 << 20
+	// zstdMaxWindow bounds the zstd history buffer, which the decoder
+	// holds whole: refdoctor writes 8 MiB windows, as the zstd tool does
+	// up to level 19; the ultra levels and --long ask for more, and a
+	// hostile frame for gigabytes. 8 MiB keeps validation under 64 MiB.
+	zstdMaxWindow = 8 << 20
 )
 
 var (
@@ -71,6 +74,9 @@ func detectCompression(br *bufio.Reader) (Compression, error) {
 	switch {
 	case bytes.HasPrefix(head, zstdMagic):
 		return CompressionZstd, nil
+	case len(head) == 4 && head[0]&0xf0 == 0x50 && bytes.Equal(head[1:], []byte{0x2a, 0x4d, 0x18}):
+		// A zstd skippable frame first, as pzstd writes its streams.
+		return CompressionZstd, nil
 	case bytes.HasPrefix(head, gzipMagic):
 		return CompressionGzip, nil
 	}
@@ -80,31 +86,382 @@ func detectCompression(br *bufio.Reader) (Compression, error) {
 	return "", fmt.Errorf("%w: the input is neither gzip nor zstd compressed (starts with % x)", ErrNotBundle, head)
 }
 
-// openDecompressor returns the decompressed stream and a function that
-// releases the decoder.
-func openDecompressor(br *bufio.Reader, c Compression) (io.Reader, func(), error) {
+// decompressor is a bundle's decompressed stream.
+type decompressor struct {
+	r       io.Reader
+	release func()
+	// frames walks a zstd stream's frames, to find data hidden in
+	// skippable frames (nil for gzip).
+	frames *zstdFrames
+}
+
+// openDecompressor starts decompressing br.
+func openDecompressor(br *bufio.Reader, c Compression) (decompressor, error) {
 	switch c {
 	case CompressionGzip:
-		zr, err := gzip.NewReader(br)
+		g, err := newGzipMembers(br)
 		if err != nil {
-			return nil, nil, err
+			return decompressor{}, err
 		}
-		return zr, func() { _ = zr.Close() }, nil
+		return decompressor{r: g, release: func() { _ = g.z.Close() }}, nil
 	case CompressionZstd:
 		// Concurrency 1 decodes synchronously: the overlap with hashing
 		// comes from our own pump, and the decoder's memory stays one
 		// window.
-		zr, err := zstd.NewReader(br,
+		frames := &zstdFrames{r: br}
+		zr, err := zstd.NewReader(frames,
 			zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderLowmem(true),
 			zstd.WithDecoderMaxWindow(zstdMaxWindow),
 			zstd.WithDecoderMaxMemory(zstdMaxWindow))
 		if err != nil {
-			return nil, nil, err
+			return decompressor{}, err
 		}
-		return zr, zr.Close, nil
+		return decompressor{r: zr, release: zr.Close, frames: frames}, nil
 	}
-	return nil, nil, fmt.Errorf("%w: unknown compression %q", ErrNotBundle, c)
+	return decompressor{}, fmt.Errorf("%w: unknown compression %q", ErrNotBundle, c)
+}
+
+// gzipMembers decompresses a gzip stream member by member, as gzip -d
+// does. It reads each member's header itself, because Go's gzip readers
+// refuse a file name or comment longer than 511 bytes, which gzip and tar
+// accept; and it marks a failure in a later member with the offset in the
+// decompressed stream where that member began, so that bytes appended
+// after a complete archive are told apart from a truncated one.
+type gzipMembers struct {
+	br     *bufio.Reader
+	z      *gzip.Reader
+	out    int64
+	start  int64
+	member int
+	err    error
+}
+
+// laterMemberError is a failure in a gzip member after the first.
+type laterMemberError struct {
+	start int64 // decompressed bytes before the member began
+	err   error
+}
+
+func (e *laterMemberError) Error() string {
+	return fmt.Sprintf("gzip member starting after %d decompressed bytes: %v", e.start, e.err)
+}
+func (e *laterMemberError) Unwrap() error { return e.err }
+
+// minimalGzipHeader stands in for a member's header, which gzipMembers
+// has read and checked itself.
+var minimalGzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
+
+func newGzipMembers(br *bufio.Reader) (*gzipMembers, error) {
+	g := &gzipMembers{br: br}
+	if err := g.open(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *gzipMembers) open() error {
+	if err := readGzipHeader(g.br); err != nil {
+		return err
+	}
+	src := &headerThen{head: minimalGzipHeader, br: g.br}
+	if g.z == nil {
+		z, err := gzip.NewReader(src)
+		if err != nil {
+			return err
+		}
+		g.z = z
+	} else if err := g.z.Reset(src); err != nil {
+		return err
+	}
+	g.z.Multistream(false)
+	return nil
+}
+
+func (g *gzipMembers) Read(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	for {
+		n, err := g.z.Read(p)
+		g.out += int64(n)
+		if err == io.EOF {
+			// The member ended, its CRC and size checked. Another?
+			if _, perr := g.br.Peek(1); perr != nil {
+				g.err = perr
+				return n, perr
+			}
+			g.member++
+			g.start = g.out
+			if oerr := g.open(); oerr != nil {
+				g.err = &laterMemberError{start: g.start, err: oerr}
+				return n, g.err
+			}
+			if n > 0 {
+				return n, nil
+			}
+			continue
+		}
+		if err != nil {
+			if g.member > 0 {
+				err = &laterMemberError{start: g.start, err: err}
+			}
+			g.err = err
+		}
+		return n, err
+	}
+}
+
+// headerThen feeds the decompressor a header, then the member's data;
+// it is an io.ByteReader, so the decompressor reads exactly the member
+// and no further.
+type headerThen struct {
+	head []byte
+	br   *bufio.Reader
+}
+
+func (h *headerThen) Read(p []byte) (int, error) {
+	if len(h.head) > 0 {
+		n := copy(p, h.head)
+		h.head = h.head[n:]
+		return n, nil
+	}
+	return h.br.Read(p)
+}
+
+func (h *headerThen) ReadByte() (byte, error) {
+	if len(h.head) > 0 {
+		c := h.head[0]
+		h.head = h.head[1:]
+		return c, nil
+	}
+	return h.br.ReadByte()
+}
+
+// readGzipHeader reads and checks one member header (RFC 1952 2.3):
+// extra field, name and comment of any length, header CRC when flagged.
+func readGzipHeader(br *bufio.Reader) error {
+	var h [10]byte
+	if _, err := io.ReadFull(br, h[:]); err != nil {
+		return noEOF(err)
+	}
+	if h[0] != 0x1f || h[1] != 0x8b || h[2] != 8 || h[3]>>5 != 0 {
+		return gzip.ErrHeader
+	}
+	flg := h[3]
+	crc := crc32.NewIEEE()
+	crc.Write(h[:])
+	if flg&0x04 != 0 { // FEXTRA
+		var l [2]byte
+		if _, err := io.ReadFull(br, l[:]); err != nil {
+			return noEOF(err)
+		}
+		crc.Write(l[:])
+		if _, err := io.CopyN(crc, br, int64(l[0])|int64(l[1])<<8); err != nil {
+			return noEOF(err)
+		}
+	}
+	for _, f := range []byte{0x08, 0x10} { // FNAME, FCOMMENT: NUL-terminated
+		if flg&f == 0 {
+			continue
+		}
+		for {
+			frag, err := br.ReadSlice(0)
+			crc.Write(frag)
+			if errors.Is(err, bufio.ErrBufferFull) {
+				continue
+			}
+			if err != nil {
+				return noEOF(err)
+			}
+			break
+		}
+	}
+	if flg&0x02 != 0 { // FHCRC
+		var c [2]byte
+		if _, err := io.ReadFull(br, c[:]); err != nil {
+			return noEOF(err)
+		}
+		if uint16(c[0])|uint16(c[1])<<8 != uint16(crc.Sum32()) {
+			return gzip.ErrHeader
+		}
+	}
+	return nil
+}
+
+func noEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// zstdFrames walks the frames of a zstd stream as the decoder reads it,
+// without decoding anything. Skippable frames are legal zstd that every
+// decoder, and so tar, silently skips: data can hide in them. pzstd puts
+// a 4-byte skippable frame before each data frame; any other skippable
+// frame is reported as TrailingData.
+type zstdFrames struct {
+	r io.Reader
+
+	state int
+	need  int64 // bytes still wanted in this state
+	buf   [8]byte
+	have  int
+	fhd   byte
+	last  bool
+	// pending is the size of a skippable frame whose successor is not
+	// known yet (-1 when none), pendingAt its offset.
+	pending, pendingAt int64
+	started            bool
+	off                int64
+
+	// hidden counts skippable frames that are not pzstd's, and their
+	// bytes; hiddenAt is the file offset of the first.
+	hidden, hiddenBytes, hiddenAt int64
+	stopped                       bool
+}
+
+const (
+	zMagic = iota
+	zSkipSize
+	zSkipData
+	zFHD
+	zHeaderRest
+	zBlockHeader
+	zBlockData
+	zChecksum
+)
+
+func (z *zstdFrames) Read(p []byte) (int, error) {
+	n, err := z.r.Read(p)
+	if n > 0 && !z.stopped {
+		z.walk(p[:n])
+	}
+	if err == io.EOF && !z.stopped {
+		z.endFrame(false)
+	}
+	return n, err
+}
+
+func (z *zstdFrames) walk(p []byte) {
+	if !z.started {
+		z.started, z.state, z.need, z.pending = true, zMagic, 4, -1
+	}
+	for len(p) > 0 && !z.stopped {
+		switch z.state {
+		case zSkipData, zBlockData:
+			k := min(int64(len(p)), z.need)
+			p, z.need, z.off = p[k:], z.need-k, z.off+k
+			if z.need == 0 {
+				z.advance()
+			}
+			continue
+		}
+		// Fixed-size fields are gathered in buf.
+		k := min(len(p), int(z.need)-z.have)
+		copy(z.buf[z.have:], p[:k])
+		z.have += k
+		p, z.off = p[k:], z.off+int64(k)
+		if z.have == int(z.need) {
+			z.field()
+		}
+	}
+}
+
+// field handles a completed fixed-size field.
+func (z *zstdFrames) field() {
+	b := z.buf[:z.have]
+	z.have = 0
+	switch z.state {
+	case zMagic:
+		m := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+		switch {
+		case m == 0xFD2FB528:
+			z.endFrame(true)
+			z.state, z.need = zFHD, 1
+		case m&0xFFFFFFF0 == 0x184D2A50:
+			z.endFrame(false)
+			z.state, z.need = zSkipSize, 4
+		default:
+			z.stopped = true // not zstd: the decoder reports it
+		}
+	case zSkipSize:
+		size := int64(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
+		// Remembered until the next frame says whether pzstd wrote it.
+		z.pending, z.pendingAt = size, z.off-8
+		z.state, z.need = zSkipData, size
+		if size == 0 {
+			z.advance()
+		}
+	case zFHD:
+		z.fhd = b[0]
+		fcs := [4]int64{0, 2, 4, 8}[z.fhd>>6]
+		single := z.fhd>>5&1 == 1
+		if z.fhd>>6 == 0 && single {
+			fcs = 1
+		}
+		rest := fcs + [4]int64{0, 1, 2, 4}[z.fhd&3]
+		if !single {
+			rest++
+		}
+		z.state, z.need = zHeaderRest, rest
+		if rest == 0 {
+			z.state, z.need = zBlockHeader, 3
+		}
+	case zHeaderRest:
+		z.state, z.need = zBlockHeader, 3
+	case zBlockHeader:
+		h := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
+		z.last = h&1 == 1
+		size := int64(h >> 3)
+		switch (h >> 1) & 3 {
+		case 1: // RLE
+			size = 1
+		case 3:
+			z.stopped = true // reserved: the decoder reports it
+			return
+		}
+		z.state, z.need = zBlockData, size
+		if size == 0 {
+			z.advance()
+		}
+	case zChecksum:
+		z.state, z.need = zMagic, 4
+	}
+}
+
+// advance moves past a completed variable-size field.
+func (z *zstdFrames) advance() {
+	switch z.state {
+	case zSkipData:
+		z.state, z.need = zMagic, 4
+	case zBlockData:
+		switch {
+		case !z.last:
+			z.state, z.need = zBlockHeader, 3
+		case z.fhd>>2&1 == 1:
+			z.state, z.need = zChecksum, 4
+		default:
+			z.state, z.need = zMagic, 4
+		}
+	}
+}
+
+// endFrame settles the pending skippable frame once the next frame (a
+// data frame, or none) is known.
+func (z *zstdFrames) endFrame(dataNext bool) {
+	if z.pending < 0 {
+		return
+	}
+	if !(dataNext && z.pending == 4) {
+		if z.hidden == 0 {
+			z.hiddenAt = z.pendingAt
+		}
+		z.hidden++
+		z.hiddenBytes += z.pending
+	}
+	z.pending = -1
 }
 
 // pump runs the decompressor on its own goroutine and hands filled chunks

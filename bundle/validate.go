@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"hash/maphash"
 	"io"
 	"os"
 	"slices"
@@ -28,23 +29,36 @@ const (
 	// DefaultMaxMemberSize bounds one member. Layers beyond 8 GiB exist
 	// but are rare enough that an operator can raise the bound knowingly.
 	DefaultMaxMemberSize int64 = 8 << 30
-	// DefaultExpansionRatio and DefaultExpansionFloor bound expansion
-	// while manifest.yaml has not been read: bundles hold
-	// already-compressed layers and expand barely at all, while gzip of
-	// zeros expands about 1000:1 and zstd far more.
+	// DefaultExpansionRatio and DefaultExpansionFloor bound expansion:
+	// bundles hold already-compressed layers and expand barely at all,
+	// while gzip of zeros expands about 1000:1 and zstd far more. The
+	// ratio holds for the whole stream, whatever manifest.yaml lists: a
+	// listing comes from the same untrusted archive.
 	DefaultExpansionRatio int64 = 200
 	DefaultExpansionFloor int64 = 256 << 20
+	// DefaultMaxMembers bounds the entries of an archive (files,
+	// directories, entries of any type): manifest.yaml's 16 MiB hold
+	// about a hundred thousand members, and every entry costs the
+	// validator a few dozen bytes.
+	DefaultMaxMembers = 200_000
 	// Tar spends at most a header block and a padding block per member,
 	// plus PAX or GNU long-name records; memberOverhead is generous.
 	memberOverhead = 3 << 10
-	// listedSlack (plus a sixteenth of the listed total) is how far past
-	// the listed sizes decompression may go before it counts as a bomb:
-	// room for directory entries, record padding and a small unlisted
-	// member to be reported as UnlistedFile.
+	// listedSlack (plus a sixteenth of the listed bytes present) is how
+	// far past the listed sizes of the members present decompression may
+	// go before it counts as a bomb: room for directory entries, record
+	// padding and a small unlisted member to be reported as UnlistedFile.
 	listedSlack = 16 << 20
 	// progressStep is how often, in decompressed bytes, a progress event
 	// is sent.
 	progressStep = 8 << 20
+	// maxUnresolved bounds the blobs referenced after manifest.yaml that
+	// are neither listed nor seen yet; past it, they are reported missing
+	// at once.
+	maxUnresolved = 10_000
+	// maxEarlyDerived bounds the problems found in members read before
+	// manifest.yaml, kept until the listing says whether they stand.
+	maxEarlyDerived = 1000
 )
 
 // EventKind names a validation event.
@@ -85,7 +99,8 @@ type Report struct {
 	Compression    Compression `json:"compression,omitempty"`
 	CheckReferrers bool        `json:"check_referrers"`
 	// Complete is false when reading stopped early (bomb, truncation,
-	// oversized member): members after that point were not checked.
+	// oversized member, a limit): members after that point were not
+	// checked.
 	Complete bool `json:"complete"`
 	// ManifestFirst tells whether manifest.yaml was the first member, as
 	// refdoctor writes it; Inspect is slow on bundles where it is not.
@@ -93,6 +108,10 @@ type Report struct {
 	Subjects      []SubjectCheck `json:"subjects"`
 	ArchiveBytes  int64          `json:"archive_bytes"`
 	DurationMS    int64          `json:"duration_ms"`
+
+	manifest   *Manifest
+	lst        *listing
+	manifestOK bool
 }
 
 // SubjectCheck is one subject's referrers: how many manifest.yaml declares
@@ -102,6 +121,43 @@ type SubjectCheck struct {
 	Discovery string `json:"discovery"`
 	Expected  int    `json:"expected"`
 	Found     int    `json:"found"`
+}
+
+// Manifest is the manifest.yaml validation read, nil when there was none
+// or it did not parse. Its Files are not kept (nil): validation checked
+// them against the archive instead, and Verified answers for each.
+func (r Report) Manifest() *Manifest { return r.manifest }
+
+// Verified reports whether the member at path passed validation: present
+// exactly once, read whole, equal to its listing in size and sha256 (a
+// blob also to its name), and nothing found wrong in it or about it
+// (subject, metadata, collisions, ambiguous headers). manifest.yaml is
+// verified when it parsed and agreed with itself. This is what import
+// trusts, and all it trusts.
+func (r Report) Verified(path string) bool {
+	if r.manifest == nil || r.lst == nil {
+		return false
+	}
+	if path == ManifestPath {
+		return r.manifestOK
+	}
+	e, ok := r.lst.lookup(path)
+	return ok && e.verified()
+}
+
+// unreadableCodes mean the input holds no bundle manifest refdoctor can
+// read: the CLI's "malformed input" (exit 2).
+var unreadableCodes = []finding.Code{finding.NotABundle, finding.UnsupportedVersion, finding.MissingManifest, finding.MalformedManifest}
+
+// Unreadable reports whether the input is not a readable bundle: not a
+// bundle at all, a newer format, or no usable manifest.yaml (absent,
+// malformed, past its limits). The CLI exits 2 for these, 1 for every
+// other problem: one rule for validate, inspect and import.
+func (r Report) Unreadable() bool {
+	return slices.ContainsFunc(r.Errors, func(p Problem) bool {
+		return slices.Contains(unreadableCodes, p.Code) ||
+			(p.Path == ManifestPath && (p.Code == finding.MemberTooLarge || p.Code == finding.LimitExceeded))
+	})
 }
 
 // Opt configures Validate and ValidateFile.
@@ -116,6 +172,7 @@ type options struct {
 	totalBytes     int64
 	maxMember      int64
 	maxArchive     int64
+	maxMembers     int
 	manifestLimit  int64
 	ratio, floor   int64
 	documents      func(path string, data []byte)
@@ -131,10 +188,12 @@ func WithCheckReferrers(b bool) Opt { return func(o *options) { o.checkReferrers
 func WithEvents(fn func(Event)) Opt { return func(o *options) { o.events = fn } }
 
 // WithDocuments passes each OCI manifest or index the validator reads
-// (index.json and the manifests among the blobs, at most 4 MiB each) to
+// (index.json, the manifests among the blobs, and the referrer files when
+// WithCheckReferrers is on; at most 4 MiB each) to
 // fn, so that a caller learns the bundle's manifests in the same pass.
-// data is fn's to keep. Whether the document's checksum matched its
-// listing is in the report, not known to fn.
+// data is fn's to keep. A document is passed as it is read, before the
+// archive is known to be whole: use it only if Report.Verified(path) says
+// so once validation has finished.
 func WithDocuments(fn func(path string, data []byte)) Opt {
 	return func(o *options) { o.documents = fn }
 }
@@ -146,17 +205,21 @@ func WithTotalBytes(n int64) Opt { return func(o *options) { o.totalBytes = n } 
 // WithMaxMemberSize bounds each member (DefaultMaxMemberSize otherwise).
 func WithMaxMemberSize(n int64) Opt { return func(o *options) { o.maxMember = n } }
 
+// WithMaxMembers bounds the archive's entries (DefaultMaxMembers
+// otherwise); past it reading stops with LimitExceeded.
+func WithMaxMembers(n int) Opt { return func(o *options) { o.maxMembers = n } }
+
 // WithMaxArchiveSize stops reading, as a decompression bomb, once the
 // decompressed stream passes n bytes; 0 means no fixed bound (the listed
 // sizes and the expansion ratio still bound it).
 func WithMaxArchiveSize(n int64) Opt { return func(o *options) { o.maxArchive = n } }
 
-// WithExpansionLimit sets the bomb bound that applies until manifest.yaml
-// has been read (after that, the listed sizes bound the stream): more than
-// floor decompressed bytes at more than ratio:1 is a bomb. The defaults
-// are DefaultExpansionRatio and DefaultExpansionFloor; ratio 0 turns the
-// check off, for bundles repacked with manifest.yaml late and huge runs of
-// zeros early.
+// WithExpansionLimit sets the expansion bound: more than floor
+// decompressed bytes at more than ratio:1 is a bomb, before and after
+// manifest.yaml is read. The defaults are DefaultExpansionRatio and
+// DefaultExpansionFloor; ratio 0 turns the check off, for a known bundle
+// whose listed layers are huge runs of zeros (the listed sizes of the
+// members present still bound the stream).
 func WithExpansionLimit(ratio, floor int64) Opt {
 	return func(o *options) { o.ratio, o.floor = ratio, floor }
 }
@@ -188,34 +251,31 @@ func ValidateFile(ctx context.Context, path string, opts ...Opt) (Report, error)
 // member listed in manifest.yaml, every listed member present, every size
 // and sha256 equal, referrer counts and names consistent, every blob a
 // manifest, index or referrer in the bundle references present, and the
-// archive free of unsafe paths, links, devices, duplicates, oversized
-// members and decompression bombs. With WithCheckReferrers it also parses
-// each referrer manifest. Every problem is reported, not only the first.
+// archive free of unsafe paths, links, devices, duplicates, names that
+// collide (file and directory, or only in case), headers that tar readers
+// read differently, oversized members and decompression bombs. With
+// WithCheckReferrers it also parses each referrer manifest. Every problem
+// is reported, each cause once (with a count).
 //
-// Memory stays constant whatever the bundle's size: member data is hashed
+// Memory stays bounded whatever the bundle holds: member data is hashed
 // as it streams through (decompression on one goroutine, hashing on
-// another), and only manifest.yaml, index.json and referrer and manifest
-// JSON of at most 4 MiB are ever held; nothing is written anywhere.
-// manifest.yaml is usually the first member, but may come anywhere: the
-// per-member results (path, size, sha256) are kept and reconciled at the
-// end.
+// another); manifest.yaml is decoded entry by entry; only index.json and
+// referrer and manifest JSON of at most 4 MiB are held, one at a time;
+// each member costs a few dozen bytes, up to DefaultMaxMembers. Nothing
+// is written anywhere.
 //
 // Outcome, as the CLI maps it to exit codes:
 //   - Report.OK and a nil error: the bundle is whole (exit 0).
-//   - !Report.OK and a nil error: the bundle was read but is wrong:
-//     tampered, damaged or hostile (exit 1). Truncation, a corrupt stream,
-//     a decompression bomb, an oversized member or an oversized
-//     manifest.yaml stop reading early; the report then has Complete
-//     false and says where it stopped. Unsafe paths, links, devices and
-//     duplicates are reported and skipped, and reading goes on.
-//   - A non-nil error (exit 2): the input is not a bundle at all or
-//     cannot be read: not gzip or zstd (ErrNotBundle), a tar with no
-//     bundle members or a manifest of another kind (ErrNotBundle), a
-//     newer format (ErrUnsupportedVersion), a failing reader, a canceled
-//     ctx. The report returned alongside still holds what was learned,
-//     with a NotABundle or UnsupportedVersion problem where that applies.
+//   - Report.Unreadable(): the input is not a readable bundle: not gzip or
+//     zstd, no bundle members, no usable manifest.yaml, a newer format
+//     (exit 2). The error is non-nil for the first kinds.
+//   - otherwise !Report.OK: the bundle was read but is wrong: tampered,
+//     damaged or hostile (exit 1). Truncation, a corrupt stream, a bomb,
+//     an oversized member or a limit stop reading early; the report then
+//     has Complete false and says where it stopped.
+//   - A failing reader or a canceled ctx is a non-nil error (exit 3).
 func Validate(ctx context.Context, r io.Reader, opts ...Opt) (Report, error) {
-	o := options{maxMember: DefaultMaxMemberSize, manifestLimit: DefaultManifestLimit,
+	o := options{maxMember: DefaultMaxMemberSize, manifestLimit: DefaultManifestLimit, maxMembers: DefaultMaxMembers,
 		ratio: DefaultExpansionRatio, floor: DefaultExpansionFloor}
 	for _, opt := range opts {
 		opt(&o)
@@ -226,62 +286,105 @@ func Validate(ctx context.Context, r io.Reader, opts ...Opt) (Report, error) {
 	if o.manifestLimit <= 0 {
 		o.manifestLimit = DefaultManifestLimit
 	}
+	if o.maxMembers <= 0 {
+		o.maxMembers = DefaultMaxMembers
+	}
+	seed := maphash.MakeSeed()
 	v := &validator{
-		ctx:     ctx,
-		o:       o,
-		start:   time.Now(),
-		members: make(map[string][]*memberResult),
-		docs:    make(map[string]*referrerDoc),
-		rep:     emptyReport(),
+		ctx:        ctx,
+		o:          o,
+		start:      time.Now(),
+		probs:      newProblemSet(),
+		seed:       seed,
+		names:      newNameIndex(seed),
+		unresolved: map[[32]byte]string{},
+		earlyRefs:  map[[32]byte]earlyRef{},
+		earlyDocs:  map[int32]docMeta{},
+		earlySums:  map[int32][32]byte{},
+		rep:        emptyReport(),
 	}
 	v.rep.CheckReferrers = o.checkReferrers
 	err := v.run(r)
+	v.rep.Errors = v.probs.problems()
 	v.rep.OK = err == nil && v.rep.Complete && len(v.rep.Errors) == 0
 	v.rep.ArchiveBytes = v.src.n.Load()
 	v.rep.DurationMS = time.Since(v.start).Milliseconds()
+	if v.manifest != nil {
+		v.rep.manifest, v.rep.lst = v.manifest, v.lst
+		v.rep.manifestOK = v.manifestConsistent && v.manifestCount == 1 && !v.manifestFlagged
+	}
 	rep := v.rep
 	v.emit(Event{Kind: EventFinished, Report: &rep})
 	return v.rep, err
+}
+
+func sortedKeys[V any](m map[[32]byte]V) [][32]byte {
+	keys := make([][32]byte, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b [32]byte) int { return bytes.Compare(a[:], b[:]) })
+	return keys
 }
 
 func emptyReport() Report {
 	return Report{Errors: []Problem{}, Subjects: []SubjectCheck{}}
 }
 
-// memberResult is what the stream pass keeps of one regular member: small,
-// so that a bundle of any size can be reconciled at the end.
-type memberResult struct {
-	path    string
+// earlyMember is a member read before manifest.yaml: what it takes to
+// check it against the listing once that arrives, compactly (a bundle
+// repacked by hand may hold its manifest last, after a hundred thousand
+// members). A blob is named by key; any other member by name, with its
+// sha256 in key. A blob whose content is not its name keeps its sha256 in
+// earlySums.
+type earlyMember struct {
+	name    string
+	key     [32]byte
 	size    int64
-	sum     string
-	hashed  bool // data read to the end and hashed
-	checked bool // compared with the listing
-	bad     bool // unlisted or not equal to its listing
+	hashed  bool
+	flagged bool
 }
 
-type listing struct {
-	size     int64
-	sha256   string
-	artifact *Artifact
-	subject  string
+func (v *validator) earlyName(i int32) string {
+	em := &v.early[i]
+	if em.name != "" {
+		return em.name
+	}
+	return BlobsDir + hex.EncodeToString(em.key[:])
 }
 
-// blobRef is a blob some document in the bundle needs.
-type blobRef struct {
-	from   string
-	digest string
-	size   int64
+func (v *validator) earlySum(i int32) [32]byte {
+	if s, ok := v.earlySums[i]; ok {
+		return s
+	}
+	return v.early[i].key
 }
 
-// derived is a problem found by reading a member's content; it only
-// stands if that content is the bundle's (see trusted).
-type derived struct {
-	from string
+// earlyRef is a blob a document read before manifest.yaml references.
+type earlyRef struct {
+	size int64
+	from int32
+}
+
+// earlyDerived is a problem found in a member read before manifest.yaml;
+// it stands if that member turns out to be the bundle's own.
+type earlyDerived struct {
+	from int32
 	p    Problem
 }
 
-type referrerDoc struct {
-	doc OCIDocument
+// docMeta is what --check-referrers compares with the listing.
+type docMeta struct {
+	mediaType, artifactType string
+}
+
+// source says where content came from, for deciding whether problems
+// found in it stand: a listed member (once the listing is known), a member
+// read before manifest.yaml, or a member nobody listed.
+type source struct {
+	path  string
+	entry *listEntry
+	early int32 // index in early, -1 when none
 }
 
 type validator struct {
@@ -289,25 +392,46 @@ type validator struct {
 	o     options
 	start time.Time
 	rep   Report
+	probs *problemSet
 	src   *countingReader
 	meter *meter
+	raw   *headerTracker
+	seed  maphash.Seed
+	names *nameIndex
 
-	manifest      *Manifest
-	manifestSeen  bool
-	manifestSize  int64
-	listed        map[string]listing
-	budget        int64 // decompressed bytes allowed once the listing is known
-	members       map[string][]*memberResult
-	results       []*memberResult
-	layoutMembers int // members that look like a bundle or OCI layout
+	frames *zstdFrames
+
+	manifest           *Manifest
+	manifestSeen       bool
+	manifestCount      int
+	manifestBytes      int64
+	manifestConsistent bool
+	manifestFlagged    bool
+	lst                *listing
+	// contrib sums, per listed member present, the smaller of its header
+	// size and its listed size: the decompression budget. Listed members
+	// that are absent never raise it.
+	contrib       int64
+	presentListed int64
+
 	entries       int // tar entries of any type
+	layoutMembers int // members that look like a bundle or OCI layout
+	regular       int // regular members
 
-	refs     []blobRef
-	derived  []derived
-	docs     map[string]*referrerDoc
-	index    *OCIDocument
-	indexSrc string
+	early        []earlyMember
+	earlySums    map[int32][32]byte
+	earlyRefs    map[[32]byte]earlyRef
+	earlyDerived []earlyDerived
+	earlyDocs    map[int32]docMeta
+	earlyDropped int
 
+	unresolved   map[[32]byte]string // blob -> first referencing member
+	sizeChecks   []sizeCheck
+	refsDropped  int
+	index        map[[32]byte]struct{}
+	indexSrc     source
+	indexSeen    bool
+	tarEnd       int64
 	stopped      bool
 	lastProgress int64
 	hashBuf      []byte
@@ -327,20 +451,22 @@ func (v *validator) emit(e Event) {
 }
 
 func (v *validator) problem(p Problem) {
-	v.rep.Errors = append(v.rep.Errors, p)
-	v.emit(Event{Kind: EventProblem, Path: p.Path, Problem: &p})
+	if v.probs.add(p) {
+		q := v.probs.list[len(v.probs.list)-1]
+		v.emit(Event{Kind: EventProblem, Path: q.Path, Problem: &q})
+	}
 }
 
 // stop records the problem that ended reading early.
 func (v *validator) stop(p Problem) {
 	v.stopped = true
-	if v.manifest != nil {
+	if v.lst != nil {
 		unreached := 0
-		for path := range v.listed {
-			if _, ok := v.members[path]; !ok {
+		v.lst.each(func(_ int32, e *listEntry) {
+			if e.seen == 0 {
 				unreached++
 			}
-		}
+		})
 		if unreached > 0 {
 			p.Message += fmt.Sprintf("; reading stopped here, %d listed members were not reached", unreached)
 		}
@@ -362,17 +488,16 @@ func (v *validator) run(r io.Reader) (err error) {
 	}
 	v.rep.Compression = comp
 	v.emit(Event{Kind: EventStarted})
-	dec, release, err := openDecompressor(br, comp)
+	dec, err := openDecompressor(br, comp)
 	if err != nil {
-		if fatal := v.readFailure(err, ""); fatal != nil {
-			return fatal
-		}
-		return nil
+		return v.readFailure(err, "")
 	}
-	p := startPump(v.ctx, dec, release)
+	v.frames = dec.frames
+	p := startPump(v.ctx, dec.r, dec.release)
 	defer p.stop()
 	v.meter = &meter{r: p, check: v.checkBudget}
-	tr := tar.NewReader(v.meter)
+	v.raw = &headerTracker{}
+	tr := tar.NewReader(io.TeeReader(v.meter, v.raw))
 	v.hashBuf = make([]byte, copyBuffer)
 	v.hasher = sha256.New()
 	if err := v.scan(tr); err != nil {
@@ -388,15 +513,24 @@ func (v *validator) checkBudget(n int64) error {
 	if v.o.maxArchive > 0 && n > v.o.maxArchive {
 		return budgetBomb(v.o.maxArchive, "past the configured maximum archive size")
 	}
-	if v.budget > 0 && n > v.budget {
-		return budgetBomb(v.budget, "far beyond the sizes manifest.yaml lists")
+	if v.lst != nil {
+		if budget := v.budget(); n > budget {
+			return budgetBomb(budget, "far beyond the listed sizes of the members present")
+		}
 	}
-	// A listing, once known, is the better bound: a bundle may hold a
-	// layer of zeros, listed and legitimate, that expands 1000:1.
-	if c := v.src.n.Load(); v.manifest == nil && v.o.ratio > 0 && n > v.o.floor && n/v.o.ratio > c {
-		return ratioBomb(v.o.ratio, n, c, "expanding beyond the ratio allowed before manifest.yaml was read")
+	if c := v.src.n.Load(); v.o.ratio > 0 && n > v.o.floor && n/v.o.ratio > c {
+		return ratioBomb(v.o.ratio, n, c, "expanding beyond the allowed ratio")
 	}
 	return nil
+}
+
+// budget is how many decompressed bytes the stream may hold so far:
+// manifest.yaml, the listed members present (each at most its listed
+// size), their tar overhead, and slack.
+func (v *validator) budget() int64 {
+	b := satAdd(v.manifestBytes, v.contrib)
+	b = satAdd(b, satMul(v.presentListed+16, memberOverhead))
+	return satAdd(b, max(listedSlack, v.contrib/16))
 }
 
 func (v *validator) scan(tr *tar.Reader) error {
@@ -406,33 +540,54 @@ func (v *validator) scan(tr *tar.Reader) error {
 			return err
 		}
 		hdr, err := tr.Next()
+		raw, notes, rawOK := v.raw.take()
+		for _, n := range notes {
+			v.problem(Problem{Code: finding.AmbiguousMember, Path: lastPath, Message: strings.Join(n.ambiguous, "; ")})
+		}
 		if err == io.EOF {
+			v.tarEnd = v.meter.n
 			return v.drain(lastPath)
 		}
 		if err != nil && !(errors.Is(err, tar.ErrInsecurePath) && hdr != nil) {
 			return v.readFailure(err, lastPath)
 		}
 		v.entries++
+		if v.entries > v.o.maxMembers {
+			v.stop(Problem{Code: finding.LimitExceeded, Path: hdr.Name, Expected: fmt.Sprintf("at most %d entries", v.o.maxMembers),
+				Message: fmt.Sprintf("the archive holds more than %d entries, past the format's limit", v.o.maxMembers)})
+			return nil
+		}
 		lastPath = hdr.Name
-		if done, err := v.member(tr, hdr); err != nil || done {
+		if done, err := v.member(tr, hdr, raw, rawOK); err != nil || done {
 			return err
 		}
 	}
 }
 
 // member handles one tar entry; done ends the scan.
-func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err error) {
-	raw := hdr.Name
-	name := strings.TrimPrefix(raw, "./")
+func (v *validator) member(tr *tar.Reader, hdr *tar.Header, raw rawEntry, rawOK bool) (done bool, err error) {
+	name := strings.TrimPrefix(hdr.Name, "./")
 	if hdr.Typeflag == tar.TypeDir {
 		name = strings.TrimSuffix(name, "/")
-		if name == "" || name == "." {
-			return false, nil
-		}
 	}
 	v.emit(Event{Kind: EventMember, Path: name})
+	ambiguous := false
+	if rawOK {
+		reasons := raw.ambiguous
+		if raw.typeflag != tar.TypeXGlobalHeader && string(raw.name) != hdr.Name {
+			reasons = append(slices.Clip(reasons), fmt.Sprintf("Go's tar reader names it %q, its raw headers %q", clip(hdr.Name, 100), clip(string(raw.name), 100)))
+		}
+		if len(reasons) > 0 {
+			ambiguous = true
+			v.problem(Problem{Code: finding.AmbiguousMember, Path: hdr.Name, Message: strings.Join(reasons, "; ") +
+				"; a bundle is valid only if every common tar reader sees the same members"})
+		}
+	}
+	if hdr.Typeflag == tar.TypeDir && (name == "" || name == ".") {
+		return false, nil
+	}
 	if reason := unsafePathReason(name); reason != "" {
-		v.problem(Problem{Code: finding.UnsafePath, Path: raw, Message: reason + "; the member was not read"})
+		v.problem(Problem{Code: finding.UnsafePath, Path: hdr.Name, Message: reason + "; the member was not read"})
 		return false, nil
 	}
 	if isLayoutName(name) {
@@ -440,6 +595,7 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err erro
 	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
+		v.addName(name, kindDir, nil)
 		return false, nil
 	case tar.TypeReg:
 		if isSparse(hdr) {
@@ -452,8 +608,8 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err erro
 		if hdr.Typeflag == tar.TypeLink {
 			kind = "hard"
 		}
-		v.problem(Problem{Code: finding.LinkMember, Path: name, Actual: hdr.Linkname,
-			Message: fmt.Sprintf("%s link to %q; bundles hold regular files only", kind, hdr.Linkname)})
+		v.problem(Problem{Code: finding.LinkMember, Path: name, Actual: clip(hdr.Linkname, 100),
+			Message: fmt.Sprintf("%s link to %q; bundles hold regular files only", kind, clip(hdr.Linkname, 100))})
 		return false, nil
 	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 		kind := map[byte]string{tar.TypeChar: "character device", tar.TypeBlock: "block device", tar.TypeFifo: "FIFO"}[hdr.Typeflag]
@@ -461,7 +617,8 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err erro
 			Message: kind + "; bundles hold regular files only"})
 		return false, nil
 	case tar.TypeXGlobalHeader:
-		// git archive and some tar tools write one; it carries no file.
+		// git archive and some tar tools write one; it carries no file
+		// (the header tracker reports one that renames members).
 		return false, nil
 	default:
 		v.problem(Problem{Code: finding.UnsupportedMember, Path: name, Actual: fmt.Sprintf("type %q", hdr.Typeflag),
@@ -469,63 +626,134 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header) (done bool, err erro
 		return false, nil
 	}
 
+	v.regular++
+	var ent *listEntry
+	if v.lst != nil {
+		ent, _ = v.lst.lookup(name)
+		if ent != nil {
+			if ent.seen < 255 {
+				ent.seen++
+			}
+			if ent.seen == 1 {
+				v.contrib = satAdd(v.contrib, min(hdr.Size, ent.size))
+				v.presentListed++
+			}
+		}
+	}
+	clashed := v.addName(name, kindFile, ent)
+	flagged := ambiguous || clashed
+	if ent != nil && flagged {
+		ent.state |= entryFlagged
+	}
+
 	if name == ManifestPath {
+		v.manifestCount++
 		if v.manifestSeen {
-			v.problem(Problem{Code: finding.DuplicateMember, Path: name, Message: "manifest.yaml appears more than once; the first one is used"})
-			return false, nil
+			return false, nil // DuplicateMember is reported; the first one is used
 		}
 		v.manifestSeen = true
-		v.rep.ManifestFirst = v.entries == 1 || v.onlyDirsBefore()
+		v.manifestFlagged = flagged
+		v.rep.ManifestFirst = v.regular == 1 && !slices.ContainsFunc(v.probs.list, func(p Problem) bool {
+			return p.Code == finding.LinkMember || p.Code == finding.DeviceMember || p.Code == finding.UnsupportedMember || p.Code == finding.UnsafePath
+		})
 		return v.readManifest(tr, hdr)
 	}
 
-	if prev := v.members[name]; len(prev) > 0 {
-		v.problem(Problem{Code: finding.DuplicateMember, Path: name, Actual: fmt.Sprint(len(prev) + 1),
-			Message: "the same name appears more than once; extraction would silently keep only one"})
-	}
 	if hdr.Size > v.o.maxMember {
 		v.stop(Problem{Code: finding.MemberTooLarge, Path: name,
 			Expected: fmt.Sprintf("at most %d", v.o.maxMember), Actual: fmt.Sprint(hdr.Size),
 			Message: fmt.Sprintf("member is %d bytes, over the %d-byte bound", hdr.Size, v.o.maxMember)})
 		return true, nil
 	}
-
 	holdLimit, holdMode := v.holdFor(name)
 	if _, _, ok := SplitReferrerPath(name); ok && holdMode == holdNone && hdr.Size > MaxReferrerSize {
 		v.problem(Problem{Code: finding.MemberTooLarge, Path: name,
 			Expected: fmt.Sprintf("at most %d", MaxReferrerSize), Actual: fmt.Sprint(hdr.Size),
 			Message: "too large to be a genuine " + describeHeld(name)})
+		flagged = true
 	}
 	if holdMode == holdAlways && hdr.Size > holdLimit {
 		v.problem(Problem{Code: finding.MemberTooLarge, Path: name,
 			Expected: fmt.Sprintf("at most %d", holdLimit), Actual: fmt.Sprint(hdr.Size),
 			Message: fmt.Sprintf("too large to be a genuine %s; checksummed but not parsed", describeHeld(name))})
-		holdMode = holdNone
+		holdMode, flagged = holdNone, true
 	}
 	if holdMode == holdSniff && hdr.Size > holdLimit {
 		holdMode = holdNone
 	}
-	res := &memberResult{path: name, size: hdr.Size}
-	held, err := v.hashMember(tr, res, holdMode)
-	v.members[name] = append(v.members[name], res)
-	v.results = append(v.results, res)
+	var sum [32]byte
+	held, hashed, err := v.hashMember(tr, name, hdr.Size, holdMode, &sum)
+	src := source{path: name, entry: ent, early: -1}
+	switch {
+	case v.lst != nil:
+		if hashed {
+			v.checkListed(name, ent, hdr.Size, sum)
+		}
+		if ent != nil && flagged {
+			ent.state |= entryFlagged
+		}
+	default:
+		em := earlyMember{size: hdr.Size, key: sum, hashed: hashed, flagged: flagged}
+		src.early = int32(len(v.early))
+		if k, ok := blobKey(name); ok {
+			em.key = k
+			if k != sum {
+				v.earlySums[src.early] = sum
+			}
+		} else {
+			em.name = name
+		}
+		v.early = append(v.early, em)
+	}
 	if err != nil {
 		return true, v.readFailure(err, name)
 	}
 	v.rep.FilesChecked++
 	if held != nil {
-		v.parseHeld(name, held)
-	}
-	if v.manifest != nil {
-		v.checkMember(res)
+		v.parseHeld(name, held, src)
 	}
 	return false, nil
 }
 
-func (v *validator) onlyDirsBefore() bool {
-	return len(v.results) == 0 && v.rep.FilesChecked == 0 && !slices.ContainsFunc(v.rep.Errors, func(p Problem) bool {
-		return p.Code == finding.LinkMember || p.Code == finding.DeviceMember || p.Code == finding.UnsupportedMember || p.Code == finding.UnsafePath
-	})
+// addName records a name and its parent directories, and reports how it
+// collides with earlier names; flagged says it did.
+func (v *validator) addName(name string, kind nameKind, ent *listEntry) (flagged bool) {
+	report := func(c clash, n string, k nameKind) {
+		switch c {
+		case clashNone:
+			return
+		case clashDuplicate:
+			msg := "the same name appears more than once; extraction would silently keep only one"
+			if n == ManifestPath {
+				msg = "manifest.yaml appears more than once; the first one is used"
+			}
+			v.problem(Problem{Code: finding.DuplicateMember, Path: n, Message: msg})
+		case clashFileDir:
+			v.problem(Problem{Code: finding.MemberCollision, Path: n,
+				Message: "the name is both a file and a directory in the archive; unpacking replaces one with the other"})
+		case clashCase:
+			msg := "another member's name differs from this one only in case; on case-insensitive file systems (macOS, Windows) unpacking one overwrites the other"
+			if v.lst != nil {
+				if e, p, ok := v.lst.lookupFold(n); ok && p != n {
+					e.state |= entryFlagged
+					msg = fmt.Sprintf("the name differs from the listed %s only in case; on case-insensitive file systems (macOS, Windows) unpacking one overwrites the other", p)
+				}
+			}
+			v.problem(Problem{Code: finding.CaseCollision, Path: n, Message: msg})
+		}
+		if v.lst != nil {
+			if e, ok := v.lst.lookup(n); ok {
+				e.state |= entryFlagged
+			}
+		}
+		if n == ManifestPath || (k == kindDir && n == ManifestPath) {
+			v.manifestFlagged = true
+		}
+		flagged = true
+	}
+	parents(name, func(dir string) { report(v.names.add(dir, kindDir), dir, kindDir) })
+	report(v.names.add(name, kind), name, kind)
+	return flagged
 }
 
 func isSparse(hdr *tar.Header) bool {
@@ -576,21 +804,20 @@ func describeHeld(name string) string {
 	return "manifest"
 }
 
-// hashMember streams one member's data through sha256, holding a copy
-// only when mode asks and the member is small. Sniffing decides on the
-// first non-blank byte, wherever the chunk boundaries fall, and allocates
-// nothing for the (common) blob that is not JSON.
-func (v *validator) hashMember(tr *tar.Reader, res *memberResult, mode holdMode) ([]byte, error) {
+// hashMember streams one member's data through sha256 into sum, holding
+// a copy only when mode asks and the member is small. Sniffing decides on
+// the first non-blank byte, wherever the chunk boundaries fall, and
+// allocates nothing for the (common) blob that is not JSON.
+func (v *validator) hashMember(tr *tar.Reader, name string, size int64, mode holdMode, sum *[32]byte) (held []byte, hashed bool, err error) {
 	h := v.hasher
 	h.Reset()
-	var held []byte
 	holding, sniffing := mode == holdAlways, mode == holdSniff
 	if holding {
-		held = make([]byte, 0, res.size)
+		held = make([]byte, 0, size)
 	}
 	for {
 		if err := v.ctx.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		n, err := tr.Read(v.hashBuf)
 		if n > 0 {
@@ -603,7 +830,7 @@ func (v *validator) hashMember(tr *tar.Reader, res *memberResult, mode holdMode)
 					held = append(held, chunk...)
 				case c == '{':
 					sniffing, holding = false, true
-					held = append(append(make([]byte, 0, res.size), held...), chunk...)
+					held = append(append(make([]byte, 0, size), held...), chunk...)
 				default:
 					sniffing, held = false, nil
 				}
@@ -612,25 +839,24 @@ func (v *validator) hashMember(tr *tar.Reader, res *memberResult, mode holdMode)
 			}
 			if v.meter.n-v.lastProgress >= progressStep {
 				v.lastProgress = v.meter.n
-				v.emit(Event{Kind: EventProgress, Path: res.path})
+				v.emit(Event{Kind: EventProgress, Path: name})
 			}
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	res.sum = hex.EncodeToString(h.Sum(nil))
-	res.hashed = true
+	h.Sum(sum[:0])
 	if !holding {
-		return nil, nil
+		return nil, true, nil
 	}
 	if held == nil {
 		held = []byte{}
 	}
-	return held, nil
+	return held, true, nil
 }
 
 func (v *validator) readManifest(tr *tar.Reader, hdr *tar.Header) (bool, error) {
@@ -640,13 +866,19 @@ func (v *validator) readManifest(tr *tar.Reader, hdr *tar.Header) (bool, error) 
 			Message: fmt.Sprintf("manifest.yaml is %d bytes, over the %d-byte limit; it was not read", hdr.Size, v.o.manifestLimit)})
 		return true, nil
 	}
-	v.manifestSize = hdr.Size
-	data, err := io.ReadAll(tr)
+	v.manifestBytes = hdr.Size
+	// A files entry takes about 165 bytes of manifest.yaml, an artifact
+	// about 540; seal trims what is not used.
+	lst := newListing(v.seed, int(min(hdr.Size, v.o.manifestLimit)/192))
+	m, err := parseManifestFiles(tr, v.o.manifestLimit, func(f FileEntry) error {
+		lst.add(f.Path, f.Size, f.SHA256, nil)
+		return nil
+	})
 	if err != nil {
-		return true, v.readFailure(err, ManifestPath)
-	}
-	m, err := parseManifestBytes(data)
-	if err != nil {
+		if !errors.Is(err, ErrMalformedManifest) && !errors.Is(err, ErrUnsupportedVersion) && !errors.Is(err, ErrNotBundle) {
+			// The archive failed under the manifest, not the manifest.
+			return true, v.readFailure(err, ManifestPath)
+		}
 		switch {
 		case errors.Is(err, ErrUnsupportedVersion):
 			v.stop(Problem{Code: finding.UnsupportedVersion, Path: ManifestPath,
@@ -655,132 +887,252 @@ func (v *validator) readManifest(tr *tar.Reader, hdr *tar.Header) (bool, error) 
 		case errors.Is(err, ErrNotBundle):
 			v.stop(Problem{Code: finding.NotABundle, Path: ManifestPath, Expected: ManifestKind, Message: err.Error()})
 			return true, err
+		case errors.Is(err, ErrManifestTooLarge):
+			v.problem(Problem{Code: finding.LimitExceeded, Path: ManifestPath, Message: err.Error() +
+				"; members are checked for safety but their checksums cannot be verified"})
+		default:
+			v.problem(Problem{Code: finding.MalformedManifest, Path: ManifestPath, Message: err.Error() +
+				"; members are checked for safety but their checksums cannot be verified"})
 		}
-		v.problem(Problem{Code: finding.MalformedManifest, Path: ManifestPath, Message: err.Error() +
-			"; members are checked for safety but their checksums cannot be verified"})
 		return false, nil
-	}
-	v.setManifest(m)
-	return false, nil
-}
-
-func (v *validator) setManifest(m *Manifest) {
-	v.manifest = m
-	v.rep.FormatVersion = m.SchemaVersion
-	v.listed = make(map[string]listing, m.listedCount())
-	for _, f := range m.Files {
-		v.listed[f.Path] = listing{size: f.Size, sha256: f.SHA256}
 	}
 	for i := range m.Referrers.Subjects {
 		s := &m.Referrers.Subjects[i]
 		for j := range s.Artifacts {
 			a := &s.Artifacts[j]
-			v.listed[a.Path] = listing{size: a.Size, sha256: a.SHA256, artifact: a, subject: s.Subject}
+			lst.add(a.Path, a.Size, a.SHA256, a)
 		}
 	}
-	listed := m.ListedBytes()
-	v.budget = listed + v.manifestSize + int64(m.listedCount()+v.entries+16)*memberOverhead +
-		max(listedSlack, listed/16)
-	if v.budget < 0 { // sizes near MaxInt64 overflowed: no listed bound then
-		v.budget = 0
+	lst.seal()
+	if len(lst.dups) > 0 {
+		v.problem(Problem{Code: finding.MalformedManifest, Path: ManifestPath, Message: "path " + lst.dups[0] + " is listed twice" +
+			"; members are checked for safety but their checksums cannot be verified"})
+		return false, nil
+	}
+	v.setManifest(m, lst)
+	return false, nil
+}
+
+func (v *validator) setManifest(m *Manifest, lst *listing) {
+	v.manifest, v.lst = m, lst
+	v.rep.FormatVersion = m.SchemaVersion
+	v.manifestConsistent = true
+	for _, p := range lst.clashes {
+		v.manifestConsistent = false
+		v.problem(Problem{Code: finding.CaseCollision, Path: p,
+			Message: "manifest.yaml lists this path and another that differ only in case; on case-insensitive file systems (macOS, Windows) one overwrites the other"})
+	}
+	if e, p, ok := lst.lookupFold(ManifestPath); ok {
+		e.state |= entryFlagged
+		v.manifestConsistent = false
+		v.problem(Problem{Code: finding.CaseCollision, Path: p, Message: "the listed path differs from manifest.yaml only in case; on case-insensitive file systems one overwrites the other"})
 	}
 	for _, p := range m.Consistency() {
+		v.manifestConsistent = false
 		v.problem(p)
 	}
-	// Members that streamed past before the manifest are checked now; a
-	// listing that was blown past already is a bomb, and the next read
-	// reports it.
-	for _, res := range v.results {
-		v.checkMember(res)
+	// Members that streamed past before the manifest are checked now.
+	for i := range v.early {
+		em := &v.early[i]
+		name := v.earlyName(int32(i))
+		ent, _ := lst.lookup(name)
+		if ent != nil {
+			if ent.seen < 255 {
+				ent.seen++
+			}
+			if ent.seen == 1 {
+				v.contrib = satAdd(v.contrib, min(em.size, ent.size))
+				v.presentListed++
+			}
+			if em.flagged {
+				ent.state |= entryFlagged
+			}
+		}
+		if f, p, ok := lst.lookupFold(name); ok && p != name {
+			f.state |= entryFlagged
+			v.problem(Problem{Code: finding.CaseCollision, Path: name,
+				Message: fmt.Sprintf("the name differs from the listed %s only in case; on case-insensitive file systems (macOS, Windows) unpacking one overwrites the other", p)})
+		}
+		if em.hashed {
+			v.checkListed(name, ent, em.size, v.earlySum(int32(i)))
+		}
+	}
+	for i := range v.early {
+		if md, ok := v.earlyDocs[int32(i)]; ok {
+			s := v.earlySource(int32(i))
+			v.checkReferrerMeta(s.path, s, md)
+		}
+	}
+	for _, d := range v.earlyDerived {
+		v.derive(v.earlySource(d.from), d.p)
+	}
+	for _, k := range sortedKeys(v.earlyRefs) {
+		r := v.earlyRefs[k]
+		v.addRef(v.earlySource(r.from), "sha256:"+hex.EncodeToString(k[:]), r.size)
+	}
+	if v.indexSeen && v.indexSrc.early >= 0 {
+		v.indexSrc = v.earlySource(v.indexSrc.early)
+	}
+	v.early, v.earlySums, v.earlyDerived, v.earlyRefs, v.earlyDocs = nil, nil, nil, nil, nil
+	if v.earlyDropped > 0 {
+		v.problem(Problem{Code: finding.LimitExceeded, Actual: fmt.Sprint(v.earlyDropped),
+			Message: fmt.Sprintf("%d more problems were found in members read before manifest.yaml and were not kept", v.earlyDropped)})
 	}
 }
 
-// checkMember compares one member with its listing.
-func (v *validator) checkMember(res *memberResult) {
-	if res.checked || !res.hashed {
-		return
+// earlySource is the source of a member read before the manifest, now
+// that the listing is known.
+func (v *validator) earlySource(i int32) source {
+	name := v.earlyName(i)
+	s := source{path: name, early: -1}
+	if v.lst != nil {
+		s.entry, _ = v.lst.lookup(name)
 	}
-	res.checked = true
-	l, ok := v.listed[res.path]
-	if !ok {
-		res.bad = true
-		v.problem(Problem{Code: finding.UnlistedFile, Path: res.path, Actual: fmt.Sprint(res.size),
+	return s
+}
+
+// checkListed compares one member with its listing.
+func (v *validator) checkListed(name string, ent *listEntry, size int64, sum [32]byte) {
+	if ent == nil {
+		v.problem(Problem{Code: finding.UnlistedFile, Path: name, Actual: fmt.Sprint(size),
 			Message: "member is not listed in manifest.yaml"})
 		return
 	}
-	if l.artifact != nil {
+	ent.state |= entryHashed
+	if ent.art != nil {
 		v.rep.ReferrersChecked++
 	}
-	if res.size != l.size {
-		res.bad = true
-		v.problem(Problem{Code: finding.SizeMismatch, Path: res.path, Expected: fmt.Sprint(l.size), Actual: fmt.Sprint(res.size),
-			Message: fmt.Sprintf("member is %d bytes, manifest.yaml lists %d", res.size, l.size)})
+	if size != ent.size {
+		ent.state |= entryFlagged
+		v.problem(Problem{Code: finding.SizeMismatch, Path: name, Expected: fmt.Sprint(ent.size), Actual: fmt.Sprint(size),
+			Message: fmt.Sprintf("member is %d bytes, manifest.yaml lists %d", size, ent.size)})
 		return
 	}
-	if res.sum != l.sha256 {
-		res.bad = true
+	if sum != ent.sum {
+		ent.state |= entryFlagged
 		code, what := finding.FileChecksumMismatch, "file"
-		if l.artifact != nil {
+		if ent.art != nil {
 			code, what = finding.ReferrerChecksumMismatch, "referrer"
 		}
-		v.problem(Problem{Code: code, Path: res.path, Expected: l.sha256, Actual: res.sum,
+		v.problem(Problem{Code: code, Path: name, Expected: hex.EncodeToString(ent.sum[:]), Actual: hex.EncodeToString(sum[:]),
 			Message: what + " content differs from the sha256 manifest.yaml lists; it was modified after export or damaged in transfer"})
 		return
 	}
-	if hexName, ok := strings.CutPrefix(res.path, BlobsDir); ok && hexName != res.sum {
-		res.bad = true
-		v.problem(Problem{Code: finding.FileChecksumMismatch, Path: res.path, Expected: hexName, Actual: res.sum,
+	if k, ok := blobKey(name); ok && k != sum {
+		ent.state |= entryFlagged
+		v.problem(Problem{Code: finding.FileChecksumMismatch, Path: name, Expected: hex.EncodeToString(k[:]), Actual: hex.EncodeToString(sum[:]),
 			Message: "blob content does not match the digest in its name"})
+		return
 	}
+	ent.state |= entryMatched
+}
+
+// standing says whether problems found in content from s stand: only
+// when the content is the bundle's own, listed and equal to its listing.
+// Without a listing, what the content says stands.
+func (v *validator) standing(s source) bool {
+	if v.manifest == nil {
+		return true
+	}
+	return s.entry != nil && s.entry.seen == 1 && s.entry.state&(entryMatched|entryFlagged) == entryMatched
+}
+
+// derive reports a problem found inside content, if that content is the
+// bundle's own; a member already reported as modified or unlisted would
+// otherwise bury its one real problem under noise.
+func (v *validator) derive(s source, p Problem) {
+	if s.early >= 0 {
+		if len(v.earlyDerived) >= maxEarlyDerived {
+			v.earlyDropped++
+			return
+		}
+		v.earlyDerived = append(v.earlyDerived, earlyDerived{from: s.early, p: p})
+		return
+	}
+	if v.manifest != nil {
+		if !v.standing(s) {
+			return
+		}
+		s.entry.state |= entryFlawed
+	}
+	v.problem(p)
 }
 
 // parseHeld reads the few members whose content the checks need.
-func (v *validator) parseHeld(name string, data []byte) {
+func (v *validator) parseHeld(name string, data []byte, s source) {
 	switch {
 	case name == LayoutPath:
 		var l struct {
 			ImageLayoutVersion string `json:"imageLayoutVersion"`
 		}
 		if err := json.Unmarshal(data, &l); err != nil || l.ImageLayoutVersion == "" {
-			v.derive(name, Problem{Code: finding.MalformedLayout, Path: name, Expected: `{"imageLayoutVersion":"1.0.0"}`,
+			v.derive(s, Problem{Code: finding.MalformedLayout, Path: name, Expected: `{"imageLayoutVersion":"1.0.0"}`,
 				Message: "oci-layout is not a valid OCI layout file"})
 		}
 	case name == IndexPath:
-		d, ok := ParseOCIDocument(data)
-		if !ok || d.Manifests == nil {
-			v.derive(name, Problem{Code: finding.MalformedLayout, Path: name, Message: "index.json is not an OCI image index"})
+		if _, hasManifests, ok := scanOCIDocument(data, nil); !ok || !hasManifests {
+			v.derive(s, Problem{Code: finding.MalformedLayout, Path: name, Message: "index.json is not an OCI image index"})
 			return
 		}
-		if v.index == nil {
-			v.index, v.indexSrc = &d, name
+		first := !v.indexSeen
+		if first {
+			v.indexSeen, v.indexSrc, v.index = true, s, map[[32]byte]struct{}{}
 		}
-		v.addRefs(name, d)
+		scanOCIDocument(data, func(m OCIDescriptor) {
+			if k, ok := digestKey(m.Digest); ok && first {
+				v.index[k] = struct{}{}
+			}
+			v.addRef(s, m.Digest, m.Size)
+		})
 		v.document(name, data)
 	case strings.HasPrefix(name, ReferrersDir):
 		subject, _, _ := SplitReferrerPath(name)
-		d, ok := ParseOCIDocument(data)
+		d, _, ok := scanOCIDocument(data, nil)
 		if !ok {
-			v.derive(name, Problem{Code: finding.MalformedReferrer, Path: name,
+			v.derive(s, Problem{Code: finding.MalformedReferrer, Path: name,
 				Message: "referrer is not an OCI image manifest or index"})
 			return
 		}
-		v.docs[name] = &referrerDoc{doc: d}
 		switch {
 		case d.Subject == nil:
-			v.derive(name, Problem{Code: finding.SubjectMismatch, Path: name, Expected: subject,
+			v.derive(s, Problem{Code: finding.SubjectMismatch, Path: name, Expected: subject,
 				Message: "referrer manifest has no subject"})
 		case d.Subject.Digest != subject:
-			v.derive(name, Problem{Code: finding.SubjectMismatch, Path: name, Expected: subject, Actual: d.Subject.Digest,
+			v.derive(s, Problem{Code: finding.SubjectMismatch, Path: name, Expected: subject, Actual: d.Subject.Digest,
 				Message: "referrer's subject.digest is not the subject it is filed under"})
 		default:
-			v.refs = append(v.refs, blobRef{from: name, digest: d.Subject.Digest, size: d.Subject.Size})
+			v.addRef(s, d.Subject.Digest, d.Subject.Size)
 		}
-		v.addRefs(name, d)
+		v.addRefs(s, data)
+		v.document(name, data)
+		if v.o.checkReferrers {
+			md := docMeta{mediaType: clip(d.MediaType, maxFieldBytes), artifactType: clip(d.effectiveArtifactType(), maxFieldBytes)}
+			if s.early >= 0 {
+				v.earlyDocs[s.early] = md
+			} else {
+				v.checkReferrerMeta(name, s, md)
+			}
+		}
 	case strings.HasPrefix(name, BlobsDir):
-		if d, ok := ParseOCIDocument(data); ok {
-			v.addRefs(name, d)
+		if _, _, ok := scanOCIDocument(data, nil); ok {
+			v.addRefs(s, data)
 			v.document(name, data)
 		}
+	}
+}
+
+func (v *validator) checkReferrerMeta(name string, s source, md docMeta) {
+	if s.entry == nil || s.entry.art == nil {
+		return
+	}
+	a := s.entry.art
+	if md.mediaType != "" && md.mediaType != a.MediaType {
+		v.derive(s, Problem{Code: finding.ReferrerMetadataMismatch, Path: a.Path, Expected: a.MediaType, Actual: md.mediaType,
+			Message: "manifest.yaml lists a different mediaType than the referrer has"})
+	}
+	if md.artifactType != a.ArtifactType {
+		v.derive(s, Problem{Code: finding.ReferrerMetadataMismatch, Path: a.Path, Expected: a.ArtifactType, Actual: md.artifactType,
+			Message: "manifest.yaml lists a different artifactType than the referrer has"})
 	}
 }
 
@@ -790,59 +1142,108 @@ func (v *validator) document(name string, data []byte) {
 	}
 }
 
-func (v *validator) addRefs(from string, d OCIDocument) {
-	for _, desc := range d.References() {
-		if !validDigest(desc.Digest) {
-			v.derive(from, Problem{Code: finding.MissingBlob, Path: from, Actual: desc.Digest,
-				Message: "references a blob by a digest a v1 bundle cannot hold (sha256 only)"})
-			continue
-		}
-		v.refs = append(v.refs, blobRef{from: from, digest: desc.Digest, size: desc.Size})
-	}
+// addRefs checks the references of a document known to be a manifest.
+func (v *validator) addRefs(s source, data []byte) {
+	scanOCIDocument(data, func(desc OCIDescriptor) { v.addRef(s, desc.Digest, desc.Size) })
 }
 
-func (v *validator) derive(from string, p Problem) {
-	v.derived = append(v.derived, derived{from: from, p: p})
-}
-
-// trusted: problems found inside a member's content only stand when the
-// content is the bundle's own. A member already reported as modified or
-// unlisted would otherwise bury its one real problem under noise.
-func (v *validator) trusted(path string) bool {
-	if v.manifest == nil {
-		return true
+// addRef checks that a blob a document in the bundle references is there,
+// at once when the listing is known, else once it is.
+func (v *validator) addRef(s source, digest string, size int64) {
+	k, ok := digestKey(digest)
+	if !ok {
+		v.derive(s, Problem{Code: finding.MissingBlob, Path: s.path, Actual: digest,
+			Message: "references a blob by a digest a v1 bundle cannot hold (sha256 only)"})
+		return
 	}
-	rs := v.members[path]
-	if len(rs) == 0 {
-		return path == ManifestPath
+	if s.early >= 0 {
+		if _, ok := v.earlyRefs[k]; ok {
+			return
+		}
+		if len(v.earlyRefs) >= v.o.maxMembers {
+			v.refsDropped++
+			return
+		}
+		v.earlyRefs[k] = earlyRef{size: size, from: s.early}
+		return
 	}
-	for _, r := range rs {
-		if r.bad {
-			return false
+	if v.manifest != nil {
+		if !v.standing(s) {
+			return
+		}
+		if i, ok := v.lst.lookupBlob(k); ok {
+			if e := &v.lst.entries[i]; size > 0 && e.size != size {
+				// Reported at the end if the blob itself matches its
+				// listing; if it does not, its own problem says enough.
+				if len(v.sizeChecks) < maxUnresolved {
+					v.sizeChecks = append(v.sizeChecks, sizeCheck{entry: i, from: s, size: size})
+				} else {
+					v.derive(s, v.descriptorSize(BlobPath(digest), s.path, size, e.size))
+				}
+			}
+			return
 		}
 	}
-	return true
+	if v.names.hasBlob(digest[len("sha256:"):]) {
+		return // present, unlisted: UnlistedFile says it
+	}
+	if _, ok := v.unresolved[k]; ok {
+		return
+	}
+	if len(v.unresolved) >= maxUnresolved {
+		v.missingBlob(BlobPath(digest), digest, s.path)
+		return
+	}
+	v.unresolved[k] = s.path
+}
+
+// sizeCheck is a descriptor that gives a listed blob another size.
+type sizeCheck struct {
+	entry int32
+	from  source
+	size  int64
+}
+
+func (v *validator) descriptorSize(path, from string, size, listed int64) Problem {
+	return Problem{Code: finding.SizeMismatch, Path: path, Expected: fmt.Sprint(size), Actual: fmt.Sprint(listed),
+		Message: "the descriptor in " + from + " gives this blob another size than the bundle holds"}
+}
+
+func (v *validator) missingBlob(path, digest, from string) {
+	v.problem(Problem{Code: finding.MissingBlob, Path: path, Expected: digest,
+		Message: "blob referenced by " + from + " is not in the bundle"})
 }
 
 // drain reads what follows the tar end-of-archive blocks to the end of the
 // compressed stream: the gzip and zstd checksums are only verified there,
-// and data hidden after the end marker is reported.
+// and data hidden after the end marker is reported. Bytes after the
+// archive, whatever they are (another gzip member, something that is not
+// one, garbage), are TrailingData: every member was read, as gzip -d and
+// tar read them.
 func (v *validator) drain(lastPath string) error {
+	trailing := func(msg string) {
+		v.problem(Problem{Code: finding.TrailingData, Message: msg})
+	}
 	reported := false
 	for {
 		n, err := v.meter.Read(v.hashBuf)
 		if n > 0 && !reported && slices.ContainsFunc(v.hashBuf[:n], func(b byte) bool { return b != 0 }) {
 			reported = true
-			v.problem(Problem{Code: finding.TrailingData, Message: "non-zero data after the tar end-of-archive marker; tar tools ignore it"})
+			trailing("non-zero data after the tar end-of-archive marker; tar tools ignore it")
 		}
 		if err == io.EOF {
 			v.rep.Complete = true
 			return nil
 		}
+		var later *laterMemberError
+		if errors.As(err, &later) && later.start >= v.tarEnd {
+			trailing("bytes after the archive's last gzip member are not a valid gzip member (" + later.err.Error() +
+				"); gzip -d warns \"trailing garbage ignored\" and tar ignores them")
+			v.rep.Complete = true
+			return nil
+		}
 		if errors.Is(err, gzip.ErrHeader) || errors.Is(err, zstd.ErrMagicMismatch) {
-			// The compressed stream ended cleanly and something that is
-			// not another stream follows: every member was read.
-			v.problem(Problem{Code: finding.TrailingData, Message: "data after the end of the compressed stream; tar tools ignore it"})
+			trailing("data after the end of the compressed stream; tar tools ignore it")
 			v.rep.Complete = true
 			return nil
 		}
@@ -901,8 +1302,17 @@ func describeWhere(path string) string {
 
 // finish reconciles the listing with what the stream held.
 func (v *validator) finish() error {
+	if v.frames != nil && v.frames.hidden > 0 {
+		v.problem(Problem{Code: finding.TrailingData, Actual: fmt.Sprintf("%d bytes", v.frames.hiddenBytes),
+			Message: fmt.Sprintf("%d zstd skippable frame(s) of %d bytes, the first at byte %d of the file, hold data every reader skips",
+				v.frames.hidden, v.frames.hiddenBytes, v.frames.hiddenAt)})
+	}
 	if v.stopped {
 		return nil
+	}
+	if v.refsDropped > 0 {
+		v.problem(Problem{Code: finding.LimitExceeded, Actual: fmt.Sprint(v.refsDropped),
+			Message: fmt.Sprintf("%d blob references read before manifest.yaml were past the limit of %d and not checked", v.refsDropped, v.o.maxMembers)})
 	}
 	if v.manifest == nil {
 		if !v.manifestSeen {
@@ -915,99 +1325,68 @@ func (v *validator) finish() error {
 				return fmt.Errorf("%w: %s", ErrNotBundle, msg)
 			}
 			v.problem(Problem{Code: finding.MissingManifest, Path: ManifestPath,
-				Message: "the bundle has no manifest.yaml, so no checksum can be verified; re-export it"})
+				Message: "the bundle has no manifest.yaml, so no checksum can be verified; export it again"})
 		}
-		v.finishDerived()
+		// Without a listing, what the content says stands.
+		for _, d := range v.earlyDerived {
+			v.problem(d.p)
+		}
+		for _, k := range sortedKeys(v.earlyRefs) {
+			if p := BlobsDir + hex.EncodeToString(k[:]); !v.names.hasFile(p) {
+				v.missingBlob(p, "sha256:"+hex.EncodeToString(k[:]), "a document in the bundle")
+			}
+		}
 		return nil
 	}
 	m := v.manifest
-	for _, f := range m.Files {
-		v.checkPresent(f.Path, f.Size, "")
-	}
+	v.lst.each(func(i int32, e *listEntry) {
+		if e.seen == 0 {
+			path := v.lst.pathOf(i)
+			what := ""
+			if e.art != nil {
+				what = "referrer "
+			}
+			v.problem(Problem{Code: finding.MissingFile, Path: path, Expected: fmt.Sprint(e.size),
+				Message: "listed " + what + "member is not in the archive"})
+		}
+	})
 	for _, s := range m.Referrers.Subjects {
 		found := 0
 		for _, a := range s.Artifacts {
-			if v.checkPresent(a.Path, a.Size, "referrer ") && v.trusted(a.Path) {
+			if e, ok := v.lst.lookup(a.Path); ok && e.seen > 0 && e.state&(entryMatched|entryFlagged) == entryMatched {
 				found++
 			}
 		}
 		v.rep.Subjects = append(v.rep.Subjects, SubjectCheck{Subject: s.Subject, Discovery: s.Discovery, Expected: s.Count, Found: found})
 	}
 	for _, p := range []string{LayoutPath, IndexPath} {
-		if _, listed := v.listed[p]; !listed && len(v.members[p]) == 0 {
+		if _, listed := v.lst.lookup(p); !listed && !v.names.hasFile(p) {
 			v.problem(Problem{Code: finding.MalformedLayout, Path: p, Message: p + " is missing, so the bundle is not an OCI image layout"})
 		}
 	}
+	indexStands := v.standing(v.indexSrc)
 	for _, img := range m.Images {
-		v.refs = append(v.refs, blobRef{from: ManifestPath, digest: img.Digest})
-		if v.index != nil && v.trusted(v.indexSrc) && !slices.ContainsFunc(v.index.Manifests, func(d OCIDescriptor) bool { return d.Digest == img.Digest }) {
-			v.problem(Problem{Code: finding.IndexMismatch, Path: IndexPath, Expected: img.Digest,
-				Message: fmt.Sprintf("image %s is in manifest.yaml but not in index.json", img.Reference)})
+		v.addRef(source{path: ManifestPath, early: -1, entry: &listEntry{seen: 1, state: entryMatched}}, img.Digest, 0)
+		k, _ := digestKey(img.Digest)
+		if v.indexSeen && indexStands {
+			if _, ok := v.index[k]; !ok {
+				v.problem(Problem{Code: finding.IndexMismatch, Path: IndexPath, Expected: img.Digest,
+					Message: fmt.Sprintf("image %s is in manifest.yaml but not in index.json", img.Reference)})
+			}
 		}
 	}
-	if v.o.checkReferrers {
-		v.checkReferrerMetadata()
+	for _, c := range v.sizeChecks {
+		if e := &v.lst.entries[c.entry]; e.state&(entryMatched|entryFlagged) == entryMatched {
+			v.derive(c.from, v.descriptorSize(v.lst.pathOf(c.entry), c.from.path, c.size, e.size))
+		}
 	}
-	v.finishDerived()
+	for _, k := range sortedKeys(v.unresolved) {
+		from := v.unresolved[k]
+		path := BlobsDir + hex.EncodeToString(k[:])
+		if _, listed := v.lst.lookupBlob(k); listed || v.names.hasFile(path) {
+			continue
+		}
+		v.missingBlob(path, "sha256:"+hex.EncodeToString(k[:]), from)
+	}
 	return nil
-}
-
-// checkPresent reports a listed member absent from the archive.
-func (v *validator) checkPresent(path string, size int64, what string) bool {
-	if len(v.members[path]) > 0 {
-		return true
-	}
-	v.problem(Problem{Code: finding.MissingFile, Path: path, Expected: fmt.Sprint(size),
-		Message: "listed " + what + "member is not in the archive"})
-	return false
-}
-
-func (v *validator) checkReferrerMetadata() {
-	for _, s := range v.manifest.Referrers.Subjects {
-		for _, a := range s.Artifacts {
-			rd := v.docs[a.Path]
-			if rd == nil || !v.trusted(a.Path) {
-				continue
-			}
-			if mt := rd.doc.MediaType; mt != "" && mt != a.MediaType {
-				v.problem(Problem{Code: finding.ReferrerMetadataMismatch, Path: a.Path, Expected: a.MediaType, Actual: mt,
-					Message: "manifest.yaml lists a different mediaType than the referrer has"})
-			}
-			if at := rd.doc.effectiveArtifactType(); at != a.ArtifactType {
-				v.problem(Problem{Code: finding.ReferrerMetadataMismatch, Path: a.Path, Expected: a.ArtifactType, Actual: at,
-					Message: "manifest.yaml lists a different artifactType than the referrer has"})
-			}
-		}
-	}
-}
-
-// finishDerived reports content-derived problems and missing blobs, once
-// per missing digest.
-func (v *validator) finishDerived() {
-	for _, d := range v.derived {
-		if v.trusted(d.from) {
-			v.problem(d.p)
-		}
-	}
-	missing := make(map[string]bool)
-	for _, ref := range v.refs {
-		if !v.trusted(ref.from) {
-			continue
-		}
-		path := BlobPath(ref.digest)
-		rs := v.members[path]
-		if len(rs) == 0 {
-			if _, listed := v.listed[path]; listed || missing[path] {
-				continue // MissingFile already says it
-			}
-			missing[path] = true
-			v.problem(Problem{Code: finding.MissingBlob, Path: path, Expected: ref.digest,
-				Message: "blob referenced by " + ref.from + " is not in the bundle"})
-			continue
-		}
-		if ref.size > 0 && rs[0].size != ref.size && !rs[0].bad {
-			v.problem(Problem{Code: finding.SizeMismatch, Path: path, Expected: fmt.Sprint(ref.size), Actual: fmt.Sprint(rs[0].size),
-				Message: "the descriptor in " + ref.from + " gives this blob a different size"})
-		}
-	}
 }

@@ -2,8 +2,6 @@ package bundle
 
 import (
 	"archive/tar"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -54,7 +52,6 @@ type Writer struct {
 	tw      *tar.Writer
 	modTime time.Time
 	seen    map[string]bool
-	written []FileEntry
 	err     error
 }
 
@@ -120,6 +117,14 @@ func (w *Writer) AddFileFrom(path string, size int64, r io.Reader) error {
 	})
 }
 
+// AddFileTo writes one member of exactly size bytes that fill writes into
+// the member; fill writing fewer or more bytes is an error. It lets a
+// source that holds its bytes in buffers hand them over without another
+// copy.
+func (w *Writer) AddFileTo(path string, size int64, fill func(io.Writer) (int64, error)) error {
+	return w.add(path, size, fill)
+}
+
 func (w *Writer) add(name string, size int64, body func(io.Writer) (int64, error)) error {
 	if w.err != nil {
 		return w.err
@@ -151,8 +156,7 @@ func (w *Writer) add(name string, size int64, body func(io.Writer) (int64, error
 			return w.err
 		}
 	}
-	h := sha256.New()
-	n, err := body(io.MultiWriter(w.tw, h))
+	n, err := body(w.tw)
 	if err != nil {
 		w.err = fmt.Errorf("bundle writer: %s: %w", name, err)
 		return w.err
@@ -161,16 +165,7 @@ func (w *Writer) add(name string, size int64, body func(io.Writer) (int64, error
 		w.err = fmt.Errorf("bundle writer: %s: wrote %d of %d bytes", name, n, size)
 		return w.err
 	}
-	w.written = append(w.written, FileEntry{Path: name, Size: size, SHA256: hex.EncodeToString(h.Sum(nil))})
 	return nil
-}
-
-// Written lists every member written so far with the sha256 of what was
-// actually written, so export can check it against what it listed.
-func (w *Writer) Written() []FileEntry {
-	out := make([]FileEntry, len(w.written))
-	copy(out, w.written)
-	return out
 }
 
 // Close ends the tar stream and the compressed stream.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/refdoctor/refdoctor/bundle"
 )
@@ -76,12 +77,22 @@ func TestWriterLongNamesAndOptions(t *testing.T) {
 	if err := w.AddFileFrom(long, 5, strings.NewReader("hello, and more")); err != nil {
 		t.Fatal(err)
 	}
-	written := w.Written()
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if len(written) != 1 || written[0].Size != 5 || written[0].SHA256 != sha([]byte("hello")) {
-		t.Errorf("written = %+v", written)
+	zr, err := zstd.NewReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	hdr, err := tr.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(tr)
+	if err != nil || hdr.Name != long || !hdr.ModTime.Equal(created) || string(body) != "hello" {
+		t.Errorf("member %q (mtime %s) holds %q, err %v; want the long name, %s and exactly the 5 bytes asked for", hdr.Name, hdr.ModTime, body, err, created)
 	}
 	rep, _ := validate(t, buf.Bytes())
 	// Not a bundle (no manifest, no layout), but readable: the long name

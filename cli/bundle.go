@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -47,10 +48,26 @@ func bundleErr(err error) error {
 		errors.Is(err, bundle.ErrUnsupportedVersion), errors.Is(err, bundle.ErrNoManifest),
 		errors.Is(err, os.ErrNotExist), errors.Is(err, discovery.ErrBadReference):
 		return &exitError{code: ExitUsage, err: err}
-	case errors.Is(err, mirror.ErrRefused):
+	case errors.Is(err, mirror.ErrRefused), errors.Is(err, bundle.ErrDamaged):
 		return &exitError{code: ExitCheckFail, err: err}
 	}
 	return &exitError{code: ExitIncomplete, err: err}
+}
+
+// bundleMemoryLimit is the soft limit of the Go runtime's memory while
+// refdoctor reads a bundle. The validator's live data stay under about
+// 20 MiB for any input up to the format's limits (docs/bundle-format.md
+// section 6); without a limit the garbage collector lets the heap grow to
+// twice that before collecting, and parsing a large manifest.yaml makes
+// much short-lived garbage. With it, peak RSS stays under 64 MiB.
+const bundleMemoryLimit = 36 << 20
+
+// boundMemory sets bundleMemoryLimit for the bundle commands, when
+// refdoctor owns the process and the operator has not set GOMEMLIMIT.
+func (g *globals) boundMemory() {
+	if g.ownsProcess && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(bundleMemoryLimit)
+	}
 }
 
 // stderrIsTerminal decides whether to draw a progress bar.
@@ -150,6 +167,9 @@ writes nothing unless --allow-partial.`,
 			}
 			fmt.Fprintf(g.stdout, "wrote %s (%s, %d images, %d referrers, %d files, %s)\n", res.Path, res.Compression, len(res.Images), res.Referrers, res.Files, humanSize(res.Bytes))
 			fmt.Fprintf(g.stdout, "sha256 %s  (sidecar %s)\n", res.Checksum, res.Sidecar)
+			for _, p := range res.RemovedPartials {
+				fmt.Fprintf(g.stdout, "removed %s, left by an export that was killed before it finished\n", p)
+			}
 			writeFindings(g.stdout, res.Findings)
 			return nil
 		},
@@ -168,11 +188,18 @@ func newBundleInspectCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "inspect --file F",
 		Short: "Summarize a bundle from its manifest (no full read)",
-		Args:  cobra.NoArgs,
+		Long: `Read manifest.yaml (the first member, as refdoctor writes it) and summarize
+the bundle: images, referrers per subject and category, sizes. Nothing is
+verified: use bundle validate for that.
+
+Exit codes: 0 summarized; 1 the archive is damaged or hostile before
+manifest.yaml; 2 not a readable bundle; 3 the file could not be read.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
 				return usageErr("--file is required")
 			}
+			g.boundMemory()
 			s, err := bundle.Inspect(cmd.Context(), file)
 			if err != nil {
 				return bundleErr(err)
@@ -222,12 +249,16 @@ present, and the archive free of unsafe paths, links, devices, duplicates and
 decompression bombs. --check-referrers also parses every referrer and checks
 that its subject is the folder's subject. Every problem is reported.
 
-Exit codes: 0 whole, 1 a check failed, 2 not a readable bundle.`,
+Exit codes: 0 whole; 1 the bundle was read and is wrong (tampered, damaged,
+hostile, past a limit); 2 not a readable bundle (not gzip or zstd, no or a
+malformed manifest.yaml, a newer format); 3 could not complete (the file
+could not be read).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
 				return usageErr("--file is required")
 			}
+			g.boundMemory()
 			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "validate"}
 			rep, err := bundle.ValidateFile(cmd.Context(), file, bundle.WithCheckReferrers(checkReferrers),
 				bundle.WithEvents(func(e bundle.Event) { bar.update(e.BytesRead, e.TotalBytes) }))
@@ -242,20 +273,13 @@ Exit codes: 0 whole, 1 a check failed, 2 not a readable bundle.`,
 			} else {
 				writeValidateTable(g.stdout, file, rep)
 			}
-			unreadable := false
-			for _, p := range rep.Errors {
-				switch p.Code {
-				case finding.MalformedManifest, finding.MissingManifest, finding.NotABundle, finding.UnsupportedVersion:
-					unreadable = true
-				}
-			}
 			switch {
 			case err != nil:
 				if g.output != "json" {
 					fmt.Fprintf(g.stderr, "refdoctor: %v\n", err)
 				}
 				return silentExit(ExitUsage)
-			case unreadable:
+			case rep.Unreadable():
 				// Without a readable manifest.yaml nothing can be checked
 				// against it: the file is not a usable bundle.
 				return silentExit(ExitUsage)
@@ -318,16 +342,22 @@ referrers API the sha256-<hex> fallback index is merged, never overwritten.
 A rerun after an interruption completes the job. Afterwards discovery runs on
 the target and every subject's referrers are reconciled with the bundle.
 
---strict-referrer-validation validates the whole bundle first and pushes
-nothing if anything is wrong. --dry-run prints the plan.
+Only what validation passes is pushed: a member whose checksum failed, a
+referrer filed under the wrong subject, is never pushed from any copy, and
+an image or referrer that needs one is not imported (listed under NOT
+IMPORTED). A hostile archive, or a failed index.json or manifest.yaml,
+imports nothing. --strict-referrer-validation pushes nothing if anything at
+all is wrong. --dry-run prints the plan.
 
-Exit codes: 0 imported and reconciled, 1 refused or a referrer is missing on
-the target, 2 not a readable bundle, 3 could not complete.`,
+Exit codes: 0 imported and reconciled; 1 refused, something not imported, or
+a referrer missing on the target; 2 not a readable bundle; 3 could not
+complete.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" || to == "" {
 				return usageErr("--file and --to are required")
 			}
+			g.boundMemory()
 			res, err := mirror.Import(cmd.Context(), g.mirrorEnv(), file, to, mirror.ImportStrict(strict), mirror.ImportDryRun(dry),
 				mirror.ImportWithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries))
 			if err != nil {
@@ -378,23 +408,45 @@ func writeImportTable(w io.Writer, res mirror.ImportResult) {
 	if res.DryRun {
 		push = "to push"
 	}
-	fmt.Fprintf(w, "  %d %s (%s), %d already there, %d refused\n", res.Pushed, push, humanSize(res.BytesPushed), res.Skipped, res.Refused)
+	fmt.Fprintf(w, "  %d %s (%s), %d already there, %d not imported\n", res.Pushed, push, humanSize(res.BytesPushed), res.Skipped, res.Refused)
+	if v := res.Validation; v != nil && !v.OK {
+		fmt.Fprintf(w, "  validation found %d problem(s): only what passed it was imported (refdoctor bundle validate --file %s lists them)\n", len(v.Errors), res.File)
+	}
 	if res.DryRun {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "\n  ACTION\tKIND\tREPOSITORY\tDIGEST\tTAG")
+		fmt.Fprintln(tw, "\n  ACTION\tKIND\tREPOSITORY\tDIGEST\tTAG\tWHY")
 		for _, it := range res.Plan {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", it.Action, it.Kind, clip(it.Repository, 30), discovery.ShortDigest(it.Digest), it.Tag)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", it.Action, it.Kind, clip(it.Repository, 30), discovery.ShortDigest(it.Digest), it.Tag, it.Reason)
 		}
 		tw.Flush()
+	} else if res.Refused > 0 {
+		fmt.Fprintf(w, "\nNOT IMPORTED (%d)\n", res.Refused)
+		for _, it := range res.Plan {
+			if it.Action != "refused" {
+				continue
+			}
+			what := it.Kind + " " + discovery.ShortDigest(it.Digest)
+			if it.Tag != "" {
+				what = "tag " + it.Tag
+			}
+			fmt.Fprintf(w, "  %s in %s: %s\n", what, it.Repository, it.Reason)
+		}
 	}
 	if len(res.Reconcile) > 0 {
-		fmt.Fprintln(w, "\nRECONCILE (target discovery vs bundle)")
+		fmt.Fprintln(w, "\nRECONCILE (target discovery vs what was imported)")
 		for _, r := range res.Reconcile {
 			state := "ok"
 			if len(r.Missing) > 0 {
 				state = fmt.Sprintf("MISSING %d", len(r.Missing))
 			}
-			fmt.Fprintf(w, "  %s  %-4s  %d of %d referrers found  %s\n", discovery.ShortDigest(r.Subject), r.Method, r.Found, r.Expected, state)
+			refused := ""
+			switch {
+			case len(r.RefusedPresent) > 0:
+				refused = fmt.Sprintf("; %d not imported, %d of them served by the target all the same", len(r.Refused), len(r.RefusedPresent))
+			case len(r.Refused) > 0:
+				refused = fmt.Sprintf("; %d not imported, absent from the target", len(r.Refused))
+			}
+			fmt.Fprintf(w, "  %s  %-4s  %d of %d imported referrers found  %s%s\n", discovery.ShortDigest(r.Subject), r.Method, r.Found, r.Expected, state, refused)
 		}
 	}
 	writeFindings(w, res.Findings)
@@ -409,7 +461,14 @@ func newBundleDiffCmd(g *globals) *cobra.Command {
 and compare them with the bundle: referrers added, removed, or replaced by
 another of the same artifact type since the export, and tags that moved.
 
-Exit codes: 0 same, 1 changed, 2 not a readable bundle, 3 incomplete.`,
+The bundle is validated first (one streaming pass): what is compared is
+manifest.yaml's listing, and a bundle whose members do not match it is
+never reported the same as the source. A subject whose referrers could not
+be read completely is listed under NOT READ, and nothing is judged added or
+removed for it.
+
+Exit codes: 0 same; 1 changed, or the bundle does not hold what it lists;
+2 not a readable bundle; 3 the source could not be read completely.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if file == "" {
@@ -437,22 +496,33 @@ Exit codes: 0 same, 1 changed, 2 not a readable bundle, 3 incomplete.`,
 
 func writeDiffTable(w io.Writer, res mirror.DiffResult) {
 	state := "the source still serves exactly what the bundle holds"
-	if !res.Same {
+	switch {
+	case res.Partial:
+		state = fmt.Sprintf("INCOMPLETE: the source could not be read in full (%d subject(s) not read); nothing is judged added or removed for them", len(res.Unread))
+	case !res.BundleOK:
+		state = fmt.Sprintf("the bundle does not hold what it lists (%d problem(s)); compared below is what manifest.yaml lists", len(res.BundleProblems))
+	case !res.Same:
 		state = "the source changed since export"
-	}
-	if res.Partial {
-		state = "INCOMPLETE: the source could not be read in full"
 	}
 	fmt.Fprintf(w, "%s: %s\n", res.File, state)
 	for _, img := range res.Images {
 		moved := ""
-		if img.Moved {
+		switch {
+		case img.Moved:
 			moved = "  MOVED to " + discovery.ShortDigest(img.LiveDigest)
+		case img.Error != "":
+			moved = "  NOT READ: " + img.Error
 		}
 		fmt.Fprintf(w, "  %s  %s%s\n", img.Reference, discovery.ShortDigest(img.BundleDigest), moved)
 	}
+	if len(res.Unread) > 0 {
+		fmt.Fprintf(w, "\nNOT READ (%d)\n", len(res.Unread))
+		for _, u := range res.Unread {
+			fmt.Fprintf(w, "  %s  %s\n", discovery.ShortDigest(u.Subject), u.Error)
+		}
+	}
 	for _, s := range res.Subjects {
-		if len(s.Added)+len(s.Removed)+len(s.Replaced) == 0 {
+		if len(s.Added)+len(s.Removed)+len(s.Replaced)+len(s.Damaged) == 0 {
 			continue
 		}
 		fmt.Fprintf(w, "\nSUBJECT %s (%d unchanged)\n", discovery.ShortDigest(s.Subject), s.Unchanged)
@@ -464,6 +534,9 @@ func writeDiffTable(w io.Writer, res mirror.DiffResult) {
 		}
 		for _, r := range s.Replaced {
 			fmt.Fprintf(w, "  ~ %-11s %s %s -> %s\n", r.Old.Category, clip(r.Old.ArtifactType, 26), discovery.ShortDigest(r.Old.Digest), discovery.ShortDigest(r.New.Digest))
+		}
+		for _, d := range s.Damaged {
+			fmt.Fprintf(w, "  ! damaged in the bundle %s (its copy does not match its listing)\n", discovery.ShortDigest(d))
 		}
 	}
 	writeFindings(w, res.Findings)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -83,7 +84,7 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 // discoveryOpts are the engine options every discovery command shares.
 func (g *globals) discoveryOpts(refresh bool) []discovery.Opt {
 	popts := []probe.Opt{probe.WithRefresh(refresh)}
-	if dir := g.cacheDir(); dir != "" {
+	if dir := g.usableCacheDir(); dir != "" {
 		popts = append(popts, probe.WithCache(probe.NewCache(dir, g.cfg.Cache.CapabilitiesTTL.Duration)))
 	}
 	return []discovery.Opt{
@@ -94,6 +95,29 @@ func (g *globals) discoveryOpts(refresh bool) []discovery.Opt {
 		discovery.WithProbeOpts(popts...),
 		discovery.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
 	}
+}
+
+// usableCacheDir is cacheDir when refdoctor can write there, else "": an
+// air-gapped import host may have a read-only home, and a cache that
+// cannot be written is a debug line, never a failure or a warning.
+func (g *globals) usableCacheDir() string {
+	dir := g.cacheDir()
+	if dir == "" {
+		return ""
+	}
+	err := os.MkdirAll(dir, 0o700)
+	if err == nil {
+		var f *os.File
+		if f, err = os.CreateTemp(dir, ".writable-*"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}
+	if err != nil {
+		g.log.Debug("capability cache not used: its folder cannot be written", "dir", dir, "err", err)
+		return ""
+	}
+	return dir
 }
 
 // cacheDir is the capability cache folder: config, else the user cache.

@@ -72,6 +72,10 @@ type globals struct {
 	log            *slog.Logger
 	logClose       io.Closer
 	metrics        *telemetry.Metrics
+	// ownsProcess is true when refdoctor is the process (Execute), not a
+	// library inside another one (Run): only then may a command change
+	// process-wide settings such as the garbage collector's.
+	ownsProcess bool
 }
 
 // Execute runs refdoctor with os.Args and returns the process exit code.
@@ -81,12 +85,16 @@ func Execute() int {
 	// closing a terminal or a tmux pane sends SIGHUP.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	return Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, true)
 }
 
 // Run is Execute with explicit arguments and streams, for tests.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	g := &globals{stdout: stdout, stderr: stderr, metrics: telemetry.NewMetrics()}
+	return run(ctx, args, stdin, stdout, stderr, false)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, ownsProcess bool) int {
+	g := &globals{stdout: stdout, stderr: stderr, metrics: telemetry.NewMetrics(), ownsProcess: ownsProcess}
 	root := newRoot(g)
 	root.SetArgs(args)
 	root.SetIn(stdin)

@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -66,10 +66,16 @@ type ExportResult struct {
 	Bytes       int64              `json:"bytes"`
 	Discovery   []discovery.Result `json:"discovery"`
 	Findings    []finding.Finding  `json:"findings"`
+	// RemovedPartials are the temporary files of earlier exports of the
+	// same file that were killed before they finished.
+	RemovedPartials []string `json:"removed_partials,omitempty"`
 }
 
 type exportOptions struct {
 	depth        int
+	concurrency  int
+	readAhead    readAheadLimits
+	stats        *readAheadStats // tests: which read-ahead paths ran
 	compression  bundle.Compression
 	createdAt    time.Time
 	toolVersion  string
@@ -82,6 +88,12 @@ type ExportOpt func(*exportOptions)
 
 // ExportWithDepth also exports referrers of referrers, n levels down.
 func ExportWithDepth(n int) ExportOpt { return func(o *exportOptions) { o.depth = n } }
+
+// ExportWithConcurrency bounds how many blobs download at once (the one
+// being written and those read ahead); the default is the configuration's
+// max_concurrent_discoveries (--concurrency). The bundle's bytes do not
+// depend on it.
+func ExportWithConcurrency(n int) ExportOpt { return func(o *exportOptions) { o.concurrency = n } }
 
 // ExportWithCompression picks gzip (.tgz, the default) or zstd (.tar.zst).
 func ExportWithCompression(c bundle.Compression) ExportOpt {
@@ -128,7 +140,7 @@ type exportBlob struct {
 // OUT.sha256 sidecar in sha256sum format.
 func Export(ctx context.Context, env Env, out string, refs []string, opts ...ExportOpt) (ExportResult, error) {
 	env = env.withDefaults()
-	o := exportOptions{toolVersion: "dev"}
+	o := exportOptions{toolVersion: "dev", readAhead: defaultReadAheadLimits()}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -137,6 +149,9 @@ func Export(ctx context.Context, env Env, out string, refs []string, opts ...Exp
 	}
 	if o.createdAt.IsZero() {
 		o.createdAt = sourceDateEpoch()
+	}
+	if o.concurrency < 1 {
+		o.concurrency = max(1, env.Config.Export.ReferrerDiscovery.MaxConcurrentDiscoveries)
 	}
 	res := ExportResult{Path: out, Compression: o.compression, Findings: []finding.Finding{}}
 	if len(refs) == 0 {
@@ -171,12 +186,16 @@ func Export(ctx context.Context, env Env, out string, refs []string, opts ...Exp
 	if probs := m.Consistency(); len(probs) > 0 {
 		return res, fmt.Errorf("internal error: the bundle manifest disagrees with itself: %s", probs[0])
 	}
+	for _, p := range append(removeStalePartials(out), removeStalePartials(out+".sha256")...) {
+		env.Log.Info("removed a partial file left by an interrupted export", "path", p)
+		res.RemovedPartials = append(res.RemovedPartials, p)
+	}
 	res.Images = m.Images
 	res.Referrers = m.Referrers.Total
 	res.Files = len(m.MemberOrder())
 	res.Bytes = m.ListedBytes()
 	o.emit(ExportEvent{Kind: ExportPlanned, TotalBytes: res.Bytes})
-	sum, err := p.write(ctx, c, out, m, o)
+	sum, err := p.write(ctx, c, env.Log, out, m, o)
 	if err != nil {
 		return res, err
 	}
@@ -329,8 +348,8 @@ func (p *plan) bundleManifest(o exportOptions) (*bundle.Manifest, error) {
 		if _, isManifest := p.manifests[d]; isManifest {
 			continue
 		}
-		if !strings.HasPrefix(d, "sha256:") {
-			return nil, fmt.Errorf("blob %s: only sha256 digests can be bundled", d)
+		if !strings.HasPrefix(d, "sha256:") || b.desc.Digest.Validate() != nil {
+			return nil, fmt.Errorf("blob %q: only valid sha256 digests can be bundled", d)
 		}
 		m.Files = append(m.Files, bundle.FileEntry{Path: bundle.BlobPath(d), Size: b.desc.Size, SHA256: strings.TrimPrefix(d, "sha256:")})
 	}
@@ -377,15 +396,18 @@ func sha256Digest(b []byte) string {
 }
 
 // write streams the members into a temporary file next to out and renames
-// it into place once it is whole.
-func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *bundle.Manifest, o exportOptions) (string, error) {
+// it into place once it is whole. Blobs download ahead of the writer
+// (readAhead); the tar stream itself is written strictly in MemberOrder,
+// so the bytes depend only on the content, never on timing or
+// concurrency. The file's sha256 for the sidecar is computed as it is
+// written (hashSink), never by reading the file back.
+func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, out string, m *bundle.Manifest, o exportOptions) (string, error) {
 	yml, err := m.Marshal()
 	if err != nil {
 		return "", err
 	}
 	idx, _ := p.indexJSON()
-	dir := filepath.Dir(out)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(out)+".partial-*")
+	tmp, err := createPartial(out)
 	if err != nil {
 		return "", fmt.Errorf("create bundle: %w", err)
 	}
@@ -396,11 +418,38 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *bun
 			os.Remove(tmp.Name())
 		}
 	}()
-	sum := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(tmp, sum), 1<<20)
-	w := bundle.NewWriter(bw, o.compression, bundle.WithModTime(m.CreatedAt))
+	order := m.MemberOrder()
+	var fetch []exportBlob
+	for _, path := range order {
+		if d, ok := blobDigest(path); ok {
+			if _, isManifest := p.manifests[d]; !isManifest {
+				fetch = append(fetch, p.blobs[d])
+			}
+		}
+	}
+	ra := newReadAhead(ctx, c, fetch, o.concurrency, dir, o.readAhead)
+	defer func() {
+		ra.close()
+		ra.mu.Lock()
+		st := ra.stats
+		ra.mu.Unlock()
+		if o.stats != nil {
+			*o.stats = st
+		}
+		log.Debug("export read-ahead", "blobs", len(fetch), "concurrency", o.concurrency, "paused", st.paused,
+			"spilled_bytes", st.spilled, "over_budget_bytes", st.overBudget, "max_in_memory_bytes", st.maxInMemory)
+	}()
+	sink := newHashSink(tmp)
+	sinkOpen := true
+	defer func() {
+		if sinkOpen {
+			_, _ = sink.Close()
+		}
+	}()
+	w := bundle.NewWriter(sink, o.compression, bundle.WithModTime(m.CreatedAt))
 	var written atomic.Int64
-	for _, path := range m.MemberOrder() {
+	next := 0
+	for _, path := range order {
 		if err := ctx.Err(); err != nil {
 			return "", err
 		}
@@ -417,15 +466,21 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *bun
 			_, referrer, _ := bundle.SplitReferrerPath(path)
 			data = p.manifests[referrer]
 		case strings.HasPrefix(path, bundle.BlobsDir):
-			digest := "sha256:" + strings.TrimPrefix(path, bundle.BlobsDir)
+			digest, _ := blobDigest(path)
 			if raw, ok := p.manifests[digest]; ok {
 				data = raw
 				break
 			}
-			b := p.blobs[digest]
-			if err := streamBlob(ctx, c, w, path, b, &written, o); err != nil {
+			sp, err := ra.take(next)
+			if err != nil {
 				return "", err
 			}
+			b := fetch[next]
+			next++
+			if err := copyBlob(w, path, b, sp, &written, o); err != nil {
+				return "", err
+			}
+			sp.release()
 			continue
 		default:
 			return "", fmt.Errorf("internal error: no content for %s", path)
@@ -443,12 +498,16 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *bun
 	if err := w.Close(); err != nil {
 		return "", err
 	}
-	if err := bw.Flush(); err != nil {
+	sinkOpen = false
+	checksum, err := sink.Close()
+	if err != nil {
 		return "", err
 	}
+	syncStart := time.Now()
 	if err := tmp.Sync(); err != nil {
 		return "", err
 	}
+	log.Debug("export wrote the bundle", "sync_ms", time.Since(syncStart).Milliseconds())
 	if err := tmp.Close(); err != nil {
 		return "", err
 	}
@@ -459,7 +518,6 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *bun
 		return "", fmt.Errorf("move bundle into place: %w", err)
 	}
 	keep = true
-	checksum := hex.EncodeToString(sum.Sum(nil))
 	sidecar := checksum + "  " + filepath.Base(out) + "\n"
 	if err := writeFileAtomic(out+".sha256", []byte(sidecar)); err != nil {
 		return checksum, err
@@ -467,36 +525,47 @@ func (p *plan) write(ctx context.Context, c *registry.Client, out string, m *bun
 	return checksum, nil
 }
 
-// streamBlob copies one blob from the registry into the bundle, checking
-// its digest as it goes: a mismatch aborts the export.
-func streamBlob(ctx context.Context, c *registry.Client, w *bundle.Writer, path string, b exportBlob, written *atomic.Int64, o exportOptions) error {
-	rdr, err := c.BlobGet(ctx, b.repo, b.desc)
-	if err != nil {
-		return fmt.Errorf("fetch blob %s: %w", b.desc.Digest, err)
+// blobDigest is the digest a blobs/sha256/<hex> member holds.
+func blobDigest(path string) (string, bool) {
+	hex, ok := strings.CutPrefix(path, bundle.BlobsDir)
+	if !ok {
+		return "", false
 	}
-	defer rdr.Close()
-	h := sha256.New()
-	pr := &progressReader{r: io.TeeReader(rdr, h), n: written, emit: func(n int64) {
+	return "sha256:" + hex, true
+}
+
+// copyBlob writes one downloaded blob as a member. The download checks
+// the bytes against the digest (regclient verifies as it reads to the
+// end); the spool's WriteTo returns only once that check has passed, and
+// a mismatch aborts the export before the next member.
+func copyBlob(w *bundle.Writer, path string, b exportBlob, sp *spool, written *atomic.Int64, o exportOptions) error {
+	pw := &progressWriter{n: written, emit: func(n int64) {
 		o.emit(ExportEvent{Kind: ExportBytes, Path: path, BytesWritten: n})
 	}}
-	if err := w.AddFileFrom(path, b.desc.Size, pr); err != nil {
+	err := w.AddFileTo(path, b.desc.Size, func(dst io.Writer) (int64, error) {
+		pw.w = dst
+		return sp.WriteTo(pw)
+	})
+	if err != nil {
+		if ferr := sp.failure(); ferr != nil {
+			return ferr
+		}
 		return fmt.Errorf("blob %s: %w", b.desc.Digest, err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != b.desc.Digest.String() {
-		return fmt.Errorf("blob %s: the registry served content with digest %s; refusing to write a corrupt bundle", b.desc.Digest, got)
 	}
 	return nil
 }
 
-type progressReader struct {
-	r    io.Reader
+// progressWriter counts what reaches the bundle and reports it every
+// 4 MiB.
+type progressWriter struct {
+	w    io.Writer
 	n    *atomic.Int64
 	last int64
 	emit func(int64)
 }
 
-func (p *progressReader) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
 	total := p.n.Add(int64(n))
 	if total-p.last >= 4<<20 {
 		p.last = total
@@ -506,7 +575,7 @@ func (p *progressReader) Read(b []byte) (int, error) {
 }
 
 func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
+	tmp, err := createPartial(path)
 	if err != nil {
 		return err
 	}

@@ -30,29 +30,35 @@ import (
 )
 
 // ErrRefused marks an import that pushed nothing because the bundle was
-// not fit to push (strict validation failed, or the archive is hostile).
+// not fit to push: strict validation failed, the archive is hostile, or
+// index.json or manifest.yaml, which decide what is pushed and tagged,
+// did not pass validation.
 var ErrRefused = errors.New("import refused")
 
-// hostileCodes make a bundle unfit to import even without strict mode.
+// hostileCodes make a bundle unfit to import even without strict mode:
+// what the archive holds cannot be told for sure.
 var hostileCodes = []finding.Code{finding.UnsafePath, finding.LinkMember, finding.DeviceMember, finding.UnsupportedMember,
-	finding.DuplicateMember, finding.MemberTooLarge, finding.DecompressionBomb, finding.TruncatedArchive, finding.CorruptArchive,
+	finding.DuplicateMember, finding.AmbiguousMember, finding.MemberCollision, finding.CaseCollision,
+	finding.MemberTooLarge, finding.DecompressionBomb, finding.TruncatedArchive, finding.CorruptArchive, finding.LimitExceeded,
 	finding.MissingManifest, finding.MalformedManifest, finding.NotABundle, finding.UnsupportedVersion}
 
-// PlanItem is one thing import pushes or finds already there.
+// PlanItem is one thing import pushes, finds already there, or refuses.
 type PlanItem struct {
-	Kind       string `json:"kind"` // blob | manifest | image | referrer | tag
+	Kind       string `json:"kind"` // blob | manifest | referrer | tag
 	Repository string `json:"repository"`
 	Digest     string `json:"digest"`
 	Tag        string `json:"tag,omitempty"`
 	Size       int64  `json:"size"`
-	// Action is push, skip (the target has it), or refused (the bundle's
-	// copy is damaged).
+	// Action is push, skip (the target has it), or refused (not
+	// imported: the bundle's copy did not pass validation, or something
+	// it needs did not).
 	Action string `json:"action"`
 	Reason string `json:"reason,omitempty"`
 }
 
-// ReconcileSubject compares what the bundle lists for a subject with what
-// discovery finds on the target after the import.
+// ReconcileSubject compares, for one subject, the referrers import meant
+// to push with what discovery finds on the target afterwards, and checks
+// that the referrers it refused are not there.
 type ReconcileSubject struct {
 	Subject    string   `json:"subject"`
 	Repository string   `json:"repository"`
@@ -60,6 +66,11 @@ type ReconcileSubject struct {
 	Expected   int      `json:"expected"`
 	Found      int      `json:"found"`
 	Missing    []string `json:"missing"`
+	// Refused are the subject's referrers the import did not push;
+	// RefusedPresent those of them the target serves all the same (from
+	// an earlier import or another writer).
+	Refused        []string `json:"refused"`
+	RefusedPresent []string `json:"refused_present"`
 }
 
 // ImportResult says what import did.
@@ -116,15 +127,22 @@ func ImportWithEvents(fn func(ImportEvent)) ImportOpt {
 
 // importState is one run.
 type importState struct {
-	env       Env
-	o         importOptions
-	c         *registry.Client
-	target    ref.Ref // host with optional path prefix in Repository
-	m         *bundle.Manifest
-	layout    []descriptor.Descriptor
-	manifests map[string][]byte       // every manifest in the bundle, by digest
-	bad       map[string]finding.Code // member path -> why it must not be pushed
-	res       *ImportResult
+	env    Env
+	o      importOptions
+	c      *registry.Client
+	target ref.Ref // host with optional path prefix in Repository
+	rep    bundle.Report
+	m      *bundle.Manifest
+	docs   *docStore
+	layout []descriptor.Descriptor
+	res    *ImportResult
+
+	// The plan, built from validated content only.
+	manifests map[string]string // pushable manifests: digest -> the member holding it
+	blobs     map[string]bool   // pushable blobs (not manifests)
+	subjectOf map[string]string // pushable referrer -> its subject
+	refused   map[string]string // digest -> why it is not imported
+
 	mu        sync.Mutex
 	repoOf    map[string][]string // digest -> target repositories needing it
 	apiByRepo map[string]bool
@@ -132,12 +150,21 @@ type importState struct {
 
 // Import pushes a bundle into the registry at to (HOST or HOST/PREFIX):
 // blobs first, then image manifests, then referrers, skipping what the
-// target has (one HEAD each) and checking every digest it pushes. On a
-// target without the referrers API, regclient maintains the fallback tag
-// index by read-merge-write, so other writers' entries stay; refdoctor
+// target has (one HEAD each) and checking every digest it pushes.
+//
+// What is pushed is decided by validation alone (Report.Verified): a
+// member whose checksum failed, a referrer filed under the wrong subject,
+// anything ambiguous, is never used to decide what to push or tag, and
+// nothing is pushed from another copy of it. An image or referrer is
+// pushed only if it and everything it needs passed; the rest is refused
+// and reported, and reconciliation checks the target does not serve it.
+// A hostile archive, or an index.json or manifest.yaml that failed,
+// imports nothing, strict or not.
+//
+// On a target without the referrers API, regclient maintains the fallback
+// tag index by read-merge-write, so other writers' entries stay; refdoctor
 // checks afterwards that none were lost. A rerun after an interruption
-// completes the job. At the end discovery runs on the target and each
-// subject's referrers are reconciled with the bundle's list.
+// completes the job.
 //
 // The archive is read twice, each time as a stream in bounded memory:
 // validation, which also collects the (small) manifests, and pushing the
@@ -161,52 +188,42 @@ func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (I
 		return res, fmt.Errorf("--to %q: %w", to, err)
 	}
 	target.Repository = prefix
-	st := &importState{env: env, o: o, target: target, res: &res, manifests: map[string][]byte{}, bad: map[string]finding.Code{},
+	docs, err := newDocStore()
+	if err != nil {
+		return res, err
+	}
+	defer docs.close()
+	st := &importState{env: env, o: o, target: target, res: &res, docs: docs,
+		manifests: map[string]string{}, blobs: map[string]bool{}, subjectOf: map[string]string{}, refused: map[string]string{},
 		repoOf: map[string][]string{}, apiByRepo: map[string]bool{}}
 
-	// 1. Validate the whole stream, keeping the (small) manifests and
-	// index.json as they go by.
+	// 1. Validate the whole stream, keeping the documents as they go by;
+	// only those validation passes are used.
 	o.emit(ImportEvent{Kind: "validating"})
-	rep, err := bundle.ValidateFile(ctx, file, bundle.WithCheckReferrers(true), bundle.WithDocuments(st.keepDocument))
+	rep, err := bundle.ValidateFile(ctx, file, bundle.WithCheckReferrers(true), bundle.WithDocuments(docs.put))
 	res.Validation = &rep
 	if err != nil {
 		return res, err
 	}
-	if !rep.OK {
-		hostile := slices.ContainsFunc(rep.Errors, func(p bundle.Problem) bool { return slices.Contains(hostileCodes, p.Code) })
-		switch {
-		case o.strict:
-			return res, fmt.Errorf("%w: strict validation found %d problem(s), first %s; nothing was pushed", ErrRefused, len(rep.Errors), rep.Errors[0])
-		case hostile || !rep.Complete:
-			return res, fmt.Errorf("%w: the archive is damaged or unsafe (%s); nothing was pushed", ErrRefused, rep.Errors[0])
-		}
-		for _, p := range rep.Errors {
-			if p.Path != "" {
-				st.bad[p.Path] = p.Code
-			}
-			res.Findings = append(res.Findings, finding.Finding{Severity: finding.SeverityError, Code: p.Code,
-				Summary: "not imported: " + p.String(), Remedy: "Re-export the bundle from the source registry (refdoctor bundle diff shows what changed)."})
-		}
-	}
-
-	// 2. Read manifest.yaml (the first member) and drop the manifests
-	// whose member validation found damaged.
-	if st.m, err = bundle.ReadManifest(ctx, file); err != nil {
+	if err := docs.err(); err != nil {
 		return res, err
 	}
-	for path := range st.bad {
-		delete(st.manifests, "sha256:"+strings.TrimPrefix(path, bundle.BlobsDir))
+	st.rep, st.m = rep, rep.Manifest()
+	if err := st.refuseWhole(); err != nil {
+		return res, err
+	}
+
+	// 2. Plan from what validated; nothing touches the target yet.
+	if err := st.plan(); err != nil {
+		return res, err
 	}
 	c, err := env.client()
 	if err != nil {
 		return res, err
 	}
 	st.c = c
-	if err := st.mapRepositories(); err != nil {
-		return res, err
-	}
 
-	// 3. Plan, and push.
+	// 3. Push.
 	if err := st.pushBlobs(ctx, file); err != nil {
 		return res, err
 	}
@@ -235,22 +252,213 @@ func (o *importOptions) emit(e ImportEvent) {
 	}
 }
 
-// keepDocument records index.json and every manifest blob whose bytes
-// hash to its name; validation hands them over as it reads them.
-func (st *importState) keepDocument(path string, data []byte) {
+// refuseWhole decides whether anything at all may be imported.
+func (st *importState) refuseWhole() error {
+	rep := st.rep
+	refuse := func(format string, args ...any) error {
+		msg := fmt.Sprintf(format, args...)
+		st.res.Findings = append(st.res.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.ImportRefused,
+			Summary: "Nothing was imported: " + msg, Remedy: finding.ImportRefused.Remedy()})
+		return fmt.Errorf("%w: %s; nothing was pushed", ErrRefused, msg)
+	}
 	switch {
-	case path == bundle.IndexPath:
-		var idx struct {
-			Manifests []descriptor.Descriptor `json:"manifests"`
-		}
-		if json.Unmarshal(data, &idx) == nil {
-			st.layout = idx.Manifests
-		}
-	case strings.HasPrefix(path, bundle.BlobsDir):
-		if d := "sha256:" + strings.TrimPrefix(path, bundle.BlobsDir); sha256Digest(data) == d {
-			st.manifests[d] = data
+	case rep.Unreadable():
+		first := firstProblem(rep, func(p bundle.Problem) bool { return true })
+		return fmt.Errorf("%w: %w: %s; nothing was pushed", ErrRefused, bundle.ErrMalformedManifest, first)
+	case st.o.strict && !rep.OK:
+		return refuse("strict validation found %d problem(s), first %s", len(rep.Errors), rep.Errors[0])
+	case !rep.Complete:
+		return refuse("the archive could not be read to its end (%s)", firstProblem(rep, func(bundle.Problem) bool { return true }))
+	}
+	if p := firstProblem(rep, func(p bundle.Problem) bool { return slices.Contains(hostileCodes, p.Code) }); p != "" {
+		return refuse("the archive is damaged or unsafe (%s)", p)
+	}
+	for _, path := range []string{bundle.ManifestPath, bundle.IndexPath} {
+		if !rep.Verified(path) {
+			return refuse("%s did not pass validation (%s), and it decides what is pushed and tagged", path, st.why(path))
 		}
 	}
+	return nil
+}
+
+func firstProblem(rep bundle.Report, match func(bundle.Problem) bool) string {
+	for _, p := range rep.Errors {
+		if match(p) {
+			return p.String()
+		}
+	}
+	return ""
+}
+
+// why names the validation problem of a member that did not pass.
+func (st *importState) why(path string) string {
+	for _, p := range st.rep.Errors {
+		if p.Path == path || slices.Contains(p.More, path) {
+			return string(p.Code)
+		}
+	}
+	if _, ok := st.docs.get(path); !ok && !st.rep.Verified(path) {
+		if path == bundle.ManifestPath {
+			return "inconsistent"
+		}
+		return "not verified"
+	}
+	return "not verified"
+}
+
+// plan decides, from validated content only, what is pushed: every
+// manifest whose member passed validation and whose references all did,
+// every referrer whose referrer file passed (subject, checksum, metadata)
+// and whose subject is pushed, every blob one of them needs.
+func (st *importState) plan() error {
+	raw, _ := st.docs.get(bundle.IndexPath)
+	var idx struct {
+		Manifests []descriptor.Descriptor `json:"manifests"`
+	}
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return fmt.Errorf("index.json: %w", err)
+	}
+	st.layout = idx.Manifests
+
+	// state: 1 visiting, 2 pushable, 3 refused.
+	state := map[string]int{}
+	var closure func(d string) bool
+	closure = func(d string) bool {
+		switch state[d] {
+		case 1:
+			st.refused[d] = "references itself"
+			return false
+		case 2:
+			return true
+		case 3:
+			return false
+		}
+		state[d] = 1
+		ok := st.visit(d, closure)
+		state[d] = map[bool]int{true: 2, false: 3}[ok]
+		return ok
+	}
+	for _, d := range st.layout {
+		closure(d.Digest.String())
+	}
+	// Referrers, subjects first: a referrer of a referrer waits for its
+	// subject.
+	var todo []pendingReferrer
+	for _, s := range st.m.Referrers.Subjects {
+		for _, a := range s.Artifacts {
+			todo = append(todo, pendingReferrer{s.Subject, a})
+		}
+	}
+	for progress := true; progress && len(todo) > 0; {
+		progress = false
+		var next []pendingReferrer
+		for _, p := range todo {
+			if _, subjectPushed := st.manifests[p.subject]; !subjectPushed {
+				if _, refused := st.refused[p.subject]; !refused && st.isPendingReferrer(p.subject, todo) {
+					next = append(next, p)
+					continue
+				}
+			}
+			st.referrer(p.subject, p.a, closure)
+			progress = true
+		}
+		todo = next
+	}
+	for _, p := range todo { // a cycle among referrers
+		st.refused[p.a.Digest] = "its subject " + p.subject + " is not imported"
+	}
+	// Refused wins: a digest refused anywhere is pushed from nowhere.
+	for d := range st.refused {
+		delete(st.manifests, d)
+		delete(st.subjectOf, d)
+	}
+	return st.mapRepositories()
+}
+
+// pendingReferrer is a referrer waiting for its subject to be planned.
+type pendingReferrer struct {
+	subject string
+	a       bundle.Artifact
+}
+
+func (st *importState) isPendingReferrer(d string, todo []pendingReferrer) bool {
+	return slices.ContainsFunc(todo, func(p pendingReferrer) bool { return p.a.Digest == d })
+}
+
+// visit decides whether the manifest or blob d, and all it references,
+// can be pushed.
+func (st *importState) visit(d string, closure func(string) bool) bool {
+	path := bundle.BlobPath(d)
+	if !validSHA256(d) {
+		st.refused[d] = "not a sha256 digest"
+		return false
+	}
+	if !st.rep.Verified(path) {
+		st.refused[d] = st.why(path) + " " + path
+		return false
+	}
+	raw, isDoc := st.docs.get(path)
+	if !isDoc {
+		st.blobs[d] = true
+		return true
+	}
+	doc, ok := bundle.ParseOCIDocument(raw)
+	if !ok {
+		st.blobs[d] = true
+		return true
+	}
+	for _, r := range doc.References() {
+		if !closure(r.Digest) {
+			st.refused[d] = "it needs " + r.Digest + ", which is not imported"
+			return false
+		}
+	}
+	st.manifests[d] = path
+	return true
+}
+
+// referrer plans one referrer of subject.
+func (st *importState) referrer(subject string, a bundle.Artifact, closure func(string) bool) {
+	if _, ok := st.manifests[subject]; !ok {
+		st.refused[a.Digest] = "its subject " + subject + " is not imported"
+		return
+	}
+	if !st.rep.Verified(a.Path) {
+		st.refused[a.Digest] = st.why(a.Path) + " " + a.Path
+		return
+	}
+	raw, ok := st.docs.get(a.Path)
+	if !ok || digestOf(raw) != a.Digest {
+		st.refused[a.Digest] = "its referrer file was not read"
+		return
+	}
+	doc, ok := bundle.ParseOCIDocument(raw)
+	if !ok || doc.Subject == nil || doc.Subject.Digest != subject {
+		st.refused[a.Digest] = "SubjectMismatch " + a.Path
+		return
+	}
+	for _, r := range doc.References() {
+		if !closure(r.Digest) {
+			st.refused[a.Digest] = "it needs " + r.Digest + ", which is not imported"
+			return
+		}
+	}
+	st.manifests[a.Digest] = a.Path
+	st.subjectOf[a.Digest] = subject
+}
+
+func validSHA256(d string) bool {
+	h, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(h) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil && strings.ToLower(h) == h
+}
+
+func digestOf(b []byte) string {
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:])
 }
 
 // targetRepo maps a source reference's repository under the target.
@@ -276,11 +484,9 @@ func (st *importState) targetRepo(source string) (ref.Ref, string, error) {
 
 // mapRepositories works out which target repository needs each digest:
 // an image's closure (children, configs, layers) and its referrers' go to
-// the image's repository.
+// the image's repository. Refused digests are mapped too, so that the
+// plan can say where they were not pushed.
 func (st *importState) mapRepositories() error {
-	if st.m == nil {
-		return fmt.Errorf("%w: no manifest.yaml", bundle.ErrNoManifest)
-	}
 	referrersOf := map[string][]string{}
 	for _, s := range st.m.Referrers.Subjects {
 		for _, a := range s.Artifacts {
@@ -302,10 +508,12 @@ func (st *importState) mapRepositories() error {
 				return
 			}
 			st.repoOf[digest] = append(st.repoOf[digest], repo.CommonName())
-			if raw, ok := st.manifests[digest]; ok {
+			if raw, ok := st.raw(digest); ok {
 				if doc, ok := bundle.ParseOCIDocument(raw); ok {
 					for _, ref := range doc.References() {
-						walk(ref.Digest)
+						if ref.Digest != st.subjectOf[digest] {
+							walk(ref.Digest)
+						}
 					}
 				}
 			}
@@ -325,9 +533,7 @@ func (st *importState) add(item PlanItem) {
 	switch item.Action {
 	case "push":
 		st.res.Pushed++
-		if !st.o.dryRun {
-			st.res.BytesPushed += item.Size
-		}
+		st.res.BytesPushed += item.Size
 	case "skip":
 		st.res.Skipped++
 	case "refused":
@@ -337,8 +543,8 @@ func (st *importState) add(item PlanItem) {
 	st.o.emit(ImportEvent{Kind: "pushed", Item: &it, Done: len(st.res.Plan)})
 }
 
-// pushBlobs streams the archive and pushes every non-manifest blob to each
-// repository that needs it, after one HEAD.
+// pushBlobs streams the archive and pushes every blob the plan needs to
+// each repository that needs it, after one HEAD.
 func (st *importState) pushBlobs(ctx context.Context, file string) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(st.o.concurrency)
@@ -347,18 +553,11 @@ func (st *importState) pushBlobs(ctx context.Context, file string) error {
 			return nil
 		}
 		d := "sha256:" + strings.TrimPrefix(name, bundle.BlobsDir)
-		if _, isManifest := st.manifests[d]; isManifest {
-			return nil
-		}
-		repos := st.repoOf[d]
-		if why := st.bad[name]; why != "" {
-			for _, repo := range repos {
-				st.add(PlanItem{Kind: "blob", Repository: repo, Digest: d, Size: size, Action: "refused", Reason: string(why)})
-			}
-			return nil
+		if !st.blobs[d] {
+			return nil // a manifest (pushed from validated bytes), or not needed
 		}
 		var need []ref.Ref
-		for _, repo := range repos {
+		for _, repo := range st.repoOf[d] {
 			rr, _ := ref.New(repo)
 			desc := descriptor.Descriptor{Digest: digest.Digest(d), Size: size}
 			if _, err := st.c.BlobHead(gctx, rr, desc); err == nil {
@@ -414,66 +613,28 @@ func (st *importState) pushBlobs(ctx context.Context, file string) error {
 	return err
 }
 
-// putBlob pushes one blob, checking the bytes against the digest as they
-// stream; the registry checks again on commit.
-func (st *importState) putBlob(ctx context.Context, r ref.Ref, d string, size int64, src io.Reader) error {
-	h := sha256.New()
-	desc := descriptor.Descriptor{Digest: digest.Digest(d), Size: size}
-	if _, err := st.c.BlobPut(ctx, r, desc, io.TeeReader(src, h)); err != nil {
-		return fmt.Errorf("push blob %s to %s: %w", d, r.CommonName(), err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != d {
-		return fmt.Errorf("blob %s: the bundle's bytes hash to %s", d, got)
-	}
-	return nil
-}
-
-// hasReferrersAPI probes a target repository once.
-func (st *importState) hasReferrersAPI(ctx context.Context, repo ref.Ref) bool {
-	key := repo.CommonName()
-	st.mu.Lock()
-	v, ok := st.apiByRepo[key]
-	st.mu.Unlock()
-	if ok {
-		return v
-	}
-	rep, err := probe.Run(ctx, []probe.Target{{Host: repo.Registry, Repository: repo.Repository}},
-		probe.WithConfig(st.env.Config), probe.WithClientOpts(st.env.Client...))
-	v = err == nil && len(rep.Registries) == 1 && rep.Registries[0].ReferrersAPI == probe.Supported
-	st.mu.Lock()
-	st.apiByRepo[key] = v
-	st.mu.Unlock()
-	return v
-}
-
-// manifestOrder lists a repository's manifests so that every manifest
-// comes after what it references (children before indexes) and referrers
-// come after their subjects.
+// manifestOrder lists a repository's pushable manifests so that every
+// manifest comes after what it references (children before indexes) and
+// referrers come after their subjects.
 func (st *importState) manifestOrder(repo string) []string {
 	var order []string
 	seen := map[string]bool{}
-	subjectOf := map[string]string{}
-	for _, s := range st.m.Referrers.Subjects {
-		for _, a := range s.Artifacts {
-			subjectOf[a.Digest] = s.Subject
-		}
-	}
 	var visit func(d string)
 	visit = func(d string) {
 		if seen[d] {
 			return
 		}
 		seen[d] = true
-		if raw, ok := st.manifests[d]; ok {
+		if raw, ok := st.raw(d); ok {
 			if doc, ok := bundle.ParseOCIDocument(raw); ok {
 				for _, r := range doc.References() {
-					if _, isManifest := st.manifests[r.Digest]; isManifest && r.Digest != subjectOf[d] {
+					if _, isManifest := st.manifests[r.Digest]; isManifest && r.Digest != st.subjectOf[d] {
 						visit(r.Digest)
 					}
 				}
 			}
 		}
-		if s := subjectOf[d]; s != "" {
+		if s := st.subjectOf[d]; s != "" {
 			visit(s)
 		}
 		order = append(order, d)
@@ -491,13 +652,9 @@ func (st *importState) manifestOrder(repo string) []string {
 	return order
 }
 
+// pushManifests pushes the pushable manifests and tags, repository by
+// repository, and lists what was refused.
 func (st *importState) pushManifests(ctx context.Context) error {
-	subjectOf := map[string]string{}
-	for _, s := range st.m.Referrers.Subjects {
-		for _, a := range s.Artifacts {
-			subjectOf[a.Digest] = s.Subject
-		}
-	}
 	tags := map[string][]string{} // digest -> tags in its repository
 	for _, d := range st.layout {
 		if tag := d.Annotations[bundle.AnnotationRefName]; tag != "" {
@@ -521,9 +678,12 @@ func (st *importState) pushManifests(ctx context.Context) error {
 		noAPI := false
 		checkedAPI := false
 		for _, d := range st.manifestOrder(repoName) {
-			raw := st.manifests[d]
+			raw, ok := st.raw(d)
+			if !ok {
+				return fmt.Errorf("manifest %s: its validated copy could not be read back", d)
+			}
 			kind := "manifest"
-			if subjectOf[d] != "" {
+			if st.subjectOf[d] != "" {
 				kind = "referrer"
 			}
 			item := PlanItem{Kind: kind, Repository: repoName, Digest: d, Size: int64(len(raw))}
@@ -537,7 +697,7 @@ func (st *importState) pushManifests(ctx context.Context) error {
 			// On a target without the API a referrer also needs its entry
 			// in the fallback index; an interrupted import may have pushed
 			// the manifest but not the index.
-			needsIndex := kind == "referrer" && noAPI && exists && !st.inFallbackIndex(ctx, repo, subjectOf[d], d)
+			needsIndex := kind == "referrer" && noAPI && exists && !st.inFallbackIndex(ctx, repo, st.subjectOf[d], d)
 			switch {
 			case exists && !needsIndex:
 				item.Action = "skip"
@@ -574,7 +734,102 @@ func (st *importState) pushManifests(ctx context.Context) error {
 			}
 		}
 	}
+	st.listRefused(tags)
 	return nil
+}
+
+// listRefused adds the refused images, manifests, referrers and tags to
+// the plan, each with a NotImported finding: what the operator reads as
+// "not imported" is exactly what was not pushed.
+func (st *importState) listRefused(tags map[string][]string) {
+	subjectOfListed := map[string]string{}
+	for _, s := range st.m.Referrers.Subjects {
+		for _, a := range s.Artifacts {
+			subjectOfListed[a.Digest] = s.Subject
+		}
+	}
+	var ds []string
+	for d := range st.refused {
+		if _, isBlob := st.blobs[d]; isBlob {
+			continue
+		}
+		ds = append(ds, d)
+	}
+	sort.Strings(ds)
+	for _, d := range ds {
+		why := st.refused[d]
+		kind, what := "manifest", "manifest "+d
+		if s := subjectOfListed[d]; s != "" {
+			kind, what = "referrer", "referrer "+d+" of "+s
+		} else if !slices.ContainsFunc(st.layout, func(x descriptor.Descriptor) bool { return x.Digest.String() == d }) {
+			// A blob or child manifest inside a refused image: the image
+			// is what the operator sees refused.
+			if !st.isManifestDoc(d) {
+				continue
+			}
+		}
+		repos := st.repoOf[d]
+		if len(repos) == 0 {
+			repos = []string{""}
+		}
+		for _, repo := range repos {
+			st.add(PlanItem{Kind: kind, Repository: repo, Digest: d, Action: "refused", Reason: why})
+			for _, tag := range tags[d] {
+				st.add(PlanItem{Kind: "tag", Repository: repo, Digest: d, Tag: tag, Action: "refused", Reason: "its manifest is not imported"})
+			}
+		}
+		st.res.Findings = append(st.res.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.NotImported,
+			Summary:  "Not imported: " + what + " (" + why + ")",
+			Cause:    "Validation did not pass it, or something it needs, so it was not pushed from any copy in the bundle.",
+			Remedy:   finding.NotImported.Remedy(),
+			Evidence: d})
+	}
+}
+
+// raw is a pushable manifest's validated bytes.
+func (st *importState) raw(d string) ([]byte, bool) {
+	path, ok := st.manifests[d]
+	if !ok {
+		return nil, false
+	}
+	return st.docs.get(path)
+}
+
+func (st *importState) isManifestDoc(d string) bool {
+	_, ok := st.docs.get(bundle.BlobPath(d))
+	return ok
+}
+
+// putBlob pushes one blob, checking the bytes against the digest as they
+// stream; the registry checks again on commit.
+func (st *importState) putBlob(ctx context.Context, r ref.Ref, d string, size int64, src io.Reader) error {
+	h := sha256.New()
+	desc := descriptor.Descriptor{Digest: digest.Digest(d), Size: size}
+	if _, err := st.c.BlobPut(ctx, r, desc, io.TeeReader(src, h)); err != nil {
+		return fmt.Errorf("push blob %s to %s: %w", d, r.CommonName(), err)
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != d {
+		return fmt.Errorf("blob %s: the bundle's bytes hash to %s", d, got)
+	}
+	return nil
+}
+
+// hasReferrersAPI probes a target repository once.
+func (st *importState) hasReferrersAPI(ctx context.Context, repo ref.Ref) bool {
+	key := repo.CommonName()
+	st.mu.Lock()
+	v, ok := st.apiByRepo[key]
+	st.mu.Unlock()
+	if ok {
+		return v
+	}
+	rep, err := probe.Run(ctx, []probe.Target{{Host: repo.Registry, Repository: repo.Repository}},
+		probe.WithConfig(st.env.Config), probe.WithClientOpts(st.env.Client...))
+	v = err == nil && len(rep.Registries) == 1 && rep.Registries[0].ReferrersAPI == probe.Supported
+	st.mu.Lock()
+	st.apiByRepo[key] = v
+	st.mu.Unlock()
+	return v
 }
 
 // putManifest pushes raw bytes unchanged, so the digest stays the same.
@@ -670,23 +925,34 @@ func (st *importState) checkLostUpdates(ctx context.Context, before map[fallback
 }
 
 // reconcile runs discovery on the target and compares every subject's
-// referrers with the bundle's list.
+// referrers with what import meant to push, and checks that what it
+// refused is not there.
 func (st *importState) reconcile(ctx context.Context) {
 	expected := map[string][]string{}
+	refused := map[string][]string{}
 	for _, s := range st.m.Referrers.Subjects {
 		for _, a := range s.Artifacts {
-			expected[s.Subject] = append(expected[s.Subject], a.Digest)
+			if st.subjectOf[a.Digest] == s.Subject {
+				expected[s.Subject] = append(expected[s.Subject], a.Digest)
+			} else {
+				refused[s.Subject] = append(refused[s.Subject], a.Digest)
+			}
 		}
 	}
-	subjects := make([]string, 0, len(expected))
-	for s := range expected {
-		subjects = append(subjects, s)
+	subjects := make([]string, 0, len(st.m.Referrers.Subjects))
+	for _, s := range st.m.Referrers.Subjects {
+		subjects = append(subjects, s.Subject)
 	}
 	sort.Strings(subjects)
 	for _, subject := range subjects {
-		for _, repoName := range st.repoOf[subject] {
+		repos := st.repoOf[subject]
+		if _, pushed := st.manifests[subject]; !pushed {
+			continue // the subject itself is refused: nothing to discover
+		}
+		for _, repoName := range repos {
 			res, err := discovery.Discover(ctx, repoName+"@"+subject, st.env.discoveryOpts()...)
-			rs := ReconcileSubject{Subject: subject, Repository: repoName, Method: string(res.Method), Expected: len(expected[subject]), Missing: []string{}}
+			rs := ReconcileSubject{Subject: subject, Repository: repoName, Method: string(res.Method), Expected: len(expected[subject]),
+				Missing: []string{}, Refused: append([]string{}, refused[subject]...), RefusedPresent: []string{}}
 			found := map[string]bool{}
 			for _, r := range res.Referrers {
 				if r.Source == discovery.SourceAPI || r.Source == discovery.SourceTagIndex {
@@ -701,22 +967,31 @@ func (st *importState) reconcile(ctx context.Context) {
 				}
 			}
 			st.res.Reconcile = append(st.res.Reconcile, rs)
-			switch {
-			case err != nil || res.Partial || res.Error != "":
+			if err != nil || res.Partial || res.Error != "" {
 				msg := res.Error
 				if err != nil {
 					msg = err.Error()
 				}
 				st.res.Findings = append(st.res.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.ReconcileIncomplete,
 					Summary: fmt.Sprintf("Could not check the referrers of %s in %s: %s", subject, repoName, msg)})
-			case len(rs.Missing) > 0:
-				for _, d := range rs.Missing {
-					st.res.Findings = append(st.res.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.ReferrerMissingAfterImport,
-						Summary:  fmt.Sprintf("Referrer %s of %s is not discoverable in %s", d, subject, repoName),
-						Cause:    "The target did not list it through " + string(res.Method) + " after the push.",
-						Remedy:   "Run the import again; if it stays missing, check the target's referrers support with refdoctor probe.",
+				continue
+			}
+			for _, d := range refused[subject] {
+				if found[d] {
+					st.res.Reconcile[len(st.res.Reconcile)-1].RefusedPresent = append(st.res.Reconcile[len(st.res.Reconcile)-1].RefusedPresent, d)
+					st.res.Findings = append(st.res.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.NotImported,
+						Summary:  fmt.Sprintf("Referrer %s of %s was not imported, but %s already serves it", d, subject, repoName),
+						Cause:    "An earlier import or another writer put it there; this import did not push it.",
+						Remedy:   "Check where the target's copy came from before trusting it.",
 						Evidence: d})
 				}
+			}
+			for _, d := range rs.Missing {
+				st.res.Findings = append(st.res.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.ReferrerMissingAfterImport,
+					Summary:  fmt.Sprintf("Referrer %s of %s is not discoverable in %s", d, subject, repoName),
+					Cause:    "The target did not list it through " + string(res.Method) + " after the push.",
+					Remedy:   "Run the import again; if it stays missing, check the target's referrers support with refdoctor probe.",
+					Evidence: d})
 			}
 		}
 	}

@@ -34,6 +34,9 @@ func ValidateBundle(ctx context.Context, path string, checkReferrers bool, progr
 	for _, p := range rep.Errors {
 		f := finding.Finding{Severity: finding.SeverityError, Code: p.Code, Summary: p.String(), Remedy: remedies[p.Code]}
 		if f.Remedy == "" {
+			f.Remedy = p.Code.Remedy()
+		}
+		if f.Remedy == "" {
 			f.Remedy = "Re-export the bundle and validate again before it crosses the gap."
 		}
 		if p.Expected != "" || p.Actual != "" {
