@@ -427,7 +427,7 @@ func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, 
 			}
 		}
 	}
-	ra := newReadAhead(ctx, c, fetch, o.concurrency, dir, o.readAhead)
+	ra := newReadAhead(ctx, c, fetch, o.concurrency, filepath.Dir(tmp.Name()), o.readAhead)
 	defer func() {
 		ra.close()
 		ra.mu.Lock()
