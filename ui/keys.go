@@ -24,6 +24,9 @@ type keyMap struct {
 	Top      key.Binding
 	Bottom   key.Binding
 	Open     key.Binding
+	// OpenReferrer and OpenTag are enter where it shows a manifest.
+	OpenReferrer key.Binding
+	OpenTag      key.Binding
 
 	// Start.
 	Choose      key.Binding
@@ -86,6 +89,9 @@ func newKeyMap() keyMap {
 		Top:      b([]string{"g", "home"}, "g", "top"),
 		Bottom:   b([]string{"G", "end"}, "G", "bottom"),
 		Open:     b([]string{"enter"}, "enter", "open"),
+
+		OpenReferrer: b([]string{"enter"}, "enter", "manifest"),
+		OpenTag:      b([]string{"enter"}, "enter", "what it holds"),
 
 		Choose:      b([]string{"enter"}, "enter", "walk from here"),
 		EditTargets: b([]string{"e"}, "e", "edit targets"),

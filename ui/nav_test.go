@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -261,4 +262,50 @@ func drain(cmd tea.Cmd) []tea.Msg {
 		}
 	}
 	return out
+}
+
+// TestReferrerDrillDown opens a referrer: its subject chain leads from the
+// image's digest down to it, its manifest is the one the registry serves
+// (its subject is the image), and esc returns to the same row.
+func TestReferrerDrillDown(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 160, 80, nil)
+	oci, _ := l.Get("oci11")
+	h.keys("5")
+	h.waitFor("the referrers", func(v string) bool { return idle(v) && strings.Contains(v, "referrers ·") && strings.Contains(v, "1/7") })
+	h.keys("j", "enter")
+	v := h.waitFor("the manifest", func(v string) bool { return idle(v) && strings.Contains(v, `"schemaVersion"`) })
+	for _, want := range []string{"SUBJECT CHAIN", "image " + l.Seed.Ref(oci.Host), l.Seed.Index, `"subject"`, "ANNOTATIONS", "esc returns"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the referrer view lacks %q:\n%s", want, v)
+		}
+	}
+	// The manifest names the image as its subject.
+	if i := strings.Index(v, `"subject"`); i < 0 || !strings.Contains(v[i:], l.Seed.Index) {
+		t.Errorf("the manifest's subject is not the image %s", l.Seed.Index)
+	}
+	h.keys("esc")
+	h.waitFor("the tree, same row", contains("REFERRERS (", "2/7"))
+}
+
+// TestTagDrillDown opens a fallback tag: it holds an index listing the
+// subject's referrers; esc returns to the same row.
+func TestTagDrillDown(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 160, 80, nil)
+	h.keys("4")
+	h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
+	h.keys("j", "enter")
+	v := h.waitFor("what the tag holds", func(v string) bool { return idle(v) && strings.Contains(v, `"manifests"`) })
+	n := len(l.Seed.ReferrersOf(l.Seed.Index))
+	for _, want := range []string{"index tag", "points to", "application/vnd.oci.image.index.v1+json", fmt.Sprintf("ENTRIES (%d)", n)} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the tag view lacks %q:\n%s", want, v)
+		}
+	}
+	h.keys("esc")
+	v = h.waitFor("the listing again", contains("KIND", "→ HOLDS"))
+	if !strings.Contains(v, "› ") || !strings.Contains(strings.Split(v, "› ")[1], "index") {
+		t.Errorf("esc did not return to the index tag's row:\n%s", v)
+	}
 }

@@ -47,10 +47,29 @@ func screenCases() []screenCase {
 			h.keys("j", "j", "enter")
 			h.waitFor("the detail", contains("EXCHANGES"))
 		}, checks: []string{"VERDICT", "deciding reply", "405", "EXCHANGES"}},
+		{name: "detail-exchange", drive: func(h *harness) {
+			h.keys("3")
+			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
+			h.keys("j", "j", "enter")
+			h.waitFor("the detail", contains("EXCHANGES"))
+			h.keys("j", "j", "enter")
+			h.waitFor("the exchange", contains("REQUEST", "REPLY"))
+		}, checks: []string{"REQUEST", "GET http://", "User-Agent: refdoctor/test", "REPLY", "405", "Content-Type:", "BODY", "UNSUPPORTED"}},
 		{name: "tags", drive: func(h *harness) {
 			h.keys("4")
 			h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
 		}, checks: []string{"SUBJECT", "index", "sig"}},
+		{name: "tags-open", drive: func(h *harness) {
+			h.keys("4")
+			h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
+			h.keys("j", "enter")
+			h.waitFor("what the tag holds", func(v string) bool { return idle(v) && strings.Contains(v, "HOLDS") })
+		}, checks: []string{"index tag", "points to", "HOLDS", "application/vnd.oci.image.index.v1+json"}},
+		{name: "tags-filter-none", drive: func(h *harness) {
+			h.keys("4")
+			h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
+			h.keys("/", "x", "y", "z", "enter")
+		}, checks: []string{"nothing matches \"xyz\"", "esc clears"}},
 		{name: "tags-filter", drive: func(h *harness) {
 			h.keys("4")
 			h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
@@ -59,7 +78,13 @@ func screenCases() []screenCase {
 		{name: "referrers", drive: func(h *harness) {
 			h.keys("5")
 			h.waitFor("the referrers", func(v string) bool { return idle(v) && strings.Contains(v, "referrers ·") })
-		}, checks: []string{"REFERRERS", "PLATFORM linux/amd64", "sbom"}},
+		}, checks: []string{"REFERRERS", "sbom", "sha256:", "1/7"}},
+		{name: "referrers-open", drive: func(h *harness) {
+			h.keys("5")
+			h.waitFor("the referrers", func(v string) bool { return idle(v) && strings.Contains(v, "referrers ·") })
+			h.keys("j", "enter")
+			h.waitFor("the referrer", func(v string) bool { return idle(v) && strings.Contains(v, "SUBJECT CHAIN") })
+		}, checks: []string{"SUBJECT CHAIN", "esc returns", "digest", "sbom"}},
 		{name: "bundle-tampered", opts: func(t *testing.T, dir string, o *Options) {
 			_, tampered := bundles(t, dir)
 			o.Bundle = tampered

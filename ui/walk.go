@@ -509,10 +509,10 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 		add(probeTable(sh, *res.Probe, width)...)
 	case res.Discovery != nil:
 		d := res.Discovery
-		add(referrerTree(st, d.Referrers, width)...)
+		add(referrerTreeLines(st, d.Referrers, width)...)
 		for _, p := range d.Platforms {
 			add(trunc("  platform "+p.Platform+" "+discovery.ShortDigest(p.Digest)+" ("+strconv.Itoa(len(p.Referrers))+")", width))
-			add(referrerTree(st, p.Referrers, width)...)
+			add(referrerTreeLines(st, p.Referrers, width)...)
 		}
 	case res.Tags != nil:
 		for _, s := range res.Tags.Subjects {
