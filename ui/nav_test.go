@@ -272,7 +272,9 @@ func TestReferrerDrillDown(t *testing.T) {
 	h := newHarness(t, l, 160, 80, nil)
 	oci, _ := l.Get("oci11")
 	h.keys("5")
-	h.waitFor("the referrers", func(v string) bool { return idle(v) && strings.Contains(v, "referrers ·") && strings.Contains(v, "1/7") })
+	h.waitFor("the referrers", func(v string) bool {
+		return idle(v) && strings.Contains(v, "referrers ·") && strings.Contains(v, "1/7")
+	})
 	h.keys("j", "enter")
 	v := h.waitFor("the manifest", func(v string) bool { return idle(v) && strings.Contains(v, `"schemaVersion"`) })
 	for _, want := range []string{"SUBJECT CHAIN", "image " + l.Seed.Ref(oci.Host), l.Seed.Index, `"subject"`, "ANNOTATIONS", "esc returns"} {
