@@ -226,6 +226,7 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m2, cmd := m.Update(msg.msg)
 		return m2, tea.Batch(cmd, pump(msg.ch))
 	case finishedMsg:
+		m.sh.busy.Add(-1)
 		cmd := m.route(msg.target(), msg)
 		// Finished work changes the session's counters.
 		_, mcmd := m.screens[scrMetrics].Update(metricsRefreshMsg{})

@@ -8,11 +8,9 @@ import (
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/filepicker"
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/progress"
 	tea "charm.land/bubbletea/v2"
-	"charm.land/lipgloss/v2"
 
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/discovery"
@@ -27,7 +25,7 @@ type bundleScreen struct {
 	sh      *shared
 	path    string
 	job     job[bundle.Event, bundle.Report]
-	picker  filepicker.Model
+	picker  picker
 	picking bool
 	bar     progress.Model
 	read    int64
@@ -44,42 +42,8 @@ func newBundleScreen(sh *shared) *bundleScreen {
 	b := &bundleScreen{sh: sh, path: sh.opts.Bundle, pane: newPane(sh)}
 	b.bar = progress.New(progress.WithFillCharacters('█', '░'), progress.WithoutPercentage())
 	b.restyle()
-	b.picker = b.newPicker()
+	b.picker = newPicker(sh, "")
 	return b
-}
-
-func (b *bundleScreen) newPicker() filepicker.Model {
-	p := filepicker.New()
-	p.AutoHeight = false
-	p.ShowPermissions = false
-	p.Cursor = "›"
-	// Bundles only: gzip or zstd tars (validation still sniffs the bytes).
-	p.AllowedTypes = []string{".tgz", ".gz", ".zst", ".tzst"}
-	p.KeyMap.Back = key.NewBinding(key.WithKeys("h", "backspace", "left"), key.WithHelp("h", "up a folder"))
-	dir := b.sh.opts.workDir
-	if b.path != "" {
-		dir = filepath.Dir(b.path)
-	}
-	if dir != "" {
-		p.CurrentDirectory = dir
-	}
-	p.SetHeight(max(3, b.h-3))
-	p.Styles = b.pickerStyles()
-	return p
-}
-
-func (b *bundleScreen) pickerStyles() filepicker.Styles {
-	st := b.sh.st
-	if !st.colour() {
-		plain := st.Plain
-		s := filepicker.Styles{DisabledCursor: plain, Cursor: st.Cursor, Symlink: plain, Directory: st.Header, File: plain,
-			DisabledFile: st.Label, Permission: plain, Selected: st.Selected, DisabledSelected: st.Label,
-			FileSize: plain.Width(7).Align(lipgloss.Right), EmptyDirectory: plain.PaddingLeft(2).SetString("This folder is empty.")}
-		return s
-	}
-	s := filepicker.DefaultStyles()
-	s.Cursor, s.Selected, s.Directory = st.Cursor, st.Selected, st.tones[toneAccent]
-	return s
 }
 
 func (b *bundleScreen) restyle() {
@@ -89,7 +53,7 @@ func (b *bundleScreen) restyle() {
 func (b *bundleScreen) SetSize(w, h int) {
 	b.w, b.h = w, h
 	b.bar.SetWidth(max(10, min(w-4, 72)))
-	b.picker.SetHeight(max(3, h-3))
+	b.picker.setSize(w, max(3, h-3))
 	b.pane.setSize(w, max(1, h-1))
 	b.refresh()
 }
@@ -107,10 +71,15 @@ func (b *bundleScreen) activate() tea.Cmd {
 	return b.openPicker()
 }
 
+// openPicker lists the bundle's folder, or the working folder.
 func (b *bundleScreen) openPicker() tea.Cmd {
-	b.picker = b.newPicker()
+	dir := b.sh.opts.workDir
+	if b.path != "" {
+		dir = filepath.Dir(b.path)
+	}
 	b.picking = true
-	return b.picker.Init()
+	b.picker.setSize(b.w, max(3, b.h-3))
+	return b.picker.open(dir)
 }
 
 func (b *bundleScreen) validate() tea.Cmd {
@@ -177,14 +146,16 @@ func (b *bundleScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		return b, nil
 	case styleChangedMsg:
 		b.restyle()
-		b.picker.Styles = b.pickerStyles()
 		b.refresh()
 		return b, nil
 	}
+	if dr, ok := msg.(dirReadMsg); ok {
+		_, cmd := b.picker.update(dr)
+		return b, cmd
+	}
 	if b.picking {
-		var cmd tea.Cmd
-		b.picker, cmd = b.picker.Update(msg)
-		if ok, path := b.picker.DidSelectFile(msg); ok {
+		path, cmd := b.picker.update(msg)
+		if path != "" {
 			b.path = path
 			return b, b.validate()
 		}
@@ -223,10 +194,9 @@ func (b *bundleScreen) stop() { b.job.stop() }
 func (b *bundleScreen) help() bindings {
 	k := b.sh.keys
 	if b.picking {
-		pk := b.picker.KeyMap
 		return bindings{
-			short: []key.Binding{k.SelectFile, pk.Down, pk.Up, pk.Back, k.Back},
-			full:  [][]key.Binding{{pk.Up, pk.Down, pk.PageUp, pk.PageDown, pk.GoToTop, pk.GoToLast}, {pk.Open, pk.Back, k.SelectFile, k.Back}},
+			short: []key.Binding{k.Up, k.Down, k.SelectFile, k.FolderUp, k.Back},
+			full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.SelectFile, k.FolderUp, k.Back}},
 		}
 	}
 	return bindings{
@@ -238,8 +208,12 @@ func (b *bundleScreen) help() bindings {
 func (b *bundleScreen) View() string {
 	st := b.sh.st
 	if b.picking {
-		head := st.Header.Render("Pick a bundle") + st.Label.Render("  "+b.picker.CurrentDirectory)
-		return trunc(head, b.w) + "\n" + st.Label.Render(trunc("enter validates a file, l/h enter and leave folders, esc closes", b.w)) + "\n\n" + b.picker.View()
+		head := st.Header.Render("Pick a bundle") + st.Label.Render("  "+b.picker.dir)
+		pos := ""
+		if len(b.picker.entries) > b.picker.h {
+			pos = st.Label.Render(position(b.picker.cursor, len(b.picker.entries)))
+		}
+		return rightAlign(head, pos, b.w) + "\n" + st.Label.Render(trunc("enter opens a folder or validates a bundle · backspace goes up · esc closes", b.w)) + "\n\n" + b.picker.view()
 	}
 	switch b.job.state {
 	case jobIdle:
@@ -247,7 +221,7 @@ func (b *bundleScreen) View() string {
 	case jobRunning:
 		return b.progressView()
 	}
-	return trunc(b.headline(), b.w) + "\n" + b.pane.view()
+	return rightAlign(b.headline(), st.Label.Render(b.pane.position()), b.w) + "\n" + b.pane.view()
 }
 
 func (b *bundleScreen) progressView() string {
@@ -317,7 +291,7 @@ func (b *bundleScreen) refresh() {
 	}
 	var lines []string
 	add := func(s ...string) { lines = append(lines, s...) }
-	add(trunc(st.Label.Render("file      ")+b.path, w))
+	add(wrapHardIndent(st.Label.Render("file      "), b.path, w)...)
 	if b.job.err != "" {
 		add(wrapIndent(st.word("error")+"     ", b.job.err, w)...)
 	}
@@ -397,13 +371,32 @@ func (b *bundleScreen) refresh() {
 func problemLines(st styles, ps []bundle.Problem, w int) []string {
 	var out []string
 	for _, p := range ps {
-		out = append(out, "      "+st.paint(toneFail, string(p.Code))+" "+truncMiddle(p.Path, max(10, w-8-len(p.Code))))
+		// The member, the expected and the actual hash are what the
+		// operator compares: they wrap, never cut.
+		out = append(out, "      "+st.paint(toneFail, string(p.Code)))
+		out = append(out, wrapHardIndent("        member   ", p.Path, w)...)
 		if p.Expected != "" || p.Actual != "" {
-			out = append(out, trunc("        expected "+p.Expected, w), trunc("        actual   "+st.paint(toneFail, p.Actual), w))
+			out = append(out, wrapHardIndent("        expected ", p.Expected, w)...)
+			for _, l := range wrapHardIndent("        actual   ", p.Actual, w) {
+				out = append(out, st.paint(toneFail, l))
+			}
 		}
 		if p.Message != "" {
 			out = append(out, wrapIndent("        ", p.Message, w)...)
 		}
 	}
 	return out
+}
+
+// click picks in the file picker.
+func (b *bundleScreen) click(_, y int) tea.Cmd {
+	if !b.picking || y < 3 {
+		return nil
+	}
+	path, cmd := b.picker.click(y - 3)
+	if path != "" {
+		b.path = path
+		return b.validate()
+	}
+	return cmd
 }

@@ -345,7 +345,7 @@ func (d *detailScreen) exchangeView(r *compatRow, i int) []string {
 	add("", st.Header.Render("REQUEST"))
 	add(wrapHardIndent("  ", ex.Method+" "+ex.URL, w)...)
 	add(headerLines(ex.RequestHeaders, w, "  (no request headers recorded)")...)
-	add("", st.Header.Render("REPLY")+"  "+sh.ms(ex.DurationMS))
+	add("", st.Header.Render("REPLY")+st.Label.Render(" in "+sh.ms(ex.DurationMS)))
 	if ex.Error != "" {
 		add(wrapIndent("  "+st.word("error")+" ", ex.Error, w)...)
 	} else {

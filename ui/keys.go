@@ -63,6 +63,7 @@ type keyMap struct {
 	PickFile   key.Binding
 	Revalidate key.Binding
 	SelectFile key.Binding
+	FolderUp   key.Binding
 
 	// Escalation.
 	Collect key.Binding
@@ -122,7 +123,8 @@ func newKeyMap() keyMap {
 
 		PickFile:   b([]string{"o"}, "o", "open file"),
 		Revalidate: b([]string{"r"}, "r", "validate again"),
-		SelectFile: b([]string{"enter"}, "enter", "validate file"),
+		SelectFile: b([]string{"enter"}, "enter", "open"),
+		FolderUp:   b([]string{"backspace", "left", "h"}, "⌫", "folder up"),
 
 		Collect: b([]string{"d"}, "d", "collect diagnostics"),
 	}

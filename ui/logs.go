@@ -121,14 +121,14 @@ func (l *logsScreen) View() string {
 		r := l.job.res
 		head += human.Count(r.Lines, "line") + " · " + human.Count(len(r.Probes), "verdict") + " · " + human.Count(len(r.Failures), "failure")
 	}
-	return trunc(head, l.w) + "\n" + l.pane.view()
+	return rightAlign(head, st.Label.Render(l.pane.position()), l.w) + "\n" + l.pane.view()
 }
 
 func (l *logsScreen) refresh() {
 	sh, st, w := l.sh, l.sh.st, l.pane.width()
 	var lines []string
 	add := func(s ...string) { lines = append(lines, s...) }
-	add(trunc(st.Label.Render("file ")+l.path, w))
+	add(wrapHardIndent(st.Label.Render("file "), l.path, w)...)
 	switch {
 	case l.job.state == jobFailed:
 		add("")
@@ -136,11 +136,7 @@ func (l *logsScreen) refresh() {
 	case l.job.res != nil:
 		r := l.job.res
 		if len(r.Announced) > 0 {
-			var n []string
-			for _, a := range r.Announced {
-				n = append(n, strconv.Itoa(a))
-			}
-			add(trunc(st.Label.Render("announced ")+"Probing "+strings.Join(n, ", ")+" registries", w))
+			add(wrapIndent(st.Label.Render("announced "), announced(r.Announced), w)...)
 		}
 		if r.Truncated > 0 {
 			add(st.Label.Render("truncated ") + human.Count(r.Truncated, "over-long line"))
@@ -312,4 +308,32 @@ func (s *supportScreen) refresh() {
 		}
 	}
 	s.pane.setContent(strings.Join(lines, "\n"))
+}
+
+// announced sums up the "Probing N registries" lines of a log: each
+// distinct count once with how often it was announced, so that a log of
+// a thousand exports reads in one line.
+func announced(counts []int) string {
+	var order []int
+	seen := map[int]int{}
+	for _, n := range counts {
+		if seen[n] == 0 {
+			order = append(order, n)
+		}
+		seen[n]++
+	}
+	const shown = 3
+	var parts []string
+	for i, n := range order {
+		if i == shown {
+			parts = append(parts, "and "+human.Count(len(order)-shown, "other count"))
+			break
+		}
+		times := "once"
+		if seen[n] > 1 {
+			times = strconv.Itoa(seen[n]) + " times"
+		}
+		parts = append(parts, "Probing "+human.Count(n, "registry")+" ("+times+")")
+	}
+	return human.Count(len(counts), "export") + ": " + strings.Join(parts, ", ")
 }

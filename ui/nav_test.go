@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -310,4 +311,53 @@ func TestTagDrillDown(t *testing.T) {
 	if !strings.Contains(v, "› ") || !strings.Contains(strings.Split(v, "› ")[1], "index") {
 		t.Errorf("esc did not return to the index tag's row:\n%s", v)
 	}
+}
+
+// TestBundlePicker lists only folders (marked with /) and bundles, never
+// the CA, the YAML or the checksum sidecars beside them; enter opens a
+// folder, backspace comes back, and enter on a bundle validates it.
+func TestBundlePicker(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 100, 30, func(dir string, o *Options) {
+		good, _ := bundles(t, dir)
+		for _, f := range []string{"lab-ca.pem", "manifest.yaml", "good.tgz.sha256", "notes.txt"} {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "older"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(good, filepath.Join(dir, "older", "good.tar.gz")); err != nil {
+			t.Fatal(err)
+		}
+		o.workDir = dir
+	})
+	h.keys("6")
+	v := h.waitFor("the picker", contains("Pick a bundle", "tampered.tgz"))
+	for _, want := range []string{"older/", "../", "tampered.tgz"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the picker lacks %q:\n%s", want, v)
+		}
+	}
+	for _, not := range []string{"lab-ca.pem", "manifest.yaml", ".sha256", "notes.txt"} {
+		if strings.Contains(v, not) {
+			t.Errorf("the picker offers %q:\n%s", not, v)
+		}
+	}
+	size := regexp.MustCompile(`\d(\.\d)?[BKMG]\b`)
+	for _, line := range strings.Split(v, "\n") {
+		if strings.Contains(line, "older/") && size.MatchString(line) {
+			t.Errorf("a folder shows a size: %q", line)
+		}
+		if strings.Contains(line, "tampered.tgz") && !size.MatchString(line) {
+			t.Errorf("a bundle shows no size: %q", line)
+		}
+	}
+	h.keys("j", "enter") // into older/
+	h.waitFor("the folder", contains("good.tar.gz", "older"))
+	h.keys("backspace")
+	h.waitFor("back up", contains("tampered.tgz"))
+	h.keys("G", "enter")
+	h.waitFor("the tampered bundle validated", func(v string) bool { return idle(v) && strings.Contains(v, "do not import") })
 }

@@ -2,6 +2,8 @@ package ui
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -23,6 +25,14 @@ type screenCase struct {
 func screenCases() []screenCase {
 	return []screenCase{
 		{name: "start", drive: func(h *harness) {}, checks: []string{"What do you see?", "No referrers discovered", "TARGETS"}},
+		{name: "start-filter", drive: func(h *harness) {
+			h.keys("/", "t", "l", "s", "enter")
+			h.waitFor("the filter applied", contains("filter \"tls\""))
+		}, checks: []string{"filter \"tls\" 1 of 11 · esc clears", "Failed to probe capabilities", "1/1"}},
+		{name: "start-filter-none", drive: func(h *harness) {
+			h.keys("/", "x", "y", "z", "enter")
+			h.waitFor("the filter applied", contains("filter \"xyz\""))
+		}, checks: []string{"filter \"xyz\" 0 of 11", "nothing matches \"xyz\"", "esc clears the filter"}},
 		{name: "start-form", drive: func(h *harness) {
 			h.keys("e")
 			h.waitFor("the form", contains("Registries", "Export log"))
@@ -105,6 +115,23 @@ func screenCases() []screenCase {
 			h.keys("7")
 			h.waitFor("the report", contains("CAPABILITY VERDICTS"))
 		}, checks: []string{"gcr.io", "supported", "FAILURES"}},
+		{name: "logs-many-exports", opts: func(t *testing.T, dir string, o *Options) {
+			var lines []string
+			for i := range 500 {
+				n := 18
+				if i%100 == 99 {
+					n = 3
+				}
+				lines = append(lines, fmt.Sprintf(`time=2026-11-27T12:00:00.000Z level=INFO msg="Probing %d registries for OCI referrer capabilities before export"`, n))
+			}
+			o.LogFile = filepath.Join(dir, "export.log")
+			if err := os.WriteFile(o.LogFile, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, drive: func(h *harness) {
+			h.keys("7")
+			h.waitFor("the report", contains("CAPABILITY VERDICTS"))
+		}, checks: []string{"500 exports: Probing 18 registries (495 times)", "Probing 3 registries"}},
 		{name: "metrics", drive: func(h *harness) {
 			h.keys("3")
 			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })

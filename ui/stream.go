@@ -97,10 +97,13 @@ func start[E, R any](sh *shared, to screenID, fn func(ctx context.Context, emit 
 	ctx, cancel := context.WithCancel(sh.ctx)
 	ch := make(chan tea.Msg, 256)
 	sh.wg.Add(1)
+	// The run counts as busy until Update has taken its done message (the
+	// root model counts it down there), so that "nothing runs" also means
+	// "every result is on screen".
 	sh.busy.Add(1)
+	session := sh.ctx
 	go func() {
 		defer sh.wg.Done()
-		defer sh.busy.Add(-1)
 		defer close(ch)
 		defer cancel()
 		send := func(m tea.Msg) {
@@ -120,7 +123,12 @@ func start[E, R any](sh *shared, to screenID, fn func(ctx context.Context, emit 
 			}()
 			val, err = fn(ctx, func(ev E) { send(eventMsg[E]{to: to, run: id, ev: ev}) })
 		}()
-		send(doneMsg[R]{to: to, run: id, val: val, err: err})
+		// The done message is sent even after the run was stopped (its
+		// screen drops it); only the end of the session stops it.
+		select {
+		case ch <- doneMsg[R]{to: to, run: id, val: val, err: err}:
+		case <-session.Done():
+		}
 	}()
 	return run{id: id, cancel: cancel}, tea.Batch(pump(ch), sh.wakeSpinner())
 }
