@@ -42,16 +42,16 @@ var fieldLabels = [numFields]string{"Registries", "Image", "Repository", "Bundle
 // runbook. The targets (registries, image, bundle, log) are shown and can
 // be edited in a small form.
 type startScreen struct {
-	sh      *shared
-	list    list.Model
+	sh   *shared
+	list list.Model
 	// filtering is true while the filter is typed into filterIn.
 	filtering bool
 	filterIn  textinput.Model
-	editing bool
-	inputs  [numFields]textinput.Model
-	focus   int
-	formErr string
-	w, h    int
+	editing   bool
+	inputs    [numFields]textinput.Model
+	focus     int
+	formErr   string
+	w, h      int
 }
 
 func newStartScreen(sh *shared) *startScreen {
