@@ -23,6 +23,7 @@ func newDiscoverCmd(g *globals) *cobra.Command {
 		platforms     bool
 		refresh       bool
 		minReferrers  int
+		maxReferrers  int
 	)
 	cmd := &cobra.Command{
 		Use:   "discover REF",
@@ -32,9 +33,14 @@ image (by tag or digest): through the OCI 1.1 referrers API, the referrers tag
 schema (sha256-<hex> index tags), cosign's sha256-<hex>.sig/.att/.sbom tags, and
 attestation manifests inside an index. Each referrer says how it was found.
 
---method auto (default) follows the registry's probed capability (cached);
-api and tags force one path. A throttled, refused or timed-out lookup is
-reported as incomplete (exit 3), never as "no referrers".
+--method auto (default) follows the registry's probed capability (cached;
+a cached "unsupported" is confirmed with one request before the result says
+there are no referrers); api and tags force one path. Link pages are followed
+while they bring new referrers, up to --max-referrers. A throttled, refused or
+timed-out lookup, a reply cut short, a pagination loop or the referrer limit
+is reported as incomplete (exit 3), with what was read, never as "no
+referrers". Types come from each referrer's manifest where the registry lists
+them wrongly, and --artifact-type filters on those.
 
 Exit codes: 0 discovery complete, 1 a check failed (image missing, the forced
 method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
@@ -50,9 +56,16 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 			if depth < 0 || depth > 10 {
 				return usageErr("--depth %d: use 0 to 10", depth)
 			}
+			if minReferrers < 0 {
+				return usageErr("--min-referrers %d: use 0 or more", minReferrers)
+			}
+			if maxReferrers < 0 {
+				return usageErr("--max-referrers %d: use 1 or more (0 for the configured %d)", maxReferrers, g.cfg.Export.ReferrerDiscovery.MaxReferrers)
+			}
 			opts := append(g.discoveryOpts(refresh),
 				discovery.WithMethod(m), discovery.WithArtifactTypes(artifactTypes...),
-				discovery.WithDepth(depth), discovery.WithPlatforms(platforms))
+				discovery.WithDepth(depth), discovery.WithPlatforms(platforms),
+				discovery.WithMinReferrers(minReferrers), discovery.WithMaxReferrers(maxReferrers))
 			res, err := discovery.Discover(cmd.Context(), args[0], opts...)
 			if err != nil {
 				if errors.Is(err, discovery.ErrBadReference) {
@@ -63,12 +76,7 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 			if err := g.print(res, func(w io.Writer) { writeDiscoverTable(w, res) }); err != nil {
 				return err
 			}
-			code := outcomeExit(res.Outcome)
-			if code == ExitOK && minReferrers > 0 && res.Count() < minReferrers {
-				fmt.Fprintf(g.stderr, "refdoctor: found %d referrers, fewer than --min-referrers %d\n", res.Count(), minReferrers)
-				code = ExitCheckFail
-			}
-			return silentExit(code)
+			return silentExit(outcomeExit(res.Outcome))
 		},
 	}
 	f := cmd.Flags()
@@ -77,16 +85,16 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 	f.IntVar(&depth, "depth", 0, "also list referrers of referrers, N levels down")
 	f.BoolVar(&platforms, "platforms", false, "also look at every platform manifest of an index")
 	f.BoolVar(&refresh, "refresh", false, "probe the registry again instead of using the cached capability")
-	f.IntVar(&minReferrers, "min-referrers", 0, "exit 1 when fewer referrers are found")
+	f.IntVar(&minReferrers, "min-referrers", 0, "fail (exit 1, outcome fail, TooFewReferrers) when a complete discovery finds fewer referrers")
+	f.IntVar(&maxReferrers, "max-referrers", 0, "stop a referrers API walk after this many referrers, keeping them (partial, exit 3); default from config: export.referrer_discovery.max_referrers, 10000")
 	return cmd
 }
 
-// discoveryOpts are the engine options every discovery command shares.
+// discoveryOpts are the engine options every discovery command shares;
+// the capability cache comes from the configuration.
 func (g *globals) discoveryOpts(refresh bool) []discovery.Opt {
+	g.checkCache()
 	popts := []probe.Opt{probe.WithRefresh(refresh)}
-	if dir := g.usableCacheDir(); dir != "" {
-		popts = append(popts, probe.WithCache(probe.NewCache(dir, g.cfg.Cache.CapabilitiesTTL.Duration)))
-	}
 	return []discovery.Opt{
 		discovery.WithConfig(g.cfg),
 		discovery.WithTimeout(g.opTimeout()),
@@ -97,13 +105,18 @@ func (g *globals) discoveryOpts(refresh bool) []discovery.Opt {
 	}
 }
 
-// usableCacheDir is cacheDir when refdoctor can write there, else "": an
-// air-gapped import host may have a read-only home, and a cache that
-// cannot be written is a debug line, never a failure or a warning.
-func (g *globals) usableCacheDir() string {
-	dir := g.cacheDir()
-	if dir == "" {
-		return ""
+// checkCache makes sure the capability cache's folder can be written
+// before a command relies on it: an air-gapped import host may have a
+// read-only home, and a cache that cannot be written is a debug line and
+// no cache for this run, never a failure or a warning.
+func (g *globals) checkCache() {
+	if g.cacheChecked {
+		return
+	}
+	g.cacheChecked = true
+	dir := g.cfg.Cache.Dir
+	if dir == "" || g.cfg.Cache.CapabilitiesTTL.Duration <= 0 {
+		return
 	}
 	err := os.MkdirAll(dir, 0o700)
 	if err == nil {
@@ -115,21 +128,8 @@ func (g *globals) usableCacheDir() string {
 	}
 	if err != nil {
 		g.log.Debug("capability cache not used: its folder cannot be written", "dir", dir, "err", err)
-		return ""
+		g.cfg.Cache.Dir = ""
 	}
-	return dir
-}
-
-// cacheDir is the capability cache folder: config, else the user cache.
-func (g *globals) cacheDir() string {
-	if g.cfg.Cache.Dir != "" {
-		return g.cfg.Cache.Dir
-	}
-	dir, err := probe.DefaultCacheDir()
-	if err != nil {
-		return ""
-	}
-	return dir
 }
 
 func outcomeExit(o finding.Outcome) int {
@@ -156,11 +156,12 @@ func writeDiscoverTable(w io.Writer, res discovery.Result) {
 		how := map[discovery.Method]string{discovery.MethodAPI: "referrers API", discovery.MethodTags: "referrers tag schema"}[res.Method]
 		fmt.Fprintf(w, "  method   %s (%s), %d requests\n", res.Method, how, res.Requests)
 	}
-	fmt.Fprintf(w, "\nREFERRERS (%d)\n", len(res.Referrers))
-	writeReferrerTree(w, res.Referrers, "")
+	incomplete := res.Outcome == finding.OutcomeIncomplete
+	fmt.Fprintf(w, "\nREFERRERS (%d%s)\n", len(res.Referrers), map[bool]string{true: " read, list incomplete"}[incomplete])
+	writeReferrerTree(w, res.Referrers, "", incomplete)
 	for _, p := range res.Platforms {
 		fmt.Fprintf(w, "\nPLATFORM %s %s (%d)\n", p.Platform, discovery.ShortDigest(p.Digest), len(p.Referrers))
-		writeReferrerTree(w, p.Referrers, "")
+		writeReferrerTree(w, p.Referrers, "", incomplete)
 	}
 	fmt.Fprintln(w, "\nsources: api = referrers API, tagidx = sha256-<hex> tag index, cosign =")
 	fmt.Fprintln(w, "cosign .sig/.att/.sbom tag, in-idx = attestation manifest inside the index")
@@ -171,9 +172,15 @@ func writeDiscoverTable(w io.Writer, res discovery.Result) {
 	}
 }
 
-func writeReferrerTree(w io.Writer, rs []discovery.Referrer, indent string) {
+// writeReferrerTree draws the referrers; an empty list says "none" only
+// when the read was complete.
+func writeReferrerTree(w io.Writer, rs []discovery.Referrer, indent string, incomplete bool) {
 	if len(rs) == 0 && indent == "" {
-		fmt.Fprintln(w, "  (none)")
+		if incomplete {
+			fmt.Fprintln(w, "  (none read: the lookup did not complete, see findings)")
+		} else {
+			fmt.Fprintln(w, "  (none)")
+		}
 	}
 	for i, r := range rs {
 		branch, next := "├── ", "│   "
@@ -181,7 +188,10 @@ func writeReferrerTree(w io.Writer, rs []discovery.Referrer, indent string) {
 			branch, next = "└── ", "    "
 		}
 		fmt.Fprintf(w, "%s%s%-11s %-28s %-19s %6s %s\n", indent, branch, r.Category, clip(r.ArtifactType, 28), discovery.ShortDigest(r.Digest), humanSize(r.Size), sourceShort[r.Source])
-		writeReferrerTree(w, r.Referrers, indent+next)
+		if r.PredicateType != "" {
+			fmt.Fprintf(w, "%s%s            predicate %s\n", indent, next, r.PredicateType)
+		}
+		writeReferrerTree(w, r.Referrers, indent+next, incomplete)
 	}
 }
 

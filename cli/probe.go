@@ -6,11 +6,13 @@ import (
 	"strings"
 	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/probe"
+	"github.com/refdoctor/refdoctor/registry"
 )
 
 func newProbeCmd(g *globals) *cobra.Command {
@@ -21,13 +23,17 @@ func newProbeCmd(g *globals) *cobra.Command {
 		Long: `Probe each registry for the OCI 1.1 referrers API and the tag-schema
 fallback, concurrently. The verdict follows the distribution spec: only a 200
 carrying an OCI image index means "supported"; 404, 405, 406, 501, HTML or
-non-index replies mean "unsupported, fall back to tags"; refusals, rate limits
-and timeouts mean "unknown". Give HOST/REPO (an existing repository) for a
-certain verdict. Conclusive verdicts are cached (cache.capabilities_ttl).
+non-index replies mean "unsupported, fall back to tags"; refusals and missing
+logins, rate limits, timeouts, replies cut short or over --max-reply-size, and
+servers that are not registries mean "unknown". Redirects are followed (at
+most 10) and the final reply decides. Give HOST/REPO (an existing repository)
+for a certain verdict. Conclusive verdicts are cached (cache.capabilities_ttl;
+see refdoctor cache show), and a cached verdict says its age.
 
 Exit codes: 0 verdicts reached, 1 a registry cannot serve referrers at all or
 the API is missing where --require-api asks for it, 2 bad input, 3 a probe
-could not complete (network, auth, timeout, rate limit).`,
+could not complete (network, missing login, timeout, rate limit, not a
+registry).`,
 		Example: `  refdoctor probe ghcr.io/org/app registry.example.com/team/app
   refdoctor probe --plain-http localhost:5000 localhost:5000/demo/app -o json`,
 		Args: cobra.MinimumNArgs(1),
@@ -41,9 +47,6 @@ could not complete (network, auth, timeout, rate limit).`,
 				targets = append(targets, t)
 			}
 			opts := []probe.Opt{probe.WithRefresh(refresh)}
-			if dir := g.cacheDir(); dir != "" {
-				opts = append(opts, probe.WithCache(probe.NewCache(dir, g.cfg.Cache.CapabilitiesTTL.Duration)))
-			}
 			if g.stderrIsTerminal() {
 				// Slow registries take seconds: say what is happening.
 				var mu sync.Mutex
@@ -107,7 +110,7 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 		}
 		ms := fmt.Sprint(r.ProbeMS)
 		if r.Cached {
-			ms = "cached"
+			ms = "cache " + probe.Age(time.Since(r.CachedAt))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clip(r.Registry, 24), clip(r.Kind, 12), api, r.FallbackTags, clip(r.Auth, 9), ms, r.Outcome())
 	}
@@ -132,8 +135,13 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 		}
 		if r.RateLimit != nil {
 			rl := "rate limit: " + r.RateLimit.Remaining + " of " + r.RateLimit.Limit
-			if r.RateLimit.Throttled {
-				rl += " (throttled, retry after " + r.RateLimit.RetryAfter + "s)"
+			switch {
+			case r.RateLimit.Throttled && !r.RateLimit.RetryAt.IsZero():
+				rl += " (throttled until " + r.RateLimit.RetryAt.Format(time.RFC3339) + ")"
+			case r.RateLimit.Throttled:
+				rl += " (throttled)"
+			case r.RateLimit.Low:
+				rl += " (low)"
 			}
 			details = append(details, rl)
 		}
@@ -145,7 +153,7 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 			fmt.Fprintf(w, "  %s\n", d)
 		}
 		for _, f := range r.Findings {
-			if f.Severity == finding.SeverityInfo && f.Code != finding.ReferrersAPISupported {
+			if f.Severity == finding.SeverityInfo && !shownInfo[f.Code] {
 				continue
 			}
 			writeWrapped(w, fmt.Sprintf("  %-5s ", f.Severity), string(f.Code)+": "+f.Summary)
@@ -158,15 +166,36 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 		}
 		if exchanges {
 			for _, ex := range r.Exchanges {
-				status := fmt.Sprint(ex.Status)
-				if ex.Error != "" {
-					status = "error: " + ex.Error
-				}
-				fmt.Fprintf(w, "    %s %s -> %s %s (%d ms)\n", ex.Method, ex.Path, status, ex.ContentType, ex.DurationMS)
+				writeExchange(w, ex)
 			}
 		}
 	}
 }
+
+// writeExchange prints one exchange; a redirect shows where it led, and
+// the hop after it names the host it went to.
+func writeExchange(w io.Writer, ex registry.Exchange) {
+	status := fmt.Sprint(ex.Status)
+	switch {
+	case ex.Error != "":
+		status = "error: " + ex.Error
+	case ex.IsRedirect():
+		status += " to " + ex.Headers["Location"]
+	case ex.TooLarge:
+		status += fmt.Sprintf(" (over the reply size cap, %d+ bytes)", ex.Size)
+	case ex.BodyError != "":
+		status += " (body cut short: " + ex.BodyError + ")"
+	}
+	path := ex.Path
+	if ex.RedirectedFrom != "" {
+		path = "  " + ex.URL
+	}
+	fmt.Fprintf(w, "    %s %s -> %s %s (%d ms)\n", ex.Method, path, status, ex.ContentType, ex.DurationMS)
+}
+
+// shownInfo are the info findings the probe table shows: the verdict
+// itself and where it came from.
+var shownInfo = map[finding.Code]bool{finding.ReferrersAPISupported: true, finding.CachedVerdict: true, finding.ReferrersRedirected: true}
 
 func clip(s string, n int) string {
 	if len(s) <= n {

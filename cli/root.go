@@ -66,6 +66,9 @@ type globals struct {
 	logFile     string
 	metricsFile string
 	output      string
+	maxReply    string
+	// cacheChecked is set once checkCache has looked at the cache folder.
+	cacheChecked bool
 
 	stdout, stderr io.Writer
 	cfg            config.Config
@@ -172,7 +175,13 @@ Probe a registry:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			return g.setup()
+			if err := g.setup(); err != nil {
+				return err
+			}
+			// Verdicts in the capability cache name the command that
+			// probed them.
+			g.cfg.Cache.Origin = cmd.CommandPath()
+			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if isTerminal(g.stdout) {
@@ -195,7 +204,8 @@ Probe a registry:
 	f.StringVar(&g.logFile, "log-file", "", "write logs to this file instead of stderr")
 	f.StringVar(&g.metricsFile, "metrics-file", "", "write Prometheus metrics (text format) to this file at exit")
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newTagsCmd(g), newBundleCmd(g), newDemoCmd(g), newVersionCmd(g), newRunbookCmd(g), newLogsCmd(g), newDiagCmd(g), newMetricsCmd(g), newServeCmd(g))
+	f.StringVar(&g.maxReply, "max-reply-size", "", "largest registry reply read whole, e.g. 64MiB; larger replies are reported, never judged cut off (default from config: export.referrer_discovery.max_reply_size, 32MiB)")
+	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newTagsCmd(g), newBundleCmd(g), newDemoCmd(g), newVersionCmd(g), newRunbookCmd(g), newLogsCmd(g), newDiagCmd(g), newMetricsCmd(g), newServeCmd(g), newCacheCmd(g))
 	usageArgs(root)
 	return root
 }
@@ -253,6 +263,16 @@ func (g *globals) setup() error {
 	}
 	if g.concurrency > 0 {
 		cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries = g.concurrency
+	}
+	if g.maxReply != "" {
+		n, err := config.ParseByteSize(g.maxReply)
+		if err != nil {
+			return usageErr("--max-reply-size: %v", err)
+		}
+		if n < 64<<10 {
+			return usageErr("--max-reply-size %s: use at least 64KiB", g.maxReply)
+		}
+		cfg.Export.ReferrerDiscovery.MaxReplySize = n
 	}
 	for _, h := range g.plainHTTP {
 		if err := config.ValidateHost(h); err != nil {

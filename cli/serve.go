@@ -79,10 +79,7 @@ given: listen on localhost or a network only Prometheus reaches.`,
 					return usageErr("--discover: %v", err)
 				}
 			}
-			var cache *probe.Cache
-			if dir := g.cacheDir(); dir != "" {
-				cache = probe.NewCache(dir, g.cfg.Cache.CapabilitiesTTL.Duration)
-			}
+			cache := probe.OpenCache(g.cfg)
 			exp, err := telemetry.NewExporter(telemetry.ExporterConfig{
 				Metrics:          g.metrics,
 				Round:            g.serveRound(targets, discover, cache, interval),
@@ -147,6 +144,7 @@ func (g *globals) serveTargets(args []string) ([]probe.Target, error) {
 
 // probeOpts are the engine settings every probe of this run uses.
 func (g *globals) probeOpts() []probe.Opt {
+	g.checkCache()
 	return []probe.Opt{
 		probe.WithConfig(g.cfg),
 		probe.WithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries),

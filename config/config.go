@@ -40,10 +40,77 @@ type Export struct {
 	ReferrerDiscovery ReferrerDiscovery `toml:"referrer_discovery"`
 }
 
-// ReferrerDiscovery bounds referrer discovery in time and concurrency.
+// ReferrerDiscovery bounds referrer discovery in time, concurrency and
+// size.
 type ReferrerDiscovery struct {
 	TimeoutSeconds           int `toml:"timeout_seconds"`
 	MaxConcurrentDiscoveries int `toml:"max_concurrent_discoveries"`
+	// MaxReferrers bounds one subject's referrers API walk over Link
+	// pages; a walk that reaches it is reported partial.
+	MaxReferrers int `toml:"max_referrers"`
+	// MaxReplySize bounds one registry reply that refdoctor reads whole
+	// (a referrers page, a tag list); a larger reply is reported as too
+	// large, never judged from a cut-off copy.
+	MaxReplySize ByteSize `toml:"max_reply_size"`
+}
+
+// The engine's defaults, one of each: every registry operation's time
+// limit, the referrer walk bound and the reply size bound.
+const (
+	DefaultTimeoutSeconds = 120
+	DefaultMaxReferrers   = 10000
+	DefaultMaxReplySize   = ByteSize(32 << 20)
+)
+
+// ByteSize is a size written as a number of bytes or with a unit:
+// "32MiB", "5MB", "512KiB".
+type ByteSize int64
+
+// ParseByteSize reads a size with an optional unit (B, KB, KiB, MB, MiB,
+// GB, GiB; case does not matter).
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%q is not a size (use a form like \"32MiB\" or \"5MB\")", s)
+	}
+	mult := map[string]float64{"": 1, "b": 1, "k": 1 << 10, "kb": 1e3, "kib": 1 << 10, "m": 1 << 20, "mb": 1e6, "mib": 1 << 20, "g": 1 << 30, "gb": 1e9, "gib": 1 << 30}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("%q: unknown unit %q (use B, KB, KiB, MB, MiB, GB or GiB)", s, unit)
+	}
+	return ByteSize(f * mult), nil
+}
+
+// UnmarshalTOML accepts a TOML integer (bytes) or a string with a unit.
+func (b *ByteSize) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		*b = ByteSize(x)
+		return nil
+	case string:
+		n, err := ParseByteSize(x)
+		*b = n
+		return err
+	}
+	return fmt.Errorf("%v is not a size (use a form like \"32MiB\")", v)
+}
+
+// String renders the size with the largest binary unit that divides it.
+func (b ByteSize) String() string {
+	switch {
+	case b >= 1<<30 && b%(1<<30) == 0:
+		return fmt.Sprintf("%dGiB", b>>30)
+	case b >= 1<<20 && b%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", b>>20)
+	case b >= 1<<10 && b%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", b>>10)
+	}
+	return fmt.Sprintf("%dB", int64(b))
 }
 
 // Timeout is TimeoutSeconds as a duration.
@@ -65,8 +132,24 @@ type Registry struct {
 // Cache configures the on-disk capability cache.
 type Cache struct {
 	CapabilitiesTTL Duration `toml:"capabilities_ttl"`
-	// Dir overrides the cache folder (default: the user cache dir).
+	// Dir is the cache folder. Load fills in the user cache dir
+	// (DefaultCacheDir) when the file names none; an empty Dir, as in
+	// Defaults, keeps no cache.
 	Dir string `toml:"dir"`
+	// Origin names the command that probes with this configuration
+	// ("refdoctor probe"); the cache records it with each verdict. It is
+	// set by the program, never read from the file.
+	Origin string `toml:"-"`
+}
+
+// DefaultCacheDir is refdoctor's folder in the user cache dir
+// ($XDG_CACHE_HOME/refdoctor on Linux).
+func DefaultCacheDir() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no user cache dir: %w", err)
+	}
+	return filepath.Join(dir, "refdoctor"), nil
 }
 
 // Telemetry names the Prometheus that `metrics query` and the runbook's
@@ -104,8 +187,10 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.Strin
 func Defaults() Config {
 	return Config{
 		Export: Export{ReferrerDiscovery: ReferrerDiscovery{
-			TimeoutSeconds:           120,
+			TimeoutSeconds:           DefaultTimeoutSeconds,
 			MaxConcurrentDiscoveries: 4,
+			MaxReferrers:             DefaultMaxReferrers,
+			MaxReplySize:             DefaultMaxReplySize,
 		}},
 		Cache: Cache{CapabilitiesTTL: Duration{24 * time.Hour}},
 	}
@@ -122,8 +207,19 @@ func DefaultPath() string {
 }
 
 // Load reads the file at path. An empty path means the default location,
-// where a missing file is not an error; a named file must exist.
+// where a missing file is not an error; a named file must exist. The
+// cache folder defaults to DefaultCacheDir.
 func Load(path string) (Config, error) {
+	cfg, err := load(path)
+	if err == nil && cfg.Cache.Dir == "" {
+		if dir, derr := DefaultCacheDir(); derr == nil {
+			cfg.Cache.Dir = dir
+		}
+	}
+	return cfg, err
+}
+
+func load(path string) (Config, error) {
 	explicit := path != ""
 	if !explicit {
 		path = DefaultPath()
@@ -196,6 +292,12 @@ func (c Config) Validate() error {
 	}
 	if rd.MaxConcurrentDiscoveries <= 0 || rd.MaxConcurrentDiscoveries > 256 {
 		problems = append(problems, fmt.Sprintf("export.referrer_discovery.max_concurrent_discoveries = %d: must be between 1 and 256", rd.MaxConcurrentDiscoveries))
+	}
+	if rd.MaxReferrers < 0 {
+		problems = append(problems, fmt.Sprintf("export.referrer_discovery.max_referrers = %d: must not be negative (0 means the default, %d)", rd.MaxReferrers, DefaultMaxReferrers))
+	}
+	if rd.MaxReplySize < 0 || (rd.MaxReplySize > 0 && rd.MaxReplySize < 64<<10) {
+		problems = append(problems, fmt.Sprintf("export.referrer_discovery.max_reply_size = %s: use at least 64KiB (0 means the default, %s)", rd.MaxReplySize, DefaultMaxReplySize))
 	}
 	if c.Cache.CapabilitiesTTL.Duration < 0 {
 		problems = append(problems, "cache.capabilities_ttl must not be negative (use \"0s\" to disable the cache)")

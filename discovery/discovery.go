@@ -79,6 +79,10 @@ type Referrer struct {
 	Source       Source            `json:"source"`
 	Tag          string            `json:"tag,omitempty"`
 	Category     finding.Category  `json:"category"`
+	// PredicateType is a cosign v3 attestation's in-toto predicate type
+	// (from dev.sigstore.bundle.predicateType), empty for signatures and
+	// for everything that is not a sigstore bundle.
+	PredicateType string `json:"predicate_type,omitempty"`
 	// Subject is the digest this referrer is attached to.
 	Subject   string     `json:"subject"`
 	Referrers []Referrer `json:"referrers"`
@@ -102,12 +106,12 @@ type Result struct {
 	Requests int `json:"requests"`
 	// ResolveRequests counts the requests that resolved the reference.
 	ResolveRequests int `json:"resolve_requests"`
-	// FiltersApplied is true when the registry filtered by artifactType
-	// itself (OCI-Filters-Applied); otherwise refdoctor filtered.
-	FiltersApplied bool              `json:"filters_applied"`
-	Partial        bool              `json:"partial"`
-	Error          string            `json:"error,omitempty"`
-	Findings       []finding.Finding `json:"findings"`
+	// Partial is true when the list is not the whole answer: a lookup
+	// failed, timed out, was throttled, or the walk stopped at a limit or
+	// a loop. Outcome is then incomplete.
+	Partial  bool              `json:"partial"`
+	Error    string            `json:"error,omitempty"`
+	Findings []finding.Finding `json:"findings"`
 	// Outcome sums the result up: ok, warn, fail or incomplete.
 	Outcome finding.Outcome `json:"outcome"`
 }
@@ -169,20 +173,45 @@ type options struct {
 	events        func(Event)
 	probeOpts     []probe.Opt
 	clientOpts    []registry.Opt
-	maxPages      int
+	maxReferrers  int
+	minReferrers  int
 	rateRetries   int
+}
+
+// DefaultMaxReferrers bounds one subject's referrers API walk: far above
+// what real images carry (tens), and enough for registries that page
+// thousands.
+const DefaultMaxReferrers = config.DefaultMaxReferrers
+
+// defaults are the options every discovery entry point starts from: one
+// timeout (registry.DefaultTimeout), the configuration's limits.
+func defaults() options {
+	o := options{cfg: config.Defaults(), method: MethodAuto, concurrency: 4, timeout: registry.DefaultTimeout,
+		maxReferrers: DefaultMaxReferrers, rateRetries: 3}
+	return o
+}
+
+// newClient is the one place discovery builds registry clients: the run's
+// configuration, timeout and client options.
+func (o *options) newClient(extra ...registry.Opt) (*registry.Client, error) {
+	opts := append([]registry.Opt{registry.WithTimeout(o.timeout)}, o.clientOpts...)
+	return registry.New(o.cfg, append(opts, extra...)...)
 }
 
 // Opt configures discovery.
 type Opt func(*options)
 
-// WithConfig supplies hosts and the discovery limits (timeout_seconds,
-// max_concurrent_discoveries).
+// WithConfig supplies hosts, the capability cache and the discovery
+// limits (timeout_seconds, max_concurrent_discoveries, max_referrers).
 func WithConfig(c config.Config) Opt {
 	return func(o *options) {
 		o.cfg = c
-		o.concurrency = c.Export.ReferrerDiscovery.MaxConcurrentDiscoveries
-		o.timeout = c.Export.ReferrerDiscovery.Timeout()
+		rd := c.Export.ReferrerDiscovery
+		o.concurrency = rd.MaxConcurrentDiscoveries
+		o.timeout = rd.Timeout()
+		if rd.MaxReferrers > 0 {
+			o.maxReferrers = rd.MaxReferrers
+		}
 	}
 }
 
@@ -227,8 +256,22 @@ func WithClientOpts(opts ...registry.Opt) Opt {
 	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
 }
 
-// WithMaxPages bounds how many referrers pages one subject may take.
-func WithMaxPages(n int) Opt { return func(o *options) { o.maxPages = n } }
+// WithMaxReferrers bounds the referrers API walk of one subject: once this
+// many referrers are read, a further page is not asked for and the result
+// is partial.
+func WithMaxReferrers(n int) Opt {
+	return func(o *options) {
+		if n > 0 {
+			o.maxReferrers = n
+		}
+	}
+}
+
+// WithMinReferrers makes a complete discovery that finds fewer than n
+// referrers (all levels and platforms) fail, with a TooFewReferrers
+// finding: an export gate for images that must carry an SBOM and a
+// signature.
+func WithMinReferrers(n int) Opt { return func(o *options) { o.minReferrers = n } }
 
 // Discover finds the referrers of one image (by tag or digest).
 func Discover(ctx context.Context, reference string, opts ...Opt) (Result, error) {
@@ -244,7 +287,7 @@ func Discover(ctx context.Context, reference string, opts ...Opt) (Result, error
 // repository shared by all subjects. The error is for references that do
 // not parse and for a canceled context; registry trouble is in each Result.
 func DiscoverMany(ctx context.Context, references []string, opts ...Opt) (Report, error) {
-	o := options{cfg: config.Defaults(), method: MethodAuto, concurrency: 4, timeout: 2 * time.Minute, maxPages: 100, rateRetries: 3}
+	o := defaults()
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -314,11 +357,17 @@ type engine struct {
 	client *registry.Client
 	runCtx context.Context
 	shared atomic.Int64
+	// cache is the capability cache the configuration names; discovery
+	// drops a verdict there when the registry turns out to have changed.
+	cache *probe.Cache
 
 	mu           sync.Mutex
 	capabilities map[string]*onceValue[probe.Result]
 	tagLists     map[string]*onceValue[*tagListing]
 	apiClients   map[string]*registry.Client
+	// throttled remembers registries that stopped answering until past
+	// the run's time, so later subjects do not wait on them again.
+	throttled map[string]*registry.ThrottledError
 }
 
 type onceValue[T any] struct {
@@ -327,14 +376,15 @@ type onceValue[T any] struct {
 }
 
 func newEngine(ctx context.Context, o *options) (*engine, error) {
-	c, err := registry.New(o.cfg, append([]registry.Opt{registry.WithTimeout(o.timeout)}, o.clientOpts...)...)
+	c, err := o.newClient()
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{o: o, client: c, runCtx: ctx,
+	e := &engine{o: o, client: c, runCtx: ctx, cache: probe.OpenCache(o.cfg),
 		capabilities: map[string]*onceValue[probe.Result]{},
 		tagLists:     map[string]*onceValue[*tagListing]{},
 		apiClients:   map[string]*registry.Client{},
+		throttled:    map[string]*registry.ThrottledError{},
 	}
 	if o.events != nil {
 		c.Recorder.OnRecord(func(ex registry.Exchange) { o.events(Event{Kind: EventExchange, Exchange: &ex}) })
@@ -357,13 +407,49 @@ func (e *engine) discoverOne(ctx context.Context, input string, r ref.Ref) Resul
 	e.emit(Event{Kind: EventSubjectStarted, Reference: input})
 	ctx, cancel := context.WithTimeout(ctx, e.o.timeout)
 	defer cancel()
+	// A 429 whose wait does not fit in the time left ends the subject at
+	// once; regclient would otherwise sleep until the deadline.
+	ctx, stop := registry.StopWhenThrottled(ctx)
+	defer stop()
+	var budgetMu sync.Mutex
+	var budget registry.Budget
+	ctx = registry.WithWatcher(ctx, func(ex registry.Exchange) {
+		// A 429 is reported as a throttle; the budget warning reads the
+		// replies that got through.
+		if b, ok := registry.BudgetOf(ex, ex.Start); ok && b.Remaining != "" && !b.Throttled {
+			budgetMu.Lock()
+			budget = b
+			budgetMu.Unlock()
+		}
+	})
 	res := Result{Subject: Subject{Reference: input}, Referrers: []Referrer{}, Findings: []finding.Finding{}}
 	s := &subjectRun{e: e, res: &res, repo: r.SetDigest("").SetTag(""), visited: map[string]bool{}}
-	s.run(ctx, r)
+	host := r.Registry
+	if te := e.throttledHost(host); te != nil {
+		s.fail("registry "+host, failure{incomplete: true, throttle: true, finding: probe.ThrottledFinding(te)})
+	} else {
+		s.run(ctx, r)
+	}
+	var te *registry.ThrottledError
+	if errors.As(context.Cause(ctx), &te) {
+		e.noteThrottled(host, te)
+	}
+	budgetMu.Lock()
+	if budget.Low() && te == nil {
+		s.finding(probe.LowBudgetFinding(host, budget.Remaining, budget.Limit, budget.Until))
+	}
+	budgetMu.Unlock()
 	res.Requests = int(s.requests.Load())
 	res.ResolveRequests = int(s.resolveRequests.Load())
 	res.Outcome = outcome(res)
-	host := r.Registry
+	if n := e.o.minReferrers; n > 0 && res.Outcome != finding.OutcomeIncomplete && res.Count() < n {
+		res.Findings = append(res.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.TooFewReferrers,
+			Summary:  fmt.Sprintf("Found %d referrers, fewer than the %d required (--min-referrers)", res.Count(), n),
+			Cause:    "The image carries fewer SBOMs, signatures and attestations than the export requires.",
+			Remedy:   finding.TooFewReferrers.Remedy(),
+			Evidence: fmt.Sprintf("%d found, %d required", res.Count(), n)})
+		res.Outcome = finding.OutcomeFailed
+	}
 	if res.Method != "" {
 		e.o.metrics.DiscoveryMethod(host, string(res.Method))
 	}
@@ -373,6 +459,24 @@ func (e *engine) discoverOne(ctx context.Context, input string, r ref.Ref) Resul
 	e.o.log.Debug(fmt.Sprintf("Discovered %d referrers for %s (%s) using %s, requests=%d, outcome=%s", res.Count(), input, res.Subject.Digest, res.Method, res.Requests, res.Outcome))
 	e.emit(Event{Kind: EventSubjectFinished, Reference: input, Result: &res})
 	return res
+}
+
+// throttledHost is the throttle a registry answered earlier in this run,
+// while it lasts.
+func (e *engine) throttledHost(host string) *registry.ThrottledError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	te := e.throttled[host]
+	if te == nil || (!te.Budget.Until.IsZero() && time.Now().After(te.Budget.Until)) {
+		return nil
+	}
+	return te
+}
+
+func (e *engine) noteThrottled(host string, te *registry.ThrottledError) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.throttled[host] = te
 }
 
 func outcome(r Result) finding.Outcome {

@@ -62,8 +62,7 @@ var schemaTag = regexp.MustCompile(`^([a-z0-9]{1,32})-([a-f0-9]{32,64})(?:\.([A-
 // ListTags lists a repository's fallback and cosign-style tags, resolves
 // each to its digest and checks that each subject still exists.
 func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, error) {
-	o := options{concurrency: 4}
-	o.cfg.Export.ReferrerDiscovery.TimeoutSeconds = 120
+	o := defaults()
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -81,15 +80,14 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 		return TagListing{}, fmt.Errorf("%w %q: no registry host (write HOST/REPO)", ErrBadReference, repository)
 	}
 	repo := r.SetTag("")
-	c, err := registry.New(o.cfg, append([]registry.Opt{registry.WithTimeout(o.timeout)}, o.clientOpts...)...)
+	c, err := o.newClient()
 	if err != nil {
 		return TagListing{}, err
 	}
-	if o.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, o.timeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	ctx, stop := registry.StopWhenThrottled(ctx)
+	defer stop()
 	var requests atomic.Int64
 	ctx = counted(ctx, &requests)
 	out := TagListing{Repository: repo.CommonName(), Subjects: []TagSubject{}, Findings: []finding.Finding{}}

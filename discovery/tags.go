@@ -3,7 +3,9 @@ package discovery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"sort"
 	"strings"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/regclient/regclient/types/referrer"
 
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -39,11 +42,21 @@ func (e *engine) tagList(repo ref.Ref) *tagListing {
 	}
 	e.mu.Unlock()
 	ov.once.Do(func() {
+		if te := e.throttledHost(repo.Registry); te != nil {
+			ov.v = &tagListing{failure: &failure{incomplete: true, throttle: true, finding: probe.ThrottledFinding(te)}}
+			return
+		}
 		// The shared list lives by the run's context, not by the first
 		// subject's timeout, so one slow subject cannot fail the others.
 		lctx, cancel := context.WithTimeout(e.runCtx, e.o.timeout)
 		defer cancel()
+		lctx, stop := registry.StopWhenThrottled(lctx)
+		defer stop()
 		ov.v = listTags(counted(lctx, &e.shared), e.client, repo)
+		var te *registry.ThrottledError
+		if errors.As(context.Cause(lctx), &te) {
+			e.noteThrottled(repo.Registry, te)
+		}
 	})
 	return ov.v
 }
@@ -51,12 +64,20 @@ func (e *engine) tagList(repo ref.Ref) *tagListing {
 func listTags(ctx context.Context, c *registry.Client, repo ref.Ref) *tagListing {
 	var last registry.Exchange
 	cctx := registry.WithWatcher(ctx, func(ex registry.Exchange) {
-		if strings.HasSuffix(ex.Path, "/tags/list") {
+		if strings.HasSuffix(ex.Requested(), "/tags/list") && !ex.IsRedirect() {
 			last = ex
 		}
 	})
 	tl, err := c.TagList(cctx, repo)
 	if err != nil {
+		if (last.Status == http.StatusNotFound || last.Status == http.StatusOK) && last.Complete() && ctx.Err() == nil {
+			// A 404 or a 200 that is no tag list, maybe from something
+			// that is not a registry: ask /v2/ before calling the
+			// repository missing.
+			if nf, not := pingNotARegistry(ctx, c, repo.Registry); not {
+				return &tagListing{failure: &failure{incomplete: true, finding: nf}}
+			}
+		}
 		f := classifyFailure(ctx, err, last)
 		f.finding.Summary = "listing tags of " + repo.CommonName() + ": " + f.finding.Summary
 		return &tagListing{failure: &f}
@@ -114,7 +135,7 @@ func (s *subjectRun) tagIndexList(ctx context.Context, subj ref.Ref, listing *ta
 	out := make([]Referrer, 0, len(list))
 	for _, d := range list {
 		r := referrerFromDescriptor(d, SourceTagIndex, tag)
-		s.fillArtifactType(ctx, &r)
+		s.resolveType(ctx, &r)
 		out = append(out, r)
 	}
 	return out
@@ -177,28 +198,60 @@ func (s *subjectRun) cosignList(ctx context.Context, subj ref.Ref, listing *tagL
 }
 
 // compareWithTagIndex reads the fallback index too when the repository
-// has one, and reports referrers that only one of the two lists.
+// has one, and reports referrers that only one of the two lists, like with
+// like: both lists complete, both filtered the same way. Where the two
+// list one digest with different artifact types, the manifest decides.
 func (s *subjectRun) compareWithTagIndex(ctx context.Context, subj ref.Ref, listing *tagListing, api []Referrer) {
 	tag := fallbackTag(subj)
 	if !listing.has(tag) {
 		return
 	}
 	tagRefs := s.tagIndexList(ctx, subj, listing)
-	inAPI, inTags := map[string]bool{}, map[string]bool{}
-	for _, r := range api {
-		inAPI[r.Digest] = true
+	inAPI := map[string]*Referrer{}
+	for i := range api {
+		inAPI[api[i].Digest] = &api[i]
+	}
+	for _, t := range tagRefs {
+		a := inAPI[t.Digest]
+		if a == nil || a.ArtifactType == t.ArtifactType {
+			continue
+		}
+		// The two listings disagree on the type: read the manifest once.
+		probeRef := Referrer{Digest: t.Digest, Annotations: map[string]string{}}
+		s.readManifest(ctx, &probeRef)
+		if probeRef.ArtifactType == "" {
+			continue
+		}
+		if a.ArtifactType != probeRef.ArtifactType {
+			s.noteMislabelled(SourceAPI, a.ArtifactType, probeRef.ArtifactType)
+			a.ArtifactType = probeRef.ArtifactType
+			a.Category = finding.Categorize(a.ArtifactType, a.Annotations)
+			a.PredicateType = finding.Predicate(a.ArtifactType, a.Annotations)
+		}
+		if t.ArtifactType != probeRef.ArtifactType {
+			s.noteMislabelled(SourceTagIndex, t.ArtifactType, probeRef.ArtifactType)
+		}
+	}
+	inAPIf, inTags := map[string]bool{}, map[string]bool{}
+	for _, r := range s.filter(api) {
+		inAPIf[r.Digest] = true
 	}
 	for _, r := range tagRefs {
-		inTags[r.Digest] = true
+		if a := inAPI[r.Digest]; a != nil {
+			r.ArtifactType = a.ArtifactType
+		}
+		if len(s.filter([]Referrer{r})) == 1 {
+			inTags[r.Digest] = true
+		}
 	}
 	var onlyAPI, onlyTags []string
-	for d := range inAPI {
+	for d := range inAPIf {
 		if !inTags[d] {
 			onlyAPI = append(onlyAPI, ShortDigest(d))
 		}
 	}
 	for d := range inTags {
-		if !inAPI[d] {
+		if !inAPIf[d] {
 			onlyTags = append(onlyTags, ShortDigest(d))
 		}
 	}

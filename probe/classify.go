@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/registry"
 )
 
 // Verdict is the answer to "does this registry serve the referrers API?".
@@ -35,11 +37,22 @@ const (
 // ReferrersReply is the final reply of GET /v2/<repo>/referrers/<digest>,
 // after authentication.
 type ReferrersReply struct {
+	// Host is the registry host (host:port) and Repository the repository
+	// asked about, for remedies that name them.
+	Host        string
+	Repository  string
 	Status      int
 	ContentType string
 	Body        []byte
 	// Err is the transport error when no reply arrived.
 	Err error
+	// BodyErr is set when the body did not arrive whole (a stall past the
+	// timeout, a reset): the reply cannot be judged.
+	BodyErr error
+	// TooLarge is set when the body was larger than the reply cap, which
+	// Size then names (at least that many bytes).
+	TooLarge bool
+	Size     int64
 	// ZeroDigest is true when the probe asked about the all-zeros digest.
 	ZeroDigest bool
 	// RepositoryExists is true when the repository answered a tag list.
@@ -132,11 +145,41 @@ const fallbackRemedy = "refdoctor and other OCI 1.1 clients fall back to the ref
 // 404 means "fall back to tags", never "supported, none attached"; auth
 // failures, throttling and timeouts say nothing about support.
 func ClassifyReferrersReply(r ReferrersReply) Classification {
+	c := classifyReferrersReply(r)
+	c.Finding.Remedy = runnableRemedy(c.Finding.Remedy, r.Host, r.Repository)
+	return c
+}
+
+// runnableRemedy names the host and repository in a remedy's commands
+// where it says HOST and REPO, so the operator can run it as written.
+func runnableRemedy(remedy, host, repo string) string {
+	if host == "" {
+		return remedy
+	}
+	if repo != "" {
+		remedy = strings.ReplaceAll(remedy, "HOST/REPO", host+"/"+repo)
+	}
+	return strings.ReplaceAll(remedy, "docker login HOST", "docker login "+host)
+}
+
+func classifyReferrersReply(r ReferrersReply) Classification {
 	if r.Err != nil {
-		code, summary, cause, remedy := ClassifyTransportError(r.Err)
+		code, summary, cause, remedy := ClassifyTransportError(r.Host, r.Err)
 		return Classification{Verdict: Unknown, Reason: code, Finding: finding.Finding{
 			Severity: finding.SeverityError, Code: code, Summary: "Referrers request failed: " + summary,
 			Cause: cause, Remedy: remedy, Evidence: r.Err.Error(),
+		}}
+	}
+	if r.TooLarge {
+		return Classification{Verdict: Unknown, Reason: finding.ReferrersReplyTooLarge, Finding: TooLargeFinding("Referrers reply", r.Status, r.ContentType, r.Size)}
+	}
+	if r.BodyErr != nil {
+		code, summary, cause, remedy := ClassifyTransportError(r.Host, r.BodyErr)
+		return Classification{Verdict: Unknown, Reason: code, Finding: finding.Finding{
+			Severity: finding.SeverityError, Code: code,
+			Summary: fmt.Sprintf("Referrers reply (HTTP %d) did not arrive whole: %s", r.Status, summary),
+			Cause:   "The headers came, then the body stopped part way (" + cause + ") Nothing can be judged from part of a reply.",
+			Remedy:  remedy, Evidence: fmt.Sprintf("HTTP %d, Content-Type %q, %d bytes read before: %v", r.Status, r.ContentType, len(r.Body), r.BodyErr),
 		}}
 	}
 	ct := baseMediaType(r.ContentType)
@@ -238,10 +281,38 @@ func ClassifyReferrersReply(r ReferrersReply) Classification {
 		"This status has no meaning for the referrers API in the spec.", "Compare with `curl -si` and `oras discover`; report the registry and version.")
 }
 
+// TooLargeFinding says that a reply (what: "Referrers reply", "Tag list")
+// was larger than the reply cap and was therefore not judged.
+func TooLargeFinding(what string, status int, contentType string, size int64) finding.Finding {
+	return finding.Finding{Severity: finding.SeverityError, Code: finding.ReferrersReplyTooLarge,
+		Summary:  fmt.Sprintf("%s is %s, over the reply size cap: not read, so nothing is judged from it", what, humanBytes(size)),
+		Cause:    "refdoctor parses whole replies only, bounded by --max-reply-size; a cut-off copy would look like a malformed index.",
+		Remedy:   fmt.Sprintf("Raise --max-reply-size above %s if the registry really lists this much, or filter with --artifact-type.", humanBytes(size)),
+		Evidence: fmt.Sprintf("HTTP %d, Content-Type %q, at least %d bytes", status, contentType, size)}
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
 // ClassifyTransportError names what went wrong below HTTP: TLS trust,
-// expiry or host name, refused connections, DNS and timeouts.
-func ClassifyTransportError(err error) (code finding.Code, summary, cause, remedy string) {
+// expiry or host name, a plain-HTTP server, refused connections, DNS,
+// timeouts and endless redirects. host (host:port, may be empty) goes into
+// the remedies.
+func ClassifyTransportError(host string, err error) (code finding.Code, summary, cause, remedy string) {
+	h := host
+	if h == "" {
+		h = "HOST"
+	}
 	var unknownAuth x509.UnknownAuthorityError
+	var recordErr tls.RecordHeaderError
+	var throttled *registry.ThrottledError
 	var invalid x509.CertificateInvalidError
 	var hostErr x509.HostnameError
 	var dnsErr *net.DNSError
@@ -262,20 +333,29 @@ func ClassifyTransportError(err error) (code finding.Code, summary, cause, remed
 		return finding.TLSWrongHost, "TLS certificate is for a different host name",
 			"The certificate does not name the host refdoctor connected to: " + hostErr.Error() + ".",
 			"Use the host name on the certificate, or reissue the certificate with this name."
-	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return finding.TLSPlainHTTPServer, "The registry speaks plain HTTP, not HTTPS",
-			"A TLS handshake got an HTTP reply.", "Probe again with --plain-http HOST (or plain_http = true in the config)."
+	case strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") ||
+		strings.Contains(err.Error(), "first record does not look like a TLS handshake") ||
+		(errors.As(err, &recordErr) && recordErr.Conn != nil):
+		return finding.TLSPlainHTTPServer, fmt.Sprintf("%s speaks plain HTTP, not HTTPS", h),
+			"refdoctor started a TLS handshake and the server answered in plain HTTP: the registry serves http://, not https://.",
+			fmt.Sprintf("Add --plain-http %s to the command (or plain_http = true for host %q in the config).", h, h)
+	case errors.Is(err, registry.ErrTooManyRedirects) || strings.Contains(err.Error(), "stopped after 10 redirects"):
+		return finding.TooManyRedirects, "The registry redirected more than 10 times",
+			"Each reply sent the client to another URL; clients give up after 10 redirects, as Go's client and regclient do.",
+			fmt.Sprintf("Follow the chain with `curl -sIL https://%s/v2/` and fix the proxy or URL that loops.", h)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
 		return finding.Timeout, "No reply before the timeout",
-			"The registry or the network is slow or drops packets.", "Raise --timeout (or export.referrer_discovery.timeout_seconds), check connectivity with `curl -v https://HOST/v2/`."
+			"The registry or the network is slow, drops packets, or stalled part way through a reply.", fmt.Sprintf("Raise --timeout (or export.referrer_discovery.timeout_seconds), check connectivity with `curl -v https://%s/v2/`.", h)
 	case errors.As(err, &dnsErr):
 		return finding.DNSFailure, "The registry host name does not resolve",
 			dnsErr.Error(), "Check the host name and this machine's DNS."
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return finding.ConnectionRefused, "Connection refused",
 			"Nothing listens on that host and port.", "Check the host and port, and that the registry is running."
+	case errors.As(err, &throttled):
+		return finding.RateLimited, "Rate limited past the time left", throttled.Error(), finding.RateLimited.Remedy()
 	case errors.Is(err, context.Canceled):
-		return finding.Canceled, "Probe canceled", "The operator or the program stopped the probe.", "Run the probe again."
+		return finding.Canceled, "Canceled before the registry answered", "The operator or the program stopped the check.", "Run the check again."
 	}
-	return finding.NetworkError, "Network error", err.Error(), "Check connectivity with `curl -v https://HOST/v2/`."
+	return finding.NetworkError, "Network error", err.Error(), fmt.Sprintf("Check connectivity with `curl -v https://%s/v2/`.", h)
 }

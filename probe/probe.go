@@ -61,17 +61,27 @@ type Result struct {
 	Findings     []finding.Finding   `json:"findings"`
 	Expected     *Expectation        `json:"expected"`
 	Exchanges    []registry.Exchange `json:"exchanges,omitempty"`
-	Cached       bool                `json:"cached"`
-	ProbedAt     time.Time           `json:"probed_at"`
+	// Cached is true when the verdict came from the capability cache;
+	// CachedAt is when it was probed and CachedBy the command that did.
+	Cached   bool      `json:"cached"`
+	CachedAt time.Time `json:"cached_at,omitzero"`
+	CachedBy string    `json:"cached_by,omitempty"`
+	ProbedAt time.Time `json:"probed_at"`
 }
 
-// RateLimit holds Docker Hub style rate-limit headers.
+// RateLimit holds the registry's rate-limit headers (Docker Hub's
+// RateLimit-*, X-RateLimit-*, Retry-After).
 type RateLimit struct {
 	Limit      string `json:"limit,omitempty"`
 	Remaining  string `json:"remaining,omitempty"`
 	Source     string `json:"source,omitempty"`
 	RetryAfter string `json:"retry_after,omitempty"`
 	Throttled  bool   `json:"throttled"`
+	// RetryAt is when the registry says it answers again (from
+	// Retry-After or RateLimit-Reset), absent when it said nothing.
+	RetryAt time.Time `json:"retry_at,omitzero"`
+	// Low is true when the budget left is a tenth of the limit or less.
+	Low bool `json:"low,omitempty"`
 }
 
 // Expectation is the matrix row for the registry's kind.
@@ -91,8 +101,8 @@ type Report struct {
 }
 
 // Outcome: incomplete when the verdict could not be reached (network,
-// auth, throttling), failed when an error finding stands, warn when a
-// warning does.
+// auth, throttling, not a registry), failed when an error finding stands,
+// warn when a warning does.
 func (r Result) Outcome() finding.Outcome {
 	if r.ReferrersAPI == Unknown {
 		if r.ReferrersReason == finding.RepositoryNotFound {
@@ -128,6 +138,7 @@ type options struct {
 	metrics     *telemetry.Metrics
 	events      func(Event)
 	cache       *Cache
+	cacheSet    bool
 	refresh     bool
 	matrix      Matrix
 	clientOpts  []registry.Opt
@@ -154,10 +165,13 @@ func WithMetrics(m *telemetry.Metrics) Opt { return func(o *options) { o.metrics
 // WithEvents receives progress events; fn must not block for long.
 func WithEvents(fn func(Event)) Opt { return func(o *options) { o.events = fn } }
 
-// WithCache answers from c within its TTL and stores conclusive verdicts.
-func WithCache(c *Cache) Opt { return func(o *options) { o.cache = c } }
+// WithCache answers from c within its TTL and stores conclusive verdicts
+// there, instead of the cache the configuration names (OpenCache); nil
+// keeps no cache.
+func WithCache(c *Cache) Opt { return func(o *options) { o.cache, o.cacheSet = c, true } }
 
-// WithRefresh probes even when the cache holds a fresh answer.
+// WithRefresh probes even when the cache holds a fresh answer (the fresh
+// verdict is stored as usual).
 func WithRefresh(b bool) Opt { return func(o *options) { o.refresh = b } }
 
 // WithMatrix replaces the embedded known-registry matrix.
@@ -169,15 +183,21 @@ func WithClientOpts(opts ...registry.Opt) Opt {
 }
 
 // Run probes every target, at most the configured number at once, and
-// returns results in the order of targets. The error is only for the tool
-// itself failing (a canceled context); registry trouble is in each Result.
+// returns results in the order of targets. Verdicts come from the
+// capability cache the configuration names (see OpenCache) while they are
+// fresh, unless WithRefresh or WithCache says otherwise. The error is only
+// for the tool itself failing (a canceled context); registry trouble is in
+// each Result.
 func Run(ctx context.Context, targets []Target, opts ...Opt) (Report, error) {
-	o := options{cfg: config.Defaults(), concurrency: 4, timeout: 30 * time.Second, matrix: DefaultMatrix()}
+	o := options{cfg: config.Defaults(), concurrency: 4, timeout: registry.DefaultTimeout, matrix: DefaultMatrix()}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	if o.log == nil {
 		o.log = slog.New(slog.DiscardHandler)
+	}
+	if !o.cacheSet {
+		o.cache = OpenCache(o.cfg)
 	}
 	if o.concurrency < 1 {
 		o.concurrency = 1
@@ -211,9 +231,13 @@ func (o *options) emit(e Event) {
 
 func probeOne(ctx context.Context, t Target, o *options) Result {
 	o.emit(Event{Kind: EventStarted, Target: t.String()})
+	key := CacheKey(o.cfg, t)
 	if o.cache != nil && !o.refresh {
-		if r, ok := o.cache.Get(t.String()); ok {
-			r.Cached = true
+		if e, ok := o.cache.Get(key); ok {
+			r := e.result(t)
+			o.expect(&r)
+			finishExpectation(&r)
+			o.logVerdict(r)
 			o.emit(Event{Kind: EventFinished, Target: t.String(), Result: &r})
 			return r
 		}
@@ -227,7 +251,25 @@ func probeOne(ctx context.Context, t Target, o *options) Result {
 	p.run(pctx)
 	r.ProbeMS = time.Since(start).Milliseconds()
 	p.finish()
+	o.logVerdict(r)
 
+	apiLabel := map[Verdict]string{Supported: "true", Unsupported: "false"}[r.ReferrersAPI]
+	if apiLabel == "" {
+		apiLabel = "unknown"
+	}
+	o.metrics.CapabilityProbed(t.Host, apiLabel)
+	if o.cache != nil && ctx.Err() == nil && Cacheable(r) {
+		if err := o.cache.Put(key, r, o.cfg.Cache.Origin); err != nil {
+			o.log.Debug("capability cache not written", "registry", t.Host, "err", err)
+		}
+	}
+	o.emit(Event{Kind: EventFinished, Target: t.String(), Result: &r})
+	return r
+}
+
+// logVerdict writes the line the runbook greps for, for fresh and cached
+// verdicts alike.
+func (o *options) logVerdict(r Result) {
 	version := r.DistributionAPIVersion
 	if r.OCIDistributionAPIVersion != "" {
 		version = r.OCIDistributionAPIVersion
@@ -235,26 +277,18 @@ func probeOne(ctx context.Context, t Target, o *options) Result {
 	if version == "" {
 		version = "none"
 	}
+	cached := ""
+	if r.Cached {
+		cached = fmt.Sprintf(", cached=true, age=%s", cacheAge(time.Since(r.CachedAt)))
+	}
 	switch r.ReferrersAPI {
 	case Supported:
-		o.log.Info(fmt.Sprintf("Registry %s: OCI 1.1 (referrers API supported, version=%s, probe_ms=%d)", t.Host, version, r.ProbeMS))
+		o.log.Info(fmt.Sprintf("Registry %s: OCI 1.1 (referrers API supported, version=%s, probe_ms=%d%s)", r.Registry, version, r.ProbeMS, cached))
 	case Unsupported:
-		o.log.Warn(fmt.Sprintf("Registry %s: OCI 1.0 (using fallback tag discovery, version=%s, probe_ms=%d)", t.Host, version, r.ProbeMS))
+		o.log.Warn(fmt.Sprintf("Registry %s: OCI 1.0 (using fallback tag discovery, version=%s, probe_ms=%d%s)", r.Registry, version, r.ProbeMS, cached))
 	default:
-		o.log.Warn(fmt.Sprintf("Failed to probe capabilities for registry %s: %s (referrers API unknown, version=%s, probe_ms=%d)", t.Host, r.ReferrersReason, version, r.ProbeMS))
+		o.log.Warn(fmt.Sprintf("Failed to probe capabilities for registry %s: %s (referrers API unknown, version=%s, probe_ms=%d)", r.Registry, r.ReferrersReason, version, r.ProbeMS))
 	}
-	apiLabel := map[Verdict]string{Supported: "true", Unsupported: "false"}[r.ReferrersAPI]
-	if apiLabel == "" {
-		apiLabel = "unknown"
-	}
-	o.metrics.CapabilityProbed(t.Host, apiLabel)
-	if o.cache != nil && r.ReferrersAPI != Unknown && ctx.Err() == nil {
-		if err := o.cache.Put(t.String(), r); err != nil {
-			o.log.Warn("capability cache not written", "err", err)
-		}
-	}
-	o.emit(Event{Kind: EventFinished, Target: t.String(), Result: &r})
-	return r
 }
 
 // expect fills the kind and the matrix expectation: the host's own row,
@@ -279,6 +313,9 @@ type prober struct {
 	t   Target
 	r   *Result
 	rec []*registry.Recorder
+	// authFailed is set when /v2/ still refuses after the login attempt:
+	// nothing the registry says after that can be judged.
+	authFailed bool
 }
 
 func (p *prober) client() (*registry.Client, error) {
@@ -313,6 +350,11 @@ func (p *prober) exchanges() []registry.Exchange {
 }
 
 func (p *prober) run(ctx context.Context) {
+	// A 429 whose wait does not fit in the probe's time ends the probe at
+	// once, instead of regclient sleeping until the deadline.
+	ctx, stop := registry.StopWhenThrottled(ctx)
+	defer stop()
+	defer p.noteThrottled(ctx)
 	c, err := p.client()
 	if err != nil {
 		p.r.Error = err.Error()
@@ -327,6 +369,9 @@ func (p *prober) run(ctx context.Context) {
 		p.r.Repository = p.pickRepository(ctx, c)
 	}
 	realDigest := p.tagList(ctx, c)
+	if throttled(ctx) {
+		return
+	}
 	digest := p.t.Digest
 	if digest == "" {
 		digest = ZeroDigest
@@ -342,15 +387,100 @@ func (p *prober) run(ctx context.Context) {
 	p.r.ReferrersAPI = cls.Verdict
 	p.r.ReferrersReason = cls.Reason
 	p.r.ReferrersIndexParsed = cls.IndexParsed
+	if p.authFailed && cls.Verdict != Supported {
+		// Without a working login the registry's other answers say nothing
+		// certain about discovery: the verdict is the missing login.
+		p.r.ReferrersAPI = Unknown
+		p.r.ReferrersReason = finding.AuthFailed
+		if cls.Finding.Code != "" {
+			cls.Finding.Severity = finding.SeverityInfo
+			cls.Finding.Summary = "Without a login: " + cls.Finding.Summary
+		}
+	}
 	if cls.Finding.Code != "" {
 		p.r.Findings = append(p.r.Findings, cls.Finding)
 	}
-	if cls.Verdict == Unsupported && p.r.FallbackTags != "ok" && p.r.FallbackTags != "not-found" {
+	if p.r.ReferrersAPI == Unsupported && p.r.FallbackTags != "ok" && p.r.FallbackTags != "not-found" {
 		p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.NoDiscoveryPath,
 			Summary: "Neither the referrers API nor the tag list works: referrers cannot be discovered",
 			Cause:   fmt.Sprintf("The referrers API is unavailable and listing tags gave %q.", p.r.FallbackTags),
 			Remedy:  "Grant pull (and list) permission on the repository, or use a registry with the referrers API."})
 	}
+}
+
+// throttled reports whether ctx ended because the registry throttled.
+func throttled(ctx context.Context) bool {
+	var te *registry.ThrottledError
+	return errors.As(context.Cause(ctx), &te)
+}
+
+// noteThrottled turns a throttle stop into the verdict: unknown, with when
+// the registry answers again and the budget left.
+func (p *prober) noteThrottled(ctx context.Context) {
+	var te *registry.ThrottledError
+	if !errors.As(context.Cause(ctx), &te) {
+		return
+	}
+	f := ThrottledFinding(te)
+	p.r.ReferrersAPI = Unknown
+	for i := range p.r.Findings {
+		if p.r.Findings[i].Code == finding.ReferrersRateLimited {
+			// The referrers request itself was throttled: say when it
+			// answers again in that finding.
+			f.Code = finding.ReferrersRateLimited
+			p.r.Findings[i] = f
+			return
+		}
+	}
+	p.r.ReferrersReason = finding.RateLimited
+	p.r.Findings = append(p.r.Findings, f)
+}
+
+// ThrottledFinding says that a registry stopped answering until a time
+// past the operation's deadline, with that time and the budget left.
+func ThrottledFinding(te *registry.ThrottledError) finding.Finding {
+	b := te.Budget
+	until := "a time it did not say"
+	if !b.Until.IsZero() {
+		until = b.Until.UTC().Format(time.RFC3339) + " (in " + cacheAge(time.Until(b.Until)) + ")"
+	}
+	budget := "The registry sent no budget headers."
+	if b.Remaining != "" || b.Limit != "" {
+		budget = fmt.Sprintf("Budget left: %s of %s requests.", budgetNumber(b.Remaining), budgetNumber(b.Limit))
+	}
+	return finding.Finding{Severity: finding.SeverityError, Code: finding.RateLimited,
+		Summary:  fmt.Sprintf("%s is rate limiting and answers again at %s: stopped instead of waiting (unknown, not \"no referrers\")", te.Host, until),
+		Cause:    "The registry answered 429 with a wait longer than the time left for this operation. " + budget,
+		Remedy:   fmt.Sprintf("Run again after %s, log in for a higher limit, or lower max_concurrent_discoveries.", until),
+		Evidence: fmt.Sprintf("HTTP 429, Retry-After %q, ratelimit-remaining %q", b.RetryAfter, b.Remaining)}
+}
+
+// budgetNumber shows a rate-limit header's count without its window
+// parameter ("100;w=21600" is 100).
+func budgetNumber(h string) string {
+	n, _, _ := strings.Cut(h, ";")
+	return orUnknown(strings.TrimSpace(n))
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// finalReply is the last reply to a request for a path that answered
+// with something other than a redirect: a redirected request's answer
+// is the one at the end of its chain.
+func finalReply(exs []registry.Exchange, match func(path string) bool) (registry.Exchange, bool) {
+	var last registry.Exchange
+	found := false
+	for _, ex := range exs {
+		if match(ex.Requested()) && !ex.IsRedirect() {
+			last, found = ex, true
+		}
+	}
+	return last, found
 }
 
 // ping checks /v2/ and learns reachability, auth mode and version headers.
@@ -363,55 +493,105 @@ func (p *prober) ping(ctx context.Context, c *registry.Client) bool {
 	_, pingErr := c.Ping(ctx, hostRef)
 	exs := c.Recorder.Exchanges()
 	for _, ex := range exs {
-		if !isV2Root(ex.Path) {
+		if !isV2Root(ex.Requested()) {
 			continue
 		}
+		p.noteHeaders(ex)
 		if ex.Err != nil {
-			code, summary, cause, remedy := ClassifyTransportError(ex.Err)
+			if throttled(ctx) {
+				return false
+			}
+			code, summary, cause, remedy := ClassifyTransportError(p.t.Host, ex.Err)
 			p.r.Error = summary + ": " + ex.Error
 			p.r.ReferrersReason = code
 			p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityError, Code: code, Summary: summary, Cause: cause, Remedy: remedy, Evidence: ex.Error})
 			return false
 		}
+		if ex.IsRedirect() {
+			continue
+		}
 		p.r.Reachable = true
 		p.r.V2Status = ex.Status
-		p.noteHeaders(ex)
 		if ex.Status == http.StatusUnauthorized {
 			p.r.Auth = authScheme(ex.Headers["WWW-Authenticate"])
 		}
 		if ex.Status == http.StatusBadRequest && strings.Contains(string(ex.Body), "HTTP request to an HTTPS server") {
 			p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.PlainHTTPToTLSServer,
 				Summary: "Plain HTTP was sent to an HTTPS registry", Cause: "The host is configured for plain HTTP but serves TLS.",
-				Remedy: "Drop --plain-http for this host (or plain_http in the config)."})
+				Remedy: "Drop --plain-http " + p.t.Host + " (or plain_http in the config)."})
 		}
 	}
 	if p.r.Auth == "" {
 		p.r.Auth = "anonymous"
 	}
 	for _, ex := range exs {
-		if !isV2Root(ex.Path) && !strings.HasPrefix(ex.Path, "/v2/") && ex.Status >= 400 {
+		if ex.RequestedPath == "" && !isV2Root(ex.Path) && !strings.HasPrefix(ex.Path, "/v2/") && ex.Status >= 400 {
 			// a token endpoint refused the login
 			p.r.AuthError = fmt.Sprintf("token endpoint %s answered %d", ex.Path, ex.Status)
 		}
 	}
 	if !p.r.Reachable {
+		if throttled(ctx) {
+			return false
+		}
 		if pingErr != nil {
 			p.r.Error = pingErr.Error()
 		}
 		return false
 	}
+	if last, ok := finalReply(exs, isV2Root); ok {
+		if f, not := NotARegistry(p.t.Host, last); not {
+			p.r.ReferrersReason = finding.NotARegistry
+			p.r.Error = f.Summary
+			p.r.Findings = append(p.r.Findings, f)
+			return false
+		}
+	}
 	// The last /v2/ reply is the one after any login attempt.
 	if p.r.V2Status == http.StatusUnauthorized || p.r.V2Status == http.StatusForbidden {
+		p.authFailed = true
 		if p.r.AuthError == "" {
 			p.r.AuthError = "no login for this host, or the login was refused"
 		}
 		p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityError, Code: finding.AuthFailed,
-			Summary: fmt.Sprintf("Authentication to %s failed (%s auth): %s", p.t.Host, p.r.Auth, p.r.AuthError),
+			Summary: fmt.Sprintf("Authentication to %s failed (%s auth): %s; referrer discovery cannot be judged without a login", p.t.Host, p.r.Auth, p.r.AuthError),
 			Cause:   "The registry requires a login, and refdoctor had none for this host or it was refused (logins come from docker config.json and credential helpers).",
 			Remedy:  "docker login " + p.t.Host + " (or configure a credential helper), then probe again."})
 	}
 	return true
 }
+
+// NotARegistry recognises a /v2/ reply that no registry sends: a 404 (a
+// plain web server), or an HTML page (a web site, a proxy's or a sign-in
+// page). A registry answers /v2/ with 200 and JSON, or 401 with a
+// challenge.
+func NotARegistry(host string, v2 registry.Exchange) (finding.Finding, bool) {
+	html := strings.Contains(baseMediaType(v2.ContentType), "html") || looksLikeHTML(v2.Body)
+	if v2.Status != http.StatusNotFound && !(v2.Status == http.StatusOK && html) {
+		return finding.Finding{}, false
+	}
+	what := fmt.Sprintf("HTTP %d %s", v2.Status, v2.ContentType)
+	if v2.RequestedPath != "" {
+		what += " from " + v2.URL + " (redirected)"
+	}
+	if len(v2.Body) > 0 {
+		what += ", body: " + snippet(v2.Body)
+	}
+	return finding.Finding{Severity: finding.SeverityError, Code: finding.NotARegistry,
+		Summary:  fmt.Sprintf("%s does not answer /v2/ like a registry (%d %s): referrers support unknown", host, v2.Status, strings.TrimSpace(baseMediaType(v2.ContentType))),
+		Cause:    "Every OCI registry answers GET /v2/ with 200 and JSON, or 401 with a login challenge. A 404 or an HTML page comes from a web server, a proxy or a sign-in page in between, so nothing it says about /referrers means anything.",
+		Remedy:   fmt.Sprintf("Check the host, port and path (%s); look for a proxy or login page in between with `curl -si %s/v2/`.", host, schemeHint(host)),
+		Evidence: what}, true
+}
+
+func looksLikeHTML(b []byte) bool {
+	s := strings.ToLower(strings.TrimSpace(string(b[:min(len(b), 512)])))
+	return strings.HasPrefix(s, "<!doctype html") || strings.HasPrefix(s, "<html")
+}
+
+// schemeHint is the URL prefix for a curl hint: the operator knows
+// whether the host is plain HTTP; refdoctor shows https unless told.
+func schemeHint(host string) string { return "https://" + host }
 
 func isV2Root(path string) bool { return path == "/v2/" || path == "/v2" }
 
@@ -435,28 +615,30 @@ func (p *prober) noteHeaders(ex registry.Exchange) {
 	if v := ex.Headers["OCI-Distribution-API-Version"]; v != "" {
 		p.r.OCIDistributionAPIVersion = v
 	}
-	limit, remaining := ex.Headers["RateLimit-Limit"], ex.Headers["RateLimit-Remaining"]
-	if limit == "" {
-		limit, remaining = ex.Headers["X-RateLimit-Limit"], ex.Headers["X-RateLimit-Remaining"]
+	b, ok := registry.BudgetOf(ex, ex.Start)
+	if !ok {
+		return
 	}
-	if limit != "" || remaining != "" || ex.Status == http.StatusTooManyRequests {
-		if p.r.RateLimit == nil {
-			p.r.RateLimit = &RateLimit{}
-		}
-		rl := p.r.RateLimit
-		if limit != "" {
-			rl.Limit = limit
-		}
-		if remaining != "" {
-			rl.Remaining = remaining
-		}
-		if v := ex.Headers["Docker-RateLimit-Source"]; v != "" {
-			rl.Source = v
-		}
-		if ex.Status == http.StatusTooManyRequests {
-			rl.Throttled = true
-			rl.RetryAfter = ex.Headers["Retry-After"]
-		}
+	if p.r.RateLimit == nil {
+		p.r.RateLimit = &RateLimit{}
+	}
+	rl := p.r.RateLimit
+	if b.Limit != "" {
+		rl.Limit = b.Limit
+	}
+	if b.Remaining != "" {
+		rl.Remaining = b.Remaining
+		rl.Low = b.Low()
+	}
+	if b.Source != "" {
+		rl.Source = b.Source
+	}
+	if b.Throttled {
+		rl.Throttled = true
+		rl.RetryAfter = b.RetryAfter
+	}
+	if !b.Until.IsZero() {
+		rl.RetryAt = b.Until.UTC()
 	}
 }
 
@@ -492,15 +674,16 @@ func (p *prober) tagList(ctx context.Context, c *registry.Client) func() string 
 	// find a real digest; a repository with thousands of tags is not read
 	// whole for a probe.
 	tl, err := c.TagList(ctx, r, scheme.WithTagLimit(probeTagLimit))
-	for _, ex := range c.Recorder.Exchanges()[before:] {
+	exs := c.Recorder.Exchanges()[before:]
+	for _, ex := range exs {
 		p.noteHeaders(ex)
 	}
 	if err != nil {
-		exs := c.Recorder.Exchanges()[before:]
 		status := 0
-		for _, ex := range exs {
-			if strings.HasSuffix(ex.Path, "/tags/list") {
-				status = ex.Status
+		if last, ok := finalReply(exs, func(path string) bool { return strings.HasSuffix(path, "/tags/list") }); ok {
+			status = last.Status
+			if !last.Complete() {
+				status = 0
 			}
 		}
 		switch status {
@@ -543,18 +726,22 @@ func (p *prober) tagList(ctx context.Context, c *registry.Client) func() string 
 	}
 }
 
+// isReferrersPath matches /v2/<name>/referrers/<digest>.
+func isReferrersPath(path string) bool { return strings.Contains(path, "/referrers/") }
+
 // referrers asks for the referrers of digest with a fresh client (regclient
 // remembers a repository's API support per client) and classifies the
-// final reply of the referrers endpoint.
+// final reply of the referrers request: after authentication and at the
+// end of any redirect chain.
 func (p *prober) referrers(ctx context.Context, digest string) Classification {
 	p.r.ReferrersDigest = digest
-	// The probe needs only the referrers endpoint's final reply. Once it is
+	// The probe needs only the referrers request's final reply. Once it is
 	// recorded, stop regclient from going on to its own tag fallback, which
 	// after a 429 would wait out the registry's Retry-After.
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	c, err := p.clientWatching(func(ex registry.Exchange) {
-		if strings.Contains(ex.Path, "/referrers/") && ex.Err == nil && ex.Status != http.StatusUnauthorized {
+		if isReferrersPath(ex.Requested()) && ex.Status != http.StatusUnauthorized && !ex.IsRedirect() {
 			stop()
 		}
 	})
@@ -566,54 +753,124 @@ func (p *prober) referrers(ctx context.Context, digest string) Classification {
 		return Classification{Verdict: Unknown, Reason: finding.BadReference, Finding: finding.Finding{Severity: finding.SeverityError, Code: finding.BadReference, Summary: err.Error()}}
 	}
 	_, listErr := c.ReferrerList(ctx, r)
-	var last *registry.Exchange
 	exs := c.Recorder.Exchanges()
-	for i := range exs {
-		p.noteHeaders(exs[i])
-		if strings.Contains(exs[i].Path, "/referrers/") {
-			last = &exs[i]
+	var chain []registry.Exchange
+	for _, ex := range exs {
+		p.noteHeaders(ex)
+		if isReferrersPath(ex.Requested()) {
+			chain = append(chain, ex)
 		}
 	}
-	if last == nil {
+	if len(chain) == 0 {
 		e := listErr
 		if e == nil {
 			e = errors.New("no referrers request was sent")
 		}
-		if err := context.Cause(ctx); err != nil {
+		if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			e = err
 		}
-		return ClassifyReferrersReply(ReferrersReply{Err: e})
+		return ClassifyReferrersReply(ReferrersReply{Host: p.t.Host, Err: e})
 	}
+	last := chain[len(chain)-1]
 	p.r.ReferrersStatus = last.Status
 	p.r.ReferrersContentType = last.ContentType
-	reply := ReferrersReply{Status: last.Status, ContentType: last.ContentType, Body: last.Body, Err: last.Err,
+	reply := ReferrersReply{Host: p.t.Host, Repository: p.r.Repository, Status: last.Status, ContentType: last.ContentType, Body: last.Body, Err: last.Err,
+		BodyErr: last.BodyErr, TooLarge: last.TooLarge, Size: last.Size,
 		ZeroDigest: digest == ZeroDigest, RepositoryExists: p.r.FallbackTags == "ok"}
+	if last.IsRedirect() {
+		reply.Err = UnfollowedRedirect(redirectHops(chain), last)
+	}
+	if hops := redirectHops(chain); len(hops) > 0 {
+		p.r.Findings = append(p.r.Findings, RedirectFinding(hops, last))
+	}
 	return ClassifyReferrersReply(reply)
 }
 
-// finish attaches the exchanges and compares observation with the matrix.
+// redirectHops are the redirects of the last redirect chain in chain.
+func redirectHops(chain []registry.Exchange) []registry.Exchange {
+	var hops []registry.Exchange
+	for _, ex := range chain {
+		if ex.RequestedPath == "" {
+			hops = hops[:0]
+		}
+		if ex.IsRedirect() {
+			hops = append(hops, ex)
+		}
+	}
+	return hops
+}
+
+// UnfollowedRedirect is why a redirect chain ended on a redirect: the
+// client's limit of 10, or a redirect regclient refuses to follow (from
+// https to http, or from a public host to a local one).
+func UnfollowedRedirect(hops []registry.Exchange, last registry.Exchange) error {
+	if len(hops) >= registry.MaxRedirects {
+		return fmt.Errorf("%w (the last to %s)", registry.ErrTooManyRedirects, last.Headers["Location"])
+	}
+	return fmt.Errorf("redirect to %s was not followed: clients refuse to go from https to http or from a public host to a local one", last.Headers["Location"])
+}
+
+// RedirectFinding shows the redirect chain that led to the final reply.
+func RedirectFinding(hops []registry.Exchange, final registry.Exchange) finding.Finding {
+	var parts []string
+	for _, h := range hops {
+		parts = append(parts, fmt.Sprintf("%s -> %d", h.URL, h.Status))
+	}
+	if !final.IsRedirect() {
+		parts = append(parts, fmt.Sprintf("%s -> %d", final.URL, final.Status))
+	}
+	return finding.Finding{Severity: finding.SeverityInfo, Code: finding.ReferrersRedirected,
+		Summary:  fmt.Sprintf("The referrers request was redirected %d time(s); the verdict comes from the final reply", len(hops)),
+		Cause:    "Registries behind proxies or CDNs redirect API requests; clients follow up to 10 redirects, and the Authorization header never goes to another host.",
+		Evidence: strings.Join(parts, "; ")}
+}
+
+// finish attaches the exchanges, compares observation with the matrix and
+// warns when the rate-limit budget runs low.
 func (p *prober) finish() {
 	p.r.Exchanges = p.exchanges()
 	if p.r.Findings == nil {
 		p.r.Findings = []finding.Finding{}
 	}
-	e := p.r.Expected
-	if e == nil || p.r.ReferrersAPI == Unknown {
+	if rl := p.r.RateLimit; rl != nil && rl.Low && !rl.Throttled {
+		p.r.Findings = append(p.r.Findings, LowBudgetFinding(p.t.Host, rl.Remaining, rl.Limit, rl.RetryAt))
+	}
+	finishExpectation(p.r)
+}
+
+// LowBudgetFinding warns that few requests are left before the registry
+// starts refusing with 429.
+func LowBudgetFinding(host, remaining, limit string, reset time.Time) finding.Finding {
+	when := ""
+	if !reset.IsZero() {
+		when = " The window resets at " + reset.UTC().Format(time.RFC3339) + "."
+	}
+	return finding.Finding{Severity: finding.SeverityWarn, Code: finding.RateLimitLow,
+		Summary:  fmt.Sprintf("Rate-limit budget on %s is low: %s of %s requests left", host, budgetNumber(remaining), budgetNumber(limit)),
+		Cause:    "The registry counts requests per window; once the budget is spent every pull and discovery answers 429 until the window resets." + when,
+		Remedy:   "Log in for a higher limit, discover fewer images at once, or wait for the window to reset.",
+		Evidence: fmt.Sprintf("RateLimit-Remaining %q, RateLimit-Limit %q", remaining, limit)}
+}
+
+// finishExpectation compares the verdict with the matrix row.
+func finishExpectation(r *Result) {
+	e := r.Expected
+	if e == nil || r.ReferrersAPI == Unknown {
 		return
 	}
 	var matches bool
 	switch e.ReferrersAPI {
 	case "supported":
-		matches = p.r.ReferrersAPI == Supported
+		matches = r.ReferrersAPI == Supported
 	case "unsupported":
-		matches = p.r.ReferrersAPI == Unsupported
+		matches = r.ReferrersAPI == Unsupported
 	default:
 		matches = true
 	}
 	e.Matches = &matches
 	if matches {
-		if e.ReferrersAPI == "varies" && p.r.ReferrersAPI == Unsupported {
-			p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityInfo, Code: finding.VersionDependent,
+		if e.ReferrersAPI == "varies" && r.ReferrersAPI == Unsupported {
+			r.Findings = append(r.Findings, finding.Finding{Severity: finding.SeverityInfo, Code: finding.VersionDependent,
 				Summary: fmt.Sprintf("%s serves the referrers API from %s; this one does not", e.Name, e.Since),
 				Cause:   e.Notes, Remedy: fmt.Sprintf("Upgrade %s to %s or later for the API; until then discovery uses fallback tags.", e.Name, e.Since)})
 		}
@@ -623,8 +880,8 @@ func (p *prober) finish() {
 	if e.Since != "" {
 		since = " since " + e.Since
 	}
-	p.r.Findings = append(p.r.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.ExpectationMismatch,
-		Summary: fmt.Sprintf("Matrix expects %s to be %s%s (last seen %s); observed %s", e.Name, e.ReferrersAPI, since, e.LastSeen, p.r.ReferrersAPI),
+	r.Findings = append(r.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.ExpectationMismatch,
+		Summary: fmt.Sprintf("Matrix expects %s to be %s%s (last seen %s); observed %s", e.Name, e.ReferrersAPI, since, e.LastSeen, r.ReferrersAPI),
 		Cause:   strings.TrimSpace("The registry's version or configuration differs from the matrix row. " + e.Notes),
 		Remedy:  "Trust the observation; check the registry version, and correct the matrix row if the vendor changed behaviour."})
 }

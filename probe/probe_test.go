@@ -2,9 +2,18 @@ package probe_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/olareg/olareg"
+	olaregconfig "github.com/olareg/olareg/config"
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/finding"
@@ -91,7 +100,7 @@ func TestVerdictsAgainstTheLab(t *testing.T) {
 		{name: "501 is unsupported", reg: "n501", verdict: probe.Unsupported, reason: finding.ReferrersNotImplemented, status: 501, tags: "ok", outcome: finding.OutcomeWarn},
 		{name: "429 is unknown, never unsupported", reg: "hub", verdict: probe.Unknown, reason: finding.ReferrersRateLimited, status: 429, outcome: finding.OutcomeIncomplete},
 		{name: "rate-limit headers within budget", reg: "hubok", verdict: probe.Supported, reason: finding.ReferrersAPISupported, status: 200, tags: "ok", outcome: finding.OutcomeOK, indexParsed: true},
-		{name: "refused bearer auth is unknown", reg: "refuse", verdict: probe.Unknown, reason: finding.ReferrersAuthRefused, status: 401, tags: "denied", outcome: finding.OutcomeIncomplete, wantCodes: []finding.Code{finding.AuthFailed}, auth: "bearer"},
+		{name: "refused bearer auth is unknown, for the missing login", reg: "refuse", verdict: probe.Unknown, reason: finding.AuthFailed, status: 401, tags: "denied", outcome: finding.OutcomeIncomplete, wantCodes: []finding.Code{finding.ReferrersAuthRefused}, auth: "bearer"},
 		{name: "basic auth with a login", reg: "basic", verdict: probe.Supported, reason: finding.ReferrersAPISupported, status: 200, tags: "ok", outcome: finding.OutcomeOK, auth: "basic", indexParsed: true},
 		{name: "TLS with the lab CA configured", reg: "tls", verdict: probe.Supported, reason: finding.ReferrersAPISupported, status: 200, tags: "ok", outcome: finding.OutcomeOK, indexParsed: true},
 		{name: "expired certificate", reg: "expired", verdict: probe.Unknown, reason: finding.TLSCertificateExpired, tags: "not-checked", outcome: finding.OutcomeIncomplete, wantCodes: []finding.Code{finding.TLSCertificateExpired}},
@@ -218,39 +227,89 @@ func TestTimeoutIsUnknown(t *testing.T) {
 	}
 }
 
-// TestProbesRunConcurrently: six slow registries take about as long as one.
-func TestProbesRunConcurrently(t *testing.T) {
-	t.Parallel()
-	var specs []lab.Spec
-	for _, n := range []string{"s1", "s2", "s3", "s4", "s5", "s6"} {
-		specs = append(specs, lab.Spec{Name: n, Profile: lab.ProfileSlow, Delay: 250 * time.Millisecond})
-	}
-	l := labtest.StartT(t, specs...)
-	var targets []probe.Target
-	for _, r := range l.Registries {
-		targets = append(targets, mustTarget(t, r.Host+"/"+l.Seed.Repository))
-	}
-	start := time.Now()
-	if _, err := probe.Run(context.Background(), targets[:1], labOpts(l)...); err != nil {
-		t.Fatal(err)
-	}
-	one := time.Since(start)
-	start = time.Now()
-	rep, err := probe.Run(context.Background(), targets, append(labOpts(l), probe.WithConcurrency(6))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	six := time.Since(start)
-	for _, r := range rep.Registries {
-		if r.ReferrersAPI != probe.Supported {
-			t.Fatalf("%s: %s/%s", r.Registry, r.ReferrersAPI, r.ReferrersReason)
+// inFlight is a real registry (olareg, in memory) behind a layer that
+// counts the requests it is serving at once. Every request waits there
+// until the count first reaches gate, so a client that sends requests
+// concurrently is seen to, without any clock; the layer then holds them a
+// moment longer, so that a client sending more than it should shows a
+// count above gate (the pause can only catch a fault, never cause one),
+// and afterwards requests pass straight through.
+type inFlight struct {
+	next     http.Handler
+	gate     int64
+	now, max atomic.Int64
+	total    atomic.Int64
+	open     chan struct{}
+	once     sync.Once
+}
+
+func (f *inFlight) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.total.Add(1)
+	n := f.now.Add(1)
+	defer f.now.Add(-1)
+	for {
+		m := f.max.Load()
+		if n <= m || f.max.CompareAndSwap(m, n) {
+			break
 		}
 	}
-	// Sequential probes would take six times as long; allow generous slack.
-	if six > 3*one {
-		t.Fatalf("6 probes took %v, one took %v: not concurrent", six, one)
+	if n >= f.gate {
+		f.once.Do(func() { time.AfterFunc(100*time.Millisecond, func() { close(f.open) }) })
 	}
-	t.Logf("one probe %v, six concurrent %v", one, six)
+	select {
+	case <-f.open:
+	case <-r.Context().Done():
+		return
+	}
+	f.next.ServeHTTP(w, r)
+}
+
+// startInFlight serves an empty olareg behind an inFlight layer.
+func startInFlight(t testing.TB, gate int64) (*inFlight, string) {
+	t.Helper()
+	on := true
+	ola := olareg.New(olaregconfig.Config{Storage: olaregconfig.ConfigStorage{StoreType: olaregconfig.StoreMem},
+		API: olaregconfig.ConfigAPI{Referrer: olaregconfig.ConfigAPIReferrer{Enabled: &on}}})
+	f := &inFlight{next: ola, gate: gate, open: make(chan struct{})}
+	srv := httptest.NewServer(f)
+	t.Cleanup(func() {
+		srv.Close()
+		_ = ola.Close()
+	})
+	return f, strings.TrimPrefix(srv.URL, "http://")
+}
+
+// TestProbesRunConcurrently: probes of many targets keep exactly the
+// configured number of requests in flight at the registry: they reach the
+// limit (the registry holds the first requests until they do) and never
+// pass it.
+func TestProbesRunConcurrently(t *testing.T) {
+	t.Parallel()
+	for _, limit := range []int{1, 3} {
+		f, host := startInFlight(t, int64(limit))
+		cfg := config.Defaults()
+		cfg.Registries = []config.Registry{{Host: host, PlainHTTP: true}}
+		var targets []probe.Target
+		for i := range 6 {
+			targets = append(targets, mustTarget(t, fmt.Sprintf("%s/app%d", host, i)))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		rep, err := probe.Run(ctx, targets, probe.WithConfig(cfg), probe.WithConcurrency(limit),
+			probe.WithClientOpts(registry.WithoutDockerCreds()))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rep.Registries {
+			if !r.Reachable {
+				t.Fatalf("limit %d: %s unreachable: %v", limit, r.Target, r.Findings)
+			}
+		}
+		if got := f.max.Load(); got != int64(limit) {
+			t.Errorf("concurrency %d: %d requests were in flight at most", limit, got)
+		}
+		t.Logf("concurrency %d: %d requests, at most %d in flight", limit, f.total.Load(), f.max.Load())
+	}
 }
 
 // TestCacheAvoidsRequests: inside the TTL a second probe sends nothing;
@@ -289,7 +348,7 @@ func TestCacheAvoidsRequests(t *testing.T) {
 		t.Fatal("an unknown (rate limited) verdict was cached")
 	}
 	expired := probe.NewCache(t.TempDir(), time.Nanosecond)
-	_ = expired.Put("x", first)
+	_ = expired.Put("x", first, "test")
 	time.Sleep(time.Millisecond)
 	if _, ok := expired.Get("x"); ok {
 		t.Fatal("an entry older than the TTL was served")

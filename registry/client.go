@@ -8,11 +8,13 @@ package registry
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/regclient/regclient"
@@ -24,6 +26,20 @@ import (
 
 // DefaultUserAgent is sent when no WithUserAgent option is given.
 const DefaultUserAgent = "refdoctor"
+
+// DefaultTimeout is the engine's one default time limit: it bounds each
+// request's connection, TLS handshake and wait for reply headers, and it
+// is the limit of a whole operation (a probe, one subject's discovery, a
+// tag listing) when the caller sets none. Configuration
+// (export.referrer_discovery.timeout_seconds, --timeout) overrides it.
+const DefaultTimeout = time.Duration(config.DefaultTimeoutSeconds) * time.Second
+
+// MaxRedirects is how many redirects one request may follow, as in Go's
+// http.Client and regclient.
+const MaxRedirects = 10
+
+// ErrTooManyRedirects ends a request whose redirects do not stop.
+var ErrTooManyRedirects = errors.New("stopped after 10 redirects")
 
 // Client is a regclient client with the recorder that sees its traffic.
 type Client struct {
@@ -40,6 +56,7 @@ type options struct {
 	recorder    *Recorder
 	extraHosts  []rcconfig.Host
 	userAgent   string
+	maxReply    int64
 }
 
 // Opt changes how New builds a client.
@@ -48,6 +65,11 @@ type Opt func(*options)
 // WithTimeout bounds connecting, the TLS handshake and waiting for reply
 // headers of each request (whole operations are bounded by ctx).
 func WithTimeout(d time.Duration) Opt { return func(o *options) { o.timeout = d } }
+
+// WithMaxReplySize bounds each captured reply (referrers pages, tag
+// lists, /v2/): a larger reply is reported as too large, never parsed
+// from a cut-off copy.
+func WithMaxReplySize(n int64) Opt { return func(o *options) { o.maxReply = n } }
 
 // WithLogger sends regclient's logs to l.
 func WithLogger(l *slog.Logger) Opt { return func(o *options) { o.log = l } }
@@ -81,7 +103,7 @@ func WithLogin(host, user, pass string) Opt {
 // New builds a client for the hosts in cfg. Hosts not named in cfg use TLS
 // with the system roots.
 func New(cfg config.Config, opts ...Opt) (*Client, error) {
-	o := options{timeout: 30 * time.Second, dockerCreds: true, retryLimit: 2, userAgent: DefaultUserAgent}
+	o := options{timeout: DefaultTimeout, dockerCreds: true, retryLimit: 2, userAgent: DefaultUserAgent}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -94,6 +116,12 @@ func New(cfg config.Config, opts ...Opt) (*Client, error) {
 		// caller that wants the exchanges kept passes WithRecorder.
 		rec = NewTimedRecorder(o.timeout)
 		rec.forget = true
+	}
+	if o.maxReply <= 0 {
+		o.maxReply = int64(cfg.Export.ReferrerDiscovery.MaxReplySize)
+	}
+	if o.maxReply > 0 {
+		rec.SetMaxReplySize(o.maxReply)
 	}
 	var hosts []rcconfig.Host
 	for _, r := range cfg.Registries {
@@ -130,7 +158,7 @@ func New(cfg config.Config, opts ...Opt) (*Client, error) {
 		}
 		hosts = append(hosts, h)
 	}
-	hc := &http.Client{Transport: rec}
+	hc := &http.Client{Transport: rec, CheckRedirect: checkRedirect}
 	rcOpts := []regclient.Opt{
 		regclient.WithUserAgent(o.userAgent),
 		regclient.WithSlog(o.log),
@@ -150,6 +178,25 @@ func New(cfg config.Config, opts ...Opt) (*Client, error) {
 		rcOpts = append(rcOpts, regclient.WithConfigHost(o.extraHosts...))
 	}
 	return &Client{RegClient: regclient.New(rcOpts...), Recorder: rec}, nil
+}
+
+// checkRedirect follows redirects as Go's client does (at most
+// MaxRedirects), and never carries the first request's Authorization to
+// another host. Go itself drops it only for another host name; here
+// host:port is the host, so another port on the same name is another
+// host too. regclient runs its own check before this one and may set a
+// credential that the new host itself asked for: that one stays.
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= MaxRedirects {
+		return ErrTooManyRedirects
+	}
+	first := via[0]
+	if !strings.EqualFold(req.URL.Host, first.URL.Host) {
+		if a := req.Header.Get("Authorization"); a != "" && a == first.Header.Get("Authorization") {
+			req.Header.Del("Authorization")
+		}
+	}
+	return nil
 }
 
 // baseTransport is the default transport with bounded connection phases.

@@ -165,7 +165,7 @@ func (c *compatScreen) cells(r *compatRow) []cell {
 		}
 	}
 	rateTone := toneNone
-	if rate == "429" {
+	if rate == "429" || (res.RateLimit != nil && res.RateLimit.Low) {
 		rateTone = toneWarn
 	}
 	ms := c.sh.ms(res.ProbeMS)

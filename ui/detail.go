@@ -313,7 +313,7 @@ func (d *detailScreen) content(r *compatRow) []string {
 		if len(res.Findings) == 0 {
 			add("  none")
 		}
-		add(findingLines(st, sh.namedFindings(res.Findings), w)...)
+		add(findingLines(st, sh.runnableFindings(res.Findings), w)...)
 	}
 	return lines
 }
@@ -324,8 +324,13 @@ func rateLimitLine(rl *probe.RateLimit) string {
 	if rl.Source != "" {
 		s += ", source " + rl.Source
 	}
-	if rl.Throttled {
-		s += ", THROTTLED (429), retry after " + rl.RetryAfter + "s"
+	switch {
+	case rl.Throttled && !rl.RetryAt.IsZero():
+		s += ", THROTTLED (429) until " + rl.RetryAt.Format("2006-01-02 15:04:05Z")
+	case rl.Throttled:
+		s += ", THROTTLED (429)"
+	case rl.Low:
+		s += ", LOW: few requests left before 429s"
 	}
 	return s
 }
@@ -369,6 +374,9 @@ const bodyLines = 40
 // is.
 func bodyStart(ex registry.Exchange) ([]string, string) {
 	if len(ex.Body) == 0 {
+		if ex.TooLarge {
+			return nil, "  " + human.Size(ex.Size) + ", over the reply size cap: not kept"
+		}
 		if ex.Method == http.MethodHead {
 			return nil, "  none: a HEAD reply has no body"
 		}
@@ -381,8 +389,11 @@ func bodyStart(ex registry.Exchange) ([]string, string) {
 	}
 	lines := strings.Split(strings.TrimRight(strings.ReplaceAll(text, "\t", "  "), "\n"), "\n")
 	note := "  " + human.Size(int64(len(ex.Body)))
-	if ex.Truncated {
-		note += ", cut at the capture limit"
+	switch {
+	case ex.TooLarge:
+		note += ", over the reply size cap: not kept"
+	case ex.BodyError != "":
+		note += ", cut short: " + ex.BodyError
 	}
 	if len(lines) > bodyLines {
 		note += ", first " + strconv.Itoa(bodyLines) + " of " + human.Count(len(lines), "line")

@@ -335,9 +335,10 @@ func (r *referrersScreen) refresh() {
 	r.flatten(res)
 	r.sel = clamp(r.sel, 0, len(r.rows)-1)
 	row := 0
+	incomplete := res != nil && res.Outcome == finding.OutcomeIncomplete
 	tree := func(rs []discovery.Referrer) {
 		var out []string
-		out, row = referrerTree(st, rs, w, row, r.sel, len(lines), &r.rowAt)
+		out, row = referrerTree(st, rs, w, row, r.sel, len(lines), &r.rowAt, incomplete)
 		add(out...)
 	}
 	add(wrapHardIndent(st.Label.Render("image    "), r.image, w)...)
@@ -463,9 +464,13 @@ func jsonLines(raw []byte, w int) []string {
 // category, artifact type, size, how it was found; the digest follows on
 // the same line when there is room and on the next one when not (it is
 // never dropped). Row numbering starts at first; sel is marked, and the
-// line of each row (offset by base) is appended to at.
-func referrerTree(st styles, rs []discovery.Referrer, w, first, sel, base int, at *[]int) ([]string, int) {
+// line of each row (offset by base) is appended to at. An empty list says
+// "none" only when the read was complete.
+func referrerTree(st styles, rs []discovery.Referrer, w, first, sel, base int, at *[]int, incomplete bool) ([]string, int) {
 	if len(rs) == 0 {
+		if incomplete {
+			return []string{"  (none read: the lookup did not complete)"}, first
+		}
 		return []string{"  (none)"}, first
 	}
 	var out []string
@@ -511,8 +516,8 @@ func referrerTree(st styles, rs []discovery.Referrer, w, first, sel, base int, a
 
 // referrerTreeLines is the tree without a selection (the runbook's
 // discovery result).
-func referrerTreeLines(st styles, rs []discovery.Referrer, w int) []string {
+func referrerTreeLines(st styles, rs []discovery.Referrer, w int, incomplete bool) []string {
 	var at []int
-	out, _ := referrerTree(st, rs, w, 0, -1, 0, &at)
+	out, _ := referrerTree(st, rs, w, 0, -1, 0, &at, incomplete)
 	return out
 }

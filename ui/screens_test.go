@@ -178,6 +178,9 @@ func TestScreens(t *testing.T) {
 					}
 				})
 				sc.drive(h)
+				// The lab's probes start with the session; a frame taken
+				// while they run would say so.
+				h.waitFor("the session to settle", settled)
 				v := h.final()
 				checkFrame(t, v, sz.w, sz.h)
 				for _, want := range sc.checks {
@@ -189,6 +192,16 @@ func TestScreens(t *testing.T) {
 			})
 		}
 	}
+}
+
+// settled is true once the status line, above the help line, reports no
+// check running.
+func settled(v string) bool {
+	lines := strings.Split(v, "\n")
+	if len(lines) < 2 {
+		return false
+	}
+	return !strings.Contains(lines[len(lines)-2], "running")
 }
 
 // colourSGR matches an escape sequence that sets a colour.

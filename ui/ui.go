@@ -257,13 +257,69 @@ func (sh *shared) names(text string) string {
 }
 
 // namedFindings are findings with registry hosts shown by display name.
+// Remedies keep real hosts, with the commands in them made runnable.
 func (sh *shared) namedFindings(fs []finding.Finding) []finding.Finding {
 	out := make([]finding.Finding, len(fs))
 	for i, f := range fs {
 		f.Summary, f.Cause, f.Evidence = sh.names(f.Summary), sh.names(f.Cause), sh.names(f.Evidence)
+		f.Remedy = sh.runnable(f.Remedy)
 		out[i] = f
 	}
 	return out
+}
+
+// runnableFindings are findings whose remedies run as written (see
+// runnable), with hosts left as they are.
+func (sh *shared) runnableFindings(fs []finding.Finding) []finding.Finding {
+	out := make([]finding.Finding, len(fs))
+	for i, f := range fs {
+		f.Remedy = sh.runnable(f.Remedy)
+		out[i] = f
+	}
+	return out
+}
+
+// refdoctorCommand finds a refdoctor command in a remedy: the program and
+// its subcommand, then the rest of the command up to punctuation that ends
+// it in prose.
+var refdoctorCommand = regexp.MustCompile("refdoctor [a-z]+[^,;`()]*")
+
+// runnable makes the refdoctor commands in a remedy runnable as written
+// in this session: HOST/REPO placeholders after a known host become the
+// repository the session looks at there, and a host the session reaches
+// over plain HTTP or without TLS verification gets its flag.
+func (sh *shared) runnable(text string) string {
+	if !strings.Contains(text, "refdoctor ") {
+		return text
+	}
+	for _, t := range sh.opts.Targets {
+		if t.Repository != "" {
+			text = strings.ReplaceAll(text, t.Host+"/REPO", t.Host+"/"+t.Repository)
+		}
+	}
+	return refdoctorCommand.ReplaceAllStringFunc(text, func(cmd string) string {
+		fields := strings.Fields(cmd)
+		if len(fields) < 3 {
+			return cmd
+		}
+		for _, f := range fields[2:] {
+			host, _, _ := strings.Cut(strings.TrimRight(f, "."), "/")
+			reg, ok := sh.opts.Config.Host(host)
+			if !ok || strings.HasPrefix(f, "-") {
+				continue
+			}
+			flag := ""
+			switch {
+			case reg.PlainHTTP && !strings.Contains(cmd, "--plain-http"):
+				flag = " --plain-http " + host
+			case reg.InsecureSkipVerify && !strings.Contains(cmd, "--insecure"):
+				flag = " --insecure " + host
+			}
+			head := fields[0] + " " + fields[1]
+			return head + flag + strings.TrimPrefix(cmd, head)
+		}
+		return cmd
+	})
 }
 
 // ms renders a duration in milliseconds.

@@ -509,10 +509,11 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 		add(probeTable(sh, *res.Probe, width)...)
 	case res.Discovery != nil:
 		d := res.Discovery
-		add(referrerTreeLines(st, d.Referrers, width)...)
+		incomplete := d.Outcome == finding.OutcomeIncomplete
+		add(referrerTreeLines(st, d.Referrers, width, incomplete)...)
 		for _, p := range d.Platforms {
 			add(trunc("  platform "+p.Platform+" "+discovery.ShortDigest(p.Digest)+" ("+strconv.Itoa(len(p.Referrers))+")", width))
-			add(referrerTreeLines(st, p.Referrers, width)...)
+			add(referrerTreeLines(st, p.Referrers, width, incomplete)...)
 		}
 	case res.Tags != nil:
 		for _, s := range res.Tags.Subjects {

@@ -99,11 +99,12 @@ func DistributionBinary() (string, error) {
 // 127.0.0.1 with a free port and returns once the server has said where it
 // listens. ctx bounds the start only (at most 15 s); the server then runs
 // until Close. An empty dir means a fresh temporary directory that Close
-// removes.
+// removes. extraConfig is YAML appended to the config (top-level sections
+// such as auth).
 //
 // The server's output is read for as long as it runs, so it can never block
 // on a full pipe; the last lines are kept for RecentOutput and for errors.
-func StartDistribution(ctx context.Context, dir string) (_ *Distribution, err error) {
+func StartDistribution(ctx context.Context, dir string, extraConfig ...string) (_ *Distribution, err error) {
 	bin, err := DistributionBinary()
 	if err != nil {
 		return nil, err
@@ -128,7 +129,7 @@ func StartDistribution(ctx context.Context, dir string) (_ *Distribution, err er
 	if d.Dir, err = filepath.Abs(d.Dir); err != nil {
 		return nil, fmt.Errorf("distribution: %w", err)
 	}
-	if d.ConfigPath, err = writeDistributionConfig(d.Dir); err != nil {
+	if d.ConfigPath, err = writeDistributionConfig(d.Dir, extraConfig...); err != nil {
 		return nil, err
 	}
 
@@ -300,7 +301,7 @@ func distributionLoopbackHost(addr string) (string, bool) {
 // writeDistributionConfig writes dir/config.yml and makes dir/data. Paths are
 // written as JSON strings, which are valid YAML double-quoted scalars, so no
 // directory name can break the file.
-func writeDistributionConfig(dir string) (string, error) {
+func writeDistributionConfig(dir string, extraConfig ...string) (string, error) {
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return "", fmt.Errorf("distribution: storage dir: %w", err)
@@ -326,7 +327,7 @@ storage:
 http:
   addr: 127.0.0.1:0
   secret: %q
-`, root, rand.Text())
+`, root, rand.Text()) + strings.Join(extraConfig, "")
 	path := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return "", fmt.Errorf("distribution: write config: %w", err)

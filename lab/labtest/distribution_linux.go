@@ -5,6 +5,7 @@ package labtest
 import (
 	"testing"
 
+	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/lab/external"
 )
 
@@ -19,4 +20,12 @@ type Distribution = external.Distribution
 func StartDistributionT(tb testing.TB) *Distribution {
 	tb.Helper()
 	return external.StartDistributionT(tb)
+}
+
+// StartDistributionWithLoginT runs docker-registry behind htpasswd basic
+// auth, with a fresh login, for one test.
+func StartDistributionWithLoginT(tb testing.TB) (*Distribution, lab.Login) {
+	tb.Helper()
+	d, user, password := external.StartDistributionWithLoginT(tb)
+	return d, lab.Login{User: user, Password: password}
 }
