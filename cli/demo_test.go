@@ -220,3 +220,25 @@ func TestDemoServeDocument(t *testing.T) {
 	}
 	walk("", doc)
 }
+
+// TestSupportBundleGoesToTheWorkingFolder: without --out, diag collect
+// writes refdoctor-support-<time>.tgz in the working folder and says so,
+// the one rule every support bundle follows.
+func TestSupportBundleGoesToTheWorkingFolder(t *testing.T) {
+	bin := buildBinaries(t)
+	dir := t.TempDir()
+	cmd := exec.Command(filepath.Join(bin, "refdoctor"), "diag", "collect")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, "cache"), "HOME="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("diag collect: %v\n%s", err, out)
+	}
+	written, _ := filepath.Glob(filepath.Join(dir, "refdoctor-support-*.tgz"))
+	if len(written) != 1 {
+		t.Fatalf("support bundles in the working folder: %v\n%s", written, out)
+	}
+	if !strings.Contains(string(out), "wrote "+written[0]) {
+		t.Errorf("the output does not name %s:\n%s", written[0], out)
+	}
+}

@@ -192,7 +192,6 @@ func TestDiagCollectCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no --out", []string{"diag", "collect"}, "--out"},
 		{"missing folder", []string{"diag", "collect", "--out", filepath.Join(dir, "nope", "d.tgz")}, "cannot write"},
 		{"bad registry", []string{"diag", "collect", "--out", out, "--registry", "https://x"}, "drop the scheme"},
 	} {
