@@ -118,8 +118,9 @@ func newBundleExportCmd(g *globals) *cobra.Command {
 		allowPartial bool
 	)
 	cmd := &cobra.Command{
-		Use:   "export --file OUT.tgz REF...",
-		Short: "Write a mirror bundle of images and all their referrers",
+		Use:         "export --file OUT.tgz REF...",
+		Annotations: map[string]string{argsAnnotation: "images to export, HOST/REPO:TAG or HOST/REPO@sha256:DIGEST"},
+		Short:       "Write a mirror bundle of images and all their referrers",
 		Long: `Export images (every platform of an index), the referrers discovery finds
 (SBOMs, signatures, attestations, VEX; --depth for referrers of referrers),
 cosign-style tags and every blob into one bundle. The bundle is written to a

@@ -14,7 +14,7 @@ import (
 )
 
 func newDemoCmd(g *globals) *cobra.Command {
-	var serve, noTUI bool
+	var serve, noTUI, mouse bool
 	var prometheus string
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -78,7 +78,7 @@ folder.`,
 				}
 				o := labOptions(info, lp)
 				o.LogFile = logPath
-				return g.runTUI(cmd, o, tuiFlags{prometheus: prometheus}, log, logPath)
+				return g.runTUI(cmd, o, tuiFlags{prometheus: prometheus, mouse: mouse}, log, logPath)
 			case serve:
 				if err := g.writeJSON(info); err != nil {
 					return err
@@ -108,6 +108,7 @@ folder.`,
 	}
 	cmd.Flags().BoolVar(&serve, "serve", false, "print the lab's registries as JSON and serve until interrupted")
 	cmd.Flags().BoolVar(&noTUI, "no-tui", false, "print results instead of opening the terminal UI")
+	cmd.Flags().BoolVar(&mouse, "mouse", false, "TUI: clicks on tabs and rows and the wheel (off: the terminal's own selection copies text)")
 	cmd.Flags().StringVar(&prometheus, "prometheus", "", "Prometheus the TUI's Metrics screen and telemetry step ask (default: [telemetry] prometheus_url)")
 	return cmd
 }

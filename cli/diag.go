@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/runbook"
 )
@@ -70,7 +71,7 @@ Exit codes: 0 written, 2 bad input or an unwritable path, 3 interrupted.`,
 			if g.output == "json" {
 				return g.writeJSON(res)
 			}
-			fmt.Fprintf(g.stdout, "wrote %s (%d bytes, mode 0600)\n", res.Path, res.Bytes)
+			fmt.Fprintf(g.stdout, "wrote %s (%s, mode 0600)\n", res.Path, human.Count64(res.Bytes, "byte"))
 			for _, f := range res.Files {
 				fmt.Fprintf(g.stdout, "  %s\n", f)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/runbook"
 )
@@ -114,9 +115,10 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use:   "show STEP",
-		Short: "Show one step: explanation, corrections, causes, fixes and commands",
-		Args:  cobra.ExactArgs(1),
+		Use:         "show STEP",
+		Annotations: map[string]string{argsAnnotation: "one step ID (refdoctor runbook list shows them)"},
+		Short:       "Show one step: explanation, corrections, causes, fixes and commands",
+		Args:        cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := loadBook()
 			if err != nil {
@@ -144,9 +146,10 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use:   "run [STEP]",
-		Short: "Run one step's check, or every step, and print the results",
-		Args:  cobra.MaximumNArgs(1),
+		Use:         "run [STEP]",
+		Annotations: map[string]string{argsAnnotation: "at most one step ID (none runs every step)"},
+		Short:       "Run one step's check, or every step, and print the results",
+		Args:        cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := loadBook()
 			if err != nil {
@@ -272,11 +275,11 @@ func writeBookList(w io.Writer, b *runbook.Book) {
 			continue
 		}
 		fmt.Fprintf(w, "%s\n", section)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		t := &table{indent: "  ", flex: []int{1}, floor: map[int]int{1: 24}}
 		for _, s := range steps {
-			fmt.Fprintf(tw, "  %s\t%s\n", s.ID, clip(s.Title, 52))
+			t.add(s.ID, s.Title)
 		}
-		tw.Flush()
+		t.write(w)
 	}
 	fmt.Fprintln(w, "\nREGISTRY COMPATIBILITY (the older runbook's table, corrected; a probe wins)")
 	for _, r := range b.Compatibility {
@@ -377,7 +380,7 @@ func writeResults(w io.Writer, b *runbook.Book, results []runbook.Result) {
 		}
 		if r.SameAs != "" && len(r.Findings) > 0 {
 			// The findings were printed with the step that ran the check.
-			fmt.Fprintf(w, "  findings %d, as for %s above\n", len(r.Findings), r.SameAs)
+			fmt.Fprintf(w, "  findings %s, as for %s above\n", human.Count(len(r.Findings), "finding"), r.SameAs)
 			continue
 		}
 		if p := r.Prometheus; p != nil && !p.Incomplete && len(p.Registries) > 0 {

@@ -24,6 +24,7 @@ type tuiFlags struct {
 	bundle     string
 	exportLog  string
 	prometheus string
+	mouse      bool
 }
 
 // addTUIFlags gives the root command the TUI's target flags (local to the
@@ -36,6 +37,7 @@ func addTUIFlags(root *cobra.Command, f *tuiFlags) {
 	fl.StringVar(&f.bundle, "bundle", "", "TUI: mirror bundle to verify")
 	fl.StringVar(&f.exportLog, "export-log", "", "TUI: exporter's log to read")
 	fl.StringVar(&f.prometheus, "prometheus", "", "TUI: Prometheus the Metrics screen and the telemetry step ask (default: [telemetry] prometheus_url)")
+	fl.BoolVar(&f.mouse, "mouse", false, "TUI: clicks on tabs and rows and the wheel (off: the terminal's own selection copies text)")
 }
 
 // isTerminal tells whether w is a terminal, where the TUI can run.
@@ -106,6 +108,7 @@ func (g *globals) runTUI(cmd *cobra.Command, base ui.Options, f tuiFlags, log *s
 		return err
 	}
 	o.Config = g.cfg
+	o.Mouse = f.mouse
 	o.SessionLog = logPath
 	o.Metrics = g.metrics
 	o.Prometheus = prom

@@ -749,7 +749,7 @@ func (e *Engine) runDiag(ctx context.Context, r *run) {
 	}
 	r.res.Diag = &d
 	r.res.Status = StatusPassed
-	r.res.Summary = fmt.Sprintf("Support bundle written to %s (%d files, %d bytes), credentials removed. Look through it, then attach it to the ticket.", d.Path, len(d.Files), d.Bytes)
+	r.res.Summary = fmt.Sprintf("Support bundle written to %s (%s, %s), credentials removed. Look through it, then attach it to the ticket.", d.Path, human.Count(len(d.Files), "file"), human.Count64(d.Bytes, "byte"))
 }
 
 // checkKey identifies checks that give the same answer within one RunAll.

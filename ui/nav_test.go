@@ -361,3 +361,34 @@ func TestBundlePicker(t *testing.T) {
 	h.keys("G", "enter")
 	h.waitFor("the tampered bundle validated", func(v string) bool { return idle(v) && strings.Contains(v, "do not import") })
 }
+
+// TestMouse: mouse capture is off unless asked for (the terminal's own
+// selection then copies a digest anywhere); with it, a click on a tab
+// switches to it, a click on a row selects it and a second click opens
+// it, and y copies the selected digest.
+func TestMouse(t *testing.T) {
+	l := sharedLab(t)
+	if m := newModel(context.Background(), testOptions(t, l, t.TempDir()).resolve()); m.View().MouseMode != tea.MouseModeNone {
+		t.Errorf("mouse capture is on by default")
+	}
+	h := newHarness(t, l, 120, 40, func(dir string, o *Options) { o.Mouse = true })
+	v := h.view()
+	x := strings.Index(titleOf(v), "3 Registries")
+	if x < 0 {
+		t.Fatalf("no Registries tab:\n%s", titleOf(v))
+	}
+	click := func(x, y int) {
+		h.tm.Send(tea.MouseClickMsg{Button: tea.MouseLeft, X: x, Y: y})
+	}
+	click(x+2, 0)
+	h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
+	// Body line 0 is the summary, 1 the header: the second row is on
+	// screen line 2+2+1.
+	click(10, 5)
+	v = h.waitFor("the second row selected", contains("› ghcr-like"))
+	click(10, 5)
+	h.waitFor("its detail", contains("VERDICT", "EXCHANGES"))
+	// In the detail, the selected exchange's digest is what y copies.
+	h.keys("j", "j", "y")
+	h.waitFor("the copy", contains("copied sha256:"))
+}
