@@ -392,3 +392,30 @@ func TestMouse(t *testing.T) {
 	h.keys("j", "j", "y")
 	h.waitFor("the copy", contains("copied sha256:"))
 }
+
+// TestFooterAndHelp: at 80 columns every screen's footer still ends in
+// "? help • q quit", and each screen's full help lists every key once
+// (esc had been listed twice).
+func TestFooterAndHelp(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 80, 24, nil)
+	for _, k := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"} {
+		h.keys(k)
+		v := h.waitFor("screen "+k, func(v string) bool { return strings.Contains(titleOf(v), "["+k+" ") })
+		lines := strings.Split(v, "\n")
+		if footer := lines[len(lines)-1]; !strings.HasSuffix(strings.TrimRight(footer, " "), "? help • q quit") {
+			t.Errorf("screen %s: footer %q does not end in q quit", k, footer)
+		}
+		h.keys("?")
+		v = h.waitFor("the help of screen "+k, contains("Keys", "(esc or ? closes)"))
+		body := strings.SplitN(v, "(esc or ? closes)", 2)[1]
+		seen := map[string]int{}
+		for _, f := range regexp.MustCompile(`(?m)(?:^|\s{2,})(\S+) `).FindAllStringSubmatch(body, -1) {
+			seen[f[1]]++
+		}
+		if seen["esc"] != 1 || seen["q"] != 1 {
+			t.Errorf("screen %s: esc listed %d times, q %d times:\n%s", k, seen["esc"], seen["q"], body)
+		}
+		h.keys("?")
+	}
+}
