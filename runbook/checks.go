@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/refdoctor/refdoctor/finding"
@@ -146,7 +147,7 @@ func (e *Engine) runProbe(ctx context.Context, r *run) {
 	r.res.Status = statusFromOutcome(worst)
 	summary := fmt.Sprintf("%s probed: %s.", human.Count(len(rep.Registries), "registry"), verdictCounts(*rep))
 	if stuck := incompleteRegistries(*rep); len(stuck) > 0 {
-		r.incomplete(fmt.Sprintf("%s Could not reach a verdict for %s.", summary, strings.Join(stuck, ", ")))
+		r.incomplete(fmt.Sprintf("%s Could not reach a verdict for %s.", summary, someOf(stuck, 6)))
 		return
 	}
 	r.res.Summary = summary
@@ -211,9 +212,15 @@ func (e *Engine) runTiming(ctx context.Context, r *run) {
 	}
 	summary := fmt.Sprintf("Slowest: %s, %s over %s (timeout %s).", slow.Registry, human.Millis(slow.TotalMS),
 		human.Count(slow.Requests, "request"), timeout)
-	if len(tr.Registries) > 1 {
-		next := tr.Registries[1]
-		summary += fmt.Sprintf(" The other %s took %s or less.", human.Count(len(tr.Registries)-1, "registry"), human.Millis(next.TotalMS))
+	var then []string
+	for _, t := range tr.Registries[1:min(3, len(tr.Registries))] {
+		then = append(then, t.Registry+" "+human.Millis(t.TotalMS))
+	}
+	if len(then) > 0 {
+		summary += " Then " + strings.Join(then, ", ") + "."
+	}
+	if rest := len(tr.Registries) - 3; rest > 0 {
+		summary += fmt.Sprintf(" The other %s took %s or less.", human.Count(rest, "registry"), human.Millis(tr.Registries[3].TotalMS))
 	}
 	r.res.Summary = summary
 	// A registry that timed out is what this check looks for: the check
@@ -258,15 +265,15 @@ func (e *Engine) runCompat(ctx context.Context, r *run) {
 	var parts []string
 	switch {
 	case len(differ) > 0:
-		parts = append(parts, fmt.Sprintf("%d of %s differ from the compatibility table: %s.", len(differ), human.Count(n, "registry"), strings.Join(differ, ", ")))
+		parts = append(parts, fmt.Sprintf("%d of %s differ from the compatibility table: %s.", len(differ), human.Count(n, "registry"), someOf(differ, 6)))
 	default:
 		parts = append(parts, fmt.Sprintf("No registry differs from the compatibility table (%s compared).", human.Count(n-len(noRow)-len(undecided), "registry")))
 	}
 	if len(noRow) > 0 {
-		parts = append(parts, fmt.Sprintf("No row for %s.", strings.Join(noRow, ", ")))
+		parts = append(parts, fmt.Sprintf("No row for %s.", someOf(noRow, 3)))
 	}
 	if len(undecided) > 0 {
-		parts = append(parts, fmt.Sprintf("No verdict to compare for %s.", strings.Join(undecided, ", ")))
+		parts = append(parts, fmt.Sprintf("No verdict to compare for %s.", someOf(undecided, 3)))
 	}
 	r.res.Summary = strings.Join(parts, " ")
 	r.res.Status = statusFrom(r.res.Findings)
@@ -303,7 +310,16 @@ func (e *Engine) runProbeFailures(ctx context.Context, r *run) {
 	for _, f := range r.res.Failures {
 		names = append(names, f.Registry+" ("+f.Cause+")")
 	}
-	r.incomplete(fmt.Sprintf("%d of %s could not be probed: %s.", len(r.res.Failures), human.Count(n, "registry"), strings.Join(names, ", ")))
+	r.incomplete(fmt.Sprintf("%d of %s could not be probed: %s.", len(r.res.Failures), human.Count(n, "registry"), someOf(names, 6)))
+}
+
+// someOf names the first n items and counts the rest, so that a summary
+// stays a sentence (the table under it names every one).
+func someOf(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return strings.Join(items[:n], ", ") + " and " + strconv.Itoa(len(items)-n) + " more"
 }
 
 // leadFinding is the worst finding, the first of equals.

@@ -439,7 +439,11 @@ func (c *compatScreen) summary() string {
 		}
 	}
 	if diff > 0 {
-		parts = append(parts, st.paint(toneMismatch, strconv.Itoa(diff)+" differ from matrix (!)"))
+		what := " differ from matrix (!)"
+		if c.w < 100 {
+			what = " differ (!)"
+		}
+		parts = append(parts, st.paint(toneMismatch, strconv.Itoa(diff)+what))
 	}
 	// The position tells that rows lie below (or above) the fold.
 	pos := ""

@@ -52,7 +52,7 @@ func screenCases() []screenCase {
 			h.keys("3")
 			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
 			h.keys("j", "j")
-		}, checks: []string{"REGISTRY", "REFERRERS API", "unsupported!", "differ from matrix"}},
+		}, checks: []string{"REGISTRY", "REFERRERS API", "unsupported!", "differ", "(!)"}},
 		{name: "detail", drive: func(h *harness) {
 			h.keys("3")
 			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })

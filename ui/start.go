@@ -57,7 +57,7 @@ type startScreen struct {
 func newStartScreen(sh *shared) *startScreen {
 	s := &startScreen{sh: sh}
 	items := []list.Item{startItem{title: "Walk the whole runbook", desc: "every step in order, from the export logs to escalation",
-		solution: "Start at the export logs and go step by step (n moves on, r runs each check)."}}
+		solution: "Start at the export logs and go step by step (↓ moves on, r runs each check)."}}
 	if sh.book != nil {
 		for _, sym := range sh.book.Symptoms {
 			it := startItem{title: sym.Symptom, desc: "likely: " + sym.LikelyCause, step: sym.Step, solution: sym.Solution}

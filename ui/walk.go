@@ -610,39 +610,44 @@ func probeTable(sh *shared, rep probe.Report, width int) []string {
 }
 
 // timingTable is each registry's probe time, slowest first, with its
-// slowest request.
+// slowest request on the line below (whole, wrapped): the ten slowest,
+// then how many more and how fast they were.
 func timingTable(sh *shared, tr runbook.TimingReport, width int) []string {
 	st := sh.st
-	nameW := clamp(width/4, 10, 22)
-	reqW := max(10, width-4-nameW-1-8-1-5-1-8-1)
-	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("TIME", 8, true) + " " + pad("REQS", 5, true) + " " + pad("SLOWEST", 8, true) + " REQUEST")}
+	const shown = 10
+	nameW := clamp(width-4-9-6-9-4, 10, 24)
+	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("TIME", 9, true) + " " + pad("REQS", 5, true) + " " + pad("SLOWEST", 9, true))}
 	for i, t := range tr.Registries {
-		name := truncMiddle(sh.name(t.Registry), nameW)
-		line := "    " + pad(name, nameW, false) + " " + pad(sh.ms(t.TotalMS), 8, true) + " " + pad(strconv.Itoa(t.Requests), 5, true) + " " +
-			pad(sh.ms(t.SlowestMS), 8, true) + " "
-		req := t.SlowestRequest
-		if t.TimedOut {
-			req = "timed out: " + req
+		if i == shown {
+			out = append(out, st.Label.Render("    and "+human.Count(len(tr.Registries)-shown, "registry")+" more, each "+sh.ms(t.TotalMS)+" or less"))
+			break
 		}
-		parts := wrapHard(req, reqW)
+		line := "    " + pad(truncMiddle(sh.name(t.Registry), nameW), nameW, false) + " " + pad(sh.ms(t.TotalMS), 9, true) + " " +
+			pad(strconv.Itoa(t.Requests), 5, true) + " " + pad(sh.ms(t.SlowestMS), 9, true)
 		tone := toneNone
-		if i == 0 && len(tr.Registries) > 1 {
+		switch {
+		case t.TimedOut:
+			line += "  timed out"
+			tone = toneFail
+		case i == 0 && len(tr.Registries) > 1:
+			line += "  slowest"
 			tone = toneWarn
 		}
-		out = append(out, st.paint(tone, line+parts[0]))
-		for _, p := range parts[1:] {
-			out = append(out, strings.Repeat(" ", width-reqW)+p)
+		out = append(out, st.paint(tone, line))
+		if t.SlowestRequest != "" {
+			out = append(out, wrapHardIndent("        ", st.Label.Render(t.SlowestRequest), width)...)
 		}
 	}
-	out = append(out, st.Label.Render("    slowest first · timeout "+sh.ms(tr.TimeoutMS)))
+	out = append(out, st.Label.Render("    slowest first, each with its slowest request · timeout "+sh.ms(tr.TimeoutMS)))
 	return out
 }
 
 // compatTable lays what the table expects beside what was observed.
 func compatTable(sh *shared, lines []runbook.CompatLine, width int) []string {
 	st := sh.st
-	nameW := clamp(width-4-10-18-14-6, 10, 22)
-	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("KIND", 10, false) + " " + pad("EXPECTED", 18, false) + " " + pad("OBSERVED", 14, false) + " AGREES")}
+	nameW := clamp(width/4, 10, 20)
+	expW := clamp(width-4-nameW-1-11-1-13-1-6, 10, 26)
+	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("KIND", 11, false) + " " + pad("EXPECTED", expW, false) + " " + pad("OBSERVED", 13, false) + " AGREES")}
 	for _, c := range lines {
 		agrees, tone := "-", toneDim
 		if c.Agrees != nil {
@@ -651,8 +656,8 @@ func compatTable(sh *shared, lines []runbook.CompatLine, width int) []string {
 				agrees, tone = "NO", toneMismatch
 			}
 		}
-		out = append(out, trunc("    "+pad(truncMiddle(sh.name(c.Registry), nameW), nameW, false)+" "+pad(trunc(c.Kind, 10), 10, false)+" "+
-			pad(trunc(c.Expected, 18), 18, false)+" "+st.paint(toneOf(c.Observed), pad(c.Observed, 14, false))+" "+st.paint(tone, agrees), width))
+		out = append(out, trunc("    "+pad(truncMiddle(sh.name(c.Registry), nameW), nameW, false)+" "+pad(trunc(c.Kind, 11), 11, false)+" "+
+			pad(trunc(c.Expected, expW), expW, false)+" "+st.paint(toneOf(c.Observed), pad(c.Observed, 13, false))+" "+st.paint(tone, agrees), width))
 	}
 	return out
 }
