@@ -619,7 +619,7 @@ func timingTable(sh *shared, tr runbook.TimingReport, width int) []string {
 	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("TIME", 9, true) + " " + pad("REQS", 5, true) + " " + pad("SLOWEST", 9, true))}
 	for i, t := range tr.Registries {
 		if i == shown {
-			out = append(out, st.Label.Render("    and "+human.Count(len(tr.Registries)-shown, "registry")+" more, each "+sh.ms(t.TotalMS)+" or less"))
+			out = append(out, st.Label.Render("    and "+human.Count(len(tr.Registries)-shown, "more registry")+", each "+sh.ms(t.TotalMS)+" or less"))
 			break
 		}
 		line := "    " + pad(truncMiddle(sh.name(t.Registry), nameW), nameW, false) + " " + pad(sh.ms(t.TotalMS), 9, true) + " " +
