@@ -200,8 +200,6 @@ type run struct {
 	sink func(Event)
 	// shared holds what one RunAll reuses across steps.
 	shared *runShared
-	// resolved is what the check learnt that fills the commands in.
-	resolved Targets
 }
 
 // runShared is what the steps of one RunAll share: the probe of the

@@ -385,7 +385,7 @@ func TestMouse(t *testing.T) {
 	// Body line 0 is the summary, 1 the header: the second row is on
 	// screen line 2+2+1.
 	click(10, 5)
-	v = h.waitFor("the second row selected", contains("› ghcr-like"))
+	h.waitFor("the second row selected", contains("› ghcr-like"))
 	click(10, 5)
 	h.waitFor("its detail", contains("VERDICT", "EXCHANGES"))
 	// In the detail, the selected exchange's digest is what y copies.

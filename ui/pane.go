@@ -44,9 +44,6 @@ func (p *pane) setSize(w, h int) {
 // width is what the text may take: the pane less its scrollbar.
 func (p *pane) width() int { return max(20, p.vp.Width()) }
 
-// height is the lines in view.
-func (p *pane) height() int { return p.vp.Height() }
-
 func (p *pane) setContent(s string) {
 	p.vp.SetContent(s)
 	p.lines = strings.Count(s, "\n") + 1

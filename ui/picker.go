@@ -194,7 +194,7 @@ func (p *picker) view() string {
 		if i == p.cursor {
 			mark = st.Cursor.Render("› ")
 		}
-		line := e.name
+		var line string
 		if e.dir {
 			line = st.Header.Render(e.name + "/")
 		} else {
