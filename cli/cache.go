@@ -88,7 +88,7 @@ its key.`,
 				if host != "" {
 					what = host
 				}
-				fmt.Fprintf(w, "removed %d cached verdict(s) for %s from %s\n", n, what, c.Path())
+				fmt.Fprintf(w, "removed %s for %s from %s\n", human.Count(n, "cached verdict"), what, c.Path())
 			})
 		},
 	}

@@ -7,8 +7,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/charmbracelet/x/term"
-
-	"github.com/refdoctor/refdoctor/internal/human"
 )
 
 // Tables are sized to the terminal they are printed on: as wide as their
@@ -140,9 +138,3 @@ func cell(r []string, i int) string {
 	}
 	return ""
 }
-
-// humanSize and clip remain for the bundle commands' output until it is
-// sized like the other tables.
-func humanSize(n int64) string { return human.Size(n) }
-
-func clip(s string, n int) string { return cut(s, n) }

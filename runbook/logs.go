@@ -305,7 +305,7 @@ func (rep *LogReport) findings() {
 	}
 	if discovery > 0 {
 		add(finding.Finding{Severity: finding.SeverityError, Code: finding.DiscoveryFailures,
-			Summary:  fmt.Sprintf("%d line(s) report failed or incomplete referrer discovery", discovery),
+			Summary:  fmt.Sprintf("Failed or incomplete referrer discovery on %s of the log", human.Count(discovery, "line")),
 			Cause:    "Discovery was throttled, refused, timed out or failed; its referrer lists are incomplete, not empty.",
 			Remedy:   "Rerun discovery for the images named there (refdoctor discover REF) and fix what it reports before exporting.",
 			Evidence: first})
