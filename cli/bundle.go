@@ -601,15 +601,15 @@ func writeDiffTable(w io.Writer, res mirror.DiffResult) {
 			continue
 		}
 		fmt.Fprintf(w, "\nSUBJECT %s (%d unchanged)\n", s.Subject, s.Unchanged)
-		t := &table{indent: "  ", flex: []int{3, 2}, floor: map[int]int{3: 19, 2: 24}}
+		t := &table{indent: "  ", flex: []int{2, 1}, floor: map[int]int{2: 19, 1: 24}}
 		for _, a := range s.Added {
-			t.add("+", string(a.Category), a.ArtifactType, a.Digest)
+			t.add("+ "+string(a.Category), a.ArtifactType, a.Digest)
 		}
 		for _, r := range s.Removed {
-			t.add("-", string(r.Category), r.ArtifactType, r.Digest)
+			t.add("- "+string(r.Category), r.ArtifactType, r.Digest)
 		}
 		for _, r := range s.Replaced {
-			t.add("~", string(r.Old.Category), r.Old.ArtifactType, r.Old.Digest+" -> "+r.New.Digest)
+			t.add("~ "+string(r.Old.Category), r.Old.ArtifactType, r.Old.Digest+" -> "+r.New.Digest)
 		}
 		t.write(w)
 		for _, d := range s.Damaged {
