@@ -112,7 +112,7 @@ func TestCommandsUseTheConfigRegistries(t *testing.T) {
 		t.Errorf("second registry %+v, want %s unsupported", r, ghcr.Host)
 	}
 	code, out, _ = run(t, "--config", cfg, "probe")
-	if code != 0 || !strings.Contains(out, "olareg*") || !strings.Contains(out, "(* = kind from expected in the config)") {
+	if code != 0 || !strings.Contains(out, "olareg ") || strings.Contains(out, "olareg*") || !strings.Contains(out, "(kinds from expected in the config)") || !strings.Contains(out, "kind: olareg, from expected in the config") {
 		t.Errorf("the KIND column does not say the kind was configured: exit %d\n%s", code, out)
 	}
 
@@ -134,9 +134,9 @@ func TestCommandsUseTheConfigRegistries(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"probe"}, "refdoctor probe: no registry given: pass HOST[/REPO] arguments, or list them as [[registry]] entries in " + empty},
+		{[]string{"probe"}, "refdoctor probe needs registries to probe, HOST, HOST/REPO or HOST/REPO@sha256:DIGEST, or [[registry]] entries in " + empty + "; for example: "},
 		{[]string{"runbook", "run"}, "nothing to check: pass --registry HOST[/REPO], --image REF, --bundle FILE or --export-log FILE, or list registries as [[registry]] entries in " + empty},
-		{[]string{"serve", "--listen", "127.0.0.1:0"}, "refdoctor serve: no registry given"},
+		{[]string{"serve", "--listen", "127.0.0.1:0"}, "refdoctor serve needs targets to probe, HOST or HOST/REPO, or [[registry]] entries in " + empty},
 	} {
 		code, out, errOut := run(t, append([]string{"--config", empty}, tc.args...)...)
 		if code != 2 || !strings.Contains(errOut, tc.want) || out != "" {

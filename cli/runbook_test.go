@@ -107,7 +107,9 @@ func TestRunbookRun(t *testing.T) {
 		{"missing image fails", []string{"run", "issue-no-referrers", "--image", oci.Host + "/demo/app:nope"}, 1, []string{"status   failed", "ImageNotFound"}},
 		// A step asked for by name that lacks its input is not a pass.
 		{"named step without its input", []string{"run", "issue-no-referrers"}, 2, nil},
-		{"everything", []string{"run", "--image", l.Seed.Ref(oci.Host), "--diag-out", filepath.Join(t.TempDir(), "d.tgz")}, 0, []string{"same check as probe-registry", "Support bundle written", "passed,"}},
+		{"everything", []string{"run", "--image", l.Seed.Ref(oci.Host), "--diag-out", filepath.Join(t.TempDir(), "d.tgz")}, 0, []string{"same check as issue-partial-referrers",
+			"EXPECTED", "OBSERVED", "AGREES", "SLOWEST REQUEST", "Every probe reached a verdict", "Support bundle written", "passed,"}},
+		{"everything, no support bundle unless asked", []string{"run", "--image", l.Seed.Ref(oci.Host)}, 0, []string{"Not collected in a full run: refdoctor runbook run escalate", "working folder"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,7 +193,6 @@ func TestDiagCollectCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no --out", []string{"diag", "collect"}, "--out"},
 		{"missing folder", []string{"diag", "collect", "--out", filepath.Join(dir, "nope", "d.tgz")}, "cannot write"},
 		{"bad registry", []string{"diag", "collect", "--out", out, "--registry", "https://x"}, "drop the scheme"},
 	} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/telemetry"
@@ -23,8 +24,9 @@ func newServeCmd(g *globals) *cobra.Command {
 	var interval time.Duration
 	var discover []string
 	cmd := &cobra.Command{
-		Use:   "serve --listen ADDR [--interval DUR] [--discover REF]... [TARGET...]",
-		Short: "Export referrer health to Prometheus (/metrics and /probe?target=)",
+		Use:         "serve --listen ADDR [--interval DUR] [--discover REF]... [TARGET...]",
+		Annotations: map[string]string{argsAnnotation: "targets to probe, HOST or HOST/REPO"},
+		Short:       "Export referrer health to Prometheus (/metrics and /probe?target=)",
 		Long: `Probe each target (HOST[/REPO], as for probe; default: the config's
 [[registry]] hosts) every --interval, at most max_concurrent_discoveries at
 once and with the capability cache honoured (no probe or discovery takes
@@ -70,7 +72,7 @@ given: listen on localhost or a network only Prometheus reaches.`,
 			if interval < time.Second {
 				return usageErr("--interval %s: use 1s or more", interval)
 			}
-			targets, err := g.serveTargets(args)
+			targets, err := g.serveTargets(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -95,7 +97,7 @@ given: listen on localhost or a network only Prometheus reaches.`,
 			if err != nil {
 				return &exitError{code: ExitIncomplete, err: fmt.Errorf("listen on %s: %w", listen, err)}
 			}
-			what := fmt.Sprintf("%d targets", len(targets))
+			what := human.Count(len(targets), "target")
 			if len(targets) <= 4 {
 				names := make([]string, len(targets))
 				for i, t := range targets {
@@ -104,7 +106,7 @@ given: listen on localhost or a network only Prometheus reaches.`,
 				what = strings.Join(names, ", ")
 			}
 			if len(discover) > 0 {
-				what += fmt.Sprintf(" and discovering %d images", len(discover))
+				what += " and discovering " + human.Count(len(discover), "image")
 			}
 			fmt.Fprintf(g.stderr, "refdoctor serve: listening on http://%s (/metrics, /probe?target=HOST/REPO); probing %s every %s\n",
 				ln.Addr(), what, interval)
@@ -122,7 +124,7 @@ given: listen on localhost or a network only Prometheus reaches.`,
 }
 
 // serveTargets parses the targets, or takes the config's registries.
-func (g *globals) serveTargets(args []string) ([]probe.Target, error) {
+func (g *globals) serveTargets(cmd *cobra.Command, args []string) ([]probe.Target, error) {
 	var targets []probe.Target
 	for _, a := range args {
 		t, err := probe.ParseTarget(a)
@@ -141,7 +143,7 @@ func (g *globals) serveTargets(args []string) ([]probe.Target, error) {
 		}
 	}
 	if len(targets) == 0 {
-		return nil, g.noRegistries("refdoctor serve", "HOST[/REPO] arguments")
+		return nil, g.noRegistries(cmd)
 	}
 	return targets, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/refdoctor/refdoctor/config"
 )
 
@@ -38,9 +40,15 @@ func (g *globals) configFileHint() string {
 }
 
 // noRegistries is the usage error of a command that has no registry to
-// work on, naming both ways to give one.
-func (g *globals) noRegistries(command, args string) error {
-	return usageErr("%s: no registry given: pass %s, or list them as [[registry]] entries in %s", command, args, g.configFileHint())
+// work on: what its arguments are, that the config's [[registry]] list
+// would do too, and its first example.
+func (g *globals) noRegistries(cmd *cobra.Command) error {
+	example := ""
+	if ex := strings.TrimSpace(cmd.Example); ex != "" {
+		example, _, _ = strings.Cut(ex, "\n")
+		example = "; for example: " + strings.TrimSpace(example)
+	}
+	return usageErr("%s needs %s, or [[registry]] entries in %s%s", cmd.CommandPath(), cmd.Annotations[argsAnnotation], g.configFileHint(), example)
 }
 
 func pluralWord(n int, one, many string) string {

@@ -108,6 +108,13 @@ func CollectDiag(ctx context.Context, out string, opts DiagOptions) (DiagResult,
 	add := func(name string, data []byte) {
 		files = append(files, diagFile{name: name, data: []byte(scrub.clean(string(data)))})
 	}
+	// addTable is for tables refdoctor writes from its own results, which
+	// hold no credentials: known secret values are still removed, but the
+	// patterns for free text are not applied, since a column "bearer" next
+	// to a column "401" reads to them like an Authorization value.
+	addTable := func(name string, data []byte) {
+		files = append(files, diagFile{name: name, data: []byte(scrub.cleanKnown(string(data)))})
+	}
 
 	var logBuf bytes.Buffer
 	logger := telemetry.NewLogger(&syncWriter{w: &logBuf}, slog.LevelDebug)
@@ -157,7 +164,7 @@ func CollectDiag(ctx context.Context, out string, opts DiagOptions) (DiagResult,
 	add("probe.log", logBuf.Bytes())
 	if report != nil {
 		add("probe.json", mustIndent(report))
-		add("registries.txt", []byte(registriesText(*report)))
+		addTable("registries.txt", []byte(registriesText(*report)))
 	}
 	if disc != nil {
 		add("discovery.json", mustIndent(disc))
@@ -527,13 +534,19 @@ func (s *scrubber) addUser(u string) {
 }
 
 func (s *scrubber) clean(text string) string {
+	return telemetry.RedactString(s.cleanKnown(text))
+}
+
+// cleanKnown removes the known secret values and the user names of
+// docker logins only.
+func (s *scrubber) cleanKnown(text string) string {
 	for _, secret := range s.secrets {
 		text = strings.ReplaceAll(text, secret, telemetry.Redacted)
 	}
 	for _, u := range s.users {
 		text = replaceWord(text, u, telemetry.Redacted)
 	}
-	text = userValue.ReplaceAllStringFunc(text, func(m string) string {
+	return userValue.ReplaceAllStringFunc(text, func(m string) string {
 		sub := userValue.FindStringSubmatch(m)
 		if v := strings.Trim(sub[6], `"`); v == "" || v == telemetry.Redacted {
 			return m
@@ -544,7 +557,6 @@ func (s *scrubber) clean(text string) string {
 		}
 		return sub[1] + sub[2] + sub[3] + sub[4] + sub[5] + val
 	})
-	return telemetry.RedactString(text)
 }
 
 // replaceWord replaces word where it is not part of a longer word (the

@@ -20,7 +20,10 @@ type Targets struct {
 	Image      string `json:"image,omitempty"`
 	Repository string `json:"repository,omitempty"`
 	Digest     string `json:"digest,omitempty"`
-	Bundle     string `json:"bundle,omitempty"`
+	// Referrer is a referrer's digest a check found, for the commands
+	// that look at one.
+	Referrer string `json:"referrer,omitempty"`
+	Bundle   string `json:"bundle,omitempty"`
 	// LogFile is the exporter's log to read (not refdoctor's own log).
 	LogFile string `json:"log_file,omitempty"`
 	// PlainHTTP are hosts reached over http rather than https.
@@ -35,6 +38,7 @@ const (
 	PlaceholderImage      = "<image>"
 	PlaceholderBundle     = "<bundle.tgz>"
 	PlaceholderLogFile    = "<export.log>"
+	PlaceholderReferrer   = "<referrer-digest>"
 )
 
 // Complete derives what the image reference says: its registry (added to
@@ -195,6 +199,10 @@ type Vars struct {
 	// Repo is Registry/Repository; Ref is Repo@Digest.
 	Repo string
 	Ref  string
+	// ReferrerDigest is a referrer the check found; ReferrerHex its hex,
+	// the name of its file in a bundle.
+	ReferrerDigest string
+	ReferrerHex    string
 }
 
 // Vars fills the template values from the targets, with placeholders for
@@ -219,17 +227,22 @@ func (t Targets) Vars() Vars {
 		}
 	}
 	v := Vars{
-		Registry:    or(reg, PlaceholderRegistry),
-		Repository:  or(repo, PlaceholderRepository),
-		Digest:      or(digest, PlaceholderDigest),
-		Image:       or(t.Image, PlaceholderImage),
-		Bundle:      or(t.Bundle, PlaceholderBundle),
-		LogFile:     or(t.LogFile, PlaceholderLogFile),
-		Scheme:      "https",
-		PlainHTTP:   t.isPlainHTTP(reg),
-		Hostname:    "<host>",
-		HostPort:    "<host>:443",
-		FallbackTag: "<sha256-hex>",
+		Registry:       or(reg, PlaceholderRegistry),
+		Repository:     or(repo, PlaceholderRepository),
+		Digest:         or(digest, PlaceholderDigest),
+		Image:          or(t.Image, PlaceholderImage),
+		Bundle:         or(t.Bundle, PlaceholderBundle),
+		LogFile:        or(t.LogFile, PlaceholderLogFile),
+		Scheme:         "https",
+		PlainHTTP:      t.isPlainHTTP(reg),
+		Hostname:       "<host>",
+		HostPort:       "<host>:443",
+		FallbackTag:    "<sha256-hex>",
+		ReferrerDigest: or(t.Referrer, PlaceholderReferrer),
+		ReferrerHex:    "<referrer-hex>",
+	}
+	if _, hex, ok := strings.Cut(t.Referrer, ":"); ok {
+		v.ReferrerHex = hex
 	}
 	if v.PlainHTTP {
 		v.Scheme = "http"
