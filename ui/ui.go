@@ -334,9 +334,11 @@ func (sh *shared) clientOpts() []registry.Opt {
 	return append([]registry.Opt{registry.WithLogger(sh.log), registry.WithUserAgent("refdoctor/" + sh.opts.Version)}, sh.opts.ClientOpts...)
 }
 
-// probeOpts are the options of every probe: live (no cache), with the
-// session's config, logger and metrics.
-func (sh *shared) probeOpts(events func(probe.Event)) []probe.Opt {
+// probeOpts are the options of every probe: the session's config,
+// logger and metrics, and the capability cache as every command uses it
+// (a fresh verdict is served from it, and its age and origin are shown);
+// refresh probes anew (r and R) and stores the new verdict.
+func (sh *shared) probeOpts(events func(probe.Event), refresh bool) []probe.Opt {
 	o := sh.opts
 	return []probe.Opt{
 		probe.WithConfig(o.Config),
@@ -344,13 +346,14 @@ func (sh *shared) probeOpts(events func(probe.Event)) []probe.Opt {
 		probe.WithTimeout(o.Timeout),
 		probe.WithLogger(sh.log),
 		probe.WithMetrics(o.Metrics),
-		probe.WithRefresh(true),
+		probe.WithRefresh(refresh),
 		probe.WithEvents(events),
 		probe.WithClientOpts(sh.clientOpts()...),
 	}
 }
 
-// discoveryOpts are the options every discovery call shares.
+// discoveryOpts are the options every discovery call shares; the
+// capability probe behind the method choice reads the cache like the CLI.
 func (sh *shared) discoveryOpts() []discovery.Opt {
 	o := sh.opts
 	return []discovery.Opt{
@@ -358,10 +361,12 @@ func (sh *shared) discoveryOpts() []discovery.Opt {
 		discovery.WithTimeout(o.Timeout),
 		discovery.WithLogger(sh.log),
 		discovery.WithMetrics(o.Metrics),
-		discovery.WithProbeOpts(probe.WithRefresh(true)),
 		discovery.WithClientOpts(sh.clientOpts()...),
 	}
 }
+
+// since is how long ago t was, for the age of cached verdicts.
+func (sh *shared) since(t time.Time) time.Duration { return time.Since(t) }
 
 // registryHosts lists the hosts of the targets, in order, once each.
 func (sh *shared) registryHosts() []string {
