@@ -147,7 +147,7 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 				step = -1
 			}
 			if next := nextHost(r.sh.registryHosts(), r.image, step); next != "" {
-				r.image = swapHost(r.image, next)
+				r.image = r.sh.imageOn(next, r.image)
 				return r, r.discover()
 			}
 			return r, nil

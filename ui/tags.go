@@ -325,7 +325,7 @@ func (t *tagsScreen) key(msg tea.KeyPressMsg) tea.Cmd {
 			step = -1
 		}
 		if next := nextHost(t.sh.registryHosts(), t.repo, step); next != "" {
-			t.repo = swapHost(t.repo, next)
+			t.repo = t.sh.repositoryOn(next, t.repo)
 			t.cursor, t.offset = 0, 0
 			return t.list()
 		}

@@ -201,6 +201,10 @@ type shared struct {
 	bookErr error
 
 	hostRE *regexp.Regexp // known hosts, for names (nil: none known)
+
+	// targetsEdited is set once the operator changed the registries in
+	// the targets form: quitting then offers to save them to the config.
+	targetsEdited bool
 }
 
 func newShared(ctx context.Context, o *Options) *shared {
@@ -391,6 +395,61 @@ func (sh *shared) plainHTTPHosts() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// hostRepository is the repository a registry's own target names
+// (--registry HOST/REPO, the targets form) or, failing that, its config
+// entry's repository; empty when neither names one.
+func (sh *shared) hostRepository(host string) (repo, digest string) {
+	for _, t := range sh.opts.Targets {
+		if t.Host == host && t.Repository != "" {
+			return t.Repository, t.Digest
+		}
+	}
+	for _, r := range sh.opts.Config.Registries {
+		if r.Host == host && r.Repository != "" {
+			return r.Repository, ""
+		}
+	}
+	return "", ""
+}
+
+// repositoryOn is the repository to list on host when the Tags screen
+// switches registry from cur (HOST/REPO): the session's repository when
+// it is on that host, else the registry's own repository, else cur's
+// path on the new host.
+func (sh *shared) repositoryOn(host, cur string) string {
+	if h, _, _ := strings.Cut(sh.opts.Repository, "/"); h == host {
+		return sh.opts.Repository
+	}
+	if repo, _ := sh.hostRepository(host); repo != "" {
+		return host + "/" + repo
+	}
+	return swapHost(cur, host)
+}
+
+// imageOn is the subject to look at on host when the Referrers screen
+// switches registry from cur: the session's image when it is on that
+// host; else the registry's own target when it names a digest; else the
+// registry's own repository with cur's tag or digest (a mirror keeps
+// digests and usually tags); else cur's path on the new host.
+func (sh *shared) imageOn(host, cur string) string {
+	if r, err := discovery.ParseReference(sh.opts.Image); err == nil && r.Registry == host {
+		return sh.opts.Image
+	}
+	repo, digest := sh.hostRepository(host)
+	switch {
+	case repo != "" && digest != "":
+		return host + "/" + repo + "@" + digest
+	case repo != "":
+		if r, err := discovery.ParseReference(cur); err == nil {
+			if r.Digest != "" {
+				return host + "/" + repo + "@" + r.Digest
+			}
+			return host + "/" + repo + ":" + r.Tag
+		}
+	}
+	return swapHost(cur, host)
 }
 
 // swapHost puts another registry host in front of a HOST/REPO[:TAG]
