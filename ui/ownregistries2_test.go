@@ -57,7 +57,9 @@ func TestSwitchRegistryUsesItsOwnRepository(t *testing.T) {
 		t.Errorf("] did not discover on b's own repository:\n%s", v)
 	}
 	h.keys("[")
-	h.waitFor("a again", func(v string) bool { return idle(v) && strings.Contains(v, "demo/app:v1") && strings.Contains(v, "a 7 referrers · ok") })
+	h.waitFor("a again", func(v string) bool {
+		return idle(v) && strings.Contains(v, "demo/app:v1") && strings.Contains(v, "a 7 referrers · ok")
+	})
 }
 
 // TestSwitchRegistryUsesConfigRepository: targets that are bare hosts
@@ -107,7 +109,9 @@ func TestTargetsFormMarksPlainHTTP(t *testing.T) {
 	h.keys("enter")
 	h.waitFor("the form saved", func(v string) bool { return strings.Contains(v, "registries 2: b, a") })
 	h.keys("3")
-	h.waitFor("b probed over TLS", func(v string) bool { return idle(v) && strings.Contains(v, "2 registries") && strings.Count(v, "ok") >= 1 })
+	h.waitFor("b probed over TLS", func(v string) bool {
+		return idle(v) && strings.Contains(v, "2 registries") && strings.Count(v, "ok") >= 1
+	})
 	// b, a plain HTTP registry not marked so, fails over TLS.
 	h.waitFor("b's note", contains(b.Host+"/mirror/app", "TLSPlainHTTPServer: b speaks plain HTTP, not HTTPS"))
 	h.keys("1", "e", "tab")
