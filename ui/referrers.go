@@ -52,16 +52,19 @@ type referrersScreen struct {
 	open     int
 	manifest job[none, discovery.Manifest]
 	listOff  int // the tree's scroll position, restored on esc
-	w, h     int
+	// cat lists the registry's repositories to pick the image's from (l).
+	cat  *catalogPicker
+	w, h int
 }
 
 func newReferrersScreen(sh *shared) *referrersScreen {
-	return &referrersScreen{sh: sh, image: sh.opts.Image, pane: newPane(sh), open: -1}
+	return &referrersScreen{sh: sh, image: sh.opts.Image, pane: newPane(sh), open: -1, cat: newCatalogPicker(sh, scrReferrers)}
 }
 
 func (r *referrersScreen) SetSize(w, h int) {
 	r.w, r.h = w, h
 	r.pane.setSize(w, max(1, h-1))
+	r.cat.setSize(w, h)
 	r.refresh()
 }
 
@@ -131,16 +134,39 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		if r.manifest.done(msg, false) {
 			r.refresh()
 		}
+	case doneMsg[discovery.Catalog]:
+		r.cat.update(msg)
 	case targetsChangedMsg:
+		r.cat.close()
 		r.job.reset()
 		r.manifest.reset()
 		r.image, r.started, r.open = r.sh.opts.Image, false, -1
 		r.refresh()
 	case tea.KeyPressMsg:
 		k := r.sh.keys
+		if r.cat.open {
+			picked, cmd := r.cat.update(msg)
+			if picked != "" {
+				image, note := imageIn(picked, r.image)
+				r.image = image
+				return r, tea.Batch(r.discover(), flash(note))
+			}
+			return r, cmd
+		}
 		switch {
 		case key.Matches(msg, k.Reload):
 			return r, r.discover()
+		case key.Matches(msg, k.Repositories):
+			host, _, _ := strings.Cut(r.image, "/")
+			if host == "" {
+				if hosts := r.sh.registryHosts(); len(hosts) > 0 {
+					host = hosts[0]
+				}
+			}
+			if host == "" {
+				return r, flash("no registry to list: set one on the Start screen (1, then e)")
+			}
+			return r, r.cat.show(host)
 		case key.Matches(msg, k.NextRegistry), key.Matches(msg, k.PrevRegistry):
 			step := 1
 			if key.Matches(msg, k.PrevRegistry) {
@@ -228,6 +254,10 @@ func (r *referrersScreen) selectedDigest() string {
 // back closes the referrer shown in full (back on its row), else stops
 // the discovery.
 func (r *referrersScreen) back() (bool, tea.Cmd) {
+	if r.cat.open {
+		r.cat.close()
+		return true, nil
+	}
 	if r.open >= 0 {
 		r.open = -1
 		r.manifest.stop()
@@ -244,22 +274,29 @@ func (r *referrersScreen) back() (bool, tea.Cmd) {
 }
 
 func (r *referrersScreen) stop() {
+	r.cat.close()
 	r.job.stop()
 	r.manifest.stop()
 }
 
 func (r *referrersScreen) help() bindings {
 	k := r.sh.keys
+	if r.cat.open {
+		return r.cat.help()
+	}
 	if r.open >= 0 {
 		return bindings{short: []key.Binding{k.PageDown, k.PageUp, k.Back}, full: [][]key.Binding{{k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Back}}}
 	}
 	return bindings{
-		short: []key.Binding{k.Up, k.Down, k.OpenReferrer, k.Reload, k.PrevRegistry, k.NextRegistry},
-		full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Reload, k.PrevRegistry, k.NextRegistry, k.Back}},
+		short: []key.Binding{k.OpenReferrer, k.CopyDigest, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Reload, k.SaveJSON},
+		full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CopyDigest, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON, k.Back}},
 	}
 }
 
 func (r *referrersScreen) View() string {
+	if r.cat.open {
+		return r.cat.view()
+	}
 	pos := ""
 	if r.open < 0 && len(r.rows) > 0 {
 		pos = position(r.sel, len(r.rows))
@@ -520,4 +557,17 @@ func referrerTreeLines(st styles, rs []discovery.Referrer, w int, incomplete boo
 	var at []int
 	out, _ := referrerTree(st, rs, w, 0, -1, 0, &at, incomplete)
 	return out
+}
+
+// imageIn is the image to look at in a picked repository (HOST/REPO):
+// the current image's tag or digest there, else its latest tag, and a
+// note saying which.
+func imageIn(repo, cur string) (image, note string) {
+	if r, err := discovery.ParseReference(cur); err == nil {
+		if r.Digest != "" {
+			return repo + "@" + r.Digest, "looking for " + discovery.ShortDigest(r.Digest) + " in " + repo
+		}
+		return repo + ":" + r.Tag, "looking at tag " + r.Tag + " in " + repo
+	}
+	return repo + ":latest", "looking at tag latest in " + repo + "; set another image on the Start screen (e)"
 }

@@ -15,6 +15,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -125,6 +126,13 @@ func Run(ctx context.Context, opts Options) error {
 	p := tea.NewProgram(m, popts...)
 	_, err := p.Run()
 	m.shutdown()
+	if m.sh.savedTo != "" {
+		out := o.Output
+		if out == nil {
+			out = os.Stdout
+		}
+		fmt.Fprintf(out, "refdoctor: saved the registries to %s\n", m.sh.savedTo)
+	}
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil // interrupted from outside: a normal way to leave
 	}
@@ -205,6 +213,8 @@ type shared struct {
 	// targetsEdited is set once the operator changed the registries in
 	// the targets form: quitting then offers to save them to the config.
 	targetsEdited bool
+	// savedTo is the config file the edited registries were saved to.
+	savedTo string
 }
 
 func newShared(ctx context.Context, o *Options) *shared {
