@@ -116,7 +116,10 @@ func (c *catalogPicker) view() string {
 		pos = st.Label.Render(position(c.cursor, n))
 	}
 	count := human.Count(n, "repository")
-	if !cat.Complete {
+	switch {
+	case n == 0 && !cat.Complete:
+		count = "not given out"
+	case !cat.Complete:
 		count += ", not every one there is"
 	}
 	lines = append(lines, rightAlign(head+st.Label.Render(" · "+count+" · "+human.Count(cat.Requests, "request")), pos, c.w))

@@ -82,7 +82,7 @@ func newCompatScreen(sh *shared) *compatScreen {
 		{title: "VERSION", min: 7, max: 12, prio: 7},
 		{title: "AUTH", min: 6, max: 9, prio: 4},
 		{title: "RATE", min: 5, max: 9, prio: 5},
-		{title: "TIME", min: 6, max: 8, prio: 6, right: true},
+		{title: "TIME", min: 6, max: 10, prio: 6, right: true},
 		{title: "STATUS", min: 10, max: 10, prio: 0},
 	})
 	c.resetRows()

@@ -312,6 +312,9 @@ func (d *detailScreen) content(r *compatRow) []string {
 	for _, a := range at {
 		d.exAt = append(d.exAt, len(lines)+a)
 	}
+	if len(exchanges) == 0 && res != nil && res.Cached {
+		table = wrapIndent("  ", "none sent: the verdict came from the capability cache; r probes anew and records every exchange.", w)
+	}
 	add(table...)
 	if res != nil {
 		add("", st.Header.Render("FINDINGS ("+strconv.Itoa(len(res.Findings))+")"))
