@@ -167,6 +167,15 @@ func (o Options) resolve() Options {
 			o.Targets = append(o.Targets, t)
 		}
 	}
+	if o.Repository == "" && o.Image == "" {
+		// The Tags screen opens on the first registry's own repository.
+		for _, t := range o.Targets {
+			if t.Repository != "" {
+				o.Repository = t.Host + "/" + t.Repository
+				break
+			}
+		}
+	}
 	if o.Repository == "" && o.Image != "" {
 		if r, err := discovery.ParseReference(o.Image); err == nil {
 			o.Repository = r.Registry + "/" + r.Repository
