@@ -365,7 +365,7 @@ func (r *referrersScreen) refresh() {
 	r.rowAt = r.rowAt[:0]
 	if r.image == "" {
 		r.rows = nil
-		r.pane.setContent("No image to look at.\n\nSet one on the Start screen (1, then e): HOST/REPO:TAG or HOST/REPO@DIGEST.")
+		r.pane.setContent("No image to look at.\n\nSet one on the Start screen (1, then e): HOST/REPO:TAG or HOST/REPO@DIGEST,\nor press l to pick a repository from the registry's catalog (tag latest).")
 		return
 	}
 	res := r.job.res
