@@ -116,6 +116,7 @@ func newBundleExportCmd(g *globals) *cobra.Command {
 		compression  string
 		created      string
 		allowPartial bool
+		elsewhere    string
 	)
 	cmd := &cobra.Command{
 		Use:   "export --file OUT.tgz REF...",
@@ -154,7 +155,13 @@ writes nothing unless --allow-partial.`,
 			}
 			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "export"}
 			opts = append(opts, mirror.ExportWithEvents(func(e mirror.ExportEvent) { bar.update(e.BytesWritten, e.TotalBytes) }))
-			res, err := mirror.Export(cmd.Context(), g.mirrorEnv(), file, args, opts...)
+			env := g.mirrorEnv()
+			dopts, err := referrersRepoOpts(elsewhere)
+			if err != nil {
+				return err
+			}
+			env.Discovery = append(env.Discovery, dopts...)
+			res, err := mirror.Export(cmd.Context(), env, file, args, opts...)
 			bar.done()
 			if err != nil {
 				if errors.Is(err, mirror.ErrIncompleteDiscovery) {
@@ -181,6 +188,7 @@ writes nothing unless --allow-partial.`,
 	f.StringVar(&compression, "compression", "", "gzip or zstd (default: from the file name)")
 	f.StringVar(&created, "created", "", "createdAt to record (RFC 3339), for reproducible bundles")
 	f.BoolVar(&allowPartial, "allow-partial", false, "write the bundle even when discovery was incomplete")
+	addReferrersRepoFlag(cmd, &elsewhere)
 	return cmd
 }
 

@@ -78,6 +78,11 @@ type Referrer struct {
 	Annotations  map[string]string `json:"annotations"`
 	Source       Source            `json:"source"`
 	Tag          string            `json:"tag,omitempty"`
+	// Repository is HOST/REPO when the referrer was found in a referrers
+	// repository (--referrers-repo, or referrers_repository in the
+	// registry's config; cosign's COSIGN_REPOSITORY), not in the subject's
+	// own repository; empty there.
+	Repository string `json:"repository,omitempty"`
 	Category     finding.Category  `json:"category"`
 	// PredicateType is a cosign v3 attestation's in-toto predicate type
 	// (from dev.sigstore.bundle.predicateType), empty for signatures and
@@ -176,6 +181,9 @@ type options struct {
 	maxReferrers  int
 	minReferrers  int
 	rateRetries   int
+	// referrersRepo, when set, is looked at for every subject, in place of
+	// the configured referrers_repository of its registry.
+	referrersRepo *ref.Ref
 }
 
 // DefaultMaxReferrers bounds one subject's referrers API walk: far above
