@@ -82,8 +82,8 @@ type Referrer struct {
 	// repository (--referrers-repo, or referrers_repository in the
 	// registry's config; cosign's COSIGN_REPOSITORY), not in the subject's
 	// own repository; empty there.
-	Repository string `json:"repository,omitempty"`
-	Category     finding.Category  `json:"category"`
+	Repository string           `json:"repository,omitempty"`
+	Category   finding.Category `json:"category"`
 	// PredicateType is a cosign v3 attestation's in-toto predicate type
 	// (from dev.sigstore.bundle.predicateType), empty for signatures and
 	// for everything that is not a sigstore bundle.
