@@ -70,6 +70,23 @@ func (e *engine) referrersRepo(repo ref.Ref) (ref.Ref, bool) {
 	return other, true
 }
 
+// isReferrersRepo reports whether repo is a referrers repository: the
+// one --referrers-repo names, or a registry's referrers_repository.
+func (e *engine) isReferrersRepo(repo ref.Ref) bool {
+	if r := e.o.referrersRepo; r != nil && r.Registry == repo.Registry && r.Repository == repo.Repository {
+		return true
+	}
+	for _, h := range e.o.cfg.Registries {
+		if h.ReferrersRepository == "" {
+			continue
+		}
+		if r, err := ParseRepository(h.ReferrersRepository); err == nil && r.Registry == repo.Registry && r.Repository == repo.Repository {
+			return true
+		}
+	}
+	return false
+}
+
 // elsewhere is the repository to name on referrers found through subj:
 // empty in the subject's own repository.
 func (s *subjectRun) elsewhere(subj ref.Ref) string {

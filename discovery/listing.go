@@ -172,9 +172,15 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 			return nil
 		})
 	}
+	elsewhere := eng.isReferrersRepo(repo)
+	if elsewhere {
+		out.Findings = append(out.Findings, finding.Finding{Severity: finding.SeverityInfo, Code: finding.ReferrersRepositoryTags,
+			Summary: repo.Registry + "/" + repo.Repository + " is a referrers repository (referrers_repository in the config): its subjects live in other repositories and are not looked up here",
+			Remedy:  finding.ReferrersRepositoryTags.Remedy()})
+	}
 	for subject, ts := range bySubject {
-		if !strings.HasPrefix(subject, "sha256:") || len(subject) != len("sha256:")+64 {
-			continue // a truncated digest cannot be looked up
+		if elsewhere || !strings.HasPrefix(subject, "sha256:") || len(subject) != len("sha256:")+64 {
+			continue // a truncated digest cannot be looked up; a referrers repository holds no subjects
 		}
 		g.Go(func() error {
 			var last registry.Exchange
@@ -204,7 +210,7 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 			}
 			out.Findings = append(out.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.OrphanTags,
 				Summary:  fmt.Sprintf("Subject %s no longer exists, but %d tag(s) still point at it", ShortDigest(ts.Subject), len(ts.Tags)),
-				Cause:    "The image was deleted or re-pushed under a new digest; its referrer tags stayed behind.",
+				Cause:    "The image was deleted or re-pushed under a new digest; its referrer tags stayed behind. (In a referrers repository, as cosign's COSIGN_REPOSITORY makes, subjects live elsewhere: name it as referrers_repository in the config.)",
 				Remedy:   "Delete the orphan tags, or re-attach the artifacts to the new digest.",
 				Evidence: strings.Join(names, ", ")})
 		}

@@ -96,6 +96,7 @@ const (
 	OrphanTags                  Code = "OrphanTags"
 	NoReferrerTags              Code = "NoReferrerTags"
 	NoReferrersFound            Code = "NoReferrersFound"
+	ReferrersRepositoryTags     Code = "ReferrersRepositoryTags"
 )
 
 // Bundle validation problems (the "errors" of bundle validate).
@@ -261,6 +262,7 @@ var catalog = map[Code]string{
 	OrphanTags:                  "Delete the orphan tags, or re-attach the artifacts to the new digest.",
 	NoReferrerTags:              "Nothing is attached by the tag schema; attach with a tool that writes fallback tags if the registry lacks the API.",
 	NoReferrersFound:            "Check the digest (index or platform manifest?) and run with --platforms.",
+	ReferrersRepositoryTags:     "Nothing to fix; discover or compare an image with --referrers-repo to see its referrers from here.",
 
 	ReferrerChecksumMismatch: "The referrer changed after export: export the bundle again from the source.",
 	FileChecksumMismatch:     "The member changed after export: export the bundle again, or copy it again across the gap.",
@@ -316,7 +318,7 @@ var catalog = map[Code]string{
 	MirrorNoFallbackTag:         "Copy again with a client that writes the sha256-<hex> fallback tag where the API is missing: regctl image copy --referrers SOURCE DEST (or oras cp -r), or `refdoctor bundle import`, which maintains it.",
 	ReferrerSubjectRewritten:    "Copy the image by digest, every platform (not a platform-only or converting copy), then its referrers; or attach them again to the destination's digest.",
 	CosignTagNotCopied:          "Copy cosign's tags too: regctl image copy --digest-tags SOURCE DEST, or cosign copy SOURCE DEST.",
-	ReferrerNotListed:           "The manifest is at the destination but not listed: push it again (regctl image copy --referrers) so the registry indexes it, and check the registry's referrers support with refdoctor probe.",
+	ReferrerNotListed:           "Push it again so that the registry indexes its subject: regctl image copy --referrers --force-recursive SOURCE DEST (a plain copy skips manifests the destination has); check the registry's referrers support with refdoctor probe.",
 	ReferrerInOtherRepository:   "Copy the referrers repository too (cosign copy with COSIGN_REPOSITORY set, or regctl image copy --referrers --digest-tags of it), or name the mirror's own with --dest-referrers-repo.",
 	MirrorCacheNoReferrers:      "Do not rely on the pull-through cache for referrers: copy them into the mirror (regctl image copy --referrers), or read them from the upstream.",
 

@@ -689,6 +689,7 @@ func (cr *compareRun) explain(ctx context.Context, s unit, d *unit, kind string,
 			set(finding.MirrorNoFallbackTag, fmt.Sprintf("the destination has no referrers API and no fallback tag %s: the copy brought no referrers, and nothing wrote the tag schema", tag))
 		case present:
 			set(finding.FallbackIndexMissingEntry, fmt.Sprintf("the manifest is at the destination, but the fallback index %s lacks it: an update of the index was lost (two writers at once, or a writer that replaced the index)", tag))
+			m.Fix = cr.runnable("Push the referrer again so that the index is rewritten with it: regctl image copy --referrers --force-recursive SOURCE DEST (a plain copy skips manifests the destination has), or `refdoctor bundle import`, which merges the index.")
 		default:
 			set(finding.ReferrerMissingAtMirror, fmt.Sprintf("not copied: the destination's fallback index %s lists other referrers of this subject, not this one", tag))
 		}
