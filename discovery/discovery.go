@@ -346,8 +346,8 @@ func ParseReference(s string) (ref.Ref, error) {
 	if err != nil {
 		return ref.Ref{}, fmt.Errorf("%w %q: %v (write HOST/REPO:TAG or HOST/REPO@sha256:DIGEST)", ErrBadReference, s, err)
 	}
-	first, _, _ := strings.Cut(s, "/")
-	if !strings.ContainsAny(first, ".:") && first != "localhost" {
+	first, _, slash := strings.Cut(s, "/")
+	if !slash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
 		return ref.Ref{}, fmt.Errorf("%w %q: no registry host (write HOST/REPO:TAG, e.g. docker.io/library/alpine:3)", ErrBadReference, s)
 	}
 	if r.Digest != "" && !strings.Contains(s, "@") {

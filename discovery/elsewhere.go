@@ -39,7 +39,7 @@ func ParseRepository(s string) (ref.Ref, error) {
 	if err != nil {
 		return ref.Ref{}, fmt.Errorf("%w %q: %v (write HOST/REPO)", ErrBadReference, s, err)
 	}
-	if first, _, _ := strings.Cut(s, "/"); !strings.ContainsAny(first, ".:") && first != "localhost" {
+	if first, _, slash := strings.Cut(s, "/"); !slash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
 		return ref.Ref{}, fmt.Errorf("%w %q: no registry host (write HOST/REPO)", ErrBadReference, s)
 	}
 	return r.SetTag(""), nil
