@@ -315,7 +315,7 @@ func TestCompareOfAnUnreadSideListsNothingMissing(t *testing.T) {
 	e := env(cfg, l.ClientOpts()...)
 	for _, tc := range []struct {
 		name, src, dst, side string
-		code               finding.Code
+		code                 finding.Code
 	}{
 		{"destination refuses connections", l.Seed.Ref(src.Host), closed + "/mirror/app", "destination", finding.ConnectionRefused},
 		{"destination throttled for six hours", l.Seed.Ref(src.Host), hub.Host + "/" + l.Seed.Repository, "destination", finding.RateLimited},
@@ -641,4 +641,3 @@ func TestDestinationReference(t *testing.T) {
 		t.Error("a destination without a registry host is accepted")
 	}
 }
-
