@@ -6,9 +6,13 @@
 // whole before importing it.
 //
 // The package holds the format (Manifest, ParseManifest, Writer), the
-// streaming validator (Validate, ValidateFile) and the quick summary
-// (Inspect). It is the offline half and links no network code: export,
-// import and diff against live registries are package mirror. Reading is defensive throughout: archives come from the other
+// streaming validator (Validate, ValidateFile), the quick summary
+// (Inspect) and the signature member's rules (SignatureOrder,
+// AttachSignature). It is the offline half and links no network code, not
+// even net/http: export, import and diff against live registries are
+// package mirror, and keys, signing and verification are package
+// bundle/signing (sigstore-go links HTTP clients), which reaches the
+// validator through ManifestVerifier. Reading is defensive throughout: archives come from the other
 // side of a trust boundary, so every read is bounded, nothing is ever
 // extracted to disk, and hostile input (path traversal, links, devices,
 // decompression bombs, oversized members, truncation) is reported with a

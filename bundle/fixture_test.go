@@ -268,3 +268,28 @@ func (f *fixture) firstLayer() string {
 	}
 	panic("fixture has no layer")
 }
+
+// writeSigned writes the fixture with sig as the signature member, right
+// after manifest.yaml.
+func (f *fixture) writeSigned(t testing.TB, sig []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := bundle.NewWriter(&buf, f.compression)
+	if err := w.AddFile(bundle.ManifestPath, f.manifestYAML(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddFile(bundle.SignatureMember, sig); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range f.order {
+		if data := f.files[p]; data != nil {
+			if err := w.AddFile(p, data); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

@@ -1,25 +1,14 @@
 package bundle
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"io/fs"
 	"slices"
 	"strings"
-
-	"github.com/sigstore/sigstore-go/pkg/verify"
-	"github.com/sigstore/sigstore/pkg/signature/payload"
 
 	"github.com/refdoctor/refdoctor/finding"
 )
 
-// Image signatures that travel in a bundle, verified offline against the
-// operator's public keys. cosign stores them two ways:
+// Image signatures that travel in a bundle. cosign stores them two ways:
 //
 //   - legacy: a manifest tagged sha256-<image hex>.sig whose layers are
 //     simple-signing payloads (media type
@@ -32,8 +21,8 @@ import (
 //     whose one layer is a Sigstore bundle holding a DSSE envelope: an
 //     in-toto statement whose subject is the image digest.
 //
-// Both are checked against the image digest they are attached to, so that
-// a signature copied from another image is invalid, not valid.
+// This file holds the formats and the verdicts; package bundle/signing
+// verifies them against the operator's public keys, offline.
 const (
 	MediaTypeCosignSimpleSigning = "application/vnd.dev.cosign.simplesigning.v1+json"
 	AnnotationCosignSignature    = "dev.cosignproject.cosign/signature"
@@ -134,8 +123,12 @@ type ImageSignatureCheck struct {
 // in Signatures.
 type ImageSignatureReport struct {
 	// Subject is the image manifest digest.
-	Subject string         `json:"subject"`
-	Status  ImageSigStatus `json:"status"`
+	Subject string `json:"subject"`
+	// Reference is the image's source reference when it is one of the
+	// bundle's images; "" for another manifest in the bundle that carries
+	// signatures (a platform manifest signed on its own).
+	Reference string         `json:"reference,omitempty"`
+	Status    ImageSigStatus `json:"status"`
 	// Code is "" for valid, else ImageSignatureInvalid,
 	// ImageSignatureUnknownKey or ImageUnsigned.
 	Code finding.Code `json:"code,omitempty"`
@@ -145,114 +138,12 @@ type ImageSignatureReport struct {
 	Message        string                `json:"message"`
 }
 
-// sigManifest is the part of an OCI image manifest a signature check reads.
-type sigManifest struct {
-	SchemaVersion int               `json:"schemaVersion"`
-	MediaType     string            `json:"mediaType"`
-	ArtifactType  string            `json:"artifactType"`
-	Config        *sigDescriptor    `json:"config"`
-	Layers        []sigDescriptor   `json:"layers"`
-	Subject       *sigDescriptor    `json:"subject"`
-	Annotations   map[string]string `json:"annotations"`
-}
-
-type sigDescriptor struct {
-	MediaType   string            `json:"mediaType"`
-	Digest      string            `json:"digest"`
-	Size        int64             `json:"size"`
-	Annotations map[string]string `json:"annotations"`
-}
-
-// ImageSignatureKind tells whether manifest is an image signature refdoctor
-// verifies, and which format: a manifest of simple-signing layers, or a
-// Sigstore bundle referrer whose predicate type is cosign's signature (or
-// not given). Anything else, attestations in Sigstore bundles included,
-// is "".
-func ImageSignatureKind(manifest []byte) ImageSignatureFormat {
-	var m sigManifest
-	if len(manifest) > MaxReferrerSize || json.Unmarshal(manifest, &m) != nil || m.SchemaVersion != 2 {
-		return ""
-	}
-	return m.kind()
-}
-
-func (m sigManifest) kind() ImageSignatureFormat {
-	artifactType := m.ArtifactType
-	if artifactType == "" && m.Config != nil {
-		artifactType = m.Config.MediaType
-	}
-	if artifactType == SigstoreBundleMediaType {
-		if p, ok := m.Annotations[finding.AnnotationSigstorePredicateType]; ok && p != finding.PredicateCosignSign {
-			return ""
-		}
-		return FormatSigstoreBundle
-	}
-	if len(m.Layers) > 0 && slices.ContainsFunc(m.Layers, func(l sigDescriptor) bool { return l.MediaType == MediaTypeCosignSimpleSigning }) {
-		return FormatCosignLegacy
-	}
-	return ""
-}
-
-// SubjectOfCosignTag returns the image digest a legacy cosign signature
-// tag (sha256-<hex>.sig) is for.
-func SubjectOfCosignTag(tag string) (string, bool) {
-	h, ok := strings.CutPrefix(tag, "sha256-")
-	if !ok {
-		return "", false
-	}
-	h, ok = strings.CutSuffix(h, CosignSignatureTagSuffix)
-	if !ok || !isHex64(h) {
-		return "", false
-	}
-	return "sha256:" + h, true
-}
-
-func isHex64(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range s {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// VerifyImageSignatures checks every signature that travels with the image
-// subject ("sha256:<hex>", the image manifest digest) against keys and
-// returns the verdict on the image. sigs are the image's signature
-// manifests: its legacy sha256-<hex>.sig manifest and its cosign v3
-// referrers; manifests that are not image signatures
-// (ImageSignatureKind "") are skipped, and none at all means unsigned.
-// Blobs are read through read, bounded by MaxImageSignatureBlob.
-//
-// The error is non-nil when keys is empty (ErrNoVerifyKeys), subject is
-// not a sha256 digest, or read fails for another reason than a missing
-// blob: then the verdict would rest on an incomplete read and none is
-// given.
-func VerifyImageSignatures(subject string, sigs []SignatureManifest, read BlobReader, keys []PublicKey) (ImageSignatureReport, error) {
-	if len(keys) == 0 {
-		return ImageSignatureReport{}, ErrNoVerifyKeys
-	}
-	if h, ok := strings.CutPrefix(subject, "sha256:"); !ok || !isHex64(h) {
-		return ImageSignatureReport{}, fmt.Errorf("verify image signatures: subject %q is not a sha256 digest", subject)
-	}
-	rep := ImageSignatureReport{Subject: subject, Signatures: []ImageSignatureCheck{}}
-	for _, s := range sigs {
-		checks, err := VerifyImageSignature(subject, s, read, keys)
-		if err != nil {
-			return ImageSignatureReport{}, err
-		}
-		rep.Signatures = append(rep.Signatures, checks...)
-	}
-	rep.summarize()
-	return rep, nil
-}
-
-func (rep *ImageSignatureReport) summarize() {
+// Summarize sets the image's verdict from its Signatures: the best of
+// them, or unsigned when there is none.
+func (rep *ImageSignatureReport) Summarize() {
 	rank := map[ImageSigStatus]int{ImageSigValid: 0, ImageSigInvalid: 1, ImageSigUnknownKey: 2}
 	rep.Status = ImageSigUnsigned
+	rep.KeyFingerprint = ""
 	best := -1
 	for _, c := range rep.Signatures {
 		if r := rank[c.Status]; best < 0 || r < best {
@@ -271,226 +162,108 @@ func (rep *ImageSignatureReport) summarize() {
 	}
 }
 
-// VerifyImageSignature checks the signatures in one signature manifest
-// against the image subject: one check per simple-signing layer of a
-// legacy manifest, one for a Sigstore bundle referrer, none when the
-// manifest is not an image signature. Errors are as for
-// VerifyImageSignatures.
-func VerifyImageSignature(subject string, sig SignatureManifest, read BlobReader, keys []PublicKey) ([]ImageSignatureCheck, error) {
-	if len(keys) == 0 {
-		return nil, ErrNoVerifyKeys
+// SigManifest is the part of an OCI image manifest a signature check
+// reads.
+type SigManifest struct {
+	SchemaVersion int               `json:"schemaVersion"`
+	MediaType     string            `json:"mediaType"`
+	ArtifactType  string            `json:"artifactType"`
+	Config        *SigDescriptor    `json:"config"`
+	Layers        []SigDescriptor   `json:"layers"`
+	Subject       *SigDescriptor    `json:"subject"`
+	Annotations   map[string]string `json:"annotations"`
+}
+
+// SigDescriptor is a descriptor in a SigManifest.
+type SigDescriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations"`
+}
+
+// ParseSigManifest reads a signature manifest: false when it is larger
+// than a referrer may be, not JSON, or not a schema 2 manifest.
+func ParseSigManifest(manifest []byte) (SigManifest, bool) {
+	var m SigManifest
+	if len(manifest) > MaxReferrerSize || json.Unmarshal(manifest, &m) != nil || m.SchemaVersion != 2 {
+		return SigManifest{}, false
 	}
-	digest := sig.Digest
-	if digest == "" {
-		sum := sha256.Sum256(sig.Manifest)
-		digest = "sha256:" + hex.EncodeToString(sum[:])
+	return m, true
+}
+
+// ImageSignatureKind tells whether manifest is an image signature refdoctor
+// verifies, and which format: a manifest of simple-signing layers, or a
+// Sigstore bundle referrer whose predicate type is cosign's signature (or
+// not given). Anything else, attestations in Sigstore bundles included,
+// is "".
+func ImageSignatureKind(manifest []byte) ImageSignatureFormat {
+	m, ok := ParseSigManifest(manifest)
+	if !ok {
+		return ""
 	}
-	var m sigManifest
-	if len(sig.Manifest) > MaxReferrerSize || json.Unmarshal(sig.Manifest, &m) != nil || m.SchemaVersion != 2 {
-		return nil, nil
+	return m.Kind()
+}
+
+// Kind is ImageSignatureKind of a parsed manifest.
+func (m SigManifest) Kind() ImageSignatureFormat {
+	artifactType := m.ArtifactType
+	if artifactType == "" && m.Config != nil {
+		artifactType = m.Config.MediaType
 	}
-	switch m.kind() {
-	case FormatCosignLegacy:
-		return verifyLegacySignatures(subject, digest, m, read, keys)
-	case FormatSigstoreBundle:
-		c, err := verifyBundleSignature(subject, digest, m, read, keys)
-		if err != nil {
-			return nil, err
+	if artifactType == SigstoreBundleMediaType {
+		if p, ok := m.Annotations[finding.AnnotationSigstorePredicateType]; ok && p != finding.PredicateCosignSign {
+			return ""
 		}
-		return []ImageSignatureCheck{c}, nil
+		return FormatSigstoreBundle
 	}
-	return nil, nil
+	if len(m.Layers) > 0 && slices.ContainsFunc(m.Layers, func(l SigDescriptor) bool { return l.MediaType == MediaTypeCosignSimpleSigning }) {
+		return FormatCosignLegacy
+	}
+	return ""
 }
 
-// readSignatureBlob reads a blob the manifest references and checks it is
-// what the descriptor says. missing is set (with a reason) when the bundle
-// lacks the blob or holds something else under its name.
-func readSignatureBlob(read BlobReader, d sigDescriptor) (data []byte, problem string, err error) {
-	h, ok := strings.CutPrefix(d.Digest, "sha256:")
-	if !ok || !isHex64(h) {
-		return nil, fmt.Sprintf("the signature blob digest %q is not a sha256 digest", d.Digest), nil
+// SubjectOfCosignTag returns the image digest a legacy cosign signature
+// tag (sha256-<hex>.sig) is for.
+func SubjectOfCosignTag(tag string) (string, bool) {
+	h, ok := strings.CutPrefix(tag, "sha256-")
+	if !ok {
+		return "", false
 	}
-	if d.Size < 0 || d.Size > MaxImageSignatureBlob {
-		return nil, fmt.Sprintf("the signature blob %s is %d bytes, more than the %d a signature can be", d.Digest, d.Size, MaxImageSignatureBlob), nil
+	h, ok = strings.CutSuffix(h, CosignSignatureTagSuffix)
+	if !ok || !validHex(h) {
+		return "", false
 	}
-	data, err = read(d.Digest)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Sprintf("the signature blob %s is not in the bundle", d.Digest), nil
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("read signature blob %s: %w", d.Digest, err)
-	}
-	if int64(len(data)) != d.Size {
-		return nil, fmt.Sprintf("the signature blob %s is %d bytes, its descriptor says %d", d.Digest, len(data), d.Size), nil
-	}
-	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != h {
-		return nil, fmt.Sprintf("the signature blob %s does not match its digest", d.Digest), nil
-	}
-	return data, "", nil
+	return "sha256:" + h, true
 }
 
-func verifyLegacySignatures(subject, manifestDigest string, m sigManifest, read BlobReader, keys []PublicKey) ([]ImageSignatureCheck, error) {
-	var out []ImageSignatureCheck
-	n := 0
-	for _, l := range m.Layers {
-		if l.MediaType != MediaTypeCosignSimpleSigning {
+// SetImageSignatures records the verdicts of an image signature check
+// (package bundle/signing) in the report, and adds one
+// ImageSignatureInvalid problem per image whose signatures are all
+// invalid: an image with a valid signature passes, as `cosign verify
+// --key` passes it. Images signed by another key or not at all are
+// reported in the verdicts only: often someone else signs them, and the
+// operator decides.
+func (r *Report) SetImageSignatures(reps []ImageSignatureReport) {
+	if reps == nil {
+		reps = []ImageSignatureReport{}
+	}
+	r.ImageSignatures = reps
+	for _, rep := range reps {
+		if rep.Status != ImageSigInvalid {
 			continue
 		}
-		n++
-		if n > MaxImageSignatureLayers {
-			out = append(out, ImageSignatureCheck{
-				Format: FormatCosignLegacy, Manifest: manifestDigest, Status: ImageSigInvalid, Code: finding.ImageSignatureInvalid,
-				Message: fmt.Sprintf("the signature manifest holds more than %d signatures; the rest are not checked", MaxImageSignatureLayers),
-			})
-			break
+		name := rep.Reference
+		if name == "" {
+			name = rep.Subject
 		}
-		c, err := verifyLegacyLayer(subject, l, read, keys)
-		if err != nil {
-			return nil, err
+		var claims []string
+		for _, c := range rep.Signatures {
+			claims = append(claims, c.Claimed...)
 		}
-		c.Manifest = manifestDigest
-		out = append(out, c)
+		slices.Sort(claims)
+		r.Errors = append(r.Errors, Problem{Code: finding.ImageSignatureInvalid, Path: clip(name, maxFieldBytes), Expected: rep.Subject,
+			Actual: clip(strings.Join(slices.Compact(claims), ", "), maxFieldBytes), Message: clip(rep.Message, maxMessageBytes), Count: 1})
+		r.OK = false
 	}
-	return out, nil
-}
-
-func verifyLegacyLayer(subject string, l sigDescriptor, read BlobReader, keys []PublicKey) (ImageSignatureCheck, error) {
-	c := ImageSignatureCheck{Format: FormatCosignLegacy, Layer: l.Digest}
-	invalid := func(msg string) (ImageSignatureCheck, error) {
-		c.Status, c.Code, c.Message = ImageSigInvalid, finding.ImageSignatureInvalid, msg
-		return c, nil
-	}
-	sigB64, ok := l.Annotations[AnnotationCosignSignature]
-	if !ok || sigB64 == "" {
-		return invalid("the simple-signing layer has no " + AnnotationCosignSignature + " annotation")
-	}
-	sig, err := base64.StdEncoding.DecodeString(sigB64)
-	if err != nil {
-		return invalid("the " + AnnotationCosignSignature + " annotation is not base64")
-	}
-	body, problem, err := readSignatureBlob(read, l)
-	if err != nil || problem != "" {
-		c.Status, c.Code, c.Message = ImageSigInvalid, finding.ImageSignatureInvalid, problem
-		return c, err
-	}
-	var p payload.SimpleContainerImage
-	if err := json.Unmarshal(body, &p); err != nil {
-		return invalid("the simple-signing payload is not JSON: " + err.Error())
-	}
-	if p.Critical.Type != payload.CosignSignatureType {
-		return invalid(fmt.Sprintf("the simple-signing payload's critical.type is %q, not %q", p.Critical.Type, payload.CosignSignatureType))
-	}
-	claimed := p.Critical.Image.DockerManifestDigest
-	c.Claimed = []string{claimed}
-	for _, k := range keys {
-		if k.verifier.VerifySignature(bytes.NewReader(sig), bytes.NewReader(body)) != nil {
-			continue
-		}
-		c.KeyFingerprint = k.fingerprint
-		if claimed != subject {
-			return invalid(fmt.Sprintf("signed by %s for image %s, not for this image %s", describeKey(k), claimed, subject))
-		}
-		c.Status, c.Message = ImageSigValid, "signed by "+describeKey(k)
-		return c, nil
-	}
-	if claimed != subject {
-		return invalid(fmt.Sprintf("the signature is for image %s, not for this image %s", claimed, subject))
-	}
-	c.Status, c.Code = ImageSigUnknownKey, finding.ImageSignatureUnknownKey
-	if _, keyless := l.Annotations[AnnotationCosignCertificate]; keyless {
-		c.Message = "signed with a certificate (keyless), not by a given key: refdoctor verifies offline against public keys only"
-	} else {
-		// A simple-signing layer does not name its key, so another signer
-		// and an altered payload look the same.
-		c.Message = "no given key verifies this signature: it was made by another key, or altered; tried " + describeKeys(keys)
-	}
-	return c, nil
-}
-
-func verifyBundleSignature(subject, manifestDigest string, m sigManifest, read BlobReader, keys []PublicKey) (ImageSignatureCheck, error) {
-	c := ImageSignatureCheck{Format: FormatSigstoreBundle, Manifest: manifestDigest}
-	invalid := func(msg string) (ImageSignatureCheck, error) {
-		c.Status, c.Code, c.Message = ImageSigInvalid, finding.ImageSignatureInvalid, msg
-		return c, nil
-	}
-	var layers []sigDescriptor
-	for _, l := range m.Layers {
-		if l.MediaType == SigstoreBundleMediaType {
-			layers = append(layers, l)
-		}
-	}
-	if len(layers) != 1 {
-		return invalid(fmt.Sprintf("the signature referrer has %d Sigstore bundle layers, not one", len(layers)))
-	}
-	c.Layer = layers[0].Digest
-	body, problem, err := readSignatureBlob(read, layers[0])
-	if err != nil || problem != "" {
-		c.Status, c.Code, c.Message = ImageSigInvalid, finding.ImageSignatureInvalid, problem
-		return c, err
-	}
-	b, err := parseSigstoreBundle(body)
-	if err != nil {
-		return invalid("the signature cannot be read: " + err.Error())
-	}
-	info := describeSigstoreBundle(b)
-	c.Claimed = claimedSubjects(info)
-	digest, _ := hex.DecodeString(strings.TrimPrefix(subject, "sha256:"))
-	claimsSubject := slices.Contains(c.Claimed, subject)
-	if info.Certificate {
-		if !claimsSubject {
-			return invalid(fmt.Sprintf("the signature is for %s, not for this image %s", strings.Join(c.Claimed, ", "), subject))
-		}
-		c.Status, c.Code = ImageSigUnknownKey, finding.ImageSignatureUnknownKey
-		c.Message = "signed with a certificate (keyless), not by a given key: refdoctor verifies offline against public keys only"
-		return c, nil
-	}
-	for _, k := range keys {
-		res, err := verifySigstoreBundleResult(b, k, verify.WithArtifactDigest("sha256", digest))
-		if err != nil {
-			continue
-		}
-		c.KeyFingerprint = k.fingerprint
-		if st := res.Statement; st != nil && st.GetPredicateType() != finding.PredicateCosignSign {
-			return invalid(fmt.Sprintf("signed by %s, but it is an attestation of type %q, not a cosign signature", describeKey(k), st.GetPredicateType()))
-		}
-		c.Status, c.Message = ImageSigValid, "signed by "+describeKey(k)
-		return c, nil
-	}
-	for _, k := range keys {
-		if signatureMadeBy(b, k) {
-			c.KeyFingerprint = k.fingerprint
-			return invalid(fmt.Sprintf("signed by %s for %s, not for this image %s", describeKey(k), orUnknown(strings.Join(c.Claimed, ", ")), subject))
-		}
-	}
-	if !claimsSubject {
-		return invalid(fmt.Sprintf("the signature is for %s, not for this image %s", orUnknown(strings.Join(c.Claimed, ", ")), subject))
-	}
-	for _, k := range keys {
-		if info.KeyHint != "" && (info.KeyHint == k.hint() || info.KeyFingerprint == k.fingerprint) {
-			c.KeyFingerprint = k.fingerprint
-			return invalid(fmt.Sprintf("the signature names %s but does not verify with it: it was altered", describeKey(k)))
-		}
-	}
-	c.Status, c.Code = ImageSigUnknownKey, finding.ImageSignatureUnknownKey
-	c.KeyFingerprint = info.KeyFingerprint
-	if info.KeyFingerprint != "" {
-		c.Message = fmt.Sprintf("signed by another key (fingerprint %s), not by %s", info.KeyFingerprint, describeKeys(keys))
-	} else {
-		c.Message = "signed by another key, not by " + describeKeys(keys)
-	}
-	return c, nil
-}
-
-// claimedSubjects lists the image digests a signature says it is for: the
-// subjects of a DSSE envelope's in-toto statement, or a message
-// signature's digest. They are read unverified, to explain a failure.
-func claimedSubjects(info SignatureInfo) []string {
-	var out []string
-	if info.SignedSHA256 != "" {
-		out = append(out, "sha256:"+info.SignedSHA256)
-	}
-	for _, h := range info.StatementSHA256 {
-		out = append(out, "sha256:"+h)
-	}
-	return out
 }

@@ -5,6 +5,8 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -38,6 +40,31 @@ type Summary struct {
 	// only it was read. Otherwise Inspect scanned the archive to find it.
 	ManifestFirst bool   `json:"manifest_first"`
 	Note          string `json:"note,omitempty"`
+	// Signature says whether the bundle is signed: whether the member
+	// after manifest.yaml is its signature, and what that signature says
+	// about itself. Nothing is verified (bundle validate --verify-key
+	// does that).
+	Signature SignatureSummary `json:"signature"`
+}
+
+// SignatureSummary is what Inspect tells about a bundle's signature,
+// unverified.
+type SignatureSummary struct {
+	// Status is signed, unsigned, or unknown (the member after
+	// manifest.yaml could not be read).
+	Status string `json:"status"`
+	// ManifestSHA256 is the hex SHA-256 of manifest.yaml as read.
+	ManifestSHA256 string `json:"manifest_sha256"`
+	// Size is the signature member's size.
+	Size int64 `json:"size,omitempty"`
+	// Info is what the signature says about itself: its key's fingerprint
+	// and what it signs (only with a ManifestVerifier, which describes it).
+	Info *SignatureInfo `json:"info,omitempty"`
+	// ClaimsManifest tells whether the signature says it is for this
+	// manifest.yaml (its message digest or statement subject is
+	// manifest.yaml's SHA-256). It is a claim, not a verification.
+	ClaimsManifest bool   `json:"claims_manifest"`
+	Problem        string `json:"problem,omitempty"`
 }
 
 // SubjectSummary is one subject's referrers by category.
@@ -114,7 +141,12 @@ func orderCategories(m map[finding.Category]*CategorySummary) []CategorySummary 
 // constant memory) and says so in the summary. Nothing is verified: that
 // is Validate's job. Errors wrap ErrNotBundle, ErrNoManifest,
 // ErrMalformedManifest or ErrUnsupportedVersion.
-func Inspect(ctx context.Context, path string) (Summary, error) {
+//
+// Inspect also reads the member after manifest.yaml, to tell whether the
+// bundle is signed; with WithSignatureVerifier it describes the signature
+// (its key's fingerprint, what it signs), verifying nothing. Other
+// options are ignored.
+func Inspect(ctx context.Context, path string, opts ...Opt) (Summary, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Summary{}, fmt.Errorf("open bundle: %w", err)
@@ -127,7 +159,7 @@ func Inspect(ctx context.Context, path string) (Summary, error) {
 	if fi.IsDir() {
 		return Summary{}, fmt.Errorf("open bundle %s: %w: a directory", path, ErrNotBundle)
 	}
-	s, err := InspectReader(ctx, f)
+	s, err := InspectReader(ctx, f, opts...)
 	s.Path = path
 	if fi.Mode().IsRegular() {
 		s.ArchiveBytes = fi.Size()
@@ -138,7 +170,11 @@ func Inspect(ctx context.Context, path string) (Summary, error) {
 // InspectReader is Inspect on a stream. Its memory is bounded like
 // Validate's: manifest.yaml is decoded entry by entry and its files list
 // is only counted.
-func InspectReader(ctx context.Context, r io.Reader) (Summary, error) {
+func InspectReader(ctx context.Context, r io.Reader, opts ...Opt) (Summary, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	src := &countingReader{r: r}
 	br := bufio.NewReaderSize(src, inputBuffer)
 	comp, err := detectCompression(br)
@@ -190,7 +226,8 @@ func InspectReader(ctx context.Context, r io.Reader) (Summary, error) {
 			return Summary{}, fmt.Errorf("%s is %d bytes: %w (%w)", ManifestPath, hdr.Size, ErrManifestTooLarge, ErrMalformedManifest)
 		}
 		var listed, listedBytes int64
-		m, err := parseManifestFiles(tr, DefaultManifestLimit, func(f FileEntry) error {
+		sum := sha256.New()
+		m, err := parseManifestFiles(io.TeeReader(tr, sum), DefaultManifestLimit, func(f FileEntry) error {
 			listed++
 			listedBytes = satAdd(listedBytes, f.Size)
 			return nil
@@ -209,6 +246,10 @@ func InspectReader(ctx context.Context, r io.Reader) (Summary, error) {
 		if !s.ManifestFirst {
 			s.Note = fmt.Sprintf("manifest.yaml is member %d, not the first: the archive was scanned to find it (refdoctor writes it first; was the bundle repacked?)", files)
 		}
+		if _, err := io.Copy(sum, tr); err != nil {
+			return Summary{}, inspectFailure(comp, entries, err)
+		}
+		s.Signature = inspectSignature(tr, hex.EncodeToString(sum.Sum(nil)), o.signatures)
 		return s, nil
 	}
 }
@@ -231,4 +272,47 @@ func inspectFailure(comp Compression, entries int, err error) error {
 		code = finding.TruncatedArchive
 	}
 	return fmt.Errorf("%w (%s) after %d members: %v", ErrDamaged, code, entries, err)
+}
+
+// inspectSignature reads the member after manifest.yaml: the signature's
+// place.
+func inspectSignature(tr *tar.Reader, manifestSHA256 string, v ManifestVerifier) SignatureSummary {
+	ss := SignatureSummary{Status: SignatureUnsigned, ManifestSHA256: manifestSHA256}
+	var hdr *tar.Header
+	var err error
+	for {
+		hdr, err = tr.Next()
+		if err != nil || hdr.Typeflag != tar.TypeDir {
+			break
+		}
+	}
+	switch {
+	case err == io.EOF:
+		return ss
+	case err != nil:
+		ss.Status, ss.Problem = SignatureUnknown, "the member after manifest.yaml could not be read: "+clip(err.Error(), 200)
+		return ss
+	case strings.TrimPrefix(hdr.Name, "./") != SignatureMember:
+		return ss
+	}
+	ss.Status, ss.Size = SignatureSigned, hdr.Size
+	if hdr.Typeflag != tar.TypeReg || hdr.Size > MaxSignatureSize {
+		ss.Problem = fmt.Sprintf("%s is not a regular file of at most %d bytes: not a signature", SignatureMember, MaxSignatureSize)
+		return ss
+	}
+	data, err := io.ReadAll(io.LimitReader(tr, MaxSignatureSize))
+	if err != nil {
+		ss.Status, ss.Problem = SignatureUnknown, SignatureMember+" could not be read: "+clip(err.Error(), 200)
+		return ss
+	}
+	info, problem := describeSignature(data, v)
+	if problem != "" {
+		ss.Problem = SignatureMember + " is not a Sigstore bundle: " + problem
+		return ss
+	}
+	ss.Info = info
+	if info != nil {
+		ss.ClaimsManifest = info.ClaimsSHA256(manifestSHA256)
+	}
+	return ss
 }

@@ -238,6 +238,8 @@ func (f FileEntry) check() error {
 	switch {
 	case f.Path == ManifestPath:
 		return malformed("files lists %s, which cannot hold its own checksum", ManifestPath)
+	case f.Path == SignatureMember:
+		return malformed("files lists %s, the signature of %s, which is made from %s's bytes and so cannot be listed in it", SignatureMember, ManifestPath, ManifestPath)
 	case strings.HasPrefix(f.Path, ReferrersDir):
 		return malformed("files path %q: referrer files are listed under referrers.subjects", f.Path)
 	case strings.HasPrefix(f.Path, "blobs/") && !validBlobPath(f.Path):

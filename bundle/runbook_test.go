@@ -21,7 +21,7 @@ tar -xzOf "$B" manifest.yaml | awk '
 mkdir b && tar -xzf "$B" -C b
 (cd b && sha256sum -c --quiet ../SHA256SUMS)
 { echo manifest.yaml; awk '{print $2}' SHA256SUMS; } | sort > listed
-tar -tzf "$B" | grep -v '/$' | sort > members
+tar -tzf "$B" | grep -v '/$' | grep -vx manifest.yaml.sigstore.json | sort > members
 diff listed members
 `
 
@@ -61,6 +61,16 @@ func TestRunbookHandChecks(t *testing.T) {
 	out, err = run(dir, `tar -xzf "$B" -O manifest.yaml | grep -A5 "referrers:"`, "B="+good)
 	if err != nil || !strings.Contains(out, "total: 3") {
 		t.Errorf("runbook manifest grep: %v %q", err, out)
+	}
+
+	// A signed bundle: the signature is the one member manifest.yaml
+	// cannot list, and the hand check knows it.
+	signed := filepath.Join(t.TempDir(), "signed.tgz")
+	if err := os.WriteFile(signed, f.writeSigned(t, []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(filepath.Dir(signed), handCheck, "B="+signed); err != nil {
+		t.Errorf("hand check of a signed bundle failed: %v\n%s", err, out)
 	}
 
 	// A tampered bundle fails the hand check too.

@@ -108,10 +108,25 @@ type Report struct {
 	Subjects      []SubjectCheck `json:"subjects"`
 	ArchiveBytes  int64          `json:"archive_bytes"`
 	DurationMS    int64          `json:"duration_ms"`
+	// Signature is what was found about the bundle's signature
+	// (section 10 of docs/bundle-format.md): unsigned, signed, verified
+	// against a given key, or failed, with the code that says why.
+	Signature SignatureReport `json:"signature"`
+	// ImageSignatures are the verdicts on the cosign signatures of each
+	// image, when they were checked (`bundle validate --check-signatures`,
+	// package bundle/signing); absent otherwise.
+	ImageSignatures []ImageSignatureReport `json:"image_signatures,omitempty"`
 
 	manifest   *Manifest
 	lst        *listing
 	manifestOK bool
+	// manifestSum is manifest.yaml's SHA-256 as validated (sigSumOK when
+	// it was read whole).
+	manifestSum [32]byte
+	sigSumOK    bool
+	// untrusted: a signature was asked for (keys given, or required) and
+	// did not pass, so nothing in the bundle is trusted.
+	untrusted bool
 }
 
 // SubjectCheck is one subject's referrers: how many manifest.yaml declares
@@ -133,8 +148,19 @@ func (r Report) Manifest() *Manifest { return r.manifest }
 // blob also to its name), and nothing found wrong in it or about it
 // (subject, metadata, collisions, ambiguous headers). manifest.yaml is
 // verified when it parsed and agreed with itself. This is what import
-// trusts, and all it trusts.
+// trusts, and all it trusts. When a signature was asked for
+// (WithSignatureVerifier with keys, or WithRequireSignature) and it did not
+// pass, nothing is verified.
 func (r Report) Verified(path string) bool {
+	return !r.untrusted && r.Matches(path)
+}
+
+// Matches is Verified without the signature: the member passed every
+// check of its own (listing, checksum, content), whatever the bundle's
+// signature says. Checks that carry their own proof, such as an image
+// signature verified against the operator's keys, use it; everything
+// else uses Verified.
+func (r Report) Matches(path string) bool {
 	if r.manifest == nil || r.lst == nil {
 		return false
 	}
@@ -176,6 +202,8 @@ type options struct {
 	manifestLimit  int64
 	ratio, floor   int64
 	documents      func(path string, data []byte)
+	signatures     ManifestVerifier
+	requireSig     bool
 }
 
 // WithCheckReferrers also parses every referrer manifest: its subject must
@@ -197,6 +225,20 @@ func WithEvents(fn func(Event)) Opt { return func(o *options) { o.events = fn } 
 func WithDocuments(fn func(path string, data []byte)) Opt {
 	return func(o *options) { o.documents = fn }
 }
+
+// WithSignatureVerifier checks the bundle's signature with v (package
+// bundle/signing's Verifier). With keys (v.CanVerify), the signature member
+// right after manifest.yaml must verify over manifest.yaml's exact bytes
+// with one of them, and a missing, invalid or foreign signature is a
+// problem (SignatureMissing, SignatureInvalid, UnknownKey) that also makes
+// Report.Verified false for every member: it is decided as soon as the
+// member after manifest.yaml is read, before any other member is trusted.
+// Without keys, v only describes the signature for the report.
+func WithSignatureVerifier(v ManifestVerifier) Opt { return func(o *options) { o.signatures = v } }
+
+// WithRequireSignature fails an unsigned bundle with SignatureMissing
+// (--require-signature), keys or not.
+func WithRequireSignature(b bool) Opt { return func(o *options) { o.requireSig = b } }
 
 // WithTotalBytes gives the compressed size of the input, for progress.
 // ValidateFile sets it from the file.
@@ -304,7 +346,10 @@ func Validate(ctx context.Context, r io.Reader, opts ...Opt) (Report, error) {
 		rep:        emptyReport(),
 	}
 	v.rep.CheckReferrers = o.checkReferrers
+	v.rep.Signature = SignatureReport{Status: SignatureUnsigned, Required: o.requireSig,
+		Checked: o.signatures != nil && o.signatures.CanVerify()}
 	err := v.run(r)
+	v.finishSignature(err)
 	v.rep.Errors = v.probs.problems()
 	v.rep.OK = err == nil && v.rep.Complete && len(v.rep.Errors) == 0
 	v.rep.ArchiveBytes = v.src.n.Load()
@@ -313,6 +358,9 @@ func Validate(ctx context.Context, r io.Reader, opts ...Opt) (Report, error) {
 		v.rep.manifest, v.rep.lst = v.manifest, v.lst
 		v.rep.manifestOK = v.manifestConsistent && v.manifestCount == 1 && !v.manifestFlagged
 	}
+	v.rep.manifestSum, v.rep.sigSumOK = v.sig.digest, v.sig.haveSum
+	sr := v.rep.Signature
+	v.rep.untrusted = sr.Status == SignatureFailed || ((sr.Checked || sr.Required) && sr.Status == SignatureUnknown)
 	rep := v.rep
 	v.emit(Event{Kind: EventFinished, Report: &rep})
 	return v.rep, err
@@ -436,6 +484,7 @@ type validator struct {
 	lastProgress int64
 	hashBuf      []byte
 	hasher       hash.Hash
+	sig          sigState
 }
 
 func (v *validator) emit(e Event) {
@@ -586,6 +635,9 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header, raw rawEntry, rawOK 
 	if hdr.Typeflag == tar.TypeDir && (name == "" || name == ".") {
 		return false, nil
 	}
+	if hdr.Typeflag != tar.TypeDir && hdr.Typeflag != tar.TypeXGlobalHeader {
+		v.signatureOrder(name)
+	}
 	if reason := unsafePathReason(name); reason != "" {
 		v.problem(Problem{Code: finding.UnsafePath, Path: hdr.Name, Message: reason + "; the member was not read"})
 		return false, nil
@@ -646,6 +698,9 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header, raw rawEntry, rawOK 
 		ent.state |= entryFlagged
 	}
 
+	if name == SignatureMember {
+		return v.readSignature(tr, hdr, ent)
+	}
 	if name == ManifestPath {
 		v.manifestCount++
 		if v.manifestSeen {
@@ -724,8 +779,11 @@ func (v *validator) addName(name string, kind nameKind, ent *listEntry) (flagged
 			return
 		case clashDuplicate:
 			msg := "the same name appears more than once; extraction would silently keep only one"
-			if n == ManifestPath {
+			switch n {
+			case ManifestPath:
 				msg = "manifest.yaml appears more than once; the first one is used"
+			case SignatureMember:
+				msg = "a second " + SignatureMember + ": a bundle holds one signature, directly after manifest.yaml"
 			}
 			v.problem(Problem{Code: finding.DuplicateMember, Path: n, Message: msg})
 		case clashFileDir:
@@ -870,10 +928,21 @@ func (v *validator) readManifest(tr *tar.Reader, hdr *tar.Header) (bool, error) 
 	// A files entry takes about 165 bytes of manifest.yaml, an artifact
 	// about 540; seal trims what is not used.
 	lst := newListing(v.seed, int(min(hdr.Size, v.o.manifestLimit)/192))
-	m, err := parseManifestFiles(tr, v.o.manifestLimit, func(f FileEntry) error {
+	// manifest.yaml's exact bytes are what a signature covers: hash them
+	// as they are parsed, and hold them when the verifier needs them.
+	mr := v.sig.manifestReader(tr, hdr.Size, v.o.signatures)
+	m, err := parseManifestFiles(mr, v.o.manifestLimit, func(f FileEntry) error {
 		lst.add(f.Path, f.Size, f.SHA256, nil)
 		return nil
 	})
+	if err == nil || errors.Is(err, ErrMalformedManifest) || errors.Is(err, ErrUnsupportedVersion) || errors.Is(err, ErrNotBundle) {
+		// The parser may stop before the end (a malformed line): the
+		// rest still counts for the signature.
+		if _, derr := io.Copy(io.Discard, mr); derr != nil && err == nil {
+			err = derr
+		}
+		v.sig.manifestRead()
+	}
 	if err != nil {
 		if !errors.Is(err, ErrMalformedManifest) && !errors.Is(err, ErrUnsupportedVersion) && !errors.Is(err, ErrNotBundle) {
 			// The archive failed under the manifest, not the manifest.

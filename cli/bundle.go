@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/bundle/signing"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/mirror"
@@ -27,7 +28,7 @@ func newBundleCmd(g *globals) *cobra.Command {
 manifest.yaml lists every member with its size and sha256, referrers are kept
 byte-identical under referrers/sha256-<subject>/. See docs/bundle-format.md.`,
 	}
-	cmd.AddCommand(newBundleExportCmd(g), newBundleInspectCmd(g), newBundleValidateCmd(g), newBundleImportCmd(g), newBundleDiffCmd(g))
+	cmd.AddCommand(newBundleExportCmd(g), newBundleInspectCmd(g), newBundleValidateCmd(g), newBundleSignCmd(g), newBundleImportCmd(g), newBundleDiffCmd(g))
 	return cmd
 }
 
@@ -117,6 +118,7 @@ func newBundleExportCmd(g *globals) *cobra.Command {
 		created      string
 		allowPartial bool
 		elsewhere    string
+		signKey      string
 	)
 	cmd := &cobra.Command{
 		Use:   "export --file OUT.tgz REF...",
@@ -127,7 +129,14 @@ cosign-style tags and every blob into one bundle. The bundle is written to a
 temporary name and renamed when whole, with an OUT.sha256 sidecar. The same
 inputs give a byte-identical bundle (SOURCE_DATE_EPOCH or --created fixes
 createdAt). An incomplete discovery (rate limit, refused login, timeout)
-writes nothing unless --allow-partial.`,
+writes nothing unless --allow-partial.
+
+--sign-key KEY signs manifest.yaml (its exact bytes) with a cosign key file
+(password in REFDOCTOR_KEY_PASSWORD or COSIGN_PASSWORD) or an unencrypted
+PKCS#8 PEM (ECDSA P-256 or Ed25519): the signature is the member right after
+manifest.yaml and OUT.sigstore.json, which cosign verify-blob accepts. An
+Ed25519 signature is deterministic, so the bundle stays byte-identical; an
+ECDSA signature is not, so only its members are.`,
 		Example: `  refdoctor bundle export --file app.tgz registry.example.com/team/app:1.2
   refdoctor bundle export --file app.tar.zst --depth 1 registry.example.com/team/app:1.2`,
 		Args: cobra.MinimumNArgs(1),
@@ -153,6 +162,13 @@ writes nothing unless --allow-partial.`,
 				}
 				opts = append(opts, mirror.ExportWithCreatedAt(t))
 			}
+			if signKey != "" {
+				key, err := signing.LoadSigningKey(signKey)
+				if err != nil {
+					return signingErr(err)
+				}
+				opts = append(opts, mirror.ExportWithSigner(key))
+			}
 			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "export"}
 			opts = append(opts, mirror.ExportWithEvents(func(e mirror.ExportEvent) { bar.update(e.BytesWritten, e.TotalBytes) }))
 			env := g.mirrorEnv()
@@ -175,6 +191,9 @@ writes nothing unless --allow-partial.`,
 			}
 			fmt.Fprintf(g.stdout, "wrote %s (%s, %d images, %d referrers, %d files, %s)\n", res.Path, res.Compression, len(res.Images), res.Referrers, res.Files, humanSize(res.Bytes))
 			fmt.Fprintf(g.stdout, "sha256 %s  (sidecar %s)\n", res.Checksum, res.Sidecar)
+			if res.SignedBy != "" {
+				fmt.Fprintf(g.stdout, "signed by key %s  (signature %s)\n", res.SignedBy, res.SignatureSidecar)
+			}
 			for _, p := range res.RemovedPartials {
 				fmt.Fprintf(g.stdout, "removed %s, left by an export that was killed before it finished\n", p)
 			}
@@ -188,6 +207,7 @@ writes nothing unless --allow-partial.`,
 	f.StringVar(&compression, "compression", "", "gzip or zstd (default: from the file name)")
 	f.StringVar(&created, "created", "", "createdAt to record (RFC 3339), for reproducible bundles")
 	f.BoolVar(&allowPartial, "allow-partial", false, "write the bundle even when discovery was incomplete")
+	f.StringVar(&signKey, "sign-key", "", "sign manifest.yaml with this private key (cosign key file or PKCS#8 PEM)")
 	addReferrersRepoFlag(cmd, &elsewhere)
 	return cmd
 }
@@ -198,8 +218,9 @@ func newBundleInspectCmd(g *globals) *cobra.Command {
 		Use:   "inspect --file F",
 		Short: "Summarize a bundle from its manifest (no full read)",
 		Long: `Read manifest.yaml (the first member, as refdoctor writes it) and summarize
-the bundle: images, referrers per subject and category, sizes. Nothing is
-verified: use bundle validate for that.
+the bundle: images, referrers per subject and category, sizes, and whether it
+is signed (the member after manifest.yaml), by which key and for which
+manifest.yaml. Nothing is verified: use bundle validate for that.
 
 Exit codes: 0 summarized; 1 the archive is damaged or hostile before
 manifest.yaml; 2 not a readable bundle; 3 the file could not be read.`,
@@ -209,7 +230,7 @@ manifest.yaml; 2 not a readable bundle; 3 the file could not be read.`,
 				return usageErr("--file is required")
 			}
 			g.boundMemory()
-			s, err := bundle.Inspect(cmd.Context(), file)
+			s, err := bundle.Inspect(cmd.Context(), file, bundle.WithSignatureVerifier(signing.NewVerifier()))
 			if err != nil {
 				return bundleErr(err)
 			}
@@ -218,6 +239,7 @@ manifest.yaml; 2 not a readable bundle; 3 the file could not be read.`,
 			}
 			fmt.Fprintf(g.stdout, "%s: bundle format v%d, %s, created %s by %s %s\n", file, s.FormatVersion, s.Compression, s.CreatedAt.Format(time.RFC3339), s.Tool.Name, s.Tool.Version)
 			fmt.Fprintf(g.stdout, "%d members, %s listed, %s on disk\n", s.FileCount, humanSize(s.ListedBytes), humanSize(s.ArchiveBytes))
+			writeInspectSignature(g.stdout, s.Signature)
 			fmt.Fprintln(g.stdout, "\nIMAGES")
 			for _, img := range s.Images {
 				fmt.Fprintf(g.stdout, "  %s\n    %s\n", img.Reference, img.Digest)
@@ -245,11 +267,14 @@ manifest.yaml; 2 not a readable bundle; 3 the file could not be read.`,
 
 func newBundleValidateCmd(g *globals) *cobra.Command {
 	var (
-		file           string
-		checkReferrers bool
+		file            string
+		checkReferrers  bool
+		verifyKeys      []string
+		requireSig      bool
+		checkSignatures bool
 	)
 	cmd := &cobra.Command{
-		Use:   "validate --file F [--check-referrers]",
+		Use:   "validate --file F [--check-referrers] [--verify-key PUB]... [--require-signature] [--check-signatures]",
 		Short: "Verify every checksum of a bundle in one streaming pass",
 		Long: `Read the bundle once, as a stream, in constant memory, extracting nothing:
 every member listed and present, every size and sha256 equal, referrer file
@@ -258,8 +283,18 @@ present, and the archive free of unsafe paths, links, devices, duplicates and
 decompression bombs. --check-referrers also parses every referrer and checks
 that its subject is the folder's subject. Every problem is reported.
 
+--verify-key PUB (repeatable; default [bundle] verify_keys) verifies the
+bundle's signature, the member right after manifest.yaml, over
+manifest.yaml's exact bytes: a missing, invalid or foreign signature fails
+(SignatureMissing, SignatureInvalid, UnknownKey). --require-signature fails
+an unsigned bundle. --check-signatures also verifies, offline, every cosign
+signature that travels in the bundle (legacy .sig manifests and v3 Sigstore
+bundle referrers) against the image it claims, and reports per image: valid
+(with the key), unknown-key, invalid (a failure) or unsigned; it implies
+--check-referrers.
+
 Exit codes: 0 whole; 1 the bundle was read and is wrong (tampered, damaged,
-hostile, past a limit); 2 not a readable bundle (not gzip or zstd, no or a
+hostile, past a limit, a signature that fails); 2 not a readable bundle (not gzip or zstd, no or a
 malformed manifest.yaml, a newer format); 3 could not complete (the file
 could not be read).`,
 		Args: cobra.NoArgs,
@@ -268,11 +303,28 @@ could not be read).`,
 				return usageErr("--file is required")
 			}
 			g.boundMemory()
+			v, _, err := g.verifier(verifyKeys)
+			if err != nil {
+				return err
+			}
+			opts := []bundle.Opt{bundle.WithCheckReferrers(checkReferrers), bundle.WithRequireSignature(requireSig)}
+			if checkSignatures {
+				if !v.CanVerify() {
+					return usageErr("--check-signatures needs a public key: pass --verify-key PUB or set [bundle] verify_keys")
+				}
+				if fi, err := os.Stat(file); err == nil && !fi.Mode().IsRegular() {
+					return usageErr("--check-signatures reads the bundle twice: give a file, not a pipe")
+				}
+			}
 			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "validate"}
-			rep, err := bundle.ValidateFile(cmd.Context(), file, bundle.WithCheckReferrers(checkReferrers),
-				bundle.WithEvents(func(e bundle.Event) { bar.update(e.BytesRead, e.TotalBytes) }))
+			rep, err := signing.ValidateFile(cmd.Context(), file, v, checkSignatures, append(opts,
+				bundle.WithEvents(func(e bundle.Event) { bar.update(e.BytesRead, e.TotalBytes) }))...)
 			bar.done()
 			if err != nil && !errors.Is(err, bundle.ErrNotBundle) && !errors.Is(err, bundle.ErrUnsupportedVersion) {
+				if rep.Manifest() != nil {
+					// The bundle was read; the image check could not finish.
+					return &exitError{code: ExitIncomplete, err: err}
+				}
 				return bundleErr(err)
 			}
 			if g.output == "json" {
@@ -300,6 +352,9 @@ could not be read).`,
 	}
 	cmd.Flags().StringVar(&file, "file", "", "bundle to validate")
 	cmd.Flags().BoolVar(&checkReferrers, "check-referrers", false, "also parse every referrer and check its subject")
+	cmd.Flags().StringArrayVar(&verifyKeys, "verify-key", nil, "public key (PEM, as cosign.pub) the bundle's signature must verify with; repeatable, any one suffices (default: [bundle] verify_keys)")
+	cmd.Flags().BoolVar(&requireSig, "require-signature", false, "fail an unsigned bundle")
+	cmd.Flags().BoolVar(&checkSignatures, "check-signatures", false, "also verify every cosign image signature in the bundle against the keys")
 	return cmd
 }
 
@@ -310,6 +365,7 @@ func writeValidateTable(w io.Writer, file string, rep bundle.Report) {
 	}
 	fmt.Fprintf(w, "%s: %s\n", file, verdict)
 	fmt.Fprintf(w, "  %d files, %s checked, %d referrers checked, %d ms\n", rep.FilesChecked, humanSize(rep.BytesChecked), rep.ReferrersChecked, rep.DurationMS)
+	fmt.Fprintf(w, "  signature: %s\n", describeSignatureReport(rep.Signature))
 	if len(rep.Subjects) > 0 {
 		fmt.Fprintln(w, "\nSUBJECTS")
 		for _, s := range rep.Subjects {
@@ -320,6 +376,7 @@ func writeValidateTable(w io.Writer, file string, rep bundle.Report) {
 			fmt.Fprintf(w, "  %s  %-4s  %d of %d referrers intact  %s\n", discovery.ShortDigest(s.Subject), s.Discovery, s.Found, s.Expected, state)
 		}
 	}
+	writeImageSignatures(w, rep.ImageSignatures)
 	if len(rep.Errors) > 0 {
 		fmt.Fprintln(w, "\nPROBLEMS")
 		for _, p := range rep.Errors {
@@ -341,6 +398,8 @@ func newBundleImportCmd(g *globals) *cobra.Command {
 	var (
 		file, to    string
 		strict, dry bool
+		verifyKeys  []string
+		requireSig  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "import --file F --to HOST[/PREFIX]",
@@ -358,6 +417,11 @@ IMPORTED). A hostile archive, or a failed index.json or manifest.yaml,
 imports nothing. --strict-referrer-validation pushes nothing if anything at
 all is wrong. --dry-run prints the plan.
 
+--verify-key PUB (repeatable; default [bundle] verify_keys) checks the
+bundle's signature before anything else is trusted: a missing, invalid or
+foreign signature imports nothing and sends nothing to the target, strict or
+not. --require-signature refuses an unsigned bundle.
+
 Exit codes: 0 imported and reconciled; 1 refused, something not imported, or
 a referrer missing on the target; 2 not a readable bundle; 3 could not
 complete.`,
@@ -367,8 +431,13 @@ complete.`,
 				return usageErr("--file and --to are required")
 			}
 			g.boundMemory()
+			v, _, err := g.verifier(verifyKeys)
+			if err != nil {
+				return err
+			}
 			res, err := mirror.Import(cmd.Context(), g.mirrorEnv(), file, to, mirror.ImportStrict(strict), mirror.ImportDryRun(dry),
-				mirror.ImportWithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries))
+				mirror.ImportWithConcurrency(g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries),
+				mirror.ImportWithSignatureVerifier(v), mirror.ImportRequireSignature(requireSig))
 			if err != nil {
 				if res.Validation != nil && g.output != "json" && len(res.Validation.Errors) > 0 {
 					writeValidateTable(g.stderr, file, *res.Validation)
@@ -395,6 +464,8 @@ complete.`,
 	f.StringVar(&to, "to", "", "target registry host, optionally with a repository prefix")
 	f.BoolVar(&strict, "strict-referrer-validation", false, "validate the whole bundle first; push nothing if anything is wrong")
 	f.BoolVar(&dry, "dry-run", false, "print what would be pushed and what exists; push nothing")
+	f.StringArrayVar(&verifyKeys, "verify-key", nil, "public key the bundle's signature must verify with; repeatable (default: [bundle] verify_keys)")
+	f.BoolVar(&requireSig, "require-signature", false, "refuse an unsigned bundle")
 	return cmd
 }
 

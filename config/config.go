@@ -8,6 +8,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +33,7 @@ type Config struct {
 	Registries []Registry `toml:"registry"`
 	Cache      Cache      `toml:"cache"`
 	Telemetry  Telemetry  `toml:"telemetry"`
+	Bundle     Bundle     `toml:"bundle"`
 
 	// Path is the file the configuration came from, empty for defaults.
 	Path string `toml:"-"`
@@ -173,6 +176,55 @@ type Telemetry struct {
 	PrometheusPasswordFile string `toml:"prometheus_password_file"`
 }
 
+// Bundle configures the air-gap side of mirror bundles.
+type Bundle struct {
+	// VerifyKeys are PEM public key files (as cosign.pub) that bundle
+	// validate and import verify signatures with when no --verify-key is
+	// given, and that the runbook's bundle step uses: any one of them
+	// verifying is enough. A relative path is relative to the
+	// configuration file's folder. Each must exist and hold a public key.
+	VerifyKeys []string `toml:"verify_keys"`
+}
+
+// maxKeyFile bounds a public key file: a PEM key is well under 16 KiB.
+const maxKeyFile = 64 << 10
+
+// checkPublicKeyFile checks that path holds a PEM public key ("PUBLIC
+// KEY", as cosign.pub, or "RSA PUBLIC KEY"), as package bundle/signing
+// reads it.
+func checkPublicKeyFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return errors.New("not a regular file")
+	}
+	if fi.Size() > maxKeyFile {
+		return fmt.Errorf("%d bytes, too large to be a PEM public key", fi.Size())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return errors.New("not PEM: a public key file starts with -----BEGIN PUBLIC KEY-----, as cosign.pub does")
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		_, err = x509.ParsePKIXPublicKey(block.Bytes)
+	case "RSA PUBLIC KEY":
+		_, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	default:
+		return fmt.Errorf("a PEM %q block, not a public key (give cosign.pub, not cosign.key)", block.Type)
+	}
+	if err != nil {
+		return fmt.Errorf("not a public key: %v", err)
+	}
+	return nil
+}
+
 // Duration is a time.Duration written as "24h" in TOML.
 type Duration struct{ time.Duration }
 
@@ -241,7 +293,7 @@ func load(path string) (Config, error) {
 		}
 		return cfg, fmt.Errorf("read config %s: %w", path, err)
 	}
-	cfg, err = Parse(data)
+	cfg, err = parse(data, filepath.Dir(path))
 	if err != nil {
 		return cfg, fmt.Errorf("config %s: %w", path, err)
 	}
@@ -251,7 +303,11 @@ func load(path string) (Config, error) {
 
 // Parse decodes TOML over the defaults, rejecting unknown keys, and
 // validates the result.
-func Parse(data []byte) (Config, error) {
+func Parse(data []byte) (Config, error) { return parse(data, "") }
+
+// parse is Parse for a file in dir, against which relative key paths are
+// resolved ("" leaves them relative to the working directory).
+func parse(data []byte, dir string) (Config, error) {
 	cfg := Defaults()
 	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&cfg)
 	if err != nil {
@@ -267,6 +323,11 @@ func Parse(data []byte) (Config, error) {
 			names = append(names, keyWithLine(data, k))
 		}
 		return cfg, fmt.Errorf("%w: unknown key %s (check the spelling; see the documented keys in README)", ErrInvalid, strings.Join(names, ", "))
+	}
+	for i, k := range cfg.Bundle.VerifyKeys {
+		if k != "" && dir != "" && !filepath.IsAbs(k) {
+			cfg.Bundle.VerifyKeys[i] = filepath.Join(dir, k)
+		}
 	}
 	return cfg, cfg.Validate()
 }
@@ -309,6 +370,15 @@ func (c Config) Validate() error {
 		problems = append(problems, "cache.capabilities_ttl must not be negative (use \"0s\" to disable the cache)")
 	}
 	problems = append(problems, c.Telemetry.problems()...)
+	for i, k := range c.Bundle.VerifyKeys {
+		if k == "" {
+			problems = append(problems, fmt.Sprintf("bundle.verify_keys[%d] is empty: name a PEM public key file such as cosign.pub", i))
+			continue
+		}
+		if err := checkPublicKeyFile(k); err != nil {
+			problems = append(problems, fmt.Sprintf("bundle.verify_keys[%d] %s: %v", i, k, err))
+		}
+	}
 	seen := map[string]bool{}
 	for i, r := range c.Registries {
 		if err := ValidateHost(r.Host); err != nil {

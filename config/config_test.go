@@ -1,9 +1,15 @@
 package config_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +107,64 @@ func TestLoad(t *testing.T) {
 	cfg, err = config.Load("")
 	if err != nil || cfg.Path != p || cfg.Cache.CapabilitiesTTL.Duration != 5*time.Minute {
 		t.Fatalf("default location: %v %+v", err, cfg)
+	}
+}
+
+// TestBundleVerifyKeys: [bundle] verify_keys names public key files that
+// must exist and hold a public key; a relative path is relative to the
+// configuration file's folder.
+func TestBundleVerifyKeys(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubDER, _ := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	privDER, _ := x509.MarshalPKCS8PrivateKey(priv)
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	pub := write("cosign.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}))
+	privFile := write("cosign.key", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER}))
+	garbage := write("notes.txt", []byte("not a key\n"))
+	broken := write("broken.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte("not DER")}))
+
+	cfgFile := write("config.toml", []byte("[bundle]\nverify_keys = [\"cosign.pub\", "+strconv.Quote(pub)+"]\n"))
+	cfg, err := config.Load(cfgFile)
+	if err != nil {
+		t.Fatalf("relative and absolute key paths: %v", err)
+	}
+	if len(cfg.Bundle.VerifyKeys) != 2 || cfg.Bundle.VerifyKeys[0] != pub || cfg.Bundle.VerifyKeys[1] != pub {
+		t.Errorf("verify_keys = %q, want the relative one resolved against %s", cfg.Bundle.VerifyKeys, dir)
+	}
+	for _, c := range []struct {
+		name, key string
+		want      []string
+	}{
+		{"missing file", filepath.Join(dir, "gone.pub"), []string{"bundle.verify_keys[0]", "gone.pub", "no such file"}},
+		{"private key", privFile, []string{"bundle.verify_keys[0]", "PRIVATE KEY", "cosign.pub"}},
+		{"not PEM", garbage, []string{"not PEM"}},
+		{"PEM, not a key", broken, []string{"not a public key"}},
+		{"empty", "", []string{"bundle.verify_keys[0] is empty"}},
+		{"a folder", dir, []string{"not a regular file"}},
+	} {
+		_, err := config.Parse([]byte("[bundle]\nverify_keys = [" + strconv.Quote(c.key) + "]\n"))
+		if !errors.Is(err, config.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", c.name, err)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not say %q", c.name, err, w)
+			}
+		}
+	}
+	if _, err := config.Parse([]byte("[bundle]\nverify_key = \"x\"\n")); err == nil || !strings.Contains(err.Error(), "bundle.verify_key") {
+		t.Errorf("misspelt key: %v", err)
 	}
 }

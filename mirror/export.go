@@ -69,6 +69,10 @@ type ExportResult struct {
 	// RemovedPartials are the temporary files of earlier exports of the
 	// same file that were killed before they finished.
 	RemovedPartials []string `json:"removed_partials,omitempty"`
+	// SignatureSidecar is OUT.sigstore.json and SignedBy the signing key's
+	// fingerprint, when the bundle was signed (ExportWithSigner).
+	SignatureSidecar string `json:"signature_sidecar,omitempty"`
+	SignedBy         string `json:"signed_by,omitempty"`
 }
 
 type exportOptions struct {
@@ -81,6 +85,7 @@ type exportOptions struct {
 	toolVersion  string
 	events       func(ExportEvent)
 	allowPartial bool
+	signer       bundle.ManifestSigner
 }
 
 // ExportOpt configures one Export.
@@ -111,6 +116,15 @@ func ExportWithToolVersion(v string) ExportOpt { return func(o *exportOptions) {
 // ExportWithEvents receives progress.
 func ExportWithEvents(fn func(ExportEvent)) ExportOpt {
 	return func(o *exportOptions) { o.events = fn }
+}
+
+// ExportWithSigner signs manifest.yaml's exact bytes with s (package
+// bundle/signing's SigningKey) and writes the signature as the member right
+// after manifest.yaml (bundle.SignatureMember) and next to the bundle as
+// OUT.sigstore.json. Signing happens before anything is written, so a key
+// that cannot sign leaves nothing behind.
+func ExportWithSigner(s bundle.ManifestSigner) ExportOpt {
+	return func(o *exportOptions) { o.signer = s }
 }
 
 // ExportAllowPartial writes a bundle even when discovery was incomplete;
@@ -186,7 +200,8 @@ func Export(ctx context.Context, env Env, out string, refs []string, opts ...Exp
 	if probs := m.Consistency(); len(probs) > 0 {
 		return res, fmt.Errorf("internal error: the bundle manifest disagrees with itself: %s", probs[0])
 	}
-	for _, p := range append(removeStalePartials(out), removeStalePartials(out+".sha256")...) {
+	stale := append(removeStalePartials(out), removeStalePartials(out+".sha256")...)
+	for _, p := range append(stale, removeStalePartials(bundle.SignatureSidecarPath(out))...) {
 		env.Log.Info("removed a partial file left by an interrupted export", "path", p)
 		res.RemovedPartials = append(res.RemovedPartials, p)
 	}
@@ -201,6 +216,9 @@ func Export(ctx context.Context, env Env, out string, refs []string, opts ...Exp
 	}
 	res.Checksum = sum
 	res.Sidecar = out + ".sha256"
+	if o.signer != nil {
+		res.SignatureSidecar, res.SignedBy = bundle.SignatureSidecarPath(out), o.signer.Fingerprint()
+	}
 	o.emit(ExportEvent{Kind: ExportDone, BytesWritten: res.Bytes, TotalBytes: res.Bytes})
 	return res, nil
 }
@@ -423,6 +441,12 @@ func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, 
 	if err != nil {
 		return "", err
 	}
+	var sig []byte
+	if o.signer != nil {
+		if sig, err = o.signer.SignManifest(yml); err != nil {
+			return "", fmt.Errorf("sign %s: %w", bundle.ManifestPath, err)
+		}
+	}
 	idx, _ := p.indexJSON()
 	tmp, err := createPartial(out)
 	if err != nil {
@@ -510,6 +534,12 @@ func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, 
 		}
 		if path != bundle.ManifestPath {
 			written.Add(int64(len(data)))
+		} else if sig != nil {
+			// The signature directly follows manifest.yaml, so that a
+			// streaming reader checks it before trusting anything else.
+			if err := w.AddFile(bundle.SignatureMember, sig); err != nil {
+				return "", err
+			}
 		}
 	}
 	if err := w.Close(); err != nil {
@@ -535,6 +565,18 @@ func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, 
 		return "", fmt.Errorf("move bundle into place: %w", err)
 	}
 	keep = true
+	// The signature sidecar goes first: once the .sha256 sidecar names the
+	// new bundle, its signature is there too. An unsigned export removes
+	// the signature of an earlier bundle of the same name, which no longer
+	// matches.
+	sigSidecar := bundle.SignatureSidecarPath(out)
+	if sig != nil {
+		if err := writeFileAtomic(sigSidecar, sig); err != nil {
+			return checksum, err
+		}
+	} else if err := os.Remove(sigSidecar); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return checksum, fmt.Errorf("remove the signature of an earlier bundle: %w", err)
+	}
 	sidecar := checksum + "  " + filepath.Base(out) + "\n"
 	if err := writeFileAtomic(out+".sha256", []byte(sidecar)); err != nil {
 		return checksum, err

@@ -104,6 +104,8 @@ type importOptions struct {
 	dryRun      bool
 	concurrency int
 	events      func(ImportEvent)
+	signatures  bundle.ManifestVerifier
+	requireSig  bool
 }
 
 // ImportOpt configures one Import.
@@ -116,6 +118,17 @@ func ImportStrict(b bool) ImportOpt { return func(o *importOptions) { o.strict =
 // ImportDryRun only plans: it asks the target what it has and pushes
 // nothing.
 func ImportDryRun(b bool) ImportOpt { return func(o *importOptions) { o.dryRun = b } }
+
+// ImportWithSignatureVerifier checks the bundle's signature during
+// validation (bundle.WithSignatureVerifier, --verify-key): a missing,
+// invalid or foreign signature refuses the whole import, strict or not,
+// before anything is sent to the target.
+func ImportWithSignatureVerifier(v bundle.ManifestVerifier) ImportOpt {
+	return func(o *importOptions) { o.signatures = v }
+}
+
+// ImportRequireSignature refuses an unsigned bundle (--require-signature).
+func ImportRequireSignature(b bool) ImportOpt { return func(o *importOptions) { o.requireSig = b } }
 
 // ImportWithConcurrency bounds concurrent pushes.
 func ImportWithConcurrency(n int) ImportOpt { return func(o *importOptions) { o.concurrency = n } }
@@ -200,7 +213,8 @@ func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (I
 	// 1. Validate the whole stream, keeping the documents as they go by;
 	// only those validation passes are used.
 	o.emit(ImportEvent{Kind: "validating"})
-	rep, err := bundle.ValidateFile(ctx, file, bundle.WithCheckReferrers(true), bundle.WithDocuments(docs.put))
+	rep, err := bundle.ValidateFile(ctx, file, bundle.WithCheckReferrers(true), bundle.WithDocuments(docs.put),
+		bundle.WithSignatureVerifier(o.signatures), bundle.WithRequireSignature(o.requireSig))
 	res.Validation = &rep
 	if err != nil {
 		return res, err
@@ -265,6 +279,10 @@ func (st *importState) refuseWhole() error {
 	case rep.Unreadable():
 		first := firstProblem(rep, func(p bundle.Problem) bool { return true })
 		return fmt.Errorf("%w: %w: %s; nothing was pushed", ErrRefused, bundle.ErrMalformedManifest, first)
+	case !rep.Signature.OK():
+		// Checked before any other member is trusted: a bundle whose
+		// signature fails (or is misplaced) imports nothing.
+		return refuse("the bundle's signature did not pass (%s: %s)", rep.Signature.Code, rep.Signature.Message)
 	case st.o.strict && !rep.OK:
 		return refuse("strict validation found %d problem(s), first %s", len(rep.Errors), rep.Errors[0])
 	case !rep.Complete:

@@ -132,8 +132,8 @@ func WithDiscoveryOpts(opts ...discovery.Opt) Opt {
 	return func(o *options) { o.discoveryOpts = append(o.discoveryOpts, opts...) }
 }
 
-// WithBundleValidator replaces the bundle check (ValidateBundle by
-// default).
+// WithBundleValidator replaces the bundle check (by default
+// ValidateBundleWithKeys with the configuration's [bundle] verify_keys).
 func WithBundleValidator(v BundleValidator) Opt { return func(o *options) { o.validator = v } }
 
 // WithDiagOutput is where the diag check writes its support bundle
@@ -170,7 +170,7 @@ func NewEngine(b *Book, t Targets, opts ...Opt) *Engine {
 		o.metrics = telemetry.NewMetrics()
 	}
 	if o.validator == nil {
-		o.validator = ValidateBundle
+		o.validator = ValidateBundleWithKeys(o.cfg.Bundle.VerifyKeys)
 	}
 	return &Engine{book: b, targets: t.Complete(), o: o}
 }
@@ -587,14 +587,14 @@ func (e *Engine) runBundle(ctx context.Context, r *run) {
 		r.res.Summary = "The bundle could not be validated: " + err.Error()
 	case !ok:
 		r.res.Status = StatusFailed
-		r.res.Summary = fmt.Sprintf("The bundle %s is not whole: %d problem(s) found.", e.targets.Bundle, len(findings))
+		r.res.Summary = fmt.Sprintf("The bundle %s is not whole: %d problem(s) found.", e.targets.Bundle, len(findings)) + signatureNote(report)
 	default:
 		r.res.Status = statusFrom(r.res.Findings)
 		what := "every member checksum"
 		if r.step.Check.CheckReferrers {
 			what += ", referrer, subject and count"
 		}
-		r.res.Summary = fmt.Sprintf("The bundle %s is whole: %s agrees with manifest.yaml.", e.targets.Bundle, what)
+		r.res.Summary = fmt.Sprintf("The bundle %s is whole: %s agrees with manifest.yaml.", e.targets.Bundle, what) + signatureNote(report)
 	}
 }
 

@@ -2,11 +2,19 @@ package runbook_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/bundle/signing"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
@@ -275,5 +283,63 @@ func TestBundleSteps(t *testing.T) {
 	bad := labEngine(t, l, runbook.Targets{Bundle: b.Tampered}).Run(context.Background(), "issue-checksum-mismatch", nil)
 	if bad.Status != runbook.StatusFailed || len(bad.Findings) == 0 || bad.Findings[0].Code != finding.ReferrerChecksumMismatch || bad.Findings[0].Remedy == "" {
 		t.Fatalf("tampered bundle: %s %q %+v", bad.Status, bad.Summary, bad.Findings)
+	}
+}
+
+// TestBundleStepWithKeys: with [bundle] verify_keys the validation step
+// verifies the bundle's signature and the image signatures inside it;
+// another key fails it with UnknownKey.
+func TestBundleStepWithKeys(t *testing.T) {
+	t.Parallel()
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	b, err := l.WriteBundles(context.Background(), "oci11")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	newKey := func(name string) (*signing.SigningKey, string) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		der, _ := x509.MarshalPKCS8PrivateKey(priv)
+		k, err := signing.ParseSigningKey(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pubPEM, _ := k.Public().PEM()
+		p := filepath.Join(dir, name+".pub")
+		if err := os.WriteFile(p, pubPEM, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return k, p
+	}
+	key, pub := newKey("export")
+	_, other := newKey("other")
+	if _, err := bundle.AttachSignature(context.Background(), b.Good, key.SignManifest, false); err != nil {
+		t.Fatal(err)
+	}
+	withKeys := func(keys ...string) runbook.Opt {
+		cfg := l.Config()
+		cfg.Bundle.VerifyKeys = keys
+		return runbook.WithConfig(cfg)
+	}
+	res := labEngine(t, l, runbook.Targets{Bundle: b.Good}, withKeys(pub)).Run(context.Background(), "validate-bundle", nil)
+	// The seeded index carries a .sig that no key made: a warning.
+	if res.Status != runbook.StatusWarned || !strings.Contains(res.Summary, "Signed by key "+key.Fingerprint()+", verified.") ||
+		!strings.Contains(res.Summary, "Image signatures: 1 unknown-key.") || !hasCode(res.Findings, finding.ImageSignatureUnknownKey) {
+		t.Fatalf("signed bundle, right key: %s %q %+v", res.Status, res.Summary, res.Findings)
+	}
+	rep, ok := res.Bundle.(*bundle.Report)
+	if !ok || len(rep.ImageSignatures) != 1 || rep.ImageSignatures[0].Subject != l.Seed.Index {
+		t.Fatalf("the step's report: %#v", res.Bundle)
+	}
+	res = labEngine(t, l, runbook.Targets{Bundle: b.Good}, withKeys(other)).Run(context.Background(), "validate-bundle", nil)
+	if res.Status != runbook.StatusFailed || !hasCode(res.Findings, finding.UnknownKey) || !strings.Contains(res.Summary, "Signature: UnknownKey.") {
+		t.Fatalf("signed bundle, another key: %s %q %+v", res.Status, res.Summary, res.Findings)
+	}
+	res = labEngine(t, l, runbook.Targets{Bundle: b.Good}).Run(context.Background(), "validate-bundle", nil)
+	if res.Status != runbook.StatusPassed || !strings.Contains(res.Summary, "Signed, not verified") {
+		t.Fatalf("signed bundle, no key: %s %q %+v", res.Status, res.Summary, res.Findings)
 	}
 }

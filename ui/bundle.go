@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/bundle/signing"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 )
@@ -130,7 +132,17 @@ func (b *bundleScreen) validate() tea.Cmd {
 		// Member events come by the thousand: pass on at most one every
 		// 50ms so the engine never waits for the screen.
 		var last time.Time
-		rep, err := bundle.ValidateFile(ctx, path, bundle.WithCheckReferrers(true), bundle.WithEvents(func(ev bundle.Event) {
+		// With [bundle] verify_keys, the bundle's signature and the image
+		// signatures inside it are verified too.
+		keys := b.sh.opts.Config.Bundle.VerifyKeys
+		v := signing.NewVerifier()
+		if len(keys) > 0 {
+			var err error
+			if v, err = signing.LoadVerifier(keys...); err != nil {
+				return bundle.Report{}, fmt.Errorf("[bundle] verify_keys: %w", err)
+			}
+		}
+		rep, err := signing.ValidateFile(ctx, path, v, v.CanVerify(), bundle.WithCheckReferrers(true), bundle.WithEvents(func(ev bundle.Event) {
 			if ev.Kind == bundle.EventMember || ev.Kind == bundle.EventProgress {
 				if time.Since(last) < 50*time.Millisecond {
 					return
@@ -355,6 +367,7 @@ func (b *bundleScreen) refresh() {
 		summary += " · format " + itoa(int64(rep.FormatVersion))
 	}
 	add(trunc(st.Label.Render("checked   ")+summary, w))
+	add(wrapIndent(st.Label.Render("signature ")+signatureWord(st, rep.Signature)+" ", signatureText(rep.Signature), w)...)
 	if !rep.Complete {
 		add(wrapIndent(st.word("incomplete")+" ", "reading stopped early: members after the point below were not checked.", w)...)
 	}
@@ -409,6 +422,27 @@ func (b *bundleScreen) refresh() {
 			add(problemLines(st, bySubject[s], w)...)
 		}
 	}
+	if rep.ImageSignatures != nil {
+		add("", st.Header.Render("IMAGE SIGNATURES"))
+		for _, img := range rep.ImageSignatures {
+			name := img.Reference
+			if name == "" {
+				name = discovery.ShortDigest(img.Subject)
+			}
+			word := map[bundle.ImageSigStatus]string{bundle.ImageSigValid: "ok", bundle.ImageSigInvalid: "fail"}[img.Status]
+			if word == "" {
+				word = "warn"
+			}
+			key := ""
+			if img.KeyFingerprint != "" {
+				key = "key " + img.KeyFingerprint[:min(12, len(img.KeyFingerprint))]
+			}
+			add(trunc("  "+st.word(word)+strings.Repeat(" ", 5-len(word))+pad(string(img.Status), 12, false)+pad(key, 17, false)+" "+name, w))
+			if img.Status != bundle.ImageSigValid && img.Status != bundle.ImageSigUnsigned {
+				add(wrapIndent("        ", img.Message, w)...)
+			}
+		}
+	}
 	if len(other) > 0 {
 		add("", st.Header.Render("OTHER MEMBERS"))
 		add(problemLines(st, other, w)...)
@@ -432,4 +466,44 @@ func problemLines(st styles, ps []bundle.Problem, w int) []string {
 		}
 	}
 	return out
+}
+
+// signatureWord is the status word of the bundle's signature.
+func signatureWord(st styles, s bundle.SignatureReport) string {
+	switch s.Status {
+	case bundle.SignatureVerified:
+		return st.word("ok")
+	case bundle.SignatureFailed:
+		return st.word("fail")
+	case bundle.SignatureUnknown:
+		return st.word("unknown")
+	}
+	return st.word("-")
+}
+
+// signatureText says what was found about the bundle's signature.
+func signatureText(s bundle.SignatureReport) string {
+	key := s.KeyFingerprint
+	if len(key) > 16 {
+		key = key[:16]
+	}
+	switch s.Status {
+	case bundle.SignatureVerified:
+		src := ""
+		if s.KeySource != "" {
+			src = " (" + filepath.Base(s.KeySource) + ")"
+		}
+		return "verified · signed by key " + key + src
+	case bundle.SignatureSigned:
+		if key != "" {
+			return "signed by key " + key + ", not verified: set [bundle] verify_keys"
+		}
+		return "signed, not verified: set [bundle] verify_keys"
+	case bundle.SignatureUnsigned:
+		return "unsigned"
+	}
+	if s.Code != "" {
+		return string(s.Code) + ": " + s.Message
+	}
+	return s.Message
 }

@@ -5,6 +5,10 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
@@ -21,6 +25,8 @@ import (
 	"github.com/charmbracelet/x/exp/teatest/v2"
 	"go.uber.org/goleak"
 
+	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/bundle/signing"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
@@ -310,4 +316,32 @@ func bundles(t testing.TB, dir string) (good, tampered string) {
 		t.Fatal(err)
 	}
 	return good, tampered
+}
+
+// signBundle signs the bundle at file in place with a fixed Ed25519 key
+// (its signatures are deterministic, so the screen's golden is too) and
+// returns the public key's file.
+func signBundle(t testing.TB, dir, file string) (pub string) {
+	t.Helper()
+	seed := sha256.Sum256([]byte("refdoctor ui golden signing key"))
+	der, err := x509.MarshalPKCS8PrivateKey(ed25519.NewKeyFromSeed(seed[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := signing.ParseSigningKey(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bundle.AttachSignature(context.Background(), file, key.SignManifest, false); err != nil {
+		t.Fatal(err)
+	}
+	pubPEM, err := key.Public().PEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub = filepath.Join(dir, "export.pub")
+	if err := os.WriteFile(pub, pubPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }

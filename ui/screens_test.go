@@ -8,6 +8,8 @@ import (
 
 	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/golden"
+
+	"github.com/refdoctor/refdoctor/config"
 )
 
 var sizes = []struct{ w, h int }{{80, 24}, {120, 40}}
@@ -74,6 +76,16 @@ func screenCases() []screenCase {
 			h.keys("6")
 			h.waitFor("the verdict", func(v string) bool { return idle(v) && strings.Contains(v, "whole") })
 		}, checks: []string{"the bundle is whole"}},
+		{name: "bundle-signed", opts: func(t *testing.T, dir string, o *Options) {
+			good, _ := bundles(t, dir)
+			o.Bundle = good
+			// A configuration as config.Load gives it, with the key.
+			o.Config = config.Defaults()
+			o.Config.Bundle.VerifyKeys = []string{signBundle(t, dir, good)}
+		}, drive: func(h *harness) {
+			h.keys("6")
+			h.waitFor("the verdict", func(v string) bool { return idle(v) && strings.Contains(v, "whole") })
+		}, checks: []string{"the bundle is whole", "verified · signed by key ", "(export.pub)", "IMAGE SIGNATURES", "unsigned", "registry.example.com/team/app:1.2"}},
 		{name: "logs", opts: func(t *testing.T, dir string, o *Options) {
 			o.LogFile = writeLog(t, dir)
 		}, drive: func(h *harness) {

@@ -1,4 +1,4 @@
-package bundle_test
+package signing_test
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/regclient/regclient/types/ref"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/bundle/signing"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/lab/labtest"
@@ -58,11 +59,11 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 	src, _ := l.Get("source")
 	key, pubFile := c.generateKeyPair(t, "release")
 	_, otherFile := c.generateKeyPair(t, "other")
-	pub, err := bundle.LoadPublicKey(pubFile)
+	pub, err := signing.LoadPublicKey(pubFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := bundle.LoadPublicKey(otherFile)
+	other, err := signing.LoadPublicKey(otherFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,9 +185,9 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 		legacy bool
 	}{{"legacy .sig", img.legacy, true}, {"v3 bundle referrer", img.v3, false}} {
 		t.Run(f.name, func(t *testing.T) {
-			one := func(subject string, keys ...bundle.PublicKey) bundle.ImageSignatureCheck {
+			one := func(subject string, keys ...signing.PublicKey) bundle.ImageSignatureCheck {
 				t.Helper()
-				checks, err := bundle.VerifyImageSignature(subject, f.sig, img.read, keys)
+				checks, err := signing.VerifyImageSignature(subject, f.sig, img.read, keys)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -218,19 +219,19 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 	}
 
 	t.Run("per image", func(t *testing.T) {
-		rep, err := bundle.VerifyImageSignatures(img.digest, []bundle.SignatureManifest{img.legacy, img.v3}, img.read, []bundle.PublicKey{pub})
+		rep, err := signing.VerifyImageSignatures(img.digest, []bundle.SignatureManifest{img.legacy, img.v3}, img.read, []signing.PublicKey{pub})
 		if err != nil || rep.Status != bundle.ImageSigValid || rep.KeyFingerprint != pub.Fingerprint() || len(rep.Signatures) != 2 {
 			t.Errorf("signed image, right key: %+v %v", rep, err)
 		}
-		rep, err = bundle.VerifyImageSignatures(img.digest, []bundle.SignatureManifest{img.legacy, img.v3}, img.read, []bundle.PublicKey{other})
+		rep, err = signing.VerifyImageSignatures(img.digest, []bundle.SignatureManifest{img.legacy, img.v3}, img.read, []signing.PublicKey{other})
 		if err != nil || rep.Status != bundle.ImageSigUnknownKey || rep.Code != finding.ImageSignatureUnknownKey || rep.KeyFingerprint != "" {
 			t.Errorf("signed image, other key: %+v %v", rep, err)
 		}
-		rep, err = bundle.VerifyImageSignatures(l.Seed.Index, []bundle.SignatureManifest{img.legacy, img.v3}, img.read, []bundle.PublicKey{pub})
+		rep, err = signing.VerifyImageSignatures(l.Seed.Index, []bundle.SignatureManifest{img.legacy, img.v3}, img.read, []signing.PublicKey{pub})
 		if err != nil || rep.Status != bundle.ImageSigInvalid || rep.Code != finding.ImageSignatureInvalid {
 			t.Errorf("signatures of another image: %+v %v", rep, err)
 		}
-		rep, err = bundle.VerifyImageSignatures(img.digest, nil, img.read, []bundle.PublicKey{pub})
+		rep, err = signing.VerifyImageSignatures(img.digest, nil, img.read, []signing.PublicKey{pub})
 		if err != nil || rep.Status != bundle.ImageSigUnsigned || rep.Code != finding.ImageUnsigned || len(rep.Signatures) != 0 {
 			t.Errorf("no signature: %+v %v", rep, err)
 		}
@@ -260,7 +261,7 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 			}
 			sigs = append(sigs, bundle.SignatureManifest{Manifest: raw})
 		}
-		rep, err := bundle.VerifyImageSignatures(l.Seed.Index, sigs, fake.read, []bundle.PublicKey{pub})
+		rep, err := signing.VerifyImageSignatures(l.Seed.Index, sigs, fake.read, []signing.PublicKey{pub})
 		if err != nil || rep.Status != bundle.ImageSigUnknownKey || len(rep.Signatures) != 1 {
 			t.Errorf("seeded fake signature: %+v %v", rep, err)
 		}
@@ -280,11 +281,11 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 			}
 			return img.read(d)
 		}
-		checks, err := bundle.VerifyImageSignature(img.digest, legacy, read, []bundle.PublicKey{pub})
+		checks, err := signing.VerifyImageSignature(img.digest, legacy, read, []signing.PublicKey{pub})
 		if err != nil || len(checks) != 1 || checks[0].Status != bundle.ImageSigInvalid {
 			t.Errorf("altered payload, original image: %+v %v", checks, err)
 		}
-		checks, err = bundle.VerifyImageSignature(l.Seed.Index, legacy, read, []bundle.PublicKey{pub})
+		checks, err = signing.VerifyImageSignature(l.Seed.Index, legacy, read, []signing.PublicKey{pub})
 		if err != nil || len(checks) != 1 || checks[0].Status == bundle.ImageSigValid {
 			t.Errorf("altered payload, claimed image: %+v %v", checks, err)
 		}
@@ -296,7 +297,7 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 			}
 			return img.read(d)
 		}
-		checks, err = bundle.VerifyImageSignature(l.Seed.Index, v3, read, []bundle.PublicKey{pub})
+		checks, err = signing.VerifyImageSignature(l.Seed.Index, v3, read, []signing.PublicKey{pub})
 		if err != nil || len(checks) != 1 || checks[0].Status != bundle.ImageSigInvalid || checks[0].KeyFingerprint != pub.Fingerprint() {
 			t.Errorf("altered statement, claimed image: %+v %v", checks, err)
 		}
@@ -304,17 +305,17 @@ func TestImageSignaturesSignedByCosign(t *testing.T) {
 		// A blob the bundle lacks, and one that is not what its digest says.
 		missing := func(string) ([]byte, error) { return nil, fs.ErrNotExist }
 		for _, s := range []bundle.SignatureManifest{img.legacy, img.v3} {
-			checks, err := bundle.VerifyImageSignature(img.digest, s, missing, []bundle.PublicKey{pub})
+			checks, err := signing.VerifyImageSignature(img.digest, s, missing, []signing.PublicKey{pub})
 			if err != nil || len(checks) != 1 || checks[0].Status != bundle.ImageSigInvalid || !strings.Contains(checks[0].Message, "not in the bundle") {
 				t.Errorf("missing blob: %+v %v", checks, err)
 			}
 			wrong := func(string) ([]byte, error) { return []byte("{}"), nil }
-			checks, err = bundle.VerifyImageSignature(img.digest, s, wrong, []bundle.PublicKey{pub})
+			checks, err = signing.VerifyImageSignature(img.digest, s, wrong, []signing.PublicKey{pub})
 			if err != nil || len(checks) != 1 || checks[0].Status != bundle.ImageSigInvalid {
 				t.Errorf("wrong blob: %+v %v", checks, err)
 			}
 			broken := func(string) ([]byte, error) { return nil, errors.New("disk on fire") }
-			if _, err := bundle.VerifyImageSignature(img.digest, s, broken, []bundle.PublicKey{pub}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+			if _, err := signing.VerifyImageSignature(img.digest, s, broken, []signing.PublicKey{pub}); err == nil || !strings.Contains(err.Error(), "disk on fire") {
 				t.Errorf("a read error must stop verification, not become a verdict: %v", err)
 			}
 		}

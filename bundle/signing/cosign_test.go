@@ -1,4 +1,4 @@
-package bundle_test
+package signing_test
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/bundle/signing"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/lab/labtest"
 )
@@ -60,7 +61,7 @@ func newCosign(t *testing.T) *cosignRunner {
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
 		if strings.HasPrefix(name, "COSIGN_") || strings.HasPrefix(name, "SIGSTORE_") || strings.HasPrefix(name, "TUF_") ||
-			name == bundle.EnvKeyPassword || name == "HOME" || name == "DOCKER_CONFIG" {
+			name == signing.EnvKeyPassword || name == "HOME" || name == "DOCKER_CONFIG" {
 			continue
 		}
 		env = append(env, kv)
@@ -164,9 +165,9 @@ func TestCosignVerifiesRefdoctorSignatures(t *testing.T) {
 		password string // in REFDOCTOR_KEY_PASSWORD or COSIGN_PASSWORD
 		env      string
 	}{
-		{"cosign generate-key-pair, REFDOCTOR_KEY_PASSWORD", cosignKey, cosignPub, cosignTestPassword, bundle.EnvKeyPassword},
-		{"cosign generate-key-pair, COSIGN_PASSWORD", cosignKey, cosignPub, cosignTestPassword, bundle.EnvCosignPassword},
-		{"cosign import-key-pair ed25519", c.file("imported.key"), c.file("imported.pub"), cosignTestPassword, bundle.EnvKeyPassword},
+		{"cosign generate-key-pair, REFDOCTOR_KEY_PASSWORD", cosignKey, cosignPub, cosignTestPassword, signing.EnvKeyPassword},
+		{"cosign generate-key-pair, COSIGN_PASSWORD", cosignKey, cosignPub, cosignTestPassword, signing.EnvCosignPassword},
+		{"cosign import-key-pair ed25519", c.file("imported.key"), c.file("imported.pub"), cosignTestPassword, signing.EnvKeyPassword},
 		{"PKCS#8 P-256", c.write(t, "p256.pem", p256Priv), c.write(t, "p256.pub", p256Pub), "", ""},
 		{"PKCS#8 Ed25519", c.write(t, "ed2.pem", ed2Priv), c.write(t, "ed2.pub", ed2Pub), "", ""},
 	}
@@ -175,25 +176,25 @@ func TestCosignVerifiesRefdoctorSignatures(t *testing.T) {
 	changedFile := c.write(t, "changed.yaml", append(append([]byte(nil), manifest...), "# changed after signing\n"...))
 	for i, k := range keys {
 		t.Run(k.name, func(t *testing.T) {
-			t.Setenv(bundle.EnvKeyPassword, "")
-			os.Unsetenv(bundle.EnvKeyPassword)
-			t.Setenv(bundle.EnvCosignPassword, "")
-			os.Unsetenv(bundle.EnvCosignPassword)
+			t.Setenv(signing.EnvKeyPassword, "")
+			os.Unsetenv(signing.EnvKeyPassword)
+			t.Setenv(signing.EnvCosignPassword, "")
+			os.Unsetenv(signing.EnvCosignPassword)
 			if k.env != "" {
 				t.Setenv(k.env, k.password)
 			}
-			key, err := bundle.LoadSigningKey(k.priv)
+			key, err := signing.LoadSigningKey(k.priv)
 			if err != nil {
 				t.Fatalf("load %s: %v", k.priv, err)
 			}
-			pub, err := bundle.LoadPublicKey(k.pub)
+			pub, err := signing.LoadPublicKey(k.pub)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if key.Public().Fingerprint() != pub.Fingerprint() {
 				t.Fatalf("refdoctor reads %s as fingerprint %s, its public key as %s", k.priv, key.Public().Fingerprint(), pub.Fingerprint())
 			}
-			sig, err := bundle.SignManifest(manifest, key)
+			sig, err := signing.SignManifest(manifest, key)
 			if err != nil {
 				t.Fatalf("sign: %v", err)
 			}
@@ -211,18 +212,18 @@ func TestCosignVerifiesRefdoctorSignatures(t *testing.T) {
 	}
 
 	t.Run("encrypted key without a password", func(t *testing.T) {
-		t.Setenv(bundle.EnvKeyPassword, "")
-		os.Unsetenv(bundle.EnvKeyPassword)
-		t.Setenv(bundle.EnvCosignPassword, "")
-		os.Unsetenv(bundle.EnvCosignPassword)
-		_, err := bundle.LoadSigningKey(cosignKey)
-		if err == nil || !strings.Contains(err.Error(), bundle.EnvKeyPassword) || !strings.Contains(err.Error(), cosignKey) {
-			t.Fatalf("an encrypted key with no password set: %v; want an error naming the key and %s", err, bundle.EnvKeyPassword)
+		t.Setenv(signing.EnvKeyPassword, "")
+		os.Unsetenv(signing.EnvKeyPassword)
+		t.Setenv(signing.EnvCosignPassword, "")
+		os.Unsetenv(signing.EnvCosignPassword)
+		_, err := signing.LoadSigningKey(cosignKey)
+		if err == nil || !strings.Contains(err.Error(), signing.EnvKeyPassword) || !strings.Contains(err.Error(), cosignKey) {
+			t.Fatalf("an encrypted key with no password set: %v; want an error naming the key and %s", err, signing.EnvKeyPassword)
 		}
 	})
 	t.Run("encrypted key, wrong password", func(t *testing.T) {
-		t.Setenv(bundle.EnvKeyPassword, "not-the-password")
-		_, err := bundle.LoadSigningKey(cosignKey)
+		t.Setenv(signing.EnvKeyPassword, "not-the-password")
+		_, err := signing.LoadSigningKey(cosignKey)
 		if err == nil || !strings.Contains(err.Error(), "wrong password") || strings.Contains(err.Error(), "not-the-password") {
 			t.Fatalf("wrong password: %v; want an error that says so without echoing it", err)
 		}
@@ -241,22 +242,22 @@ func TestRefdoctorVerifiesCosignSignatures(t *testing.T) {
 	manifest := testManifest(t)
 	sig := c.signBlob(t, key, c.write(t, "manifest.yaml", manifest), "manifest.yaml.sigstore.json")
 
-	pub, err := bundle.LoadPublicKey(pubFile)
+	pub, err := signing.LoadPublicKey(pubFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := bundle.LoadPublicKey(otherFile)
+	other, err := signing.LoadPublicKey(otherFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := bundle.VerifyManifest(manifest, sig, []bundle.PublicKey{other, pub})
+	res, err := signing.VerifyManifest(manifest, sig, []signing.PublicKey{other, pub})
 	if err != nil || !res.OK() {
 		t.Fatalf("refdoctor refuses cosign's signature: %+v %v\n%s", res, err, sig)
 	}
 	if res.KeyFingerprint != pub.Fingerprint() || !strings.Contains(res.Message, pubFile) {
 		t.Errorf("verified by %s (%s), want %s", res.KeyFingerprint, res.Message, pub.Fingerprint())
 	}
-	info, err := bundle.InspectSignature(sig)
+	info, err := signing.InspectSignature(sig)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,14 +270,14 @@ func TestRefdoctorVerifiesCosignSignatures(t *testing.T) {
 		name     string
 		manifest []byte
 		sig      []byte
-		keys     []bundle.PublicKey
+		keys     []signing.PublicKey
 		want     finding.Code
 	}{
-		{"changed after signing", changed, sig, []bundle.PublicKey{pub}, finding.SignatureInvalid},
-		{"another key", manifest, sig, []bundle.PublicKey{other}, finding.UnknownKey},
-		{"no signature", manifest, nil, []bundle.PublicKey{pub}, finding.SignatureMissing},
+		{"changed after signing", changed, sig, []signing.PublicKey{pub}, finding.SignatureInvalid},
+		{"another key", manifest, sig, []signing.PublicKey{other}, finding.UnknownKey},
+		{"no signature", manifest, nil, []signing.PublicKey{pub}, finding.SignatureMissing},
 	} {
-		res, err := bundle.VerifyManifest(tc.manifest, tc.sig, tc.keys)
+		res, err := signing.VerifyManifest(tc.manifest, tc.sig, tc.keys)
 		if err != nil || res.Code != tc.want {
 			t.Errorf("%s: %q (%s) %v, want %s", tc.name, res.Code, res.Message, err, tc.want)
 		}
@@ -293,16 +294,16 @@ func TestRefdoctorVerifiesCosignSignatures(t *testing.T) {
 		"--bundle", c.file("attestation.json"), "--signing-config", c.file("signing-config.json"), "--trusted-root", c.file("trusted-root.json"),
 		c.file("manifest.yaml"))
 	att := c.read(t, "attestation.json")
-	if info, err := bundle.InspectSignature(att); err != nil || info.Content != "dsse" || !info.Claims(manifest) || info.Claims(changed) {
+	if info, err := signing.InspectSignature(att); err != nil || info.Content != "dsse" || !info.Claims(manifest) || info.Claims(changed) {
 		t.Fatalf("cosign attest-blob wrote %+v %v", info, err)
 	}
-	if res, err := bundle.VerifyManifest(manifest, att, []bundle.PublicKey{pub}); err != nil || !res.OK() || res.KeyFingerprint != pub.Fingerprint() {
+	if res, err := signing.VerifyManifest(manifest, att, []signing.PublicKey{pub}); err != nil || !res.OK() || res.KeyFingerprint != pub.Fingerprint() {
 		t.Errorf("DSSE attestation of manifest.yaml: %+v %v", res, err)
 	}
-	if res, err := bundle.VerifyManifest(changed, att, []bundle.PublicKey{pub}); err != nil || res.Code != finding.SignatureInvalid || res.KeyFingerprint != pub.Fingerprint() {
+	if res, err := signing.VerifyManifest(changed, att, []signing.PublicKey{pub}); err != nil || res.Code != finding.SignatureInvalid || res.KeyFingerprint != pub.Fingerprint() {
 		t.Errorf("DSSE attestation, manifest changed after signing: %+v %v", res, err)
 	}
-	if res, err := bundle.VerifyManifest(manifest, att, []bundle.PublicKey{other}); err != nil || res.Code != finding.UnknownKey {
+	if res, err := signing.VerifyManifest(manifest, att, []signing.PublicKey{other}); err != nil || res.Code != finding.UnknownKey {
 		t.Errorf("DSSE attestation, another key: %+v %v", res, err)
 	}
 }
