@@ -16,6 +16,7 @@ import (
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/mirror"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/telemetry"
@@ -55,6 +56,8 @@ type Result struct {
 	// refdoctor is pointed at one.
 	Prometheus *telemetry.QueryReport `json:"prometheus,omitempty"`
 	Diag       *DiagResult            `json:"diag,omitempty"`
+	// Compare is the compare step's answer: the image against its source.
+	Compare *mirror.CompareResult `json:"compare,omitempty"`
 	// SameAs names the step whose identical check RunAll reused.
 	SameAs     string    `json:"same_as,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
@@ -309,6 +312,8 @@ func (e *Engine) check(ctx context.Context, r *run) {
 		e.runMetrics(ctx, r)
 	case CheckDiag:
 		e.runDiag(ctx, r)
+	case CheckCompare:
+		e.runCompare(ctx, r)
 	case CheckNone:
 		r.res.Status = StatusPassed
 		r.res.Summary = "Informational step: " + r.step.Summary

@@ -17,7 +17,10 @@ type Targets struct {
 	// Registries are HOST, HOST/REPO or HOST/REPO@DIGEST probe targets.
 	Registries []string `json:"registries,omitempty"`
 	// Image is HOST/REPO:TAG or HOST/REPO@DIGEST.
-	Image      string `json:"image,omitempty"`
+	Image string `json:"image,omitempty"`
+	// Source is where Image was copied from, when Image is a mirror's: the
+	// compare step reads both (HOST/REPO:TAG or HOST/REPO@DIGEST).
+	Source     string `json:"source,omitempty"`
 	Repository string `json:"repository,omitempty"`
 	Digest     string `json:"digest,omitempty"`
 	Bundle     string `json:"bundle,omitempty"`
@@ -33,6 +36,7 @@ const (
 	PlaceholderRepository = "<repository>"
 	PlaceholderDigest     = "<digest>"
 	PlaceholderImage      = "<image>"
+	PlaceholderSource     = "<source-image>"
 	PlaceholderBundle     = "<bundle.tgz>"
 	PlaceholderLogFile    = "<export.log>"
 )
@@ -71,6 +75,11 @@ func (t Targets) Validate() error {
 	if t.Image != "" {
 		if _, err := discovery.ParseReference(t.Image); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if t.Source != "" {
+		if _, err := discovery.ParseReference(t.Source); err != nil {
+			errs = append(errs, fmt.Errorf("source: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -180,8 +189,15 @@ type Vars struct {
 	Repository string
 	Digest     string
 	Image      string
-	Bundle     string
-	LogFile    string
+	// Source is the image Image was copied from (PlaceholderSource when
+	// none is given); SourcePlainHTTP says it is reached over http.
+	Source          string
+	SourcePlainHTTP bool
+	// SourceHost is the source's registry when it is another than
+	// Registry (for a second --plain-http), else empty.
+	SourceHost string
+	Bundle          string
+	LogFile         string
 	// Scheme is http for plain-HTTP hosts, https otherwise.
 	Scheme    string
 	PlainHTTP bool
@@ -223,6 +239,7 @@ func (t Targets) Vars() Vars {
 		Repository:  or(repo, PlaceholderRepository),
 		Digest:      or(digest, PlaceholderDigest),
 		Image:       or(t.Image, PlaceholderImage),
+		Source:      or(t.Source, PlaceholderSource),
 		Bundle:      or(t.Bundle, PlaceholderBundle),
 		LogFile:     or(t.LogFile, PlaceholderLogFile),
 		Scheme:      "https",
@@ -233,6 +250,10 @@ func (t Targets) Vars() Vars {
 	}
 	if v.PlainHTTP {
 		v.Scheme = "http"
+	}
+	if host, _, _, ok := splitImage(t.Source); ok && host != reg {
+		v.SourcePlainHTTP = t.isPlainHTTP(host)
+		v.SourceHost = host
 	}
 	if reg != "" {
 		v.Hostname, v.HostPort = reg, net.JoinHostPort(reg, "443")
