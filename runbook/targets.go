@@ -196,8 +196,8 @@ type Vars struct {
 	// SourceHost is the source's registry when it is another than
 	// Registry (for a second --plain-http), else empty.
 	SourceHost string
-	Bundle          string
-	LogFile         string
+	Bundle     string
+	LogFile    string
 	// Scheme is http for plain-HTTP hosts, https otherwise.
 	Scheme    string
 	PlainHTTP bool
