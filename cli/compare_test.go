@@ -80,6 +80,10 @@ func TestCompareContract(t *testing.T) {
 			t.Errorf("table lacks %q (exit %d)\n%s", want, code, out)
 		}
 	}
+	code, out, _ = run(t, "--config", cfgPath, "compare", "--platforms", "--artifact-type", lab.ArtifactTypeCycloneDX, source, dst.Host+"/bare/app")
+	if code != 1 || !strings.Contains(out, "0 at both, 1 missing") || strings.Contains(out, "notary") {
+		t.Errorf("--artifact-type: exit %d\n%s", code, out)
+	}
 	code, out, _ = run(t, "--config", cfgPath, "compare", "--platforms", source, dst.Host+"/full/app")
 	if code != 0 || !strings.Contains(out, "7 at both, 0 missing") {
 		t.Errorf("after a full copy: exit %d\n%s", code, out)

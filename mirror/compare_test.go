@@ -641,3 +641,44 @@ func TestDestinationReference(t *testing.T) {
 		t.Error("a destination without a registry host is accepted")
 	}
 }
+
+// TestCompareCostsLittleMoreThanDiscovery: at the destination, compare
+// sends what discovery of that image sends, plus at most one HEAD per
+// missing OCI referrer (is its manifest there?) and one per subject (is
+// its fallback tag there?); a registry with a pull budget feels the
+// difference.
+func TestCompareCostsLittleMoreThanDiscovery(t *testing.T) {
+	t.Parallel()
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "mirror", Profile: lab.ProfileFallback404, NoSeed: true})
+	src, _ := l.Get("source")
+	dst, _ := l.Get("mirror")
+	dest := dst.Host + "/mirror/app"
+	labtest.RunTool(t, t.TempDir(), "crane", "copy", "--insecure", l.Seed.Ref(src.Host), dest+":"+l.Seed.Tag)
+	e := env(l.Config(), l.ClientOpts()...)
+	before := l.Requests("mirror")
+	if _, err := discovery.Discover(t.Context(), dest+":"+l.Seed.Tag, discovery.WithConfig(l.Config()), discovery.WithClientOpts(l.ClientOpts()...), discovery.WithPlatforms(true)); err != nil {
+		t.Fatal(err)
+	}
+	discover := l.Requests("mirror") - before
+	before = l.Requests("mirror")
+	res := compare(t, e, l.Seed.Ref(src.Host), dest, mirror.CompareWithPlatforms(true))
+	cost := l.Requests("mirror") - before
+	oci, subjects := 0, 0
+	for _, s := range res.Subjects {
+		if len(s.Missing) > 0 {
+			subjects++
+		}
+		for _, m := range s.Missing {
+			if m.Source == discovery.SourceAPI || m.Source == discovery.SourceTagIndex {
+				oci++
+			}
+		}
+	}
+	if oci != 4 || subjects != 2 {
+		t.Fatalf("%d OCI referrers missing on %d subjects, want 4 on 2", oci, subjects)
+	}
+	if extra := cost - discover; extra < 0 || extra > int64(oci+subjects) {
+		t.Errorf("compare sent %d requests to the destination, discovery %d: %d more, allowed %d", cost, discover, extra, oci+subjects)
+	}
+	t.Logf("destination: discovery %d requests, compare %d (%d missing OCI referrers on %d subjects)", discover, cost, oci, subjects)
+}
