@@ -210,7 +210,11 @@ func writeReferrerTree(w io.Writer, rs []discovery.Referrer, indent string, inco
 		if i == len(rs)-1 {
 			branch, next = "└── ", "    "
 		}
-		fmt.Fprintf(w, "%s%s%-11s %-28s %-19s %6s %s\n", indent, branch, r.Category, clip(r.ArtifactType, 28), discovery.ShortDigest(r.Digest), humanSize(r.Size), sourceShort[r.Source])
+		where := sourceShort[r.Source]
+		if r.Repository != "" {
+			where += " in " + r.Repository
+		}
+		fmt.Fprintf(w, "%s%s%-11s %-28s %-19s %6s %s\n", indent, branch, r.Category, clip(r.ArtifactType, 28), discovery.ShortDigest(r.Digest), humanSize(r.Size), where)
 		if r.PredicateType != "" {
 			fmt.Fprintf(w, "%s%s            predicate %s\n", indent, next, r.PredicateType)
 		}
