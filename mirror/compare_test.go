@@ -682,3 +682,37 @@ func TestCompareCostsLittleMoreThanDiscovery(t *testing.T) {
 	}
 	t.Logf("destination: discovery %d requests, compare %d (%d missing OCI referrers on %d subjects)", discover, cost, oci, subjects)
 }
+
+// TestCompareToAMirrorThatSentOCISubjectWithoutTheAPI copies with regctl
+// --referrers to the lab's ECR of June 2024: it answers OCI-Subject to
+// every referrer push, so regctl writes no fallback tag, and its
+// /referrers answers 404. The referrers are there by digest and found
+// nowhere: compare says so for each, with the cause that was seen.
+func TestCompareToAMirrorThatSentOCISubjectWithoutTheAPI(t *testing.T) {
+	t.Parallel()
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ecr", Profile: lab.ProfileECR2024, NoSeed: true})
+	src, _ := l.Get("source")
+	ecr, _ := l.Get("ecr")
+	dest := ecr.Host + "/mirror/app"
+	labtest.RunTool(t, t.TempDir(), "regctl", "--host", "reg="+src.Host+",tls=disabled", "--host", "reg="+ecr.Host+",tls=disabled",
+		"image", "copy", "--referrers", "--digest-tags", l.Seed.Ref(src.Host), dest+":"+l.Seed.Tag)
+	res := compare(t, env(l.Config(), l.ClientOpts()...), l.Seed.Ref(src.Host), dest, mirror.CompareWithPlatforms(true))
+	if res.Destination.Method != discovery.MethodTags || res.Outcome != finding.OutcomeFailed {
+		t.Fatalf("destination method %s, outcome %s", res.Destination.Method, res.Outcome)
+	}
+	oci := 0
+	for _, s := range res.Subjects {
+		for _, m := range s.Missing {
+			oci++
+			if m.CauseCode != finding.MirrorNoFallbackTag || !m.PresentByDigest || !strings.Contains(m.Cause, "OCI-Subject") {
+				t.Errorf("%s: %s present %v: %s", m.Digest, m.CauseCode, m.PresentByDigest, m.Cause)
+			}
+		}
+		if len(s.Both) == 0 && s.Subject == l.Seed.Index {
+			t.Errorf("cosign's tags were copied and are found: %+v", s)
+		}
+	}
+	if oci != 4 {
+		t.Errorf("%d referrers missing, want the seed's 4 OCI referrers", oci)
+	}
+}
