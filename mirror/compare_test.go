@@ -716,3 +716,54 @@ func TestCompareToAMirrorThatSentOCISubjectWithoutTheAPI(t *testing.T) {
 		t.Errorf("%d referrers missing, want the seed's 4 OCI referrers", oci)
 	}
 }
+
+// TestCompareRewrittenAndExtra: at a mirror that holds everything but
+// whose SBOM was generated again (same type, another digest), and that
+// carries a scan of its own, compare names the rewritten SBOM with both
+// digests (exit 1: verification against the source's digest fails) and
+// the scan as extra.
+func TestCompareRewrittenAndExtra(t *testing.T) {
+	t.Parallel()
+	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "mirror", Profile: lab.ProfileOCI11, NoSeed: true})
+	src, _ := l.Get("source")
+	dst, _ := l.Get("mirror")
+	dest := dst.Host + "/mirror/app"
+	dir := t.TempDir()
+	regctl := func(args ...string) {
+		labtest.RunTool(t, dir, "regctl", append([]string{"--host", "reg=" + src.Host + ",tls=disabled", "--host", "reg=" + dst.Host + ",tls=disabled"}, args...)...)
+	}
+	// The image and cosign's tags, then every referrer but the SBOM.
+	regctl("image", "copy", "--digest-tags", l.Seed.Ref(src.Host), dest+":"+l.Seed.Tag)
+	var sbom string
+	for _, r := range l.Seed.ReferrersOf(l.Seed.Index) {
+		if r.ArtifactType == lab.ArtifactTypeCycloneDX {
+			sbom = r.Digest
+			continue
+		}
+		regctl("image", "copy", src.Host+"/"+l.Seed.Repository+"@"+r.Digest, dest+"@"+r.Digest)
+	}
+	again, err := lab.Attach(t.Context(), l, dst.Host, "mirror/app", l.Seed.Index, lab.ArtifactTypeCycloneDX, []byte(`{"bomFormat":"CycloneDX","generatedAt":"the mirror"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	scan, err := lab.Attach(t.Context(), l, dst.Host, "mirror/app", l.Seed.Index, "application/vnd.example.scan+json", []byte(`{"scanner":"mirror-side"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := compare(t, env(l.Config(), l.ClientOpts()...), l.Seed.Ref(src.Host), dest)
+	if res.Outcome != finding.OutcomeFailed || res.Missing != 0 || res.Rewritten != 1 || res.Extra != 1 || res.Same {
+		t.Fatalf("outcome %s missing %d rewritten %d extra %d", res.Outcome, res.Missing, res.Rewritten, res.Extra)
+	}
+	for _, s := range res.Subjects {
+		for _, r := range s.Rewritten {
+			if r.Digest != sbom || r.DestinationDigest != again || r.ArtifactType != lab.ArtifactTypeCycloneDX {
+				t.Errorf("rewritten %+v", r)
+			}
+		}
+		for _, x := range s.Extra {
+			if x.Digest != scan {
+				t.Errorf("extra %+v", x)
+			}
+		}
+	}
+}
