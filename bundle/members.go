@@ -42,7 +42,13 @@ func EachMember(ctx context.Context, file string, fn func(name string, size int6
 		return fmt.Errorf("open bundle: %w", err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(f, inputBuffer)
+	return EachMemberIn(ctx, f, fn)
+}
+
+// EachMemberIn is EachMember on an archive already open, so that a caller
+// can check which file it reads before reading it.
+func EachMemberIn(ctx context.Context, archive io.Reader, fn func(name string, size int64, r io.Reader) error) error {
+	br := bufio.NewReaderSize(archive, inputBuffer)
 	comp, err := detectCompression(br)
 	if err != nil {
 		return err

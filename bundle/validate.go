@@ -171,6 +171,16 @@ func (r Report) Matches(path string) bool {
 	return ok && e.verified()
 }
 
+// VerifiedSize is the size of the member at path when it passed
+// validation (Verified), so that a second read can be checked against it.
+func (r Report) VerifiedSize(path string) (int64, bool) {
+	if !r.Verified(path) {
+		return 0, false
+	}
+	e, _ := r.lst.lookup(path)
+	return e.size, true
+}
+
 // unreadableCodes mean the input holds no bundle manifest refdoctor can
 // read: the CLI's "malformed input" (exit 2).
 var unreadableCodes = []finding.Code{finding.NotABundle, finding.UnsupportedVersion, finding.MissingManifest, finding.MalformedManifest}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -24,11 +25,12 @@ func newDiscoverCmd(g *globals) *cobra.Command {
 		refresh       bool
 		minReferrers  int
 		maxReferrers  int
+		allTags       bool
 		referrersRepo string
 	)
 	cmd := &cobra.Command{
-		Use:   "discover REF",
-		Short: "List the referrers of one image, and how each was found",
+		Use:   "discover REF... | -",
+		Short: "List the referrers of images, and how each was found",
 		Long: `List the SBOMs, signatures, attestations and VEX documents attached to an
 image (by tag or digest): through the OCI 1.1 referrers API, the referrers tag
 schema (sha256-<hex> index tags), cosign's sha256-<hex>.sig/.att/.sbom tags, and
@@ -43,12 +45,26 @@ is reported as incomplete (exit 3), with what was read, never as "no
 referrers". Types come from each referrer's manifest where the registry lists
 them wrongly, and --artifact-type filters on those.
 
+Where the referrers API answers, cosign-style tags are looked for with a HEAD
+of sha256-<hex> and its .sig, .att and .sbom tags, so a subject costs the same
+whatever the repository's tag count; --all-tags lists the repository's tags
+instead (once per repository per run).
+
+Many references (or - to read them from standard input, one per line; blank
+lines and lines starting with # are skipped) are discovered concurrently in
+one run (--concurrency), with one capability probe per registry and one tag
+list per repository: a table per subject, or with -o json
+{"results":[...],"shared_requests":N} holding one object per reference in the
+order given. A single REF prints its object alone. The exit code is the worst
+of the results.
+
 Exit codes: 0 discovery complete, 1 a check failed (image missing, the forced
 method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 		Example: `  refdoctor discover registry.example.com/team/app:1.2 --platforms
   refdoctor discover ghcr.io/org/app@sha256:... --method tags -o json
-  refdoctor discover registry.example.com/team/app:1.2 --artifact-type application/vnd.cyclonedx+json`,
-		Args: cobra.ExactArgs(1),
+  refdoctor discover registry.example.com/team/app:1.2 --artifact-type application/vnd.cyclonedx+json
+  refdoctor discover -o json - < images.txt`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			m, err := discovery.ParseMethod(method)
 			if err != nil {
@@ -70,18 +86,30 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 			opts := append(append(g.discoveryOpts(refresh), elsewhere...),
 				discovery.WithMethod(m), discovery.WithArtifactTypes(artifactTypes...),
 				discovery.WithDepth(depth), discovery.WithPlatforms(platforms),
-				discovery.WithMinReferrers(minReferrers), discovery.WithMaxReferrers(maxReferrers))
-			res, err := discovery.Discover(cmd.Context(), args[0], opts...)
+				discovery.WithMinReferrers(minReferrers), discovery.WithMaxReferrers(maxReferrers),
+				discovery.WithAllTags(allTags))
+			refs, err := discoverRefs(args, cmd.InOrStdin())
+			if err != nil {
+				return err
+			}
+			rep, err := discovery.DiscoverMany(cmd.Context(), refs, opts...)
 			if err != nil {
 				if errors.Is(err, discovery.ErrBadReference) {
 					return &exitError{code: ExitUsage, err: err}
 				}
 				return err
 			}
-			if err := g.print(res, func(w io.Writer) { writeDiscoverTable(w, res) }); err != nil {
+			if len(args) == 1 && args[0] != "-" {
+				res := rep.Results[0]
+				if err := g.print(res, func(w io.Writer) { writeDiscoverTable(w, res) }); err != nil {
+					return err
+				}
+				return silentExit(outcomeExit(res.Outcome))
+			}
+			if err := g.print(rep, func(w io.Writer) { writeDiscoverReport(w, rep) }); err != nil {
 				return err
 			}
-			return silentExit(outcomeExit(res.Outcome))
+			return silentExit(worstOutcomeExit(rep.Results))
 		},
 	}
 	f := cmd.Flags()
@@ -91,6 +119,7 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 	f.BoolVar(&platforms, "platforms", false, "also look at every platform manifest of an index")
 	f.BoolVar(&refresh, "refresh", false, "probe the registry again instead of using the cached capability")
 	f.IntVar(&minReferrers, "min-referrers", 0, "fail (exit 1, outcome fail, TooFewReferrers) when a complete discovery finds fewer referrers")
+	f.BoolVar(&allTags, "all-tags", false, "list every tag of the repository to find cosign-style tags, even where the referrers API answers (default: a HEAD of the four tags that can name referrers)")
 	addReferrersRepoFlag(cmd, &referrersRepo)
 	f.IntVar(&maxReferrers, "max-referrers", 0, "stop a referrers API walk after this many referrers, keeping them (partial, exit 3); default from config: export.referrer_discovery.max_referrers, 10000")
 	return cmd
@@ -153,6 +182,69 @@ func (g *globals) checkCache() {
 		g.log.Debug("capability cache not used: its folder cannot be written", "dir", dir, "err", err)
 		g.cfg.Cache.Dir = ""
 	}
+}
+
+// discoverRefs is the references to discover: the arguments, with - read
+// from in, one per line (blank lines and # comments skipped).
+func discoverRefs(args []string, in io.Reader) ([]string, error) {
+	var refs []string
+	stdinRead := false
+	for _, a := range args {
+		if a != "-" {
+			refs = append(refs, a)
+			continue
+		}
+		if stdinRead {
+			return nil, usageErr("- given twice: standard input is read once")
+		}
+		stdinRead = true
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			refs = append(refs, line)
+		}
+		if err := sc.Err(); err != nil {
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("reading references from standard input: %w", err)}
+		}
+	}
+	if len(refs) == 0 {
+		return nil, usageErr("no references on standard input: give one per line, e.g. registry.example.com/team/app:1.2")
+	}
+	return refs, nil
+}
+
+// worstOutcomeExit is the exit code of many results: 3 when any could not
+// complete, else 1 when any failed, else 0.
+func worstOutcomeExit(results []discovery.Result) int {
+	code := ExitOK
+	for _, r := range results {
+		switch c := outcomeExit(r.Outcome); {
+		case c == ExitIncomplete:
+			return ExitIncomplete
+		case c != ExitOK:
+			code = c
+		}
+	}
+	return code
+}
+
+// writeDiscoverReport prints one table per subject, then a count of the
+// outcomes.
+func writeDiscoverReport(w io.Writer, rep discovery.Report) {
+	counts := map[finding.Outcome]int{}
+	for i, res := range rep.Results {
+		if i > 0 {
+			fmt.Fprintln(w, "\n"+strings.Repeat("─", 72)+"\n")
+		}
+		writeDiscoverTable(w, res)
+		counts[res.Outcome]++
+	}
+	fmt.Fprintf(w, "\n%d subjects: %d ok, %d warn, %d fail, %d incomplete (%d requests shared: probes and tag lists)\n", len(rep.Results),
+		counts[finding.OutcomeOK], counts[finding.OutcomeWarn], counts[finding.OutcomeFailed], counts[finding.OutcomeIncomplete], rep.SharedRequests)
 }
 
 func outcomeExit(o finding.Outcome) int {

@@ -84,8 +84,8 @@ func TestManyPagesAreAllRead(t *testing.T) {
 	if len(got) != 600 || res.Partial || res.Outcome != finding.OutcomeOK {
 		t.Fatalf("read %d of 600 referrers, partial %v, outcome %s, findings %v", len(got), res.Partial, res.Outcome, codes(res.Findings))
 	}
-	if res.Requests != 120 {
-		t.Errorf("%d requests for 120 pages", res.Requests)
+	if res.Requests != 120+4 {
+		t.Errorf("%d requests for 120 pages and 4 tag HEADs", res.Requests)
 	}
 	if r := regctlDigests(t, reg.Host, subject); !slices.Equal(got, r) {
 		t.Errorf("refdoctor lists %d, regctl %d", len(got), len(r))

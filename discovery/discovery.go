@@ -181,6 +181,7 @@ type options struct {
 	maxReferrers  int
 	minReferrers  int
 	rateRetries   int
+	allTags       bool
 	// referrersRepo, when set, is looked at for every subject, in place of
 	// the configured referrers_repository of its registry.
 	referrersRepo *ref.Ref
@@ -274,6 +275,12 @@ func WithMaxReferrers(n int) Opt {
 		}
 	}
 }
+
+// WithAllTags lists every tag of the repository (once per run) to find
+// cosign-style tags and the fallback index even when the referrers API
+// answers; without it such a subject costs four HEADs (sha256-<hex> and
+// its .sig, .att and .sbom), whatever the repository's tag count.
+func WithAllTags(b bool) Opt { return func(o *options) { o.allTags = b } }
 
 // WithMinReferrers makes a complete discovery that finds fewer than n
 // referrers (all levels and platforms) fail, with a TooFewReferrers

@@ -133,13 +133,15 @@ func TestAutoMethodPerRegistry(t *testing.T) {
 }
 
 // TestRequestCountsAreMinimal: API discovery costs one request per page,
-// tag discovery one GET per matching tag, plus the cosign tags present.
+// a HEAD of each tag that can name referrers (sha256-<hex> and its .sig,
+// .att and .sbom) and a GET of each cosign tag present; tag discovery one
+// GET per matching tag, plus the cosign tags present.
 func TestRequestCountsAreMinimal(t *testing.T) {
 	t.Parallel()
 	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404})
 	api := discover(t, l, "oci11")
-	if want := 1 + len(l.Seed.CosignTags); api.Requests != want {
-		t.Errorf("API discovery sent %d requests, want %d (1 page + %d cosign tags)", api.Requests, want, len(l.Seed.CosignTags))
+	if want := 1 + 4 + len(l.Seed.CosignTags); api.Requests != want {
+		t.Errorf("API discovery sent %d requests, want %d (1 page, 4 tag HEADs, %d cosign tags)", api.Requests, want, len(l.Seed.CosignTags))
 	}
 	tags := discover(t, l, "ghcr")
 	if want := 1 + len(l.Seed.CosignTags); tags.Requests != want {

@@ -115,8 +115,8 @@ func (s *subjectRun) repoOf(r Referrer) ref.Ref {
 // repository.
 func (s *subjectRun) listElsewhere(ctx context.Context, other ref.Ref, digest string) []Referrer {
 	subj := other.SetDigest(digest)
-	listing := s.e.tagList(other)
-	where := "referrers repository " + other.CommonName()
+	var listing *tagListing
+	where := "referrers repository " + other.Registry + "/" + other.Repository
 	method := s.e.o.method
 	if method == MethodAuto {
 		c := s.e.capability(ctx, other)
@@ -133,11 +133,18 @@ func (s *subjectRun) listElsewhere(ctx context.Context, other ref.Ref, digest st
 		out = append(out, rs...)
 		switch {
 		case err == nil:
+			if !s.e.o.allTags {
+				// As next to the image: four HEADs tell what the tags add.
+				listing = s.tagHeads(ctx, subj)
+			}
 		case err.fallback && s.e.o.method == MethodAuto:
 			method = MethodTags
 		default:
 			s.fail(where+": referrers API for "+ShortDigest(digest), *err)
 		}
+	}
+	if listing == nil {
+		listing = s.e.tagList(other)
 	}
 	if method == MethodTags {
 		if !listing.ok() {

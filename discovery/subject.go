@@ -244,10 +244,18 @@ func (s *subjectRun) chooseMethod(ctx context.Context) Method {
 func (s *subjectRun) list(ctx context.Context, digest string, depth int) ([]Referrer, int) {
 	var out []Referrer
 	subj := s.repo.SetDigest(digest)
-	listing := s.e.tagList(s.repo)
+	var listing *tagListing
 	switch s.method {
 	case MethodAPI:
 		rs, err := s.apiList(ctx, subj)
+		if err == nil && !s.e.o.allTags {
+			// The API answered: four HEADs tell what the tags can add.
+			listing = s.tagHeads(ctx, subj)
+		} else {
+			// --all-tags, or the API failed and the tag schema may be all
+			// there is: list the repository's tags (once per run).
+			listing = s.e.tagList(s.repo)
+		}
 		if err == nil && listing.ok() && s.e.o.method == MethodAuto {
 			s.compareWithTagIndex(ctx, subj, listing, rs)
 		}
@@ -280,6 +288,7 @@ func (s *subjectRun) list(ctx context.Context, digest string, depth int) ([]Refe
 			}
 		}
 	case MethodTags:
+		listing = s.e.tagList(s.repo)
 		out = append(out, s.tagIndexList(ctx, subj, listing)...)
 		if len(out) == 0 && s.capability.Cached && s.capability.ReferrersAPI == probe.Unsupported {
 			out = append(out, s.confirmCachedUnsupported(ctx, subj)...)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/regclient/regclient/types/manifest"
 	"github.com/regclient/regclient/types/ref"
@@ -86,6 +87,59 @@ func listTags(ctx context.Context, c *registry.Client, repo ref.Ref) *tagListing
 	l := &tagListing{tags: make(map[string]bool, len(tags)), list: tags}
 	for _, t := range tags {
 		l.tags[t] = true
+	}
+	return l
+}
+
+// tagHeads asks for the four tags that can name referrers of subj, the
+// fallback index sha256-<hex> and cosign's .sig, .att and .sbom, with one
+// HEAD each (side by side), instead of listing every tag of the
+// repository: with the referrers API working this is all the tag list
+// would be read for, and its cost no longer grows with the repository's
+// tags. A 404 means the tag is absent; any other failure makes the
+// answer unknown, as a failed tag list does.
+func (s *subjectRun) tagHeads(ctx context.Context, subj ref.Ref) *tagListing {
+	base := fallbackTag(subj)
+	if base == "" {
+		return &tagListing{tags: map[string]bool{}}
+	}
+	names := []string{base}
+	for _, cs := range cosignSuffixes {
+		names = append(names, base+"."+cs.suffix)
+	}
+	present := make([]bool, len(names))
+	fails := make([]*failure, len(names))
+	var wg sync.WaitGroup
+	for i, tag := range names {
+		wg.Go(func() {
+			var last registry.Exchange
+			cctx := registry.WithWatcher(counted(ctx, &s.requests), func(ex registry.Exchange) {
+				if !ex.IsRedirect() {
+					last = ex
+				}
+			})
+			_, err := s.e.client.ManifestHead(cctx, subj.SetDigest("").SetTag(tag))
+			switch {
+			case err == nil:
+				present[i] = true
+			case last.Status == http.StatusNotFound && last.Err == nil && ctx.Err() == nil:
+			default:
+				f := classifyFailure(ctx, err, last)
+				f.finding.Summary = "HEAD of tag " + tag + ": " + f.finding.Summary
+				fails[i] = &f
+			}
+		})
+	}
+	wg.Wait()
+	l := &tagListing{tags: map[string]bool{}}
+	for i, tag := range names {
+		if fails[i] != nil {
+			return &tagListing{failure: fails[i]}
+		}
+		if present[i] {
+			l.tags[tag] = true
+			l.list = append(l.list, tag)
+		}
 	}
 	return l
 }

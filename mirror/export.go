@@ -477,7 +477,7 @@ func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, 
 		if o.stats != nil {
 			*o.stats = st
 		}
-		log.Debug("export read-ahead", "blobs", len(fetch), "concurrency", o.concurrency, "paused", st.paused,
+		log.Debug("export read-ahead", "blobs", len(fetch), "concurrency", o.concurrency, "waited", st.waited,
 			"spilled_bytes", st.spilled, "over_budget_bytes", st.overBudget, "max_in_memory_bytes", st.maxInMemory)
 	}()
 	sink := newHashSink(tmp)

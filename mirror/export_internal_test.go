@@ -160,17 +160,18 @@ func pushBigImage(t *testing.T, s *exportSource, sizes []int) []string {
 var bigLayerSizes = []int{3<<20 + 5, 0, 5 << 20, 1, 2<<20 - 1, exportChunk, 2*exportChunk + 3}
 
 // TestExportBytesDoNotDependOnReadAhead: the bundle is byte-identical
-// whether blobs download one at a time, all ahead into memory, ahead but
-// paused by a tiny memory budget, or ahead and spilled to disk; its
-// sidecar is the sha256 of the file as sha256sum computes it; and memory
-// stays within the budget plus the window of the blob being written.
+// whether blobs download one at a time, all ahead into memory, with a
+// budget so small that large blobs wait for the writer, or with those
+// spilled to disk; its sidecar is the sha256 of the file as sha256sum
+// computes it; and memory stays within the budget plus the window of the
+// blob being written.
 func TestExportBytesDoNotDependOnReadAhead(t *testing.T) {
 	t.Parallel()
 	s := startExportSource(t)
 	pushBigImage(t, s, bigLayerSizes)
 	dir := t.TempDir()
 	created := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	tiny := readAheadLimits{budget: exportChunk, window: exportChunk, spillAfter: time.Hour}
+	tiny := readAheadLimits{budget: exportChunk, window: exportChunk}
 	cases := []struct {
 		name        string
 		concurrency int
@@ -178,23 +179,23 @@ func TestExportBytesDoNotDependOnReadAhead(t *testing.T) {
 		check       func(t *testing.T, st readAheadStats)
 	}{
 		{"one at a time", 1, defaultReadAheadLimits(), func(t *testing.T, st readAheadStats) {
-			if st.spilled != 0 || st.paused != 0 {
-				t.Errorf("one download at a time paused or spilled: %+v", st)
+			if st.spilled != 0 || st.waited != 0 {
+				t.Errorf("one download at a time waited or spilled: %+v", st)
 			}
 		}},
 		{"ahead in memory", 8, defaultReadAheadLimits(), func(t *testing.T, st readAheadStats) {
-			if st.spilled != 0 || st.paused != 0 {
-				t.Errorf("the layers fit in the %d MiB budget, yet a download paused or spilled: %+v", aheadBudget>>20, st)
+			if st.spilled != 0 || st.waited != 0 || st.overBudget != 0 {
+				t.Errorf("the layers fit in the %d MiB budget, yet a download waited, spilled or went over: %+v", aheadBudget>>20, st)
 			}
 		}},
-		{"ahead, paused by the budget", 8, tiny, func(t *testing.T, st readAheadStats) {
-			if st.paused == 0 || st.spilled != 0 || st.overBudget == 0 {
-				t.Errorf("a one-chunk budget never paused a download, or spilled: %+v", st)
+		{"large blobs wait for the writer", 8, tiny, func(t *testing.T, st readAheadStats) {
+			if st.waited == 0 || st.spilled != 0 || st.overBudget == 0 {
+				t.Errorf("with a one-chunk budget no large blob waited, or one spilled: %+v", st)
 			}
 		}},
-		{"ahead, spilled to disk", 8, readAheadLimits{budget: exportChunk, window: exportChunk, spillAfter: 0}, func(t *testing.T, st readAheadStats) {
-			if st.spilled == 0 {
-				t.Errorf("nothing spilled with a one-chunk budget and no patience: %+v", st)
+		{"large blobs spilled", 8, readAheadLimits{budget: exportChunk, window: exportChunk, spillLarge: true}, func(t *testing.T, st readAheadStats) {
+			if st.spilled == 0 || st.waited != 0 {
+				t.Errorf("with a one-chunk budget and spilling on, nothing spilled or a blob waited: %+v", st)
 			}
 		}},
 	}
@@ -253,7 +254,7 @@ func TestExportRefusesDamagedBlob(t *testing.T) {
 	// The empty layer cannot be damaged: skip it.
 	blobs := slices.DeleteFunc(pushBigImage(t, s, bigLayerSizes), func(d string) bool { return d == digest.FromBytes(nil).String() })
 	first, last := blobs[0], blobs[len(blobs)-1]
-	spill := readAheadLimits{budget: exportChunk, window: exportChunk, spillAfter: 0}
+	spill := readAheadLimits{budget: exportChunk, window: exportChunk, spillLarge: true}
 	for _, tc := range []struct {
 		name        string
 		blob        string

@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,10 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/regclient/regclient/types/descriptor"
@@ -92,7 +93,7 @@ type ImportResult struct {
 
 // ImportEvent reports import progress.
 type ImportEvent struct {
-	Kind   string    `json:"kind"` // validating | pushing | pushed | reconciling
+	Kind   string    `json:"kind"` // validating | planned | pushed | reconciling
 	Item   *PlanItem `json:"item,omitempty"`
 	Done   int       `json:"done"`
 	Total  int       `json:"total"`
@@ -155,6 +156,7 @@ type importState struct {
 	blobs     map[string]bool   // pushable blobs (not manifests)
 	subjectOf map[string]string // pushable referrer -> its subject
 	refused   map[string]string // digest -> why it is not imported
+	archive   os.FileInfo       // the file validation read
 
 	mu        sync.Mutex
 	repoOf    map[string][]string // digest -> target repositories needing it
@@ -212,7 +214,11 @@ func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (I
 
 	// 1. Validate the whole stream, keeping the documents as they go by;
 	// only those validation passes are used.
+	if st.archive, err = os.Stat(file); err != nil {
+		return res, fmt.Errorf("open bundle: %w", err)
+	}
 	o.emit(ImportEvent{Kind: "validating"})
+	phase := time.Now()
 	rep, err := bundle.ValidateFile(ctx, file, bundle.WithCheckReferrers(true), bundle.WithDocuments(docs.put),
 		bundle.WithSignatureVerifier(o.signatures), bundle.WithRequireSignature(o.requireSig))
 	res.Validation = &rep
@@ -231,6 +237,9 @@ func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (I
 	if err := st.plan(); err != nil {
 		return res, err
 	}
+	o.emit(ImportEvent{Kind: "planned", Detail: fmt.Sprintf("%d blobs and %d manifests to import", len(st.blobs), len(st.manifests))})
+	env.Log.Debug("import validated and planned", "ms", time.Since(phase).Milliseconds(), "blobs", len(st.blobs), "manifests", len(st.manifests))
+	phase = time.Now()
 	c, err := env.client()
 	if err != nil {
 		return res, err
@@ -241,6 +250,8 @@ func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (I
 	if err := st.pushBlobs(ctx, file); err != nil {
 		return res, err
 	}
+	env.Log.Debug("import pushed the blobs", "ms", time.Since(phase).Milliseconds(), "bytes", res.BytesPushed)
+	phase = time.Now()
 	before, err := st.fallbackSnapshot(ctx)
 	if err != nil {
 		return res, err
@@ -248,6 +259,8 @@ func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (I
 	if err := st.pushManifests(ctx); err != nil {
 		return res, err
 	}
+	env.Log.Debug("import pushed the manifests", "ms", time.Since(phase).Milliseconds())
+	phase = time.Now()
 	if o.dryRun {
 		res.OK = res.Refused == 0
 		return res, nil
@@ -256,6 +269,7 @@ func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (I
 	o.emit(ImportEvent{Kind: "reconciling"})
 	st.checkLostUpdates(ctx, before)
 	st.reconcile(ctx)
+	env.Log.Debug("import reconciled", "ms", time.Since(phase).Milliseconds())
 	res.OK = res.Refused == 0 && finding.Worst(res.Findings) != finding.SeverityError
 	return res, nil
 }
@@ -561,74 +575,186 @@ func (st *importState) add(item PlanItem) {
 	st.o.emit(ImportEvent{Kind: "pushed", Item: &it, Done: len(st.res.Plan)})
 }
 
-// pushBlobs streams the archive and pushes every blob the plan needs to
-// each repository that needs it, after one HEAD.
+// pushBlobs pushes every blob the plan needs to each repository that
+// needs it. It asks each repository for each blob first (one HEAD each,
+// concurrently). Then up to concurrency readers each stream the archive
+// from its start and push the blobs they take, in archive order: a reader
+// takes the next blob no other reader has taken and skips the others, so
+// that large blobs upload side by side without being held anywhere (the
+// cost is inflating the archive more than once, a small fraction of
+// hashing it). A blob goes to the first repository that needs it by
+// upload and to the others by cross-repository mount.
+//
+// The bytes are not hashed a second time: validation hashed every one of
+// them, the registry checks each blob's digest as it commits the upload,
+// and every reader checks that the archive is the very file validation
+// read (same device, inode, size and modification time).
 func (st *importState) pushBlobs(ctx context.Context, file string) error {
+	sizes := map[string]int64{}
+	for d := range st.blobs {
+		n, ok := st.rep.VerifiedSize(bundle.BlobPath(d))
+		if !ok {
+			return fmt.Errorf("internal error: blob %s is planned but did not pass validation", d)
+		}
+		sizes[d] = n
+	}
+	jobs := map[string]*blobJob{}
+	var mu sync.Mutex
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(st.o.concurrency)
-	err := bundle.EachMember(ctx, file, func(name string, size int64, r io.Reader) error {
-		if !strings.HasPrefix(name, bundle.BlobsDir) {
-			return nil
-		}
-		d := "sha256:" + strings.TrimPrefix(name, bundle.BlobsDir)
-		if !st.blobs[d] {
-			return nil // a manifest (pushed from validated bytes), or not needed
-		}
-		var need []ref.Ref
+	for d := range st.blobs {
 		for _, repo := range st.repoOf[d] {
-			rr, _ := ref.New(repo)
-			desc := descriptor.Descriptor{Digest: digest.Digest(d), Size: size}
-			if _, err := st.c.BlobHead(gctx, rr, desc); err == nil {
-				st.add(PlanItem{Kind: "blob", Repository: repo, Digest: d, Size: size, Action: "skip"})
-				continue
-			}
-			need = append(need, rr)
-		}
-		if len(need) == 0 {
-			return nil
-		}
-		if st.o.dryRun {
-			for _, rr := range need {
-				st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: d, Size: size, Action: "push"})
-			}
-			return nil
-		}
-		push := func(src func() io.Reader) error {
-			for _, rr := range need {
-				if err := st.putBlob(gctx, rr, d, size, src()); err != nil {
+			g.Go(func() error {
+				rr, err := ref.New(repo)
+				if err != nil {
 					return err
 				}
-				st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: d, Size: size, Action: "push"})
+				desc := descriptor.Descriptor{Digest: digest.Digest(d), Size: sizes[d]}
+				if _, err := st.c.BlobHead(gctx, rr, desc); err == nil {
+					st.add(PlanItem{Kind: "blob", Repository: repo, Digest: d, Size: sizes[d], Action: "skip"})
+					return nil
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				j := jobs[d]
+				if j == nil {
+					j = &blobJob{digest: d, size: sizes[d]}
+					jobs[d] = j
+				}
+				j.need = append(j.need, rr)
+				return nil
+			})
+		}
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		slices.SortFunc(j.need, func(a, b ref.Ref) int { return strings.Compare(a.CommonName(), b.CommonName()) })
+	}
+	if st.o.dryRun || len(jobs) == 0 {
+		for _, j := range jobs {
+			for _, rr := range j.need {
+				st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: j.digest, Size: j.size, Action: "push"})
 			}
+		}
+		return nil
+	}
+	pr := &pushReaders{jobs: jobs, unclaimed: int64(len(jobs))}
+	g, gctx = errgroup.WithContext(ctx)
+	for range min(st.o.concurrency, len(jobs)) {
+		g.Go(func() error { return st.pushReader(gctx, file, pr) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if n := pr.left(); n > 0 {
+		return fmt.Errorf("%d blob(s) validation saw were not found when the archive was read again; nothing more was pushed", n)
+	}
+	return st.sameArchive(file, nil)
+}
+
+// blobJob is one blob to push and the repositories that lack it.
+type blobJob struct {
+	digest  string
+	size    int64
+	need    []ref.Ref
+	claimed bool
+}
+
+// pushReaders shares the blobs among the readers of the archive.
+type pushReaders struct {
+	mu        sync.Mutex
+	jobs      map[string]*blobJob
+	unclaimed int64
+}
+
+// claim returns the job of blob d when the reader takes it, and stop once
+// every blob is taken. A reader that has pushed a blob goes on to the next
+// one nobody has taken, skipping those others took meanwhile: inflating
+// past them costs far less than leaving an upload slot idle while the
+// registry, or the network, is the slow part.
+func (p *pushReaders) claim(d string) (job *blobJob, stop bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.unclaimed == 0 {
+		return nil, true
+	}
+	j := p.jobs[d]
+	if j == nil || j.claimed {
+		return nil, false
+	}
+	j.claimed = true
+	p.unclaimed--
+	return j, false
+}
+
+func (p *pushReaders) left() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unclaimed
+}
+
+// errStopReading ends a reader's walk through the archive.
+var errStopReading = errors.New("stop reading")
+
+// pushReader reads the archive and pushes the blobs it takes.
+func (st *importState) pushReader(ctx context.Context, file string, pr *pushReaders) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("open bundle: %w", err)
+	}
+	defer f.Close()
+	if err := st.sameArchive(file, f); err != nil {
+		return err
+	}
+	err = bundle.EachMemberIn(ctx, f, func(name string, size int64, r io.Reader) error {
+		d, _ := blobDigest(name)
+		j, stop := pr.claim(d)
+		if stop {
+			return errStopReading
+		}
+		if j == nil {
 			return nil
 		}
-		if size <= 16<<20 {
-			// Small blobs are pushed concurrently from memory.
-			data, err := io.ReadAll(io.LimitReader(r, size))
-			if err != nil {
-				return err
-			}
-			g.Go(func() error { return push(func() io.Reader { return bytes.NewReader(data) }) })
-			return nil
+		if size != j.size {
+			return fmt.Errorf("%s holds %d bytes, validation read %d: the archive changed; nothing more was pushed", name, size, j.size)
 		}
-		// Large blobs stream straight from the archive to the first
-		// repository; further repositories get a cross-repository mount.
-		if err := st.putBlob(gctx, need[0], d, size, r); err != nil {
+		if err := st.putBlob(ctx, j.need[0], d, size, r); err != nil {
 			return err
 		}
-		st.add(PlanItem{Kind: "blob", Repository: need[0].CommonName(), Digest: d, Size: size, Action: "push"})
-		for _, rr := range need[1:] {
-			if err := st.c.BlobMount(gctx, need[0], rr, descriptor.Descriptor{Digest: digest.Digest(d), Size: size}); err != nil {
+		st.add(PlanItem{Kind: "blob", Repository: j.need[0].CommonName(), Digest: d, Size: size, Action: "push"})
+		for _, rr := range j.need[1:] {
+			if err := st.c.BlobMount(ctx, j.need[0], rr, descriptor.Descriptor{Digest: digest.Digest(d), Size: size}); err != nil {
 				return fmt.Errorf("mount blob %s into %s: %w", d, rr.CommonName(), err)
 			}
 			st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: d, Size: size, Action: "push", Reason: "mounted"})
 		}
 		return nil
 	})
-	if werr := g.Wait(); err == nil {
-		err = werr
+	if errors.Is(err, errStopReading) {
+		return nil
 	}
 	return err
+}
+
+// sameArchive checks that the archive (f when open, else the path) is the
+// file validation read.
+func (st *importState) sameArchive(file string, f *os.File) error {
+	var fi os.FileInfo
+	var err error
+	if f != nil {
+		fi, err = f.Stat()
+	} else {
+		fi, err = os.Stat(file)
+	}
+	if err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	if !os.SameFile(fi, st.archive) || fi.Size() != st.archive.Size() || !fi.ModTime().Equal(st.archive.ModTime()) {
+		return fmt.Errorf("%s changed while it was imported (it is not the file validation read); nothing more was pushed: validate and import it again", file)
+	}
+	return nil
 }
 
 // manifestOrder lists a repository's pushable manifests so that every
@@ -818,16 +944,12 @@ func (st *importState) isManifestDoc(d string) bool {
 	return ok
 }
 
-// putBlob pushes one blob, checking the bytes against the digest as they
-// stream; the registry checks again on commit.
+// putBlob pushes one blob with its digest; the registry checks the bytes
+// against it as it commits the upload and refuses a mismatch.
 func (st *importState) putBlob(ctx context.Context, r ref.Ref, d string, size int64, src io.Reader) error {
-	h := sha256.New()
 	desc := descriptor.Descriptor{Digest: digest.Digest(d), Size: size}
-	if _, err := st.c.BlobPut(ctx, r, desc, io.TeeReader(src, h)); err != nil {
+	if _, err := st.c.BlobPut(ctx, r, desc, src); err != nil {
 		return fmt.Errorf("push blob %s to %s: %w", d, r.CommonName(), err)
-	}
-	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != d {
-		return fmt.Errorf("blob %s: the bundle's bytes hash to %s", d, got)
 	}
 	return nil
 }

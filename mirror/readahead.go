@@ -11,7 +11,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -23,29 +22,53 @@ import (
 // bounds all of export's buffers for blob and output bytes together:
 // the output (exportSinkBytes, hashed and written on goroutines of their
 // own), a window for the blob being written (exportStreamWindow), and
-// the rest (aheadBudget) for every download together, so that the blob
-// being written never waits behind blobs further ahead. A download ahead
-// of the writer that finds the budget spent pauses; if it has paused for
-// exportSpillAfter, the rest of that blob spills to an unlinked
-// temporary file next to the output, so that no connection sits idle
-// long enough for a server or a proxy to drop it (each spilling download
-// reads through one more chunk; disk holds at most concurrency-1 spilled
-// blobs). Memory is thus bounded whatever the image size.
+// the rest (aheadBudget) for the downloads ahead of the writer.
+//
+// A download never waits for the writer while it holds a connection
+// except the one the writer is taking: regclient allows three requests
+// per registry at a time, and downloads that sat on them waiting for
+// budget would keep the writer's own blob from starting. So a blob ahead
+// of the writer starts only with its whole size reserved from the budget
+// (then it never waits), or, when it is larger than what is free, with
+// spillLarge as an unlinked temporary file next to the output (disk, not
+// memory: at most concurrency-1 blobs), or else once the writer reaches
+// it, streaming through the window. Memory is thus bounded whatever the
+// image size.
 const (
 	ExportReadAheadBytes = 64 << 20
 	exportChunk          = 4 << 20
 	exportSinkBytes      = sinkBuffers * exportChunk
 	exportStreamWindow   = 2 * exportChunk
 	aheadBudget          = ExportReadAheadBytes - exportSinkBytes - exportStreamWindow
-	exportSpillAfter     = 5 * time.Second
-	// roomWanted is how much budget must be free before paused downloads
-	// resume (at most half the budget).
-	roomWanted = 4 * exportChunk
+	// exportSpillLarge: blobs ahead larger than the free budget wait for
+	// the writer rather than going to disk. With bench/run.sh's 600 MiB
+	// image (six 100 MiB layers) on two cores, three bench runs of each
+	// (5-7 paired runs apiece), export took 1.23-1.32x regctl's time
+	// spilling them and 1.00-1.04x waiting: the extra write and read
+	// cost more than the overlap brought.
+	exportSpillLarge = false
 )
 
 // chunks recycles full-size download chunks between the downloads and the
 // writer, so that streaming gigabytes allocates a handful of buffers.
 var chunks = sync.Pool{New: func() any { b := make([]byte, exportChunk); return &b }}
+
+// memChunk is downloaded bytes waiting for the writer; budgeted says
+// whether they count against the read-ahead budget (or the window of the
+// blob being written).
+type memChunk struct {
+	b        []byte
+	budgeted bool
+}
+
+// grant is how reserve made room for the next chunk of a download.
+type grant int
+
+const (
+	grantBudget grant = iota // from the read-ahead budget (or the blob's reservation)
+	grantWindow              // over budget, within the window of the blob being written
+	grantSpill               // to the spill file
+)
 
 // readAhead downloads the blobs of an export, in the order the writer
 // takes them. One mutex guards it and all its spools.
@@ -56,40 +79,37 @@ type readAhead struct {
 	blobs       []exportBlob
 	concurrency int
 	spillDir    string
-	spillAfter  time.Duration
 	window      int64
+	spillLarge  bool
 
-	mu         sync.Mutex
-	moved      *sync.Cond // the writer moved on, or a download started
-	room       *sync.Cond // budget freed (to roomWanted or more), head moved, a pause timed out
-	pausedN    int        // downloads waiting on room
-	roomWanted int64      // free budget that wakes them
-	budget     int64      // read-ahead bytes still free
-	inMemory   int64      // blob bytes held in memory (reserved or over budget)
-	head       int        // the blob the writer takes next or is writing
-	started    int        // blobs whose download has started
-	spools     []*spool
-	wg         sync.WaitGroup
-	stats      readAheadStats
+	mu       sync.Mutex
+	moved    *sync.Cond // the writer moved on, a download started, budget was freed
+	budget   int64      // read-ahead bytes still free
+	inMemory int64      // blob bytes held in memory (reserved or over budget)
+	head     int        // the blob the writer takes next or is writing
+	started  int        // blobs whose download has started
+	spools   []*spool
+	wg       sync.WaitGroup
+	stats    readAheadStats
 }
 
 // readAheadLimits are the bounds of one export's read-ahead; tests shrink
 // them to reach every path with small blobs.
 type readAheadLimits struct {
-	budget     int64         // aheadBudget
-	window     int64         // exportStreamWindow
-	spillAfter time.Duration // exportSpillAfter
+	budget     int64 // aheadBudget
+	window     int64 // exportStreamWindow
+	spillLarge bool  // spill blobs ahead that do not fit in the budget
 }
 
 func defaultReadAheadLimits() readAheadLimits {
-	return readAheadLimits{budget: aheadBudget, window: exportStreamWindow, spillAfter: exportSpillAfter}
+	return readAheadLimits{budget: aheadBudget, window: exportStreamWindow, spillLarge: exportSpillLarge}
 }
 
 // readAheadStats says which paths an export took.
 type readAheadStats struct {
 	spilled     int64 // bytes written to spill files
 	overBudget  int64 // bytes the blob being written took beyond the budget
-	paused      int   // times a download ahead waited for budget
+	waited      int   // blobs ahead too large for the budget that waited for the writer
 	maxInMemory int64 // most blob bytes held in memory at once
 }
 
@@ -102,12 +122,12 @@ type spool struct {
 	full  bool       // the download waits on space
 	empty bool       // the writer waits on data
 
-	head     bool     // the writer is on this blob
-	chunks   [][]byte // unread chunks, in order
-	off      int      // bytes of chunks[0] already taken
-	buffered int64    // unread bytes in chunks
-	held     int64    // read-ahead budget the unread chunks hold
-	spilling bool     // the rest of the blob goes to file
+	head     bool       // the writer is on this blob
+	chunks   []memChunk // unread chunks, in order
+	buffered int64      // unread bytes in chunks
+	held     int64      // read-ahead budget the unread chunks hold
+	prepaid  int64      // budget reserved for bytes not read yet
+	spilling bool       // the rest of the blob goes to file
 	file     *os.File
 	fileW    int64 // bytes written to file
 	fileR    int64 // bytes taken from file
@@ -119,47 +139,65 @@ type spool struct {
 func newReadAhead(ctx context.Context, c *registry.Client, blobs []exportBlob, concurrency int, spillDir string, lim readAheadLimits) *readAhead {
 	ctx, cancel := context.WithCancelCause(ctx)
 	ra := &readAhead{ctx: ctx, cancel: cancel, c: c, blobs: blobs, concurrency: max(1, concurrency),
-		spillDir: spillDir, spillAfter: lim.spillAfter, window: lim.window, budget: lim.budget, spools: make([]*spool, len(blobs))}
-	ra.roomWanted = max(exportChunk, min(roomWanted, lim.budget/2))
+		spillDir: spillDir, window: lim.window, spillLarge: lim.spillLarge, budget: lim.budget, spools: make([]*spool, len(blobs))}
 	ra.moved = sync.NewCond(&ra.mu)
-	ra.room = sync.NewCond(&ra.mu)
 	// A stopped export wakes every waiter, so that nothing waits for a
 	// download that will never finish.
 	context.AfterFunc(ctx, func() {
 		ra.mu.Lock()
 		defer ra.mu.Unlock()
-		ra.wakeAll()
+		ra.moved.Broadcast()
+		for _, sp := range ra.spools {
+			if sp != nil {
+				sp.data.Broadcast()
+				sp.space.Broadcast()
+			}
+		}
 	})
 	ra.wg.Go(ra.schedule)
 	return ra
 }
 
-// wakeAll wakes every waiter; ra.mu is held.
-func (ra *readAhead) wakeAll() {
-	ra.moved.Broadcast()
-	ra.room.Broadcast()
-	for _, sp := range ra.spools {
-		if sp != nil {
-			sp.data.Broadcast()
-			sp.space.Broadcast()
-		}
-	}
-}
-
 // schedule starts downloads in write order, at most concurrency blobs
-// from the writer's position on.
+// from the writer's position on. A blob ahead of the writer starts with
+// its whole size reserved, or spilling, or waits until the writer
+// reaches it (see ExportReadAheadBytes).
 func (ra *readAhead) schedule() {
 	for i, b := range ra.blobs {
 		ra.mu.Lock()
-		for i >= ra.head+ra.concurrency && ra.ctx.Err() == nil {
+		sp := &spool{ra: ra, size: b.desc.Size}
+		sp.data, sp.space = sync.NewCond(&ra.mu), sync.NewCond(&ra.mu)
+		// The last read asks for one byte more than the blob, to see EOF.
+		need := b.desc.Size + 1
+		waited := false
+		for ra.ctx.Err() == nil {
+			switch {
+			case i >= ra.head+ra.concurrency:
+			case i == ra.head:
+				sp.head = true
+			case need <= ra.budget:
+				ra.budget -= need
+				sp.prepaid = need
+				ra.noteMemory(need)
+			case ra.spillLarge:
+				sp.spilling = true
+			default:
+				if !waited {
+					waited = true
+					ra.stats.waited++
+				}
+				ra.moved.Wait()
+				continue
+			}
+			if i < ra.head+ra.concurrency {
+				break
+			}
 			ra.moved.Wait()
 		}
 		if ra.ctx.Err() != nil {
 			ra.mu.Unlock()
 			return
 		}
-		sp := &spool{ra: ra, size: b.desc.Size, head: i == ra.head}
-		sp.data, sp.space = sync.NewCond(&ra.mu), sync.NewCond(&ra.mu)
 		ra.spools[i] = sp
 		ra.started = i + 1
 		ra.moved.Broadcast()
@@ -178,9 +216,6 @@ func (ra *readAhead) take(i int) (*spool, error) {
 		sp.head = true
 	}
 	ra.moved.Broadcast()
-	if ra.pausedN > 0 {
-		ra.room.Broadcast() // the new head may go over budget now
-	}
 	for ra.started <= i && ra.ctx.Err() == nil {
 		ra.moved.Wait()
 	}
@@ -219,13 +254,13 @@ func (sp *spool) fetch(ctx context.Context, b exportBlob) {
 			// that the read reaching EOF (and regclient's check) lands in
 			// it.
 			want := min(exportChunk, max(b.desc.Size-got, 0)+1)
-			spill, err := sp.reserve(ctx, int64(want))
+			g, err := sp.reserve(ctx, int64(want))
 			if err != nil {
 				return err
 			}
 			var buf []byte
 			switch {
-			case spill:
+			case g == grantSpill:
 				if spillBuf == nil {
 					spillBuf = make([]byte, exportChunk)
 				}
@@ -238,10 +273,10 @@ func (sp *spool) fetch(ctx context.Context, b exportBlob) {
 			n, rerr := readChunk(rdr, buf)
 			got += int64(n)
 			if got > b.desc.Size {
-				sp.unreserve(spill, int64(want))
+				sp.unreserve(g, int64(want))
 				return fmt.Errorf("blob %s: the registry served more than the %d bytes listed; refusing to write a corrupt bundle", b.desc.Digest, b.desc.Size)
 			}
-			if err := sp.push(spill, buf[:n], int64(want)); err != nil {
+			if err := sp.push(g, buf[:n], int64(want)); err != nil {
 				return err
 			}
 			if rerr == io.EOF {
@@ -280,61 +315,41 @@ func readChunk(r io.Reader, buf []byte) (int, error) {
 	return n, nil
 }
 
-// reserve makes room for the next n bytes before they are read: from the
-// read-ahead budget, or, for the blob being written, within its own
-// window once the budget is spent. A download ahead of the writer waits
-// for budget; after spillAfter of waiting it spills (true) instead.
-func (sp *spool) reserve(ctx context.Context, n int64) (spill bool, err error) {
+// reserve makes room for the next n bytes before they are read: from
+// the blob's reservation, or, for the blob being written, from the budget
+// when it has room, else within the window, waiting only for the writer.
+func (sp *spool) reserve(ctx context.Context, n int64) (grant, error) {
 	ra := sp.ra
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	var waitedSince time.Time
 	for {
 		if err := context.Cause(ctx); err != nil {
-			return false, err
+			return grantSpill, err
 		}
 		switch {
 		case sp.spilling:
-			return true, nil
+			return grantSpill, nil
+		case sp.prepaid >= n:
+			sp.prepaid -= n
+			sp.held += n
+			return grantBudget, nil
 		case ra.budget >= n:
 			ra.budget -= n
 			sp.held += n
 			ra.noteMemory(n)
-			return false, nil
-		case sp.head && (sp.buffered == sp.held || sp.buffered-sp.held+n <= ra.window):
-			// Over budget, but the writer is taking this blob's bytes:
-			// they leave as fast as it writes (and it may always hold
-			// one chunk).
+			return grantBudget, nil
+		case sp.buffered == sp.held || sp.buffered-sp.held+n <= ra.window:
+			// Over budget, but only the blob being written gets here
+			// (the others have their reservation), and the writer takes
+			// its bytes as fast as it writes; it may always hold one
+			// chunk.
 			ra.stats.overBudget += n
 			ra.noteMemory(n)
-			return false, nil
-		case sp.head:
-			sp.full = true
-			sp.space.Wait()
-			sp.full = false
-			continue
+			return grantWindow, nil
 		}
-		if waitedSince.IsZero() {
-			ra.stats.paused++
-			waitedSince = time.Now()
-			timer = time.AfterFunc(ra.spillAfter, func() {
-				ra.mu.Lock()
-				defer ra.mu.Unlock()
-				ra.room.Broadcast()
-			})
-		} else if time.Since(waitedSince) >= ra.spillAfter {
-			sp.spilling = true
-			return true, nil
-		}
-		ra.pausedN++
-		ra.room.Wait()
-		ra.pausedN--
+		sp.full = true
+		sp.space.Wait()
+		sp.full = false
 	}
 }
 
@@ -345,44 +360,42 @@ func (ra *readAhead) noteMemory(n int64) {
 }
 
 // unreserve gives back a reservation that was not used.
-func (sp *spool) unreserve(spill bool, n int64) {
-	if spill {
+func (sp *spool) unreserve(g grant, n int64) {
+	if g == grantSpill {
 		return
 	}
 	sp.ra.mu.Lock()
 	defer sp.ra.mu.Unlock()
-	sp.giveBack(n)
+	if g == grantBudget {
+		sp.giveBack(n)
+	}
 	sp.ra.inMemory -= n
 }
 
-// giveBack returns up to n bytes of budget the spool holds; ra.mu is held.
+// giveBack returns n bytes of budget the spool holds; ra.mu is held.
 func (sp *spool) giveBack(n int64) {
-	g := min(n, sp.held)
-	if g <= 0 {
+	if n <= 0 {
 		return
 	}
-	ra := sp.ra
-	sp.held -= g
-	before := ra.budget
-	ra.budget += g
-	// Paused downloads resume once a few chunks are free, not for every
-	// chunk the writer takes.
-	if ra.pausedN > 0 && ra.budget >= ra.roomWanted && before < ra.roomWanted {
-		ra.room.Broadcast()
-	}
+	sp.held -= n
+	sp.ra.budget += n
+	sp.ra.moved.Broadcast() // a blob waiting for room may fit now
 }
 
 // push hands over the bytes read into p, for which want bytes were
 // reserved.
-func (sp *spool) push(spill bool, p []byte, want int64) error {
+func (sp *spool) push(g grant, p []byte, want int64) error {
 	ra := sp.ra
-	if !spill {
+	if g != grantSpill {
 		ra.mu.Lock()
 		defer ra.mu.Unlock()
-		sp.giveBack(want - int64(len(p))) // the last chunk is shorter
+		// The last chunk is shorter than what was reserved.
+		if g == grantBudget {
+			sp.giveBack(want - int64(len(p)))
+		}
 		ra.inMemory -= want - int64(len(p))
 		if len(p) > 0 {
-			sp.chunks = append(sp.chunks, p)
+			sp.chunks = append(sp.chunks, memChunk{b: p, budgeted: g == grantBudget})
 			sp.buffered += int64(len(p))
 			if sp.empty {
 				sp.data.Signal()
@@ -436,22 +449,23 @@ func (sp *spool) WriteTo(w io.Writer) (int64, error) {
 	for {
 		switch {
 		case len(sp.chunks) > 0:
-			full := sp.chunks[0]
-			c := full[sp.off:]
-			sp.chunks[0] = nil
+			mc := sp.chunks[0]
+			c := mc.b
+			sp.chunks[0] = memChunk{}
 			sp.chunks = sp.chunks[1:]
-			sp.off = 0
 			ra.mu.Unlock()
 			n, err := w.Write(c)
 			ra.mu.Lock()
 			sp.buffered -= int64(len(c))
 			ra.inMemory -= int64(len(c))
-			sp.giveBack(int64(len(c)))
+			if mc.budgeted {
+				sp.giveBack(int64(len(c)))
+			}
 			if sp.full {
 				sp.space.Signal()
 			}
-			if len(full) == exportChunk {
-				chunks.Put(&full)
+			if len(c) == exportChunk {
+				chunks.Put(&c)
 			}
 			total += int64(n)
 			if err != nil {
@@ -505,13 +519,16 @@ func (sp *spool) release() {
 		return
 	}
 	sp.closed = true
-	sp.giveBack(sp.held)
+	ra := sp.ra
+	ra.budget += sp.held + sp.prepaid
+	ra.inMemory -= sp.prepaid + sp.buffered
+	sp.held, sp.prepaid = 0, 0
+	ra.moved.Broadcast()
 	for _, c := range sp.chunks {
-		if len(c) == exportChunk {
-			chunks.Put(&c)
+		if len(c.b) == exportChunk {
+			chunks.Put(&c.b)
 		}
 	}
-	sp.ra.inMemory -= sp.buffered
 	sp.chunks, sp.buffered = nil, 0
 	if sp.file != nil {
 		_ = sp.file.Close()
@@ -545,6 +562,12 @@ type sinkBuf struct {
 const (
 	sinkBuffers    = 4
 	writebackEvery = 16 << 20
+	// fileWriteSize is the size of each write to the bundle file. Larger
+	// writes make Linux allocate larger page-cache folios, which right
+	// after other large files were written costs two to three times the
+	// system time (bench/run.sh, kernel 6.18, ext4): 4 MiB writes took
+	// 0.9-1.6 s of system time for 600 MiB, 128 KiB writes 0.45 s.
+	fileWriteSize = 128 << 10
 )
 
 func newHashSink(dst *os.File) *hashSink {
@@ -564,7 +587,13 @@ func newHashSink(dst *os.File) *hashSink {
 		var off, flushed int64
 		for b := range s.toFile {
 			if s.err == nil {
-				if _, err := s.dst.Write(b.b); err != nil {
+				var err error
+				for p := b.b; len(p) > 0 && err == nil; {
+					k := min(len(p), fileWriteSize)
+					_, err = s.dst.Write(p[:k])
+					p = p[k:]
+				}
+				if err != nil {
 					s.err = err
 					s.bad.Store(true)
 				}

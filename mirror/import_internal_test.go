@@ -1,0 +1,161 @@
+package mirror
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/olareg/olareg"
+	olaregconfig "github.com/olareg/olareg/config"
+
+	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/registry"
+)
+
+// uploadTarget is an in-memory olareg that counts blob uploads (the PUT
+// that carries a blob's bytes and digest) and how many are in flight at
+// once. With gate > 1, an upload waits until gate uploads are in flight
+// (or gateWait has passed, which only a failing test reaches), so that
+// side-by-side uploads are seen by counting, not by timing.
+type uploadTarget struct {
+	host string
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	gate     int
+	inFlight int
+	maxIn    int
+	puts     map[string]int // digest -> uploads
+}
+
+const gateWait = 30 * time.Second
+
+func startUploadTarget(t *testing.T, gate int) *uploadTarget {
+	t.Helper()
+	ola := olareg.New(olaregconfig.Config{Storage: olaregconfig.ConfigStorage{StoreType: olaregconfig.StoreMem}})
+	u := &uploadTarget{gate: gate, puts: map[string]int{}}
+	u.cond = sync.NewCond(&u.mu)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d := r.URL.Query().Get("digest")
+		if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/blobs/uploads/") || d == "" {
+			ola.ServeHTTP(w, r)
+			return
+		}
+		u.mu.Lock()
+		u.inFlight++
+		u.maxIn = max(u.maxIn, u.inFlight)
+		u.puts[d]++
+		u.cond.Broadcast()
+		deadline := time.Now().Add(gateWait)
+		for u.inFlight < u.gate && time.Now().Before(deadline) {
+			timer := time.AfterFunc(time.Until(deadline), func() { u.mu.Lock(); u.cond.Broadcast(); u.mu.Unlock() })
+			u.cond.Wait()
+			timer.Stop()
+		}
+		u.gate = 0 // the first meeting is enough; later uploads run freely
+		u.cond.Broadcast()
+		u.mu.Unlock()
+		ola.ServeHTTP(w, r)
+		u.mu.Lock()
+		u.inFlight--
+		u.mu.Unlock()
+	}))
+	t.Cleanup(func() { srv.Close(); _ = ola.Close() })
+	u.host = strings.TrimPrefix(srv.URL, "http://")
+	return u
+}
+
+func (u *uploadTarget) counts() (maxIn int, puts map[string]int) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range u.puts {
+		out[k] = v
+	}
+	return u.maxIn, out
+}
+
+// exportBig writes a bundle of pushBigImage's image and returns its path
+// and the blobs (not manifests) it holds.
+func exportBig(t *testing.T) (string, []string) {
+	t.Helper()
+	s := startExportSource(t)
+	blobs := pushBigImage(t, s, bigLayerSizes)
+	file := filepath.Join(t.TempDir(), "big.tgz")
+	if _, err := Export(context.Background(), s.env(), file, []string{s.host + "/bench/app:v1"}); err != nil {
+		t.Fatal(err)
+	}
+	return file, blobs
+}
+
+func importEnv(hosts ...string) Env {
+	cfg := config.Defaults()
+	for _, h := range hosts {
+		cfg.SetHost(config.Registry{Host: h, PlainHTTP: true})
+	}
+	return Env{Config: cfg, Client: []registry.Opt{registry.WithoutDockerCreds()}}
+}
+
+// TestImportUploadsBlobsSideBySide: with --concurrency above 1, blobs
+// upload at the same time (the target sees two uploads in flight), every
+// blob is uploaded exactly once, and the import reconciles; with 1, never
+// more than one upload is in flight.
+func TestImportUploadsBlobsSideBySide(t *testing.T) {
+	t.Parallel()
+	file, blobs := exportBig(t)
+	for _, tc := range []struct {
+		concurrency, gate, wantMax int
+	}{{4, 2, 2}, {1, 0, 1}} {
+		tg := startUploadTarget(t, tc.gate)
+		res, err := Import(context.Background(), importEnv(tg.host), file, tg.host+"/mirror", ImportWithConcurrency(tc.concurrency))
+		if err != nil || !res.OK {
+			t.Fatalf("concurrency %d: import: %v, findings %+v", tc.concurrency, err, res.Findings)
+		}
+		maxIn, puts := tg.counts()
+		if tc.wantMax > 1 && maxIn < tc.wantMax {
+			t.Errorf("concurrency %d: at most %d upload(s) in flight, want %d side by side", tc.concurrency, maxIn, tc.wantMax)
+		}
+		if tc.wantMax == 1 && maxIn != 1 {
+			t.Errorf("concurrency 1: %d uploads in flight at once", maxIn)
+		}
+		for _, d := range blobs {
+			if puts[d] != 1 {
+				t.Errorf("concurrency %d: blob %s uploaded %d times, want once", tc.concurrency, d, puts[d])
+			}
+		}
+		for _, r := range res.Reconcile {
+			if r.Found != r.Expected {
+				t.Errorf("concurrency %d: reconcile %s: %d of %d", tc.concurrency, r.Subject, r.Found, r.Expected)
+			}
+		}
+	}
+}
+
+// TestImportRefusesAnArchiveChangedAfterValidation: the blobs are read a
+// second time to push them, from the file validation read; a bundle
+// touched in between pushes no blob.
+func TestImportRefusesAnArchiveChangedAfterValidation(t *testing.T) {
+	t.Parallel()
+	file, _ := exportBig(t)
+	tg := startUploadTarget(t, 0)
+	_, err := Import(context.Background(), importEnv(tg.host), file, tg.host, ImportWithEvents(func(e ImportEvent) {
+		if e.Kind == "planned" {
+			later := time.Now().Add(time.Hour)
+			if err := os.Chtimes(file, later, later); err != nil {
+				t.Error(err)
+			}
+		}
+	}))
+	if err == nil || !strings.Contains(err.Error(), "changed while it was imported") {
+		t.Fatalf("import of a bundle changed after validation: %v", err)
+	}
+	if _, puts := tg.counts(); len(puts) != 0 {
+		t.Errorf("blobs uploaded from a changed bundle: %v", puts)
+	}
+}
