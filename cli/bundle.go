@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +16,7 @@ import (
 	"github.com/refdoctor/refdoctor/bundle/signing"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/mirror"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -101,7 +102,7 @@ func (p *progress) update(done, total int64) {
 		frac = 1
 	}
 	filled := int(frac * width)
-	fmt.Fprintf(p.w, "\r%s [%s%s] %3.0f%% %s/%s ", p.label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), frac*100, humanSize(done), humanSize(total))
+	fmt.Fprintf(p.w, "\r%s [%s%s] %3.0f%% %s/%s ", p.label, strings.Repeat("=", filled), strings.Repeat(" ", width-filled), frac*100, human.Size(done), human.Size(total))
 }
 
 func (p *progress) done() {
@@ -121,8 +122,9 @@ func newBundleExportCmd(g *globals) *cobra.Command {
 		signKey      string
 	)
 	cmd := &cobra.Command{
-		Use:   "export --file OUT.tgz REF...",
-		Short: "Write a mirror bundle of images and all their referrers",
+		Use:         "export --file OUT.tgz REF...",
+		Annotations: map[string]string{argsAnnotation: "images to export, HOST/REPO:TAG or HOST/REPO@sha256:DIGEST"},
+		Short:       "Write a mirror bundle of images and all their referrers",
 		Long: `Export images (every platform of an index), the referrers discovery finds
 (SBOMs, signatures, attestations, VEX; --depth for referrers of referrers),
 cosign-style tags and every blob into one bundle. The bundle is written to a
@@ -189,7 +191,7 @@ ECDSA signature is not, so only its members are.`,
 			if g.output == "json" {
 				return g.writeJSON(res)
 			}
-			fmt.Fprintf(g.stdout, "wrote %s (%s, %d images, %d referrers, %d files, %s)\n", res.Path, res.Compression, len(res.Images), res.Referrers, res.Files, humanSize(res.Bytes))
+			fmt.Fprintf(g.stdout, "wrote %s (%s, %s, %s, %s, %s)\n", res.Path, res.Compression, human.Count(len(res.Images), "image"), human.Count(res.Referrers, "referrer"), human.Count(res.Files, "file"), human.Size(res.Bytes))
 			fmt.Fprintf(g.stdout, "sha256 %s  (sidecar %s)\n", res.Checksum, res.Sidecar)
 			if res.SignedBy != "" {
 				fmt.Fprintf(g.stdout, "signed by key %s  (signature %s)\n", res.SignedBy, res.SignatureSidecar)
@@ -238,23 +240,22 @@ manifest.yaml; 2 not a readable bundle; 3 the file could not be read.`,
 				return g.writeJSON(s)
 			}
 			fmt.Fprintf(g.stdout, "%s: bundle format v%d, %s, created %s by %s %s\n", file, s.FormatVersion, s.Compression, s.CreatedAt.Format(time.RFC3339), s.Tool.Name, s.Tool.Version)
-			fmt.Fprintf(g.stdout, "%d members, %s listed, %s on disk\n", s.FileCount, humanSize(s.ListedBytes), humanSize(s.ArchiveBytes))
+			fmt.Fprintf(g.stdout, "%s, %s listed, %s on disk\n", human.Count(s.FileCount, "member"), human.Size(s.ListedBytes), human.Size(s.ArchiveBytes))
 			writeInspectSignature(g.stdout, s.Signature)
 			fmt.Fprintln(g.stdout, "\nIMAGES")
 			for _, img := range s.Images {
 				fmt.Fprintf(g.stdout, "  %s\n    %s\n", img.Reference, img.Digest)
 			}
 			fmt.Fprintf(g.stdout, "\nREFERRERS (%d)\n", s.ReferrersTotal)
-			tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "  SUBJECT\tFOUND BY\tCOUNT\tBY CATEGORY")
+			t := &table{indent: "  ", head: []string{"SUBJECT", "FOUND BY", "COUNT", "BY CATEGORY"}, flex: []int{0, 3}, floor: map[int]int{0: 19}}
 			for _, sub := range s.Subjects {
 				var cats []string
 				for _, c := range sub.Categories {
 					cats = append(cats, fmt.Sprintf("%s %d", c.Category, c.Count))
 				}
-				fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\n", discovery.ShortDigest(sub.Subject), sub.Discovery, sub.Count, strings.Join(cats, ", "))
+				t.add(sub.Subject, sub.Discovery, strconv.Itoa(sub.Count), strings.Join(cats, ", "))
 			}
-			tw.Flush()
+			t.write(g.stdout)
 			if s.Note != "" {
 				fmt.Fprintln(g.stdout, "\nnote: "+s.Note)
 			}
@@ -361,10 +362,10 @@ could not be read).`,
 func writeValidateTable(w io.Writer, file string, rep bundle.Report) {
 	verdict := "OK: the bundle is whole"
 	if !rep.OK {
-		verdict = fmt.Sprintf("FAILED: %d problem(s)", len(rep.Errors))
+		verdict = "FAILED: " + human.Count(len(rep.Errors), "problem")
 	}
 	fmt.Fprintf(w, "%s: %s\n", file, verdict)
-	fmt.Fprintf(w, "  %d files, %s checked, %d referrers checked, %d ms\n", rep.FilesChecked, humanSize(rep.BytesChecked), rep.ReferrersChecked, rep.DurationMS)
+	fmt.Fprintf(w, "  %s, %s checked, %s checked, %d ms\n", human.Count(rep.FilesChecked, "file"), human.Size(rep.BytesChecked), human.Count(rep.ReferrersChecked, "referrer"), rep.DurationMS)
 	fmt.Fprintf(w, "  signature: %s\n", describeSignatureReport(rep.Signature))
 	if len(rep.Subjects) > 0 {
 		fmt.Fprintln(w, "\nSUBJECTS")
@@ -488,17 +489,19 @@ func writeImportTable(w io.Writer, res mirror.ImportResult) {
 	if res.DryRun {
 		push = "to push"
 	}
-	fmt.Fprintf(w, "  %d %s (%s), %d already there, %d not imported\n", res.Pushed, push, humanSize(res.BytesPushed), res.Skipped, res.Refused)
+	fmt.Fprintf(w, "  %d %s (%s), %d already there, %d not imported\n", res.Pushed, push, human.Size(res.BytesPushed), res.Skipped, res.Refused)
 	if v := res.Validation; v != nil && !v.OK {
-		fmt.Fprintf(w, "  validation found %d problem(s): only what passed it was imported (refdoctor bundle validate --file %s lists them)\n", len(v.Errors), res.File)
+		fmt.Fprintf(w, "  validation found %s: only what passed it was imported (refdoctor bundle validate --file %s lists them)\n", human.Count(len(v.Errors), "problem"), res.File)
 	}
 	if res.DryRun {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "\n  ACTION\tKIND\tREPOSITORY\tDIGEST\tTAG\tWHY")
+		// The destination and the digest whole, unless the terminal is too
+		// narrow for them.
+		fmt.Fprintln(w)
+		t := &table{indent: "  ", head: []string{"ACTION", "KIND", "REPOSITORY", "DIGEST", "TAG", "WHY"}, flex: []int{3, 5, 2}, floor: map[int]int{3: 19, 2: 24}}
 		for _, it := range res.Plan {
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", it.Action, it.Kind, clip(it.Repository, 30), discovery.ShortDigest(it.Digest), it.Tag, it.Reason)
+			t.add(it.Action, it.Kind, it.Repository, it.Digest, it.Tag, it.Reason)
 		}
-		tw.Flush()
+		t.write(w)
 	} else if res.Refused > 0 {
 		fmt.Fprintf(w, "\nNOT IMPORTED (%d)\n", res.Refused)
 		for _, it := range res.Plan {
@@ -578,9 +581,9 @@ func writeDiffTable(w io.Writer, res mirror.DiffResult) {
 	state := "the source still serves exactly what the bundle holds"
 	switch {
 	case res.Partial:
-		state = fmt.Sprintf("INCOMPLETE: the source could not be read in full (%d subject(s) not read); nothing is judged added or removed for them", len(res.Unread))
+		state = fmt.Sprintf("INCOMPLETE: the source could not be read in full (%s not read); nothing is judged added or removed for them", human.Count(len(res.Unread), "subject"))
 	case !res.BundleOK:
-		state = fmt.Sprintf("the bundle does not hold what it lists (%d problem(s)); compared below is what manifest.yaml lists", len(res.BundleProblems))
+		state = fmt.Sprintf("the bundle does not hold what it lists (%s); compared below is what manifest.yaml lists", human.Count(len(res.BundleProblems), "problem"))
 	case !res.Same:
 		state = "the source changed since export"
 	}
@@ -605,16 +608,18 @@ func writeDiffTable(w io.Writer, res mirror.DiffResult) {
 		if len(s.Added)+len(s.Removed)+len(s.Replaced)+len(s.Damaged) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\nSUBJECT %s (%d unchanged)\n", discovery.ShortDigest(s.Subject), s.Unchanged)
+		fmt.Fprintf(w, "\nSUBJECT %s (%d unchanged)\n", s.Subject, s.Unchanged)
+		t := &table{indent: "  ", flex: []int{2, 1}, floor: map[int]int{2: 19, 1: 24}}
 		for _, a := range s.Added {
-			fmt.Fprintf(w, "  + %-11s %s %s\n", a.Category, clip(a.ArtifactType, 34), discovery.ShortDigest(a.Digest))
+			t.add("+ "+string(a.Category), a.ArtifactType, a.Digest)
 		}
 		for _, r := range s.Removed {
-			fmt.Fprintf(w, "  - %-11s %s %s\n", r.Category, clip(r.ArtifactType, 34), discovery.ShortDigest(r.Digest))
+			t.add("- "+string(r.Category), r.ArtifactType, r.Digest)
 		}
 		for _, r := range s.Replaced {
-			fmt.Fprintf(w, "  ~ %-11s %s %s -> %s\n", r.Old.Category, clip(r.Old.ArtifactType, 26), discovery.ShortDigest(r.Old.Digest), discovery.ShortDigest(r.New.Digest))
+			t.add("~ "+string(r.Old.Category), r.Old.ArtifactType, r.Old.Digest+" -> "+r.New.Digest)
 		}
+		t.write(w)
 		for _, d := range s.Damaged {
 			fmt.Fprintf(w, "  ! damaged in the bundle %s (its copy does not match its listing)\n", discovery.ShortDigest(d))
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -86,9 +87,19 @@ func TestBundleCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "dry run") || !strings.Contains(out, "push") {
 		t.Fatalf("dry run: exit %d %s %s", code, out, errOut)
 	}
+	plan := regexp.MustCompile(`(\d+) to push \(([^)]+)\)`).FindStringSubmatch(out)
+	// The plan's destinations whole: the target and the repository.
+	if plan == nil || !strings.Contains(out, tgt.Host+"/"+l.Seed.Repository) {
+		t.Fatalf("dry run lacks its count or a whole destination:\n%s", out)
+	}
 	code, out, errOut = run(t, "--config", cfg, "bundle", "import", "--file", good, "--to", tgt.Host)
 	if code != 0 || !strings.Contains(out, "RECONCILE") || strings.Contains(out, "MISSING") {
 		t.Fatalf("import: exit %d %s %s", code, out, errOut)
+	}
+	// What the dry run said it would push is what the import pushed,
+	// count and bytes.
+	if done := regexp.MustCompile(`(\d+) pushed \(([^)]+)\)`).FindStringSubmatch(out); done == nil || done[1] != plan[1] || done[2] != plan[2] || plan[2] == "0B" {
+		t.Errorf("dry run said %v, the import did %v:\n%s", plan, done, out)
 	}
 
 	if code, out, errOut = run(t, "--config", cfg, "bundle", "diff", "--file", good); code != 0 {

@@ -3,12 +3,12 @@ package cli
 import (
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/probe"
 )
 
@@ -65,9 +65,10 @@ its key.`,
 		},
 	}
 	clear := &cobra.Command{
-		Use:   "clear [HOST]",
-		Short: "Drop cached verdicts: all of them, or those of one host (HOST or HOST:PORT)",
-		Args:  cobra.MaximumNArgs(1),
+		Use:         "clear [HOST]",
+		Annotations: map[string]string{argsAnnotation: "at most one registry host"},
+		Short:       "Drop cached verdicts: all of them, or those of one host (HOST or HOST:PORT)",
+		Args:        cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			host := ""
 			if len(args) == 1 {
@@ -87,7 +88,7 @@ its key.`,
 				if host != "" {
 					what = host
 				}
-				fmt.Fprintf(w, "removed %d cached verdict(s) for %s from %s\n", n, what, c.Path())
+				fmt.Fprintf(w, "removed %s for %s from %s\n", human.Count(n, "cached verdict"), what, c.Path())
 			})
 		},
 	}
@@ -112,15 +113,14 @@ func writeCacheTable(w io.Writer, rep cacheReport, now time.Time) {
 	if !rep.Enabled {
 		state = "disabled (cache.capabilities_ttl is 0 or no cache dir)"
 	}
-	fmt.Fprintf(w, "capability cache %s (%s), %d verdict(s)\n", rep.Path, state, len(rep.Entries))
+	fmt.Fprintf(w, "capability cache %s (%s), %s\n", rep.Path, state, human.Count(len(rep.Entries), "verdict"))
 	if len(rep.Entries) == 0 {
 		return
 	}
 	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tREFERRERS API\tREASON\tAGE\tBY")
+	t := &table{head: []string{"KEY", "REFERRERS API", "REASON", "AGE", "BY"}, flex: []int{2, 0}, floor: map[int]int{0: 24}}
 	for _, e := range rep.Entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", clip(e.Key, 40), e.ReferrersAPI, clip(string(e.Reason), 26), probe.Age(e.Age(now)), e.StoredBy)
+		t.add(e.Key, string(e.ReferrersAPI), string(e.Reason), probe.Age(e.Age(now)), e.StoredBy)
 	}
-	tw.Flush()
+	t.write(w)
 }

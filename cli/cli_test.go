@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -45,19 +46,28 @@ func TestBadInputExitsTwo(t *testing.T) {
 		name string
 		args []string
 		want []string
+		// help is whether stderr points to --help: only for errors in
+		// how the command was called.
+		help bool
 	}{
-		{"unparsable target", []string{"probe", "registry.example.com/Team/App"}, []string{"not a repository name"}},
-		{"scheme in target", []string{"probe", "https://registry.example.com/team/app"}, []string{"drop the scheme"}},
-		{"bad digest", []string{"probe", "registry.example.com/team/app@sha256:abc"}, []string{"not a digest"}},
-		{"port out of range", []string{"probe", "registry.example.com:70000/team/app"}, []string{"port \"70000\" is out of range"}},
-		{"unknown config key names key and line", []string{"--config", unknownKey, "probe", "localhost:5000/x"}, []string{"max_concurent_discoveries", "line 3"}},
-		{"config port out of range", []string{"--config", badPort, "probe", "localhost:5000/x"}, []string{"out of range"}},
-		{"missing config file", []string{"--config", filepath.Join(dir, "nope.toml"), "probe", "localhost:5000/x"}, []string{"nope.toml"}},
-		{"bad output format", []string{"-o", "yaml", "probe", "localhost:5000/x"}, []string{"use table or json"}},
-		{"unknown flag", []string{"probe", "--nope", "localhost:5000/x"}, []string{"unknown flag"}},
-		{"no target", []string{"probe"}, []string{"requires at least 1 arg"}},
-		{"bad plain-http host", []string{"--plain-http", "http://x", "probe", "localhost:5000/x"}, []string{"not a host name"}},
-		{"bad log level", []string{"--log-level", "loud", "version"}, []string{"valid levels"}},
+		{"unparsable target", []string{"probe", "registry.example.com/Team/App"}, []string{"not a repository name"}, false},
+		{"scheme in target", []string{"probe", "https://registry.example.com/team/app"}, []string{"drop the scheme"}, false},
+		{"bad digest", []string{"probe", "registry.example.com/team/app@sha256:abc"}, []string{"not a digest"}, false},
+		{"port out of range", []string{"probe", "registry.example.com:70000/team/app"}, []string{"port \"70000\" is out of range"}, false},
+		{"unknown config key names key and line", []string{"--config", unknownKey, "probe", "localhost:5000/x"}, []string{"max_concurent_discoveries", "line 3"}, false},
+		{"config port out of range", []string{"--config", badPort, "probe", "localhost:5000/x"}, []string{"out of range"}, false},
+		{"missing config file", []string{"--config", filepath.Join(dir, "nope.toml"), "probe", "localhost:5000/x"}, []string{"nope.toml"}, false},
+		{"bad output format", []string{"-o", "yaml", "probe", "localhost:5000/x"}, []string{"use table or json"}, true},
+		{"unknown flag", []string{"probe", "--nope", "localhost:5000/x"}, []string{"unknown flag", "Run 'refdoctor probe --help' for usage."}, true},
+		{"no target", []string{"probe"}, []string{"refdoctor probe needs registries to probe, HOST, HOST/REPO or HOST/REPO@sha256:DIGEST; for example: refdoctor probe "}, true},
+		{"discover without an image", []string{"discover"}, []string{"refdoctor discover needs one or more images, HOST/REPO:TAG or HOST/REPO@sha256:DIGEST, or - to read them from standard input; for example: refdoctor discover registry.example.com/team/app:1.2", "Run 'refdoctor discover --help' for usage."}, true},
+		{"tags with two repositories", []string{"tags", "a.example/x", "b.example/y"}, []string{"refdoctor tags takes one repository, HOST/REPO, got 2: a.example/x b.example/y"}, true},
+		{"a bundle as an argument", []string{"bundle", "inspect", "app.tgz"}, []string{"takes no arguments", "did you mean --file app.tgz?"}, true},
+		{"unknown step", []string{"runbook", "show", "nope"}, []string{"unknown step \"nope\"", "probe-registry"}, true},
+		{"unknown command", []string{"discovr"}, []string{"unknown command", "Run 'refdoctor --help' for usage."}, true},
+		{"a bundle that does not exist", []string{"bundle", "validate", "--file", filepath.Join(dir, "nope.tgz")}, []string{"nope.tgz"}, false},
+		{"bad plain-http host", []string{"--plain-http", "http://x", "probe", "localhost:5000/x"}, []string{"not a host name"}, true},
+		{"bad log level", []string{"--log-level", "loud", "version"}, []string{"valid levels"}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -70,6 +80,9 @@ func TestBadInputExitsTwo(t *testing.T) {
 				if !strings.Contains(errOut, w) {
 					t.Errorf("stderr %q lacks %q", errOut, w)
 				}
+			}
+			if got := strings.Contains(errOut, "--help"); got != tc.help {
+				t.Errorf("stderr points to --help: %v, want %v: %q", got, tc.help, errOut)
 			}
 			if out != "" {
 				t.Errorf("nothing belongs on stdout for bad input, got %q", out)
@@ -281,8 +294,20 @@ func TestDiscoverAndTagsContract(t *testing.T) {
 	}
 
 	code, out, _ = run(t, "--config", cfgPath, "discover", "--method", "tags", l.Seed.Ref(ghcr.Host))
-	if code != 0 || !strings.Contains(out, "tagidx") || !strings.Contains(out, "cosign") {
+	if code != 0 || !strings.Contains(out, "tag-index") || !strings.Contains(out, "cosign-tag") {
 		t.Fatalf("discover by tags: exit %d\n%s", code, out)
+	}
+	// Not a terminal: every value whole (artifact types, digests), in the
+	// words the JSON uses, numbers with their nouns in the right number.
+	for _, r := range l.Seed.ReferrersOf(l.Seed.Index) {
+		if !strings.Contains(out, r.Digest) || !strings.Contains(out, r.ArtifactType) {
+			t.Errorf("the table cuts %s (%s):\n%s", r.Digest, r.ArtifactType, out)
+		}
+	}
+	for _, old := range []string{"tagidx", "in-idx", "~", "…", " 1 requests"} {
+		if strings.Contains(out, old) {
+			t.Errorf("the table says %q:\n%s", old, out)
+		}
 	}
 	code, out, _ = run(t, "--config", cfgPath, "discover", "--method", "api", "--timeout", "3s", l.Seed.Ref(hub.Host))
 	if code != 3 || !strings.Contains(out, "INCOMPLETE") || !strings.Contains(out, "RateLimited") {
@@ -308,12 +333,20 @@ func TestDiscoverAndTagsContract(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &tags) != nil || len(tags.Subjects) != 2 || tags.Repository == "" {
 		t.Fatalf("tags: exit %d %s", code, out)
 	}
+	code, table, _ := run(t, "--config", cfgPath, "tags", ghcr.Host+"/"+l.Seed.Repository)
 	for _, s := range tags.Subjects {
 		for _, tg := range s.Tags {
 			if tg.Kind == "" || tg.Digest == "" || !strings.HasPrefix(tg.Tag, "sha256-") {
 				t.Errorf("tag entry %+v", tg)
 			}
+			// The table outside a terminal: whole tag names and digests.
+			if !regexp.MustCompile(regexp.QuoteMeta(tg.Tag) + ` +-> ` + regexp.QuoteMeta(tg.Digest)).MatchString(table) {
+				t.Errorf("tags table lacks %s -> %s whole (exit %d):\n%s", tg.Tag, tg.Digest, code, table)
+			}
 		}
+	}
+	if !strings.Contains(table, "1 subject") && !strings.Contains(table, "2 subjects") {
+		t.Errorf("tags table:\n%s", table)
 	}
 }
 
@@ -336,5 +369,44 @@ func TestDemoWithoutTUI(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
+	}
+}
+
+// TestCompletions: the shell completes values, not only commands and
+// flags: runbook steps, --method, -o, --compression, and the registry
+// hosts of the config file wherever a registry is named.
+func TestCompletions(t *testing.T) {
+	t.Parallel()
+	cfg := writeFile(t, t.TempDir(), "c.toml", "[[registry]]\nhost = \"registry.example.com\"\n\n[[registry]]\nhost = \"mirror.internal:5000\"\nplain_http = true\n")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"runbook", "show", ""}, []string{"probe-registry\tTest registry connectivity and referrers support", "issue-discovery-timeout\tDiscovery timeout"}},
+		{[]string{"runbook", "run", "issue-"}, []string{"issue-no-referrers"}},
+		{[]string{"discover", "--method", ""}, []string{"auto\t", "api\t", "tags\t"}},
+		{[]string{"probe", "-o", ""}, []string{"table", "json"}},
+		{[]string{"bundle", "export", "--compression", ""}, []string{"gzip", "zstd"}},
+		{[]string{"--config", cfg, "tags", ""}, []string{"registry.example.com/", "mirror.internal:5000/"}},
+		{[]string{"--config", cfg, "discover", "mirror"}, []string{"mirror.internal:5000/"}},
+		{[]string{"--config", cfg, "probe", "--plain-http", ""}, []string{"registry.example.com", "mirror.internal:5000"}},
+		{[]string{"--config", cfg, "bundle", "import", "--to", ""}, []string{"mirror.internal:5000/"}},
+		{[]string{"--config", cfg, "runbook", "run", "--registry", ""}, []string{"registry.example.com/"}},
+		{[]string{"--config", cfg, "cache", "clear", ""}, []string{"registry.example.com"}},
+	} {
+		code, out, errOut := run(t, append([]string{"__complete"}, tc.args...)...)
+		if code != 0 {
+			t.Errorf("%v: exit %d %s", tc.args, code, errOut)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("completing %q: %q missing from\n%s", tc.args, w, out)
+			}
+		}
+	}
+	// Completing one host does not offer the other.
+	if _, out, _ := run(t, "__complete", "--config", cfg, "discover", "mirror"); strings.Contains(out, "registry.example.com") {
+		t.Errorf("completing \"mirror\" offers registry.example.com:\n%s", out)
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/mirror"
 )
 
@@ -132,30 +134,22 @@ read.`,
 	return cmd
 }
 
-var methodWords = map[discovery.Method]string{discovery.MethodAPI: "referrers API", discovery.MethodTags: "tag schema (no referrers API)"}
 
 func writeCompareReport(w io.Writer, rep mirror.CompareReport, many bool) {
 	if many {
-		fmt.Fprintf(w, "%-6s %5s %7s %5s %9s  %s\n", "STATE", "BOTH", "MISSING", "EXTRA", "REWRITTEN", "SOURCE -> DESTINATION")
+		t := &table{head: []string{"STATE", "BOTH", "MISSING", "EXTRA", "REWRITTEN", "SOURCE", "DESTINATION"}, flex: []int{5, 6}, floor: map[int]int{5: 24, 6: 24}}
 		for _, r := range rep.Results {
-			fmt.Fprintf(w, "%-6s %5d %7s %5s %9s  %s -> %s\n", compareState(r), r.BothCount, judged(r, r.Missing), judged(r, r.Extra), judged(r, r.Rewritten),
+			t.add(compareState(r), fmt.Sprint(r.BothCount), judged(r, r.Missing), judged(r, r.Extra), judged(r, r.Rewritten),
 				r.Source.Reference, r.Destination.Reference)
 		}
+		t.write(w)
 		for _, r := range rep.Results {
-			fmt.Fprintln(w, "\n"+dashes(79))
+			fmt.Fprintln(w, "\n"+strings.Repeat("-", min(79, max(40, proseWidth(w)-1))))
 			writeCompare(w, r)
 		}
 		return
 	}
 	writeCompare(w, rep.Results[0])
-}
-
-func dashes(n int) string {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = '-'
-	}
-	return string(b)
 }
 
 // judged shows a count, or "?" where an incomplete read judged nothing.
@@ -178,13 +172,15 @@ func compareState(r mirror.CompareResult) string {
 	return "ok"
 }
 
+var methodWords = map[discovery.Method]string{discovery.MethodAPI: "referrers API", discovery.MethodTags: "tag schema (no referrers API)"}
+
 func writeSide(w io.Writer, label string, s mirror.CompareSide) {
 	fmt.Fprintf(w, "%-12s %s\n", label, s.Reference)
 	switch {
 	case s.Complete && !s.Found:
 		fmt.Fprintf(w, "%-12s not there (404)\n", "")
 	case s.Digest == "":
-		fmt.Fprintf(w, "%-12s not resolved: %s\n", "", s.Error)
+		writeWrapped(w, strings.Repeat(" ", 13), "not resolved: "+s.Error)
 	default:
 		how := methodWords[s.Method]
 		if how == "" {
@@ -194,7 +190,7 @@ func writeSide(w io.Writer, label string, s mirror.CompareSide) {
 		if !s.Complete {
 			read = ", NOT READ COMPLETELY"
 		}
-		fmt.Fprintf(w, "%-12s %s %s, %s, %d requests%s\n", "", discovery.ShortDigest(s.Digest), shortMediaType(s.MediaType), how, s.Requests, read)
+		fmt.Fprintf(w, "%-12s %s %s, %s, %s%s\n", "", s.Digest, shortMediaType(s.MediaType), how, human.Count(s.Requests, "request"), read)
 	}
 	if s.ReferrersRepository != "" {
 		fmt.Fprintf(w, "%-12s also looked in %s\n", "", s.ReferrersRepository)
@@ -211,11 +207,6 @@ func shortMediaType(mt string) string {
 	return mt
 }
 
-var compareSources = map[discovery.Source]string{
-	discovery.SourceAPI: "api", discovery.SourceTagIndex: "tagidx",
-	discovery.SourceCosignTag: "cosign", discovery.SourceIndexAttestation: "in-idx",
-}
-
 // shownPerReferrer are the codes the table already shows next to each
 // referrer, so the findings list does not repeat them.
 var shownPerReferrer = map[finding.Code]bool{
@@ -223,6 +214,19 @@ var shownPerReferrer = map[finding.Code]bool{
 	finding.ReferrerSubjectRewritten: true, finding.CosignTagNotCopied: true, finding.ReferrerNotListed: true,
 	finding.ReferrerInOtherRepository: true, finding.FallbackIndexMissingEntry: true,
 	finding.ReferrerRewritten: true, finding.ReferrerExtraAtMirror: true,
+}
+
+// foundBy names how a referrer was found, and where when it was in a
+// referrers repository.
+func foundBy(x mirror.CompareReferrer, src discovery.Source) string {
+	if src == "" {
+		return "none"
+	}
+	s := string(src)
+	if x.Repository != "" && src == x.Source {
+		s += " in " + x.Repository
+	}
+	return s
 }
 
 func writeCompare(w io.Writer, r mirror.CompareResult) {
@@ -236,11 +240,11 @@ func writeCompare(w io.Writer, r mirror.CompareResult) {
 		case s.Parent != "":
 			what = "referrer of " + discovery.ShortDigest(s.Parent)
 		}
-		fmt.Fprintf(w, "\nSUBJECT %s (%s)", discovery.ShortDigest(s.Subject), what)
+		fmt.Fprintf(w, "\nSUBJECT %s (%s)", s.Subject, what)
 		if s.DestinationSubject != s.Subject {
 			dest := "none"
 			if s.DestinationSubject != "" {
-				dest = discovery.ShortDigest(s.DestinationSubject)
+				dest = s.DestinationSubject
 			}
 			fmt.Fprintf(w, ", at the destination: %s", dest)
 		}
@@ -253,30 +257,29 @@ func writeCompare(w io.Writer, r mirror.CompareResult) {
 			}
 			continue
 		}
-		fmt.Fprintf(w, "  %-9s %-11s %-30s %-19s %s\n", "STATE", "CATEGORY", "ARTIFACT TYPE", "DIGEST", "FOUND BY (SOURCE -> DEST)")
-		row := func(state string, x mirror.CompareReferrer, how string) {
-			fmt.Fprintf(w, "  %-9s %-11s %-30s %-19s %s\n", state, x.Category, clip(x.ArtifactType, 30), discovery.ShortDigest(x.Digest), how)
-		}
+		t := &table{indent: "  ", head: []string{"STATE", "CATEGORY", "ARTIFACT TYPE", "DIGEST", "FOUND BY: SOURCE -> DESTINATION"},
+			flex: []int{2, 3, 4}, floor: map[int]int{2: 24, 3: 19, 4: 16}}
 		for _, x := range s.Both {
-			row("both", x, compareSources[x.Source]+" -> "+compareSources[x.DestinationSource])
+			t.add("both", string(x.Category), x.ArtifactType, x.Digest, foundBy(x, x.Source)+" -> "+foundBy(x, x.DestinationSource))
 		}
 		// Missing referrers share a few causes: each is numbered once.
 		var causes []mirror.MissingReferrer
 		number := map[string]int{}
 		for _, m := range s.Missing {
-			key := string(m.CauseCode) + m.Cause
-			if number[key] == 0 {
+			k := string(m.CauseCode) + m.Cause
+			if number[k] == 0 {
 				causes = append(causes, m)
-				number[key] = len(causes)
+				number[k] = len(causes)
 			}
-			row("MISSING", m.CompareReferrer, fmt.Sprintf("%s -> none  [%d]", compareSources[m.Source], number[key]))
+			t.add("MISSING", string(m.Category), m.ArtifactType, m.Digest, fmt.Sprintf("%s -> none [%d]", foundBy(m.CompareReferrer, m.Source), number[k]))
 		}
 		for _, x := range s.Rewritten {
-			row("REWRITTEN", x.CompareReferrer, compareSources[x.Source]+" -> now "+discovery.ShortDigest(x.DestinationDigest))
+			t.add("REWRITTEN", string(x.Category), x.ArtifactType, x.Digest, foundBy(x.CompareReferrer, x.Source)+" -> now "+x.DestinationDigest)
 		}
 		for _, x := range s.Extra {
-			row("extra", x, "none -> "+compareSources[x.Source])
+			t.add("extra", string(x.Category), x.ArtifactType, x.Digest, "none -> "+foundBy(x, x.Source))
 		}
+		t.write(w)
 		for i, m := range causes {
 			writeWrapped(w, fmt.Sprintf("  [%d] ", i+1), string(m.CauseCode)+": "+m.Cause+".")
 			writeWrapped(w, "      fix: ", m.Fix)

@@ -45,8 +45,7 @@ func TestCompareContract(t *testing.T) {
 	cfgPath := writeFile(t, dir, "c.toml", cfg)
 	source := l.Seed.Ref(src.Host)
 	labtest.RunTool(t, dir, "crane", "copy", "--insecure", source, dst.Host+"/bare/app:"+l.Seed.Tag)
-	labtest.RunTool(t, dir, "regctl", "--host", "reg="+src.Host+",tls=disabled", "--host", "reg="+dst.Host+",tls=disabled",
-		"image", "copy", "--referrers", "--digest-tags", source, dst.Host+"/full/app:"+l.Seed.Tag)
+	labtest.RegctlOneRequestAtATime(t, dir, []string{src.Host, dst.Host}, "image", "copy", "--referrers", "--digest-tags", source, dst.Host+"/full/app:"+l.Seed.Tag)
 
 	code, out, errOut := run(t, "--config", cfgPath, "-o", "json", "compare", "--platforms", source, dst.Host+"/bare/app")
 	var res map[string]any

@@ -3,9 +3,11 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/runbook"
 )
@@ -26,7 +28,7 @@ func newDiagCmd(g *globals) *cobra.Command {
 		exportLog string
 	)
 	collect := &cobra.Command{
-		Use:   "collect --out FILE.tgz",
+		Use:   "collect [--out FILE.tgz]",
 		Short: "Write a support bundle, credentials removed",
 		Long: `Probe the given registries afresh (and discover the image) with a
 debug-level log, and write one archive for a support ticket: the log, the
@@ -36,13 +38,17 @@ tokens, Authorization values, and the values of sensitive environment
 variables and docker logins are removed from every file. The archive is
 written to a temporary file next to FILE (mode 0600) and renamed into place.
 
+Support bundles go to the working folder as refdoctor-support-<time>.tgz
+unless a file is named, here with --out (the same rule as the TUI's d and
+runbook run escalate).
+
 Exit codes: 0 written, 2 bad input or an unwritable path, 3 interrupted.`,
 		Example: `  refdoctor diag collect --out refdoctor-diag.tgz --registry ghcr.io --image ghcr.io/org/app:1.2
   refdoctor diag collect --out diag.tgz --export-log /var/log/exporter/export.log`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
-				return usageErr("diag collect needs --out FILE.tgz")
+				out = runbook.DefaultDiagPath(time.Now())
 			}
 			t := runbook.Targets{Registries: regs, Image: image, LogFile: exportLog, PlainHTTP: g.plainHTTPHosts()}
 			if err := t.Validate(); err != nil {
@@ -65,7 +71,7 @@ Exit codes: 0 written, 2 bad input or an unwritable path, 3 interrupted.`,
 			if g.output == "json" {
 				return g.writeJSON(res)
 			}
-			fmt.Fprintf(g.stdout, "wrote %s (%d bytes, mode 0600)\n", res.Path, res.Bytes)
+			fmt.Fprintf(g.stdout, "wrote %s (%s, mode 0600)\n", res.Path, human.Count64(res.Bytes, "byte"))
 			for _, f := range res.Files {
 				fmt.Fprintf(g.stdout, "  %s\n", f)
 			}
@@ -74,7 +80,7 @@ Exit codes: 0 written, 2 bad input or an unwritable path, 3 interrupted.`,
 		},
 	}
 	f := collect.Flags()
-	f.StringVar(&out, "out", "", "support bundle to write (.tgz)")
+	f.StringVar(&out, "out", "", "support bundle to write (default: refdoctor-support-<time>.tgz in the working folder)")
 	f.StringArrayVar(&regs, "registry", nil, "registry to probe: HOST, HOST/REPO or HOST/REPO@DIGEST (repeatable)")
 	f.StringVar(&image, "image", "", "image to discover: HOST/REPO:TAG or HOST/REPO@DIGEST")
 	f.StringVar(&exportLog, "export-log", "", "exporter's log to read and include, redacted")

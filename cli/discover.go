@@ -12,6 +12,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
@@ -29,8 +30,9 @@ func newDiscoverCmd(g *globals) *cobra.Command {
 		referrersRepo string
 	)
 	cmd := &cobra.Command{
-		Use:   "discover REF... | -",
-		Short: "List the referrers of images, and how each was found",
+		Use:         "discover REF... | -",
+		Annotations: map[string]string{argsAnnotation: "one or more images, HOST/REPO:TAG or HOST/REPO@sha256:DIGEST, or - to read them from standard input"},
+		Short:       "List the referrers of images, and how each was found",
 		Long: `List the SBOMs, signatures, attestations and VEX documents attached to an
 image (by tag or digest): through the OCI 1.1 referrers API, the referrers tag
 schema (sha256-<hex> index tags), cosign's sha256-<hex>.sig/.att/.sbom tags, and
@@ -257,11 +259,6 @@ func outcomeExit(o finding.Outcome) int {
 	return ExitOK
 }
 
-var sourceShort = map[discovery.Source]string{
-	discovery.SourceAPI: "api", discovery.SourceTagIndex: "tagidx",
-	discovery.SourceCosignTag: "cosign", discovery.SourceIndexAttestation: "in-idx",
-}
-
 func writeDiscoverTable(w io.Writer, res discovery.Result) {
 	fmt.Fprintln(w, res.Subject.Reference)
 	if res.Subject.Digest != "" {
@@ -269,17 +266,17 @@ func writeDiscoverTable(w io.Writer, res discovery.Result) {
 	}
 	if res.Method != "" {
 		how := map[discovery.Method]string{discovery.MethodAPI: "referrers API", discovery.MethodTags: "referrers tag schema"}[res.Method]
-		fmt.Fprintf(w, "  method   %s (%s), %d requests\n", res.Method, how, res.Requests)
+		fmt.Fprintf(w, "  method   %s (%s), %s\n", res.Method, how, human.Count(res.Requests, "request"))
 	}
 	incomplete := res.Outcome == finding.OutcomeIncomplete
 	fmt.Fprintf(w, "\nREFERRERS (%d%s)\n", len(res.Referrers), map[bool]string{true: " read, list incomplete"}[incomplete])
-	writeReferrerTree(w, res.Referrers, "", incomplete)
+	writeReferrerTree(w, res.Referrers, incomplete)
 	for _, p := range res.Platforms {
 		fmt.Fprintf(w, "\nPLATFORM %s %s (%d)\n", p.Platform, discovery.ShortDigest(p.Digest), len(p.Referrers))
-		writeReferrerTree(w, p.Referrers, "", incomplete)
+		writeReferrerTree(w, p.Referrers, incomplete)
 	}
-	fmt.Fprintln(w, "\nsources: api = referrers API, tagidx = sha256-<hex> tag index, cosign =")
-	fmt.Fprintln(w, "cosign .sig/.att/.sbom tag, in-idx = attestation manifest inside the index")
+	fmt.Fprintln(w)
+	writeWrapped(w, "sources: ", "api = the referrers API; tag-index = the sha256-<hex> fallback index tag; cosign-tag = a cosign .sig, .att or .sbom tag; index-attestation = an attestation manifest inside the image index")
 	writeFindings(w, res.Findings)
 	switch res.Outcome {
 	case finding.OutcomeIncomplete:
@@ -287,31 +284,40 @@ func writeDiscoverTable(w io.Writer, res discovery.Result) {
 	}
 }
 
-// writeReferrerTree draws the referrers; an empty list says "none" only
-// when the read was complete.
-func writeReferrerTree(w io.Writer, rs []discovery.Referrer, indent string, incomplete bool) {
-	if len(rs) == 0 && indent == "" {
+// writeReferrerTree draws the referrers as a tree of category, artifact
+// type, digest, size and how each was found (the JSON's source words);
+// an empty list says "none" only when the read was complete. On a narrow
+// terminal the digest is cut first, then the type; elsewhere nothing is.
+func writeReferrerTree(w io.Writer, rs []discovery.Referrer, incomplete bool) {
+	if len(rs) == 0 {
 		if incomplete {
 			fmt.Fprintln(w, "  (none read: the lookup did not complete, see findings)")
 		} else {
 			fmt.Fprintln(w, "  (none)")
 		}
+		return
 	}
-	for i, r := range rs {
-		branch, next := "├── ", "│   "
-		if i == len(rs)-1 {
-			branch, next = "└── ", "    "
+	t := &table{flex: []int{2, 1}, floor: map[int]int{2: 19, 1: 24}}
+	var walk func(rs []discovery.Referrer, indent string)
+	walk = func(rs []discovery.Referrer, indent string) {
+		for i, r := range rs {
+			branch, next := "├── ", "│   "
+			if i == len(rs)-1 {
+				branch, next = "└── ", "    "
+			}
+			found := string(r.Source)
+			if r.Repository != "" {
+				found += " in " + r.Repository
+			}
+			t.add(indent+branch+string(r.Category), r.ArtifactType, r.Digest, human.Size(r.Size), found)
+			if r.PredicateType != "" {
+				t.add(indent+next+"  predicate", r.PredicateType)
+			}
+			walk(r.Referrers, indent+next)
 		}
-		where := sourceShort[r.Source]
-		if r.Repository != "" {
-			where += " in " + r.Repository
-		}
-		fmt.Fprintf(w, "%s%s%-11s %-28s %-19s %6s %s\n", indent, branch, r.Category, clip(r.ArtifactType, 28), discovery.ShortDigest(r.Digest), humanSize(r.Size), where)
-		if r.PredicateType != "" {
-			fmt.Fprintf(w, "%s%s            predicate %s\n", indent, next, r.PredicateType)
-		}
-		writeReferrerTree(w, r.Referrers, indent+next, incomplete)
 	}
+	walk(rs, "")
+	t.write(w)
 }
 
 func writeFindings(w io.Writer, fs []finding.Finding) {
@@ -333,22 +339,11 @@ func writeFindings(w io.Writer, fs []finding.Finding) {
 	}
 }
 
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
-}
-
 func newTagsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "tags HOST/REPO",
-		Short: "List fallback and cosign-style tags, grouped by subject",
+		Use:         "tags HOST/REPO",
+		Annotations: map[string]string{argsAnnotation: "one repository, HOST/REPO"},
+		Short:       "List fallback and cosign-style tags, grouped by subject",
 		Long: `List every tag of a repository that follows the referrers tag schema
 (sha256-<hex>, an index of referrers) or cosign's legacy scheme
 (sha256-<hex>.sig, .att, .sbom), grouped by the subject digest the name
@@ -392,7 +387,19 @@ what clients need, 2 bad input, 3 incomplete.`,
 }
 
 func writeTagsTable(w io.Writer, res discovery.TagListing) {
-	fmt.Fprintf(w, "%s: %d referrer tags for %d subjects (%d requests)\n", res.Repository, res.TagsTotal, len(res.Subjects), res.Requests)
+	switch {
+	case res.Error != "" && len(res.Subjects) == 0:
+		// A listing that failed has no count to lead with.
+		writeWrapped(w, res.Repository+": ", "the tag list could not be read: "+res.Error)
+		writeFindings(w, res.Findings)
+		return
+	case res.Partial:
+		fmt.Fprintf(w, "%s: %s for %s so far, the listing is incomplete (%s)\n", res.Repository, human.Count(res.TagsTotal, "referrer tag"),
+			human.Count(len(res.Subjects), "subject"), human.Count(res.Requests, "request"))
+	default:
+		fmt.Fprintf(w, "%s: %s for %s (%s)\n", res.Repository, human.Count(res.TagsTotal, "referrer tag"),
+			human.Count(len(res.Subjects), "subject"), human.Count(res.Requests, "request"))
+	}
 	for _, s := range res.Subjects {
 		state := "exists"
 		switch {
@@ -401,29 +408,31 @@ func writeTagsTable(w io.Writer, res discovery.TagListing) {
 		case !*s.Exists:
 			state = "ORPHAN: subject missing"
 		}
-		fmt.Fprintf(w, "\nSUBJECT %s (%s)\n", discovery.ShortDigest(s.Subject), state)
-		for _, t := range s.Tags {
-			name := t.Tag
-			if len(name) > 30 {
-				name = name[:19] + "…" + name[strings.LastIndex(name, "-")+1+64:]
+		fmt.Fprintf(w, "\nSUBJECT %s (%s)\n", s.Subject, state)
+		t := &table{indent: "  ", flex: []int{2, 1}, floor: map[int]int{2: 19, 1: 24}}
+		for _, tg := range s.Tags {
+			digest := tg.Digest
+			if digest == "" {
+				digest = "(not resolved)"
 			}
 			health := ""
-			if h := t.Health; h != nil {
+			if h := tg.Health; h != nil {
 				switch {
 				case len(h.Problems) > 0:
 					var names []string
 					for _, p := range h.Problems {
 						names = append(names, string(p))
 					}
-					health = fmt.Sprintf("  %d entries: %s", h.Entries, strings.Join(names, ", "))
+					health = fmt.Sprintf("%d entries: %s", h.Entries, strings.Join(names, ", "))
 				case !h.Checked:
-					health = fmt.Sprintf("  %d entries, not all checked", h.Entries)
+					health = fmt.Sprintf("%d entries, not all checked", h.Entries)
 				default:
-					health = fmt.Sprintf("  %d entries, ok", h.Entries)
+					health = fmt.Sprintf("%d entries, ok", h.Entries)
 				}
 			}
-			fmt.Fprintf(w, "  %-6s %-30s -> %s%s\n", t.Kind, name, discovery.ShortDigest(t.Digest), health)
+			t.add(tg.Kind, tg.Tag, "-> "+digest, health)
 		}
+		t.write(w)
 	}
 	writeFindings(w, res.Findings)
 }

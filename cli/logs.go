@@ -4,17 +4,19 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/runbook"
 )
 
 func newLogsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "logs FILE",
-		Short: "Read an export log: capability probes and failures in it",
+		Use:         "logs FILE",
+		Annotations: map[string]string{argsAnnotation: "one export log file"},
+		Short:       "Read an export log: capability probes and failures in it",
 		Long: `Read an exporter's log (or refdoctor's own --log-file) and report the lines
 the runbook greps for: "Probing N registries for OCI referrer capabilities",
 each "Registry HOST: OCI 1.1 / OCI 1.0" verdict, "Failed to probe
@@ -56,25 +58,24 @@ Exit codes: 0 no failures, 1 failures or undecided probes in the log,
 }
 
 func writeLogReport(w io.Writer, name string, rep runbook.LogReport) {
-	fmt.Fprintf(w, "%s: %d lines, %d probe runs announced, %d verdicts, %d failure lines\n",
-		name, rep.Lines, len(rep.Announced), len(rep.Probes), len(rep.Failures))
+	fmt.Fprintf(w, "%s: %s, %s announced, %s, %s\n",
+		name, human.Count(rep.Lines, "line"), human.Count(len(rep.Announced), "probe run"), human.Count(len(rep.Probes), "verdict"), human.Count(len(rep.Failures), "failure line"))
 	if rep.Truncated > 0 {
-		fmt.Fprintf(w, "(%d lines longer than %d bytes were cut)\n", rep.Truncated, runbook.MaxLogLine)
+		fmt.Fprintf(w, "(%s longer than %d bytes cut)\n", human.Count(rep.Truncated, "line"), runbook.MaxLogLine)
 	}
 	fmt.Fprintln(w, "\nPROBES")
 	if len(rep.Probes) == 0 {
 		fmt.Fprintln(w, "  (none)")
 	} else {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  LINE\tLEVEL\tREGISTRY\tREFERRERS API\tVERSION\tMS")
+		t := &table{indent: "  ", head: []string{"LINE", "LEVEL", "REGISTRY", "REFERRERS API", "VERSION", "MS"}, flex: []int{3, 4, 2}, floor: map[int]int{2: 16}}
 		for _, p := range rep.Probes {
 			api := p.API
 			if p.Reason != "" {
-				api += " (" + clip(p.Reason, 24) + ")"
+				api += " (" + p.Reason + ")"
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%d\n", p.Line, orDash(p.Level), clip(p.Host, 24), api, clip(orDash(p.Version), 22), p.ProbeMS)
+			t.add(strconv.Itoa(p.Line), orDash(p.Level), p.Host, api, orDash(p.Version), strconv.Itoa(p.ProbeMS))
 		}
-		tw.Flush()
+		t.write(w)
 	}
 	fmt.Fprintln(w, "\nFAILURES")
 	if len(rep.Failures) == 0 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -182,8 +181,7 @@ func writeMetricsTable(w io.Writer, rep telemetry.QueryReport) {
 
 // writeRegistryRates is the per-registry table of a Prometheus report.
 func writeRegistryRates(w io.Writer, rep telemetry.QueryReport) {
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-	fmt.Fprintf(tw, "REGISTRY\tPROBES T/F/?\tAPI/TAGS\tFAILED\tFAIL/S\tFAIL/S, LAST %s\n", rep.Window)
+	t := &table{head: []string{"REGISTRY", "PROBES T/F/?", "API/TAGS", "FAILED", "FAIL/S", "FAIL/S, LAST " + rep.Window}, flex: []int{0}, floor: map[int]int{0: 16}}
 	for _, r := range rep.Registries {
 		probes := fmt.Sprintf("%s/%s/%s", count(r.Probes["true"]), count(r.Probes["false"]), count(r.Probes["unknown"]))
 		methods := fmt.Sprintf("%s/%s", count(r.Discoveries["api"]), count(r.Discoveries["tags"]))
@@ -191,9 +189,9 @@ func writeRegistryRates(w io.Writer, rep telemetry.QueryReport) {
 		if len(r.FailureHistory) == 0 {
 			spark = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", clip(r.Registry, 22), probes, methods, count(r.Failures), telemetry.FormatNumber(r.FailureRate), spark)
+		t.add(r.Registry, probes, methods, count(r.Failures), telemetry.FormatNumber(r.FailureRate), spark)
 	}
-	tw.Flush()
+	t.write(w)
 	fmt.Fprintln(w, "(counts over the window; T/F/? = api_supported true, false, unknown)")
 }
 

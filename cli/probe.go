@@ -5,7 +5,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,8 +17,9 @@ import (
 func newProbeCmd(g *globals) *cobra.Command {
 	var refresh, requireAPI, showExchanges bool
 	cmd := &cobra.Command{
-		Use:   "probe HOST[/REPO[@DIGEST]]...",
-		Short: "Probe registries for OCI referrers API support",
+		Use:         "probe HOST[/REPO[@DIGEST]]...",
+		Annotations: map[string]string{argsAnnotation: "registries to probe, HOST, HOST/REPO or HOST/REPO@sha256:DIGEST"},
+		Short:       "Probe registries for OCI referrers API support",
 		Long: `Probe each registry for the OCI 1.1 referrers API and the tag-schema
 fallback, concurrently. The verdict follows the distribution spec: only a 200
 carrying an OCI image index means "supported"; 404, 405, 406, 501, HTML or
@@ -98,11 +98,11 @@ func probeExitCode(report probe.Report, requireAPI bool) int {
 	return code
 }
 
-// writeProbeTable prints the capability table (fits 80 columns) and then
-// each registry's findings with cause and remedy.
+// writeProbeTable prints the capability table (sized to the terminal;
+// whole values elsewhere) and then each registry's findings with cause
+// and remedy.
 func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
-	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
-	fmt.Fprintln(tw, "REGISTRY\tKIND\tREFERRERS API\tTAGS\tAUTH\tMS\tSTATUS")
+	t := &table{head: []string{"REGISTRY", "KIND", "REFERRERS API", "TAGS", "AUTH", "MS", "STATUS"}, flex: []int{1, 4, 0}, floor: map[int]int{0: 16}, gap: 1}
 	for _, r := range report.Registries {
 		api := string(r.ReferrersAPI)
 		if r.Expected != nil && r.Expected.Matches != nil && !*r.Expected.Matches {
@@ -112,9 +112,9 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 		if r.Cached {
 			ms = "cache " + probe.Age(time.Since(r.CachedAt))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clip(r.Registry, 24), clip(r.Kind, 12), api, r.FallbackTags, clip(r.Auth, 9), ms, r.Outcome())
+		t.add(r.Registry, r.Kind, api, r.FallbackTags, r.Auth, ms, string(r.Outcome()))
 	}
-	tw.Flush()
+	t.write(w)
 	legend := false
 	for _, r := range report.Registries {
 		if r.Expected != nil && r.Expected.Matches != nil && !*r.Expected.Matches {
@@ -197,17 +197,10 @@ func writeExchange(w io.Writer, ex registry.Exchange) {
 // itself and where it came from.
 var shownInfo = map[finding.Code]bool{finding.ReferrersAPISupported: true, finding.CachedVerdict: true, finding.ReferrersRedirected: true}
 
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-1] + "~"
-}
-
-// writeWrapped wraps text at 80 columns after prefix, indenting follow-on
-// lines to the prefix's width.
+// writeWrapped wraps text to the terminal (80 columns elsewhere) after
+// prefix, indenting follow-on lines to the prefix's width.
 func writeWrapped(w io.Writer, prefix, text string) {
-	const width = 80
+	width := proseWidth(w)
 	indent := strings.Repeat(" ", len(prefix))
 	line := prefix
 	for _, word := range strings.Fields(text) {

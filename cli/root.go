@@ -41,13 +41,27 @@ const (
 type exitError struct {
 	code int
 	err  error
+	// usage is set for errors in how the command was called (a flag, an
+	// argument, an unknown command): only those point to --help. A file
+	// that does not exist exits 2 too, but help would not help.
+	usage bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// usageErr is an error in how the command was called.
 func usageErr(format string, a ...any) error {
-	return &exitError{code: ExitUsage, err: fmt.Errorf(format, a...)}
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, a...), usage: true}
+}
+
+// isUsage tells whether err is an error in how the command was called.
+func isUsage(err error) bool {
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.usage
+	}
+	return strings.HasPrefix(err.Error(), "unknown command")
 }
 
 // silentExit ends with a code after the command already printed its result.
@@ -83,7 +97,10 @@ type globals struct {
 
 // Execute runs refdoctor with os.Args and returns the process exit code.
 func Execute() int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Every signal that can be caught ends refdoctor through ctx, so that
+	// what it started (the lab and its temporary folder) is cleaned up:
+	// closing a terminal or a tmux pane sends SIGHUP.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, true)
 }
@@ -100,12 +117,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	code := exitCode(err)
 	if err != nil && !isSilent(err) {
 		fmt.Fprintf(stderr, "refdoctor: %v\n", err)
-		if code == ExitUsage && !errors.Is(err, config.ErrInvalid) {
-			fmt.Fprintln(stderr, "Run 'refdoctor --help' for usage.")
+		if isUsage(err) {
+			path := "refdoctor"
+			if cmd != nil {
+				path = cmd.CommandPath()
+			}
+			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", path)
 		}
 	}
 	if g.metricsFile != "" {
@@ -189,7 +210,7 @@ Probe a registry:
 	}
 	addTUIFlags(root, &tf)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &exitError{code: ExitUsage, err: err}
+		return &exitError{code: ExitUsage, err: err, usage: true}
 	})
 	f := root.PersistentFlags()
 	f.StringVar(&g.configFile, "config", "", "config file (default "+config.DefaultPath()+")")
@@ -204,16 +225,19 @@ Probe a registry:
 	f.StringVar(&g.maxReply, "max-reply-size", "", "largest registry reply read whole, e.g. 64MiB; larger replies are reported, never judged cut off (default from config: export.referrer_discovery.max_reply_size, 32MiB)")
 	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newCompareCmd(g), newTagsCmd(g), newBundleCmd(g), newDemoCmd(g), newVersionCmd(g), newRunbookCmd(g), newLogsCmd(g), newDiagCmd(g), newMetricsCmd(g), newServeCmd(g), newCacheCmd(g))
 	usageArgs(root)
+	registerCompletions(root, g)
 	return root
 }
 
 // usageArgs makes every command's argument-count error a usage error
-// (exit 2), as flag errors already are through SetFlagErrorFunc.
+// (exit 2), as flag errors already are through SetFlagErrorFunc, and
+// says what the argument is, with an example, instead of cobra's
+// "accepts 1 arg(s), received 0".
 func usageArgs(c *cobra.Command) {
 	if check := c.Args; check != nil {
 		c.Args = func(cmd *cobra.Command, args []string) error {
 			if err := check(cmd, args); err != nil {
-				return &exitError{code: ExitUsage, err: err}
+				return &exitError{code: ExitUsage, err: argsError(cmd, args), usage: true}
 			}
 			return nil
 		}
@@ -337,4 +361,30 @@ func newVersionCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// argsAnnotation names, on a command, what its arguments are ("an image:
+// HOST/REPO:TAG or HOST/REPO@sha256:DIGEST").
+const argsAnnotation = "args"
+
+// argsError explains a wrong number of arguments: what the command takes,
+// with its first example.
+func argsError(cmd *cobra.Command, args []string) error {
+	what := cmd.Annotations[argsAnnotation]
+	example := ""
+	if ex := strings.TrimSpace(cmd.Example); ex != "" {
+		example, _, _ = strings.Cut(ex, "\n")
+		example = "; for example: " + strings.TrimSpace(example)
+	}
+	switch {
+	case what == "" && len(args) > 0:
+		msg := fmt.Sprintf("%s takes no arguments, got %q", cmd.CommandPath(), strings.Join(args, " "))
+		if cmd.Flags().Lookup("file") != nil && len(args) == 1 {
+			msg += fmt.Sprintf(" (did you mean --file %s?)", args[0])
+		}
+		return errors.New(msg + example)
+	case len(args) == 0:
+		return fmt.Errorf("%s needs %s%s", cmd.CommandPath(), what, example)
+	}
+	return fmt.Errorf("%s takes %s, got %d: %s%s", cmd.CommandPath(), what, len(args), strings.Join(args, " "), example)
 }

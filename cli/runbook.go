@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/runbook"
 )
@@ -105,7 +106,7 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 	pf.StringVar(&f.source, "source", "", "where --image was copied from (for the compare step): HOST/REPO:TAG or HOST/REPO@DIGEST")
 	pf.StringVar(&f.bundle, "bundle", "", "mirror bundle to check (.tgz)")
 	pf.StringVar(&f.exportLog, "export-log", "", "the exporter's log file to read")
-	pf.StringVar(&f.diagOut, "diag-out", "", "where the escalation step writes its support bundle (default: the temp folder)")
+	pf.StringVar(&f.diagOut, "diag-out", "", "where the escalation step writes its support bundle (default: refdoctor-support-<time>.tgz in the working folder; a full run writes one only with this flag)")
 	pf.StringVar(&f.prometheus, "prometheus", "", "Prometheus the telemetry step asks (default: [telemetry] prometheus_url; none: only this run's counters)")
 
 	cmd.AddCommand(&cobra.Command{
@@ -117,9 +118,10 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use:   "show STEP",
-		Short: "Show one step: explanation, corrections, causes, fixes and commands",
-		Args:  cobra.ExactArgs(1),
+		Use:         "show STEP",
+		Annotations: map[string]string{argsAnnotation: "one step ID (refdoctor runbook list shows them)"},
+		Short:       "Show one step: explanation, corrections, causes, fixes and commands",
+		Args:        cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := loadBook()
 			if err != nil {
@@ -147,9 +149,10 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 		},
 	})
 	cmd.AddCommand(&cobra.Command{
-		Use:   "run [STEP]",
-		Short: "Run one step's check, or every step, and print the results",
-		Args:  cobra.MaximumNArgs(1),
+		Use:         "run [STEP]",
+		Annotations: map[string]string{argsAnnotation: "at most one step ID (none runs every step)"},
+		Short:       "Run one step's check, or every step, and print the results",
+		Args:        cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := loadBook()
 			if err != nil {
@@ -275,11 +278,11 @@ func writeBookList(w io.Writer, b *runbook.Book) {
 			continue
 		}
 		fmt.Fprintf(w, "%s\n", section)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		t := &table{indent: "  ", flex: []int{1}, floor: map[int]int{1: 24}}
 		for _, s := range steps {
-			fmt.Fprintf(tw, "  %s\t%s\n", s.ID, clip(s.Title, 52))
+			t.add(s.ID, s.Title)
 		}
-		tw.Flush()
+		t.write(w)
 	}
 	fmt.Fprintln(w, "\nREGISTRY COMPATIBILITY (the older runbook's table, corrected; a probe wins)")
 	for _, r := range b.Compatibility {
@@ -380,15 +383,54 @@ func writeResults(w io.Writer, b *runbook.Book, results []runbook.Result) {
 		}
 		if r.SameAs != "" && len(r.Findings) > 0 {
 			// The findings were printed with the step that ran the check.
-			fmt.Fprintf(w, "  findings %d, as for %s above\n", len(r.Findings), r.SameAs)
+			fmt.Fprintf(w, "  findings %s, as for %s above\n", human.Count(len(r.Findings), "finding"), r.SameAs)
 			continue
 		}
 		if p := r.Prometheus; p != nil && !p.Incomplete && len(p.Registries) > 0 {
 			fmt.Fprintln(w)
 			writeRegistryRates(w, *p)
 		}
+		writeCheckTable(w, r)
 		writeFindings(w, r.Findings)
 	}
 	fmt.Fprintf(w, "\n%d passed, %d warned, %d failed, %d skipped\n",
 		counts[runbook.StatusPassed], counts[runbook.StatusWarned], counts[runbook.StatusFailed], counts[runbook.StatusSkipped])
+}
+
+// writeCheckTable prints what a probe-based step looked at, under a
+// header: the verdicts, the timings, the compatibility table against the
+// probe, or the probes that failed.
+func writeCheckTable(w io.Writer, r runbook.Result) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	switch {
+	case r.Timing != nil:
+		fmt.Fprintln(tw, "\n  REGISTRY\tTIME\tREQUESTS\tSLOWEST REQUEST")
+		for _, t := range r.Timing.Registries {
+			req := fmt.Sprintf("%s (%d ms)", t.SlowestRequest, t.SlowestMS)
+			if t.TimedOut {
+				req = "timed out; " + req
+			}
+			fmt.Fprintf(tw, "  %s\t%d ms\t%d\t%s\n", t.Registry, t.TotalMS, t.Requests, req)
+		}
+	case r.Compat != nil:
+		fmt.Fprintln(tw, "\n  REGISTRY\tKIND\tEXPECTED\tOBSERVED\tAGREES")
+		for _, c := range r.Compat {
+			agrees := "-"
+			if c.Agrees != nil {
+				agrees = map[bool]string{true: "yes", false: "NO"}[*c.Agrees]
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Registry, c.Kind, c.Expected, c.Observed, agrees)
+		}
+	case len(r.Failures) > 0:
+		fmt.Fprintln(tw, "\n  REGISTRY\tCAUSE\tCODE")
+		for _, f := range r.Failures {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\n", f.Registry, f.Cause, f.Code)
+		}
+	case r.Probe != nil && r.SameAs == "":
+		fmt.Fprintln(tw, "\n  REGISTRY\tREFERRERS API\tTAGS\tSTATUS")
+		for _, p := range r.Probe.Registries {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", p.Registry, p.ReferrersAPI, p.FallbackTags, p.Outcome())
+		}
+	}
 }

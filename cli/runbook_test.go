@@ -106,7 +106,9 @@ func TestRunbookRun(t *testing.T) {
 		{"throttled cannot complete", []string{"run", "probe-registry", "--registry", hub.Host + "/demo/app"}, 3, []string{"could not complete"}},
 		{"missing image fails", []string{"run", "issue-no-referrers", "--image", oci.Host + "/demo/app:nope"}, 1, []string{"status   failed", "ImageNotFound"}},
 		{"skipped without targets", []string{"run", "issue-no-referrers"}, 0, []string{"status   skipped", "No image given"}},
-		{"everything", []string{"run", "--image", l.Seed.Ref(oci.Host), "--diag-out", filepath.Join(t.TempDir(), "d.tgz")}, 0, []string{"same check as probe-registry", "Support bundle written", "passed,"}},
+		{"everything", []string{"run", "--image", l.Seed.Ref(oci.Host), "--diag-out", filepath.Join(t.TempDir(), "d.tgz")}, 0, []string{"same check as issue-partial-referrers",
+			"EXPECTED", "OBSERVED", "AGREES", "SLOWEST REQUEST", "Every probe reached a verdict", "Support bundle written", "passed,"}},
+		{"everything, no support bundle unless asked", []string{"run", "--image", l.Seed.Ref(oci.Host)}, 0, []string{"Not collected in a full run: refdoctor runbook run escalate", "working folder"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -190,7 +192,6 @@ func TestDiagCollectCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"no --out", []string{"diag", "collect"}, "--out"},
 		{"missing folder", []string{"diag", "collect", "--out", filepath.Join(dir, "nope", "d.tgz")}, "cannot write"},
 		{"bad registry", []string{"diag", "collect", "--out", out, "--registry", "https://x"}, "drop the scheme"},
 	} {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/telemetry"
@@ -95,7 +96,7 @@ given: listen on localhost or a network only Prometheus reaches.`,
 			if err != nil {
 				return &exitError{code: ExitIncomplete, err: fmt.Errorf("listen on %s: %w", listen, err)}
 			}
-			what := fmt.Sprintf("%d targets", len(targets))
+			what := human.Count(len(targets), "target")
 			if len(targets) <= 4 {
 				names := make([]string, len(targets))
 				for i, t := range targets {
@@ -104,7 +105,7 @@ given: listen on localhost or a network only Prometheus reaches.`,
 				what = strings.Join(names, ", ")
 			}
 			if len(discover) > 0 {
-				what += fmt.Sprintf(" and discovering %d images", len(discover))
+				what += " and discovering " + human.Count(len(discover), "image")
 			}
 			fmt.Fprintf(g.stderr, "refdoctor serve: listening on http://%s (/metrics, /probe?target=HOST/REPO); probing %s every %s\n",
 				ln.Addr(), what, interval)

@@ -8,8 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -237,8 +237,7 @@ func writeImageSignatures(w io.Writer, reps []bundle.ImageSignatureReport) {
 		return
 	}
 	fmt.Fprintf(w, "\nIMAGE SIGNATURES (%d)\n", len(reps))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  STATUS\tSIGS\tKEY\tIMAGE")
+	t := &table{indent: "  ", head: []string{"STATUS", "SIGS", "KEY", "IMAGE"}, flex: []int{3}, floor: map[int]int{3: 24}}
 	for _, r := range reps {
 		name := r.Reference
 		if name == "" {
@@ -248,9 +247,9 @@ func writeImageSignatures(w io.Writer, reps []bundle.ImageSignatureReport) {
 		if r.KeyFingerprint != "" {
 			key = shortFingerprint(r.KeyFingerprint)
 		}
-		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", r.Status, len(r.Signatures), key, clip(name, 44))
+		t.add(string(r.Status), strconv.Itoa(len(r.Signatures)), key, name)
 	}
-	tw.Flush()
+	t.write(w)
 	for _, r := range reps {
 		if r.Status == bundle.ImageSigValid || r.Status == bundle.ImageSigUnsigned {
 			continue

@@ -99,7 +99,7 @@ func TestCacheShowAndClear(t *testing.T) {
 		t.Errorf("verdicts %v", verdicts)
 	}
 	code, out, _ = run(t, "--config", cfg, "cache", "show")
-	if code != 0 || !strings.Contains(out, "2 verdict(s)") || !strings.Contains(out, "refdoctor probe") {
+	if code != 0 || !strings.Contains(out, "2 verdicts") || !strings.Contains(out, "refdoctor probe") {
 		t.Fatalf("cache show table:\n%s", out)
 	}
 	if code, out, _ = run(t, "--config", cfg, "cache", "clear", ghcr.Host); code != 0 || !strings.Contains(out, "removed 1 ") {

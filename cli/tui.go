@@ -10,7 +10,6 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
-	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/telemetry"
 	"github.com/refdoctor/refdoctor/ui"
@@ -25,6 +24,7 @@ type tuiFlags struct {
 	bundle     string
 	exportLog  string
 	prometheus string
+	mouse      bool
 }
 
 // addTUIFlags gives the root command the TUI's target flags (local to the
@@ -37,6 +37,7 @@ func addTUIFlags(root *cobra.Command, f *tuiFlags) {
 	fl.StringVar(&f.bundle, "bundle", "", "TUI: mirror bundle to verify")
 	fl.StringVar(&f.exportLog, "export-log", "", "TUI: exporter's log to read")
 	fl.StringVar(&f.prometheus, "prometheus", "", "TUI: Prometheus the Metrics screen and the telemetry step ask (default: [telemetry] prometheus_url)")
+	fl.BoolVar(&f.mouse, "mouse", false, "TUI: clicks on tabs and rows and the wheel (off: the terminal's own selection copies text)")
 }
 
 // isTerminal tells whether w is a terminal, where the TUI can run.
@@ -51,7 +52,7 @@ func isTerminal(w io.Writer) bool {
 // The TUI never logs to the screen. Unless --log-level was given, it logs
 // at info so that the probe lines the runbook greps for are there to read
 // back.
-func (g *globals) tuiLog(cmd *cobra.Command, name string, fresh bool) (*slog.Logger, string, func(), error) {
+func (g *globals) tuiLog(cmd *cobra.Command, name string, fresh bool) (*slog.Logger, string, func(), io.Writer, error) {
 	path := g.logFile
 	if path == "" {
 		dir, err := os.UserCacheDir()
@@ -60,11 +61,11 @@ func (g *globals) tuiLog(cmd *cobra.Command, name string, fresh bool) (*slog.Log
 		}
 		path = filepath.Join(dir, "refdoctor", name)
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, "", nil, fmt.Errorf("TUI log: %w", err)
+			return nil, "", nil, nil, fmt.Errorf("TUI log: %w", err)
 		}
 		if fresh {
 			if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
-				return nil, "", nil, fmt.Errorf("TUI log: %w", err)
+				return nil, "", nil, nil, fmt.Errorf("TUI log: %w", err)
 			}
 		}
 	}
@@ -72,48 +73,50 @@ func (g *globals) tuiLog(cmd *cobra.Command, name string, fresh bool) (*slog.Log
 	if f := cmd.Flags().Lookup("log-level"); f != nil && f.Changed {
 		l, err := telemetry.ParseLevel(g.logLevel)
 		if err != nil {
-			return nil, "", nil, usageErr("--log-level: %v", err)
+			return nil, "", nil, nil, usageErr("--log-level: %v", err)
 		}
 		level = l
 	}
 	w, err := telemetry.OpenLogFile(path)
 	if err != nil {
-		return nil, "", nil, fmt.Errorf("TUI log: %w", err)
+		return nil, "", nil, nil, fmt.Errorf("TUI log: %w", err)
 	}
-	return telemetry.NewLogger(w, level), path, func() { w.Close() }, nil
+	return telemetry.NewLogger(w, level), path, func() { w.Close() }, w, nil
 }
 
-// runTUI opens the TUI with the global settings, on the lab when l is set.
-func (g *globals) runTUI(cmd *cobra.Command, f tuiFlags, l *lab.Lab, log *slog.Logger, logPath string) error {
-	var targets []probe.Target
-	for _, r := range f.registries {
-		t, err := probe.ParseTarget(r)
-		if err != nil {
-			return &exitError{code: ExitUsage, err: err}
+// runTUI opens the TUI with the global settings over base (the lab's
+// targets for demo) and the flags' targets, which win.
+func (g *globals) runTUI(cmd *cobra.Command, base ui.Options, f tuiFlags, log *slog.Logger, logPath string) error {
+	o := base
+	if len(f.registries) > 0 {
+		o.Targets = nil
+		for _, r := range f.registries {
+			t, err := probe.ParseTarget(r)
+			if err != nil {
+				return &exitError{code: ExitUsage, err: fmt.Errorf("--registry: %w", err)}
+			}
+			o.Targets = append(o.Targets, t)
 		}
-		targets = append(targets, t)
+	}
+	for _, v := range []struct{ flag, to *string }{{&f.image, &o.Image}, {&f.repository, &o.Repository}, {&f.bundle, &o.Bundle}, {&f.exportLog, &o.LogFile}} {
+		if *v.flag != "" {
+			*v.to = *v.flag
+		}
 	}
 	prom, err := g.prometheusIfAny(f.prometheus)
 	if err != nil {
 		return err
 	}
-	opts := ui.Options{
-		Config:      g.cfg,
-		Targets:     targets,
-		Image:       f.image,
-		Repository:  f.repository,
-		Bundle:      f.bundle,
-		LogFile:     f.exportLog,
-		SessionLog:  logPath,
-		Lab:         l,
-		Metrics:     g.metrics,
-		Prometheus:  prom,
-		Logger:      log,
-		Version:     version,
-		Timeout:     g.opTimeout(),
-		Concurrency: g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries,
-	}
-	if err := ui.Run(cmd.Context(), opts); err != nil {
+	o.Config = g.cfg
+	o.Mouse = f.mouse
+	o.SessionLog = logPath
+	o.Metrics = g.metrics
+	o.Prometheus = prom
+	o.Logger = log
+	o.Version = version
+	o.Timeout = g.opTimeout()
+	o.Concurrency = g.cfg.Export.ReferrerDiscovery.MaxConcurrentDiscoveries
+	if err := ui.Run(cmd.Context(), o); err != nil {
 		return fmt.Errorf("terminal UI: %w", err)
 	}
 	return nil
@@ -121,10 +124,10 @@ func (g *globals) runTUI(cmd *cobra.Command, f tuiFlags, l *lab.Lab, log *slog.L
 
 // openTUI is `refdoctor` with no command on a terminal.
 func (g *globals) openTUI(cmd *cobra.Command, f tuiFlags) error {
-	log, path, closeLog, err := g.tuiLog(cmd, "tui.log", false)
+	log, path, closeLog, _, err := g.tuiLog(cmd, "tui.log", false)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
-	return g.runTUI(cmd, f, nil, log, path)
+	return g.runTUI(cmd, ui.Options{}, f, log, path)
 }

@@ -173,6 +173,7 @@ const (
 	ProbeCountMismatch         Code = "ProbeCountMismatch"
 	ProbeFailed                Code = "ProbeFailed"
 	ProbesUndecided            Code = "ProbesUndecided"
+	SlowRegistry               Code = "SlowRegistry"
 	DiscoveryFailures          Code = "DiscoveryFailures"
 	DiscoveryFailuresCounted   Code = "DiscoveryFailuresCounted"
 	DiscoveryByTagsExpectedAPI Code = "DiscoveryByTagsExpectedAPI"
@@ -328,6 +329,7 @@ var catalog = map[Code]string{
 	ProbeCountMismatch:         "Look for a timeout or crash near the end of the log; run refdoctor probe on the missing registries.",
 	ProbeFailed:                "Run refdoctor probe HOST/REPO for the registry named to see why.",
 	ProbesUndecided:            "Run refdoctor probe HOST/REPO for the registries named to see why.",
+	SlowRegistry:               "Time the registry's replies (curl -w), raise export.referrer_discovery.timeout_seconds for it, and lower max_concurrent_discoveries if it slows under load.",
 	DiscoveryFailures:          "Run refdoctor discover on the failing images to see why.",
 	DiscoveryFailuresCounted:   "Run refdoctor discover on the failing images to see why.",
 	DiscoveryByTagsExpectedAPI: "Probe the registry again (refdoctor probe --refresh HOST/REPO): it should serve the API.",

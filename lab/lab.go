@@ -40,6 +40,7 @@ import (
 	olaregconfig "github.com/olareg/olareg/config"
 
 	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/lab/labinfo"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -977,15 +978,33 @@ func (l *Lab) Get(name string) (Registry, bool) {
 // kind it plays as expected.
 func (l *Lab) Config() config.Config {
 	cfg := config.Defaults()
-	for _, r := range l.Registries {
-		cfg.Registries = append(cfg.Registries, config.Registry{
-			Host:      r.Host,
-			PlainHTTP: r.PlainHTTP,
-			CAFile:    r.TLSCA,
-			Expected:  r.Expected,
-		})
-	}
+	cfg.Registries = append(cfg.Registries, l.Info(nil).Config()...)
 	return cfg
+}
+
+// Info describes the running lab as its clients see it, logins included:
+// the document refdoctor-lab prints and refdoctor reads.
+func (l *Lab) Info(b *Bundles) labinfo.Lab {
+	info := labinfo.Lab{Format: labinfo.Format, Dir: l.Dir, Seed: labinfo.Seed{
+		Repository: l.Seed.Repository, Tag: l.Seed.Tag, Index: l.Seed.Index,
+		Platforms: l.Seed.Platforms, CosignTags: l.Seed.CosignTags, Single: l.Seed.Single,
+	}}
+	for _, r := range l.Seed.Referrers {
+		info.Seed.Referrers = append(info.Seed.Referrers, labinfo.SeededReferrer{Digest: r.Digest, ArtifactType: r.ArtifactType,
+			Subject: r.Subject, Category: r.Category, MediaType: r.MediaType, Size: r.Size})
+	}
+	for _, r := range l.Registries {
+		ir := labinfo.Registry{Name: r.Name, Host: r.Host, Profile: string(r.Profile), PlainHTTP: r.PlainHTTP, TLSCA: r.TLSCA,
+			Mimics: r.Mimics, Expected: r.Expected, Subject: r.Subject, SubjectReferrers: r.SubjectReferrers, OtherHost: r.OtherHost}
+		if r.Login != nil {
+			ir.Login = &labinfo.Login{User: r.Login.User, Password: r.Login.Password}
+		}
+		info.Registries = append(info.Registries, ir)
+	}
+	if b != nil {
+		info.Bundles = &labinfo.Bundles{Good: b.Good, Tampered: b.Tampered}
+	}
+	return info
 }
 
 // Requests is the number of HTTP requests that reached the named registry
@@ -1050,12 +1069,4 @@ func newLogin() (*Login, error) {
 
 // ClientOpts are the registry options for a client of this lab: no logins
 // from the machine's docker config, and the lab's own logins.
-func (l *Lab) ClientOpts() []registry.Opt {
-	opts := []registry.Opt{registry.WithoutDockerCreds()}
-	for _, r := range l.Registries {
-		if r.Login != nil {
-			opts = append(opts, registry.WithLogin(r.Host, r.Login.User, r.Login.Password))
-		}
-	}
-	return opts
-}
+func (l *Lab) ClientOpts() []registry.Opt { return l.Info(nil).ClientOpts() }

@@ -210,9 +210,8 @@ func TestCompareFindsWhatTheCopyDropped(t *testing.T) {
 			}
 
 			// Everything, with regctl: referrers and cosign's tags.
-			copyAll := []string{"--host", "reg=" + src.Host + ",tls=disabled", "--host", "reg=" + tc.host + ",tls=disabled",
-				"image", "copy", "--referrers", "--digest-tags", srcRef, dest + ":" + seed.Tag}
-			labtest.RunTool(t, dir, "regctl", copyAll...)
+			copyAll := []string{"image", "copy", "--referrers", "--digest-tags", srcRef, dest + ":" + seed.Tag}
+			labtest.RegctlOneRequestAtATime(t, dir, []string{src.Host, tc.host}, copyAll...)
 			res = compare(t, e, srcRef, dest, mirror.CompareWithPlatforms(true))
 			if !tc.api {
 				// regctl skips the referrer the destination already has, so
@@ -228,7 +227,7 @@ func TestCompareFindsWhatTheCopyDropped(t *testing.T) {
 						}
 					}
 				}
-				labtest.RunTool(t, dir, "regctl", append(copyAll[:len(copyAll)-2:len(copyAll)-2], "--force-recursive", srcRef, dest+":"+seed.Tag)...)
+				labtest.RegctlOneRequestAtATime(t, dir, []string{src.Host, tc.host}, append(copyAll[:len(copyAll)-2:len(copyAll)-2], "--force-recursive", srcRef, dest+":"+seed.Tag)...)
 				res = compare(t, e, srcRef, dest, mirror.CompareWithPlatforms(true))
 			}
 			if !res.Same || res.Outcome != finding.OutcomeOK || res.Missing+res.Extra+res.Rewritten != 0 || res.BothCount != 7 {
@@ -578,8 +577,7 @@ func TestComparePairs(t *testing.T) {
 	src, _ := l.Get("source")
 	dst, _ := l.Get("mirror")
 	dir := t.TempDir()
-	labtest.RunTool(t, dir, "regctl", "--host", "reg="+src.Host+",tls=disabled", "--host", "reg="+dst.Host+",tls=disabled",
-		"image", "copy", "--referrers", "--digest-tags", l.Seed.Ref(src.Host), dst.Host+"/full/app:"+l.Seed.Tag)
+	labtest.RegctlOneRequestAtATime(t, dir, []string{src.Host, dst.Host}, "image", "copy", "--referrers", "--digest-tags", l.Seed.Ref(src.Host), dst.Host+"/full/app:"+l.Seed.Tag)
 	labtest.RunTool(t, dir, "crane", "copy", "--insecure", l.Seed.Ref(src.Host), dst.Host+"/bare/app:"+l.Seed.Tag)
 	labtest.RunTool(t, dir, "crane", "copy", "--insecure", src.Host+"/"+lab.SeedSingleRepository+":"+l.Seed.Tag, dst.Host+"/bare/single:"+l.Seed.Tag)
 	closed := closedAddress(t)

@@ -30,6 +30,9 @@ type Exchange struct {
 	Headers     map[string]string `json:"headers,omitempty"`
 	DurationMS  int64             `json:"duration_ms"`
 	Error       string            `json:"error,omitempty"`
+	// RequestHeaders are the request headers worth showing; of an
+	// Authorization header only its scheme is kept.
+	RequestHeaders map[string]string `json:"request_headers,omitempty"`
 	// RedirectedFrom is the URL whose redirect led to this request.
 	RedirectedFrom string `json:"redirected_from,omitempty"`
 	// RequestedPath is the path of the first request of a redirect chain:
@@ -203,7 +206,7 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	limit := r.maxReply
 	r.mu.Unlock()
 
-	ex := Exchange{Method: req.Method, URL: RedactURL(req.URL), Path: req.URL.Path, Start: time.Now()}
+	ex := Exchange{Method: req.Method, URL: RedactURL(req.URL), Path: req.URL.Path, Start: time.Now(), RequestHeaders: requestHeaders(req)}
 	if req.Response != nil && req.Response.Request != nil {
 		ex.RedirectedFrom = RedactURL(req.Response.Request.URL)
 		ex.RequestedPath = firstRequest(req).URL.Path

@@ -35,8 +35,7 @@ func TestCompareStep(t *testing.T) {
 	source := l.Seed.Ref(src.Host)
 	dir := t.TempDir()
 	labtest.RunTool(t, dir, "crane", "copy", "--insecure", source, dst.Host+"/bare/app:"+l.Seed.Tag)
-	labtest.RunTool(t, dir, "regctl", "--host", "reg="+src.Host+",tls=disabled", "--host", "reg="+dst.Host+",tls=disabled",
-		"image", "copy", "--referrers", "--digest-tags", source, dst.Host+"/full/app:"+l.Seed.Tag)
+	labtest.RegctlOneRequestAtATime(t, dir, []string{src.Host, dst.Host}, "image", "copy", "--referrers", "--digest-tags", source, dst.Host+"/full/app:"+l.Seed.Tag)
 
 	res := labEngine(t, l, runbook.Targets{Image: dst.Host + "/bare/app:" + l.Seed.Tag}).Run(t.Context(), "compare-with-source", nil)
 	if res.Status != runbook.StatusSkipped || !strings.Contains(res.Summary, "--source") {

@@ -106,6 +106,13 @@ func CollectDiag(ctx context.Context, out string, opts DiagOptions) (DiagResult,
 	add := func(name string, data []byte) {
 		files = append(files, diagFile{name: name, data: []byte(scrub.clean(string(data)))})
 	}
+	// addTable is for tables refdoctor writes from its own results, which
+	// hold no credentials: known secret values are still removed, but the
+	// patterns for free text are not applied, since a column "bearer" next
+	// to a column "401" reads to them like an Authorization value.
+	addTable := func(name string, data []byte) {
+		files = append(files, diagFile{name: name, data: []byte(scrub.cleanKnown(string(data)))})
+	}
 
 	var logBuf bytes.Buffer
 	logger := telemetry.NewLogger(&syncWriter{w: &logBuf}, slog.LevelDebug)
@@ -151,7 +158,7 @@ func CollectDiag(ctx context.Context, out string, opts DiagOptions) (DiagResult,
 	add("probe.log", logBuf.Bytes())
 	if report != nil {
 		add("probe.json", mustIndent(report))
-		add("registries.txt", []byte(registriesText(*report)))
+		addTable("registries.txt", []byte(registriesText(*report)))
 	}
 	if disc != nil {
 		add("discovery.json", mustIndent(disc))
@@ -470,8 +477,13 @@ func (s *scrubber) addDockerLogins() {
 }
 
 func (s *scrubber) clean(text string) string {
+	return telemetry.RedactString(s.cleanKnown(text))
+}
+
+// cleanKnown removes the known secret values only.
+func (s *scrubber) cleanKnown(text string) string {
 	for _, secret := range s.secrets {
 		text = strings.ReplaceAll(text, secret, telemetry.Redacted)
 	}
-	return telemetry.RedactString(text)
+	return text
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -132,6 +133,18 @@ func TestDiagLeaksNoSecret(t *testing.T) {
 	}
 	if !strings.Contains(files["refdoctor-diag/version.txt"], "v9.9.9-test") || !strings.Contains(files["refdoctor-diag/registries.txt"], reg.Host+"  unknown") {
 		t.Errorf("version or registry kinds missing")
+	}
+	// registries.txt is a table of refdoctor's own results: the login
+	// registry's auth scheme and its /v2/ status stay readable (a column
+	// "basic" before a column "200" is no credential; free-text redaction
+	// used to take it for one).
+	regs := files["refdoctor-diag/registries.txt"]
+	if strings.Contains(regs, telemetry.Redacted) {
+		t.Errorf("registries.txt redacts something that is no secret:\n%s", regs)
+	}
+	if row := regexp.MustCompile(regexp.QuoteMeta(reg.Host) + `\s.*\sbasic\s+(\d{3})\s`).FindStringSubmatch(regs); row == nil ||
+		!strings.Contains(files["refdoctor-diag/probe.json"], `"v2_status": `+row[1]) {
+		t.Errorf("registries.txt lacks the login registry's auth scheme and the /v2/ status probe.json holds:\n%s", regs)
 	}
 	if !strings.Contains(files["refdoctor-diag/metrics.prom"], telemetry.MetricCapabilitiesProbed) {
 		t.Errorf("metrics missing:\n%s", files["refdoctor-diag/metrics.prom"])

@@ -16,6 +16,7 @@ import (
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/mirror"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
@@ -58,6 +59,15 @@ type Result struct {
 	Diag       *DiagResult            `json:"diag,omitempty"`
 	// Compare is the compare step's answer: the image against its source.
 	Compare *mirror.CompareResult `json:"compare,omitempty"`
+	// Timing, Compat and Failures are the timing, compat and
+	// probe-failures checks' tables (Probe holds the probe they read).
+	Timing   *TimingReport  `json:"timing,omitempty"`
+	Compat   []CompatLine   `json:"compat,omitempty"`
+	Failures []ProbeFailure `json:"probe_failures,omitempty"`
+	// Commands are the step's commands filled in with what the check
+	// resolved (the image's digest, a referrer it found), so that no
+	// placeholder is left that the check could fill.
+	Commands []RenderedCommand `json:"commands,omitempty"`
 	// SameAs names the step whose identical check RunAll reused.
 	SameAs     string    `json:"same_as,omitempty"`
 	StartedAt  time.Time `json:"started_at"`
@@ -191,6 +201,15 @@ type run struct {
 	res  *Result
 	mu   sync.Mutex
 	sink func(Event)
+	// shared holds what one RunAll reuses across steps.
+	shared *runShared
+}
+
+// runShared is what the steps of one RunAll share: the probe of the
+// targets, which the probe, timing, compat and probe-failures steps all
+// read.
+type runShared struct {
+	probe *probe.Report
 }
 
 // emit serialises events (probes run concurrently) and keeps a panicking
@@ -222,6 +241,10 @@ func (r *run) incomplete(summary string) {
 // panic becomes a failed result with Error set. events (may be nil)
 // receives started, progress and finished events, one at a time.
 func (e *Engine) Run(ctx context.Context, stepID string, events func(Event)) Result {
+	return e.run(ctx, stepID, events, nil)
+}
+
+func (e *Engine) run(ctx context.Context, stepID string, events func(Event), shared *runShared) Result {
 	var step Step
 	ok := false
 	if e != nil && e.book != nil {
@@ -231,7 +254,7 @@ func (e *Engine) Run(ctx context.Context, stepID string, events func(Event)) Res
 		step = Step{ID: stepID}
 	}
 	res := Result{Step: stepID, Status: StatusRunning, StartedAt: time.Now().UTC(), Findings: []finding.Finding{}}
-	r := &run{e: e, step: step, res: &res, sink: events}
+	r := &run{e: e, step: step, res: &res, sink: events, shared: shared}
 	r.emit(Event{Kind: EventStarted, Message: step.Title})
 	func() {
 		defer func() {
@@ -257,6 +280,7 @@ func (e *Engine) Run(ctx context.Context, stepID string, events func(Event)) Res
 			return
 		}
 		e.check(ctx, r)
+		e.fillCommands(ctx, r)
 	}()
 	if res.Status == StatusRunning {
 		res.Status = statusFrom(res.Findings)
@@ -300,6 +324,12 @@ func (e *Engine) check(ctx context.Context, r *run) {
 	switch r.step.Check.Kind {
 	case CheckProbe:
 		e.runProbe(ctx, r)
+	case CheckTiming:
+		e.runTiming(ctx, r)
+	case CheckCompat:
+		e.runCompat(ctx, r)
+	case CheckProbeFailures:
+		e.runProbeFailures(ctx, r)
 	case CheckDiscover:
 		e.runDiscover(ctx, r)
 	case CheckTags:
@@ -368,69 +398,6 @@ func (e *Engine) probeOpts(r *run, total int) []probe.Opt {
 	return append(opts, e.o.probeOpts...)
 }
 
-func (e *Engine) runProbe(ctx context.Context, r *run) {
-	targets, err := e.targets.probeTargets()
-	if err != nil {
-		r.res.Status = StatusFailed
-		r.res.Error = err.Error()
-		r.res.Summary = "A registry or image target is not valid: " + err.Error()
-		return
-	}
-	if len(targets) == 0 {
-		r.skip("No registry given: pass --registry HOST[/REPO] or --image REF, or set them in the start form.")
-		return
-	}
-	rep, err := probe.Run(ctx, targets, e.probeOpts(r, len(targets))...)
-	r.res.Probe = &rep
-	worst := finding.OutcomeOK
-	rank := map[finding.Outcome]int{finding.OutcomeOK: 0, finding.OutcomeWarn: 1, finding.OutcomeFailed: 2, finding.OutcomeIncomplete: 3}
-	var parts, stuck []string
-	for _, res := range rep.Registries {
-		o := res.Outcome()
-		if rank[o] > rank[worst] {
-			worst = o
-		}
-		for _, f := range res.Findings {
-			f.Summary = res.Registry + ": " + f.Summary
-			r.res.Findings = append(r.res.Findings, f)
-		}
-		desc := res.Registry + " " + string(res.ReferrersAPI)
-		switch res.ReferrersAPI {
-		case probe.Supported:
-			desc += " (OCI 1.1 referrers API)"
-		case probe.Unsupported:
-			desc += " (fallback tags, " + string(res.ReferrersReason) + ")"
-		default:
-			desc += " (" + string(res.ReferrersReason) + ")"
-			if o == finding.OutcomeIncomplete {
-				stuck = append(stuck, res.Registry)
-			}
-		}
-		parts = append(parts, desc)
-	}
-	r.res.Status = statusFromOutcome(worst)
-	summary := fmt.Sprintf("%d %s probed: %s.", len(rep.Registries), plural(len(rep.Registries), "registry", "registries"), strings.Join(parts, "; "))
-	if worst == finding.OutcomeIncomplete || err != nil {
-		what := "the probe"
-		if len(stuck) > 0 {
-			what += " of " + strings.Join(stuck, ", ")
-		}
-		r.incomplete(fmt.Sprintf("Could not complete %s: %s", what, summary))
-		if err != nil {
-			r.res.Error = err.Error()
-		}
-		return
-	}
-	r.res.Summary = summary
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
 func (e *Engine) discoveryOpts(r *run, platforms bool) []discovery.Opt {
 	opts := []discovery.Opt{
 		discovery.WithConfig(e.o.cfg),
@@ -480,9 +447,9 @@ func (e *Engine) runDiscover(ctx context.Context, r *run) {
 	if how == "" {
 		how = "no method"
 	}
-	summary := fmt.Sprintf("%d %s of %s (%s) through %s, %d requests.", count, plural(count, "referrer", "referrers"), image, shortDigest(res.Subject.Digest), how, res.Requests)
+	summary := fmt.Sprintf("%s of %s (%s) through %s, %s.", human.Count(count, "referrer"), image, shortDigest(res.Subject.Digest), how, human.Count(res.Requests, "request"))
 	if len(res.Platforms) > 0 {
-		summary += fmt.Sprintf(" %d platform manifests looked at.", len(res.Platforms))
+		summary += fmt.Sprintf(" %s looked at.", human.Count(len(res.Platforms), "platform manifest"))
 	}
 	if res.Outcome == finding.OutcomeOK || res.Outcome == finding.OutcomeWarn {
 		if res.Method == discovery.MethodTags {
@@ -546,7 +513,8 @@ func (e *Engine) runTags(ctx context.Context, r *run) {
 			}
 		}
 	}
-	summary := fmt.Sprintf("%s: %d referrer tags for %d subjects (%d fallback index, %d cosign-style), %d requests.", res.Repository, res.TagsTotal, len(res.Subjects), index, cosign, res.Requests)
+	summary := fmt.Sprintf("%s: %s for %s (%d fallback index, %d cosign-style), %s.", res.Repository, human.Count(res.TagsTotal, "referrer tag"),
+		human.Count(len(res.Subjects), "subject"), index, cosign, human.Count(res.Requests, "request"))
 	switch {
 	case res.Partial:
 		r.incomplete("Could not complete the tag listing: " + orText(res.Error, summary))
@@ -592,7 +560,7 @@ func (e *Engine) runBundle(ctx context.Context, r *run) {
 		r.res.Summary = "The bundle could not be validated: " + err.Error()
 	case !ok:
 		r.res.Status = StatusFailed
-		r.res.Summary = fmt.Sprintf("The bundle %s is not whole: %d problem(s) found.", e.targets.Bundle, len(findings)) + signatureNote(report)
+		r.res.Summary = fmt.Sprintf("The bundle %s is not whole: %s found.", e.targets.Bundle, human.Count(len(findings), "problem")) + signatureNote(report)
 	default:
 		r.res.Status = statusFrom(r.res.Findings)
 		what := "every member checksum"
@@ -630,8 +598,8 @@ func (e *Engine) runLogs(r *run) {
 	for _, p := range rep.Probes {
 		counts[p.API]++
 	}
-	r.res.Summary = fmt.Sprintf("%s: %d lines, %d probe verdicts (%d supported, %d fallback, %d failed), %d failure lines.",
-		filepath.Base(path), rep.Lines, len(rep.Probes), counts[LogAPISupported], counts[LogAPIUnsupported], counts[LogAPIUnknown], len(rep.Failures))
+	r.res.Summary = fmt.Sprintf("%s: %s, %s (%d supported, %d fallback, %d failed), %s.",
+		filepath.Base(path), human.Count(rep.Lines, "line"), human.Count(len(rep.Probes), "probe verdict"), counts[LogAPISupported], counts[LogAPIUnsupported], counts[LogAPIUnknown], human.Count(len(rep.Failures), "failure line"))
 	r.res.Status = statusFrom(r.res.Findings)
 	if len(rep.Failures) > 0 || rep.Unknown() > 0 {
 		r.res.Status = StatusFailed
@@ -681,8 +649,8 @@ func (e *Engine) runMetrics(ctx context.Context, r *run) {
 			failing++
 		}
 	}
-	r.res.Summary = fmt.Sprintf("Prometheus at %s, last %s: %d registries, discoveries failing against %d. This run's counters: %s",
-		rep.Prometheus, rep.Window, len(rep.Registries), failing, session)
+	r.res.Summary = fmt.Sprintf("Prometheus at %s, last %s: %s, discoveries failing against %d. This run's counters: %s",
+		rep.Prometheus, rep.Window, human.Count(len(rep.Registries), "registry"), failing, session)
 	r.res.Status = statusFrom(r.res.Findings)
 }
 
@@ -752,9 +720,15 @@ func formatCounts(m map[string]float64) string {
 }
 
 func (e *Engine) runDiag(ctx context.Context, r *run) {
+	if r.shared != nil && e.o.diagOut == "" {
+		// A full run does not leave a support bundle behind every time;
+		// one is written when asked for.
+		r.skip("Not collected in a full run: refdoctor runbook run escalate (or d on the TUI's Support screen) writes " + DiagFileName(time.Now()) + " in the working folder; --diag-out names another file.")
+		return
+	}
 	out := e.o.diagOut
 	if out == "" {
-		out = filepath.Join(os.TempDir(), "refdoctor-diag-"+time.Now().UTC().Format("20060102-150405")+".tgz")
+		out = DefaultDiagPath(time.Now())
 	}
 	r.emit(Event{Kind: EventProgress, Message: "collecting diagnostics into " + out})
 	d, err := CollectDiag(ctx, out, DiagOptions{
@@ -778,7 +752,7 @@ func (e *Engine) runDiag(ctx context.Context, r *run) {
 	}
 	r.res.Diag = &d
 	r.res.Status = StatusPassed
-	r.res.Summary = fmt.Sprintf("Support bundle written to %s (%d files, %d bytes), credentials removed. Look through it, then attach it to the ticket.", d.Path, len(d.Files), d.Bytes)
+	r.res.Summary = fmt.Sprintf("Support bundle written to %s (%s, %s), credentials removed. Look through it, then attach it to the ticket.", d.Path, human.Count(len(d.Files), "file"), human.Count64(d.Bytes, "byte"))
 }
 
 // checkKey identifies checks that give the same answer within one RunAll.
@@ -797,13 +771,14 @@ func (e *Engine) RunAll(ctx context.Context, events func(Event)) []Result {
 	}
 	results := make([]Result, len(e.book.Steps))
 	done := map[string]int{}
+	shared := &runShared{}
 	var metrics []int
 	for i, s := range e.book.Steps {
 		switch s.Check.Kind {
 		case CheckMetrics:
 			metrics = append(metrics, i)
 			continue
-		case CheckProbe, CheckDiscover, CheckTags, CheckBundleValidate, CheckLogs:
+		case CheckProbe, CheckTiming, CheckCompat, CheckProbeFailures, CheckDiscover, CheckTags, CheckBundleValidate, CheckLogs:
 			if j, ok := done[checkKey(s.Check)]; ok && results[j].Status != StatusSkipped {
 				res := results[j]
 				res.Step = s.ID
@@ -821,10 +796,10 @@ func (e *Engine) RunAll(ctx context.Context, events func(Event)) []Result {
 			}
 			done[checkKey(s.Check)] = i
 		}
-		results[i] = e.Run(ctx, s.ID, events)
+		results[i] = e.run(ctx, s.ID, events, shared)
 	}
 	for _, i := range metrics {
-		results[i] = e.Run(ctx, e.book.Steps[i].ID, events)
+		results[i] = e.run(ctx, e.book.Steps[i].ID, events, shared)
 	}
 	return results
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/bundle/signing"
@@ -40,6 +41,15 @@ func labEngine(t *testing.T, l *lab.Lab, targets runbook.Targets, extra ...runbo
 	return runbook.NewEngine(mustLoad(t), targets, opts...)
 }
 
+// commandText is every command of a result, one a line.
+func commandText(r runbook.Result) string {
+	var b strings.Builder
+	for _, c := range r.Commands {
+		b.WriteString(c.Text + "\n")
+	}
+	return b.String()
+}
+
 func hasCode(fs []finding.Finding, code finding.Code) bool {
 	for _, f := range fs {
 		if f.Code == code {
@@ -57,10 +67,14 @@ func TestEngineAgainstTheLab(t *testing.T) {
 		lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11},
 		lab.Spec{Name: "ghcr", Profile: lab.ProfileFallback404},
 		lab.Spec{Name: "hub", Profile: lab.ProfileRateLimit, RateBudget: 0},
+		lab.Spec{Name: "olareg-405", Profile: lab.ProfileNoAPI405},
+		lab.Spec{Name: "slow", Profile: lab.ProfileSlow, Delay: 150 * time.Millisecond},
 	)
 	oci, _ := l.Get("oci11")
 	ghcr, _ := l.Get("ghcr")
 	hub, _ := l.Get("hub")
+	no405, _ := l.Get("olareg-405")
+	slow, _ := l.Get("slow")
 	tests := []struct {
 		name       string
 		targets    runbook.Targets
@@ -70,25 +84,69 @@ func TestEngineAgainstTheLab(t *testing.T) {
 		summary    string
 		check      func(t *testing.T, r runbook.Result)
 	}{
-		{"probe OCI 1.1", runbook.Targets{Image: l.Seed.Ref(oci.Host)}, "probe-registry", runbook.StatusPassed, false, "supported (OCI 1.1", func(t *testing.T, r runbook.Result) {
+		{"probe OCI 1.1", runbook.Targets{Image: l.Seed.Ref(oci.Host)}, "probe-registry", runbook.StatusPassed, false, "1 registry probed: 1 supported.", func(t *testing.T, r runbook.Result) {
 			if r.Probe == nil || len(r.Probe.Registries) != 1 || r.Probe.Registries[0].Repository != l.Seed.Repository {
 				t.Errorf("probe report %+v", r.Probe)
 			}
+			// The image was given by tag: its commands carry the digest
+			// the tag points to, not a <digest> placeholder.
+			if text := commandText(r); !strings.Contains(text, l.Seed.Index) || strings.Contains(text, runbook.PlaceholderDigest) {
+				t.Errorf("commands not filled with the image's digest %s:\n%s", l.Seed.Index, text)
+			}
 		}},
-		{"probe fallback", runbook.Targets{Registries: []string{ghcr.Host + "/" + l.Seed.Repository}}, "probe-registry", runbook.StatusWarned, false, "unsupported (fallback tags, ReferrersNotFound)", func(t *testing.T, r runbook.Result) {
+		{"probe fallback", runbook.Targets{Registries: []string{ghcr.Host + "/" + l.Seed.Repository}}, "probe-registry", runbook.StatusWarned, false, "1 registry probed: 1 unsupported.", func(t *testing.T, r runbook.Result) {
 			if !hasCode(r.Findings, finding.ReferrersNotFound) {
 				t.Errorf("findings %+v", r.Findings)
 			}
 		}},
-		{"probe both, image merges with its bare host", runbook.Targets{Registries: []string{oci.Host, ghcr.Host + "/" + l.Seed.Repository}, Image: l.Seed.IndexRef(oci.Host)}, "issue-probe-failed", runbook.StatusWarned, false, "2 registries probed", func(t *testing.T, r runbook.Result) {
+		{"probe failures: none, image merges with its bare host", runbook.Targets{Registries: []string{oci.Host, ghcr.Host + "/" + l.Seed.Repository}, Image: l.Seed.IndexRef(oci.Host)}, "issue-probe-failed", runbook.StatusPassed, false, "Every probe reached a verdict (2 registries)", func(t *testing.T, r runbook.Result) {
 			if got := r.Probe.Registries[0]; got.Target != l.Seed.IndexRef(oci.Host) {
 				t.Errorf("first target %s, want the image's repository and digest", got.Target)
 			}
+			if len(r.Failures) != 0 {
+				t.Errorf("failures %+v", r.Failures)
+			}
 		}},
-		{"probe throttled", runbook.Targets{Registries: []string{hub.Host + "/" + l.Seed.Repository}}, "probe-registry", runbook.StatusFailed, true, "Could not complete", nil},
+		{"probe failures: the throttled one, and why", runbook.Targets{Registries: []string{oci.Host + "/" + l.Seed.Repository, hub.Host + "/" + l.Seed.Repository}}, "issue-probe-failed", runbook.StatusFailed, true, "1 of 2 registries could not be probed: " + hub.Host + " (rate limit).", func(t *testing.T, r runbook.Result) {
+			if len(r.Failures) != 1 || r.Failures[0].Registry != hub.Host || r.Failures[0].Code != finding.ReferrersRateLimited {
+				t.Errorf("failures %+v", r.Failures)
+			}
+		}},
+		{"probe throttled", runbook.Targets{Registries: []string{hub.Host + "/" + l.Seed.Repository}}, "probe-registry", runbook.StatusFailed, true, "Could not reach a verdict for " + hub.Host, nil},
+		{"timing names the slow registry", runbook.Targets{Registries: []string{oci.Host + "/" + l.Seed.Repository, slow.Host + "/" + l.Seed.Repository}}, "issue-discovery-timeout", runbook.StatusPassed, false, "Slowest: " + slow.Host, func(t *testing.T, r runbook.Result) {
+			tr := r.Timing
+			if tr == nil || tr.Slowest != slow.Host || len(tr.Registries) != 2 || tr.TimeoutMS != 20000 {
+				t.Fatalf("timing %+v", tr)
+			}
+			// Every request to the slow registry waits 150ms: its slowest
+			// request and its total say so, whatever the machine.
+			got := tr.Registries[0]
+			if got.Registry != slow.Host || got.Requests < 2 || got.SlowestMS < 150 || got.TotalMS < int64(got.Requests)*150 || got.SlowestRequest == "" {
+				t.Errorf("slow registry timing %+v", got)
+			}
+		}},
+		{"compat: expected against observed", runbook.Targets{Registries: []string{oci.Host + "/" + l.Seed.Repository, no405.Host + "/" + l.Seed.Repository}}, "check-compatibility", runbook.StatusWarned, false, "1 of 2 registries differ from the compatibility table: " + no405.Host + ".", func(t *testing.T, r runbook.Result) {
+			if len(r.Compat) != 2 {
+				t.Fatalf("compat %+v", r.Compat)
+			}
+			for _, c := range r.Compat {
+				differs := c.Registry == no405.Host
+				if c.Agrees == nil || *c.Agrees == differs || c.Expected != "supported" {
+					t.Errorf("compat line %+v", c)
+				}
+			}
+			if !hasCode(r.Findings, finding.ExpectationMismatch) {
+				t.Errorf("findings %+v", r.Findings)
+			}
+		}},
 		{"discover OCI 1.1", runbook.Targets{Image: l.Seed.Ref(oci.Host)}, "issue-no-referrers", runbook.StatusPassed, false, "through the referrers API", func(t *testing.T, r runbook.Result) {
 			if r.Discovery == nil || r.Discovery.Method != discovery.MethodAPI || r.Discovery.Count() < len(l.Seed.Referrers) || len(r.Discovery.Platforms) != 2 {
 				t.Errorf("discovery %+v", r.Discovery)
+			}
+			// The commands name the digest and a referrer discovery found.
+			text := commandText(r)
+			if !strings.Contains(text, l.Seed.Index) || !strings.Contains(text, r.Discovery.Referrers[0].Digest) || strings.Contains(text, "<") {
+				t.Errorf("commands not filled with what discovery found:\n%s", text)
 			}
 		}},
 		{"discover fallback", runbook.Targets{Image: l.Seed.Ref(ghcr.Host)}, "issue-partial-referrers", runbook.StatusWarned, false, "through the fallback tag schema", func(t *testing.T, r runbook.Result) {
@@ -188,8 +246,12 @@ func TestRunAll(t *testing.T) {
 	if finished[len(finished)-1] != "check-metrics" {
 		t.Errorf("metrics should finish last, order %v", finished)
 	}
-	if r := byStep["check-compatibility"]; r.SameAs != "probe-registry" || r.Probe == nil {
-		t.Errorf("check-compatibility did not reuse the probe: %+v", r)
+	// The probe-based steps read one probe: the same probe time in each.
+	probed := byStep["probe-registry"].Probe.Registries[0].ProbedAt
+	for _, id := range []string{"check-compatibility", "issue-probe-failed", "issue-discovery-timeout"} {
+		if r := byStep[id]; r.Probe == nil || !r.Probe.Registries[0].ProbedAt.Equal(probed) {
+			t.Errorf("%s did not reuse the probe: %+v", id, r)
+		}
 	}
 	if r := byStep["check-metrics"]; r.Status != runbook.StatusPassed || len(r.Metrics) == 0 || !strings.Contains(r.Summary, "supported") {
 		t.Errorf("metrics %+v", r)
@@ -284,6 +346,24 @@ func TestBundleSteps(t *testing.T) {
 	if bad.Status != runbook.StatusFailed || len(bad.Findings) == 0 || bad.Findings[0].Code != finding.ReferrerChecksumMismatch || bad.Findings[0].Remedy == "" {
 		t.Fatalf("tampered bundle: %s %q %+v", bad.Status, bad.Summary, bad.Findings)
 	}
+}
+
+// TestRunAllLeavesNoSupportBundle: a full run skips the support bundle
+// unless a path was given, and says how to write one and where it goes.
+func TestRunAllLeavesNoSupportBundle(t *testing.T) {
+	t.Parallel()
+	e := runbook.NewEngine(mustLoad(t), runbook.Targets{})
+	results := e.RunAll(context.Background(), nil)
+	for _, r := range results {
+		if r.Step != "escalate" {
+			continue
+		}
+		if r.Status != runbook.StatusSkipped || r.Diag != nil || !strings.Contains(r.Summary, "runbook run escalate") || !strings.Contains(r.Summary, "working folder") {
+			t.Errorf("escalate in a full run: %+v", r)
+		}
+		return
+	}
+	t.Fatal("no escalate result")
 }
 
 // TestBundleStepWithKeys: with [bundle] verify_keys the validation step

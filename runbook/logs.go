@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 )
 
 // MaxLogLine bounds how much of one log line ReadLog keeps; the rest of a
@@ -251,7 +252,7 @@ func (rep *LogReport) findings() {
 	}
 	if len(rep.Announced) > 0 && announced != len(rep.Probes) {
 		add(finding.Finding{Severity: finding.SeverityWarn, Code: finding.ProbeCountMismatch,
-			Summary:  fmt.Sprintf("%d probes announced, %d verdict lines found", announced, len(rep.Probes)),
+			Summary:  fmt.Sprintf("%s announced, %s found", human.Count(announced, "probe"), human.Count(len(rep.Probes), "verdict line")),
 			Cause:    "Some probes never logged a verdict: the exporter stopped or timed out mid-probe, or the log was cut or rotated.",
 			Remedy:   "Look at the lines after the announcement for errors; probe the missing registries with refdoctor probe HOST/REPO.",
 			Evidence: fmt.Sprintf("announced: %v", rep.Announced)})
@@ -304,7 +305,7 @@ func (rep *LogReport) findings() {
 	}
 	if discovery > 0 {
 		add(finding.Finding{Severity: finding.SeverityError, Code: finding.DiscoveryFailures,
-			Summary:  fmt.Sprintf("%d line(s) report failed or incomplete referrer discovery", discovery),
+			Summary:  fmt.Sprintf("Failed or incomplete referrer discovery on %s of the log", human.Count(discovery, "line")),
 			Cause:    "Discovery was throttled, refused, timed out or failed; its referrer lists are incomplete, not empty.",
 			Remedy:   "Rerun discovery for the images named there (refdoctor discover REF) and fix what it reports before exporting.",
 			Evidence: first})

@@ -54,6 +54,9 @@ func Sections() []string {
 // Check kinds a step can name.
 const (
 	CheckProbe          = "probe"
+	CheckTiming         = "timing"
+	CheckCompat         = "compat"
+	CheckProbeFailures  = "probe-failures"
 	CheckDiscover       = "discover"
 	CheckTags           = "tags"
 	CheckBundleValidate = "bundle-validate"
@@ -66,7 +69,7 @@ const (
 
 // CheckKinds lists every check kind the engine can run.
 func CheckKinds() []string {
-	return []string{CheckProbe, CheckDiscover, CheckTags, CheckBundleValidate, CheckLogs, CheckMetrics, CheckDiag, CheckCompare, CheckNone}
+	return []string{CheckProbe, CheckTiming, CheckCompat, CheckProbeFailures, CheckDiscover, CheckTags, CheckBundleValidate, CheckLogs, CheckMetrics, CheckDiag, CheckCompare, CheckNone}
 }
 
 // Book is the whole runbook.
@@ -146,13 +149,24 @@ type Check struct {
 type Command struct {
 	Title    string `toml:"title" json:"title"`
 	Template string `toml:"template" json:"template"`
+	// Lang is what the text is: "" or "sh" for a shell command, else what
+	// it is written in ("toml" for a config snippet, "promql" for a
+	// query), which is never shown with a shell prompt.
+	Lang string `toml:"lang" json:"lang,omitempty"`
 }
+
+// Languages a command may be written in.
+var langs = []string{"", "sh", "toml", "promql"}
 
 // RenderedCommand is a command filled in with the operator's targets.
 type RenderedCommand struct {
 	Title string `json:"title"`
 	Text  string `json:"text"`
+	Lang  string `json:"lang,omitempty"`
 }
+
+// Shell tells whether the command is typed at a shell prompt.
+func (c RenderedCommand) Shell() bool { return c.Lang == "" || c.Lang == "sh" }
 
 // Escalation is the checklist for when the runbook did not help.
 type Escalation struct {
@@ -358,6 +372,9 @@ func (b *Book) Validate() error {
 			if c.Title == "" || strings.TrimSpace(c.Template) == "" {
 				bad("step %q: command %d needs a title and a template", s.ID, i)
 			}
+			if !slices.Contains(langs, c.Lang) {
+				bad("step %q: command %d: lang %q is not one of sh, toml, promql", s.ID, i, c.Lang)
+			}
 		}
 		for _, t := range []Targets{sample, {}} {
 			if _, err := s.Render(t); err != nil {
@@ -422,7 +439,7 @@ func (s Step) Render(t Targets) ([]RenderedCommand, error) {
 		if err := tmpl.Execute(&buf, vars); err != nil {
 			return nil, fmt.Errorf("command %q: %w", c.Title, err)
 		}
-		out = append(out, RenderedCommand{Title: c.Title, Text: strings.TrimSpace(buf.String())})
+		out = append(out, RenderedCommand{Title: c.Title, Text: strings.TrimSpace(buf.String()), Lang: c.Lang})
 	}
 	return out, nil
 }

@@ -50,12 +50,13 @@ func TestEmbeddedBook(t *testing.T) {
 		{"check-metrics", runbook.CheckMetrics, runbook.SectionDiagnose, "Check the telemetry metrics"},
 		{"probe-registry", runbook.CheckProbe, runbook.SectionDiagnose, "Test registry connectivity"},
 		{"test-fallback-tags", runbook.CheckTags, runbook.SectionDiagnose, "Test fallback tag discovery"},
-		{"issue-probe-failed", runbook.CheckProbe, runbook.SectionIssue, "Failed to probe capabilities"},
+		{"issue-probe-failed", runbook.CheckProbeFailures, runbook.SectionIssue, "Failed to probe capabilities"},
 		{"issue-no-referrers", runbook.CheckDiscover, runbook.SectionIssue, "No referrers found for image"},
 		{"issue-checksum-mismatch", runbook.CheckBundleValidate, runbook.SectionIssue, "Referrer checksum mismatch during import"},
 		{"issue-slow-discovery", runbook.CheckDiscover, runbook.SectionIssue, "Slow referrer discovery"},
 		{"issue-partial-referrers", runbook.CheckDiscover, runbook.SectionIssue, "Partial referrers"},
-		{"issue-discovery-timeout", runbook.CheckProbe, runbook.SectionIssue, "Discovery timeout"},
+		{"issue-discovery-timeout", runbook.CheckTiming, runbook.SectionIssue, "Discovery timeout"},
+		{"check-compatibility", runbook.CheckCompat, runbook.SectionDiagnose, "compatibility table"},
 		{"validate-bundle", runbook.CheckBundleValidate, runbook.SectionValidate, "Verify bundle referrers"},
 		{"escalate", runbook.CheckDiag, runbook.SectionEscalate, "Escalate"},
 	} {
@@ -331,4 +332,30 @@ func unquotedAngle(s string) int {
 		}
 	}
 	return -1
+}
+
+// TestCommandLanguages: a command is either a shell command line, which
+// starts with a program an operator has, or says what else it is (a TOML
+// snippet, a PromQL query), so that no screen shows it after a $ prompt.
+func TestCommandLanguages(t *testing.T) {
+	programs := map[string]bool{"refdoctor": true, "curl": true, "oras": true, "crane": true, "regctl": true, "docker": true,
+		"grep": true, "tar": true, "sha256sum": true, "openssl": true, "time": true}
+	b := mustLoad(t)
+	langs := map[string]int{}
+	for _, s := range b.Steps {
+		cmds, err := s.Render(runbook.Targets{Image: "registry.example.com/team/app:1.2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cmds {
+			langs[c.Lang]++
+			first := strings.Fields(c.Text)[0]
+			if c.Shell() != programs[first] {
+				t.Errorf("step %s, %q: shell %v, but it starts with %q:\n%s", s.ID, c.Title, c.Shell(), first, c.Text)
+			}
+		}
+	}
+	if langs["toml"] == 0 || langs["promql"] < 3 {
+		t.Errorf("languages %v: the config snippet and the three PromQL queries are marked", langs)
+	}
 }

@@ -23,7 +23,10 @@ type Targets struct {
 	Source     string `json:"source,omitempty"`
 	Repository string `json:"repository,omitempty"`
 	Digest     string `json:"digest,omitempty"`
-	Bundle     string `json:"bundle,omitempty"`
+	// Referrer is a referrer's digest a check found, for the commands
+	// that look at one.
+	Referrer string `json:"referrer,omitempty"`
+	Bundle   string `json:"bundle,omitempty"`
 	// LogFile is the exporter's log to read (not refdoctor's own log).
 	LogFile string `json:"log_file,omitempty"`
 	// PlainHTTP are hosts reached over http rather than https.
@@ -39,6 +42,7 @@ const (
 	PlaceholderSource     = "<source-image>"
 	PlaceholderBundle     = "<bundle.tgz>"
 	PlaceholderLogFile    = "<export.log>"
+	PlaceholderReferrer   = "<referrer-digest>"
 )
 
 // Complete derives what the image reference says: its registry (added to
@@ -211,6 +215,10 @@ type Vars struct {
 	// Repo is Registry/Repository; Ref is Repo@Digest.
 	Repo string
 	Ref  string
+	// ReferrerDigest is a referrer the check found; ReferrerHex its hex,
+	// the name of its file in a bundle.
+	ReferrerDigest string
+	ReferrerHex    string
 }
 
 // Vars fills the template values from the targets, with placeholders for
@@ -235,18 +243,23 @@ func (t Targets) Vars() Vars {
 		}
 	}
 	v := Vars{
-		Registry:    or(reg, PlaceholderRegistry),
-		Repository:  or(repo, PlaceholderRepository),
-		Digest:      or(digest, PlaceholderDigest),
-		Image:       or(t.Image, PlaceholderImage),
-		Source:      or(t.Source, PlaceholderSource),
-		Bundle:      or(t.Bundle, PlaceholderBundle),
-		LogFile:     or(t.LogFile, PlaceholderLogFile),
-		Scheme:      "https",
-		PlainHTTP:   t.isPlainHTTP(reg),
-		Hostname:    "<host>",
-		HostPort:    "<host>:443",
-		FallbackTag: "<sha256-hex>",
+		Registry:       or(reg, PlaceholderRegistry),
+		Repository:     or(repo, PlaceholderRepository),
+		Digest:         or(digest, PlaceholderDigest),
+		Image:          or(t.Image, PlaceholderImage),
+		Source:         or(t.Source, PlaceholderSource),
+		Bundle:         or(t.Bundle, PlaceholderBundle),
+		LogFile:        or(t.LogFile, PlaceholderLogFile),
+		Scheme:         "https",
+		PlainHTTP:      t.isPlainHTTP(reg),
+		Hostname:       "<host>",
+		HostPort:       "<host>:443",
+		FallbackTag:    "<sha256-hex>",
+		ReferrerDigest: or(t.Referrer, PlaceholderReferrer),
+		ReferrerHex:    "<referrer-hex>",
+	}
+	if _, hex, ok := strings.Cut(t.Referrer, ":"); ok {
+		v.ReferrerHex = hex
 	}
 	if v.PlainHTTP {
 		v.Scheme = "http"

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/colorprofile"
 	"github.com/charmbracelet/x/ansi"
+
+	"github.com/refdoctor/refdoctor/internal/human"
 )
 
 // screenID names a screen; messages from engine runs carry the id of the
@@ -28,7 +31,6 @@ const (
 	scrMetrics
 	scrSupport
 	numTabs
-	scrDetail screenID = 100
 )
 
 // tabNames are the long and short labels of the tabs.
@@ -57,21 +59,27 @@ type screen interface {
 	// activate is called each time the screen is shown; it may start work
 	// the first time.
 	activate() tea.Cmd
-	// back handles esc: it stops the screen's work or closes what is open
-	// and reports whether esc was used.
+	// back handles esc: it closes what is open (a drill-down, a filter)
+	// or stops the screen's work, and reports whether esc was used.
 	back() (bool, tea.Cmd)
 	// stop cancels everything the screen runs.
 	stop()
+}
+
+// clicker is a screen that takes mouse clicks at body coordinates.
+type clicker interface {
+	click(x, y int) tea.Cmd
+}
+
+// digester is a screen with a selected digest that y copies.
+type digester interface {
+	selectedDigest() string
 }
 
 // Messages between screens.
 type (
 	// gotoStepMsg opens the walkthrough at a step ("" = the first).
 	gotoStepMsg struct{ step string }
-	// openDetailMsg opens the registry detail of a compatibility row.
-	openDetailMsg struct{ row int }
-	// reprobeMsg asks the compatibility screen to probe one row again.
-	reprobeMsg struct{ row int }
 	// targetsChangedMsg tells every screen that the operator edited the
 	// targets.
 	targetsChangedMsg struct{}
@@ -84,9 +92,6 @@ type (
 	styleChangedMsg struct{}
 	// metricsRefreshMsg asks the metrics screen to read the counters again.
 	metricsRefreshMsg struct{}
-	// viewRequestMsg asks for the current screen as text, answered from
-	// Update: tests read the view without racing the program.
-	viewRequestMsg struct{ reply chan<- string }
 )
 
 func flash(text string) tea.Cmd { return func() tea.Msg { return flashMsg{text: text} } }
@@ -97,7 +102,6 @@ type model struct {
 	sh      *shared
 	screens [numTabs]screen
 	active  screenID
-	detail  *detailScreen
 
 	width, height int
 	dark          bool
@@ -145,10 +149,10 @@ func (m *model) shutdown() {
 func (m *model) Init() tea.Cmd {
 	m.seen[scrStart] = true
 	cmds := []tea.Cmd{tea.RequestBackgroundColor, m.screens[scrStart].activate()}
-	if m.sh.opts.Lab != nil {
-		// On the lab, probe every registry at once: the compatibility
-		// table is ready when the operator opens it, and the session log
-		// holds the probe lines the first runbook step reads back.
+	if m.sh.opts.ProbeOnStart {
+		// Probe every registry at once: the compatibility table is ready
+		// when the operator opens it, and the session log holds the probe
+		// lines the first runbook step reads back.
 		m.seen[scrCompat] = true
 		cmds = append(cmds, m.screens[scrCompat].activate())
 	}
@@ -162,10 +166,6 @@ func (m *model) restyleAll() tea.Cmd {
 	for _, s := range m.screens {
 		_, cmd := s.Update(styleChangedMsg{})
 		cmds = append(cmds, cmd)
-	}
-	if m.detail != nil {
-		m.detail.ver = -1
-		m.detail.sync()
 	}
 	return tea.Batch(cmds...)
 }
@@ -185,19 +185,11 @@ func (m *model) layout() {
 	for _, s := range m.screens {
 		s.SetSize(m.width, h)
 	}
-	if m.detail != nil {
-		m.detail.SetSize(m.width, h)
-	}
 	m.help.SetWidth(m.width)
 }
 
 // current is the screen on display.
-func (m *model) current() screen {
-	if m.active == scrCompat && m.detail != nil {
-		return m.detail
-	}
-	return m.screens[m.active]
-}
+func (m *model) current() screen { return m.screens[m.active] }
 
 func (m *model) switchTo(id screenID) tea.Cmd {
 	if id < 0 || id >= numTabs {
@@ -230,19 +222,17 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		m.sh.spin, cmd = m.sh.spin.Update(msg)
 		m.sh.frame = m.sh.spin.View()
 		return m, cmd
-	case viewRequestMsg:
-		msg.reply <- m.render()
-		return m, nil
 	case pumpMsg:
 		m2, cmd := m.Update(msg.msg)
 		return m2, tea.Batch(cmd, pump(msg.ch))
-	case eventMsg:
-		return m, m.route(msg.to, msg)
-	case doneMsg:
-		cmd := m.route(msg.to, msg)
+	case finishedMsg:
+		m.sh.busy.Add(-1)
+		cmd := m.route(msg.target(), msg)
 		// Finished work changes the session's counters.
 		_, mcmd := m.screens[scrMetrics].Update(metricsRefreshMsg{})
 		return m, tea.Batch(cmd, mcmd)
+	case routedMsg:
+		return m, m.route(msg.target(), msg)
 	case flashMsg:
 		m.flashID++
 		m.flash = msg.text
@@ -257,15 +247,8 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmd := m.switchTo(scrRunbook)
 		_, c2 := m.screens[scrRunbook].Update(msg)
 		return m, tea.Batch(cmd, c2)
-	case openDetailMsg:
-		m.detail = newDetailScreen(m.sh, m.screens[scrCompat].(*compatScreen), msg.row)
-		m.detail.SetSize(m.width, m.bodyHeight())
-		return m, nil
-	case reprobeMsg:
-		return m, m.route(scrCompat, msg)
 	case targetsChangedMsg:
 		var cmds []tea.Cmd
-		m.detail = nil
 		for i, s := range m.screens {
 			_, cmd := s.Update(msg)
 			cmds = append(cmds, cmd)
@@ -276,12 +259,14 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		return m, tea.Batch(cmds...)
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
+	case tea.MouseClickMsg:
+		return m, m.click(msg.Mouse())
 	case tea.MouseMsg:
 		_, cmd := m.current().Update(msg)
 		return m, cmd
 	}
-	// Anything else (a file list read for the file picker, a tick) goes to
-	// every screen; each keeps what is addressed to it.
+	// Anything else (a folder listing for the bundle picker, a tick) goes
+	// to every screen; each keeps what is addressed to it.
 	var cmds []tea.Cmd
 	for _, s := range m.screens {
 		_, cmd := s.Update(msg)
@@ -293,13 +278,10 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 // route hands a run's message to the screen that started it, shown or not:
 // a probe that finishes while another screen is up is there on return.
 func (m *model) route(to screenID, msg tea.Msg) tea.Cmd {
-	if to == scrDetail || to < 0 || to >= numTabs {
+	if to < 0 || to >= numTabs {
 		return nil
 	}
 	_, cmd := m.screens[to].Update(msg)
-	if m.detail != nil && to == scrCompat {
-		m.detail.sync()
-	}
 	return cmd
 }
 
@@ -323,38 +305,60 @@ func (m *model) key(msg tea.KeyPressMsg) tea.Cmd {
 		m.fullHelp = false
 		return nil
 	case key.Matches(msg, k.Back):
+		// esc closes or stops what the screen has open or running, and
+		// otherwise stays: the tabs are one key away (1-9).
 		if used, cmd := cur.back(); used {
 			return cmd
 		}
-		if cur == m.detail {
-			m.detail = nil
-			return nil
-		}
-		if m.active != scrStart {
-			return m.switchTo(scrStart)
-		}
 		return nil
 	case key.Matches(msg, k.NextTab):
-		m.detail = nil
 		return m.switchTo((m.active + 1) % numTabs)
 	case key.Matches(msg, k.PrevTab):
-		m.detail = nil
 		return m.switchTo((m.active + numTabs - 1) % numTabs)
 	case key.Matches(msg, k.Jump):
-		n := int(msg.String()[0] - '1')
-		if screenID(n) != m.active {
-			m.detail = nil
+		return m.switchTo(screenID(msg.String()[0] - '1'))
+	case key.Matches(msg, k.CopyDigest):
+		if d, ok := cur.(digester); ok {
+			if digest := d.selectedDigest(); digest != "" {
+				return tea.Batch(tea.SetClipboard(digest), flash("copied "+digest))
+			}
 		}
-		return m.switchTo(screenID(n))
+		return flash("nothing selected to copy here")
 	}
 	_, cmd := cur.Update(msg)
 	return cmd
 }
 
+// click switches tabs from the tab bar and hands clicks in the body to
+// the screen (with Options.Mouse).
+func (m *model) click(ms tea.Mouse) tea.Cmd {
+	if ms.Button != tea.MouseLeft {
+		return nil
+	}
+	if ms.Y == 0 {
+		for _, t := range m.tabLayout().tabs {
+			if ms.X >= t.x && ms.X < t.x+t.w {
+				return m.switchTo(t.id)
+			}
+		}
+		return nil
+	}
+	y := ms.Y - 2
+	if m.fullHelp || y < 0 || y >= m.bodyHeight() {
+		return nil
+	}
+	if c, ok := m.current().(clicker); ok {
+		return c.click(ms.X, y)
+	}
+	return nil
+}
+
 func (m *model) View() tea.View {
 	v := tea.NewView(m.render())
 	v.AltScreen = true
-	v.MouseMode = tea.MouseModeCellMotion
+	if m.sh.opts.Mouse {
+		v.MouseMode = tea.MouseModeCellMotion
+	}
 	v.WindowTitle = "refdoctor"
 	return v
 }
@@ -382,18 +386,31 @@ func (m *model) render() string {
 	b.WriteByte('\n')
 	b.WriteString(m.statusLine())
 	b.WriteByte('\n')
-	b.WriteString(trunc(m.help.ShortHelpView(m.shortHelp(cur)), m.width))
+	b.WriteString(m.footer(cur))
 	return clipBlock(b.String(), m.width, m.height)
 }
 
-// tabBar shows every screen with its number key, in the widest form that
-// fits.
-func (m *model) tabBar() string {
-	st := m.sh.st
+// tabSpot is where one tab sits in the tab bar.
+type tabSpot struct {
+	id    screenID
+	label string
+	x, w  int
+}
+
+// tabBarLayout is the tab bar in the widest form that fits.
+type tabBarLayout struct {
+	title string
+	gap   string
+	tabs  []tabSpot
+}
+
+// tabLayout lays out every screen with its number key, in the widest form
+// that fits (the same layout draws the bar and maps clicks).
+func (m *model) tabLayout() tabBarLayout {
 	title := "refdoctor " + m.sh.opts.Version + "  "
 	// The active tab is bracketed: visible without colour too.
 	label := func(i int, form int) string {
-		l := itoa(int64(i + 1))
+		l := strconv.Itoa(i + 1)
 		if form < 2 || screenID(i) == m.active {
 			l += " " + tabNames[i][min(form, 1)]
 		}
@@ -402,42 +419,52 @@ func (m *model) tabBar() string {
 		}
 		return l
 	}
+	var out tabBarLayout
 	for _, try := range []struct {
 		form  int
 		title bool
 		gap   string
 	}{{0, true, "  "}, {0, false, "  "}, {1, true, "  "}, {1, false, "  "}, {1, false, " "}, {2, false, " "}} {
-		var parts []string
-		w := 0
+		out = tabBarLayout{gap: try.gap}
+		x := 0
+		if try.title {
+			out.title = title
+			x = ansi.StringWidth(title)
+		}
 		for i := 0; i < int(numTabs); i++ {
-			l := label(i, try.form)
-			parts = append(parts, l)
-			w += ansi.StringWidth(l)
-		}
-		w += len(try.gap) * (len(parts) - 1)
-		if try.title {
-			w += ansi.StringWidth(title)
-		}
-		if w > m.width && try.form != 2 {
-			continue
-		}
-		var b strings.Builder
-		if try.title {
-			b.WriteString(st.Title.Render(title))
-		}
-		for i, p := range parts {
 			if i > 0 {
-				b.WriteString(try.gap)
+				x += len(try.gap)
 			}
-			if screenID(i) == m.active {
-				b.WriteString(st.TabActive.Render(p))
-			} else {
-				b.WriteString(st.Tab.Render(p))
-			}
+			l := label(i, try.form)
+			w := ansi.StringWidth(l)
+			out.tabs = append(out.tabs, tabSpot{id: screenID(i), label: l, x: x, w: w})
+			x += w
 		}
-		return b.String()
+		if x <= m.width || try.form == 2 {
+			return out
+		}
 	}
-	return ""
+	return out
+}
+
+func (m *model) tabBar() string {
+	st := m.sh.st
+	l := m.tabLayout()
+	var b strings.Builder
+	if l.title != "" {
+		b.WriteString(st.Title.Render(l.title))
+	}
+	for i, t := range l.tabs {
+		if i > 0 {
+			b.WriteString(l.gap)
+		}
+		if t.id == m.active {
+			b.WriteString(st.TabActive.Render(t.label))
+		} else {
+			b.WriteString(st.Tab.Render(t.label))
+		}
+	}
+	return b.String()
 }
 
 // statusLine shows a flash message or what is running, and the version.
@@ -448,12 +475,8 @@ func (m *model) statusLine() string {
 	case m.flash != "":
 		left = st.Flash.Render(m.flash)
 	case m.sh.busy.Load() > 0:
-		n := m.sh.busy.Load()
-		word := "checks"
-		if n == 1 {
-			word = "check"
-		}
-		left = st.paint(toneRun, m.sh.frame+" "+itoa(n)+" "+word+" running")
+		n := int(m.sh.busy.Load())
+		left = st.paint(toneRun, m.sh.frame+" "+strconv.Itoa(n)+" "+human.Plural(n, "check")+" running")
 	}
 	right := st.StatusBar.Render("refdoctor " + m.sh.opts.Version)
 	gap := m.width - ansi.StringWidth(left) - ansi.StringWidth(right)
@@ -463,21 +486,52 @@ func (m *model) statusLine() string {
 	return left + strings.Repeat(" ", gap) + right
 }
 
-func (m *model) globalKeys() []key.Binding {
-	k := m.sh.keys
-	return []key.Binding{k.Jump, k.NextTab, k.PrevTab, k.Back, k.Help, k.Quit}
-}
-
-func (m *model) shortHelp(cur screen) []key.Binding {
+// footer is the screen's keys, as many as fit, then always "? help" and
+// "q quit": the way out is on screen at any width.
+func (m *model) footer(cur screen) string {
 	k := m.sh.keys
 	if cur.capturing() {
-		return cur.help().short
+		return trunc(m.help.ShortHelpView(cur.help().short), m.width)
 	}
-	return append(append([]key.Binding{}, cur.help().short...), k.Jump, k.Help, k.Quit)
+	tail := m.help.ShortHelpView([]key.Binding{k.Help, k.Quit})
+	keys := cur.help().short
+	for n := len(keys); n >= 0; n-- {
+		head := ""
+		if n > 0 {
+			head = m.help.ShortHelpView(append(append([]key.Binding{}, keys[:n]...), k.Jump)) + m.sh.st.Help.ShortSeparator.Render(" • ")
+		}
+		if line := head + tail; ansi.StringWidth(line) <= m.width {
+			return line
+		}
+	}
+	return trunc(tail, m.width)
 }
 
+func (m *model) globalKeys() []key.Binding {
+	k := m.sh.keys
+	return []key.Binding{k.Jump, k.NextTab, k.PrevTab, k.Back, k.CopyDigest, k.Help, k.Quit}
+}
+
+// fullHelpView lists the screen's keys and the global ones, each key once.
 func (m *model) fullHelpView(cur screen) string {
-	groups := append(append([][]key.Binding{}, cur.help().full...), m.globalKeys())
+	seen := map[string]bool{}
+	var groups [][]key.Binding
+	for _, g := range append(append([][]key.Binding{}, cur.help().full...), m.globalKeys()) {
+		var out []key.Binding
+		for _, b := range g {
+			// One line per key: the screen's meaning of esc wins over the
+			// general one.
+			id := b.Help().Key
+			if seen[id] || !b.Enabled() {
+				continue
+			}
+			seen[id] = true
+			out = append(out, b)
+		}
+		if len(out) > 0 {
+			groups = append(groups, out)
+		}
+	}
 	title := m.sh.st.Title.Render("Keys") + "  (esc or ? closes)"
 	return title + "\n\n" + m.help.FullHelpView(groups)
 }

@@ -18,7 +18,7 @@ import (
 const viewBudget = 5 * time.Millisecond
 
 func benchShared(tb testing.TB) *shared {
-	o := Options{Version: "bench", stable: true}.resolve()
+	o := Options{Version: "bench"}.resolve()
 	sh := newShared(context.Background(), &o)
 	sh.st = newStyles(true, colorprofile.TrueColor) // colour costs: measure it
 	tb.Cleanup(sh.cancel)
@@ -39,7 +39,7 @@ func bigCompat(tb testing.TB, n int) *compatScreen {
 		if i%3 == 0 {
 			verdict, exp.Matches = probe.Unsupported, &differs
 		}
-		r.state = "done"
+		r.state = rowDone
 		r.res = &probe.Result{Registry: r.target.Host, Kind: "harbor", ReferrersAPI: verdict, FallbackTags: "ok", Auth: "bearer",
 			DistributionAPIVersion: "registry/2.0", ProbeMS: int64(i), Expected: exp,
 			RateLimit: &probe.RateLimit{Limit: "100;w=21600", Remaining: "42"}}
@@ -66,7 +66,7 @@ func bigTags(tb testing.TB, n int) *tagsScreen {
 		res.Subjects = append(res.Subjects, subj)
 		res.TagsTotal += 4
 	}
-	t.res, t.state = &res, "done"
+	t.res, t.job.state, t.job.res = &res, jobDone, &res
 	t.SetSize(120, 40)
 	t.cursor = len(t.lines) / 2
 	return t

@@ -2,24 +2,22 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
-	"charm.land/bubbles/v2/filepicker"
 	"charm.land/bubbles/v2/key"
 	"charm.land/bubbles/v2/progress"
-	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
-	"charm.land/lipgloss/v2"
 
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/bundle/signing"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 )
 
 // bundleScreen verifies a mirror bundle: pick a file (or take the one from
@@ -28,9 +26,8 @@ import (
 type bundleScreen struct {
 	sh      *shared
 	path    string
-	state   string // idle, picking, validating, done, error, stopped
-	err     string
-	picker  filepicker.Model
+	job     job[bundle.Event, bundle.Report]
+	picker  picker
 	picking bool
 	bar     progress.Model
 	read    int64
@@ -38,53 +35,17 @@ type bundleScreen struct {
 	checked int64
 	member  string
 	probs   int
-	rep     *bundle.Report
-	cur     run
 	started bool
-	vp      viewport.Model
+	pane    pane
 	w, h    int
 }
 
 func newBundleScreen(sh *shared) *bundleScreen {
-	b := &bundleScreen{sh: sh, path: sh.opts.Bundle, state: "idle", vp: newViewport(sh)}
+	b := &bundleScreen{sh: sh, path: sh.opts.Bundle, pane: newPane(sh)}
 	b.bar = progress.New(progress.WithFillCharacters('█', '░'), progress.WithoutPercentage())
 	b.restyle()
-	b.picker = b.newPicker()
+	b.picker = newPicker(sh, "")
 	return b
-}
-
-func (b *bundleScreen) newPicker() filepicker.Model {
-	p := filepicker.New()
-	p.AutoHeight = false
-	p.ShowPermissions = false
-	p.Cursor = "›"
-	// Bundles only: gzip or zstd tars (validation still sniffs the bytes).
-	p.AllowedTypes = []string{".tgz", ".gz", ".zst", ".tzst"}
-	p.KeyMap.Back = key.NewBinding(key.WithKeys("h", "backspace", "left"), key.WithHelp("h", "up a folder"))
-	dir := b.sh.opts.workDir
-	if b.path != "" {
-		dir = filepath.Dir(b.path)
-	}
-	if dir != "" {
-		p.CurrentDirectory = dir
-	}
-	p.SetHeight(max(3, b.h-3))
-	p.Styles = b.pickerStyles()
-	return p
-}
-
-func (b *bundleScreen) pickerStyles() filepicker.Styles {
-	st := b.sh.st
-	if !st.colour() {
-		plain := st.Plain
-		s := filepicker.Styles{DisabledCursor: plain, Cursor: st.Cursor, Symlink: plain, Directory: st.Header, File: plain,
-			DisabledFile: st.Label, Permission: plain, Selected: st.Selected, DisabledSelected: st.Label,
-			FileSize: plain.Width(7).Align(lipgloss.Right), EmptyDirectory: plain.PaddingLeft(2).SetString("This folder is empty.")}
-		return s
-	}
-	s := filepicker.DefaultStyles()
-	s.Cursor, s.Selected, s.Directory = st.Cursor, st.Selected, st.tones[toneAccent]
-	return s
 }
 
 func (b *bundleScreen) restyle() {
@@ -94,9 +55,8 @@ func (b *bundleScreen) restyle() {
 func (b *bundleScreen) SetSize(w, h int) {
 	b.w, b.h = w, h
 	b.bar.SetWidth(max(10, min(w-4, 72)))
-	b.picker.SetHeight(max(3, h-3))
-	b.vp.SetWidth(w)
-	b.vp.SetHeight(max(1, h-1))
+	b.picker.setSize(w, max(3, h-3))
+	b.pane.setSize(w, max(1, h-1))
 	b.refresh()
 }
 
@@ -113,22 +73,26 @@ func (b *bundleScreen) activate() tea.Cmd {
 	return b.openPicker()
 }
 
+// openPicker lists the bundle's folder, or the working folder.
 func (b *bundleScreen) openPicker() tea.Cmd {
-	b.picker = b.newPicker()
+	dir := b.sh.opts.workDir
+	if b.path != "" {
+		dir = filepath.Dir(b.path)
+	}
 	b.picking = true
-	return b.picker.Init()
+	b.picker.setSize(b.w, max(3, b.h-3))
+	return b.picker.open(dir)
 }
 
 func (b *bundleScreen) validate() tea.Cmd {
-	b.cur.stop()
 	b.picking = false
 	if b.path == "" {
+		b.job.reset()
 		return nil
 	}
 	path := b.path
-	b.state, b.err, b.rep, b.read, b.total, b.checked, b.member, b.probs = "validating", "", nil, 0, 0, 0, "", 0
-	var cmd tea.Cmd
-	b.cur, cmd = b.sh.start(scrBundle, func(ctx context.Context, emit func(any)) (any, error) {
+	b.read, b.total, b.checked, b.member, b.probs = 0, 0, 0, "", 0
+	cmd := b.job.start(b.sh, scrBundle, func(ctx context.Context, emit func(bundle.Event)) (bundle.Report, error) {
 		// Member events come by the thousand: pass on at most one every
 		// 50ms so the engine never waits for the screen.
 		var last time.Time
@@ -159,61 +123,51 @@ func (b *bundleScreen) validate() tea.Cmd {
 
 func (b *bundleScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
-	case eventMsg:
-		if msg.run != b.cur.id {
+	case eventMsg[bundle.Event]:
+		if !b.job.event(msg) {
 			return b, nil
 		}
-		if ev, ok := msg.ev.(bundle.Event); ok {
-			if ev.BytesRead > b.read {
-				b.read = ev.BytesRead
-			}
-			if ev.TotalBytes > 0 {
-				b.total = ev.TotalBytes
-			}
-			if ev.BytesChecked > b.checked {
-				b.checked = ev.BytesChecked
-			}
-			if ev.Path != "" {
-				b.member = ev.Path
-			}
-			if ev.Kind == bundle.EventProblem {
-				b.probs++
-			}
+		ev := msg.ev
+		if ev.BytesRead > b.read {
+			b.read = ev.BytesRead
+		}
+		if ev.TotalBytes > 0 {
+			b.total = ev.TotalBytes
+		}
+		if ev.BytesChecked > b.checked {
+			b.checked = ev.BytesChecked
+		}
+		if ev.Path != "" {
+			b.member = ev.Path
+		}
+		if ev.Kind == bundle.EventProblem {
+			b.probs++
 		}
 		return b, nil
-	case doneMsg:
-		if msg.run != b.cur.id {
-			return b, nil
+	case doneMsg[bundle.Report]:
+		if b.job.done(msg, true) {
+			b.refresh()
 		}
-		b.cur = run{}
-		rep, _ := msg.val.(bundle.Report)
-		switch {
-		case errors.Is(msg.err, context.Canceled):
-			b.state = "stopped"
-		case msg.err != nil:
-			b.state, b.err, b.rep = "error", msg.err.Error(), &rep
-		default:
-			b.state, b.rep = "done", &rep
-		}
-		b.refresh()
 		return b, nil
 	case targetsChangedMsg:
 		if b.sh.opts.Bundle != b.path {
-			b.stop()
-			b.path, b.started, b.rep, b.state = b.sh.opts.Bundle, false, nil, "idle"
+			b.job.reset()
+			b.path, b.started = b.sh.opts.Bundle, false
 			b.refresh()
 		}
 		return b, nil
 	case styleChangedMsg:
 		b.restyle()
-		b.picker.Styles = b.pickerStyles()
 		b.refresh()
 		return b, nil
 	}
+	if dr, ok := msg.(dirReadMsg); ok {
+		_, cmd := b.picker.update(dr)
+		return b, cmd
+	}
 	if b.picking {
-		var cmd tea.Cmd
-		b.picker, cmd = b.picker.Update(msg)
-		if ok, path := b.picker.DidSelectFile(msg); ok {
+		path, cmd := b.picker.update(msg)
+		if path != "" {
 			b.path = path
 			return b, b.validate()
 		}
@@ -230,7 +184,7 @@ func (b *bundleScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	}
 	switch msg.(type) {
 	case tea.KeyPressMsg, tea.MouseMsg:
-		return b, scrollKeys(b.sh, &b.vp, msg)
+		return b, b.pane.update(msg)
 	}
 	return b, nil
 }
@@ -240,27 +194,21 @@ func (b *bundleScreen) back() (bool, tea.Cmd) {
 	case b.picking:
 		b.picking = false
 		return true, nil
-	case b.cur.cancel != nil:
-		b.stop()
-		b.state = "stopped"
+	case b.job.stop():
 		b.refresh()
 		return true, flash("validation stopped")
 	}
 	return false, nil
 }
 
-func (b *bundleScreen) stop() {
-	b.cur.stop()
-	b.cur = run{}
-}
+func (b *bundleScreen) stop() { b.job.stop() }
 
 func (b *bundleScreen) help() bindings {
 	k := b.sh.keys
 	if b.picking {
-		pk := b.picker.KeyMap
 		return bindings{
-			short: []key.Binding{k.SelectFile, pk.Down, pk.Up, pk.Back, k.Back},
-			full:  [][]key.Binding{{pk.Up, pk.Down, pk.PageUp, pk.PageDown, pk.GoToTop, pk.GoToLast}, {pk.Open, pk.Back, k.SelectFile, k.Back}},
+			short: []key.Binding{k.Up, k.Down, k.SelectFile, k.FolderUp, k.Back},
+			full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.SelectFile, k.FolderUp, k.Back}},
 		}
 	}
 	return bindings{
@@ -272,16 +220,20 @@ func (b *bundleScreen) help() bindings {
 func (b *bundleScreen) View() string {
 	st := b.sh.st
 	if b.picking {
-		head := st.Header.Render("Pick a bundle") + st.Label.Render("  "+b.picker.CurrentDirectory)
-		return trunc(head, b.w) + "\n" + st.Label.Render(trunc("enter validates a file, l/h enter and leave folders, esc closes", b.w)) + "\n\n" + b.picker.View()
+		head := st.Header.Render("Pick a bundle") + st.Label.Render("  "+b.picker.dir)
+		pos := ""
+		if len(b.picker.entries) > b.picker.h {
+			pos = st.Label.Render(position(b.picker.cursor, len(b.picker.entries)))
+		}
+		return rightAlign(head, pos, b.w) + "\n" + st.Label.Render(trunc("enter opens a folder or validates a bundle · backspace goes up · esc closes", b.w)) + "\n\n" + b.picker.view()
 	}
-	switch b.state {
-	case "idle":
+	switch b.job.state {
+	case jobIdle:
 		return "No bundle chosen.\n\nPress o to pick a mirror bundle (.tgz or .tar.zst) from a folder."
-	case "validating":
+	case jobRunning:
 		return b.progressView()
 	}
-	return trunc(b.headline(), b.w) + "\n" + b.vp.View()
+	return rightAlign(b.headline(), st.Label.Render(b.pane.position()), b.w) + "\n" + b.pane.view()
 }
 
 func (b *bundleScreen) progressView() string {
@@ -293,15 +245,15 @@ func (b *bundleScreen) progressView() string {
 	lines := []string{
 		trunc(st.Header.Render("Validating ")+b.path, b.w),
 		"",
-		st.paint(toneRun, b.sh.frame+" hashing the stream") + "  " + pad(itoa(int64(pct*100))+"%", 4, true),
+		st.paint(toneRun, b.sh.frame+" hashing the stream") + "  " + pad(strconv.Itoa(int(pct*100))+"%", 4, true),
 		"  " + b.bar.ViewAs(pct),
 		"",
-		trunc("  read    "+humanSize(b.read)+" of "+humanSize(b.total)+" (compressed)", b.w),
-		trunc("  hashed  "+humanSize(b.checked), b.w),
+		trunc("  read    "+human.Size(b.read)+" of "+human.Size(b.total)+" (compressed)", b.w),
+		trunc("  hashed  "+human.Size(b.checked), b.w),
 		trunc("  member  "+b.member, b.w),
 	}
 	if b.probs > 0 {
-		lines = append(lines, "  "+st.word("fail")+" "+itoa(int64(b.probs))+" problems so far")
+		lines = append(lines, "  "+st.word("fail")+" "+human.Count(b.probs, "problem")+" so far")
 	}
 	lines = append(lines, "", st.Label.Render("esc stops"))
 	return strings.Join(lines, "\n")
@@ -310,22 +262,18 @@ func (b *bundleScreen) progressView() string {
 func (b *bundleScreen) headline() string {
 	st := b.sh.st
 	name := filepath.Base(b.path)
+	rep := b.job.res
 	switch {
-	case b.state == "stopped":
+	case b.job.state == jobStopped:
 		return st.Header.Render(name) + "  " + st.word("skipped") + " stopped; r validates again"
-	case b.rep == nil:
+	case rep == nil:
 		return st.Header.Render(name)
-	case b.rep.OK:
+	case rep.OK:
 		return st.Header.Render(name) + "  " + st.word("ok") + " the bundle is whole"
-	case b.state == "error":
+	case b.job.state == jobFailed:
 		return st.Header.Render(name) + "  " + st.word("error") + " not a readable bundle"
 	}
-	n := len(b.rep.Errors)
-	what := " problems"
-	if n == 1 {
-		what = " problem"
-	}
-	return st.Header.Render(name) + "  " + st.word("fail") + " " + itoa(int64(n)) + what + ": do not import"
+	return st.Header.Render(name) + "  " + st.word("fail") + " " + human.Count(len(rep.Errors), "problem") + ": do not import"
 }
 
 // subjectOf reads the subject digest from a referrers/sha256-<hex>/ path.
@@ -344,27 +292,27 @@ func subjectOf(path string) string {
 
 // refresh rebuilds the result text (in Update, never in View).
 func (b *bundleScreen) refresh() {
-	st, w := b.sh.st, max(b.w, 20)
-	rep := b.rep
+	st, w := b.sh.st, b.pane.width()
+	rep := b.job.res
 	if rep == nil {
-		b.vp.SetContent("")
-		if b.state == "stopped" {
-			b.vp.SetContent("\n  " + b.path)
+		b.pane.setContent("")
+		if b.job.state == jobStopped {
+			b.pane.setContent("\n  " + b.path)
 		}
 		return
 	}
 	var lines []string
 	add := func(s ...string) { lines = append(lines, s...) }
-	add(trunc(st.Label.Render("file      ")+b.path, w))
-	if b.err != "" {
-		add(wrapIndent(st.word("error")+"     ", b.err, w)...)
+	add(wrapHardIndent(st.Label.Render("file      "), b.path, w)...)
+	if b.job.err != "" {
+		add(wrapIndent(st.word("error")+"     ", b.job.err, w)...)
 	}
-	summary := itoa(int64(rep.FilesChecked)) + " files · " + humanSize(rep.BytesChecked) + " hashed · " + itoa(int64(rep.ReferrersChecked)) + " referrers checked"
+	summary := human.Count(rep.FilesChecked, "file") + " · " + human.Size(rep.BytesChecked) + " hashed · " + human.Count(rep.ReferrersChecked, "referrer") + " checked"
 	if rep.Compression != "" {
 		summary += " · " + string(rep.Compression)
 	}
 	if rep.FormatVersion > 0 {
-		summary += " · format " + itoa(int64(rep.FormatVersion))
+		summary += " · format " + strconv.Itoa(rep.FormatVersion)
 	}
 	add(trunc(st.Label.Render("checked   ")+summary, w))
 	add(wrapIndent(st.Label.Render("signature ")+signatureWord(st, rep.Signature)+" ", signatureText(rep.Signature), w)...)
@@ -372,7 +320,8 @@ func (b *bundleScreen) refresh() {
 		add(wrapIndent(st.word("incomplete")+" ", "reading stopped early: members after the point below were not checked.", w)...)
 	}
 	if len(rep.Errors) == 0 {
-		add("", st.word("ok")+" every listed member is present, every size and sha256 matches, every referrer belongs to its subject.")
+		add("")
+		add(wrapIndent(st.word("ok")+" ", "every listed member is present, every size and sha256 matches, every referrer belongs to its subject.", w)...)
 	} else {
 		add("", st.Header.Render("BY CODE"))
 		count := map[finding.Code]int{}
@@ -385,7 +334,7 @@ func (b *bundleScreen) refresh() {
 		}
 		sort.Strings(codes)
 		for _, c := range codes {
-			add("  " + st.word("fail") + " " + pad(c, 28, false) + " " + itoa(int64(count[finding.Code(c)])))
+			add("  " + st.word("fail") + " " + pad(c, 28, false) + " " + strconv.Itoa(count[finding.Code(c)]))
 		}
 	}
 	bySubject := map[string][]bundle.Problem{}
@@ -407,7 +356,7 @@ func (b *bundleScreen) refresh() {
 				state = "fail"
 			}
 			add(trunc("  "+st.word(state)+" "+pad(discovery.ShortDigest(s.Subject), 19, false)+" "+pad(s.Discovery, 4, false)+"  "+
-				itoa(int64(s.Expected))+" listed, "+itoa(int64(s.Found))+" intact", w))
+				strconv.Itoa(s.Expected)+" listed, "+strconv.Itoa(s.Found)+" intact", w))
 			add(problemLines(st, bySubject[s.Subject], w)...)
 		}
 		var rest []string
@@ -448,24 +397,43 @@ func (b *bundleScreen) refresh() {
 		add(problemLines(st, other, w)...)
 	}
 	if len(rep.Errors) > 0 {
-		add("", st.Label.Render("A mismatch means the bundle changed after export (or in transit): re-export"),
-			st.Label.Render("it from the source and compare sha256sum on both sides of the gap."))
+		add("")
+		add(wrapIndent("", st.Label.Render("A mismatch means the bundle changed after export (or in transit): re-export it from the source and compare sha256sum on both sides of the gap."), w)...)
 	}
-	b.vp.SetContent(strings.Join(lines, "\n"))
+	b.pane.setContent(strings.Join(lines, "\n"))
 }
 
 func problemLines(st styles, ps []bundle.Problem, w int) []string {
 	var out []string
 	for _, p := range ps {
-		out = append(out, "      "+st.paint(toneFail, string(p.Code))+" "+truncMiddle(p.Path, max(10, w-8-len(p.Code))))
+		// The member, the expected and the actual hash are what the
+		// operator compares: they wrap, never cut.
+		out = append(out, "      "+st.paint(toneFail, string(p.Code)))
+		out = append(out, wrapHardIndent("        member   ", p.Path, w)...)
 		if p.Expected != "" || p.Actual != "" {
-			out = append(out, trunc("        expected "+p.Expected, w), trunc("        actual   "+st.paint(toneFail, p.Actual), w))
+			out = append(out, wrapHardIndent("        expected ", p.Expected, w)...)
+			for _, l := range wrapHardIndent("        actual   ", p.Actual, w) {
+				out = append(out, st.paint(toneFail, l))
+			}
 		}
 		if p.Message != "" {
 			out = append(out, wrapIndent("        ", p.Message, w)...)
 		}
 	}
 	return out
+}
+
+// click picks in the file picker.
+func (b *bundleScreen) click(_, y int) tea.Cmd {
+	if !b.picking || y < 3 {
+		return nil
+	}
+	path, cmd := b.picker.click(y - 3)
+	if path != "" {
+		b.path = path
+		return b.validate()
+	}
+	return cmd
 }
 
 // signatureWord is the status word of the bundle's signature.

@@ -3,21 +3,40 @@ package ui
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
+// rowState is where one registry's probe stands.
+type rowState int
+
+const (
+	rowPending rowState = iota // not probed yet
+	rowQueued                  // waiting for a free probe slot
+	rowProbing                 // exchanges arriving
+	rowDone                    // a result
+	rowError                   // the run ended without a result
+	rowStopped                 // esc stopped it
+)
+
+// String is the word the table shows.
+func (s rowState) String() string {
+	return [...]string{"pending", "queued", "probing", "done", "error", "stopped"}[s]
+}
+
 // compatRow is one registry in the compatibility table.
 type compatRow struct {
-	target probe.Target
-	// state: pending (not probed yet), queued, probing, done, error, stopped.
-	state     string
+	target    probe.Target
+	state     rowState
 	owner     uint64 // the run whose events this row takes
 	exchanges []registry.Exchange
 	res       *probe.Result
@@ -31,15 +50,24 @@ type compatRun struct {
 	rows map[string][]int // target string -> row indexes
 }
 
+// reprobeMsg asks the compatibility screen to probe one row again (after
+// the detail refilled a lab budget).
+type reprobeMsg struct{ row int }
+
+// reprobeRefillTimeout bounds asking the lab to refill a budget.
+const reprobeRefillTimeout = 10 * time.Second
+
 // compatScreen is the live compatibility table: one row per registry,
 // filling in as probe events arrive, mismatches against the known-registry
-// matrix marked with "!".
+// matrix marked with "!". Enter opens a row's detail in place; esc
+// returns to the same row.
 type compatScreen struct {
 	sh      *shared
 	rows    []*compatRow
 	tbl     *table
 	runs    map[uint64]*compatRun
 	started bool
+	detail  *detailScreen
 	w, h    int
 }
 
@@ -54,7 +82,7 @@ func newCompatScreen(sh *shared) *compatScreen {
 		{title: "VERSION", min: 7, max: 12, prio: 7},
 		{title: "AUTH", min: 6, max: 9, prio: 4},
 		{title: "RATE", min: 5, max: 9, prio: 5},
-		{title: "MS", min: 4, max: 6, prio: 6, right: true},
+		{title: "TIME", min: 6, max: 8, prio: 6, right: true},
 		{title: "STATUS", min: 10, max: 10, prio: 0},
 	})
 	c.resetRows()
@@ -68,7 +96,7 @@ func (c *compatScreen) resetRows() {
 	c.runs = map[uint64]*compatRun{}
 	c.rows = nil
 	for _, t := range c.sh.opts.Targets {
-		c.rows = append(c.rows, &compatRow{target: t, state: "pending"})
+		c.rows = append(c.rows, &compatRow{target: t, state: rowPending})
 	}
 	c.refreshTable()
 }
@@ -95,14 +123,12 @@ func (c *compatScreen) cells(r *compatRow) []cell {
 	name := c.sh.name(r.target.Host)
 	row := []cell{{text: name}}
 	if r.res == nil {
-		state := r.state
-		api := state
-		if state == "probing" {
-			api = "probing " + itoa(int64(len(r.exchanges)))
-		}
-		status := state
-		if state == "error" {
-			status = "error"
+		state := r.state.String()
+		api, status := state, state
+		switch r.state {
+		case rowProbing:
+			api = "probing " + strconv.Itoa(len(r.exchanges))
+		case rowError:
 			api = "-"
 		}
 		return append(row, cell{"-", toneDim}, cell{"-", toneDim}, cell{api, toneOf(state)},
@@ -142,10 +168,7 @@ func (c *compatScreen) cells(r *compatRow) []cell {
 	if rate == "429" || (res.RateLimit != nil && res.RateLimit.Low) {
 		rateTone = toneWarn
 	}
-	ms := itoa(res.ProbeMS)
-	if c.sh.opts.stable {
-		ms = "0"
-	}
+	ms := c.sh.ms(res.ProbeMS)
 	if res.Cached {
 		ms = "cached"
 	}
@@ -166,6 +189,15 @@ func (c *compatScreen) cells(r *compatRow) []cell {
 func (c *compatScreen) SetSize(w, h int) {
 	c.w, c.h = w, h
 	c.tbl.setSize(w, max(2, h-5))
+	if c.detail != nil {
+		c.detail.SetSize(w, h)
+	}
+}
+
+// openDetail shows a row's exchanges, cause and fix.
+func (c *compatScreen) openDetail(row int) {
+	c.detail = newDetailScreen(c.sh, c, row)
+	c.detail.SetSize(c.w, c.h)
 }
 
 func (c *compatScreen) capturing() bool { return false }
@@ -203,26 +235,39 @@ func (c *compatScreen) probe(rows []int) tea.Cmd {
 		byTarget[t.String()] = append(byTarget[t.String()], i)
 	}
 	sh := c.sh
-	rn, cmd := sh.start(scrCompat, func(ctx context.Context, emit func(any)) (any, error) {
-		rep, err := probe.Run(ctx, targets, sh.probeOpts(func(ev probe.Event) { emit(ev) })...)
-		return rep, err
+	rn, cmd := start(sh, scrCompat, func(ctx context.Context, emit func(probe.Event)) (probe.Report, error) {
+		return probe.Run(ctx, targets, sh.probeOpts(emit)...)
 	})
 	c.runs[rn.id] = &compatRun{run: rn, rows: byTarget}
 	for _, i := range rows {
 		r := c.rows[i]
-		r.owner, r.state, r.res, r.err, r.exchanges = rn.id, "queued", nil, "", nil
+		r.owner, r.state, r.res, r.err, r.exchanges = rn.id, rowQueued, nil, "", nil
 		c.refreshRow(i)
 	}
 	return cmd
 }
 
 func (c *compatScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
+	cmd := c.update(msg)
+	if c.detail != nil {
+		c.detail.sync()
+	}
+	return c, cmd
+}
+
+func (c *compatScreen) update(msg tea.Msg) tea.Cmd {
+	if c.detail != nil {
+		switch msg.(type) {
+		case tea.KeyPressMsg, tea.MouseMsg:
+			return c.detail.update(msg)
+		}
+	}
 	switch msg := msg.(type) {
-	case eventMsg:
+	case eventMsg[probe.Event]:
 		run := c.runs[msg.run]
-		ev, ok := msg.ev.(probe.Event)
-		if run == nil || !ok {
-			return c, nil
+		ev := msg.ev
+		if run == nil {
+			return nil
 		}
 		for _, i := range run.rows[ev.Target] {
 			r := c.rows[i]
@@ -231,20 +276,20 @@ func (c *compatScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			}
 			switch ev.Kind {
 			case probe.EventStarted:
-				r.state = "probing"
+				r.state = rowProbing
 			case probe.EventExchange:
 				if ev.Exchange != nil {
 					r.exchanges = append(r.exchanges, *ev.Exchange)
 				}
 			case probe.EventFinished:
-				r.state, r.res = "done", ev.Result
+				r.state, r.res = rowDone, ev.Result
 			}
 			c.refreshRow(i)
 		}
-	case doneMsg:
+	case doneMsg[probe.Report]:
 		run := c.runs[msg.run]
 		if run == nil {
-			return c, nil
+			return nil
 		}
 		delete(c.runs, msg.run)
 		for _, idx := range run.rows {
@@ -253,22 +298,23 @@ func (c *compatScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 				if r.owner != msg.run || r.res != nil {
 					continue
 				}
-				r.state, r.err = "error", "the probe ended without a result"
+				r.state, r.err = rowError, "the probe ended without a result"
 				if msg.err != nil {
 					r.err = msg.err.Error()
 				}
 				if errors.Is(msg.err, context.Canceled) {
-					r.state = "stopped"
+					r.state = rowStopped
 				}
 				c.refreshRow(i)
 			}
 		}
 	case reprobeMsg:
 		if msg.row >= 0 && msg.row < len(c.rows) {
-			return c, c.probe([]int{msg.row})
+			return c.probe([]int{msg.row})
 		}
 	case targetsChangedMsg:
 		c.started = false
+		c.detail = nil
 		c.resetRows()
 	case tea.MouseWheelMsg:
 		if msg.Button == tea.MouseWheelUp {
@@ -293,34 +339,40 @@ func (c *compatScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			c.tbl.end()
 		case key.Matches(msg, k.ReprobeAll):
 			c.started = true
-			return c, c.probe(nil)
+			return c.probe(nil)
 		case key.Matches(msg, k.Reprobe):
 			if len(c.rows) > 0 {
 				c.started = true
-				return c, c.probe([]int{c.tbl.cursor})
+				return c.probe([]int{c.tbl.cursor})
 			}
 		case key.Matches(msg, k.Detail):
 			if len(c.rows) > 0 {
-				row := c.tbl.cursor
-				return c, func() tea.Msg { return openDetailMsg{row: row} }
+				c.openDetail(c.tbl.cursor)
 			}
 		}
 	}
-	return c, nil
+	return nil
 }
 
 func (c *compatScreen) running() int {
 	n := 0
 	for _, r := range c.rows {
-		if r.state == "queued" || r.state == "probing" {
+		if r.state == rowQueued || r.state == rowProbing {
 			n++
 		}
 	}
 	return n
 }
 
-// back stops running probes.
+// back closes the exchange shown in full, then the detail (back on its
+// row), else stops running probes.
 func (c *compatScreen) back() (bool, tea.Cmd) {
+	if c.detail != nil {
+		if !c.detail.back() {
+			c.detail = nil
+		}
+		return true, nil
+	}
 	if len(c.runs) == 0 {
 		return false, nil
 	}
@@ -335,12 +387,18 @@ func (c *compatScreen) stop() {
 }
 
 func (c *compatScreen) help() bindings {
+	if c.detail != nil {
+		return c.detail.help()
+	}
 	k := c.sh.keys
 	short := []key.Binding{k.Reprobe, k.ReprobeAll, k.Detail}
 	return bindings{short: short, full: [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Reprobe, k.ReprobeAll, k.Detail, k.Back}}}
 }
 
 func (c *compatScreen) View() string {
+	if c.detail != nil {
+		return c.detail.View()
+	}
 	st := c.sh.st
 	if len(c.rows) == 0 {
 		return "No registries to probe.\n\nGive targets on the Start screen (1, then e), or registries in the\nconfig file, or start the lab: refdoctor demo."
@@ -371,19 +429,28 @@ func (c *compatScreen) summary() string {
 			}
 		}
 	}
-	parts := []string{st.Header.Render(itoa(int64(len(c.rows))) + " registries")}
+	parts := []string{st.Header.Render(human.Count(len(c.rows), "registry"))}
 	if n := c.running(); n > 0 {
-		parts = append(parts, st.paint(toneRun, c.sh.frame+" probing "+itoa(int64(n))))
+		parts = append(parts, st.paint(toneRun, c.sh.frame+" probing "+strconv.Itoa(n)))
 	}
 	for _, v := range []probe.Verdict{probe.Supported, probe.Unsupported, probe.Unknown} {
 		if count[v] > 0 {
-			parts = append(parts, itoa(int64(count[v]))+" "+st.word(string(v)))
+			parts = append(parts, strconv.Itoa(count[v])+" "+st.word(string(v)))
 		}
 	}
 	if diff > 0 {
-		parts = append(parts, st.paint(toneMismatch, itoa(int64(diff))+" differ from matrix (!)"))
+		what := " differ from matrix (!)"
+		if c.w < 100 {
+			what = " differ (!)"
+		}
+		parts = append(parts, st.paint(toneMismatch, strconv.Itoa(diff)+what))
 	}
-	return trunc(strings.Join(parts, " · "), c.w)
+	// The position tells that rows lie below (or above) the fold.
+	pos := ""
+	if len(c.rows) > c.tbl.height {
+		pos = st.Label.Render(position(c.tbl.cursor, len(c.rows)))
+	}
+	return rightAlign(strings.Join(parts, " · "), pos, c.w)
 }
 
 // selectionNote says in two lines what the selected row means.
@@ -409,7 +476,7 @@ func (c *compatScreen) selectionNote() string {
 	case r.err != "":
 		second = st.word("error") + " " + r.err
 	default:
-		second = st.Label.Render(r.state)
+		second = st.Label.Render(r.state.String())
 	}
 	hint := st.Label.Render("enter: every exchange, cause and fix")
 	return trunc(first, c.w) + "\n" + trunc(second, c.w) + "\n" + trunc(hint, c.w)
@@ -424,4 +491,30 @@ func leadFinding(fs []finding.Finding) *finding.Finding {
 		}
 	}
 	return nil
+}
+
+// click selects the row under the mouse; a click on the selected row opens
+// its detail.
+func (c *compatScreen) click(x, y int) tea.Cmd {
+	if c.detail != nil {
+		return c.detail.click(x, y)
+	}
+	r := c.tbl.rowAt(y - 1)
+	switch {
+	case r < 0:
+	case r == c.tbl.cursor:
+		c.openDetail(r)
+	default:
+		c.tbl.selectRow(r)
+	}
+	return nil
+}
+
+// selectedDigest is the digest the selected exchange names, in the
+// detail.
+func (c *compatScreen) selectedDigest() string {
+	if c.detail != nil {
+		return c.detail.selectedDigest()
+	}
+	return ""
 }

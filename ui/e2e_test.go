@@ -56,24 +56,90 @@ func (s *tmuxSession) waitFor(what string, cond func(string) bool, timeout time.
 	return screen
 }
 
-// TestEndToEndTmux runs the built binary's `refdoctor demo` in a real
-// terminal (tmux) and walks to the compatibility table until every row has
-// a verdict, to the bundle screen, and through one runbook step; then it
-// quits and checks the program ended cleanly.
-func TestEndToEndTmux(t *testing.T) {
+func needTmux(t *testing.T) {
+	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("tmux is not installed; CI must install it (.ci/run does)")
 		}
 		t.Skip("tmux is not installed: skipping the end-to-end test in a real terminal (apt-get install tmux)")
 	}
-	dir := t.TempDir()
+}
+
+// buildRefdoctor builds refdoctor and its lab side by side into dir/bin,
+// as a release ships them, and returns refdoctor's path.
+func buildRefdoctor(t *testing.T, dir string) string {
+	t.Helper()
 	bin := filepath.Join(dir, "bin", "refdoctor")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	for pkg, out := range map[string]string{".": bin, "./cmd/refdoctor-lab": filepath.Join(dir, "bin", "refdoctor-lab")} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Dir = ".."
+		if msg, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+		}
 	}
+	return bin
+}
+
+// TestEndToEndTmux80x24 runs the demo in an 80x24 terminal: every screen
+// keeps "q quit" in its footer, the Registries table says how far down the
+// cursor is, and closing the terminal (tmux kills the session: SIGHUP)
+// leaves no lab folder behind.
+func TestEndToEndTmux80x24(t *testing.T) {
+	needTmux(t)
+	dir := t.TempDir()
+	bin := buildRefdoctor(t, dir)
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	s := &tmuxSession{t: t, socket: fmt.Sprintf("refdoctor-e2e80-%d", os.Getpid())}
+	t.Cleanup(func() { _, _ = s.tmux("kill-server") })
+	script := fmt.Sprintf("TMPDIR=%s XDG_CACHE_HOME=%s %s --timeout 10s demo", tmp, filepath.Join(dir, "cache"), bin)
+	if out, err := s.tmux("new-session", "-d", "-s", "e2e", "-x", "80", "-y", "24", script); err != nil {
+		t.Fatalf("tmux new-session: %v %s", err, out)
+	}
+	s.waitFor("the start screen", func(v string) bool { return strings.Contains(v, "What do you see?") }, 60*time.Second)
+	labs, _ := filepath.Glob(filepath.Join(tmp, "refdoctor-lab-*"))
+	if len(labs) != 1 {
+		t.Fatalf("lab folders while the demo runs: %v", labs)
+	}
+	for _, k := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"} {
+		s.send(k)
+		screen := s.waitFor("screen "+k, func(v string) bool { return strings.Contains(v, "["+k+" ") }, 30*time.Second)
+		lines := strings.Split(strings.TrimRight(screen, "\n"), "\n")
+		if last := strings.TrimRight(lines[len(lines)-1], " "); !strings.HasSuffix(last, "q quit") {
+			t.Errorf("screen %s at 80 columns: footer %q lacks q quit", k, last)
+		}
+	}
+	s.send("3")
+	s.waitFor("the position in the Registries table", func(v string) bool {
+		return strings.Contains(v, fmt.Sprintf("1/%d", len(lab.DefaultSpecs())))
+	}, 30*time.Second)
+	if out, err := s.tmux("kill-session", "-t", "e2e"); err != nil {
+		t.Fatalf("kill-session: %v %s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		labs, _ := filepath.Glob(filepath.Join(tmp, "refdoctor-lab-*"))
+		if len(labs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30s after the terminal closed, the lab folder is still there: %v", labs)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestEndToEndTmux runs the built binary's `refdoctor demo` in a real
+// terminal (tmux) and walks to the compatibility table until every row has
+// a verdict, to the bundle screen, and through one runbook step; then it
+// quits and checks the program ended cleanly.
+func TestEndToEndTmux(t *testing.T) {
+	needTmux(t)
+	dir := t.TempDir()
+	bin := buildRefdoctor(t, dir)
 	s := &tmuxSession{t: t, socket: fmt.Sprintf("refdoctor-e2e-%d", os.Getpid())}
 	t.Cleanup(func() { _, _ = s.tmux("kill-server") })
 	cache := filepath.Join(dir, "cache")
@@ -117,7 +183,7 @@ func TestEndToEndTmux(t *testing.T) {
 		}
 	}
 
-	s.send("2", "n", "n", "n", "n") // Test fallback tag discovery
+	s.send("2", "j", "j", "j", "j") // Test fallback tag discovery
 	s.waitFor("the fallback tag step", func(v string) bool { return strings.Contains(v, "Test fallback tag discovery  pending") }, 30*time.Second)
 	s.send("r")
 	done := regexp.MustCompile(`Test fallback tag discovery  (passed|warned|failed)`)

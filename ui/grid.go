@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"strconv"
 	"strings"
 
 	"charm.land/lipgloss/v2"
@@ -169,6 +170,7 @@ func (t *table) setRows(rows [][]cell) {
 		t.measure(r)
 	}
 	t.cursor = clamp(t.cursor, 0, len(rows)-1)
+	t.follow()
 }
 
 // setRow replaces one row; widths only grow, so the layout does not jump
@@ -196,6 +198,7 @@ func (t *table) setSize(w, h int) {
 	if t.height < 1 {
 		t.height = 1
 	}
+	t.follow()
 }
 
 func (t *table) move(delta int) {
@@ -203,15 +206,37 @@ func (t *table) move(delta int) {
 		return
 	}
 	t.cursor = clamp(t.cursor+delta, 0, len(t.rows)-1)
+	t.follow()
 }
 
-func (t *table) home() { t.cursor = 0 }
-func (t *table) end()  { t.cursor = max(0, len(t.rows)-1) }
+func (t *table) home() { t.cursor = 0; t.follow() }
+func (t *table) end()  { t.cursor = max(0, len(t.rows)-1); t.follow() }
+
+// follow keeps the cursor in view (in Update: View changes nothing).
+func (t *table) follow() { t.offset = window(t.cursor, t.offset, t.height, len(t.rows)) }
+
+// rowAt is the row shown on line y of the table's view (0 is the
+// header), or -1.
+func (t *table) rowAt(y int) int {
+	r := t.offset + y - 1
+	if y < 1 || r >= len(t.rows) || r >= t.offset+t.height {
+		return -1
+	}
+	return r
+}
+
+// select puts the cursor on row r.
+func (t *table) selectRow(r int) {
+	if r >= 0 && r < len(t.rows) {
+		t.cursor = r
+		t.follow()
+	}
+}
 
 // layout decides each column's width; 0 hides a column.
 func (t *table) layout() []int {
 	const gap = 2
-	avail := t.width - 2 // the cursor mark
+	avail := t.width - 3 // the cursor mark and the scrollbar
 	widths := make([]int, len(t.cols))
 	want := func(i int) int {
 		w := t.natural[i]
@@ -295,7 +320,6 @@ func (t *table) view(st styles) string {
 		first = false
 		b.WriteString(st.Header.Render(pad(trunc(c.title, widths[i]), widths[i], c.right)))
 	}
-	t.offset = window(t.cursor, t.offset, t.height, len(t.rows))
 	end := min(len(t.rows), t.offset+t.height)
 	for r := t.offset; r < end; r++ {
 		b.WriteByte('\n')
@@ -308,7 +332,8 @@ func (t *table) view(st styles) string {
 		b.WriteString("  ")
 		b.WriteString(t.line(row, widths, &st))
 	}
-	return b.String()
+	bar := append([]string{" "}, scrollbar(st, len(t.rows), t.offset, t.height)...)
+	return withScrollbar(b.String(), t.width-1, bar[:min(len(bar), end-t.offset+1)])
 }
 
 // line renders one row's cells at the given widths, painted when st is
@@ -342,4 +367,111 @@ func (t *table) line(row []cell, widths []int, st *styles) string {
 		}
 	}
 	return b.String()
+}
+
+// scrollbar is a column of h cells for a window of h lines at offset into
+// total lines: a track with a thumb where the window is. It is blank when
+// everything fits, so a bar means there is more.
+func scrollbar(st styles, total, offset, h int) []string {
+	out := make([]string, h)
+	if h <= 0 || total <= h {
+		for i := range out {
+			out[i] = " "
+		}
+		return out
+	}
+	thumb := max(1, h*h/total)
+	maxOff := total - h
+	top := 0
+	if maxOff > 0 {
+		top = (h - thumb) * min(offset, maxOff) / maxOff
+	}
+	for i := range out {
+		if i >= top && i < top+thumb {
+			out[i] = st.Rule.Render("█")
+		} else {
+			out[i] = st.Rule.Render("│")
+		}
+	}
+	return out
+}
+
+// withScrollbar puts the bar to the right of a block of w-wide lines.
+func withScrollbar(block string, w int, bar []string) string {
+	lines := strings.Split(block, "\n")
+	for len(lines) < len(bar) {
+		lines = append(lines, "")
+	}
+	for i, l := range lines {
+		if i >= len(bar) {
+			break
+		}
+		n := ansi.StringWidth(l)
+		if n > w {
+			l, n = ansi.Truncate(l, w, ""), w
+		}
+		lines[i] = l + strings.Repeat(" ", w-n) + bar[i]
+	}
+	return strings.Join(lines[:len(bar)], "\n")
+}
+
+// position says which part of a cut list or text is in view, "" when all
+// of it is: "14/18" for a list with a cursor, "lines 1-20 of 57" for text.
+func position(cursor, total int) string {
+	if total <= 0 {
+		return ""
+	}
+	return strconv.Itoa(cursor+1) + "/" + strconv.Itoa(total)
+}
+
+func linesPosition(offset, h, total int) string {
+	if total <= h || h <= 0 {
+		return ""
+	}
+	end := min(total, offset+h)
+	return "lines " + strconv.Itoa(offset+1) + "-" + strconv.Itoa(end) + " of " + strconv.Itoa(total)
+}
+
+// rightAlign puts right at the end of a line of width w after left,
+// cutting left first.
+func rightAlign(left, right string, w int) string {
+	if right == "" {
+		return trunc(left, w)
+	}
+	rw := ansi.StringWidth(right)
+	if rw+2 > w {
+		return trunc(left, w)
+	}
+	left = trunc(left, w-rw-2)
+	return left + strings.Repeat(" ", w-rw-ansi.StringWidth(left)) + right
+}
+
+// wrapHard wraps text that has no spaces worth breaking at (digests,
+// hashes, paths) at exactly w cells, so every character stays on screen.
+func wrapHard(s string, w int) []string {
+	if w <= 0 {
+		return []string{s}
+	}
+	var out []string
+	for ansi.StringWidth(s) > w {
+		out = append(out, ansi.Cut(s, 0, w))
+		s = ansi.Cut(s, w, ansi.StringWidth(s))
+	}
+	return append(out, s)
+}
+
+// wrapHardIndent wraps a value under a label, hard, continuing lines
+// indented to the label's width.
+func wrapHardIndent(label, value string, w int) []string {
+	lw := ansi.StringWidth(label)
+	parts := wrapHard(value, max(8, w-lw))
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		if i == 0 {
+			out[i] = label + p
+		} else {
+			out[i] = strings.Repeat(" ", lw) + p
+		}
+	}
+	return out
 }

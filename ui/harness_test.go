@@ -27,6 +27,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/bundle/signing"
+	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
@@ -98,16 +99,39 @@ type harness struct {
 	width int
 }
 
-// options are the TUI options of a test session on l: stable output, a
-// support bundle and files in the test's folder.
+// testOptions are the TUI options of a test session on l: stable output,
+// a support bundle and files in the test's folder, and no probe at start
+// (a case that wants the probes opens the Registries screen), so that
+// nothing runs that the case did not start.
 func testOptions(t testing.TB, l *lab.Lab, dir string) Options {
-	return Options{
-		Lab:     l,
-		Metrics: telemetry.NewMetrics(),
-		Version: "test",
-		DiagOut: filepath.Join(dir, "support.tgz"),
-		stable:  true,
+	o := labOptions(l)
+	o.ProbeOnStart = false
+	o.Metrics = telemetry.NewMetrics()
+	o.Version = "test"
+	o.DiagOut = filepath.Join(dir, "support.tgz")
+	return o
+}
+
+// labOptions turns an in-process lab into the TUI's options the way
+// refdoctor demo turns the refdoctor-lab process into them (cli/demo.go).
+func labOptions(l *lab.Lab) Options {
+	info := l.Info(nil)
+	cfg := config.Defaults()
+	cfg.Registries = info.Config()
+	o := Options{
+		Config:       cfg,
+		Targets:      info.Targets(),
+		Image:        info.Image(),
+		Repository:   info.Repository(),
+		Names:        info.Names(),
+		ClientOpts:   info.ClientOpts(),
+		ProbeOnStart: true,
+		RefillBudget: map[string]func(context.Context) error{},
 	}
+	for host, name := range info.RateLimited() {
+		o.RefillBudget[host] = func(context.Context) error { return l.ResetRateLimit(name) }
+	}
+	return o
 }
 
 func newHarness(t *testing.T, l *lab.Lab, w, h int, mutate func(dir string, o *Options)) *harness {
@@ -118,7 +142,7 @@ func newHarness(t *testing.T, l *lab.Lab, w, h int, mutate func(dir string, o *O
 		mutate(dir, &o)
 	}
 	m := newModel(context.Background(), o.resolve())
-	tm := teatest.NewTestModel(t, m,
+	tm := teatest.NewTestModel(t, testModel{m},
 		teatest.WithInitialTermSize(w, h),
 		teatest.WithProgramOptions(tea.WithColorProfile(colorprofile.NoTTY)))
 	hs := &harness{t: t, tm: tm, lab: l, dir: dir, width: w}
@@ -144,6 +168,8 @@ func keyMsg(k string) tea.KeyPressMsg {
 		return tea.KeyPressMsg{Code: tea.KeyTab, Mod: tea.ModShift}
 	case "pgdown":
 		return tea.KeyPressMsg{Code: tea.KeyPgDown}
+	case "backspace":
+		return tea.KeyPressMsg{Code: tea.KeyBackspace}
 	case "ctrl+c":
 		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
 	}
@@ -157,18 +183,45 @@ func (h *harness) keys(ks ...string) {
 	}
 }
 
-// view is the program's current frame, as text.
-func (h *harness) view() string {
-	reply := make(chan string, 1)
+// testModel is the TUI's model with one more message: a request for the
+// current frame, answered from Update so that tests read the view without
+// racing the program.
+type testModel struct{ *model }
+
+// viewRequestMsg asks for the current frame and whether anything runs.
+type viewRequestMsg struct{ reply chan<- frame }
+
+// frame is the view at one moment, with what could still change it.
+type frame struct {
+	view  string
+	busy  int64  // engine runs under way
+	flash string // a flash message, which expires
+}
+
+func (t testModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if r, ok := msg.(viewRequestMsg); ok {
+		r.reply <- frame{view: t.render(), busy: t.sh.busy.Load(), flash: t.flash}
+		return t, nil
+	}
+	_, cmd := t.model.Update(msg)
+	return t, cmd
+}
+
+// frame is the program's current frame.
+func (h *harness) frame() frame {
+	reply := make(chan frame, 1)
 	h.tm.Send(viewRequestMsg{reply: reply})
 	select {
-	case v := <-reply:
-		return v
+	case f := <-reply:
+		return f
 	case <-time.After(10 * time.Second):
 		h.t.Fatal("the program did not answer a view request")
-		return ""
+		return frame{}
 	}
 }
+
+// view is the program's current frame, as text.
+func (h *harness) view() string { return h.frame().view }
 
 // waitFor polls the view until cond holds.
 func (h *harness) waitFor(what string, cond func(string) bool) string {
@@ -200,39 +253,84 @@ func contains(subs ...string) func(string) bool {
 // idle is true once nothing runs: no spinner text in the status line.
 func idle(v string) bool { return !strings.Contains(v, "running") && !strings.Contains(v, "probing") }
 
-// final quits and returns the last View() of the model, normalised.
+// settle waits until nothing runs and no flash message shows: the frame
+// is then what the keys sent so far lead to, whatever the timing.
+func (h *harness) settle() {
+	h.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		f := h.frame()
+		if f.busy == 0 && f.flash == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("still %d runs and flash %q after 60s:\n%s", f.busy, f.flash, f.view)
+		}
+		time.Sleep(40 * time.Millisecond)
+	}
+}
+
+// final settles, quits and returns the last View() of the model,
+// normalised.
 func (h *harness) final() string {
 	h.t.Helper()
+	h.settle()
 	if err := h.tm.Quit(); err != nil {
 		h.t.Fatal(err)
 	}
 	fm := h.tm.FinalModel(h.t, teatest.WithFinalTimeout(20*time.Second))
-	return normalize(fm.(*model).View().Content, h.lab, h.dir)
+	return normalize(fm.(testModel).View().Content, h.lab, h.dir)
 }
 
-var anyLabHost = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+var (
+	anyLabHost = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+	duration   = regexp.MustCompile(`( *)\d+ms\b`)
+)
 
 // normalize makes a view independent of the run: lab addresses become the
-// registries' names and the test's folder <tmp>. Durations are already 0
-// (Options.stable).
+// registries' names, the test's folder <tmp>, and durations 0ms. A
+// duration after two spaces or more sits right-aligned in a column and
+// keeps its width; after one space it is prose and just becomes 0ms. A
+// scrollbar in the last column stays in the last column.
 func normalize(v string, l *lab.Lab, dir string) string {
 	// Colour is off; what is left (the text field's reversed cursor)
 	// would only split the addresses replaced below.
 	v = ansi.Strip(v)
-	if l != nil {
-		for _, r := range l.Registries {
-			v = strings.ReplaceAll(v, r.Host, "{"+r.Name+"}")
-		}
-	}
-	v = anyLabHost.ReplaceAllString(v, "127.0.0.1:PORT")
-	if dir != "" {
-		v = strings.ReplaceAll(v, dir, "<tmp>")
-	}
-	// Replacements change line lengths; the padding after them means
-	// nothing.
 	lines := strings.Split(v, "\n")
-	for i, l := range lines {
-		lines[i] = strings.TrimRight(l, " ")
+	width := 0
+	for _, line := range lines {
+		width = max(width, ansi.StringWidth(line))
+	}
+	for i, line := range lines {
+		bar := ""
+		if ansi.StringWidth(line) == width {
+			if r := []rune(line); len(r) > 0 && (r[len(r)-1] == '│' || r[len(r)-1] == '█') {
+				bar, line = string(r[len(r)-1]), string(r[:len(r)-1])
+			}
+		}
+		if l != nil {
+			for _, r := range l.Registries {
+				line = strings.ReplaceAll(line, r.Host, "{"+r.Name+"}")
+			}
+		}
+		line = anyLabHost.ReplaceAllString(line, "127.0.0.1:PORT")
+		line = duration.ReplaceAllStringFunc(line, func(m string) string {
+			spaces := len(m) - len(strings.TrimLeft(m, " "))
+			if spaces >= 2 {
+				return strings.Repeat(" ", len(m)-3) + "0ms"
+			}
+			return strings.Repeat(" ", spaces) + "0ms"
+		})
+		if dir != "" {
+			line = strings.ReplaceAll(line, dir, "<tmp>")
+		}
+		// Replacements change line lengths; the padding after them means
+		// nothing, except before a scrollbar.
+		line = strings.TrimRight(line, " ")
+		if bar != "" {
+			line += strings.Repeat(" ", max(0, width-1-ansi.StringWidth(line))) + bar
+		}
+		lines[i] = line
 	}
 	return strings.Join(lines, "\n")
 }

@@ -13,6 +13,8 @@ type keyMap struct {
 	NextTab key.Binding
 	PrevTab key.Binding
 	Jump    key.Binding
+	// CopyDigest copies the selected digest (OSC 52).
+	CopyDigest key.Binding
 
 	// Moving in lists, tables and text.
 	Up       key.Binding
@@ -22,6 +24,9 @@ type keyMap struct {
 	Top      key.Binding
 	Bottom   key.Binding
 	Open     key.Binding
+	// OpenReferrer and OpenTag are enter where it shows a manifest.
+	OpenReferrer key.Binding
+	OpenTag      key.Binding
 
 	// Start.
 	Choose      key.Binding
@@ -31,20 +36,21 @@ type keyMap struct {
 	Save        key.Binding
 	Cancel      key.Binding
 
-	// Runbook walkthrough.
+	// Runbook walkthrough: the steps are the list (Up, Down); [ and ]
+	// pick a command, as they pick a registry elsewhere.
 	RunStep     key.Binding
 	RerunStep   key.Binding
-	NextStep    key.Binding
-	PrevStep    key.Binding
+	Steps       key.Binding
 	NextCommand key.Binding
 	PrevCommand key.Binding
 	Copy        key.Binding
 
 	// Compatibility table and registry detail.
-	Reprobe     key.Binding
-	ReprobeAll  key.Binding
-	Detail      key.Binding
-	ResetBudget key.Binding
+	Reprobe      key.Binding
+	ReprobeAll   key.Binding
+	Detail       key.Binding
+	OpenExchange key.Binding
+	ResetBudget  key.Binding
 
 	// Tags, referrers, logs: reload and switch registry.
 	Reload       key.Binding
@@ -57,6 +63,7 @@ type keyMap struct {
 	PickFile   key.Binding
 	Revalidate key.Binding
 	SelectFile key.Binding
+	FolderUp   key.Binding
 
 	// Escalation.
 	Collect key.Binding
@@ -72,7 +79,9 @@ func newKeyMap() keyMap {
 		Back:    b([]string{"esc"}, "esc", "back/stop"),
 		NextTab: b([]string{"tab"}, "tab", "next screen"),
 		PrevTab: b([]string{"shift+tab"}, "shift+tab", "prev screen"),
-		Jump:    b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "go to screen"),
+		Jump:    b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "screens"),
+
+		CopyDigest: b([]string{"y"}, "y", "copy digest"),
 
 		Up:       b([]string{"k", "up"}, "↑/k", "up"),
 		Down:     b([]string{"j", "down"}, "↓/j", "down"),
@@ -81,6 +90,9 @@ func newKeyMap() keyMap {
 		Top:      b([]string{"g", "home"}, "g", "top"),
 		Bottom:   b([]string{"G", "end"}, "G", "bottom"),
 		Open:     b([]string{"enter"}, "enter", "open"),
+
+		OpenReferrer: b([]string{"enter"}, "enter", "manifest"),
+		OpenTag:      b([]string{"enter"}, "enter", "what it holds"),
 
 		Choose:      b([]string{"enter"}, "enter", "walk from here"),
 		EditTargets: b([]string{"e"}, "e", "edit targets"),
@@ -91,16 +103,17 @@ func newKeyMap() keyMap {
 
 		RunStep:     b([]string{"r"}, "r", "run check"),
 		RerunStep:   b([]string{"R"}, "R", "rerun"),
-		NextStep:    b([]string{"n"}, "n", "next step"),
-		PrevStep:    b([]string{"p"}, "p", "prev step"),
-		NextCommand: b([]string{"j", "down"}, "j", "next command"),
-		PrevCommand: b([]string{"k", "up"}, "k", "prev command"),
+		Steps:       b([]string{"k", "up", "j", "down"}, "↑/↓", "step"),
+		NextCommand: b([]string{"]"}, "]", "next command"),
+		PrevCommand: b([]string{"["}, "[", "prev command"),
 		Copy:        b([]string{"c"}, "c", "copy command"),
 
-		Reprobe:     b([]string{"r"}, "r", "re-probe"),
-		ReprobeAll:  b([]string{"R"}, "R", "re-probe all"),
-		Detail:      b([]string{"enter"}, "enter", "exchanges"),
-		ResetBudget: b([]string{"R"}, "R", "reset lab budget, re-probe"),
+		Reprobe:    b([]string{"r"}, "r", "re-probe"),
+		ReprobeAll: b([]string{"R"}, "R", "re-probe all"),
+		Detail:     b([]string{"enter"}, "enter", "exchanges"),
+
+		OpenExchange: b([]string{"enter"}, "enter", "headers/body"),
+		ResetBudget:  b([]string{"R"}, "R", "reset lab budget, re-probe"),
 
 		Reload:       b([]string{"r"}, "r", "reload"),
 		Filter:       b([]string{"/"}, "/", "filter"),
@@ -110,7 +123,8 @@ func newKeyMap() keyMap {
 
 		PickFile:   b([]string{"o"}, "o", "open file"),
 		Revalidate: b([]string{"r"}, "r", "validate again"),
-		SelectFile: b([]string{"enter"}, "enter", "validate file"),
+		SelectFile: b([]string{"enter"}, "enter", "open"),
+		FolderUp:   b([]string{"backspace", "left", "h"}, "⌫", "folder up"),
 
 		Collect: b([]string{"d"}, "d", "collect diagnostics"),
 	}

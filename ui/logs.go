@@ -2,16 +2,17 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/runbook"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
@@ -23,23 +24,19 @@ type metricSample = telemetry.Sample
 type logsScreen struct {
 	sh      *shared
 	path    string
-	state   string // idle, reading, done, error
-	err     string
-	rep     *runbook.LogReport
-	cur     run
+	job     job[none, runbook.LogReport]
 	started bool
-	vp      viewport.Model
+	pane    pane
 	w, h    int
 }
 
 func newLogsScreen(sh *shared) *logsScreen {
-	return &logsScreen{sh: sh, path: sh.opts.LogFile, state: "idle", vp: newViewport(sh)}
+	return &logsScreen{sh: sh, path: sh.opts.LogFile, pane: newPane(sh)}
 }
 
 func (l *logsScreen) SetSize(w, h int) {
 	l.w, l.h = w, h
-	l.vp.SetWidth(w)
-	l.vp.SetHeight(max(1, h-1))
+	l.pane.setSize(w, max(1, h-1))
 	l.refresh()
 }
 
@@ -54,17 +51,15 @@ func (l *logsScreen) activate() tea.Cmd {
 }
 
 func (l *logsScreen) read() tea.Cmd {
-	l.cur.stop()
 	if l.path == "" {
+		l.job.reset()
 		return nil
 	}
 	path := l.path
-	l.state, l.err = "reading", ""
-	var cmd tea.Cmd
-	l.cur, cmd = l.sh.start(scrLogs, func(ctx context.Context, _ func(any)) (any, error) {
+	cmd := l.job.start(l.sh, scrLogs, func(ctx context.Context, _ func(none)) (runbook.LogReport, error) {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, err
+			return runbook.LogReport{}, err
 		}
 		defer f.Close()
 		return runbook.ReadLog(f)
@@ -75,22 +70,14 @@ func (l *logsScreen) read() tea.Cmd {
 
 func (l *logsScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
-	case doneMsg:
-		if msg.run != l.cur.id {
-			return l, nil
+	case doneMsg[runbook.LogReport]:
+		if l.job.done(msg, false) {
+			l.refresh()
 		}
-		l.cur = run{}
-		if msg.err != nil {
-			l.state, l.err = "error", msg.err.Error()
-		} else {
-			rep := msg.val.(runbook.LogReport)
-			l.rep, l.state = &rep, "done"
-		}
-		l.refresh()
 	case targetsChangedMsg:
 		if l.sh.opts.LogFile != l.path {
-			l.stop()
-			l.path, l.rep, l.started, l.state = l.sh.opts.LogFile, nil, false, "idle"
+			l.job.reset()
+			l.path, l.started = l.sh.opts.LogFile, false
 			l.refresh()
 		}
 	case styleChangedMsg:
@@ -99,18 +86,20 @@ func (l *logsScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		if key.Matches(msg, l.sh.keys.Reload) {
 			return l, l.read()
 		}
-		return l, scrollKeys(l.sh, &l.vp, msg)
+		return l, l.pane.update(msg)
 	case tea.MouseMsg:
-		return l, scrollKeys(l.sh, &l.vp, msg)
+		return l, l.pane.update(msg)
 	}
 	return l, nil
 }
 
-func (l *logsScreen) back() (bool, tea.Cmd) { return false, nil }
-func (l *logsScreen) stop() {
-	l.cur.stop()
-	l.cur = run{}
+func (l *logsScreen) back() (bool, tea.Cmd) {
+	if l.job.stop() {
+		return true, flash("reading stopped")
+	}
+	return false, nil
 }
+func (l *logsScreen) stop() { l.job.stop() }
 
 func (l *logsScreen) help() bindings {
 	k := l.sh.keys
@@ -123,37 +112,34 @@ func (l *logsScreen) View() string {
 		return "No export log given.\n\nSet one on the Start screen (1, then e), or start refdoctor with\n--export-log FILE. The log is read, never changed."
 	}
 	head := st.Header.Render(filepath.Base(l.path)) + "  "
-	switch l.state {
-	case "reading":
+	switch l.job.state {
+	case jobRunning:
 		head += st.paint(toneRun, l.sh.frame+" reading")
-	case "error":
+	case jobFailed:
 		head += st.word("error")
-	case "done":
-		head += itoa(int64(l.rep.Lines)) + " lines · " + itoa(int64(len(l.rep.Probes))) + " verdicts · " + itoa(int64(len(l.rep.Failures))) + " failures"
+	case jobDone:
+		r := l.job.res
+		head += human.Count(r.Lines, "line") + " · " + human.Count(len(r.Probes), "verdict") + " · " + human.Count(len(r.Failures), "failure")
 	}
-	return trunc(head, l.w) + "\n" + l.vp.View()
+	return rightAlign(head, st.Label.Render(l.pane.position()), l.w) + "\n" + l.pane.view()
 }
 
 func (l *logsScreen) refresh() {
-	sh, st, w := l.sh, l.sh.st, max(l.w, 20)
+	sh, st, w := l.sh, l.sh.st, l.pane.width()
 	var lines []string
 	add := func(s ...string) { lines = append(lines, s...) }
-	add(trunc(st.Label.Render("file ")+l.path, w))
+	add(wrapHardIndent(st.Label.Render("file "), l.path, w)...)
 	switch {
-	case l.state == "error":
+	case l.job.state == jobFailed:
 		add("")
-		add(wrapIndent(st.word("error")+" ", l.err, w)...)
-	case l.rep != nil:
-		r := l.rep
+		add(wrapIndent(st.word("error")+" ", l.job.err, w)...)
+	case l.job.res != nil:
+		r := l.job.res
 		if len(r.Announced) > 0 {
-			var n []string
-			for _, a := range r.Announced {
-				n = append(n, itoa(int64(a)))
-			}
-			add(trunc(st.Label.Render("announced ")+"Probing "+strings.Join(n, ", ")+" registries", w))
+			add(wrapIndent(st.Label.Render("announced "), announced(r.Announced), w)...)
 		}
 		if r.Truncated > 0 {
-			add(st.Label.Render("truncated ") + itoa(int64(r.Truncated)) + " over-long lines")
+			add(st.Label.Render("truncated ") + human.Count(r.Truncated, "over-long line"))
 		}
 		add("", st.Header.Render(fmt.Sprintf("CAPABILITY VERDICTS (%d)", len(r.Probes))))
 		if len(r.Probes) == 0 {
@@ -165,11 +151,8 @@ func (l *logsScreen) refresh() {
 				if version == "" {
 					version = "-"
 				}
-				ms := itoa(int64(p.ProbeMS))
-				if sh.opts.stable {
-					ms = "0"
-				}
-				line := "  " + pad(itoa(int64(p.Line)), 6, false) + pad(trunc(sh.name(p.Host), 19), 20, false) +
+				ms := strconv.Itoa(p.ProbeMS)
+				line := "  " + pad(strconv.Itoa(p.Line), 6, false) + pad(trunc(sh.name(p.Host), 19), 20, false) +
 					st.paint(toneOf(p.API), pad(p.API, 12, false)) + pad(trunc(version, 15), 16, false) + pad(ms, 6, true) + "  " + p.Level
 				add(trunc(line, w))
 				if p.Reason != "" {
@@ -182,14 +165,14 @@ func (l *logsScreen) refresh() {
 			add("  none")
 		}
 		for _, f := range r.Failures {
-			add(wrapIndent("  line "+pad(itoa(int64(f.Line)), 5, false)+" "+st.word("fail")+" ", sh.names(f.Text), w)...)
+			add(wrapIndent("  line "+pad(strconv.Itoa(f.Line), 5, false)+" "+st.word("fail")+" ", sh.names(f.Text), w)...)
 		}
 		if len(r.Findings) > 0 {
 			add("", st.Header.Render(fmt.Sprintf("FINDINGS (%d)", len(r.Findings))))
 			add(findingLines(st, sh.namedFindings(r.Findings), w)...)
 		}
 	}
-	l.vp.SetContent(strings.Join(lines, "\n"))
+	l.pane.setContent(strings.Join(lines, "\n"))
 }
 
 // supportScreen is the escalation checklist and the support bundle:
@@ -197,24 +180,20 @@ func (l *logsScreen) refresh() {
 // level, metrics, config and versions, credentials removed) and shows what
 // it wrote.
 type supportScreen struct {
-	sh    *shared
-	out   string
-	state string // idle, collecting, done, error, stopped
-	err   string
-	res   *runbook.DiagResult
-	cur   run
-	vp    viewport.Model
-	w, h  int
+	sh   *shared
+	out  string
+	job  job[none, runbook.DiagResult]
+	pane pane
+	w, h int
 }
 
 func newSupportScreen(sh *shared) *supportScreen {
-	return &supportScreen{sh: sh, state: "idle", vp: newViewport(sh)}
+	return &supportScreen{sh: sh, pane: newPane(sh)}
 }
 
 func (s *supportScreen) SetSize(w, h int) {
 	s.w, s.h = w, h
-	s.vp.SetWidth(w)
-	s.vp.SetHeight(max(1, h))
+	s.pane.setSize(w, max(1, h))
 	s.refresh()
 }
 
@@ -222,12 +201,11 @@ func (s *supportScreen) capturing() bool   { return false }
 func (s *supportScreen) activate() tea.Cmd { return nil }
 
 func (s *supportScreen) collect() tea.Cmd {
-	s.cur.stop()
 	sh := s.sh
 	o := sh.opts
 	out := o.DiagOut
 	if out == "" {
-		out = filepath.Join(o.workDir, "refdoctor-support-"+timeStamp()+".tgz")
+		out = filepath.Join(o.workDir, runbook.DiagFileName(time.Now()))
 	}
 	s.out = out
 	opts := runbook.DiagOptions{
@@ -238,9 +216,7 @@ func (s *supportScreen) collect() tea.Cmd {
 		ClientOpts:  sh.clientOpts(),
 		Timeout:     o.Timeout,
 	}
-	s.state, s.err, s.res = "collecting", "", nil
-	var cmd tea.Cmd
-	s.cur, cmd = sh.start(scrSupport, func(ctx context.Context, _ func(any)) (any, error) {
+	cmd := s.job.start(sh, scrSupport, func(ctx context.Context, _ func(none)) (runbook.DiagResult, error) {
 		return runbook.CollectDiag(ctx, out, opts)
 	})
 	s.refresh()
@@ -249,78 +225,74 @@ func (s *supportScreen) collect() tea.Cmd {
 
 func (s *supportScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
-	case doneMsg:
-		if msg.run != s.cur.id {
-			return s, nil
+	case doneMsg[runbook.DiagResult]:
+		if s.job.done(msg, false) {
+			s.refresh()
 		}
-		s.cur = run{}
-		switch {
-		case errors.Is(msg.err, context.Canceled):
-			s.state = "stopped"
-		case msg.err != nil:
-			s.state, s.err = "error", msg.err.Error()
-		default:
-			res := msg.val.(runbook.DiagResult)
-			s.res, s.state = &res, "done"
-		}
-		s.refresh()
 	case styleChangedMsg, targetsChangedMsg:
 		s.refresh()
 	case tea.KeyPressMsg:
 		if key.Matches(msg, s.sh.keys.Collect) {
 			return s, s.collect()
 		}
-		return s, scrollKeys(s.sh, &s.vp, msg)
+		return s, s.pane.update(msg)
 	case tea.MouseMsg:
-		return s, scrollKeys(s.sh, &s.vp, msg)
+		return s, s.pane.update(msg)
 	}
 	return s, nil
 }
 
 func (s *supportScreen) back() (bool, tea.Cmd) {
-	if s.cur.cancel == nil {
+	if !s.job.stop() {
 		return false, nil
 	}
-	s.stop()
-	s.state = "stopped"
 	s.refresh()
 	return true, flash("collection stopped")
 }
 
-func (s *supportScreen) stop() {
-	s.cur.stop()
-	s.cur = run{}
-}
+func (s *supportScreen) stop() { s.job.stop() }
 
 func (s *supportScreen) help() bindings {
 	k := s.sh.keys
 	return bindings{short: []key.Binding{k.Collect}, full: [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown}, {k.Collect, k.Back}}}
 }
 
-func (s *supportScreen) View() string { return s.vp.View() }
+func (s *supportScreen) View() string { return s.pane.view() }
+
+// destination says where d writes.
+func (s *supportScreen) destination() string {
+	if o := s.sh.opts; o.DiagOut != "" {
+		return o.DiagOut
+	}
+	return filepath.Join(s.sh.opts.workDir, "refdoctor-support-<time>.tgz")
+}
 
 func (s *supportScreen) refresh() {
-	sh, st, w := s.sh, s.sh.st, max(s.w, 20)
+	sh, st, w := s.sh, s.sh.st, s.pane.width()
 	var lines []string
 	add := func(x ...string) { lines = append(lines, x...) }
 	add(trunc(st.Title.Render("Escalation")+st.Label.Render("  when the runbook did not help"), w))
 	if sh.opts.SessionLog != "" {
 		add(trunc(st.Label.Render("this session logs to ")+sh.opts.SessionLog, w))
 	}
-	switch s.state {
-	case "idle":
-		add("", trunc(st.Key.Render("d")+" collects a support bundle: a fresh probe and discovery at debug level,", w),
-			trunc("  metrics, registry kinds and versions, config and tool version, credentials removed.", w))
-	case "collecting":
-		add("", trunc(st.paint(toneRun, sh.frame+" collecting into "+s.out), w), st.Label.Render("  probing the targets and discovering the image again; esc stops"))
-	case "stopped":
-		add("", st.word("skipped")+" stopped; d collects again")
-	case "error":
+	switch s.job.state {
+	case jobIdle:
 		add("")
-		add(wrapIndent(st.word("error")+" ", s.err, w)...)
-	case "done":
-		add("", trunc(st.word("written")+" "+s.res.Path, w), "  "+itoa(int64(len(s.res.Files)))+" files, "+humanSize(s.res.Bytes)+", credentials removed")
-		for _, f := range s.res.Files {
+		add(wrapIndent("", st.Key.Render("d")+" collects a support bundle: a fresh probe and discovery at debug level, metrics, registry kinds and versions, config and tool version, credentials removed.", w)...)
+		add("")
+		add(wrapHardIndent("  It is written to ", s.destination(), w)...)
+		add(wrapIndent("  ", "Support bundles always go to the working folder unless a file is named (--diag-out, diag collect --out).", w)...)
+	case jobRunning:
+		add("", trunc(st.paint(toneRun, sh.frame+" collecting into "+s.out), w), st.Label.Render("  probing the targets and discovering the image again; esc stops"))
+	case jobStopped:
+		add("", st.word("skipped")+" stopped; d collects again")
+	case jobFailed:
+		add("")
+		add(wrapIndent(st.word("error")+" ", s.job.err, w)...)
+	case jobDone:
+		res := s.job.res
+		add("", trunc(st.word("written")+" "+res.Path, w), "  "+human.Count(len(res.Files), "file")+", "+human.Size(res.Bytes)+", credentials removed")
+		for _, f := range res.Files {
 			add(trunc("    "+f, w))
 		}
 		add(st.Label.Render("  look through it (tar -tzvf), then attach it to the ticket"))
@@ -335,5 +307,33 @@ func (s *supportScreen) refresh() {
 			add(wrapIndent("  • ", c, w)...)
 		}
 	}
-	s.vp.SetContent(strings.Join(lines, "\n"))
+	s.pane.setContent(strings.Join(lines, "\n"))
+}
+
+// announced sums up the "Probing N registries" lines of a log: each
+// distinct count once with how often it was announced, so that a log of
+// a thousand exports reads in one line.
+func announced(counts []int) string {
+	var order []int
+	seen := map[int]int{}
+	for _, n := range counts {
+		if seen[n] == 0 {
+			order = append(order, n)
+		}
+		seen[n]++
+	}
+	const shown = 3
+	var parts []string
+	for i, n := range order {
+		if i == shown {
+			parts = append(parts, "and "+human.Count(len(order)-shown, "other count"))
+			break
+		}
+		times := "once"
+		if seen[n] > 1 {
+			times = strconv.Itoa(seen[n]) + " times"
+		}
+		parts = append(parts, "Probing "+human.Count(n, "registry")+" ("+times+")")
+	}
+	return human.Count(len(counts), "export") + ": " + strings.Join(parts, ", ")
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refdoctor/refdoctor/probe"
@@ -25,25 +24,22 @@ type metricsScreen struct {
 	sh      *shared
 	samples []metricSample
 
-	// Prometheus: the query in flight (cur), its answer or the error.
-	cur      run
-	querying bool
-	rep      *telemetry.QueryReport
-	err      string
-	asked    bool
+	// Prometheus: the query in flight, its answer or the error.
+	job   job[none, telemetry.QueryReport]
+	rep   *telemetry.QueryReport // the last answer, kept while asking again
+	asked bool
 
-	vp   viewport.Model
+	pane pane
 	w, h int
 }
 
 func newMetricsScreen(sh *shared) *metricsScreen {
-	return &metricsScreen{sh: sh, vp: newViewport(sh)}
+	return &metricsScreen{sh: sh, pane: newPane(sh)}
 }
 
 func (m *metricsScreen) SetSize(w, h int) {
 	m.w, m.h = w, h
-	m.vp.SetWidth(w)
-	m.vp.SetHeight(max(1, h))
+	m.pane.setSize(w, max(1, h))
 	m.refresh()
 }
 
@@ -64,16 +60,13 @@ func (m *metricsScreen) ask() tea.Cmd {
 		return nil
 	}
 	m.asked = true
-	m.cur.stop()
 	cfg := m.sh.opts.Config
-	var cmd tea.Cmd
-	m.cur, cmd = m.sh.start(scrMetrics, func(ctx context.Context, _ func(any)) (any, error) {
+	cmd := m.job.start(m.sh, scrMetrics, func(ctx context.Context, _ func(none)) (telemetry.QueryReport, error) {
 		return prom.Query(ctx, telemetry.QueryOptions{
 			ExpectsAPI:    func(host string) (bool, bool) { return probe.DefaultMatrix().ExpectsAPI(cfg, host) },
 			HistoryPoints: promHistoryPoints,
 		}), nil
 	})
-	m.querying, m.err = true, ""
 	m.refresh()
 	return cmd
 }
@@ -85,21 +78,13 @@ func (m *metricsScreen) snapshot() {
 
 func (m *metricsScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
-	case doneMsg:
-		if msg.run != m.cur.id {
-			return m, nil
+	case doneMsg[telemetry.QueryReport]:
+		if m.job.done(msg, false) {
+			if m.job.res != nil {
+				m.rep = m.job.res
+			}
+			m.refresh()
 		}
-		m.cur, m.querying = run{}, false
-		rep, ok := msg.val.(telemetry.QueryReport)
-		switch {
-		case msg.err != nil:
-			m.err = msg.err.Error()
-		case !ok:
-			m.err = fmt.Sprintf("internal error (please report): the query returned %T", msg.val)
-		default:
-			m.rep = &rep
-		}
-		m.refresh()
 	case metricsRefreshMsg:
 		m.snapshot()
 	case styleChangedMsg:
@@ -109,25 +94,28 @@ func (m *metricsScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			m.snapshot()
 			return m, m.ask()
 		}
-		return m, scrollKeys(m.sh, &m.vp, msg)
+		return m, m.pane.update(msg)
 	case tea.MouseMsg:
-		return m, scrollKeys(m.sh, &m.vp, msg)
+		return m, m.pane.update(msg)
 	}
 	return m, nil
 }
 
-func (m *metricsScreen) back() (bool, tea.Cmd) { return false, nil }
-func (m *metricsScreen) stop() {
-	m.cur.stop()
-	m.cur, m.querying = run{}, false
+func (m *metricsScreen) back() (bool, tea.Cmd) {
+	if m.job.stop() {
+		m.refresh()
+		return true, flash("query stopped")
+	}
+	return false, nil
 }
+func (m *metricsScreen) stop() { m.job.stop() }
 
 func (m *metricsScreen) help() bindings {
 	k := m.sh.keys
 	return bindings{short: []key.Binding{k.Reload}, full: [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown}, {k.Reload}}}
 }
 
-func (m *metricsScreen) View() string { return m.vp.View() }
+func (m *metricsScreen) View() string { return m.pane.view() }
 
 // labelTone colours an api_supported label value like the verdict it
 // stands for.
@@ -148,7 +136,7 @@ var metricHelp = []struct{ name, labels, about string }{
 }
 
 func (m *metricsScreen) refresh() {
-	sh, st, w := m.sh, m.sh.st, max(m.w, 20)
+	sh, st, w := m.sh, m.sh.st, m.pane.width()
 	var lines []string
 	add := func(s ...string) { lines = append(lines, s...) }
 
@@ -156,15 +144,15 @@ func (m *metricsScreen) refresh() {
 	case prom == nil:
 		add(trunc(st.Title.Render("Only this session's counters"), w))
 		add(wrapIndent("  ", "refdoctor is not pointed at Prometheus, so what follows is what this run counted since it started, not the exporter's history. To read the history, start refdoctor (or refdoctor demo) with --prometheus URL, or set prometheus_url in the [telemetry] table of the config; refdoctor serve exports the counters for Prometheus to scrape.", w)...)
-	case m.querying && m.rep == nil:
+	case m.job.running() && m.rep == nil:
 		add(trunc(st.Title.Render("Prometheus")+st.Label.Render("  "+prom.URL()), w), "", "  "+sh.frame+" asking Prometheus for the last "+telemetry.FormatWindow(telemetry.DefaultWindow)+"…")
-	case m.err != "":
+	case m.job.state == jobFailed:
 		add(trunc(st.Title.Render("Prometheus")+st.Label.Render("  "+prom.URL()), w), "")
-		add(wrapIndent("  "+st.word("fail")+" ", m.err, w)...)
+		add(wrapIndent("  "+st.word("fail")+" ", m.job.err, w)...)
 	case m.rep != nil:
 		rep := *m.rep
 		head := st.Title.Render("Prometheus") + st.Label.Render("  "+rep.Prometheus+" · last "+rep.Window+" · r asks again")
-		if m.querying {
+		if m.job.running() {
 			head += st.Label.Render(" · " + sh.frame + " asking")
 		}
 		add(trunc(head, w))
@@ -184,7 +172,7 @@ func (m *metricsScreen) refresh() {
 	add("", trunc(st.Title.Render("This session's counters")+st.Label.Render("  what refdoctor counted since it started; r reads again"), w))
 	if sh.opts.Metrics == nil {
 		add("", "  metrics are off in this session")
-		m.vp.SetContent(strings.Join(lines, "\n"))
+		m.pane.setContent(strings.Join(lines, "\n"))
 		return
 	}
 	for _, mh := range metricHelp {
@@ -228,7 +216,7 @@ func (m *metricsScreen) refresh() {
 		}
 		add(st.Label.Render("  " + pad("total", 22+gap, false) + pad(fmt.Sprint(total), 6, true)))
 	}
-	m.vp.SetContent(strings.Join(lines, "\n"))
+	m.pane.setContent(strings.Join(lines, "\n"))
 }
 
 // promLines is one row per registry of a Prometheus report: probes by

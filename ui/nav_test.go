@@ -2,9 +2,11 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -58,14 +60,25 @@ func TestKeyNavigation(t *testing.T) {
 	h.waitFor("the full help", contains("Keys", "re-probe all"))
 	h.keys("?")
 	h.waitFor("the table after help", contains("REFERRERS API"))
+	// esc with nothing open or running stays where it is.
 	h.keys("esc")
-	h.waitFor("Start after esc", contains(marks["1"]))
+	if v := h.waitFor("the table after esc", contains("REFERRERS API")); !strings.Contains(titleOf(v), "[3 Registries]") {
+		t.Errorf("esc left the Registries screen: %q", titleOf(v))
+	}
+	h.keys("1")
+	h.waitFor("Start", contains(marks["1"]))
 	// Start: a symptom leads to its step in the walkthrough.
 	h.keys("j", "enter")
 	h.waitFor("the step of the first symptom", contains("No referrers found for image", "ISSUES"))
-	// The runbook screen's keys: next, previous, select and copy a command.
-	h.keys("n", "p", "j", "c")
+	// The runbook screen's keys: ↓/↑ move between steps, ] picks the next
+	// command, c copies it.
+	h.keys("j", "k", "]", "c")
 	h.waitFor("the copy confirmation", contains("copied:"))
+	// esc on the runbook with nothing running stays on the runbook.
+	h.keys("esc")
+	if v := h.view(); !strings.Contains(titleOf(v), "[2 Runbook]") {
+		t.Errorf("esc left the runbook: %q", titleOf(v))
+	}
 	v := h.final()
 	if !strings.Contains(titleOf(v), "[2 Runbook]") {
 		t.Errorf("tab bar %q", titleOf(v))
@@ -127,7 +140,9 @@ func TestQuitMidProbe(t *testing.T) {
 	in, keys := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(context.Background(), Options{Lab: l, Metrics: telemetry.NewMetrics(), Input: in, Output: io.Discard, stable: true, Version: "test"})
+		o := labOptions(l)
+		o.Metrics, o.Input, o.Output, o.Version = telemetry.NewMetrics(), in, io.Discard, "test"
+		done <- Run(context.Background(), o)
 	}()
 	if _, err := keys.Write([]byte("3")); err != nil {
 		t.Fatal(err)
@@ -212,11 +227,11 @@ func TestEnginePanicRecovered(t *testing.T) {
 	o := Options{Version: "test"}.resolve()
 	sh := newShared(context.Background(), &o)
 	defer sh.cancel()
-	_, cmd := sh.start(scrTags, func(context.Context, func(any)) (any, error) { panic("boom") })
+	_, cmd := start(sh, scrTags, func(context.Context, func(none)) (int, error) { panic("boom") })
 	msgs := drain(cmd)
-	var done *doneMsg
+	var done *doneMsg[int]
 	for _, m := range msgs {
-		if d, ok := m.(doneMsg); ok {
+		if d, ok := m.(doneMsg[int]); ok {
 			done = &d
 		}
 	}
@@ -248,4 +263,159 @@ func drain(cmd tea.Cmd) []tea.Msg {
 		}
 	}
 	return out
+}
+
+// TestReferrerDrillDown opens a referrer: its subject chain leads from the
+// image's digest down to it, its manifest is the one the registry serves
+// (its subject is the image), and esc returns to the same row.
+func TestReferrerDrillDown(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 160, 80, nil)
+	oci, _ := l.Get("oci11")
+	h.keys("5")
+	h.waitFor("the referrers", func(v string) bool {
+		return idle(v) && strings.Contains(v, "referrers ·") && strings.Contains(v, "1/7")
+	})
+	h.keys("j", "enter")
+	v := h.waitFor("the manifest", func(v string) bool { return idle(v) && strings.Contains(v, `"schemaVersion"`) })
+	for _, want := range []string{"SUBJECT CHAIN", "image " + l.Seed.Ref(oci.Host), l.Seed.Index, `"subject"`, "ANNOTATIONS", "esc returns"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the referrer view lacks %q:\n%s", want, v)
+		}
+	}
+	// The manifest names the image as its subject.
+	if i := strings.Index(v, `"subject"`); i < 0 || !strings.Contains(v[i:], l.Seed.Index) {
+		t.Errorf("the manifest's subject is not the image %s", l.Seed.Index)
+	}
+	h.keys("esc")
+	h.waitFor("the tree, same row", contains("REFERRERS (", "2/7"))
+}
+
+// TestTagDrillDown opens a fallback tag: it holds an index listing the
+// subject's referrers; esc returns to the same row.
+func TestTagDrillDown(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 160, 80, nil)
+	h.keys("4")
+	h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
+	h.keys("j", "enter")
+	v := h.waitFor("what the tag holds", func(v string) bool { return idle(v) && strings.Contains(v, `"manifests"`) })
+	n := len(l.Seed.ReferrersOf(l.Seed.Index))
+	for _, want := range []string{"index tag", "points to", "application/vnd.oci.image.index.v1+json", fmt.Sprintf("ENTRIES (%d)", n)} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the tag view lacks %q:\n%s", want, v)
+		}
+	}
+	h.keys("esc")
+	v = h.waitFor("the listing again", contains("KIND", "→ HOLDS"))
+	if !strings.Contains(v, "› ") || !strings.Contains(strings.Split(v, "› ")[1], "index") {
+		t.Errorf("esc did not return to the index tag's row:\n%s", v)
+	}
+}
+
+// TestBundlePicker lists only folders (marked with /) and bundles, never
+// the CA, the YAML or the checksum sidecars beside them; enter opens a
+// folder, backspace comes back, and enter on a bundle validates it.
+func TestBundlePicker(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 100, 30, func(dir string, o *Options) {
+		good, _ := bundles(t, dir)
+		for _, f := range []string{"lab-ca.pem", "manifest.yaml", "good.tgz.sha256", "notes.txt"} {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.MkdirAll(filepath.Join(dir, "older"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(good, filepath.Join(dir, "older", "good.tar.gz")); err != nil {
+			t.Fatal(err)
+		}
+		o.workDir = dir
+	})
+	h.keys("6")
+	v := h.waitFor("the picker", contains("Pick a bundle", "tampered.tgz"))
+	for _, want := range []string{"older/", "../", "tampered.tgz"} {
+		if !strings.Contains(v, want) {
+			t.Errorf("the picker lacks %q:\n%s", want, v)
+		}
+	}
+	for _, not := range []string{"lab-ca.pem", "manifest.yaml", ".sha256", "notes.txt"} {
+		if strings.Contains(v, not) {
+			t.Errorf("the picker offers %q:\n%s", not, v)
+		}
+	}
+	size := regexp.MustCompile(`\d(\.\d)?[BKMG]\b`)
+	for _, line := range strings.Split(v, "\n") {
+		if strings.Contains(line, "older/") && size.MatchString(line) {
+			t.Errorf("a folder shows a size: %q", line)
+		}
+		if strings.Contains(line, "tampered.tgz") && !size.MatchString(line) {
+			t.Errorf("a bundle shows no size: %q", line)
+		}
+	}
+	h.keys("j", "enter") // into older/
+	h.waitFor("the folder", contains("good.tar.gz", "older"))
+	h.keys("backspace")
+	h.waitFor("back up", contains("tampered.tgz"))
+	h.keys("G", "enter")
+	h.waitFor("the tampered bundle validated", func(v string) bool { return idle(v) && strings.Contains(v, "do not import") })
+}
+
+// TestMouse: mouse capture is off unless asked for (the terminal's own
+// selection then copies a digest anywhere); with it, a click on a tab
+// switches to it, a click on a row selects it and a second click opens
+// it, and y copies the selected digest.
+func TestMouse(t *testing.T) {
+	l := sharedLab(t)
+	if m := newModel(context.Background(), testOptions(t, l, t.TempDir()).resolve()); m.View().MouseMode != tea.MouseModeNone {
+		t.Errorf("mouse capture is on by default")
+	}
+	h := newHarness(t, l, 120, 40, func(dir string, o *Options) { o.Mouse = true })
+	v := h.view()
+	x := strings.Index(titleOf(v), "3 Registries")
+	if x < 0 {
+		t.Fatalf("no Registries tab:\n%s", titleOf(v))
+	}
+	click := func(x, y int) {
+		h.tm.Send(tea.MouseClickMsg{Button: tea.MouseLeft, X: x, Y: y})
+	}
+	click(x+2, 0)
+	h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
+	// Body line 0 is the summary, 1 the header: the second row is on
+	// screen line 2+2+1.
+	click(10, 5)
+	h.waitFor("the second row selected", contains("› ghcr-like"))
+	click(10, 5)
+	h.waitFor("its detail", contains("VERDICT", "EXCHANGES"))
+	// In the detail, the selected exchange's digest is what y copies.
+	h.keys("j", "j", "y")
+	h.waitFor("the copy", contains("copied sha256:"))
+}
+
+// TestFooterAndHelp: at 80 columns every screen's footer still ends in
+// "? help • q quit", and each screen's full help lists every key once
+// (esc had been listed twice).
+func TestFooterAndHelp(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 80, 24, nil)
+	for _, k := range []string{"1", "2", "3", "4", "5", "6", "7", "8", "9"} {
+		h.keys(k)
+		v := h.waitFor("screen "+k, func(v string) bool { return strings.Contains(titleOf(v), "["+k+" ") })
+		lines := strings.Split(v, "\n")
+		if footer := lines[len(lines)-1]; !strings.HasSuffix(strings.TrimRight(footer, " "), "? help • q quit") {
+			t.Errorf("screen %s: footer %q does not end in q quit", k, footer)
+		}
+		h.keys("?")
+		v = h.waitFor("the help of screen "+k, contains("Keys", "(esc or ? closes)"))
+		body := strings.SplitN(v, "(esc or ? closes)", 2)[1]
+		seen := map[string]int{}
+		for _, f := range regexp.MustCompile(`(?m)(?:^|\s{2,})(\S+) `).FindAllStringSubmatch(body, -1) {
+			seen[f[1]]++
+		}
+		if seen["esc"] != 1 || seen["q"] != 1 {
+			t.Errorf("screen %s: esc listed %d times, q %d times:\n%s", k, seen["esc"], seen["q"], body)
+		}
+		h.keys("?")
+	}
 }

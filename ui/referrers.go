@@ -1,45 +1,67 @@
 package ui
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 )
+
+// chainLink is one step from the image to a referrer: the image itself,
+// a platform manifest, or a referrer that has referrers of its own.
+type chainLink struct {
+	what   string // "image", "platform linux/amd64", "sbom", ...
+	digest string
+}
+
+// refRow is one selectable referrer of the tree, with the chain of
+// subjects that leads to it.
+type refRow struct {
+	ref   discovery.Referrer
+	chain []chainLink
+}
 
 // referrersScreen discovers the referrers of the image (and of each of its
 // platform manifests) and shows the tree: how each referrer was found
 // (api, tag-index, cosign-tag, index-attestation), its category, artifact
-// type and size, and the findings (disagreements, platform hints).
+// type, digest and size, and the findings (disagreements, platform
+// hints). ↑/↓ select a referrer; enter shows its manifest, annotations
+// and subject chain; esc returns to the same row.
 type referrersScreen struct {
 	sh        *shared
 	image     string
-	state     string // idle, discovering, done, error, stopped
-	err       string
+	job       job[discovery.Event, discovery.Result]
 	found     []discovery.Referrer // as they arrive
 	exchanges int
-	res       *discovery.Result
-	cur       run
 	started   bool
-	vp        viewport.Model
-	w, h      int
+	pane      pane
+	rows      []refRow
+	rowAt     []int // first content line of each row
+	sel       int
+	// open is the row shown in full (-1: the tree), with its manifest.
+	open     int
+	manifest job[none, discovery.Manifest]
+	listOff  int // the tree's scroll position, restored on esc
+	w, h     int
 }
 
 func newReferrersScreen(sh *shared) *referrersScreen {
-	return &referrersScreen{sh: sh, image: sh.opts.Image, state: "idle", vp: newViewport(sh)}
+	return &referrersScreen{sh: sh, image: sh.opts.Image, pane: newPane(sh), open: -1}
 }
 
 func (r *referrersScreen) SetSize(w, h int) {
 	r.w, r.h = w, h
-	r.vp.SetWidth(w)
-	r.vp.SetHeight(max(1, h-1))
+	r.pane.setSize(w, max(1, h-1))
 	r.refresh()
 }
 
@@ -54,56 +76,65 @@ func (r *referrersScreen) activate() tea.Cmd {
 }
 
 func (r *referrersScreen) discover() tea.Cmd {
-	r.cur.stop()
+	r.open = -1
+	r.manifest.reset()
 	if r.image == "" {
+		r.job.reset()
 		return nil
 	}
 	sh, image := r.sh, r.image
-	r.state, r.err, r.res, r.found, r.exchanges = "discovering", "", nil, nil, 0
-	var cmd tea.Cmd
-	r.cur, cmd = sh.start(scrReferrers, func(ctx context.Context, emit func(any)) (any, error) {
-		opts := append(sh.discoveryOpts(), discovery.WithPlatforms(true), discovery.WithEvents(func(ev discovery.Event) { emit(ev) }))
+	cmd := r.job.start(sh, scrReferrers, func(ctx context.Context, emit func(discovery.Event)) (discovery.Result, error) {
+		opts := append(sh.discoveryOpts(), discovery.WithPlatforms(true), discovery.WithEvents(emit))
 		return discovery.Discover(ctx, image, opts...)
 	})
+	r.found, r.exchanges, r.sel = nil, 0, 0
 	r.refresh()
 	return cmd
 }
 
+// fetch reads the selected referrer's manifest from the registry.
+func (r *referrersScreen) fetch() tea.Cmd {
+	if r.sel >= len(r.rows) {
+		return nil
+	}
+	ref, err := discovery.ParseReference(r.image)
+	if err != nil {
+		return nil
+	}
+	sh := r.sh
+	target := ref.Registry + "/" + ref.Repository + "@" + r.rows[r.sel].ref.Digest
+	return r.manifest.start(sh, scrReferrers, func(ctx context.Context, _ func(none)) (discovery.Manifest, error) {
+		return discovery.FetchManifest(ctx, target, sh.discoveryOpts()...)
+	})
+}
+
 func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
-	case eventMsg:
-		if msg.run != r.cur.id {
+	case eventMsg[discovery.Event]:
+		if !r.job.event(msg) {
 			return r, nil
 		}
-		if ev, ok := msg.ev.(discovery.Event); ok {
-			switch ev.Kind {
-			case discovery.EventReferrerFound:
-				if ev.Referrer != nil {
-					r.found = append(r.found, *ev.Referrer)
-				}
-			case discovery.EventExchange:
-				r.exchanges++
+		switch ev := msg.ev; ev.Kind {
+		case discovery.EventReferrerFound:
+			if ev.Referrer != nil {
+				r.found = append(r.found, *ev.Referrer)
 			}
-			r.refresh()
-		}
-	case doneMsg:
-		if msg.run != r.cur.id {
-			return r, nil
-		}
-		r.cur = run{}
-		res, _ := msg.val.(discovery.Result)
-		switch {
-		case errors.Is(msg.err, context.Canceled):
-			r.state = "stopped"
-		case msg.err != nil:
-			r.state, r.err = "error", msg.err.Error()
-		default:
-			r.res, r.state = &res, "done"
+		case discovery.EventExchange:
+			r.exchanges++
 		}
 		r.refresh()
+	case doneMsg[discovery.Result]:
+		if r.job.done(msg, false) {
+			r.refresh()
+		}
+	case doneMsg[discovery.Manifest]:
+		if r.manifest.done(msg, false) {
+			r.refresh()
+		}
 	case targetsChangedMsg:
-		r.stop()
-		r.image, r.started, r.res, r.state = r.sh.opts.Image, false, nil, "idle"
+		r.job.reset()
+		r.manifest.reset()
+		r.image, r.started, r.open = r.sh.opts.Image, false, -1
 		r.refresh()
 	case tea.KeyPressMsg:
 		k := r.sh.keys
@@ -120,39 +151,125 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 				return r, r.discover()
 			}
 			return r, nil
+		case r.open < 0 && key.Matches(msg, k.Up):
+			r.selectRow(r.sel - 1)
+			return r, nil
+		case r.open < 0 && key.Matches(msg, k.Down):
+			r.selectRow(r.sel + 1)
+			return r, nil
+		case r.open < 0 && key.Matches(msg, k.Open):
+			return r, r.openRow(r.sel)
 		}
-		return r, scrollKeys(r.sh, &r.vp, msg)
+		return r, r.pane.update(msg)
 	case tea.MouseMsg:
-		return r, scrollKeys(r.sh, &r.vp, msg)
+		return r, r.pane.update(msg)
 	}
 	return r, nil
 }
 
+// openRow shows a referrer in full and fetches its manifest.
+func (r *referrersScreen) openRow(i int) tea.Cmd {
+	if i < 0 || i >= len(r.rows) {
+		return nil
+	}
+	r.sel, r.open, r.listOff = i, i, r.pane.offset()
+	cmd := r.fetch()
+	r.refresh()
+	r.pane.top()
+	return cmd
+}
+
+func (r *referrersScreen) selectRow(i int) {
+	if len(r.rows) == 0 {
+		return
+	}
+	r.sel = clamp(i, 0, len(r.rows)-1)
+	r.refresh()
+	r.follow()
+}
+
+// follow scrolls the selected row into view.
+func (r *referrersScreen) follow() {
+	if r.sel < len(r.rowAt) {
+		end := r.rowAt[r.sel]
+		if r.sel+1 < len(r.rowAt) && r.rowAt[r.sel+1]-1 < end+2 {
+			end = r.rowAt[r.sel+1] - 1
+		}
+		r.pane.show(r.rowAt[r.sel], end)
+	}
+}
+
+// click selects the referrer under the mouse; a click on the selected one
+// opens it.
+func (r *referrersScreen) click(_, y int) tea.Cmd {
+	if r.open >= 0 || y < 1 {
+		return nil
+	}
+	line := r.pane.offset() + y - 1
+	for i := len(r.rowAt) - 1; i >= 0; i-- {
+		if line >= r.rowAt[i] {
+			if i == r.sel {
+				return r.openRow(i)
+			}
+			r.selectRow(i)
+			return nil
+		}
+	}
+	return nil
+}
+
+func (r *referrersScreen) selectedDigest() string {
+	if r.sel < len(r.rows) {
+		return r.rows[r.sel].ref.Digest
+	}
+	return ""
+}
+
+// back closes the referrer shown in full (back on its row), else stops
+// the discovery.
 func (r *referrersScreen) back() (bool, tea.Cmd) {
-	if r.cur.cancel == nil {
+	if r.open >= 0 {
+		r.open = -1
+		r.manifest.stop()
+		r.refresh()
+		r.pane.vp.SetYOffset(r.listOff)
+		r.follow()
+		return true, nil
+	}
+	if !r.job.stop() {
 		return false, nil
 	}
-	r.stop()
-	r.state = "stopped"
 	r.refresh()
-	return true, nil
+	return true, flash("discovery stopped")
 }
 
 func (r *referrersScreen) stop() {
-	r.cur.stop()
-	r.cur = run{}
+	r.job.stop()
+	r.manifest.stop()
 }
 
 func (r *referrersScreen) help() bindings {
 	k := r.sh.keys
+	if r.open >= 0 {
+		return bindings{short: []key.Binding{k.PageDown, k.PageUp, k.Back}, full: [][]key.Binding{{k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Back}}}
+	}
 	return bindings{
-		short: []key.Binding{k.Reload, k.PrevRegistry, k.NextRegistry},
-		full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Reload, k.PrevRegistry, k.NextRegistry, k.Back}},
+		short: []key.Binding{k.Up, k.Down, k.OpenReferrer, k.Reload, k.PrevRegistry, k.NextRegistry},
+		full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Reload, k.PrevRegistry, k.NextRegistry, k.Back}},
 	}
 }
 
 func (r *referrersScreen) View() string {
-	return trunc(r.headline(), r.w) + "\n" + r.vp.View()
+	pos := ""
+	if r.open < 0 && len(r.rows) > 0 {
+		pos = position(r.sel, len(r.rows))
+		if p := r.pane.position(); p != "" {
+			pos += " · " + p
+		}
+	} else {
+		pos = r.pane.position()
+	}
+	return rightAlign(r.headline(), r.sh.st.Label.Render(pos), r.w) + "\n" + r.pane.view()
 }
 
 func (r *referrersScreen) headline() string {
@@ -162,44 +279,84 @@ func (r *referrersScreen) headline() string {
 	}
 	host, _, _ := strings.Cut(r.image, "/")
 	head := st.Header.Render(r.sh.name(host)) + " "
-	switch r.state {
-	case "discovering":
-		return head + st.paint(toneRun, r.sh.frame+" discovering: "+itoa(int64(len(r.found)))+" found, "+itoa(int64(r.exchanges))+" requests")
-	case "done":
-		return head + itoa(int64(r.res.Count())) + " referrers · " + st.word(string(r.res.Outcome))
-	case "error", "stopped":
-		return head + st.word(r.state)
+	switch r.job.state {
+	case jobRunning:
+		return head + st.paint(toneRun, r.sh.frame+" discovering: "+strconv.Itoa(len(r.found))+" found, "+human.Count(r.exchanges, "request"))
+	case jobDone:
+		return head + human.Count(r.job.res.Count(), "referrer") + " · " + st.word(string(r.job.res.Outcome))
+	case jobFailed, jobStopped:
+		return head + st.word(r.job.state.String())
 	}
 	return head
 }
 
-// refresh rebuilds the viewport's text from the data (in Update, never in
-// View).
-func (r *referrersScreen) refresh() {
-	st, w := r.sh.st, max(r.w, 20)
-	var lines []string
-	add := func(s ...string) { lines = append(lines, s...) }
-	if r.image == "" {
-		r.vp.SetContent("No image to look at.\n\nSet one on the Start screen (1, then e): HOST/REPO:TAG or HOST/REPO@DIGEST.")
+// flatten lists the referrers in the order the tree shows them, each
+// with the chain of subjects above it.
+func (r *referrersScreen) flatten(res *discovery.Result) {
+	r.rows = r.rows[:0]
+	var walk func(rs []discovery.Referrer, chain []chainLink)
+	walk = func(rs []discovery.Referrer, chain []chainLink) {
+		for _, ref := range rs {
+			r.rows = append(r.rows, refRow{ref: ref, chain: chain})
+			if len(ref.Referrers) > 0 {
+				walk(ref.Referrers, append(append([]chainLink{}, chain...), chainLink{what: string(ref.Category), digest: ref.Digest}))
+			}
+		}
+	}
+	if res == nil {
+		walk(r.found, []chainLink{{what: "image"}})
 		return
 	}
-	add(trunc(st.Label.Render("image    ")+r.image, w))
+	image := []chainLink{{what: "image " + res.Subject.MediaType, digest: res.Subject.Digest}}
+	walk(res.Referrers, image)
+	for _, p := range res.Platforms {
+		walk(p.Referrers, append(append([]chainLink{}, image...), chainLink{what: "platform " + p.Platform, digest: p.Digest}))
+	}
+}
+
+// refresh rebuilds the pane's text from the data (in Update, never in
+// View).
+func (r *referrersScreen) refresh() {
+	if r.open >= 0 && r.open < len(r.rows) {
+		r.pane.setLines(r.detailLines(r.rows[r.open]))
+		return
+	}
+	r.open = -1
+	st, w := r.sh.st, r.pane.width()
+	var lines []string
+	add := func(s ...string) { lines = append(lines, s...) }
+	r.rowAt = r.rowAt[:0]
+	if r.image == "" {
+		r.rows = nil
+		r.pane.setContent("No image to look at.\n\nSet one on the Start screen (1, then e): HOST/REPO:TAG or HOST/REPO@DIGEST.")
+		return
+	}
+	res := r.job.res
+	r.flatten(res)
+	r.sel = clamp(r.sel, 0, len(r.rows)-1)
+	row := 0
+	incomplete := res != nil && res.Outcome == finding.OutcomeIncomplete
+	tree := func(rs []discovery.Referrer) {
+		var out []string
+		out, row = referrerTree(st, rs, w, row, r.sel, len(lines), &r.rowAt, incomplete)
+		add(out...)
+	}
+	add(wrapHardIndent(st.Label.Render("image    "), r.image, w)...)
 	switch {
-	case r.res != nil:
-		res := r.res
+	case res != nil:
 		if res.Subject.Digest != "" {
-			add(trunc(st.Label.Render("digest   ")+res.Subject.Digest, w), trunc(st.Label.Render("type     ")+res.Subject.MediaType, w))
+			add(wrapHardIndent(st.Label.Render("digest   "), res.Subject.Digest, w)...)
+			add(trunc(st.Label.Render("type     ")+res.Subject.MediaType, w))
 		}
 		if res.Method != "" {
 			how := map[discovery.Method]string{discovery.MethodAPI: "referrers API", discovery.MethodTags: "referrers tag schema"}[res.Method]
-			add(trunc(st.Label.Render("method   ")+string(res.Method)+" ("+how+"), "+itoa(int64(res.Requests))+" requests", w))
+			add(trunc(st.Label.Render("method   ")+string(res.Method)+" ("+how+"), "+human.Count(res.Requests, "request"), w))
 		}
-		incomplete := res.Outcome == finding.OutcomeIncomplete
-		add("", st.Header.Render(fmt.Sprintf("REFERRERS (%d)", len(res.Referrers))))
-		add(referrerTree(st, res.Referrers, w, incomplete)...)
+		add("", st.Header.Render(fmt.Sprintf("REFERRERS (%d)", len(res.Referrers)))+st.Label.Render("  ↑/↓ select · enter shows the manifest"))
+		tree(res.Referrers)
 		for _, p := range res.Platforms {
 			add("", st.Header.Render(fmt.Sprintf("PLATFORM %s %s (%d)", p.Platform, discovery.ShortDigest(p.Digest), len(p.Referrers))))
-			add(referrerTree(st, p.Referrers, w, incomplete)...)
+			tree(p.Referrers)
 		}
 		add("", st.Label.Render("sources: api = referrers API · tag-index = sha256-<hex> index tag ·"),
 			st.Label.Render("cosign-tag = .sig/.att/.sbom tag · index-attestation = inside the index"))
@@ -210,30 +367,114 @@ func (r *referrersScreen) refresh() {
 		if res.Outcome == finding.OutcomeIncomplete {
 			add("", st.word("incomplete")+": the list above is not the whole answer (see findings).")
 		}
-	case r.state == "error":
-		add("", st.word("error")+" "+r.err)
+	case r.job.state == jobFailed:
+		add("", st.word("error")+" "+r.job.err)
 	default:
 		if len(r.found) > 0 {
 			add("", st.Header.Render(fmt.Sprintf("FOUND SO FAR (%d)", len(r.found))))
-			add(referrerTree(st, r.found, w, false)...)
+			tree(r.found)
 		}
-		if r.state == "stopped" {
+		if r.job.state == jobStopped {
 			add("", "stopped; r discovers again")
 		}
 	}
-	r.vp.SetContent(strings.Join(lines, "\n"))
+	r.pane.setLines(lines)
 }
 
-// referrerTree draws referrers as a tree with fixed columns that fit w;
-// an empty list says "none" only when the read was complete.
-func referrerTree(st styles, rs []discovery.Referrer, w int, incomplete bool) []string {
-	if len(rs) == 0 {
-		if incomplete {
-			return []string{"  (none read: the lookup did not complete)"}
+// detailLines show one referrer in full: what it is, the chain of
+// subjects it hangs from, its annotations, and its manifest as the
+// registry serves it.
+func (r *referrersScreen) detailLines(row refRow) []string {
+	st, w := r.sh.st, r.pane.width()
+	ref := row.ref
+	var lines []string
+	add := func(s ...string) { lines = append(lines, s...) }
+	add(trunc(st.Title.Render(string(ref.Category))+"  "+ref.ArtifactType, w))
+	add(st.Label.Render("esc returns to the list · y copies the digest"), "")
+	add(wrapHardIndent(st.Label.Render("digest     "), ref.Digest, w)...)
+	add(wrapHardIndent(st.Label.Render("media type "), ref.MediaType, w)...)
+	add(trunc(st.Label.Render("size       ")+human.Size(ref.Size)+" ("+human.Count64(ref.Size, "byte")+")", w))
+	found := string(ref.Source)
+	if ref.Tag != "" {
+		found += " (tag " + ref.Tag + ")"
+	}
+	add(wrapIndent(st.Label.Render("found by   "), found, w)...)
+
+	add("", st.Header.Render("SUBJECT CHAIN")+st.Label.Render("  the image down to this referrer"))
+	for i, c := range row.chain {
+		lead := strings.Repeat("  ", i) + "└ "
+		if i == 0 {
+			lead = ""
 		}
-		return []string{"  (none)"}
+		what := c.what
+		if i == 0 {
+			what = "image " + r.image
+		}
+		add(wrapIndent("  "+lead, what, w)...)
+		if c.digest != "" {
+			add(wrapHardIndent("  "+strings.Repeat("  ", i+1)+"  ", c.digest, w)...)
+		}
+	}
+	add(wrapIndent("  "+strings.Repeat("  ", len(row.chain))+"└ ", "this "+string(ref.Category)+", subject "+discovery.ShortDigest(ref.Subject), w)...)
+	add(wrapHardIndent("  "+strings.Repeat("  ", len(row.chain)+1)+"  ", ref.Digest, w)...)
+
+	add("", st.Header.Render(fmt.Sprintf("ANNOTATIONS (%d)", len(ref.Annotations))))
+	if len(ref.Annotations) == 0 {
+		add("  none")
+	}
+	keys := make([]string, 0, len(ref.Annotations))
+	for k := range ref.Annotations {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		add(wrapHardIndent("  "+k+": ", ref.Annotations[k], w)...)
+	}
+
+	add("", st.Header.Render("MANIFEST")+st.Label.Render("  as the registry serves it"))
+	switch m := r.manifest; {
+	case m.running():
+		add("  " + st.paint(toneRun, r.sh.frame+" fetching"))
+	case m.state == jobFailed:
+		add(wrapIndent("  "+st.word("error")+" ", m.err, w)...)
+	case m.res != nil:
+		if m.res.Digest != ref.Digest {
+			add(wrapIndent("  "+st.word("warn")+" ", "the registry serves "+m.res.Digest+" for this digest", w)...)
+		}
+		add(jsonLines(m.res.Raw, w)...)
+	}
+	return lines
+}
+
+// jsonLines shows a JSON document indented, hard-wrapped to w.
+func jsonLines(raw []byte, w int) []string {
+	var buf bytes.Buffer
+	text := string(raw)
+	if json.Indent(&buf, raw, "", "  ") == nil {
+		text = buf.String()
 	}
 	var out []string
+	for _, l := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+		out = append(out, wrapHardIndent("  ", l, w)...)
+	}
+	return out
+}
+
+// referrerTree draws referrers as a tree with fixed columns that fit w:
+// category, artifact type, size, how it was found; the digest follows on
+// the same line when there is room and on the next one when not (it is
+// never dropped). Row numbering starts at first; sel is marked, and the
+// line of each row (offset by base) is appended to at. An empty list says
+// "none" only when the read was complete.
+func referrerTree(st styles, rs []discovery.Referrer, w, first, sel, base int, at *[]int, incomplete bool) ([]string, int) {
+	if len(rs) == 0 {
+		if incomplete {
+			return []string{"  (none read: the lookup did not complete)"}, first
+		}
+		return []string{"  (none)"}, first
+	}
+	var out []string
+	row := first
 	var walk func(rs []discovery.Referrer, indent string)
 	walk = func(rs []discovery.Referrer, indent string) {
 		for i, ref := range rs {
@@ -241,35 +482,42 @@ func referrerTree(st styles, rs []discovery.Referrer, w int, incomplete bool) []
 			if i == len(rs)-1 {
 				branch, next = "└── ", "    "
 			}
-			prefix := indent + branch
-			// Narrow screens drop the digest before the artifact type.
-			digestW := 20
-			if w < 100 {
-				digestW = 0
+			mark := "  "
+			if row == sel {
+				mark = st.Cursor.Render("› ")
 			}
-			fixed := len([]rune(prefix)) + 12 + digestW + 7 + 17
+			prefix := indent + branch
+			digestInline := w >= 100
+			fixed := 2 + len([]rune(prefix)) + 12 + 7 + 18
+			if digestInline {
+				fixed += 20
+			}
 			typeW := max(8, w-fixed)
 			line := prefix + pad(string(ref.Category), 11, false) + " " + pad(trunc(ref.ArtifactType, typeW), typeW, false) + " "
-			if digestW > 0 {
+			if digestInline {
 				line += pad(discovery.ShortDigest(ref.Digest), 19, false) + " "
 			}
-			line += pad(humanSize(ref.Size), 6, true) + " " + st.paint(toneAccent, string(ref.Source))
-			out = append(out, trunc(line, w))
+			line += pad(human.Size(ref.Size), 6, true) + " " + st.paint(toneAccent, string(ref.Source))
+			if row == sel {
+				line = st.Selected.Render(line)
+			}
+			*at = append(*at, base+len(out))
+			out = append(out, mark+trunc(line, w-2))
+			if !digestInline {
+				out = append(out, trunc("  "+indent+next+"  "+st.Label.Render(discovery.ShortDigest(ref.Digest)), w))
+			}
+			row++
 			walk(ref.Referrers, indent+next)
 		}
 	}
-	walk(rs, "  ")
-	return out
+	walk(rs, "")
+	return out, row
 }
 
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1fG", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1fM", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%dB", n)
+// referrerTreeLines is the tree without a selection (the runbook's
+// discovery result).
+func referrerTreeLines(st styles, rs []discovery.Referrer, w int, incomplete bool) []string {
+	var at []int
+	out, _ := referrerTree(st, rs, w, 0, -1, 0, &at, incomplete)
+	return out
 }

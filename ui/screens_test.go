@@ -2,6 +2,8 @@ package ui
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,6 +27,14 @@ type screenCase struct {
 func screenCases() []screenCase {
 	return []screenCase{
 		{name: "start", drive: func(h *harness) {}, checks: []string{"What do you see?", "No referrers discovered", "TARGETS"}},
+		{name: "start-filter", drive: func(h *harness) {
+			h.keys("/", "t", "l", "s", "enter")
+			h.waitFor("the filter applied", contains("filter \"tls\""))
+		}, checks: []string{"filter \"tls\" 1 of 11 · esc clears", "Failed to probe capabilities", "1/1"}},
+		{name: "start-filter-none", drive: func(h *harness) {
+			h.keys("/", "x", "y", "z", "enter")
+			h.waitFor("the filter applied", contains("filter \"xyz\""))
+		}, checks: []string{"filter \"xyz\" 0 of 11", "nothing matches \"xyz\"", "esc clears the filter"}},
 		{name: "start-form", drive: func(h *harness) {
 			h.keys("e")
 			h.waitFor("the form", contains("Registries", "Export log"))
@@ -32,7 +42,7 @@ func screenCases() []screenCase {
 		{name: "runbook", drive: func(h *harness) {
 			h.keys("enter")
 			h.waitFor("the walkthrough", contains("Check the export logs"))
-			h.keys("n", "n") // Test registry connectivity and referrers support
+			h.keys("j", "j") // Test registry connectivity and referrers support
 			h.keys("r")
 			h.waitFor("the probe step's result", func(v string) bool {
 				return idle(v) && strings.Contains(v, "CHECK") && !strings.Contains(v, "not run yet")
@@ -42,17 +52,36 @@ func screenCases() []screenCase {
 			h.keys("3")
 			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
 			h.keys("j", "j")
-		}, checks: []string{"REGISTRY", "REFERRERS API", "unsupported!", "differ from matrix"}},
+		}, checks: []string{"REGISTRY", "REFERRERS API", "unsupported!", "differ", "(!)"}},
 		{name: "detail", drive: func(h *harness) {
 			h.keys("3")
 			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
 			h.keys("j", "j", "enter")
 			h.waitFor("the detail", contains("EXCHANGES"))
 		}, checks: []string{"VERDICT", "deciding reply", "405", "EXCHANGES"}},
+		{name: "detail-exchange", drive: func(h *harness) {
+			h.keys("3")
+			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
+			h.keys("j", "j", "enter")
+			h.waitFor("the detail", contains("EXCHANGES"))
+			h.keys("j", "j", "enter")
+			h.waitFor("the exchange", contains("REQUEST", "REPLY"))
+		}, checks: []string{"REQUEST", "GET http://", "User-Agent: refdoctor/test", "REPLY", "405", "Content-Type:", "BODY", "UNSUPPORTED"}},
 		{name: "tags", drive: func(h *harness) {
 			h.keys("4")
 			h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
 		}, checks: []string{"SUBJECT", "index", "sig"}},
+		{name: "tags-open", drive: func(h *harness) {
+			h.keys("4")
+			h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
+			h.keys("j", "enter")
+			h.waitFor("what the tag holds", func(v string) bool { return idle(v) && strings.Contains(v, "HOLDS") })
+		}, checks: []string{"index tag", "points to", "HOLDS", "application/vnd.oci.image.index.v1+json"}},
+		{name: "tags-filter-none", drive: func(h *harness) {
+			h.keys("4")
+			h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
+			h.keys("/", "x", "y", "z", "enter")
+		}, checks: []string{"nothing matches \"xyz\"", "esc clears"}},
 		{name: "tags-filter", drive: func(h *harness) {
 			h.keys("4")
 			h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
@@ -61,7 +90,13 @@ func screenCases() []screenCase {
 		{name: "referrers", drive: func(h *harness) {
 			h.keys("5")
 			h.waitFor("the referrers", func(v string) bool { return idle(v) && strings.Contains(v, "referrers ·") })
-		}, checks: []string{"REFERRERS", "PLATFORM linux/amd64", "sbom"}},
+		}, checks: []string{"REFERRERS", "sbom", "sha256:", "1/7"}},
+		{name: "referrers-open", drive: func(h *harness) {
+			h.keys("5")
+			h.waitFor("the referrers", func(v string) bool { return idle(v) && strings.Contains(v, "referrers ·") })
+			h.keys("j", "enter")
+			h.waitFor("the referrer", func(v string) bool { return idle(v) && strings.Contains(v, "SUBJECT CHAIN") })
+		}, checks: []string{"SUBJECT CHAIN", "esc returns", "digest", "sbom"}},
 		{name: "bundle-tampered", opts: func(t *testing.T, dir string, o *Options) {
 			_, tampered := bundles(t, dir)
 			o.Bundle = tampered
@@ -92,6 +127,23 @@ func screenCases() []screenCase {
 			h.keys("7")
 			h.waitFor("the report", contains("CAPABILITY VERDICTS"))
 		}, checks: []string{"gcr.io", "supported", "FAILURES"}},
+		{name: "logs-many-exports", opts: func(t *testing.T, dir string, o *Options) {
+			var lines []string
+			for i := range 500 {
+				n := 18
+				if i%100 == 99 {
+					n = 3
+				}
+				lines = append(lines, fmt.Sprintf(`time=2026-11-27T12:00:00.000Z level=INFO msg="Probing %d registries for OCI referrer capabilities before export"`, n))
+			}
+			o.LogFile = filepath.Join(dir, "export.log")
+			if err := os.WriteFile(o.LogFile, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, drive: func(h *harness) {
+			h.keys("7")
+			h.waitFor("the report", contains("CAPABILITY VERDICTS"))
+		}, checks: []string{"500 exports: Probing 18 registries (495 times)", "Probing 3 registries"}},
 		{name: "metrics", drive: func(h *harness) {
 			h.keys("3")
 			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
@@ -109,13 +161,18 @@ func screenCases() []screenCase {
 		{name: "support", drive: func(h *harness) {
 			h.keys("9")
 			h.waitFor("escalation", contains("Escalation"))
-		}, checks: []string{"COLLECT", "OPEN A TICKET WITH"}},
+		}, checks: []string{"COLLECT", "It is written to", "Support bundles always go"}},
+		{name: "support-end", drive: func(h *harness) {
+			h.keys("9")
+			h.waitFor("escalation", contains("Escalation"))
+			h.keys("G")
+		}, checks: []string{"OPEN A TICKET WITH", "check it before sending"}},
 		{name: "help", drive: func(h *harness) {
 			h.keys("3")
 			h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
 			h.keys("?")
 			h.waitFor("the full help", contains("Keys"))
-		}, checks: []string{"re-probe all", "go to screen", "quit"}},
+		}, checks: []string{"re-probe all", "screens", "quit", "copy digest"}},
 	}
 }
 

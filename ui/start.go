@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -41,19 +42,22 @@ var fieldLabels = [numFields]string{"Registries", "Image", "Repository", "Bundle
 // runbook. The targets (registries, image, bundle, log) are shown and can
 // be edited in a small form.
 type startScreen struct {
-	sh      *shared
-	list    list.Model
-	editing bool
-	inputs  [numFields]textinput.Model
-	focus   int
-	formErr string
-	w, h    int
+	sh   *shared
+	list list.Model
+	// filtering is true while the filter is typed into filterIn.
+	filtering bool
+	filterIn  textinput.Model
+	editing   bool
+	inputs    [numFields]textinput.Model
+	focus     int
+	formErr   string
+	w, h      int
 }
 
 func newStartScreen(sh *shared) *startScreen {
 	s := &startScreen{sh: sh}
 	items := []list.Item{startItem{title: "Walk the whole runbook", desc: "every step in order, from the export logs to escalation",
-		solution: "Start at the export logs and go step by step (n moves on, r runs each check)."}}
+		solution: "Start at the export logs and go step by step (↓ moves on, r runs each check)."}}
 	if sh.book != nil {
 		for _, sym := range sh.book.Symptoms {
 			it := startItem{title: sym.Symptom, desc: "likely: " + sym.LikelyCause, step: sym.Step, solution: sym.Solution}
@@ -69,7 +73,15 @@ func newStartScreen(sh *shared) *startScreen {
 	s.list.SetShowTitle(false)
 	s.list.SetShowHelp(false)
 	s.list.SetShowStatusBar(false)
+	// The position and the filter show in the heading line instead.
+	s.list.SetShowPagination(false)
+	s.list.SetShowFilter(false)
 	s.list.SetFilteringEnabled(true)
+	s.list.KeyMap.Filter.SetEnabled(false)
+	s.list.Filter = substringFilter
+	s.filterIn = textinput.New()
+	s.filterIn.Prompt = "/"
+	s.filterIn.SetStyles(sh.st.Input)
 	s.list.DisableQuitKeybindings()
 	s.list.KeyMap.CursorUp = sh.keys.Up
 	s.list.KeyMap.CursorDown = sh.keys.Down
@@ -127,6 +139,7 @@ func (s *startScreen) restyle() {
 	for i := range s.inputs {
 		s.inputs[i].SetStyles(st.Input)
 	}
+	s.filterIn.SetStyles(st.Input)
 }
 
 // wide tells whether the targets sit beside the list.
@@ -145,24 +158,52 @@ func (s *startScreen) SetSize(w, h int) {
 }
 
 func (s *startScreen) capturing() bool {
-	return s.editing || s.list.SettingFilter()
+	return s.editing || s.filtering
 }
 
 func (s *startScreen) activate() tea.Cmd { return nil }
 func (s *startScreen) stop()             {}
 
 func (s *startScreen) back() (bool, tea.Cmd) {
-	if s.list.IsFiltered() {
+	if s.list.FilterState() != list.Unfiltered {
 		s.list.ResetFilter()
 		return true, nil
 	}
 	return false, nil
 }
 
+// filterKey edits the filter; the list follows every key at once (the
+// list's own filtering runs in the background and can show an older
+// answer). enter keeps the filter, even with no match; esc drops it.
+func (s *startScreen) filterKey(msg tea.KeyPressMsg) tea.Cmd {
+	switch msg.String() {
+	case "enter":
+		s.filtering = false
+		s.filterIn.Blur()
+		return nil
+	case "esc":
+		s.filtering = false
+		s.filterIn.Blur()
+		s.list.ResetFilter()
+		return nil
+	}
+	var cmd tea.Cmd
+	s.filterIn, cmd = s.filterIn.Update(msg)
+	if v := strings.TrimSpace(s.filterIn.Value()); v == "" {
+		s.list.ResetFilter()
+	} else {
+		s.list.SetFilterText(v)
+	}
+	return cmd
+}
+
 func (s *startScreen) help() bindings {
 	k := s.sh.keys
 	if s.editing {
 		return bindings{short: []key.Binding{k.NextField, k.PrevField, k.Save, k.Cancel}, full: [][]key.Binding{{k.NextField, k.PrevField, k.Save, k.Cancel}}}
+	}
+	if s.filtering {
+		return bindings{short: []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "keep filter")), k.ClearFilter}}
 	}
 	return bindings{
 		short: []key.Binding{k.Choose, k.EditTargets, k.Filter},
@@ -179,9 +220,17 @@ func (s *startScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		if s.editing {
 			return s, s.formKey(msg)
 		}
-		if !s.list.SettingFilter() {
+		if s.filtering {
+			return s, s.filterKey(msg)
+		}
+		{
 			k := s.sh.keys
 			switch {
+			case key.Matches(msg, k.Filter):
+				s.filtering = true
+				s.filterIn.SetValue(s.list.FilterValue())
+				s.filterIn.CursorEnd()
+				return s, s.filterIn.Focus()
 			case key.Matches(msg, k.EditTargets):
 				return s, s.openForm()
 			case key.Matches(msg, k.Choose):
@@ -192,8 +241,6 @@ func (s *startScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 				return s, nil
 			}
 		}
-	case eventMsg, doneMsg:
-		return s, nil
 	}
 	var cmd tea.Cmd
 	s.list, cmd = s.list.Update(msg)
@@ -286,15 +333,41 @@ func (s *startScreen) save() error {
 	return nil
 }
 
+// heading is the line above the list: what to do, or the filter being
+// typed or applied, with the position in the list.
+func (s *startScreen) heading(w int) string {
+	st := s.sh.st
+	n := len(s.list.VisibleItems())
+	pos := ""
+	if n > 0 {
+		pos = st.Label.Render(position(s.list.Index(), n))
+	}
+	switch {
+	case s.filtering:
+		return rightAlign(s.filterIn.View()+st.Label.Render("  enter keeps · esc drops"), pos, w)
+	case s.list.FilterState() != list.Unfiltered:
+		total := len(s.list.Items())
+		return rightAlign(st.Header.Render("filter \""+s.list.FilterValue()+"\"")+st.Label.Render(" "+strconv.Itoa(n)+" of "+strconv.Itoa(total)+" · esc clears"), pos, w)
+	}
+	return rightAlign(st.Title.Render("What do you see?")+st.Label.Render("  choose a symptom, or walk the whole runbook"), pos, w)
+}
+
+// listView is the list, or what to do when the filter matches nothing.
+func (s *startScreen) listView() string {
+	if len(s.list.VisibleItems()) == 0 && s.list.FilterValue() != "" {
+		return "\n  nothing matches \"" + s.list.FilterValue() + "\" in the symptoms;\n  esc clears the filter"
+	}
+	return s.list.View()
+}
+
 func (s *startScreen) View() string {
 	st := s.sh.st
 	if s.editing {
 		return s.formView()
 	}
-	head := st.Title.Render("What do you see?") + st.Label.Render("  choose a symptom, or walk the whole runbook")
 	it, _ := s.list.SelectedItem().(startItem)
 	if s.wide() {
-		left := trunc(head, s.list.Width()) + "\n" + s.list.View()
+		left := s.heading(s.list.Width()) + "\n" + s.listView()
 		rw := s.w - s.list.Width() - 3
 		right := s.targetsView(rw) + "\n\n" + s.choiceView(it, rw)
 		return lipgloss.JoinHorizontal(lipgloss.Top, clipBlock(left, s.list.Width(), s.h), "   ", right)
@@ -303,7 +376,7 @@ func (s *startScreen) View() string {
 	if it.stepTitle != "" {
 		next = st.Label.Render("enter → ") + it.stepTitle
 	}
-	return trunc(head, s.w) + "\n" + clipBlock(s.list.View(), s.w, s.list.Height()) + "\n" + trunc(next, s.w) + "\n" + s.targetsView(s.w)
+	return s.heading(s.w) + "\n" + clipBlock(s.listView(), s.w, s.list.Height()) + "\n" + trunc(next, s.w) + "\n" + s.targetsView(s.w)
 }
 
 // choiceView tells what choosing the selected symptom does.
@@ -335,7 +408,7 @@ func (s *startScreen) targetsView(w int) string {
 	}
 	regs := none
 	if len(names) > 0 {
-		regs = itoa(int64(len(names))) + ": " + strings.Join(names, ", ")
+		regs = strconv.Itoa(len(names)) + ": " + strings.Join(names, ", ")
 	}
 	lines := []string{
 		st.Header.Render("TARGETS") + st.Label.Render("  e edits"),
@@ -366,4 +439,52 @@ func (s *startScreen) formView() string {
 		lines = append(lines, wrapIndent(st.word("error")+" ", s.formErr, s.w)...)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// substringFilter keeps the symptoms that contain every word typed, as
+// written (case aside): "tls" finds the symptoms that mention TLS, not
+// every one that has a t, an l and an s somewhere.
+func substringFilter(term string, targets []string) []list.Rank {
+	words := strings.Fields(strings.ToLower(term))
+	var out []list.Rank
+	for i, t := range targets {
+		lower := strings.ToLower(t)
+		var matched []int
+		ok := true
+		for _, w := range words {
+			j := strings.Index(lower, w)
+			if j < 0 {
+				ok = false
+				break
+			}
+			for k := range len([]rune(w)) {
+				matched = append(matched, len([]rune(lower[:j]))+k)
+			}
+		}
+		if ok {
+			out = append(out, list.Rank{Index: i, MatchedIndexes: matched})
+		}
+	}
+	return out
+}
+
+// click selects the symptom under the mouse; a click on the selected one
+// walks from it.
+func (s *startScreen) click(x, y int) tea.Cmd {
+	if s.editing || y < 1 || (s.wide() && x >= s.list.Width()) || y > s.list.Height() {
+		return nil
+	}
+	per := max(1, s.list.Paginator.PerPage)
+	i := s.list.Paginator.Page*per + (y-1)/2
+	if i >= len(s.list.VisibleItems()) {
+		return nil
+	}
+	if i == s.list.Index() {
+		if it, ok := s.list.SelectedItem().(startItem); ok {
+			step := it.step
+			return func() tea.Msg { return gotoStepMsg{step: step} }
+		}
+	}
+	s.list.Select(i)
+	return nil
 }

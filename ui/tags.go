@@ -2,8 +2,9 @@ package ui
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -11,6 +12,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/internal/human"
 )
 
 // lineKind says what a row of the tag list is.
@@ -20,6 +22,9 @@ const (
 	lineSubject lineKind = iota
 	lineTag
 	lineText
+	// lineCont continues the row above: the rest of a tag name or a
+	// subject digest that did not fit (never cut), not selectable.
+	lineCont
 )
 
 // tagLine is one row of the flattened, filtered tag listing.
@@ -29,6 +34,11 @@ type tagLine struct {
 	tag     int // index into that subject's tags
 	text    string
 	tone    tone
+	// part is, for a tag or subject row, the slice of its name on this
+	// line; for a continuation, the rest.
+	part string
+	// of is the kind of row a continuation continues.
+	of lineKind
 }
 
 // tagsScreen lists a repository's fallback (sha256-<hex>) and cosign
@@ -38,21 +48,24 @@ type tagLine struct {
 type tagsScreen struct {
 	sh      *shared
 	repo    string
-	state   string // idle, listing, done, error, stopped
-	err     string
+	job     job[none, discovery.TagListing]
 	res     *discovery.TagListing
 	lines   []tagLine
 	cursor  int
 	offset  int
-	cur     run
 	filter  textinput.Model
 	editing bool
 	started bool
-	w, h    int
+	// open is the line shown in full (-1: the list), with the manifest
+	// its tag or subject points to.
+	open     int
+	manifest job[none, discovery.Manifest]
+	pane     pane
+	w, h     int
 }
 
 func newTagsScreen(sh *shared) *tagsScreen {
-	t := &tagsScreen{sh: sh, repo: sh.opts.Repository, state: "idle"}
+	t := &tagsScreen{sh: sh, repo: sh.opts.Repository, open: -1, pane: newPane(sh)}
 	t.filter = textinput.New()
 	t.filter.Prompt = "/"
 	t.filter.Placeholder = "tag, kind or digest"
@@ -63,7 +76,9 @@ func newTagsScreen(sh *shared) *tagsScreen {
 func (t *tagsScreen) SetSize(w, h int) {
 	t.w, t.h = w, h
 	t.filter.SetWidth(max(10, w-20))
+	t.pane.setSize(w, max(1, h-1))
 	t.flatten()
+	t.renderOpen()
 }
 
 func (t *tagsScreen) capturing() bool { return t.editing }
@@ -77,54 +92,188 @@ func (t *tagsScreen) activate() tea.Cmd {
 }
 
 func (t *tagsScreen) list() tea.Cmd {
-	t.cur.stop()
 	if t.repo == "" {
-		t.state = "idle"
+		t.job.reset()
 		return nil
 	}
 	sh, repo := t.sh, t.repo
-	t.state, t.err, t.res = "listing", "", nil
-	t.flatten()
-	var cmd tea.Cmd
-	t.cur, cmd = sh.start(scrTags, func(ctx context.Context, _ func(any)) (any, error) {
+	cmd := t.job.start(sh, scrTags, func(ctx context.Context, _ func(none)) (discovery.TagListing, error) {
 		return discovery.ListTags(ctx, repo, sh.discoveryOpts()...)
 	})
+	t.res = nil
+	t.flatten()
 	return cmd
 }
 
 func (t *tagsScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
-	case doneMsg:
-		if msg.run != t.cur.id {
-			return t, nil
+	case doneMsg[discovery.TagListing]:
+		if t.job.done(msg, false) {
+			t.res = t.job.res
+			t.open = -1
+			t.flatten()
 		}
-		t.cur = run{}
-		switch {
-		case errors.Is(msg.err, context.Canceled):
-			t.state = "stopped"
-		case msg.err != nil:
-			t.state, t.err = "error", msg.err.Error()
-		default:
-			res := msg.val.(discovery.TagListing)
-			t.res, t.state = &res, "done"
+	case doneMsg[discovery.Manifest]:
+		if t.manifest.done(msg, false) {
+			t.renderOpen()
 		}
-		t.flatten()
 	case targetsChangedMsg:
-		t.stop()
-		t.repo, t.started, t.res, t.state = t.sh.opts.Repository, false, nil, "idle"
+		t.job.reset()
+		t.manifest.reset()
+		t.repo, t.started, t.res, t.open = t.sh.opts.Repository, false, nil, -1
 		t.flatten()
 	case styleChangedMsg:
 		t.filter.SetStyles(t.sh.st.Input)
 	case tea.MouseWheelMsg:
+		if t.open >= 0 {
+			return t, t.pane.update(msg)
+		}
 		if msg.Button == tea.MouseWheelUp {
 			t.move(-3)
 		} else if msg.Button == tea.MouseWheelDown {
 			t.move(3)
 		}
 	case tea.KeyPressMsg:
+		if t.open >= 0 {
+			return t, t.pane.update(msg)
+		}
 		return t, t.key(msg)
 	}
 	return t, nil
+}
+
+// openLine shows what a tag (or a subject) points to and fetches that
+// manifest.
+func (t *tagsScreen) openLine(i int) tea.Cmd {
+	if t.res == nil || i < 0 || i >= len(t.lines) {
+		return nil
+	}
+	l := t.lines[i]
+	if l.kind != lineTag && l.kind != lineSubject {
+		return nil
+	}
+	target := t.res.Repository + "@" + t.res.Subjects[l.subject].Subject
+	if l.kind == lineTag {
+		target = t.res.Repository + ":" + t.res.Subjects[l.subject].Tags[l.tag].Tag
+	}
+	sh := t.sh
+	t.cursor, t.open = i, i
+	cmd := t.manifest.start(sh, scrTags, func(ctx context.Context, _ func(none)) (discovery.Manifest, error) {
+		return discovery.FetchManifest(ctx, target, sh.discoveryOpts()...)
+	})
+	t.renderOpen()
+	t.pane.top()
+	return cmd
+}
+
+// click selects the row under the mouse; a click on the selected one opens
+// it.
+func (t *tagsScreen) click(_, y int) tea.Cmd {
+	if t.open >= 0 || t.res == nil {
+		return nil
+	}
+	i := t.offset + y - 2
+	for i >= 0 && i < len(t.lines) && t.lines[i].kind == lineCont {
+		i--
+	}
+	if i < 0 || i >= len(t.lines) {
+		return nil
+	}
+	if i == t.cursor {
+		return t.openLine(i)
+	}
+	t.cursor = i
+	t.follow()
+	return nil
+}
+
+func (t *tagsScreen) selectedDigest() string {
+	if t.res == nil || t.cursor >= len(t.lines) {
+		return ""
+	}
+	switch l := t.lines[t.cursor]; l.kind {
+	case lineTag:
+		return t.res.Subjects[l.subject].Tags[l.tag].Digest
+	case lineSubject:
+		return t.res.Subjects[l.subject].Subject
+	}
+	return ""
+}
+
+// renderOpen fills the pane with the open tag or subject.
+func (t *tagsScreen) renderOpen() {
+	if t.open < 0 || t.res == nil || t.open >= len(t.lines) {
+		t.open = -1
+		return
+	}
+	st, w := t.sh.st, t.pane.width()
+	l := t.lines[t.open]
+	s := t.res.Subjects[l.subject]
+	var lines []string
+	add := func(x ...string) { lines = append(lines, x...) }
+	if l.kind == lineTag {
+		tg := s.Tags[l.tag]
+		add(trunc(st.Title.Render(tg.Kind+" tag"), w), st.Label.Render("esc returns to the list · y copies the digest"), "")
+		add(wrapHardIndent(st.Label.Render("tag        "), tg.Tag, w)...)
+		add(wrapHardIndent(st.Label.Render("points to  "), orText(tg.Digest, "(not resolved)"), w)...)
+	} else {
+		add(trunc(st.Title.Render("subject"), w), st.Label.Render("esc returns to the list · y copies the digest"), "")
+	}
+	add(wrapHardIndent(st.Label.Render("subject    "), s.Subject, w)...)
+	exists := "not checked"
+	if s.Exists != nil {
+		exists = map[bool]string{true: "exists", false: "ORPHAN: the subject is gone"}[*s.Exists]
+	}
+	add(st.Label.Render("           ") + st.word(exists))
+	switch m := t.manifest; {
+	case m.running():
+		add("", "  "+st.paint(toneRun, t.sh.frame+" fetching what it holds"))
+	case m.state == jobFailed:
+		add("")
+		add(wrapIndent("  "+st.word("error")+" ", m.err, w)...)
+	case m.res != nil:
+		mf := m.res
+		add("", st.Header.Render("HOLDS")+"  "+mf.MediaType+"  "+human.Size(mf.Size))
+		if mf.ArtifactType != "" {
+			add(wrapIndent("  artifact type ", mf.ArtifactType, w)...)
+		}
+		if mf.Subject != "" {
+			add(wrapHardIndent("  subject       ", mf.Subject, w)...)
+		}
+		if len(mf.Entries) > 0 {
+			add("", st.Header.Render(strings.ToUpper(human.Plural(len(mf.Entries), "entry"))+" ("+strconv.Itoa(len(mf.Entries))+")"))
+			for _, e := range mf.Entries {
+				what := e.ArtifactType
+				if what == "" {
+					what = e.MediaType
+				}
+				add(wrapIndent("  "+pad(e.Role, 9, false)+" ", what+"  "+human.Size(e.Size), w)...)
+				add(wrapHardIndent("            ", e.Digest, w)...)
+			}
+		}
+		if len(mf.Annotations) > 0 {
+			add("", st.Header.Render(fmt.Sprintf("ANNOTATIONS (%d)", len(mf.Annotations))))
+			keys := make([]string, 0, len(mf.Annotations))
+			for k := range mf.Annotations {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				add(wrapHardIndent("  "+k+": ", mf.Annotations[k], w)...)
+			}
+		}
+		add("", st.Header.Render("MANIFEST")+st.Label.Render("  as the registry serves it"))
+		add(jsonLines(mf.Raw, w)...)
+	}
+	t.pane.setLines(lines)
+}
+
+// orText is v, or alt when v is empty.
+func orText(v, alt string) string {
+	if v == "" {
+		return alt
+	}
+	return v
 }
 
 func (t *tagsScreen) key(msg tea.KeyPressMsg) tea.Cmd {
@@ -152,6 +301,8 @@ func (t *tagsScreen) key(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.Filter):
 		t.editing = true
 		return t.filter.Focus()
+	case key.Matches(msg, k.OpenTag):
+		return t.openLine(t.cursor)
 	case key.Matches(msg, k.Up):
 		t.move(-1)
 	case key.Matches(msg, k.Down):
@@ -162,8 +313,10 @@ func (t *tagsScreen) key(msg tea.KeyPressMsg) tea.Cmd {
 		t.move(t.listHeight())
 	case key.Matches(msg, k.Top):
 		t.cursor = 0
+		t.follow()
 	case key.Matches(msg, k.Bottom):
 		t.cursor = max(0, len(t.lines)-1)
+		t.follow()
 	case key.Matches(msg, k.Reload):
 		return t.list()
 	case key.Matches(msg, k.NextRegistry), key.Matches(msg, k.PrevRegistry):
@@ -195,27 +348,49 @@ func nextHost(hosts []string, ref string, step int) string {
 	return hosts[((i+step)%len(hosts)+len(hosts))%len(hosts)]
 }
 
+// move steps the cursor over the rows, skipping continuation lines.
 func (t *tagsScreen) move(d int) {
-	t.cursor = clamp(t.cursor+d, 0, len(t.lines)-1)
+	if len(t.lines) == 0 {
+		return
+	}
+	c := clamp(t.cursor+d, 0, len(t.lines)-1)
+	for c > 0 && t.lines[c].kind == lineCont {
+		if d > 0 && c < len(t.lines)-1 {
+			c++
+		} else {
+			c--
+		}
+	}
+	t.cursor = c
+	t.follow()
+}
+
+// follow keeps the cursor in view (in Update: View changes nothing).
+func (t *tagsScreen) follow() {
+	t.offset = window(t.cursor, t.offset, t.listHeight(), len(t.lines))
 }
 
 func (t *tagsScreen) back() (bool, tea.Cmd) {
+	if t.open >= 0 {
+		t.open = -1
+		t.manifest.stop()
+		t.follow()
+		return true, nil
+	}
 	if t.filter.Value() != "" {
 		t.filter.SetValue("")
 		t.flatten()
 		return true, nil
 	}
-	if t.cur.cancel != nil {
-		t.stop()
-		t.state = "stopped"
-		return true, nil
+	if t.job.stop() {
+		return true, flash("listing stopped")
 	}
 	return false, nil
 }
 
 func (t *tagsScreen) stop() {
-	t.cur.stop()
-	t.cur = run{}
+	t.job.stop()
+	t.manifest.stop()
 }
 
 func (t *tagsScreen) help() bindings {
@@ -223,13 +398,26 @@ func (t *tagsScreen) help() bindings {
 	if t.editing {
 		return bindings{short: []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply")), k.ClearFilter}}
 	}
+	if t.open >= 0 {
+		return bindings{short: []key.Binding{k.PageDown, k.PageUp, k.Back}, full: [][]key.Binding{{k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Back}}}
+	}
 	return bindings{
-		short: []key.Binding{k.Filter, k.Reload, k.PrevRegistry, k.NextRegistry},
-		full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Filter, k.ClearFilter, k.Reload, k.PrevRegistry, k.NextRegistry}},
+		short: []key.Binding{k.Up, k.Down, k.OpenTag, k.Filter, k.Reload, k.PrevRegistry, k.NextRegistry},
+		full:  [][]key.Binding{{k.Up, k.Down, k.OpenTag, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Filter, k.ClearFilter, k.Reload, k.PrevRegistry, k.NextRegistry}},
 	}
 }
 
 var kindOrder = map[string]int{discovery.TagKindIndex: 0, discovery.TagKindSig: 1, discovery.TagKindAtt: 2, discovery.TagKindSBOM: 3, discovery.TagKindOther: 4}
+
+// addRow adds a row whose name wraps onto continuation lines at w.
+func (t *tagsScreen) addRow(l tagLine, name string, w int) {
+	parts := wrapHard(name, w)
+	l.part = parts[0]
+	t.lines = append(t.lines, l)
+	for _, p := range parts[1:] {
+		t.lines = append(t.lines, tagLine{kind: lineCont, subject: l.subject, tag: l.tag, part: p, of: l.kind})
+	}
+}
 
 // flatten builds the rows: each subject, then its tags by kind, then the
 // findings; only rows matching the filter.
@@ -252,8 +440,15 @@ func (t *tagsScreen) flatten() {
 		if len(tags) == 0 {
 			continue
 		}
+		// A subject's row says whether it exists; its digest follows in
+		// full on the lines below.
 		t.lines = append(t.lines, tagLine{kind: lineSubject, subject: si})
-		t.lines = append(t.lines, tags...)
+		for _, p := range wrapHard(s.Subject, max(20, t.w-3-4)) {
+			t.lines = append(t.lines, tagLine{kind: lineCont, subject: si, part: p, of: lineSubject})
+		}
+		for _, tl := range tags {
+			t.addRow(tl, s.Tags[tl.tag].Tag, t.tagWidth())
+		}
 	}
 	if q == "" && len(t.res.Findings) > 0 {
 		t.lines = append(t.lines, tagLine{kind: lineText}, tagLine{kind: lineText, text: "FINDINGS", tone: toneBold})
@@ -262,6 +457,7 @@ func (t *tagsScreen) flatten() {
 		}
 	}
 	t.cursor = clamp(t.cursor, 0, len(t.lines)-1)
+	t.follow()
 }
 
 func (t *tagsScreen) listHeight() int {
@@ -278,36 +474,47 @@ func (t *tagsScreen) View() string {
 	if t.repo == "" {
 		return "No repository to list.\n\nSet one on the Start screen (1, then e): HOST/REPO."
 	}
-	b.WriteString(trunc(t.headline(), t.w))
+	if t.open >= 0 {
+		return rightAlign(t.headline(), st.Label.Render(t.pane.position()), t.w) + "\n" + t.pane.view()
+	}
+	pos := ""
+	if len(t.lines) > t.listHeight() {
+		pos = st.Label.Render(position(t.cursor, len(t.lines)))
+	}
+	b.WriteString(rightAlign(t.headline(), pos, t.w))
 	b.WriteByte('\n')
 	h := t.listHeight()
 	switch {
 	case t.res == nil:
 		b.WriteString("\n")
-		switch t.state {
-		case "listing":
+		switch t.job.state {
+		case jobRunning:
 			b.WriteString(st.paint(toneRun, t.sh.frame+" listing tags of "+t.repo+" …"))
-		case "error":
-			b.WriteString(st.word("error") + " " + t.err)
-		case "stopped":
+		case jobFailed:
+			b.WriteString(st.word("error") + " " + t.job.err)
+		case jobStopped:
 			b.WriteString(st.word("skipped") + " stopped; r lists again")
 		}
 		return b.String()
 	case len(t.lines) == 0:
 		b.WriteString("\n")
 		if t.filter.Value() != "" {
-			b.WriteString("  nothing matches the filter")
+			b.WriteString("  nothing matches \"" + t.filter.Value() + "\" (tag names, kinds, digests); esc clears the filter")
 		} else {
 			b.WriteString("  no referrer or cosign tags in this repository")
 		}
 	default:
 		b.WriteString(st.Header.Render(t.columnHeader()))
-		t.offset = window(t.cursor, t.offset, h, len(t.lines))
 		end := min(len(t.lines), t.offset+h)
+		var rows strings.Builder
 		for i := t.offset; i < end; i++ {
-			b.WriteByte('\n')
-			b.WriteString(t.row(i))
+			if i > t.offset {
+				rows.WriteByte('\n')
+			}
+			rows.WriteString(t.row(i))
 		}
+		b.WriteByte('\n')
+		b.WriteString(withScrollbar(rows.String(), t.w-1, scrollbar(st, len(t.lines), t.offset, end-t.offset)))
 	}
 	if t.editing || t.filter.Value() != "" {
 		for n := min(len(t.lines), h); n < h; n++ {
@@ -331,17 +538,17 @@ func (t *tagsScreen) headline() string {
 			orphans++
 		}
 	}
-	parts := []string{st.Header.Render(t.sh.displayRef(r.Repository)), itoa(int64(r.TagsTotal)) + " tags for " + itoa(int64(len(r.Subjects))) + " subjects"}
+	parts := []string{st.Header.Render(t.sh.displayRef(r.Repository)), human.Count(r.TagsTotal, "tag") + " for " + human.Count(len(r.Subjects), "subject")}
 	if orphans > 0 {
-		parts = append(parts, st.word("orphan")+" "+itoa(int64(orphans)))
+		parts = append(parts, st.word("orphan")+" "+strconv.Itoa(orphans))
 	}
 	if r.Partial {
 		parts = append(parts, st.word("partial"))
 	}
-	if t.state == "listing" {
+	if t.job.running() {
 		parts = append(parts, st.paint(toneRun, t.sh.frame+" listing"))
 	}
-	parts = append(parts, itoa(int64(r.Requests))+" requests")
+	parts = append(parts, human.Count(r.Requests, "request"))
 	return strings.Join(parts, " · ")
 }
 
@@ -349,7 +556,7 @@ func (t *tagsScreen) columnHeader() string {
 	return "  KIND    TAG" + strings.Repeat(" ", max(1, t.tagWidth()-2)) + "→ HOLDS"
 }
 
-func (t *tagsScreen) tagWidth() int { return max(12, t.w-2-2-7-1-22) }
+func (t *tagsScreen) tagWidth() int { return max(12, t.w-3-2-7-1-22) }
 
 func (t *tagsScreen) row(i int) string {
 	st := t.sh.st
@@ -362,7 +569,13 @@ func (t *tagsScreen) row(i int) string {
 	var text string
 	switch l.kind {
 	case lineText:
-		return "  " + trunc(st.paint(l.tone, l.text), t.w-2)
+		return "  " + trunc(st.paint(l.tone, l.text), t.w-3)
+	case lineCont:
+		indent := 2 + 2 + 7 // under a tag name
+		if l.of == lineSubject {
+			indent = 4
+		}
+		return strings.Repeat(" ", indent) + l.part
 	case lineSubject:
 		s := t.res.Subjects[l.subject]
 		state, tone := "exists", toneOK
@@ -372,25 +585,22 @@ func (t *tagsScreen) row(i int) string {
 		case !*s.Exists:
 			state, tone = "ORPHAN: subject missing", toneFail
 		}
-		n := itoa(int64(len(s.Tags))) + " tags"
-		if len(s.Tags) == 1 {
-			n = "1 tag"
-		}
-		subject := "SUBJECT " + truncMiddle(s.Subject, max(20, t.w-50))
+		n := human.Count(len(s.Tags), "tag")
+		subject := "SUBJECT"
 		if sel {
-			return mark + st.Selected.Render(trunc(subject+"  "+state+" · "+n, t.w-2))
+			return mark + st.Selected.Render(trunc(subject+" "+state+" · "+n, t.w-3))
 		}
-		text = st.Header.Render(subject) + "  " + st.paint(tone, state) + st.Label.Render(" · "+n)
-		return mark + trunc(text, t.w-2)
+		text = st.Header.Render(subject) + " " + st.paint(tone, state) + st.Label.Render(" · "+n)
+		return mark + trunc(text, t.w-3)
 	}
 	tg := t.res.Subjects[l.subject].Tags[l.tag]
 	digest := discovery.ShortDigest(tg.Digest)
 	if digest == "" {
 		digest = "(not resolved)"
 	}
-	line := "  " + pad(tg.Kind, 6, false) + " " + pad(truncMiddle(tg.Tag, t.tagWidth()), t.tagWidth(), false) + " → " + digest
+	line := "  " + pad(tg.Kind, 6, false) + " " + pad(l.part, t.tagWidth(), false) + " → " + digest
 	if sel {
-		return mark + st.Selected.Render(trunc(line, t.w-2))
+		return mark + st.Selected.Render(trunc(line, t.w-3))
 	}
-	return mark + trunc(line, t.w-2)
+	return mark + trunc(line, t.w-3)
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,7 +33,6 @@ import (
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
-	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/runbook"
@@ -45,7 +45,7 @@ type Options struct {
 	// the discovery limits.
 	Config config.Config
 	// Targets are the registries to probe (HOST or HOST/REPO). Empty means
-	// the lab's registries, else the config's.
+	// the config's registries.
 	Targets []probe.Target
 	// Image is the subject for referrer discovery (HOST/REPO:TAG or @DIGEST).
 	Image string
@@ -61,11 +61,16 @@ type Options struct {
 	// DiagOut is where the support bundle is written; empty means
 	// refdoctor-support-<time>.tgz in the working folder.
 	DiagOut string
-	// Lab, when set, supplies registries, logins, the seeded image and
-	// repository and display names for whatever is not given above.
-	Lab *lab.Lab
 	// Names maps registry hosts to short display names (the lab's names).
 	Names map[string]string
+	// ProbeOnStart probes every target as the TUI opens, so that the
+	// compatibility table is ready when the operator opens it and the
+	// session log holds the probe lines the first runbook step reads back
+	// (the demo does).
+	ProbeOnStart bool
+	// RefillBudget holds, by host, what refills a lab registry's Docker
+	// Hub-like pull budget: R on its detail view offers it.
+	RefillBudget map[string]func(context.Context) error
 	// Metrics counts this session's probes and discoveries.
 	Metrics *telemetry.Metrics
 	// Prometheus, when set, is where the Metrics screen and the runbook's
@@ -87,14 +92,16 @@ type Options struct {
 	Input  io.Reader
 	Output io.Writer
 
+	// Mouse turns mouse capture on: clicks on tabs and rows, and the wheel.
+	// It is off by default so that the terminal's own selection copies a
+	// digest in every terminal (y copies the selected one with OSC 52
+	// where the terminal allows it).
+	Mouse bool
+
 	// workDir is the working folder, read once before the program starts
 	// (Update never touches the file system): the file picker starts there
 	// and the support bundle goes there.
 	workDir string
-
-	// stable makes the screens print no timings (0 ms) and a fixed
-	// spinner frame, for golden tests.
-	stable bool
 }
 
 // Run opens the TUI and returns when the operator quits or ctx ends. Every
@@ -141,47 +148,6 @@ func (o Options) resolve() Options {
 	names := map[string]string{}
 	for k, v := range o.Names {
 		names[k] = v
-	}
-	if l := o.Lab; l != nil {
-		for _, r := range l.Config().Registries {
-			if _, ok := o.Config.Host(r.Host); !ok {
-				o.Config.Registries = append(o.Config.Registries, r)
-			}
-		}
-		o.ClientOpts = append(l.ClientOpts(), o.ClientOpts...)
-		var image, repo string
-		for _, r := range l.Registries {
-			if _, ok := names[r.Host]; !ok {
-				names[r.Host] = r.Name
-			}
-			switch r.Profile {
-			case lab.ProfileOCI11:
-				if image == "" {
-					image = l.Seed.Ref(r.Host)
-				}
-			case lab.ProfileFallback404:
-				if repo == "" {
-					repo = r.Host + "/" + l.Seed.Repository
-				}
-			}
-		}
-		if len(o.Targets) == 0 {
-			for _, r := range l.Registries {
-				o.Targets = append(o.Targets, probe.Target{Host: r.Host, Repository: l.Seed.Repository})
-			}
-		}
-		if image == "" && len(l.Registries) > 0 {
-			image = l.Seed.Ref(l.Registries[0].Host)
-		}
-		if repo == "" && len(l.Registries) > 0 {
-			repo = l.Registries[0].Host + "/" + l.Seed.Repository
-		}
-		if o.Image == "" {
-			o.Image = image
-		}
-		if o.Repository == "" {
-			o.Repository = repo
-		}
 	}
 	o.Names = names
 	if len(o.Targets) == 0 {
@@ -230,7 +196,7 @@ type shared struct {
 	book    *runbook.Book
 	bookErr error
 
-	hostRE *regexp.Regexp // known hosts, for names
+	hostRE *regexp.Regexp // known hosts, for names (nil: none known)
 }
 
 func newShared(ctx context.Context, o *Options) *shared {
@@ -240,8 +206,15 @@ func newShared(ctx context.Context, o *Options) *shared {
 		spin: spinner.New(spinner.WithSpinner(spinner.MiniDot))}
 	sh.book, sh.bookErr = runbook.Load()
 	sh.frame = sh.spin.View()
-	if o.stable {
-		sh.frame = "*"
+	if len(o.Names) > 0 {
+		hosts := make([]string, 0, len(o.Names))
+		for h := range o.Names {
+			hosts = append(hosts, regexp.QuoteMeta(h))
+		}
+		// Longest first; \b keeps 127.0.0.1:4000 from matching inside
+		// 127.0.0.1:40001.
+		sort.Slice(hosts, func(i, j int) bool { return len(hosts[i]) > len(hosts[j]) })
+		sh.hostRE = regexp.MustCompile(`(?:` + strings.Join(hosts, "|") + `)\b`)
 	}
 	return sh
 }
@@ -249,7 +222,7 @@ func newShared(ctx context.Context, o *Options) *shared {
 // wakeSpinner starts the spinner's ticks if they are not running; they
 // stop by themselves when no run is left.
 func (sh *shared) wakeSpinner() tea.Cmd {
-	if sh.ticking || sh.opts.stable {
+	if sh.ticking {
 		return nil
 	}
 	sh.ticking = true
@@ -278,17 +251,7 @@ func (sh *shared) displayRef(ref string) string {
 // with their display names.
 func (sh *shared) names(text string) string {
 	if sh.hostRE == nil {
-		if len(sh.opts.Names) == 0 {
-			return text
-		}
-		hosts := make([]string, 0, len(sh.opts.Names))
-		for h := range sh.opts.Names {
-			hosts = append(hosts, regexp.QuoteMeta(h))
-		}
-		// Longest first; \b keeps 127.0.0.1:4000 from matching inside
-		// 127.0.0.1:40001.
-		sort.Slice(hosts, func(i, j int) bool { return len(hosts[i]) > len(hosts[j]) })
-		sh.hostRE = regexp.MustCompile(`(?:` + strings.Join(hosts, "|") + `)\b`)
+		return text
 	}
 	return sh.hostRE.ReplaceAllStringFunc(text, func(h string) string { return sh.name(h) })
 }
@@ -359,38 +322,8 @@ func (sh *shared) runnable(text string) string {
 	})
 }
 
-// ms renders a duration in milliseconds (always 0 in golden tests).
-func (sh *shared) ms(n int64) string {
-	if sh.opts.stable {
-		n = 0
-	}
-	return itoa(n) + "ms"
-}
-
-// timeStamp names files written in this session.
-func timeStamp() string { return time.Now().Format("20060102-150405") }
-
-func itoa(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
-}
+// ms renders a duration in milliseconds.
+func (sh *shared) ms(n int64) string { return strconv.FormatInt(n, 10) + "ms" }
 
 // clientOpts are the registry client options of every engine call.
 func (sh *shared) clientOpts() []registry.Opt {

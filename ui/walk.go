@@ -4,16 +4,17 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
-	"charm.land/bubbles/v2/viewport"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
 	"github.com/refdoctor/refdoctor/bundle"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/runbook"
 )
@@ -41,14 +42,20 @@ type walkScreen struct {
 	cmds   []runbook.RenderedCommand
 	cmdErr string
 	cmdAt  []int // content line of each command, to scroll to it
-	vp     viewport.Model
+	pane   pane
 	w, h   int
 	leftW  int
-	listOf int
+	// list is the step list's lines, selLine the selected step's line and
+	// listOf the first line in view (kept in Update).
+	list    []string
+	listSel int
+	listOf  int
+	// stepAt maps a list line to its step index (-1 for section titles).
+	stepAt []int
 }
 
 func newWalkScreen(sh *shared) *walkScreen {
-	w := &walkScreen{sh: sh, states: map[string]*stepState{}, vp: newViewport(sh)}
+	w := &walkScreen{sh: sh, states: map[string]*stepState{}, pane: newPane(sh)}
 	w.newEngine()
 	w.render()
 	return w
@@ -110,8 +117,7 @@ func (w *walkScreen) state(id string) *stepState {
 func (w *walkScreen) SetSize(width, h int) {
 	w.w, w.h = width, h
 	w.leftW = clamp(width/3, 24, 38)
-	w.vp.SetWidth(max(10, width-w.leftW-3))
-	w.vp.SetHeight(max(1, h))
+	w.pane.setSize(max(10, width-w.leftW-3), max(1, h))
 	w.render()
 }
 
@@ -129,7 +135,7 @@ func (w *walkScreen) selected() (runbook.Step, bool) {
 func (w *walkScreen) selectStep(i int) {
 	w.sel = clamp(i, 0, len(w.steps())-1)
 	w.cmdSel = 0
-	w.vp.GotoTop()
+	w.pane.top()
 	w.render()
 }
 
@@ -149,9 +155,8 @@ func (w *walkScreen) runStep(force bool) tea.Cmd {
 	st.cur.stop()
 	eng, id := w.engine, step.ID
 	var cmd tea.Cmd
-	st.cur, cmd = w.sh.start(scrRunbook, func(ctx context.Context, emit func(any)) (any, error) {
-		res := eng.Run(ctx, id, func(ev runbook.Event) { emit(ev) })
-		return res, nil
+	st.cur, cmd = start(w.sh, scrRunbook, func(ctx context.Context, emit func(runbook.Event)) (runbook.Result, error) {
+		return eng.Run(ctx, id, emit), nil
 	})
 	st.status, st.res, st.msg, st.frac, st.events = runbook.StatusRunning, nil, "starting", 0, 0
 	w.render()
@@ -171,31 +176,31 @@ func (w *walkScreen) stepOf(runID uint64) *stepState {
 func (w *walkScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	k := w.sh.keys
 	switch msg := msg.(type) {
-	case eventMsg:
+	case eventMsg[runbook.Event]:
 		st := w.stepOf(msg.run)
 		if st == nil {
 			return w, nil
 		}
-		if ev, ok := msg.ev.(runbook.Event); ok {
-			st.events++
-			if ev.Message != "" {
-				st.msg = ev.Message
-			}
-			if ev.Fraction > 0 {
-				st.frac = ev.Fraction
-			}
+		ev := msg.ev
+		st.events++
+		if ev.Message != "" {
+			st.msg = ev.Message
+		}
+		if ev.Fraction > 0 {
+			st.frac = ev.Fraction
 		}
 		w.render()
-	case doneMsg:
+	case doneMsg[runbook.Result]:
 		st := w.stepOf(msg.run)
 		if st == nil {
 			return w, nil
 		}
 		st.cur = run{}
-		if res, ok := msg.val.(runbook.Result); ok {
-			st.res, st.status = &res, res.Status
+		if msg.err != nil {
+			st.status, st.msg = runbook.StatusFailed, msg.err.Error()
 		} else {
-			st.status, st.msg = runbook.StatusFailed, fmt.Sprint(msg.err)
+			res := msg.val
+			st.res, st.status = &res, res.Status
 		}
 		w.render()
 	case gotoStepMsg:
@@ -214,9 +219,9 @@ func (w *walkScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		w.render()
 	case tea.KeyPressMsg:
 		switch {
-		case key.Matches(msg, k.NextStep):
+		case key.Matches(msg, k.Down):
 			w.selectStep(w.sel + 1)
-		case key.Matches(msg, k.PrevStep):
+		case key.Matches(msg, k.Up):
 			w.selectStep(w.sel - 1)
 		case key.Matches(msg, k.RunStep):
 			return w, w.runStep(false)
@@ -233,10 +238,10 @@ func (w *walkScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			}
 			return w, flash("this step has no command to copy")
 		default:
-			return w, scrollKeys(w.sh, &w.vp, msg)
+			return w, w.pane.update(msg)
 		}
 	case tea.MouseMsg:
-		return w, scrollKeys(w.sh, &w.vp, msg)
+		return w, w.pane.update(msg)
 	}
 	return w, nil
 }
@@ -249,9 +254,7 @@ func (w *walkScreen) selectCommand(i int) {
 	w.render()
 	if w.cmdSel < len(w.cmdAt) {
 		line := w.cmdAt[w.cmdSel]
-		if line < w.vp.YOffset() || line+2 >= w.vp.YOffset()+w.vp.Height() {
-			w.vp.SetYOffset(max(0, line-2))
-		}
+		w.pane.show(max(0, line-2), line+2)
 	}
 }
 
@@ -283,10 +286,10 @@ func (w *walkScreen) stop() {
 func (w *walkScreen) help() bindings {
 	k := w.sh.keys
 	return bindings{
-		short: []key.Binding{k.RunStep, k.RerunStep, k.NextStep, k.PrevStep, k.NextCommand, k.Copy},
+		short: []key.Binding{k.Steps, k.RunStep, k.RerunStep, k.NextCommand, k.Copy, k.PageDown},
 		full: [][]key.Binding{
-			{k.NextStep, k.PrevStep, k.RunStep, k.RerunStep, k.Back},
-			{k.NextCommand, k.PrevCommand, k.Copy},
+			{k.Steps, k.RunStep, k.RerunStep, k.Back},
+			{k.PrevCommand, k.NextCommand, k.Copy},
 			{k.PageUp, k.PageDown, k.Top, k.Bottom},
 		},
 	}
@@ -296,9 +299,10 @@ func (w *walkScreen) View() string {
 	if w.sh.book == nil {
 		return "The runbook could not be loaded: " + fmt.Sprint(w.sh.bookErr)
 	}
-	left := clipBlock(w.stepList(), w.leftW, w.h)
+	end := min(len(w.list), w.listOf+w.h)
+	left := clipBlock(strings.Join(w.list[min(w.listOf, end):end], "\n"), w.leftW, w.h)
 	sep := strings.TrimSuffix(strings.Repeat("│\n", w.h), "\n")
-	return lipgloss.JoinHorizontal(lipgloss.Top, left, " ", w.sh.st.Rule.Render(sep), " ", w.vp.View())
+	return lipgloss.JoinHorizontal(lipgloss.Top, left, " ", w.sh.st.Rule.Render(sep), " ", w.pane.view())
 }
 
 var sectionTitles = map[string]string{
@@ -308,18 +312,21 @@ var sectionTitles = map[string]string{
 	runbook.SectionEscalate: "ESCALATE",
 }
 
-// stepList draws the steps by section with their status words, keeping
-// the selected one in view.
-func (w *walkScreen) stepList() string {
+// buildList draws the steps by section with their status words and
+// keeps the selected one in view (in Update: View changes nothing).
+func (w *walkScreen) buildList() {
 	st := w.sh.st
 	var lines []string
+	w.stepAt = w.stepAt[:0]
 	selLine := 0
 	section := ""
 	for i, s := range w.steps() {
 		if s.Section != section {
 			section = s.Section
 			lines = append(lines, st.Header.Render(sectionTitles[section]))
+			w.stepAt = append(w.stepAt, -1)
 		}
+		w.stepAt = append(w.stepAt, i)
 		state := w.state(s.ID)
 		word := string(state.status)
 		if state.status == runbook.StatusRunning {
@@ -333,26 +340,30 @@ func (w *walkScreen) stepList() string {
 			lines = append(lines, "  "+st.paint(toneOf(word), pad(word, 7, false))+" "+title)
 		}
 	}
+	w.list, w.listSel = lines, selLine
 	w.listOf = window(selLine, w.listOf, w.h, len(lines))
-	end := min(len(lines), w.listOf+w.h)
-	return strings.Join(lines[w.listOf:end], "\n")
 }
 
 // render rebuilds the right pane for the selected step (in Update, never
 // in View).
 func (w *walkScreen) render() {
+	w.buildList()
 	step, ok := w.selected()
 	if !ok {
-		w.vp.SetContent("")
+		w.pane.setContent("")
 		return
 	}
 	sh, st := w.sh, w.sh.st
-	width := max(20, w.vp.Width()-1)
+	width := w.pane.width()
 	state := w.state(step.ID)
 	w.cmds, w.cmdErr = nil, ""
-	if cmds, err := step.Render(sh.runbookTargets()); err != nil {
+	switch cmds, err := step.Render(sh.runbookTargets()); {
+	case state.res != nil && len(state.res.Commands) > 0:
+		// Filled in with what the check resolved: the digest, a referrer.
+		w.cmds = state.res.Commands
+	case err != nil:
 		w.cmdErr = err.Error()
-	} else {
+	default:
 		w.cmds = cmds
 	}
 	w.cmdSel = clamp(w.cmdSel, 0, max(0, len(w.cmds)-1))
@@ -366,7 +377,7 @@ func (w *walkScreen) render() {
 	}
 	word := string(state.status)
 	add(trunc(st.Title.Render(step.Title)+"  "+st.word(word), width))
-	add(st.Label.Render(trunc(sectionTitles[step.Section]+" · step "+itoa(int64(w.sel+1))+" of "+itoa(int64(len(w.steps())))+" · check: "+step.Check.Kind, width)))
+	add(st.Label.Render(trunc(sectionTitles[step.Section]+" · step "+strconv.Itoa(w.sel+1)+" of "+strconv.Itoa(len(w.steps()))+" · check: "+step.Check.Kind, width)))
 	add("")
 	para("", step.Summary)
 
@@ -376,7 +387,7 @@ func (w *walkScreen) render() {
 	case state.status == runbook.StatusRunning:
 		line := sh.frame + " running"
 		if state.frac > 0 && state.frac < 1 {
-			line += " " + itoa(int64(state.frac*100)) + "%"
+			line += " " + strconv.Itoa(int(state.frac*100)) + "%"
 		}
 		add(st.paint(toneRun, line))
 		para("  ", state.msg)
@@ -390,7 +401,7 @@ func (w *walkScreen) render() {
 
 	w.cmdAt = w.cmdAt[:0]
 	if len(w.cmds) > 0 || w.cmdErr != "" {
-		add("", st.Header.Render("COMMANDS")+st.Label.Render("  j/k select · c copies"))
+		add("", st.Header.Render("COMMANDS")+st.Label.Render("  [ ] select · c copies"))
 		if w.cmdErr != "" {
 			para("  ", st.word("error")+" "+w.cmdErr)
 		}
@@ -402,18 +413,27 @@ func (w *walkScreen) render() {
 				mark = st.Cursor.Render("› ")
 				title = st.Header.Render(title)
 			}
+			if !c.Shell() {
+				title += st.Label.Render(" (" + c.Lang + ")")
+			}
 			add(trunc(mark+title, width))
-			for _, l := range strings.Split(c.Text, "\n") {
-				text := wrapIndent("    $ ", l, width)
-				for j := range text {
-					text[j] = st.Code.Render(text[j])
+			// A shell command gets a prompt on its first line; a config
+			// snippet or a query is shown as it is pasted.
+			for j, l := range strings.Split(c.Text, "\n") {
+				lead := "      "
+				if c.Shell() && j == 0 {
+					lead = "    $ "
+				}
+				text := wrapIndent(lead, l, width)
+				for k := range text {
+					text[k] = st.Code.Render(text[k])
 				}
 				add(text...)
 			}
 		}
 	}
 	if cs := sh.book.CorrectionsFor(step); len(cs) > 0 {
-		add("", st.Header.Render("THE OLDER RUNBOOK IS WRONG HERE")+st.Label.Render(" ("+itoa(int64(len(cs)))+")"))
+		add("", st.Header.Render("THE OLDER RUNBOOK IS WRONG HERE")+st.Label.Render(" ("+strconv.Itoa(len(cs))+")"))
 		for _, c := range cs {
 			add(trunc("  "+st.Header.Render(c.Topic), width))
 			para("    older runbook: ", c.OlderSays)
@@ -451,12 +471,12 @@ func (w *walkScreen) render() {
 				next = append(next, s.Title)
 			}
 		}
-		add("", st.Header.Render("NEXT")+st.Label.Render("  n moves on"))
+		add("", st.Header.Render("NEXT")+st.Label.Render("  ↓ moves on"))
 		for _, n := range next {
 			para("  → ", n)
 		}
 	}
-	w.vp.SetContent(strings.Join(lines, "\n"))
+	w.pane.setContent(strings.Join(lines, "\n"))
 }
 
 // resultLines renders a step result: status and summary, what the check
@@ -479,27 +499,21 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 		add(wrapIndent("  error: ", res.Error, width)...)
 	}
 	switch {
+	case res.Timing != nil:
+		add(timingTable(sh, *res.Timing, width)...)
+	case res.Compat != nil:
+		add(compatTable(sh, res.Compat, width)...)
+	case res.Failures != nil || (res.Probe != nil && w.stepKind() == runbook.CheckProbeFailures):
+		add(failureTable(sh, res.Failures, width)...)
 	case res.Probe != nil:
-		for _, r := range res.Probe.Registries {
-			verdict := string(r.ReferrersAPI)
-			tone := toneOf(verdict)
-			if mismatch(&r) {
-				verdict += "!"
-				tone = toneMismatch
-			}
-			tags := ""
-			if width >= 60 {
-				tags = pad(r.FallbackTags, 11, false) + " "
-			}
-			add(trunc("    "+pad(trunc(sh.name(r.Registry), 16), 16, false)+" "+st.paint(tone, pad(verdict, 12, false))+" "+tags+st.word(string(r.Outcome())), width))
-		}
+		add(probeTable(sh, *res.Probe, width)...)
 	case res.Discovery != nil:
 		d := res.Discovery
 		incomplete := d.Outcome == finding.OutcomeIncomplete
-		add(referrerTree(st, d.Referrers, width, incomplete)...)
+		add(referrerTreeLines(st, d.Referrers, width, incomplete)...)
 		for _, p := range d.Platforms {
-			add(trunc("  platform "+p.Platform+" "+discovery.ShortDigest(p.Digest)+" ("+itoa(int64(len(p.Referrers)))+")", width))
-			add(referrerTree(st, p.Referrers, width, incomplete)...)
+			add(trunc("  platform "+p.Platform+" "+discovery.ShortDigest(p.Digest)+" ("+strconv.Itoa(len(p.Referrers))+")", width))
+			add(referrerTreeLines(st, p.Referrers, width, incomplete)...)
 		}
 	case res.Tags != nil:
 		for _, s := range res.Tags.Subjects {
@@ -514,28 +528,28 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 			var parts []string
 			for _, k := range []string{"index", "sig", "att", "sbom", "other"} {
 				if kinds[k] > 0 {
-					parts = append(parts, itoa(int64(kinds[k]))+" "+k)
+					parts = append(parts, strconv.Itoa(kinds[k])+" "+k)
 				}
 			}
 			add(trunc("    "+discovery.ShortDigest(s.Subject)+"  "+st.word(state)+"  "+strings.Join(parts, ", "), width))
 		}
 	case res.Bundle != nil:
 		if rep, ok := res.Bundle.(*bundle.Report); ok {
-			add(trunc("    "+itoa(int64(rep.FilesChecked))+" files, "+humanSize(rep.BytesChecked)+" hashed, "+itoa(int64(rep.ReferrersChecked))+" referrers checked", width))
+			add(trunc("    "+strconv.Itoa(rep.FilesChecked)+" files, "+human.Size(rep.BytesChecked)+" hashed, "+strconv.Itoa(rep.ReferrersChecked)+" referrers checked", width))
 			for _, s := range rep.Subjects {
 				state := "ok"
 				if s.Found != s.Expected {
 					state = "fail"
 				}
-				add(trunc("    "+st.word(state)+" "+discovery.ShortDigest(s.Subject)+" "+itoa(int64(s.Found))+"/"+itoa(int64(s.Expected))+" referrers intact", width))
+				add(trunc("    "+st.word(state)+" "+discovery.ShortDigest(s.Subject)+" "+strconv.Itoa(s.Found)+"/"+strconv.Itoa(s.Expected)+" referrers intact", width))
 			}
 		}
 	case res.Logs != nil:
 		for _, p := range res.Logs.Probes {
-			add(trunc("    line "+pad(itoa(int64(p.Line)), 5, false)+pad(trunc(sh.name(p.Host), 18), 18, false)+" "+st.word(p.API), width))
+			add(trunc("    line "+pad(strconv.Itoa(p.Line), 5, false)+pad(trunc(sh.name(p.Host), 18), 18, false)+" "+st.word(p.API), width))
 		}
 		for _, f := range res.Logs.Failures {
-			add(trunc("    line "+pad(itoa(int64(f.Line)), 5, false)+st.word("fail")+" "+f.Text, width))
+			add(trunc("    line "+pad(strconv.Itoa(f.Line), 5, false)+st.word("fail")+" "+f.Text, width))
 		}
 	case res.Metrics != nil:
 		if p := res.Prometheus; p != nil && !p.Incomplete {
@@ -553,7 +567,7 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 		}
 	}
 	if len(res.Findings) > 0 {
-		add("", st.Header.Render("  FINDINGS ("+itoa(int64(len(res.Findings)))+")"))
+		add("", st.Header.Render("  FINDINGS ("+strconv.Itoa(len(res.Findings))+")"))
 		// Warnings and errors in full; informational ones in a line each,
 		// so the commands stay within reach.
 		var full []finding.Finding
@@ -565,6 +579,99 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 			full = append(full, f)
 		}
 		add(findingLines(st, full, width)...)
+	}
+	return out
+}
+
+// stepKind is the selected step's check kind.
+func (w *walkScreen) stepKind() string {
+	if step, ok := w.selected(); ok {
+		return step.Check.Kind
+	}
+	return ""
+}
+
+// probeTable is each registry's verdict under a header.
+func probeTable(sh *shared, rep probe.Report, width int) []string {
+	st := sh.st
+	nameW := clamp(width-4-14-12-10, 10, 24)
+	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("REFERRERS API", 13, false) + " " + pad("TAGS", 11, false) + " STATUS")}
+	for _, r := range rep.Registries {
+		verdict := string(r.ReferrersAPI)
+		tone := toneOf(verdict)
+		if mismatch(&r) {
+			verdict += "!"
+			tone = toneMismatch
+		}
+		out = append(out, trunc("    "+pad(truncMiddle(sh.name(r.Registry), nameW), nameW, false)+" "+st.paint(tone, pad(verdict, 13, false))+" "+
+			pad(r.FallbackTags, 11, false)+" "+st.word(string(r.Outcome())), width))
+	}
+	return out
+}
+
+// timingTable is each registry's probe time, slowest first, with its
+// slowest request on the line below (whole, wrapped): the ten slowest,
+// then how many more and how fast they were.
+func timingTable(sh *shared, tr runbook.TimingReport, width int) []string {
+	st := sh.st
+	const shown = 10
+	nameW := clamp(width-4-9-6-9-4, 10, 24)
+	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("TIME", 9, true) + " " + pad("REQS", 5, true) + " " + pad("SLOWEST", 9, true))}
+	for i, t := range tr.Registries {
+		if i == shown {
+			out = append(out, st.Label.Render("    and "+human.Count(len(tr.Registries)-shown, "more registry")+", each "+sh.ms(t.TotalMS)+" or less"))
+			break
+		}
+		line := "    " + pad(truncMiddle(sh.name(t.Registry), nameW), nameW, false) + " " + pad(sh.ms(t.TotalMS), 9, true) + " " +
+			pad(strconv.Itoa(t.Requests), 5, true) + " " + pad(sh.ms(t.SlowestMS), 9, true)
+		tone := toneNone
+		switch {
+		case t.TimedOut:
+			line += "  timed out"
+			tone = toneFail
+		case i == 0 && len(tr.Registries) > 1:
+			line += "  slowest"
+			tone = toneWarn
+		}
+		out = append(out, st.paint(tone, line))
+		if t.SlowestRequest != "" {
+			out = append(out, wrapHardIndent("        ", st.Label.Render(t.SlowestRequest), width)...)
+		}
+	}
+	out = append(out, st.Label.Render("    slowest first, each with its slowest request · timeout "+sh.ms(tr.TimeoutMS)))
+	return out
+}
+
+// compatTable lays what the table expects beside what was observed.
+func compatTable(sh *shared, lines []runbook.CompatLine, width int) []string {
+	st := sh.st
+	nameW := clamp(width/4, 10, 20)
+	expW := clamp(width-4-nameW-1-11-1-13-1-6, 10, 26)
+	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("KIND", 11, false) + " " + pad("EXPECTED", expW, false) + " " + pad("OBSERVED", 13, false) + " AGREES")}
+	for _, c := range lines {
+		agrees, tone := "-", toneDim
+		if c.Agrees != nil {
+			agrees, tone = "yes", toneOK
+			if !*c.Agrees {
+				agrees, tone = "NO", toneMismatch
+			}
+		}
+		out = append(out, trunc("    "+pad(truncMiddle(sh.name(c.Registry), nameW), nameW, false)+" "+pad(trunc(c.Kind, 11), 11, false)+" "+
+			pad(trunc(c.Expected, expW), expW, false)+" "+st.paint(toneOf(c.Observed), pad(c.Observed, 13, false))+" "+st.paint(tone, agrees), width))
+	}
+	return out
+}
+
+// failureTable names each probe that reached no verdict and its cause.
+func failureTable(sh *shared, fs []runbook.ProbeFailure, width int) []string {
+	st := sh.st
+	if len(fs) == 0 {
+		return []string{"", "    every probe reached a verdict"}
+	}
+	nameW := clamp(width/4, 10, 22)
+	out := []string{"", st.Header.Render("    " + pad("REGISTRY", nameW, false) + " " + pad("CAUSE", 14, false) + " CODE")}
+	for _, f := range fs {
+		out = append(out, trunc("    "+pad(truncMiddle(sh.name(f.Registry), nameW), nameW, false)+" "+st.paint(toneFail, pad(f.Cause, 14, false))+" "+string(f.Code), width))
 	}
 	return out
 }
