@@ -570,6 +570,9 @@ func (cr *compareRun) run(ctx context.Context) CompareResult {
 			}
 		}
 		_ = g.Wait()
+		for i := range subjects {
+			cr.fallbackIndexFix(&subjects[i])
+		}
 	}
 	for i, sc := range subjects {
 		if p := pairs[i]; len(p.s.referrers) == 0 && (p.d == nil || len(p.d.referrers) == 0) && p.kind != "image" {
@@ -685,6 +688,8 @@ func (cr *compareRun) explain(ctx context.Context, s unit, d *unit, kind string,
 			set(finding.ReferrerMissingAtMirror, "not listed at the destination (no referrers API there); whether its fallback tag exists could not be checked: "+terr.Error())
 		case !hasTag && present:
 			set(finding.MirrorNoFallbackTag, fmt.Sprintf("the manifest was copied, but the destination has no referrers API and no fallback tag %s lists it: the copy tool wrote no tag schema (it trusted the registry's OCI-Subject header or API, as clients did on ECR in 2024)", tag))
+			// The fix names every such referrer of the subject; see
+			// fallbackIndexFix.
 		case !hasTag:
 			set(finding.MirrorNoFallbackTag, fmt.Sprintf("the destination has no referrers API and no fallback tag %s: the copy brought no referrers, and nothing wrote the tag schema", tag))
 		case present:
@@ -700,6 +705,38 @@ func (cr *compareRun) explain(ctx context.Context, s unit, d *unit, kind string,
 		return
 	}
 	set(finding.ReferrerMissingAtMirror, "not copied: the copy brought the image without its referrers (crane copy, skopeo copy and docker push copy images only)")
+}
+
+// fallbackIndexFix gives the referrers that are at the destination by
+// digest but in no fallback index, on a destination without the API,
+// one command that writes the index with all of them: copying again does
+// not help, as every client that trusts the registry's OCI-Subject header
+// writes no index, and copies skip manifests that are there.
+func (cr *compareRun) fallbackIndexFix(sc *SubjectCompare) {
+	var digests []string
+	for _, m := range sc.Missing {
+		if m.CauseCode == finding.MirrorNoFallbackTag && m.PresentByDigest {
+			digests = append(digests, m.Digest)
+		}
+	}
+	if len(digests) == 0 {
+		return
+	}
+	dest, err := ref.New(cr.destRef)
+	if err != nil {
+		return
+	}
+	cmd := "regctl index create " + dest.Registry + "/" + dest.Repository + ":sha256-" + strings.TrimPrefix(sc.DestinationSubject, "sha256:")
+	for _, d := range digests {
+		cmd += " --digest " + d
+	}
+	fix := "Write the fallback index the copy did not write (copying again does not help: clients that trust the registry's OCI-Subject header write none, and skip manifests that are there): " + cmd +
+		". Better still, have the registry serve the referrers API it announces."
+	for i := range sc.Missing {
+		if m := &sc.Missing[i]; m.CauseCode == finding.MirrorNoFallbackTag && m.PresentByDigest {
+			m.Fix = fix
+		}
+	}
 }
 
 // runnable puts the pair's references into a remedy's commands.

@@ -691,7 +691,7 @@ func TestCompareToAMirrorThatSentOCISubjectWithoutTheAPI(t *testing.T) {
 	l := labtest.StartT(t, lab.Spec{Name: "source", Profile: lab.ProfileOCI11}, lab.Spec{Name: "ecr", Profile: lab.ProfileECR2024, NoSeed: true})
 	src, _ := l.Get("source")
 	ecr, _ := l.Get("ecr")
-	dest := ecr.Host + "/mirror/app"
+	dest := ecr.Host + "/" + l.Seed.Repository
 	labtest.RunTool(t, t.TempDir(), "regctl", "--host", "reg="+src.Host+",tls=disabled", "--host", "reg="+ecr.Host+",tls=disabled",
 		"image", "copy", "--referrers", "--digest-tags", l.Seed.Ref(src.Host), dest+":"+l.Seed.Tag)
 	res := compare(t, env(l.Config(), l.ClientOpts()...), l.Seed.Ref(src.Host), dest, mirror.CompareWithPlatforms(true))
@@ -712,6 +712,37 @@ func TestCompareToAMirrorThatSentOCISubjectWithoutTheAPI(t *testing.T) {
 	}
 	if oci != 4 {
 		t.Errorf("%d referrers missing, want the seed's 4 OCI referrers", oci)
+	}
+	// Copies skip what is there and trust the header again: oras with the
+	// tag schema forced changes nothing.
+	labtest.RunTool(t, t.TempDir(), "oras", "cp", "-r", "--from-plain-http", "--to-plain-http", "--to-distribution-spec", "v1.1-referrers-tag",
+		l.Seed.Ref(src.Host), dest+":"+l.Seed.Tag)
+	if again := compare(t, env(l.Config(), l.ClientOpts()...), l.Seed.Ref(src.Host), dest, mirror.CompareWithPlatforms(true)); again.Missing != 4 {
+		t.Errorf("after oras cp: %d missing, want the 4 still without an index entry", again.Missing)
+	}
+	// The fix, as written (one command per subject), makes them found.
+	fixes := map[string]bool{}
+	for _, s := range res.Subjects {
+		for _, m := range s.Missing {
+			fixes[m.Fix] = true
+		}
+	}
+	if len(fixes) != 2 {
+		t.Fatalf("%d distinct fixes for 2 subjects: %v", len(fixes), fixes)
+	}
+	dir := t.TempDir()
+	for fix := range fixes {
+		i := strings.Index(fix, "regctl index create ")
+		j := strings.Index(fix, ". Better")
+		if i < 0 || j < i {
+			t.Fatalf("fix without its command: %q", fix)
+		}
+		args := strings.Fields(fix[i+len("regctl "):j])
+		labtest.RunTool(t, dir, "regctl", append([]string{"--host", "reg=" + ecr.Host + ",tls=disabled"}, args...)...)
+	}
+	res = compare(t, env(l.Config(), l.ClientOpts()...), l.Seed.Ref(src.Host), dest, mirror.CompareWithPlatforms(true))
+	if res.Missing != 0 || !res.Same {
+		t.Errorf("after the fix: %d missing, causes %v, findings %v", res.Missing, causes(res), res.Findings)
 	}
 }
 
