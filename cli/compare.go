@@ -249,7 +249,7 @@ func writeCompare(w io.Writer, r mirror.CompareResult) {
 			fmt.Fprintf(w, ", at the destination: %s", dest)
 		}
 		fmt.Fprintln(w)
-		if len(s.Both)+len(s.Missing)+len(s.Extra)+len(s.Rewritten) == 0 {
+		if len(s.Both)+len(s.Missing)+len(s.Extra)+len(s.Rewritten)+len(s.Unknown) == 0 {
 			if r.Complete {
 				fmt.Fprintln(w, "  (no referrers at either side)")
 			} else {
@@ -279,6 +279,13 @@ func writeCompare(w io.Writer, r mirror.CompareResult) {
 		for _, x := range s.Extra {
 			t.add("extra", string(x.Category), x.ArtifactType, x.Digest, "none -> "+foundBy(x, x.Source))
 		}
+		for _, x := range s.Unknown {
+			how := foundBy(x.CompareReferrer, x.Source) + " -> could not tell"
+			if x.SeenAt == "destination" {
+				how = "could not tell -> " + foundBy(x.CompareReferrer, x.Source)
+			}
+			t.add("unknown", string(x.Category), x.ArtifactType, x.Digest, how)
+		}
 		t.write(w)
 		for i, m := range causes {
 			writeWrapped(w, fmt.Sprintf("  [%d] ", i+1), string(m.CauseCode)+": "+m.Cause+".")
@@ -296,7 +303,7 @@ func writeCompare(w io.Writer, r mirror.CompareResult) {
 	switch r.Outcome {
 	case finding.OutcomeIncomplete:
 		for _, u := range r.Unread {
-			writeWrapped(w, "INCOMPLETE ", fmt.Sprintf("the %s (%s) was not read completely: %s. Nothing is listed as missing.", u.Side, u.Reference, u.Error))
+			writeWrapped(w, "INCOMPLETE ", fmt.Sprintf("the %s (%s) was not read completely: %s. Nothing is listed as missing: %d at both, %d unknown (could not tell).", u.Side, u.Reference, u.Error, r.BothCount, r.Unknown))
 		}
 	default:
 		fmt.Fprintf(w, "RESULT %d at both, %d missing, %d extra, %d rewritten", r.BothCount, r.Missing, r.Extra, r.Rewritten)

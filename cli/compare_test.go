@@ -101,6 +101,23 @@ func TestCompareContract(t *testing.T) {
 	if u := res["unread"].([]any); len(u) != 1 || u[0].(map[string]any)["side"] != "destination" {
 		t.Errorf("unread %v", res["unread"])
 	}
+	unknown := 0
+	for _, s := range res["subjects"].([]any) {
+		for _, u := range s.(map[string]any)["unknown"].([]any) {
+			if u.(map[string]any)["seen_at"] != "source" {
+				t.Errorf("unknown referrer %v: want it seen at the source", u)
+			}
+			unknown++
+		}
+	}
+	if unknown == 0 || res["unknown"] != float64(unknown) {
+		t.Errorf("%d unknown referrers listed, count %v: want the source's referrers as unknown", unknown, res["unknown"])
+	}
+	// The table says the same: each referrer could not be told, none missing.
+	code, out, _ = run(t, "--config", cfgPath, "compare", source, closed+"/gone/app")
+	if code != 3 || !strings.Contains(out, "api -> could not tell") || strings.Contains(out, "MISSING") || !strings.Contains(out, fmt.Sprintf("%d unknown (could not tell)", unknown)) {
+		t.Errorf("unreachable destination, table: exit %d\n%s", code, out)
+	}
 
 	pairs := writeFile(t, dir, "pairs.txt", strings.Join([]string{
 		source + " " + dst.Host + "/full/app",

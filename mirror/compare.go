@@ -91,6 +91,14 @@ type RewrittenReferrer struct {
 	DestinationDigest string `json:"destination_digest"`
 }
 
+// UnknownReferrer is a referrer read at one side whose presence at the
+// other could not be told, as that side was not read completely.
+type UnknownReferrer struct {
+	CompareReferrer
+	// SeenAt is the side it was read at: source or destination.
+	SeenAt string `json:"seen_at"`
+}
+
 // SubjectCompare compares the referrers of one subject.
 type SubjectCompare struct {
 	// Subject is the source's digest; DestinationSubject the digest the
@@ -106,6 +114,10 @@ type SubjectCompare struct {
 	Missing   []MissingReferrer   `json:"missing"`
 	Extra     []CompareReferrer   `json:"extra"`
 	Rewritten []RewrittenReferrer `json:"rewritten"`
+	// Unknown lists, when a side was not read completely, the referrers
+	// read at one side and not (or not yet) at the other: whether they
+	// are missing could not be told.
+	Unknown []UnknownReferrer `json:"unknown"`
 }
 
 // UnreadSide says which side (and which of its subjects) could not be
@@ -126,14 +138,16 @@ type CompareResult struct {
 	Same bool `json:"same"`
 	// Complete: both sides were read completely. When false, nothing is
 	// listed as missing, extra or rewritten; Unread says what was not read.
-	Complete  bool              `json:"complete"`
-	Unread    []UnreadSide      `json:"unread"`
-	Missing   int               `json:"missing"`
-	Rewritten int               `json:"rewritten"`
-	Extra     int               `json:"extra"`
-	BothCount int               `json:"both"`
-	Findings  []finding.Finding `json:"findings"`
-	Outcome   finding.Outcome   `json:"outcome"`
+	Complete  bool         `json:"complete"`
+	Unread    []UnreadSide `json:"unread"`
+	Missing   int          `json:"missing"`
+	Rewritten int          `json:"rewritten"`
+	Extra     int          `json:"extra"`
+	BothCount int          `json:"both"`
+	// Unknown counts the referrers whose presence could not be told.
+	Unknown  int               `json:"unknown"`
+	Findings []finding.Finding `json:"findings"`
+	Outcome  finding.Outcome   `json:"outcome"`
 }
 
 // CompareReport is many pairs compared at once.
@@ -515,7 +529,7 @@ func (cr *compareRun) run(ctx context.Context) CompareResult {
 	both := map[string]bool{}
 	for i, p := range pairs {
 		sc := SubjectCompare{Subject: p.s.digest, Platform: p.s.platform, Parent: p.s.parent,
-			Both: []CompareReferrer{}, Missing: []MissingReferrer{}, Extra: []CompareReferrer{}, Rewritten: []RewrittenReferrer{}}
+			Both: []CompareReferrer{}, Missing: []MissingReferrer{}, Extra: []CompareReferrer{}, Rewritten: []RewrittenReferrer{}, Unknown: []UnknownReferrer{}}
 		at := map[string]discovery.Referrer{}
 		if p.d != nil {
 			sc.DestinationSubject = p.d.digest
@@ -551,6 +565,12 @@ func (cr *compareRun) run(ctx context.Context) CompareResult {
 		// only if it is at both in neither.
 		sc.Extra = deleteWhere(sc.Extra, func(x CompareReferrer) bool { return both[x.Digest] })
 		if !res.Complete {
+			for _, m := range sc.Missing {
+				sc.Unknown = append(sc.Unknown, UnknownReferrer{CompareReferrer: m.CompareReferrer, SeenAt: "source"})
+			}
+			for _, x := range sc.Extra {
+				sc.Unknown = append(sc.Unknown, UnknownReferrer{CompareReferrer: x, SeenAt: "destination"})
+			}
 			sc.Missing, sc.Extra = []MissingReferrer{}, []CompareReferrer{}
 			continue
 		}
@@ -581,10 +601,12 @@ func (cr *compareRun) run(ctx context.Context) CompareResult {
 		sortRefs(sc.Both)
 		sort.Slice(sc.Missing, func(a, b int) bool { return sc.Missing[a].Digest < sc.Missing[b].Digest })
 		sortRefs(sc.Extra)
+		sort.Slice(sc.Unknown, func(a, b int) bool { return sc.Unknown[a].Digest < sc.Unknown[b].Digest })
 		res.BothCount += len(sc.Both)
 		res.Missing += len(sc.Missing)
 		res.Extra += len(sc.Extra)
 		res.Rewritten += len(sc.Rewritten)
+		res.Unknown += len(sc.Unknown)
 		res.Subjects = append(res.Subjects, sc)
 		cr.subjectFindings(sc)
 	}

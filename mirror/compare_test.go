@@ -335,6 +335,21 @@ func TestCompareOfAnUnreadSideListsNothingMissing(t *testing.T) {
 					t.Fatalf("subject %s judged: %+v", s.Subject, s)
 				}
 			}
+			// What was read at the other side is listed as unknown, with
+			// the side it was read at: the seed's 4 OCI referrers and 3
+			// cosign-tag ones at the source.
+			seen := map[string]int{}
+			for _, s := range res.Subjects {
+				for _, u := range s.Unknown {
+					seen[u.SeenAt]++
+				}
+			}
+			if tc.side == "destination" && (seen["source"]+res.BothCount != 7 || seen["destination"] != 0 || res.Unknown != seen["source"]) {
+				t.Errorf("unknown %v (count %d), %d at both: want the source's 7 referrers told apart, none called missing", seen, res.Unknown, res.BothCount)
+			}
+			if tc.side == "source" && (seen["destination"] != 7 || seen["source"] != 0) {
+				t.Errorf("unknown %v: want the destination's 7 referrers, read there, as unknown", seen)
+			}
 			if len(res.Unread) != 1 || res.Unread[0].Side != tc.side || res.Unread[0].Error == "" {
 				t.Fatalf("unread %+v, want the %s named with a reason", res.Unread, tc.side)
 			}
