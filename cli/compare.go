@@ -134,7 +134,6 @@ read.`,
 	return cmd
 }
 
-
 func writeCompareReport(w io.Writer, rep mirror.CompareReport, many bool) {
 	if many {
 		t := &table{head: []string{"STATE", "BOTH", "MISSING", "EXTRA", "REWRITTEN", "SOURCE", "DESTINATION"}, flex: []int{5, 6}, floor: map[int]int{5: 24, 6: 24}}

@@ -752,7 +752,7 @@ func TestCompareToAMirrorThatSentOCISubjectWithoutTheAPI(t *testing.T) {
 		if i < 0 || j < i {
 			t.Fatalf("fix without its command: %q", fix)
 		}
-		args := strings.Fields(fix[i+len("regctl "):j])
+		args := strings.Fields(fix[i+len("regctl ") : j])
 		labtest.RunTool(t, dir, "regctl", append([]string{"--host", "reg=" + ecr.Host + ",tls=disabled"}, args...)...)
 	}
 	res = compare(t, env(l.Config(), l.ClientOpts()...), l.Seed.Ref(src.Host), dest, mirror.CompareWithPlatforms(true))
