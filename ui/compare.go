@@ -370,11 +370,17 @@ func (c *compareView) detail() []string {
 		return nil
 	}
 	r := c.rows[c.sel]
-	out := []string{trunc(st.Header.Render(string(r.ref.Category)+" "+discovery.ShortDigest(r.ref.Digest))+"  "+st.Label.Render(r.ref.ArtifactType), w)}
+	// The header names the cause's code, so that the cause and fix below
+	// keep every line they need on a small terminal.
+	head := st.Header.Render(string(r.ref.Category)+" "+discovery.ShortDigest(r.ref.Digest)) + "  "
+	if r.state == "missing" {
+		head += st.paint(toneFail, string(r.missing.CauseCode)) + "  "
+	}
+	out := []string{trunc(head+st.Label.Render(r.ref.ArtifactType), w)}
 	switch r.state {
 	case "missing":
 		m := r.missing
-		out = append(out, wrapIndent(st.word("fail")+" cause: ", c.sh.names(m.Cause)+" ["+string(m.CauseCode)+"]", w)...)
+		out = append(out, wrapIndent(st.word("fail")+" cause: ", c.sh.names(m.Cause), w)...)
 		out = append(out, wrapIndent("     fix:   ", c.sh.runnable(m.Fix), w)...)
 	case "rewritten":
 		out = append(out, wrapIndent("cause: ", "the destination holds "+r.dest+" of the same artifact type on this subject: re-signed, re-generated or converted by the copy; verification against the source's digest fails.", w)...)
