@@ -58,6 +58,9 @@ type keyMap struct {
 	ClearFilter  key.Binding
 	NextRegistry key.Binding
 	PrevRegistry key.Binding
+	// CompareSource shows the image against the source it was copied
+	// from (Referrers screen; the runbook's referrer steps).
+	CompareSource key.Binding
 
 	// Bundle.
 	PickFile   key.Binding
@@ -120,6 +123,8 @@ func newKeyMap() keyMap {
 		ClearFilter:  b([]string{"esc"}, "esc", "clear filter"),
 		NextRegistry: b([]string{"]"}, "]", "next registry"),
 		PrevRegistry: b([]string{"["}, "[", "prev registry"),
+
+		CompareSource: b([]string{"s"}, "s", "compare with source"),
 
 		PickFile:   b([]string{"o"}, "o", "open file"),
 		Revalidate: b([]string{"r"}, "r", "validate again"),

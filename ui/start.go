@@ -2,6 +2,7 @@ package ui
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -29,13 +30,14 @@ func (i startItem) FilterValue() string { return i.title + " " + i.desc }
 const (
 	fieldRegistries = iota
 	fieldImage
+	fieldSource
 	fieldRepository
 	fieldBundle
 	fieldLogFile
 	numFields
 )
 
-var fieldLabels = [numFields]string{"Registries", "Image", "Repository", "Bundle file", "Export log"}
+var fieldLabels = [numFields]string{"Registries", "Image", "Source", "Repository", "Bundle file", "Export log"}
 
 // startScreen asks what the operator sees: the runbook's symptom table as
 // a list, each leading to the step that deals with it, or the whole
@@ -94,6 +96,7 @@ func newStartScreen(sh *shared) *startScreen {
 	}
 	s.inputs[fieldRegistries].Placeholder = "HOST[/REPO] ... (space separated)"
 	s.inputs[fieldImage].Placeholder = "HOST/REPO:TAG or HOST/REPO@sha256:..."
+	s.inputs[fieldSource].Placeholder = "where the image was copied from (to compare)"
 	s.inputs[fieldRepository].Placeholder = "HOST/REPO (fallback tags)"
 	s.inputs[fieldBundle].Placeholder = "path to a mirror bundle (.tgz)"
 	s.inputs[fieldLogFile].Placeholder = "path to the exporter's log"
@@ -147,14 +150,24 @@ func (s *startScreen) wide() bool { return s.w >= 110 }
 
 func (s *startScreen) SetSize(w, h int) {
 	s.w, s.h = w, h
-	if s.wide() {
-		s.list.SetSize(w*3/5, max(3, h-1))
-	} else {
-		s.list.SetSize(w, max(3, h-8))
-	}
+	s.layout()
 	for i := range s.inputs {
 		s.inputs[i].SetWidth(max(10, w-18))
 	}
+}
+
+// layout sizes the list: under it, when narrow, the targets take one line
+// more with a source.
+func (s *startScreen) layout() {
+	if s.wide() {
+		s.list.SetSize(s.w*3/5, max(3, s.h-1))
+		return
+	}
+	below := 8
+	if s.sh.opts.Source != "" {
+		below++
+	}
+	s.list.SetSize(s.w, max(3, s.h-below))
 }
 
 func (s *startScreen) capturing() bool {
@@ -216,6 +229,9 @@ func (s *startScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	case styleChangedMsg:
 		s.restyle()
 		return s, nil
+	case targetsChangedMsg:
+		s.layout()
+		return s, nil
 	case tea.KeyPressMsg:
 		if s.editing {
 			return s, s.formKey(msg)
@@ -255,6 +271,7 @@ func (s *startScreen) openForm() tea.Cmd {
 	}
 	s.inputs[fieldRegistries].SetValue(strings.Join(regs, " "))
 	s.inputs[fieldImage].SetValue(o.Image)
+	s.inputs[fieldSource].SetValue(o.Source)
 	s.inputs[fieldRepository].SetValue(o.Repository)
 	s.inputs[fieldBundle].SetValue(o.Bundle)
 	s.inputs[fieldLogFile].SetValue(o.LogFile)
@@ -311,6 +328,12 @@ func (s *startScreen) save() error {
 			return err
 		}
 	}
+	source := strings.TrimSpace(s.inputs[fieldSource].Value())
+	if source != "" {
+		if _, err := discovery.ParseReference(source); err != nil {
+			return fmt.Errorf("source: %w", err)
+		}
+	}
 	repo := strings.TrimSpace(s.inputs[fieldRepository].Value())
 	if repo != "" {
 		t, err := probe.ParseTarget(repo)
@@ -327,7 +350,7 @@ func (s *startScreen) save() error {
 		}
 	}
 	o := s.sh.opts
-	o.Targets, o.Image, o.Repository = targets, image, repo
+	o.Targets, o.Image, o.Source, o.Repository = targets, image, source, repo
 	o.Bundle = strings.TrimSpace(s.inputs[fieldBundle].Value())
 	o.LogFile = strings.TrimSpace(s.inputs[fieldLogFile].Value())
 	return nil
@@ -414,10 +437,15 @@ func (s *startScreen) targetsView(w int) string {
 		st.Header.Render("TARGETS") + st.Label.Render("  e edits"),
 		st.Label.Render("registries ") + regs,
 		st.Label.Render("image      ") + val(o.Image),
-		st.Label.Render("repository ") + val(o.Repository),
-		st.Label.Render("bundle     ") + val(o.Bundle),
-		st.Label.Render("export log ") + val(o.LogFile),
 	}
+	if o.Source != "" {
+		lines = append(lines, st.Label.Render("source     ")+o.Source)
+	}
+	lines = append(lines,
+		st.Label.Render("repository ")+val(o.Repository),
+		st.Label.Render("bundle     ")+val(o.Bundle),
+		st.Label.Render("export log ")+val(o.LogFile),
+	)
 	for i, l := range lines {
 		lines[i] = trunc(l, w)
 	}
