@@ -118,6 +118,7 @@ func newBundleExportCmd(g *globals) *cobra.Command {
 		compression  string
 		created      string
 		allowPartial bool
+		elsewhere    string
 		signKey      string
 	)
 	cmd := &cobra.Command{
@@ -172,7 +173,13 @@ ECDSA signature is not, so only its members are.`,
 			}
 			bar := &progress{w: g.stderr, on: g.stderrIsTerminal(), label: "export"}
 			opts = append(opts, mirror.ExportWithEvents(func(e mirror.ExportEvent) { bar.update(e.BytesWritten, e.TotalBytes) }))
-			res, err := mirror.Export(cmd.Context(), g.mirrorEnv(), file, args, opts...)
+			env := g.mirrorEnv()
+			dopts, err := referrersRepoOpts(elsewhere)
+			if err != nil {
+				return err
+			}
+			env.Discovery = append(env.Discovery, dopts...)
+			res, err := mirror.Export(cmd.Context(), env, file, args, opts...)
 			bar.done()
 			if err != nil {
 				if errors.Is(err, mirror.ErrIncompleteDiscovery) {
@@ -203,6 +210,7 @@ ECDSA signature is not, so only its members are.`,
 	f.StringVar(&created, "created", "", "createdAt to record (RFC 3339), for reproducible bundles")
 	f.BoolVar(&allowPartial, "allow-partial", false, "write the bundle even when discovery was incomplete")
 	f.StringVar(&signKey, "sign-key", "", "sign manifest.yaml with this private key (cosign key file or PKCS#8 PEM)")
+	addReferrersRepoFlag(cmd, &elsewhere)
 	return cmd
 }
 

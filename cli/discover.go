@@ -27,6 +27,7 @@ func newDiscoverCmd(g *globals) *cobra.Command {
 		minReferrers  int
 		maxReferrers  int
 		allTags       bool
+		referrersRepo string
 	)
 	cmd := &cobra.Command{
 		Use:         "discover REF... | -",
@@ -80,7 +81,11 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 			if maxReferrers < 0 {
 				return usageErr("--max-referrers %d: use 1 or more (0 for the configured %d)", maxReferrers, g.cfg.Export.ReferrerDiscovery.MaxReferrers)
 			}
-			opts := append(g.discoveryOpts(refresh),
+			elsewhere, err := referrersRepoOpts(referrersRepo)
+			if err != nil {
+				return err
+			}
+			opts := append(append(g.discoveryOpts(refresh), elsewhere...),
 				discovery.WithMethod(m), discovery.WithArtifactTypes(artifactTypes...),
 				discovery.WithDepth(depth), discovery.WithPlatforms(platforms),
 				discovery.WithMinReferrers(minReferrers), discovery.WithMaxReferrers(maxReferrers),
@@ -117,8 +122,26 @@ method unavailable, fewer than --min-referrers), 2 bad input, 3 incomplete.`,
 	f.BoolVar(&refresh, "refresh", false, "probe the registry again instead of using the cached capability")
 	f.IntVar(&minReferrers, "min-referrers", 0, "fail (exit 1, outcome fail, TooFewReferrers) when a complete discovery finds fewer referrers")
 	f.BoolVar(&allTags, "all-tags", false, "list every tag of the repository to find cosign-style tags, even where the referrers API answers (default: a HEAD of the four tags that can name referrers)")
+	addReferrersRepoFlag(cmd, &referrersRepo)
 	f.IntVar(&maxReferrers, "max-referrers", 0, "stop a referrers API walk after this many referrers, keeping them (partial, exit 3); default from config: export.referrer_discovery.max_referrers, 10000")
 	return cmd
+}
+
+// addReferrersRepoFlag adds --referrers-repo to a command that discovers.
+func addReferrersRepoFlag(cmd *cobra.Command, v *string) {
+	cmd.Flags().StringVar(v, "referrers-repo", "", "also look for referrers in this repository (HOST/REPO, as cosign's COSIGN_REPOSITORY); overrides the registry's referrers_repository")
+}
+
+// referrersRepoOpts turns --referrers-repo into a discovery option.
+func referrersRepoOpts(s string) ([]discovery.Opt, error) {
+	if s == "" {
+		return nil, nil
+	}
+	r, err := discovery.ParseRepository(s)
+	if err != nil {
+		return nil, usageErr("--referrers-repo: %v", err)
+	}
+	return []discovery.Opt{discovery.WithReferrersRepository(r)}, nil
 }
 
 // discoveryOpts are the engine options every discovery command shares;
@@ -282,7 +305,11 @@ func writeReferrerTree(w io.Writer, rs []discovery.Referrer, incomplete bool) {
 			if i == len(rs)-1 {
 				branch, next = "└── ", "    "
 			}
-			t.add(indent+branch+string(r.Category), r.ArtifactType, r.Digest, human.Size(r.Size), string(r.Source))
+			found := string(r.Source)
+			if r.Repository != "" {
+				found += " in " + r.Repository
+			}
+			t.add(indent+branch+string(r.Category), r.ArtifactType, r.Digest, human.Size(r.Size), found)
 			if r.PredicateType != "" {
 				t.add(indent+next+"  predicate", r.PredicateType)
 			}
@@ -322,7 +349,18 @@ func newTagsCmd(g *globals) *cobra.Command {
 (sha256-<hex>.sig, .att, .sbom), grouped by the subject digest the name
 encodes, with the digest each tag holds and whether the subject still exists
 (orphans are findings). This is the fallback path registries without the
-referrers API depend on.`,
+referrers API depend on.
+
+Each sha256-<hex> index is checked: it must be an OCI index and not the
+subject itself (GitLab), every entry's manifest must exist and name that
+subject, entries must carry artifactType (not the empty config type), none
+may be listed twice, and, where the registry serves the referrers API, none
+the API lists may be missing from it. This costs one GET per index entry and,
+with the API, one referrers request per subject; discover checks only what it
+reads anyway.
+
+Exit codes: 0 healthy (warnings aside), 1 an index lacks or lists wrongly
+what clients need, 2 bad input, 3 incomplete.`,
 		Example: `  refdoctor tags ghcr.io/org/app
   refdoctor tags --plain-http localhost:5000 localhost:5000/demo/app -o json`,
 		Args: cobra.ExactArgs(1),
@@ -340,7 +378,7 @@ referrers API depend on.`,
 			switch {
 			case res.Partial:
 				return silentExit(ExitIncomplete)
-			case res.Error != "":
+			case res.Error != "", finding.Worst(res.Findings) == finding.SeverityError:
 				return silentExit(ExitCheckFail)
 			}
 			return nil
@@ -377,7 +415,22 @@ func writeTagsTable(w io.Writer, res discovery.TagListing) {
 			if digest == "" {
 				digest = "(not resolved)"
 			}
-			t.add(tg.Kind, tg.Tag, "-> "+digest)
+			health := ""
+			if h := tg.Health; h != nil {
+				switch {
+				case len(h.Problems) > 0:
+					var names []string
+					for _, p := range h.Problems {
+						names = append(names, string(p))
+					}
+					health = fmt.Sprintf("%d entries: %s", h.Entries, strings.Join(names, ", "))
+				case !h.Checked:
+					health = fmt.Sprintf("%d entries, not all checked", h.Entries)
+				default:
+					health = fmt.Sprintf("%d entries, ok", h.Entries)
+				}
+			}
+			t.add(tg.Kind, tg.Tag, "-> "+digest, health)
 		}
 		t.write(w)
 	}

@@ -235,7 +235,7 @@ Probe a registry:
 	f.StringVar(&g.metricsFile, "metrics-file", "", "write Prometheus metrics (text format) to this file at exit")
 	f.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&g.maxReply, "max-reply-size", "", "largest registry reply read whole, e.g. 64MiB; larger replies are reported, never judged cut off (default from config: export.referrer_discovery.max_reply_size, 32MiB)")
-	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newTagsCmd(g), newBundleCmd(g), newDemoCmd(g), newVersionCmd(g), newRunbookCmd(g), newLogsCmd(g), newDiagCmd(g), newMetricsCmd(g), newServeCmd(g), newCacheCmd(g))
+	root.AddCommand(newProbeCmd(g), newDiscoverCmd(g), newCompareCmd(g), newTagsCmd(g), newBundleCmd(g), newDemoCmd(g), newVersionCmd(g), newRunbookCmd(g), newLogsCmd(g), newDiagCmd(g), newMetricsCmd(g), newServeCmd(g), newCacheCmd(g))
 	usageArgs(root)
 	registerCompletions(root, g)
 	return root

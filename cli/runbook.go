@@ -19,6 +19,7 @@ import (
 type runbookFlags struct {
 	registries []string
 	image      string
+	source     string
 	bundle     string
 	exportLog  string
 	diagOut    string
@@ -61,6 +62,7 @@ func (f *runbookFlags) targets(g *globals, command string) (runbook.Targets, err
 	t := runbook.Targets{
 		Registries: registries,
 		Image:      f.image,
+		Source:     f.source,
 		Bundle:     f.bundle,
 		LogFile:    f.exportLog,
 		PlainHTTP:  g.plainHTTPHosts(),
@@ -112,6 +114,7 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 	pf := cmd.PersistentFlags()
 	pf.StringArrayVar(&f.registries, "registry", nil, "registry to check: HOST, HOST/REPO or HOST/REPO@DIGEST (repeatable)")
 	pf.StringVar(&f.image, "image", "", "image to check: HOST/REPO:TAG or HOST/REPO@DIGEST")
+	pf.StringVar(&f.source, "source", "", "where --image was copied from (for the compare step): HOST/REPO:TAG or HOST/REPO@DIGEST")
 	pf.StringVar(&f.bundle, "bundle", "", "mirror bundle to check (.tgz)")
 	pf.StringVar(&f.exportLog, "export-log", "", "the exporter's log file to read")
 	pf.StringVar(&f.diagOut, "diag-out", "", "where the escalation step writes its support bundle (default: refdoctor-support-<time>.tgz in the working folder; a full run writes one only with this flag)")

@@ -10,6 +10,7 @@ import (
 	"github.com/charmbracelet/x/term"
 	"github.com/spf13/cobra"
 
+	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/telemetry"
 	"github.com/refdoctor/refdoctor/ui"
@@ -20,6 +21,7 @@ import (
 type tuiFlags struct {
 	registries []string
 	image      string
+	source     string
 	repository string
 	bundle     string
 	exportLog  string
@@ -33,6 +35,7 @@ func addTUIFlags(root *cobra.Command, f *tuiFlags) {
 	fl := root.Flags()
 	fl.StringArrayVar(&f.registries, "registry", nil, "TUI: registry to probe, HOST or HOST/REPO (repeatable)")
 	fl.StringVar(&f.image, "image", "", "TUI: image whose referrers to discover, HOST/REPO:TAG or HOST/REPO@DIGEST")
+	fl.StringVar(&f.source, "source", "", "TUI: where --image was copied from; the Referrers screen compares the two (s)")
 	fl.StringVar(&f.repository, "repository", "", "TUI: repository whose fallback tags to list, HOST/REPO")
 	fl.StringVar(&f.bundle, "bundle", "", "TUI: mirror bundle to verify")
 	fl.StringVar(&f.exportLog, "export-log", "", "TUI: exporter's log to read")
@@ -98,9 +101,17 @@ func (g *globals) runTUI(cmd *cobra.Command, base ui.Options, f tuiFlags, log *s
 			o.Targets = append(o.Targets, t)
 		}
 	}
-	for _, v := range []struct{ flag, to *string }{{&f.image, &o.Image}, {&f.repository, &o.Repository}, {&f.bundle, &o.Bundle}, {&f.exportLog, &o.LogFile}} {
+	for _, v := range []struct{ flag, to *string }{{&f.image, &o.Image}, {&f.source, &o.Source}, {&f.repository, &o.Repository}, {&f.bundle, &o.Bundle}, {&f.exportLog, &o.LogFile}} {
 		if *v.flag != "" {
 			*v.to = *v.flag
+		}
+	}
+	for _, v := range []struct{ flag, ref string }{{"--image", o.Image}, {"--source", o.Source}} {
+		if v.ref == "" {
+			continue
+		}
+		if _, err := discovery.ParseReference(v.ref); err != nil {
+			return &exitError{code: ExitUsage, err: fmt.Errorf("%s: %w", v.flag, err)}
 		}
 	}
 	prom, err := g.prometheusIfAny(f.prometheus)

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -137,6 +138,11 @@ type Registry struct {
 	// target probe (a certain verdict needs one) and that the TUI opens
 	// when it switches to this registry.
 	Repository string `toml:"repository"`
+	// ReferrersRepository is HOST/REPO where this registry's images keep
+	// their signatures and attestations (cosign's COSIGN_REPOSITORY):
+	// discovery, compare and export look there too, for every subject on
+	// this host.
+	ReferrersRepository string `toml:"referrers_repository"`
 }
 
 // Target is the entry as a probe target: HOST, or HOST/REPOSITORY.
@@ -438,6 +444,11 @@ func (c Config) Validate() error {
 		if r.PlainHTTP && r.InsecureSkipVerify {
 			problems = append(problems, fmt.Sprintf("registry[%d] %s: plain_http and insecure_skip_verify exclude each other", i, r.Host))
 		}
+		if r.ReferrersRepository != "" {
+			if err := ValidateRepository(r.ReferrersRepository); err != nil {
+				problems = append(problems, fmt.Sprintf("registry[%d] %s: referrers_repository: %v", i, r.Host, err))
+			}
+		}
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(problems, "; "))
@@ -520,6 +531,28 @@ func ValidateHost(host string) error {
 		if err != nil || n < 1 || n > 65535 {
 			return fmt.Errorf("%q: port %q is out of range (1-65535)", host, port)
 		}
+	}
+	return nil
+}
+
+// repositoryPath is the distribution spec's repository name grammar.
+var repositoryPath = regexp.MustCompile(`^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$`)
+
+// ValidateRepository checks HOST/REPO: a host (with an optional port) and
+// a repository path, without tag, digest or scheme.
+func ValidateRepository(s string) error {
+	host, path, ok := strings.Cut(s, "/")
+	if !ok || path == "" {
+		return fmt.Errorf("%q: give HOST/REPO, e.g. ghcr.io/org/signatures", s)
+	}
+	if strings.Contains(s, "://") {
+		return fmt.Errorf("%q: give HOST/REPO without a scheme", s)
+	}
+	if err := ValidateHost(host); err != nil {
+		return err
+	}
+	if !repositoryPath.MatchString(path) {
+		return fmt.Errorf("%q: %q is not a repository name (lower-case letters, digits, separators; no tag or digest)", s, path)
 	}
 	return nil
 }

@@ -159,6 +159,9 @@ func newEntry(r Registry) string {
 	if r.Expected != "" {
 		fmt.Fprintf(&b, "expected = %s\n", strconv.Quote(r.Expected))
 	}
+	if r.ReferrersRepository != "" {
+		fmt.Fprintf(&b, "referrers_repository = %s\n", strconv.Quote(r.ReferrersRepository))
+	}
 	return b.String()
 }
 

@@ -290,12 +290,12 @@ func (s *subjectRun) apiList(ctx context.Context, subj ref.Ref) ([]Referrer, *fa
 			code, summary, cause, remedy := probe.ClassifyTransportError(subj.Registry, ferr)
 			f := failure{incomplete: true, finding: finding.Finding{Severity: finding.SeverityError, Code: code,
 				Summary: summary, Cause: cause, Remedy: remedy, Evidence: ferr.Error()}}
-			return s.referrers(ctx, w.descs), &f
+			return s.referrers(ctx, subj, w.descs), &f
 		}
 		if len(w.firstHops) > 0 && last != nil {
 			s.noteRedirect(w.firstHops, *last)
 		}
-		read := s.referrers(ctx, w.descs)
+		read := s.referrers(ctx, subj, w.descs)
 		switch {
 		case errors.Is(cause, errLinkLoop), errors.Is(cause, errNoProgress), errors.Is(cause, errReferrerLimit):
 			return read, s.walkCut(cause, w)
@@ -406,11 +406,14 @@ func (s *subjectRun) noteRedirect(hops []registry.Exchange, final registry.Excha
 }
 
 // referrers turns listed descriptors into referrers with resolved types.
-func (s *subjectRun) referrers(ctx context.Context, descs []descriptor.Descriptor) []Referrer {
+func (s *subjectRun) referrers(ctx context.Context, subj ref.Ref, descs []descriptor.Descriptor) []Referrer {
 	out := make([]Referrer, 0, len(descs))
 	for _, d := range descs {
 		r := referrerFromDescriptor(d, SourceAPI, "")
-		s.resolveType(ctx, &r)
+		r.Repository = s.elsewhere(subj)
+		if !s.skipTypes {
+			s.resolveType(ctx, &r)
+		}
 		out = append(out, r)
 	}
 	return out

@@ -170,7 +170,13 @@ func TestListedTypesAreCheckedAgainstManifests(t *testing.T) {
 				t.Errorf("%s: %s typed %q (%s), its manifest says %q", name, r.Digest, r.ArtifactType, r.Category, want[r.Digest])
 			}
 		}
-		if n != len(want) || !slices.Contains(codes(res.Findings), finding.ArtifactTypeMislabelled) {
+		// A fallback index whose entries carry no type (or the empty
+		// config type) is the index's own problem, with its own fix.
+		code := finding.ArtifactTypeMislabelled
+		if name == "ghcr" {
+			code = finding.FallbackIndexNoArtifactType
+		}
+		if n != len(want) || !slices.Contains(codes(res.Findings), code) {
 			t.Errorf("%s: %d referrers, findings %v", name, n, codes(res.Findings))
 		}
 		// One GET per mislabelled referrer, counted: 3 manifests.

@@ -78,7 +78,12 @@ type Referrer struct {
 	Annotations  map[string]string `json:"annotations"`
 	Source       Source            `json:"source"`
 	Tag          string            `json:"tag,omitempty"`
-	Category     finding.Category  `json:"category"`
+	// Repository is HOST/REPO when the referrer was found in a referrers
+	// repository (--referrers-repo, or referrers_repository in the
+	// registry's config; cosign's COSIGN_REPOSITORY), not in the subject's
+	// own repository; empty there.
+	Repository string           `json:"repository,omitempty"`
+	Category   finding.Category `json:"category"`
 	// PredicateType is a cosign v3 attestation's in-toto predicate type
 	// (from dev.sigstore.bundle.predicateType), empty for signatures and
 	// for everything that is not a sigstore bundle.
@@ -177,6 +182,9 @@ type options struct {
 	minReferrers  int
 	rateRetries   int
 	allTags       bool
+	// referrersRepo, when set, is looked at for every subject, in place of
+	// the configured referrers_repository of its registry.
+	referrersRepo *ref.Ref
 }
 
 // DefaultMaxReferrers bounds one subject's referrers API walk: far above
@@ -346,8 +354,8 @@ func ParseReference(s string) (ref.Ref, error) {
 	if err != nil {
 		return ref.Ref{}, fmt.Errorf("%w %q: %v (write HOST/REPO:TAG or HOST/REPO@sha256:DIGEST)", ErrBadReference, s, err)
 	}
-	first, _, _ := strings.Cut(s, "/")
-	if !strings.ContainsAny(first, ".:") && first != "localhost" {
+	first, _, slash := strings.Cut(s, "/")
+	if !slash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
 		return ref.Ref{}, fmt.Errorf("%w %q: no registry host (write HOST/REPO:TAG, e.g. docker.io/library/alpine:3)", ErrBadReference, s)
 	}
 	if r.Digest != "" && !strings.Contains(s, "@") {

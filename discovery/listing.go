@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"sort"
@@ -53,6 +54,9 @@ type TagEntry struct {
 	Tag    string `json:"tag"`
 	Kind   string `json:"kind"`
 	Digest string `json:"digest"`
+	// Health is the fallback index's check, for sha256-<hex> index tags
+	// of a full sha256 subject digest.
+	Health *IndexHealth `json:"health,omitempty"`
 }
 
 // schemaTag matches <alg>-<hex>[.<suffix>] tags (the spec's main branch
@@ -60,7 +64,9 @@ type TagEntry struct {
 var schemaTag = regexp.MustCompile(`^([a-z0-9]{1,32})-([a-f0-9]{32,64})(?:\.([A-Za-z0-9_-]+))?$`)
 
 // ListTags lists a repository's fallback and cosign-style tags, resolves
-// each to its digest and checks that each subject still exists.
+// each to its digest, checks that each subject still exists, and checks
+// each fallback index's health (health.go): what it holds, its entries,
+// and, where the registry serves the referrers API, what it lacks.
 func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, error) {
 	o := defaults()
 	for _, opt := range opts {
@@ -80,10 +86,14 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 		return TagListing{}, fmt.Errorf("%w %q: no registry host (write HOST/REPO)", ErrBadReference, repository)
 	}
 	repo := r.SetTag("")
-	c, err := o.newClient()
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	eng, err := newEngine(ctx, &o)
 	if err != nil {
 		return TagListing{}, err
 	}
+	c := eng.client
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
 	ctx, stop := registry.StopWhenThrottled(ctx)
@@ -134,10 +144,21 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 	}
 	var mu sync.Mutex
 	var failures []failure
+	health := &healthRun{c: c, repo: repo, sem: make(chan struct{}, o.concurrency)}
+	for _, e := range entries {
+		if e.Kind == TagKindIndex && fullDigestTag(e.Tag) {
+			health.api = eng.apiListerFor(ctx, repo)
+			break
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.concurrency)
 	for _, e := range entries {
 		g.Go(func() error {
+			if e.Kind == TagKindIndex && fullDigestTag(e.Tag) {
+				health.check(gctx, "sha256:"+strings.TrimPrefix(e.Tag, "sha256-"), e)
+				return nil
+			}
 			var last registry.Exchange
 			hctx := registry.WithWatcher(gctx, func(ex registry.Exchange) { last = ex })
 			m, err := c.ManifestHead(hctx, repo.SetTag(e.Tag))
@@ -151,9 +172,15 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 			return nil
 		})
 	}
+	elsewhere := eng.isReferrersRepo(repo)
+	if elsewhere {
+		out.Findings = append(out.Findings, finding.Finding{Severity: finding.SeverityInfo, Code: finding.ReferrersRepositoryTags,
+			Summary: repo.Registry + "/" + repo.Repository + " is a referrers repository (referrers_repository in the config): its subjects live in other repositories and are not looked up here",
+			Remedy:  finding.ReferrersRepositoryTags.Remedy()})
+	}
 	for subject, ts := range bySubject {
-		if !strings.HasPrefix(subject, "sha256:") || len(subject) != len("sha256:")+64 {
-			continue // a truncated digest cannot be looked up
+		if elsewhere || !strings.HasPrefix(subject, "sha256:") || len(subject) != len("sha256:")+64 {
+			continue // a truncated digest cannot be looked up; a referrers repository holds no subjects
 		}
 		g.Go(func() error {
 			var last registry.Exchange
@@ -183,12 +210,15 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 			}
 			out.Findings = append(out.Findings, finding.Finding{Severity: finding.SeverityWarn, Code: finding.OrphanTags,
 				Summary:  fmt.Sprintf("Subject %s no longer exists, but %d tag(s) still point at it", ShortDigest(ts.Subject), len(ts.Tags)),
-				Cause:    "The image was deleted or re-pushed under a new digest; its referrer tags stayed behind.",
+				Cause:    "The image was deleted or re-pushed under a new digest; its referrer tags stayed behind. (In a referrers repository, as cosign's COSIGN_REPOSITORY makes, subjects live elsewhere: name it as referrers_repository in the config.)",
 				Remedy:   "Delete the orphan tags, or re-attach the artifacts to the new digest.",
 				Evidence: strings.Join(names, ", ")})
 		}
 	}
 	sort.Slice(out.Subjects, func(i, j int) bool { return out.Subjects[i].Subject < out.Subjects[j].Subject })
+	sort.SliceStable(health.findings, func(i, j int) bool { return health.findings[i].Summary < health.findings[j].Summary })
+	out.Findings = append(out.Findings, health.findings...)
+	failures = append(failures, health.failures...)
 	if len(failures) > 0 {
 		out.Partial = true
 		out.Error = failures[0].finding.Summary
@@ -196,6 +226,12 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 			out.Findings = append(out.Findings, f.finding)
 		}
 	}
-	out.Requests = int(requests.Load())
+	out.Requests = int(requests.Load() + eng.shared.Load())
 	return out, nil
+}
+
+// fullDigestTag is true for sha256-<64 hex>, a fallback tag whose subject
+// can be looked up (truncated digests of longer algorithms cannot).
+func fullDigestTag(tag string) bool {
+	return strings.HasPrefix(tag, "sha256-") && len(tag) == len("sha256-")+64
 }

@@ -50,6 +50,10 @@ type subjectRun struct {
 	// mislabelled collects listed artifact types that the manifests
 	// contradict, by source, for one finding per subject.
 	mislabelled map[Source][]string
+	// skipTypes lists referrers as the registry lists them, without
+	// reading manifests for their types (fallback-index health compares
+	// digests only).
+	skipTypes bool
 }
 
 func (s *subjectRun) finding(f finding.Finding) {
@@ -291,6 +295,9 @@ func (s *subjectRun) list(ctx context.Context, digest string, depth int) ([]Refe
 		}
 	}
 	out = append(out, s.cosignList(ctx, subj, listing)...)
+	if other, ok := s.e.referrersRepo(s.repo); ok {
+		out = withoutSeen(out, s.listElsewhere(ctx, other, digest))
+	}
 	total := len(out)
 	out = s.filter(out)
 	if out == nil {
@@ -402,7 +409,7 @@ func (s *subjectRun) resolveType(ctx context.Context, r *Referrer) {
 // spec defines a referrer's type) and annotations from the referrer's
 // manifest.
 func (s *subjectRun) readManifest(ctx context.Context, r *Referrer) {
-	m, err := s.e.client.ManifestGet(counted(ctx, &s.requests), s.repo.SetDigest(r.Digest))
+	m, err := s.e.client.ManifestGet(counted(ctx, &s.requests), s.repoOf(*r).SetDigest(r.Digest))
 	if err != nil {
 		return
 	}
@@ -444,6 +451,13 @@ func (s *subjectRun) reportMislabelled() {
 	s.mu.Unlock()
 	for _, src := range []Source{SourceAPI, SourceTagIndex} {
 		pairs := m[src]
+		if src == SourceTagIndex {
+			// An index entry without a type is FallbackIndexNoArtifactType,
+			// said where the index is read; only contradictions remain.
+			pairs = slices.DeleteFunc(slices.Clone(pairs), func(p string) bool {
+				return strings.HasPrefix(p, "(none) -> ") || strings.HasPrefix(p, finding.MediaTypeEmpty+" -> ")
+			})
+		}
 		if len(pairs) == 0 {
 			continue
 		}

@@ -173,22 +173,24 @@ func (s *subjectRun) tagIndexList(ctx context.Context, subj ref.Ref, listing *ta
 		return nil
 	}
 	d := m.GetDescriptor()
-	if d.Digest.String() == subj.Digest || !isIndexMediaType(d.MediaType) {
-		s.finding(finding.Finding{Severity: finding.SeverityWarn, Code: finding.FallbackTagNotIndex,
-			Summary:  fmt.Sprintf("Tag %s does not hold a referrers index", tag),
-			Cause:    "GitLab resolves sha256-<hex> tags to the subject manifest itself; other tools may have pushed something else under the tag.",
-			Remedy:   "Treat the tag schema as unusable on this registry; check with `crane manifest` what the tag holds.",
-			Evidence: fmt.Sprintf("tag holds %s %s", d.MediaType, d.Digest)})
-		return nil
-	}
 	idx, ok := m.(manifest.Indexer)
-	if !ok {
+	if d.Digest.String() == subj.Digest || !isIndexMediaType(d.MediaType) || !ok {
+		s.finding(notAnIndexFinding(tag, subj.Digest, d.MediaType, d.Digest.String()))
 		return nil
 	}
 	list, _ := idx.GetManifestList()
+	for _, f := range indexListHealth(tag, subj.Digest, list) {
+		s.finding(f)
+	}
 	out := make([]Referrer, 0, len(list))
+	seen := map[string]bool{}
 	for _, d := range list {
+		if seen[d.Digest.String()] {
+			continue // FallbackIndexDuplicate says it
+		}
+		seen[d.Digest.String()] = true
 		r := referrerFromDescriptor(d, SourceTagIndex, tag)
+		r.Repository = s.elsewhere(subj)
 		s.resolveType(ctx, &r)
 		out = append(out, r)
 	}
@@ -230,7 +232,7 @@ func (s *subjectRun) cosignList(ctx context.Context, subj ref.Ref, listing *tagL
 		}
 		d := m.GetDescriptor()
 		r := Referrer{Digest: d.Digest.String(), MediaType: d.MediaType, Size: d.Size, Annotations: map[string]string{},
-			Source: SourceCosignTag, Tag: tag, Category: cs.category}
+			Source: SourceCosignTag, Tag: tag, Category: cs.category, Repository: s.elsewhere(subj)}
 		if a, ok := m.(manifest.Annotator); ok {
 			if ann, err := a.GetAnnotations(); err == nil && ann != nil {
 				r.Annotations = ann

@@ -98,6 +98,7 @@ const (
 	NoReferrersFound            Code = "NoReferrersFound"
 	CatalogUnavailable          Code = "CatalogUnavailable"
 	CatalogCut                  Code = "CatalogCut"
+	ReferrersRepositoryTags     Code = "ReferrersRepositoryTags"
 )
 
 // Bundle validation problems (the "errors" of bundle validate).
@@ -155,6 +156,15 @@ const (
 	ReferrerExtraAtMirror       Code = "ReferrerExtraAtMirror"
 	ReferrerRewritten           Code = "ReferrerRewritten"
 	CompareIncomplete           Code = "CompareIncomplete"
+	// Why a referrer is missing at a mirror (compare): each names one
+	// cause observed at the destination.
+	ImageMissingAtMirror      Code = "ImageMissingAtMirror"
+	MirrorNoFallbackTag       Code = "MirrorNoFallbackTag"
+	ReferrerSubjectRewritten  Code = "ReferrerSubjectRewritten"
+	CosignTagNotCopied        Code = "CosignTagNotCopied"
+	ReferrerNotListed         Code = "ReferrerNotListed"
+	ReferrerInOtherRepository Code = "ReferrerInOtherRepository"
+	MirrorCacheNoReferrers    Code = "MirrorCacheNoReferrers"
 )
 
 // Runbook, logs and telemetry.
@@ -257,6 +267,7 @@ var catalog = map[Code]string{
 	OrphanTags:                  "Delete the orphan tags, or re-attach the artifacts to the new digest.",
 	NoReferrerTags:              "Nothing is attached by the tag schema; attach with a tool that writes fallback tags if the registry lacks the API.",
 	NoReferrersFound:            "Check the digest (index or platform manifest?) and run with --platforms.",
+	ReferrersRepositoryTags:     "Nothing to fix; discover or compare an image with --referrers-repo to see its referrers from here.",
 
 	ReferrerChecksumMismatch: "The referrer changed after export: export the bundle again from the source.",
 	FileChecksumMismatch:     "The member changed after export: export the bundle again, or copy it again across the gap.",
@@ -304,10 +315,17 @@ var catalog = map[Code]string{
 	ReferrersChangedSinceExport: "Export the bundle again to carry the current referrers.",
 	ImageTagMoved:               "Export again if the new image is the one to mirror.",
 	DiffIncomplete:              "Fix the failure named above and run bundle diff again; nothing was judged added or removed.",
-	ReferrerMissingAtMirror:     "Copy the referrers too (regctl image copy --referrers, oras copy -r, or a bundle).",
+	ReferrerMissingAtMirror:     "Copy the referrers too: regctl image copy --referrers SOURCE DEST (or oras cp -r, or a bundle).",
 	ReferrerExtraAtMirror:       "Nothing to fix unless the mirror should be an exact copy.",
 	ReferrerRewritten:           "Check who re-signed or rewrote the artifact at the mirror.",
 	CompareIncomplete:           "Fix the failure named above and compare again; nothing was judged missing.",
+	ImageMissingAtMirror:        "Copy the image with its referrers: regctl image copy --referrers --digest-tags SOURCE DEST (or oras cp -r, or a bundle).",
+	MirrorNoFallbackTag:         "Copy again with a client that writes the sha256-<hex> fallback tag where the API is missing: regctl image copy --referrers SOURCE DEST (or oras cp -r), or `refdoctor bundle import`, which maintains it.",
+	ReferrerSubjectRewritten:    "Copy the image by digest, every platform (not a platform-only or converting copy), then its referrers; or attach them again to the destination's digest.",
+	CosignTagNotCopied:          "Copy cosign's tags too: regctl image copy --digest-tags SOURCE DEST, or cosign copy SOURCE DEST.",
+	ReferrerNotListed:           "Push it again so that the registry indexes its subject: regctl image copy --referrers --force-recursive SOURCE DEST (a plain copy skips manifests the destination has); check the registry's referrers support with refdoctor probe.",
+	ReferrerInOtherRepository:   "Copy the referrers repository too (cosign copy with COSIGN_REPOSITORY set, or regctl image copy --referrers --digest-tags of it), or name the mirror's own with --dest-referrers-repo.",
+	MirrorCacheNoReferrers:      "Do not rely on the pull-through cache for referrers: copy them into the mirror (regctl image copy --referrers), or read them from the upstream.",
 
 	FallbackTagDiscovery:       "Upgrade the registry for the referrers API, or make sure the fallback tags are maintained.",
 	InventedVersionHeader:      "Ignore the header: OCI-Distribution-API-Version is in no version of the spec.",

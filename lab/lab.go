@@ -279,7 +279,7 @@ var profiles = map[Profile]profileInfo{
 	ProfileNoArtifactType: {mimics: "Azure Container Registry listings (referrers listed without artifactType although the manifests carry it; filter ignored)",
 		expected: "acr", referrerAPI: true},
 	ProfileMislabelledTypes: {mimics: "go-containerregistry's pkg/registry (every referrer listed with its config media type as artifactType; filter ignored)",
-		referrerAPI: true},
+		expected: "ggcr", referrerAPI: true},
 	ProfileMislabelledFallback: {mimics: "GHCR with fallback indexes written by cosign (404 on /referrers; index entries typed application/vnd.oci.empty.v1+json)",
 		expected: "ghcr"},
 	ProfileNotARegistry404: {mimics: "not a registry: a plain file server (python3 -m http.server) answering 404 on /v2/ and every registry path",

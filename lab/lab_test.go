@@ -163,13 +163,13 @@ func TestEveryProfileHasARegistry(t *testing.T) {
 		ProfileLinkPages: "olareg", ProfileLinkLoop: "olareg", ProfileRedirect307: "olareg",
 		ProfileRedirectCDN: "olareg", ProfileLogin302: "gar", ProfileHugeIndex: "olareg",
 		ProfileStalledBody: "olareg", ProfileTrickleBody: "olareg", ProfileNoArtifactType: "acr",
-		ProfileMislabelledTypes: "", ProfileMislabelledFallback: "ghcr",
+		ProfileMislabelledTypes: "ggcr", ProfileMislabelledFallback: "ghcr",
 		ProfileNotARegistry404: "", ProfileNotARegistryHTML: "", ProfileThrottled6h: "dockerhub",
 		ProfileGHCR303: "ghcr", ProfileECR2024: "ecr", ProfileACR424: "acr",
 	}
 	matrix := map[string]bool{
 		"olareg": true, "ghcr": true, "artifactory": true, "gar": true, "harbor": true, "dockerhub": true,
-		"quay": true, "distribution": true, "zot": true, "gitlab": true, "ecr": true, "acr": true, "": true,
+		"quay": true, "distribution": true, "zot": true, "gitlab": true, "ecr": true, "acr": true, "ggcr": true, "": true,
 	}
 	seen := map[Profile]bool{}
 	for _, s := range DefaultSpecs() {

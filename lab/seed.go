@@ -478,6 +478,12 @@ func Attach(ctx context.Context, l *Lab, host, repository, subject, artifactType
 		return "", fmt.Errorf("attach: %w", err)
 	}
 	defer done()
+	return AttachWith(ctx, c, host, repository, subject, artifactType, data)
+}
+
+// AttachWith is Attach through a client of the caller's, for registries
+// outside the lab (docker-registry as a process).
+func AttachWith(ctx context.Context, c *registry.Client, host, repository, subject, artifactType string, data []byte) (string, error) {
 	r, sd, err := attachSubject(ctx, c, host, repository, subject)
 	if err != nil {
 		return "", fmt.Errorf("attach: %w", err)

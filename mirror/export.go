@@ -266,7 +266,11 @@ func gather(ctx context.Context, c *registry.Client, results []discovery.Result)
 		var add func(subject string, rs []discovery.Referrer) error
 		add = func(subject string, rs []discovery.Referrer) error {
 			for _, rf := range rs {
-				if err := p.walk(ctx, c, repo, rf.Digest); err != nil {
+				rrepo, err := referrerRepo(repo, rf)
+				if err != nil {
+					return err
+				}
+				if err := p.walk(ctx, c, rrepo, rf.Digest); err != nil {
 					return err
 				}
 				switch rf.Source {
@@ -279,7 +283,7 @@ func gather(ctx context.Context, c *registry.Client, results []discovery.Result)
 					p.index = append(p.index, descriptor.Descriptor{MediaType: rf.MediaType, Digest: mustDigest(rf.Digest),
 						Size: int64(len(p.manifests[rf.Digest])),
 						Annotations: map[string]string{bundle.AnnotationRefName: rf.Tag, bundle.AnnotationKind: "cosign-tag",
-							bundle.AnnotationReference: repo.SetTag(rf.Tag).CommonName()}})
+							bundle.AnnotationReference: rrepo.SetTag(rf.Tag).CommonName()}})
 				}
 				if err := add(rf.Digest, rf.Referrers); err != nil {
 					return err
@@ -303,6 +307,19 @@ func gather(ctx context.Context, c *registry.Client, results []discovery.Result)
 }
 
 func mustDigest(s string) digest.Digest { return digest.Digest(s) }
+
+// referrerRepo is where a referrer's manifest and blobs are fetched from:
+// the referrers repository discovery found it in, else the image's own.
+func referrerRepo(image ref.Ref, rf discovery.Referrer) (ref.Ref, error) {
+	if rf.Repository == "" {
+		return image, nil
+	}
+	r, err := ref.New(rf.Repository)
+	if err != nil {
+		return image, fmt.Errorf("referrer %s: repository %q: %w", rf.Digest, rf.Repository, err)
+	}
+	return r.SetTag(""), nil
+}
 
 // walk fetches a manifest and everything it references, recursively.
 func (p *plan) walk(ctx context.Context, c *registry.Client, repo ref.Ref, digest string) error {

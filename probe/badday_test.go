@@ -55,16 +55,16 @@ func TestBadDayVerdicts(t *testing.T) {
 	}{
 		{reg: "307", verdict: probe.Supported, reason: finding.ReferrersAPISupported, codes: []finding.Code{finding.ReferrersRedirected}},
 		{reg: "cdn", verdict: probe.Supported, reason: finding.ReferrersAPISupported, codes: []finding.Code{finding.ReferrersRedirected}},
-		{reg: "login", verdict: probe.Unsupported, reason: finding.ReferrersHTMLReply, codes: []finding.Code{finding.ReferrersRedirected}},
+		{reg: "login", verdict: probe.Unsupported, reason: finding.ReferrersHTMLReply, codes: []finding.Code{finding.ReferrersRedirected, finding.KnownBehaviour}},
 		{reg: "huge", target: huge.Host + "/" + lab.BadDayRepository + "@" + huge.Subject, verdict: probe.Supported, reason: finding.ReferrersAPISupported},
 		{reg: "stalled", verdict: probe.Unknown, reason: finding.Timeout, timeout: 2 * time.Second},
 		{reg: "trickle", verdict: probe.Unknown, reason: finding.Timeout, timeout: 2 * time.Second},
 		{reg: "web404", verdict: probe.Unknown, reason: finding.NotARegistry},
 		{reg: "webhtml", verdict: probe.Unknown, reason: finding.NotARegistry},
-		{reg: "hub6h", verdict: probe.Unknown, reason: finding.ReferrersRateLimited},
-		{reg: "ghcr303", verdict: probe.Unknown, reason: finding.ReferrersRateLimited, codes: []finding.Code{finding.ReferrersRedirected}},
-		{reg: "acr424", verdict: probe.Unknown, reason: finding.ReferrersUnexpectedStatus},
-		{reg: "ecr", verdict: probe.Unsupported, reason: finding.ReferrersNotFound, codes: []finding.Code{finding.ExpectationMismatch}},
+		{reg: "hub6h", verdict: probe.Unknown, reason: finding.ReferrersRateLimited, codes: []finding.Code{finding.KnownBehaviour}},
+		{reg: "ghcr303", verdict: probe.Unknown, reason: finding.ReferrersRateLimited, codes: []finding.Code{finding.ReferrersRedirected, finding.KnownBehaviour}},
+		{reg: "acr424", verdict: probe.Unknown, reason: finding.ReferrersUnexpectedStatus, codes: []finding.Code{finding.KnownBehaviour}},
+		{reg: "ecr", verdict: probe.Unsupported, reason: finding.ReferrersNotFound, codes: []finding.Code{finding.KnownBehaviour}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.reg, func(t *testing.T) {

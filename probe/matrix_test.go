@@ -22,10 +22,11 @@ func TestMatrixExpectsAPI(t *testing.T) {
 		host           string
 		expects, known bool
 	}{
-		{"ghcr.io", false, true},              // its own row: unsupported
-		{"docker.io", true, true},             // its own row: supported
-		{"europe-docker.pkg.dev", true, true}, // a host pattern
-		{"mirror.internal:5000", false, true}, // the config's kind, host case aside
+		{"ghcr.io", false, true},                                     // its own row: unsupported
+		{"docker.io", true, true},                                    // its own row: supported
+		{"123456789012.dkr.ecr.eu-west-1.amazonaws.com", true, true}, // a host pattern
+		{"europe-docker.pkg.dev", false, false},                      // "varies": no dated source for the API
+		{"mirror.internal:5000", false, true},                        // the config's kind, host case aside
 		{"zot.internal", true, true},
 		{"harbor.internal", false, false}, // "varies": no expectation
 		{"unknown.example", false, false},

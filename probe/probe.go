@@ -14,7 +14,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,6 +99,8 @@ type Expectation struct {
 	LastSeen     string `json:"last_seen"`
 	Notes        string `json:"notes,omitempty"`
 	Matches      *bool  `json:"matches"`
+	// KnownBehaviour is the kind's dated quirk the replies matched.
+	KnownBehaviour *Quirk `json:"known_behaviour,omitempty"`
 }
 
 // Report is the result of one Run.
@@ -294,7 +298,7 @@ func probeOne(ctx context.Context, t Target, o *options) Result {
 		if e, ok := o.cache.Get(key); ok {
 			r := e.result(t)
 			o.expect(&r)
-			finishExpectation(&r)
+			finishExpectation(&r, o.matrix)
 			o.logVerdict(r)
 			o.emit(Event{Kind: EventFinished, Target: t.String(), Result: &r})
 			return r
@@ -889,7 +893,7 @@ func (p *prober) finish() {
 	if rl := p.r.RateLimit; rl != nil && rl.Low && !rl.Throttled {
 		p.r.Findings = append(p.r.Findings, LowBudgetFinding(p.t.Host, rl.Remaining, rl.Limit, rl.RetryAt))
 	}
-	finishExpectation(p.r)
+	finishExpectation(p.r, p.o.matrix)
 }
 
 // LowBudgetFinding warns that few requests are left before the registry
@@ -906,10 +910,25 @@ func LowBudgetFinding(host, remaining, limit string, reset time.Time) finding.Fi
 		Evidence: fmt.Sprintf("RateLimit-Remaining %q, RateLimit-Limit %q", remaining, limit)}
 }
 
-// finishExpectation compares the verdict with the matrix row.
-func finishExpectation(r *Result) {
+// finishExpectation compares the verdict with the matrix row, and the
+// replies with the kind's dated quirks: a reply that matches one is
+// known behaviour (KnownBehaviour), which stands in for a mismatch or a
+// version note.
+func finishExpectation(r *Result, m Matrix) {
 	e := r.Expected
-	if e == nil || r.ReferrersAPI == Unknown {
+	if e == nil {
+		return
+	}
+	var known *Quirk
+	if kind, ok := m.Get(e.Kind); ok {
+		obs := observe(r)
+		if q, ok := kind.KnownBehaviour(obs); ok {
+			known = &q
+			e.KnownBehaviour = known
+			r.Findings = append(r.Findings, knownBehaviourFinding(kind, q, obs, r.ReferrersAPI))
+		}
+	}
+	if r.ReferrersAPI == Unknown {
 		return
 	}
 	var matches bool
@@ -922,8 +941,11 @@ func finishExpectation(r *Result) {
 		matches = true
 	}
 	e.Matches = &matches
+	if known != nil {
+		return
+	}
 	if matches {
-		if e.ReferrersAPI == "varies" && r.ReferrersAPI == Unsupported {
+		if e.ReferrersAPI == "varies" && r.ReferrersAPI == Unsupported && e.Since != "" {
 			r.Findings = append(r.Findings, finding.Finding{Severity: finding.SeverityInfo, Code: finding.VersionDependent,
 				Summary: fmt.Sprintf("%s serves the referrers API from %s; this one does not", e.Name, e.Since),
 				Cause:   e.Notes, Remedy: fmt.Sprintf("Upgrade %s to %s or later for the API; until then discovery uses fallback tags.", e.Name, e.Since)})
@@ -938,4 +960,75 @@ func finishExpectation(r *Result) {
 		Summary: fmt.Sprintf("Matrix expects %s to be %s%s (last seen %s); observed %s", e.Name, e.ReferrersAPI, since, e.LastSeen, r.ReferrersAPI),
 		Cause:   strings.TrimSpace("The registry's version or configuration differs from the matrix row. " + e.Notes),
 		Remedy:  "Trust the observation; check the registry version, and correct the matrix row if the vendor changed behaviour."})
+}
+
+// knownBehaviourFinding says that what the probe saw is a dated quirk of
+// the registry's kind.
+func knownBehaviourFinding(k Kind, q Quirk, obs Observation, verdict Verdict) finding.Finding {
+	cause := "Seen in public trackers and release notes: " + q.Source + "."
+	row := k.ReferrersAPI
+	if k.Since != "" {
+		row += " since " + k.Since
+	}
+	if (k.ReferrersAPI == "supported" && verdict == Unsupported) || (k.ReferrersAPI == "unsupported" && verdict == Supported) {
+		cause += fmt.Sprintf(" The matrix row says %s (last seen %s): this registry still behaves as the dated fact says, so this is no surprise to correct in the matrix.", row, k.LastSeen)
+	}
+	remedy := q.Advice
+	if remedy == "" {
+		remedy = finding.KnownBehaviour.Remedy()
+	}
+	return finding.Finding{Severity: finding.SeverityInfo, Code: finding.KnownBehaviour,
+		Summary:  fmt.Sprintf("This matches the known behaviour of %s %s: %s", k.Name, q.Seen(), q.Fact),
+		Cause:    cause,
+		Remedy:   remedy,
+		Evidence: obs.Evidence}
+}
+
+// observe sums up the referrers replies a probe saw, for the quirks: from
+// the recorded exchanges, or from the verdict's fields when the verdict
+// came from the cache.
+func observe(r *Result) Observation {
+	o := Observation{Reason: r.ReferrersReason}
+	var seen []string
+	for _, ex := range r.Exchanges {
+		if !isReferrersPath(ex.Requested()) || ex.Err != nil {
+			continue
+		}
+		if ex.IsRedirect() {
+			o.Redirects = append(o.Redirects, ex.Status)
+			seen = append(seen, fmt.Sprintf("%d to %s", ex.Status, hostOf(ex.Headers["Location"], ex.URL)))
+			continue
+		}
+		if ex.Status == http.StatusUnauthorized && ex.RequestedPath == "" && len(o.Statuses) == 0 && ex.Headers["WWW-Authenticate"] != "" {
+			continue // the login's own challenge
+		}
+		o.Statuses = append(o.Statuses, ex.Status)
+		seen = append(seen, fmt.Sprintf("%d %s", ex.Status, baseMediaType(ex.ContentType)))
+		if ex.Status == http.StatusUnauthorized && ex.Headers["WWW-Authenticate"] == "" {
+			o.Unchallenged = true
+		}
+		if n, err := strconv.Atoi(strings.TrimSpace(ex.Headers["Retry-After"])); err == nil && n > o.RetryAfter {
+			o.RetryAfter = n
+		}
+	}
+	if len(o.Statuses) == 0 && r.ReferrersStatus != 0 {
+		o.Statuses = []int{r.ReferrersStatus}
+		seen = append(seen, fmt.Sprintf("%d %s (cached verdict)", r.ReferrersStatus, baseMediaType(r.ReferrersContentType)))
+	}
+	o.Evidence = "referrers replies: " + strings.Join(seen, ", then ")
+	if len(seen) == 0 {
+		o.Evidence = "verdict reason " + string(r.ReferrersReason)
+	}
+	return o
+}
+
+// hostOf names the host a redirect leads to (Location may be relative).
+func hostOf(location, from string) string {
+	if u, err := url.Parse(location); err == nil && u.Host != "" {
+		return u.Host
+	}
+	if u, err := url.Parse(from); err == nil {
+		return u.Host
+	}
+	return location
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/internal/human"
+	"github.com/refdoctor/refdoctor/mirror"
 	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/telemetry"
@@ -56,6 +57,8 @@ type Result struct {
 	// refdoctor is pointed at one.
 	Prometheus *telemetry.QueryReport `json:"prometheus,omitempty"`
 	Diag       *DiagResult            `json:"diag,omitempty"`
+	// Compare is the compare step's answer: the image against its source.
+	Compare *mirror.CompareResult `json:"compare,omitempty"`
 	// Timing, Compat and Failures are the timing, compat and
 	// probe-failures checks' tables (Probe holds the probe they read).
 	Timing   *TimingReport  `json:"timing,omitempty"`
@@ -339,6 +342,8 @@ func (e *Engine) check(ctx context.Context, r *run) {
 		e.runMetrics(ctx, r)
 	case CheckDiag:
 		e.runDiag(ctx, r)
+	case CheckCompare:
+		e.runCompare(ctx, r)
 	case CheckNone:
 		r.res.Status = StatusPassed
 		r.res.Summary = "Informational step: " + r.step.Summary

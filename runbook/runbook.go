@@ -63,12 +63,13 @@ const (
 	CheckLogs           = "logs"
 	CheckMetrics        = "metrics"
 	CheckDiag           = "diag"
+	CheckCompare        = "compare"
 	CheckNone           = "none"
 )
 
 // CheckKinds lists every check kind the engine can run.
 func CheckKinds() []string {
-	return []string{CheckProbe, CheckTiming, CheckCompat, CheckProbeFailures, CheckDiscover, CheckTags, CheckBundleValidate, CheckLogs, CheckMetrics, CheckDiag, CheckNone}
+	return []string{CheckProbe, CheckTiming, CheckCompat, CheckProbeFailures, CheckDiscover, CheckTags, CheckBundleValidate, CheckLogs, CheckMetrics, CheckDiag, CheckCompare, CheckNone}
 }
 
 // Book is the whole runbook.
@@ -378,8 +379,8 @@ func (b *Book) Validate() error {
 		if !slices.Contains(CheckKinds(), s.Check.Kind) {
 			bad("step %q: check kind %q is not one of %s", s.ID, s.Check.Kind, strings.Join(CheckKinds(), ", "))
 		}
-		if s.Check.Platforms && s.Check.Kind != CheckDiscover {
-			bad("step %q: platforms only applies to a discover check", s.ID)
+		if s.Check.Platforms && s.Check.Kind != CheckDiscover && s.Check.Kind != CheckCompare {
+			bad("step %q: platforms only applies to a discover or compare check", s.ID)
 		}
 		if s.Check.CheckReferrers && s.Check.Kind != CheckBundleValidate {
 			bad("step %q: check_referrers only applies to a bundle-validate check", s.ID)
@@ -432,6 +433,7 @@ func sampleTargets() Targets {
 	return Targets{
 		Registries: []string{"registry.example.com"},
 		Image:      "registry.example.com/team/app@sha256:" + strings.Repeat("ab", 32),
+		Source:     "source.example.com/team/app@sha256:" + strings.Repeat("ab", 32),
 		Bundle:     "bundle.tgz",
 		LogFile:    "export center.log",
 		PlainHTTP:  []string{"registry.example.com"},

@@ -17,7 +17,10 @@ type Targets struct {
 	// Registries are HOST, HOST/REPO or HOST/REPO@DIGEST probe targets.
 	Registries []string `json:"registries,omitempty"`
 	// Image is HOST/REPO:TAG or HOST/REPO@DIGEST.
-	Image      string `json:"image,omitempty"`
+	Image string `json:"image,omitempty"`
+	// Source is where Image was copied from, when Image is a mirror's: the
+	// compare step reads both (HOST/REPO:TAG or HOST/REPO@DIGEST).
+	Source     string `json:"source,omitempty"`
 	Repository string `json:"repository,omitempty"`
 	Digest     string `json:"digest,omitempty"`
 	// Referrer is a referrer's digest a check found, for the commands
@@ -36,6 +39,7 @@ const (
 	PlaceholderRepository = "<repository>"
 	PlaceholderDigest     = "<digest>"
 	PlaceholderImage      = "<image>"
+	PlaceholderSource     = "<source-image>"
 	PlaceholderBundle     = "<bundle.tgz>"
 	PlaceholderLogFile    = "<export.log>"
 	PlaceholderReferrer   = "<referrer-digest>"
@@ -75,6 +79,11 @@ func (t Targets) Validate() error {
 	if t.Image != "" {
 		if _, err := discovery.ParseReference(t.Image); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if t.Source != "" {
+		if _, err := discovery.ParseReference(t.Source); err != nil {
+			errs = append(errs, fmt.Errorf("source: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -184,6 +193,13 @@ type Vars struct {
 	Repository string
 	Digest     string
 	Image      string
+	// Source is the image Image was copied from (PlaceholderSource when
+	// none is given); SourcePlainHTTP says it is reached over http.
+	Source          string
+	SourcePlainHTTP bool
+	// SourceHost is the source's registry when it is another than
+	// Registry (for a second --plain-http), else empty.
+	SourceHost string
 	Bundle     string
 	LogFile    string
 	// Scheme is http for plain-HTTP hosts, https otherwise.
@@ -231,6 +247,7 @@ func (t Targets) Vars() Vars {
 		Repository:     or(repo, PlaceholderRepository),
 		Digest:         or(digest, PlaceholderDigest),
 		Image:          or(t.Image, PlaceholderImage),
+		Source:         or(t.Source, PlaceholderSource),
 		Bundle:         or(t.Bundle, PlaceholderBundle),
 		LogFile:        or(t.LogFile, PlaceholderLogFile),
 		Scheme:         "https",
@@ -246,6 +263,10 @@ func (t Targets) Vars() Vars {
 	}
 	if v.PlainHTTP {
 		v.Scheme = "http"
+	}
+	if host, _, _, ok := splitImage(t.Source); ok && host != reg {
+		v.SourcePlainHTTP = t.isPlainHTTP(host)
+		v.SourceHost = host
 	}
 	if reg != "" {
 		v.Hostname, v.HostPort = reg, net.JoinHostPort(reg, "443")

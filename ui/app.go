@@ -253,6 +253,10 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		cmd := m.switchTo(scrRunbook)
 		_, c2 := m.screens[scrRunbook].Update(msg)
 		return m, tea.Batch(cmd, c2)
+	case compareMsg:
+		cmd := m.switchTo(scrReferrers)
+		_, c2 := m.screens[scrReferrers].Update(msg)
+		return m, tea.Batch(cmd, c2)
 	case targetsChangedMsg:
 		var cmds []tea.Cmd
 		for i, s := range m.screens {

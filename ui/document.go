@@ -13,7 +13,7 @@ import (
 	"github.com/refdoctor/refdoctor/probe"
 )
 
-// documenter is a screen whose result is a document of the CLI: s writes
+// documenter is a screen whose result is a document of the CLI: w writes
 // it as the command's -o json would.
 type documenter interface {
 	// document is the screen's result (nil when there is none yet, with
@@ -28,7 +28,7 @@ type documenter interface {
 func (m *model) saveDocument() tea.Cmd {
 	d, ok := m.current().(documenter)
 	if !ok {
-		return flash("nothing to save as JSON on this screen (s saves Registries, Tags, Referrers, Bundle, Logs and Metrics)")
+		return flash("nothing to save as JSON on this screen (w saves Registries, Tags, Referrers, Bundle, Logs and Metrics)")
 	}
 	doc, command, why := d.document()
 	if doc == nil {
@@ -56,7 +56,7 @@ func (c *compatScreen) document() (any, string, string) {
 			if r.err != "" {
 				return nil, "", "not saved: " + r.target.String() + " has no verdict (" + r.err + "); r probes it again"
 			}
-			return nil, "", "not saved: the probes are still running; s saves once every row has its verdict"
+			return nil, "", "not saved: the probes are still running; w saves once every row has its verdict"
 		}
 		rep.Registries = append(rep.Registries, *r.res)
 	}
@@ -74,6 +74,13 @@ func (t *tagsScreen) document() (any, string, string) {
 }
 
 func (r *referrersScreen) document() (any, string, string) {
+	if r.comparing {
+		c := r.cmp
+		if c.job.state != jobDone || c.job.res == nil {
+			return nil, "", "not saved: no finished comparison yet (" + c.job.state.String() + ")"
+		}
+		return *c.job.res, "refdoctor compare " + c.source + " " + c.image, ""
+	}
 	if r.job.state != jobDone || r.job.res == nil {
 		return nil, "", "not saved: no finished discovery yet (" + r.job.state.String() + ")"
 	}

@@ -39,6 +39,7 @@ func TestMain(m *testing.M) {
 	if labs.lab != nil {
 		_ = labs.lab.Close()
 	}
+	closeMirrorLab()
 	if code == 0 {
 		if err := goleak.Find(leakOptions()...); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)

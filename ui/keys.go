@@ -62,6 +62,9 @@ type keyMap struct {
 	PrevRegistry key.Binding
 	// Repositories lists the registry's catalog to pick a repository.
 	Repositories key.Binding
+	// CompareSource shows the image against the source it was copied
+	// from (Referrers screen; the runbook's referrer steps).
+	CompareSource key.Binding
 
 	// Bundle.
 	PickFile   key.Binding
@@ -86,7 +89,7 @@ func newKeyMap() keyMap {
 		Jump:    b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "screens"),
 
 		CopyDigest: b([]string{"y"}, "y", "copy digest"),
-		SaveJSON:   b([]string{"s"}, "s", "save JSON"),
+		SaveJSON:   b([]string{"w"}, "w", "write JSON"),
 
 		Up:       b([]string{"k", "up"}, "↑/k", "up"),
 		Down:     b([]string{"j", "down"}, "↓/j", "down"),
@@ -126,6 +129,8 @@ func newKeyMap() keyMap {
 		NextRegistry: b([]string{"]"}, "]", "next registry"),
 		PrevRegistry: b([]string{"["}, "[", "prev registry"),
 		Repositories: b([]string{"l"}, "l", "repositories"),
+
+		CompareSource: b([]string{"s"}, "s", "compare with source"),
 
 		PickFile:   b([]string{"o"}, "o", "open file"),
 		Revalidate: b([]string{"r"}, "r", "validate again"),

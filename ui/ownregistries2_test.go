@@ -10,11 +10,11 @@ import (
 	"github.com/refdoctor/refdoctor/probe"
 )
 
-// mirrorLab is a lab of two registries whose repositories differ: a holds
+// otherPathLab is a lab of two registries whose repositories differ: a holds
 // the seed at demo/app, b (empty otherwise) a copy at mirror/app made by
 // regctl (the image, its referrers and its cosign tags), as a mirror
 // under another path holds it.
-func mirrorLab(t *testing.T) (l *lab.Lab, a, b lab.Registry) {
+func otherPathLab(t *testing.T) (l *lab.Lab, a, b lab.Registry) {
 	t.Helper()
 	l = ownLab(t, lab.Spec{Name: "a", Profile: lab.ProfileOCI11}, lab.Spec{Name: "b", Profile: lab.ProfileOCI11, NoSeed: true})
 	a, _ = l.Get("a")
@@ -33,7 +33,7 @@ func mirrorLab(t *testing.T) (l *lab.Lab, a, b lab.Registry) {
 // next registry's own repository (b has no demo/app: keeping the first
 // registry's path would fail with NAME_UNKNOWN), and [ comes back.
 func TestSwitchRegistryUsesItsOwnRepository(t *testing.T) {
-	l, a, b := mirrorLab(t)
+	l, a, b := otherPathLab(t)
 	h := newHarness(t, l, 120, 40, func(dir string, o *Options) {
 		o.Targets = []probe.Target{{Host: a.Host, Repository: "demo/app"}, {Host: b.Host, Repository: "mirror/app"}}
 		o.Image = a.Host + "/demo/app:v1"
@@ -66,7 +66,7 @@ func TestSwitchRegistryUsesItsOwnRepository(t *testing.T) {
 // take the repository from the config's [[registry]] entry, and a target
 // with a digest is that image.
 func TestSwitchRegistryUsesConfigRepository(t *testing.T) {
-	l, a, b := mirrorLab(t)
+	l, a, b := otherPathLab(t)
 	h := newHarness(t, l, 120, 40, func(dir string, o *Options) {
 		for i := range o.Config.Registries {
 			if o.Config.Registries[i].Host == b.Host {
@@ -93,7 +93,7 @@ func TestSwitchRegistryUsesConfigRepository(t *testing.T) {
 // TestTargetsFormMarksPlainHTTP: a host added in the targets form is
 // reached over TLS until the form marks it plain HTTP; then it answers.
 func TestTargetsFormMarksPlainHTTP(t *testing.T) {
-	l, a, b := mirrorLab(t)
+	l, a, b := otherPathLab(t)
 	h := newHarness(t, l, 120, 40, func(dir string, o *Options) {
 		o.Config.Registries = []config.Registry{{Host: a.Host, PlainHTTP: true}}
 		o.Targets = []probe.Target{{Host: a.Host, Repository: "demo/app"}}

@@ -55,7 +55,7 @@ func TestSaveScreenAsJSON(t *testing.T) {
 	dir := h.dir
 	h.keys("4")
 	h.waitFor("the tag listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
-	h.keys("s")
+	h.keys("w")
 	got := savedFile(t, h, dir, "tags")
 	want, err := discovery.ListTags(context.Background(), o.Repository, discovery.WithConfig(o.Config), discovery.WithClientOpts(o.ClientOpts...))
 	if err != nil {
@@ -71,7 +71,7 @@ func TestSaveScreenAsJSON(t *testing.T) {
 
 	h.keys("5")
 	v := h.waitFor("the referrers", func(v string) bool { return idle(v) && strings.Contains(v, "referrers ·") })
-	h.keys("s")
+	h.keys("w")
 	var res discovery.Result
 	dec := json.NewDecoder(bytes.NewReader(savedFile(t, h, dir, "referrers")))
 	dec.DisallowUnknownFields()
@@ -84,7 +84,7 @@ func TestSaveScreenAsJSON(t *testing.T) {
 
 	h.keys("3")
 	h.waitFor("every verdict", func(v string) bool { return idle(v) && strings.Contains(v, "unsupported!") })
-	h.keys("s")
+	h.keys("w")
 	var rep probe.Report
 	dec = json.NewDecoder(bytes.NewReader(savedFile(t, h, dir, "registries")))
 	dec.DisallowUnknownFields()
@@ -97,9 +97,9 @@ func TestSaveScreenAsJSON(t *testing.T) {
 
 	h.keys("6")
 	h.waitFor("the bundle picker", contains("Pick a bundle"))
-	h.keys("s")
+	h.keys("w")
 	h.waitFor("the refusal", contains("not saved: no finished validation yet"))
-	h.keys("1", "s")
+	h.keys("1", "w")
 	h.waitFor("the refusal", contains("nothing to save as JSON on this screen"))
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/internal/human"
+	"github.com/refdoctor/refdoctor/mirror"
 )
 
 // chainLink is one step from the image to a referrer: the image itself,
@@ -52,20 +53,57 @@ type referrersScreen struct {
 	open     int
 	manifest job[none, discovery.Manifest]
 	listOff  int // the tree's scroll position, restored on esc
+	w, h     int
+	// cmp is the comparison with the source (s), shown instead of the
+	// tree while comparing is set.
+	cmp       *compareView
+	comparing bool
 	// cat lists the registry's repositories to pick the image's from (l).
-	cat  *catalogPicker
-	w, h int
+	cat *catalogPicker
 }
 
 func newReferrersScreen(sh *shared) *referrersScreen {
-	return &referrersScreen{sh: sh, image: sh.opts.Image, pane: newPane(sh), open: -1, cat: newCatalogPicker(sh, scrReferrers)}
+	return &referrersScreen{sh: sh, image: sh.opts.Image, pane: newPane(sh), open: -1, cmp: newCompareView(sh), cat: newCatalogPicker(sh, scrReferrers)}
 }
 
 func (r *referrersScreen) SetSize(w, h int) {
 	r.w, r.h = w, h
 	r.pane.setSize(w, max(1, h-1))
+	r.cmp.setSize(w, h)
 	r.cat.setSize(w, h)
 	r.refresh()
+}
+
+// compare shows the comparison with the source, starting it unless it
+// already holds (or is reading) the current source and image.
+func (r *referrersScreen) compare(again bool) tea.Cmd {
+	r.comparing = true
+	c := r.cmp
+	if !again && c.source == r.sh.opts.Source && c.image == r.sh.opts.Image && c.job.state != jobIdle && c.job.state != jobStopped {
+		c.refresh()
+		return nil
+	}
+	return c.start()
+}
+
+// compareKey handles a key while the comparison is shown.
+func (r *referrersScreen) compareKey(msg tea.KeyPressMsg) tea.Cmd {
+	k := r.sh.keys
+	switch {
+	case key.Matches(msg, k.CompareSource):
+		r.comparing = false
+		r.refresh()
+		return nil
+	case key.Matches(msg, k.Reload):
+		return r.compare(true)
+	case key.Matches(msg, k.Up):
+		r.cmp.selectRow(r.cmp.sel - 1)
+		return nil
+	case key.Matches(msg, k.Down):
+		r.cmp.selectRow(r.cmp.sel + 1)
+		return nil
+	}
+	return r.cmp.pane.update(msg)
 }
 
 func (r *referrersScreen) capturing() bool { return false }
@@ -115,6 +153,8 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
 	case eventMsg[discovery.Event]:
 		if !r.job.event(msg) {
+			// Not the tree's discovery: perhaps the comparison's.
+			r.cmp.event(msg)
 			return r, nil
 		}
 		switch ev := msg.ev; ev.Kind {
@@ -134,14 +174,27 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		if r.manifest.done(msg, false) {
 			r.refresh()
 		}
+	case doneMsg[mirror.CompareResult]:
+		r.cmp.done(msg)
+	case compareMsg:
+		return r, r.compare(false)
 	case doneMsg[discovery.Catalog]:
 		r.cat.update(msg)
 	case targetsChangedMsg:
 		r.cat.close()
 		r.job.reset()
 		r.manifest.reset()
+		r.cmp.job.reset()
 		r.image, r.started, r.open = r.sh.opts.Image, false, -1
+		if r.comparing {
+			// The comparison follows the new targets when it is shown.
+			r.started = true
+			return r, tea.Batch(r.discover(), r.compare(true))
+		}
 		r.refresh()
+	case styleChangedMsg:
+		r.refresh()
+		r.cmp.refresh()
 	case tea.KeyPressMsg:
 		k := r.sh.keys
 		if r.cat.open {
@@ -153,7 +206,15 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			}
 			return r, cmd
 		}
+		if r.comparing {
+			return r, r.compareKey(msg)
+		}
 		switch {
+		case key.Matches(msg, k.CompareSource):
+			if r.sh.opts.Source == "" {
+				return r, flash("no source to compare with: give one on the Start screen (1, then e)")
+			}
+			return r, r.compare(false)
 		case key.Matches(msg, k.Reload):
 			return r, r.discover()
 		case key.Matches(msg, k.Repositories):
@@ -188,6 +249,9 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		}
 		return r, r.pane.update(msg)
 	case tea.MouseMsg:
+		if r.comparing {
+			return r, r.cmp.pane.update(msg)
+		}
 		return r, r.pane.update(msg)
 	}
 	return r, nil
@@ -245,6 +309,9 @@ func (r *referrersScreen) click(_, y int) tea.Cmd {
 }
 
 func (r *referrersScreen) selectedDigest() string {
+	if r.comparing {
+		return r.cmp.selectedDigest()
+	}
 	if r.sel < len(r.rows) {
 		return r.rows[r.sel].ref.Digest
 	}
@@ -256,6 +323,15 @@ func (r *referrersScreen) selectedDigest() string {
 func (r *referrersScreen) back() (bool, tea.Cmd) {
 	if r.cat.open {
 		r.cat.close()
+		return true, nil
+	}
+	if r.comparing {
+		if r.cmp.job.stop() {
+			r.cmp.refresh()
+			return true, flash("comparison stopped")
+		}
+		r.comparing = false
+		r.refresh()
 		return true, nil
 	}
 	if r.open >= 0 {
@@ -277,6 +353,7 @@ func (r *referrersScreen) stop() {
 	r.cat.close()
 	r.job.stop()
 	r.manifest.stop()
+	r.cmp.job.stop()
 }
 
 func (r *referrersScreen) help() bindings {
@@ -284,8 +361,20 @@ func (r *referrersScreen) help() bindings {
 	if r.cat.open {
 		return r.cat.help()
 	}
+	if r.comparing {
+		return bindings{
+			short: []key.Binding{k.Up, k.Down, k.CompareSource, k.Reload, k.CopyDigest, k.Back},
+			full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CompareSource, k.Reload, k.CopyDigest, k.SaveJSON, k.Back}},
+		}
+	}
 	if r.open >= 0 {
 		return bindings{short: []key.Binding{k.PageDown, k.PageUp, k.Back}, full: [][]key.Binding{{k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Back}}}
+	}
+	if r.sh.opts.Source != "" {
+		return bindings{
+			short: []key.Binding{k.OpenReferrer, k.CompareSource, k.CopyDigest, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Reload, k.SaveJSON},
+			full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CompareSource, k.CopyDigest, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON, k.Back}},
+		}
 	}
 	return bindings{
 		short: []key.Binding{k.OpenReferrer, k.CopyDigest, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Reload, k.SaveJSON},
@@ -296,6 +385,9 @@ func (r *referrersScreen) help() bindings {
 func (r *referrersScreen) View() string {
 	if r.cat.open {
 		return r.cat.view()
+	}
+	if r.comparing {
+		return r.cmp.view()
 	}
 	pos := ""
 	if r.open < 0 && len(r.rows) > 0 {

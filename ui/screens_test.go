@@ -41,13 +41,13 @@ func screenCases() []screenCase {
 			h.waitFor("the form", contains("Registries", "Export log"))
 		}, checks: []string{"Targets", "Bundle file"}},
 		{name: "start-form-bad-bundle", drive: func(h *harness) {
-			h.keys("e", "tab", "tab", "tab", "tab", "tab")
+			h.keys("e", "tab", "tab", "tab", "tab", "tab", "tab")
 			h.waitFor("the bundle field", contains("› Bundle file"))
 			h.keys("n", "o", "p", "e", ".", "t", "g", "z", "enter")
 			h.waitFor("the refusal", contains("bundle file nope.tgz"))
 		}, checks: []string{"error bundle file nope.tgz: no such file or directory (give a mirror bundle", "› Bundle file"}},
 		{name: "start-form-bad-log", drive: func(h *harness) {
-			h.keys("e", "tab", "tab", "tab", "tab", "tab", "tab")
+			h.keys("e", "tab", "tab", "tab", "tab", "tab", "tab", "tab")
 			h.waitFor("the export log field", contains("› Export log"))
 			h.keys("t", "e", "s", "t", "d", "a", "t", "a", "enter")
 			h.waitFor("the refusal", contains("export log testdata"))

@@ -36,13 +36,14 @@ const (
 	fieldPlainHTTP
 	fieldInsecure
 	fieldImage
+	fieldSource
 	fieldRepository
 	fieldBundle
 	fieldLogFile
 	numFields
 )
 
-var fieldLabels = [numFields]string{"Registries", "Plain HTTP", "Insecure TLS", "Image", "Repository", "Bundle file", "Export log"}
+var fieldLabels = [numFields]string{"Registries", "Plain HTTP", "Insecure TLS", "Image", "Source", "Repository", "Bundle file", "Export log"}
 
 // startScreen asks what the operator sees: the runbook's symptom table as
 // a list, each leading to the step that deals with it, or the whole
@@ -105,6 +106,7 @@ func newStartScreen(sh *shared) *startScreen {
 	s.inputs[fieldPlainHTTP].Placeholder = "hosts reached over http:// (space separated)"
 	s.inputs[fieldInsecure].Placeholder = "hosts whose TLS certificate is not verified"
 	s.inputs[fieldImage].Placeholder = "HOST/REPO:TAG or HOST/REPO@sha256:..."
+	s.inputs[fieldSource].Placeholder = "where the image was copied from (to compare)"
 	s.inputs[fieldRepository].Placeholder = "HOST/REPO (fallback tags)"
 	s.inputs[fieldBundle].Placeholder = "path to a mirror bundle (.tgz or .tar.zst)"
 	s.inputs[fieldLogFile].Placeholder = "path to the exporter's log"
@@ -158,14 +160,24 @@ func (s *startScreen) wide() bool { return s.w >= 110 }
 
 func (s *startScreen) SetSize(w, h int) {
 	s.w, s.h = w, h
-	if s.wide() {
-		s.list.SetSize(w*3/5, max(3, h-1))
-	} else {
-		s.list.SetSize(w, max(3, h-8))
-	}
+	s.layout()
 	for i := range s.inputs {
 		s.inputs[i].SetWidth(max(10, w-18))
 	}
+}
+
+// layout sizes the list: under it, when narrow, the targets take one line
+// more with a source.
+func (s *startScreen) layout() {
+	if s.wide() {
+		s.list.SetSize(s.w*3/5, max(3, s.h-1))
+		return
+	}
+	below := 8
+	if s.sh.opts.Source != "" {
+		below++
+	}
+	s.list.SetSize(s.w, max(3, s.h-below))
 }
 
 func (s *startScreen) capturing() bool {
@@ -226,6 +238,9 @@ func (s *startScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
 	case styleChangedMsg:
 		s.restyle()
+		return s, nil
+	case targetsChangedMsg:
+		s.layout()
 		return s, nil
 	case formCheckedMsg:
 		if !s.editing || !s.checking {
@@ -289,6 +304,7 @@ func (s *startScreen) openForm() tea.Cmd {
 	s.inputs[fieldPlainHTTP].SetValue(strings.Join(plain, " "))
 	s.inputs[fieldInsecure].SetValue(strings.Join(insecure, " "))
 	s.inputs[fieldImage].SetValue(o.Image)
+	s.inputs[fieldSource].SetValue(o.Source)
 	s.inputs[fieldRepository].SetValue(o.Repository)
 	s.inputs[fieldBundle].SetValue(o.Bundle)
 	s.inputs[fieldLogFile].SetValue(o.LogFile)
@@ -339,7 +355,7 @@ func (s *startScreen) formKey(msg tea.KeyPressMsg) tea.Cmd {
 type targetForm struct {
 	targets             []probe.Target
 	registries          []config.Registry
-	image, repo         string
+	image, source, repo string
 	bundle, logFile     string
 	plainHTTP, insecure []string
 }
@@ -426,6 +442,12 @@ func (s *startScreen) parse() (targetForm, error) {
 			return f, err
 		}
 	}
+	f.source = strings.TrimSpace(s.inputs[fieldSource].Value())
+	if f.source != "" {
+		if _, err := discovery.ParseReference(f.source); err != nil {
+			return f, fmt.Errorf("source: %w", err)
+		}
+	}
 	f.repo = strings.TrimSpace(s.inputs[fieldRepository].Value())
 	if f.repo != "" {
 		t, err := probe.ParseTarget(f.repo)
@@ -480,7 +502,7 @@ func (s *startScreen) apply(f targetForm) {
 	if !sameTargets(o.Targets, f.targets) || !sameRegistries(o.Config.Registries, f.registries) {
 		s.sh.targetsEdited = true
 	}
-	o.Targets, o.Image, o.Repository = f.targets, f.image, f.repo
+	o.Targets, o.Image, o.Source, o.Repository = f.targets, f.image, f.source, f.repo
 	o.Config.Registries = f.registries
 	o.Bundle, o.LogFile = f.bundle, f.logFile
 }
@@ -590,10 +612,15 @@ func (s *startScreen) targetsView(w int) string {
 		st.Header.Render("TARGETS") + st.Label.Render("  e edits"),
 		st.Label.Render("registries ") + regs,
 		st.Label.Render("image      ") + val(o.Image),
-		st.Label.Render("repository ") + val(o.Repository),
-		st.Label.Render("bundle     ") + val(o.Bundle),
-		st.Label.Render("export log ") + val(o.LogFile),
 	}
+	if o.Source != "" {
+		lines = append(lines, st.Label.Render("source     ")+o.Source)
+	}
+	lines = append(lines,
+		st.Label.Render("repository ")+val(o.Repository),
+		st.Label.Render("bundle     ")+val(o.Bundle),
+		st.Label.Render("export log ")+val(o.LogFile),
+	)
 	for i, l := range lines {
 		lines[i] = trunc(l, w)
 	}

@@ -460,7 +460,7 @@ func (t *tagsScreen) addRow(l tagLine, name string, w int) {
 }
 
 // byKind is the listing as the screen shows it: each subject's tags by
-// kind. It is a copy: the job keeps the engine's listing, which s saves
+// kind. It is a copy: the job keeps the engine's listing, which w saves
 // as refdoctor tags -o json prints it.
 func byKind(res *discovery.TagListing) *discovery.TagListing {
 	if res == nil {

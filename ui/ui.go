@@ -50,6 +50,9 @@ type Options struct {
 	Targets []probe.Target
 	// Image is the subject for referrer discovery (HOST/REPO:TAG or @DIGEST).
 	Image string
+	// Source is where Image was copied from, when Image is a mirror's
+	// copy: the Referrers screen compares the two (s).
+	Source string
 	// Repository is the repository whose fallback tags are listed (HOST/REPO).
 	Repository string
 	// Bundle is a mirror bundle to verify.

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -73,7 +74,7 @@ func (w *walkScreen) steps() []runbook.Step {
 // runbookTargets are the session's targets in the runbook's terms.
 func (sh *shared) runbookTargets() runbook.Targets {
 	o := sh.opts
-	t := runbook.Targets{Image: o.Image, Bundle: o.Bundle, LogFile: o.LogFile, PlainHTTP: sh.plainHTTPHosts()}
+	t := runbook.Targets{Image: o.Image, Source: o.Source, Bundle: o.Bundle, LogFile: o.LogFile, PlainHTTP: sh.plainHTTPHosts()}
 	for _, pt := range o.Targets {
 		t.Registries = append(t.Registries, pt.String())
 	}
@@ -238,6 +239,11 @@ func (w *walkScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			w.selectCommand(w.cmdSel + 1)
 		case key.Matches(msg, k.PrevCommand):
 			w.selectCommand(w.cmdSel - 1)
+		case key.Matches(msg, k.CompareSource) && w.offersCompare():
+			if w.sh.opts.Source == "" {
+				return w, flash("no source to compare with: give one on the Start screen (1, then e)")
+			}
+			return w, func() tea.Msg { return compareMsg{} }
 		case key.Matches(msg, k.Copy):
 			if w.cmdSel < len(w.cmds) {
 				c := w.cmds[w.cmdSel]
@@ -290,8 +296,29 @@ func (w *walkScreen) stop() {
 	}
 }
 
+// compareStep is the runbook step that compares the image with its
+// source; the steps that lead to it offer the comparison too.
+const compareStep = "compare-with-source"
+
+// offersCompare tells whether the selected step offers the comparison
+// with the source (s).
+func (w *walkScreen) offersCompare() bool {
+	step, ok := w.selected()
+	return ok && (step.ID == compareStep || slices.Contains(step.Next, compareStep))
+}
+
 func (w *walkScreen) help() bindings {
 	k := w.sh.keys
+	if w.offersCompare() && w.sh.opts.Source != "" {
+		return bindings{
+			short: []key.Binding{k.Steps, k.RunStep, k.CompareSource, k.NextCommand, k.Copy, k.PageDown},
+			full: [][]key.Binding{
+				{k.Steps, k.RunStep, k.RerunStep, k.CompareSource, k.Back},
+				{k.PrevCommand, k.NextCommand, k.Copy},
+				{k.PageUp, k.PageDown, k.Top, k.Bottom},
+			},
+		}
+	}
 	return bindings{
 		short: []key.Binding{k.Steps, k.RunStep, k.RerunStep, k.NextCommand, k.Copy, k.PageDown},
 		full: [][]key.Binding{
@@ -404,6 +431,14 @@ func (w *walkScreen) render() {
 		para("  ", st.word(word)+" "+state.msg+"; r runs it, R again")
 	default:
 		add(st.Label.Render("  not run yet: r runs this check against your targets"))
+	}
+	if w.offersCompare() {
+		add("", st.Header.Render("COMPARE WITH THE SOURCE"))
+		if o := sh.opts; o.Source != "" {
+			para("  ", "s shows "+sh.displayRef(o.Image)+" against "+sh.displayRef(o.Source)+", where it was copied from: side by side, the missing referrers marked, each with its cause and fix.")
+		} else {
+			add(wrapIndent("  ", st.Label.Render("If the image is a mirror's copy, give the image it was copied from as Source on the Start screen (1, then e); s then compares the two."), width)...)
+		}
 	}
 
 	w.cmdAt = w.cmdAt[:0]
@@ -522,6 +557,8 @@ func (w *walkScreen) resultLines(res *runbook.Result, width int) []string {
 			add(trunc("  platform "+p.Platform+" "+discovery.ShortDigest(p.Digest)+" ("+strconv.Itoa(len(p.Referrers))+")", width))
 			add(referrerTreeLines(st, p.Referrers, width, incomplete)...)
 		}
+	case res.Compare != nil:
+		add(compareLines(sh, res.Compare, width)...)
 	case res.Tags != nil:
 		for _, s := range res.Tags.Subjects {
 			state := "exists"

@@ -41,3 +41,17 @@ func RunTool(tb testing.TB, dir, name string, args ...string) []byte {
 // $REFDOCTOR_TOOLS_BIN/NAME as .ci/run links them, else the one
 // `go tool -n` builds from tools/go.mod.
 func ReferenceTool(name string) (string, error) { return external.ReferenceTool(name) }
+
+// RegctlOneRequestAtATime runs regctl against plain-HTTP hosts that get
+// one request at a time (regctl registry set --req-concurrent 1): olareg
+// v0.2.2 updates a subject's referrers list by read-modify-write without a
+// lock, so referrers that regctl pushes side by side lose entries there.
+// Tests that need a whole copy use this; compare finds such a lost entry
+// (ReferrerNotListed) when regctl runs as it does by default.
+func RegctlOneRequestAtATime(tb testing.TB, dir string, hosts []string, args ...string) []byte {
+	tb.Helper()
+	for _, h := range hosts {
+		RunTool(tb, dir, "regctl", "registry", "set", "--tls", "disabled", "--req-concurrent", "1", "--skip-check", h)
+	}
+	return RunTool(tb, dir, "regctl", args...)
+}
