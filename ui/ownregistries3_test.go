@@ -256,3 +256,23 @@ func TestQuitOffersToSaveTargets(t *testing.T) {
 		t.Errorf("saved registries %+v, want %+v\n%s", saved.Registries, want, data)
 	}
 }
+
+// TestQuitWithoutEditsAsksNothing: the targets form saved unchanged is no
+// edit; q quits at once and the config file is not touched.
+func TestQuitWithoutEditsAsksNothing(t *testing.T) {
+	l := sharedLab(t)
+	cfgPath := filepath.Join(t.TempDir(), "config.toml")
+	h := newHarness(t, l, 120, 40, func(dir string, o *Options) {
+		o.Config.Path = cfgPath
+		o.Config.Registries = nil // the targets' hosts are in no config entry
+	})
+	h.keys("e")
+	h.waitFor("the form", contains("› Registries"))
+	h.keys("enter")
+	h.waitFor("the targets saved", contains("targets saved"))
+	h.keys("q")
+	h.tm.WaitFinished(t, teatest.WithFinalTimeout(20*time.Second))
+	if _, err := os.Stat(cfgPath); !os.IsNotExist(err) {
+		t.Errorf("quitting without edits touched %s: %v", cfgPath, err)
+	}
+}

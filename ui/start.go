@@ -499,7 +499,9 @@ func (s *startScreen) parse() (targetForm, error) {
 // apply makes a checked form the session's targets.
 func (s *startScreen) apply(f targetForm) {
 	o := s.sh.opts
-	if !sameTargets(o.Targets, f.targets) || !sameRegistries(o.Config.Registries, f.registries) {
+	// Saving the form unchanged is no edit: an entry added only to hold
+	// a target's host, with no flag set, changes nothing.
+	if !sameTargets(o.Targets, f.targets) || flagsChanged(o.Config, f.registries) {
 		s.sh.targetsEdited = true
 	}
 	o.Targets, o.Image, o.Source, o.Repository = f.targets, f.image, f.source, f.repo
@@ -519,16 +521,16 @@ func sameTargets(a, b []probe.Target) bool {
 	return true
 }
 
-func sameRegistries(a, b []config.Registry) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
+// flagsChanged tells whether regs mark any host plain HTTP or insecure
+// differently from cfg (a host cfg lacks has neither).
+func flagsChanged(cfg config.Config, regs []config.Registry) bool {
+	for _, r := range regs {
+		was, _ := cfg.Host(r.Host)
+		if was.PlainHTTP != r.PlainHTTP || was.InsecureSkipVerify != r.InsecureSkipVerify {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // heading is the line above the list: what to do, or the filter being
