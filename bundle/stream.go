@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -673,4 +674,27 @@ func isBomb(err error) (*bombError, bool) {
 	var b *bombError
 	ok := errors.As(err, &b)
 	return b, ok
+}
+
+// Sniff tells, from its first bytes only, whether the file at path can be
+// a bundle: a regular file (or pipe) that is gzip or zstd compressed. It
+// reads at most 262 bytes, so a form can check a path before a full
+// validation reads the whole bundle.
+func Sniff(path string) (Compression, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("open bundle: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("open bundle: %w", err)
+	}
+	if fi.IsDir() {
+		return "", fmt.Errorf("%w: %s is a folder; give the bundle file (.tgz or .tar.zst) inside it", ErrNotBundle, path)
+	}
+	if !fi.Mode().IsRegular() && fi.Mode()&os.ModeNamedPipe == 0 {
+		return "", fmt.Errorf("%w: %s is not a regular file", ErrNotBundle, path)
+	}
+	return detectCompression(bufio.NewReaderSize(io.LimitReader(f, 262), 262))
 }

@@ -40,7 +40,7 @@ func (g *globals) clientOpts() []registry.Opt {
 // mirrorEnv is what export, import and diff need from the command line.
 func (g *globals) mirrorEnv() mirror.Env {
 	g.checkCache()
-	return mirror.Env{Config: g.cfg, Client: g.clientOpts(), Discovery: g.discoveryOpts(false), Log: g.log}
+	return mirror.Env{Config: g.cfg, Client: g.clientOpts(), Discovery: g.discoveryOpts(false), Probe: g.probeOpts(), Log: g.log}
 }
 
 // bundleErr maps bundle engine errors to exit codes: unreadable or

@@ -42,6 +42,7 @@ func TestBadInputExitsTwo(t *testing.T) {
 	dir := t.TempDir()
 	unknownKey := writeFile(t, dir, "unknown.toml", "[export.referrer_discovery]\ntimeout_seconds = 10\nmax_concurent_discoveries = 3\n")
 	badPort := writeFile(t, dir, "port.toml", "[[registry]]\nhost = \"registry.example.com:99999\"\n")
+	badKind := writeFile(t, dir, "kind.toml", "# two registries\n[[registry]]\nhost = \"a.example\"\nexpected = \"harbor\"\n\n[[registry]]\nhost = \"b.example\"\n  expected = \"nonsense-kind\"  # a typo\n")
 	tests := []struct {
 		name string
 		args []string
@@ -55,11 +56,13 @@ func TestBadInputExitsTwo(t *testing.T) {
 		{"bad digest", []string{"probe", "registry.example.com/team/app@sha256:abc"}, []string{"not a digest"}, false},
 		{"port out of range", []string{"probe", "registry.example.com:70000/team/app"}, []string{"port \"70000\" is out of range"}, false},
 		{"unknown config key names key and line", []string{"--config", unknownKey, "probe", "localhost:5000/x"}, []string{"max_concurent_discoveries", "line 3"}, false},
+		{"unknown expected kind names the line and the known kinds", []string{"--config", badKind, "probe"},
+			[]string{"line 8", "registry[1] (b.example)", `expected = "nonsense-kind"`, "harbor", "olareg", "ghcr", "artifactory"}, false},
 		{"config port out of range", []string{"--config", badPort, "probe", "localhost:5000/x"}, []string{"out of range"}, false},
 		{"missing config file", []string{"--config", filepath.Join(dir, "nope.toml"), "probe", "localhost:5000/x"}, []string{"nope.toml"}, false},
 		{"bad output format", []string{"-o", "yaml", "probe", "localhost:5000/x"}, []string{"use table or json"}, true},
 		{"unknown flag", []string{"probe", "--nope", "localhost:5000/x"}, []string{"unknown flag", "Run 'refdoctor probe --help' for usage."}, true},
-		{"no target", []string{"probe"}, []string{"refdoctor probe needs registries to probe, HOST, HOST/REPO or HOST/REPO@sha256:DIGEST; for example: refdoctor probe "}, true},
+		{"no target", []string{"--config", writeFile(t, dir, "empty.toml", ""), "probe"}, []string{"refdoctor probe needs registries to probe, HOST, HOST/REPO or HOST/REPO@sha256:DIGEST, or [[registry]] entries in " + filepath.Join(dir, "empty.toml") + "; for example: refdoctor probe "}, true},
 		{"discover without an image", []string{"discover"}, []string{"refdoctor discover needs one or more images, HOST/REPO:TAG or HOST/REPO@sha256:DIGEST, or - to read them from standard input; for example: refdoctor discover registry.example.com/team/app:1.2", "Run 'refdoctor discover --help' for usage."}, true},
 		{"tags with two repositories", []string{"tags", "a.example/x", "b.example/y"}, []string{"refdoctor tags takes one repository, HOST/REPO, got 2: a.example/x b.example/y"}, true},
 		{"a bundle as an argument", []string{"bundle", "inspect", "app.tgz"}, []string{"takes no arguments", "did you mean --file app.tgz?"}, true},

@@ -30,13 +30,15 @@ func newDiagCmd(g *globals) *cobra.Command {
 	collect := &cobra.Command{
 		Use:   "collect [--out FILE.tgz]",
 		Short: "Write a support bundle, credentials removed",
-		Long: `Probe the given registries afresh (and discover the image) with a
+		Long: `Probe the given registries (with neither --registry nor --image, those of
+the config's [[registry]] list) afresh, and discover the image, with a
 debug-level log, and write one archive for a support ticket: the log, the
 probe and discovery results, the metrics, each registry's kind and version,
 the configuration in force, the tool version and OS facts. Passwords,
-tokens, Authorization values, and the values of sensitive environment
-variables and docker logins are removed from every file. The archive is
-written to a temporary file next to FILE (mode 0600) and renamed into place.
+tokens, Authorization values, the values of sensitive environment variables,
+and the secrets and user names of docker logins are removed from every file.
+The archive is written to a temporary file next to FILE (mode 0600) and
+renamed into place.
 
 Support bundles go to the working folder as refdoctor-support-<time>.tgz
 unless a file is named, here with --out (the same rule as the TUI's d and
@@ -49,6 +51,9 @@ Exit codes: 0 written, 2 bad input or an unwritable path, 3 interrupted.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if out == "" {
 				out = runbook.DefaultDiagPath(time.Now())
+			}
+			if len(regs) == 0 && image == "" {
+				regs = g.configRegistries("refdoctor diag collect")
 			}
 			t := runbook.Targets{Registries: regs, Image: image, LogFile: exportLog, PlainHTTP: g.plainHTTPHosts()}
 			if err := t.Validate(); err != nil {

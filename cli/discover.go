@@ -148,7 +148,7 @@ func referrersRepoOpts(s string) ([]discovery.Opt, error) {
 // the capability cache comes from the configuration.
 func (g *globals) discoveryOpts(refresh bool) []discovery.Opt {
 	g.checkCache()
-	popts := []probe.Opt{probe.WithRefresh(refresh)}
+	popts := []probe.Opt{probe.WithRefresh(refresh), probe.WithSession(g.session), probe.WithPurpose(g.purpose)}
 	return []discovery.Opt{
 		discovery.WithConfig(g.cfg),
 		discovery.WithTimeout(g.opTimeout()),

@@ -73,7 +73,11 @@ func writeLogReport(w io.Writer, name string, rep runbook.LogReport) {
 			if p.Reason != "" {
 				api += " (" + p.Reason + ")"
 			}
-			t.add(strconv.Itoa(p.Line), orDash(p.Level), p.Host, api, orDash(p.Version), strconv.Itoa(p.ProbeMS))
+			ms := strconv.Itoa(p.ProbeMS)
+			if p.Cached {
+				ms = "cache " + orDash(p.Age)
+			}
+			t.add(strconv.Itoa(p.Line), orDash(p.Level), p.Host, api, orDash(p.Version), ms)
 		}
 		t.write(w)
 	}

@@ -17,7 +17,7 @@ import (
 func newProbeCmd(g *globals) *cobra.Command {
 	var refresh, requireAPI, showExchanges bool
 	cmd := &cobra.Command{
-		Use:         "probe HOST[/REPO[@DIGEST]]...",
+		Use:         "probe [HOST[/REPO[@DIGEST]]...]",
 		Annotations: map[string]string{argsAnnotation: "registries to probe, HOST, HOST/REPO or HOST/REPO@sha256:DIGEST"},
 		Short:       "Probe registries for OCI referrers API support",
 		Long: `Probe each registry for the OCI 1.1 referrers API and the tag-schema
@@ -27,7 +27,8 @@ non-index replies mean "unsupported, fall back to tags"; refusals and missing
 logins, rate limits, timeouts, replies cut short or over --max-reply-size, and
 servers that are not registries mean "unknown". Redirects are followed (at
 most 10) and the final reply decides. Give HOST/REPO (an existing repository)
-for a certain verdict. Conclusive verdicts are cached (cache.capabilities_ttl;
+for a certain verdict. With no arguments, the registries of the config's
+[[registry]] list are probed. Conclusive verdicts are cached (cache.capabilities_ttl;
 see refdoctor cache show), and a cached verdict says its age.
 
 Exit codes: 0 verdicts reached, 1 a registry cannot serve referrers at all or
@@ -35,9 +36,16 @@ the API is missing where --require-api asks for it, 2 bad input, 3 a probe
 could not complete (network, missing login, timeout, rate limit, not a
 registry).`,
 		Example: `  refdoctor probe ghcr.io/org/app registry.example.com/team/app
+  refdoctor probe                  # the registries of the config file
   refdoctor probe --plain-http localhost:5000 localhost:5000/demo/app -o json`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				args = g.configRegistries("refdoctor probe")
+				if len(args) == 0 {
+					return g.noRegistries(cmd)
+				}
+			}
 			targets := make([]probe.Target, 0, len(args))
 			for _, a := range args {
 				t, err := probe.ParseTarget(a)
@@ -112,16 +120,26 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 		if r.Cached {
 			ms = "cache " + probe.Age(time.Since(r.CachedAt))
 		}
-		t.add(r.Registry, r.Kind, api, r.FallbackTags, r.Auth, ms, string(r.Outcome()))
+		t.add(r.Registry, kindLabel(r), api, r.FallbackTags, r.Auth, ms, string(r.Outcome()))
 	}
 	t.write(w)
-	legend := false
+	differs, configured, recognised := false, false, false
 	for _, r := range report.Registries {
 		if r.Expected != nil && r.Expected.Matches != nil && !*r.Expected.Matches {
-			legend = true
+			differs = true
 		}
+		configured = configured || r.KindSource == probe.KindFromConfig
+		recognised = recognised || r.KindSource == probe.KindFromHost
 	}
-	if legend {
+	switch {
+	case configured && recognised:
+		fmt.Fprintln(w, "(* = kind recognised from the host name; the others from expected in the config)")
+	case configured:
+		fmt.Fprintln(w, "(kinds from expected in the config)")
+	case recognised:
+		fmt.Fprintln(w, "(* = kind recognised from the host name)")
+	}
+	if differs {
 		fmt.Fprintln(w, "(! = differs from the known-registry matrix)")
 	}
 	for _, r := range report.Registries {
@@ -146,7 +164,7 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 			details = append(details, rl)
 		}
 		if r.Expected != nil {
-			details = append(details, fmt.Sprintf("matrix: %s %s", r.Expected.Name, r.Expected.ReferrersAPI))
+			details = append(details, fmt.Sprintf("matrix: %s %s", r.Expected.Name, r.Expected.ReferrersAPI), kindOrigin(r))
 		}
 		fmt.Fprintln(w)
 		for _, d := range details {
@@ -170,6 +188,24 @@ func writeProbeTable(w io.Writer, report probe.Report, exchanges bool) {
 			}
 		}
 	}
+}
+
+// kindLabel is the KIND cell: the kind, marked * when it was recognised
+// from the host name rather than named by expected in the config (the
+// legend under the table says which is which).
+func kindLabel(r probe.Result) string {
+	if r.KindSource == probe.KindFromHost {
+		return r.Kind + "*"
+	}
+	return r.Kind
+}
+
+// kindOrigin says in words where a registry's kind came from.
+func kindOrigin(r probe.Result) string {
+	if r.KindSource == probe.KindFromConfig {
+		return "kind: " + r.Kind + ", from expected in the config"
+	}
+	return "kind: " + r.Kind + ", recognised from the host name"
 }
 
 // writeExchange prints one exchange; a redirect shows where it led, and

@@ -5,7 +5,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/internal/jsondoc"
+	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/telemetry"
 )
 
@@ -83,6 +84,15 @@ type globals struct {
 	maxReply    string
 	// cacheChecked is set once checkCache has looked at the cache folder.
 	cacheChecked bool
+	// session shares probe verdicts between the steps of this command
+	// (a registry is probed and logged once per run); purpose ends the
+	// log's "Probing N registries ..." line (see probePurpose).
+	session *probe.Session
+	purpose string
+	// fileRegistries are the targets (HOST or HOST/REPO) of the config
+	// file's [[registry]] list (not the hosts --plain-http or --insecure
+	// add): what commands given no registry work on.
+	fileRegistries []string
 
 	stdout, stderr io.Writer
 	cfg            config.Config
@@ -199,6 +209,8 @@ Probe a registry:
 			// Verdicts in the capability cache name the command that
 			// probed them.
 			g.cfg.Cache.Origin = cmd.CommandPath()
+			g.session = probe.NewSession()
+			g.purpose = probePurpose(cmd.CommandPath())
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -227,6 +239,21 @@ Probe a registry:
 	usageArgs(root)
 	registerCompletions(root, g)
 	return root
+}
+
+// probePurpose is what the log's "Probing N registries for OCI referrer
+// capabilities ..." line says the probes are for: the exporter's "before
+// export" only where refdoctor exports.
+func probePurpose(command string) string {
+	switch strings.TrimPrefix(command, "refdoctor ") {
+	case "bundle export":
+		return "before export"
+	case "bundle import":
+		return "before import"
+	case "bundle diff":
+		return "before comparing the bundle with its source"
+	}
+	return ""
 }
 
 // usageArgs makes every command's argument-count error a usage error
@@ -272,6 +299,15 @@ func (g *globals) setup() error {
 			return err
 		}
 		return &exitError{code: ExitUsage, err: err}
+	}
+	// The known kinds live in the matrix, above the config package: a
+	// kind that is not there would otherwise be shown back as if it had
+	// been detected.
+	if err := probe.DefaultMatrix().CheckConfig(cfg); err != nil {
+		return fmt.Errorf("config %s: %w", cfg.Path, err)
+	}
+	for _, r := range cfg.Registries {
+		g.fileRegistries = append(g.fileRegistries, r.Target())
 	}
 	if g.timeout < 0 {
 		return usageErr("--timeout must be positive")
@@ -343,9 +379,8 @@ func (g *globals) print(v any, table func(io.Writer)) error {
 }
 
 func (g *globals) writeJSON(v any) error {
-	enc := json.NewEncoder(g.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	// The TUI saves its screens with the same encoder (s key).
+	return jsondoc.Encode(g.stdout, v)
 }
 
 func newVersionCmd(g *globals) *cobra.Command {

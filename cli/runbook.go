@@ -3,12 +3,14 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
 	"github.com/refdoctor/refdoctor/internal/human"
+	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 	"github.com/refdoctor/refdoctor/runbook"
 )
@@ -34,6 +36,7 @@ func (g *globals) runbookOpts() []runbook.Opt {
 		runbook.WithLogger(g.log),
 		runbook.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
 		runbook.WithToolVersion(version),
+		runbook.WithProbeOpts(probe.WithSession(g.session)),
 	}
 }
 
@@ -49,10 +52,15 @@ func (g *globals) plainHTTPHosts() []string {
 	return hosts
 }
 
-// targets turns the flags into validated runbook targets.
-func (f *runbookFlags) targets(g *globals) (runbook.Targets, error) {
+// targets turns the flags into validated runbook targets. Given no
+// registry and no image, the runbook works on the config's registries.
+func (f *runbookFlags) targets(g *globals, command string) (runbook.Targets, error) {
+	registries := f.registries
+	if len(registries) == 0 && f.image == "" {
+		registries = g.configRegistries(command)
+	}
 	t := runbook.Targets{
-		Registries: f.registries,
+		Registries: registries,
 		Image:      f.image,
 		Source:     f.source,
 		Bundle:     f.bundle,
@@ -86,7 +94,10 @@ bundle validation, export-log reading, metrics, support bundle). Where the
 older runbook was wrong, the step says so and shows the truth.
 
 Targets come from --registry, --image, --bundle and --export-log (the
-exporter's log to read; --log-file is refdoctor's own log). Plain-HTTP hosts
+exporter's log to read; --log-file is refdoctor's own log). With neither
+--registry nor --image, the registries of the config's [[registry]] list are
+checked; run with nothing to check at all is a usage error (exit 2), and a
+step named on its own that lacks its input is one too. Plain-HTTP hosts
 (--plain-http or plain_http in the config) get http:// in commands.
 
 Exit codes of run: 0 every check passed, warned or was skipped, 1 a check
@@ -131,7 +142,7 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 			if err != nil {
 				return err
 			}
-			t, err := f.targets(g)
+			t, err := f.targets(g, "refdoctor runbook show")
 			if err != nil {
 				return err
 			}
@@ -163,9 +174,12 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 					return err
 				}
 			}
-			t, err := f.targets(g)
+			t, err := f.targets(g, "refdoctor runbook run")
 			if err != nil {
 				return err
+			}
+			if len(t.Registries) == 0 && t.Image == "" && t.Bundle == "" && t.LogFile == "" {
+				return usageErr("refdoctor runbook run: nothing to check: pass --registry HOST[/REPO], --image REF, --bundle FILE or --export-log FILE, or list registries as [[registry]] entries in %s", g.configFileHint())
 			}
 			opts := g.runbookOpts()
 			if f.diagOut != "" {
@@ -182,6 +196,11 @@ failed, 2 bad input or an unknown step, 3 a check could not complete.`,
 			var results []runbook.Result
 			if len(args) == 1 {
 				results = []runbook.Result{e.Run(cmd.Context(), args[0], nil)}
+				if results[0].Status == runbook.StatusSkipped {
+					// The operator asked for this check; not running it is
+					// not a pass.
+					return usageErr("step %s was not run: %s", args[0], results[0].Summary)
+				}
 			} else {
 				results = e.RunAll(cmd.Context(), nil)
 			}
@@ -236,6 +255,27 @@ func runbookExitCode(results []runbook.Result) int {
 	return code
 }
 
+// skippedNeeds names the flags that would run the skipped steps.
+func skippedNeeds(b *runbook.Book, results []runbook.Result) []string {
+	flags := map[string]string{
+		runbook.CheckDiscover:       "--image REF",
+		runbook.CheckTags:           "--image REF or --registry HOST/REPO",
+		runbook.CheckBundleValidate: "--bundle FILE",
+		runbook.CheckLogs:           "--export-log FILE",
+	}
+	var needs []string
+	for _, r := range results {
+		s, ok := b.Step(r.Step)
+		if r.Status != runbook.StatusSkipped || !ok {
+			continue
+		}
+		if f := flags[s.Check.Kind]; f != "" && !slices.Contains(needs, f) {
+			needs = append(needs, f)
+		}
+	}
+	return needs
+}
+
 func runbookList(g *globals) error {
 	b, err := loadBook()
 	if err != nil {
@@ -253,7 +293,7 @@ func runbookList(g *globals) error {
 			steps[i] = stepEntry{s.ID, s.Title, s.Section, s.Check}
 		}
 		return g.writeJSON(map[string]any{
-			"title": b.Title, "symptoms": b.Symptoms, "steps": steps, "compatibility": b.Compatibility,
+			"title": b.Title, "symptoms": b.Symptoms, "steps": steps, "compatibility": b.CompatibilityTable(),
 		})
 	}
 	writeBookList(g.stdout, b)
@@ -285,7 +325,7 @@ func writeBookList(w io.Writer, b *runbook.Book) {
 		t.write(w)
 	}
 	fmt.Fprintln(w, "\nREGISTRY COMPATIBILITY (the older runbook's table, corrected; a probe wins)")
-	for _, r := range b.Compatibility {
+	for _, r := range b.CompatibilityTable() {
 		fmt.Fprintf(w, "  %s [%s], last seen %s\n", r.Registry, r.Kind, r.LastSeen)
 		writeWrapped(w, "    was: ", r.OlderSaid)
 		writeWrapped(w, "    now: ", r.Now+"; fallback tags: "+r.Fallback)
@@ -395,6 +435,9 @@ func writeResults(w io.Writer, b *runbook.Book, results []runbook.Result) {
 	}
 	fmt.Fprintf(w, "\n%d passed, %d warned, %d failed, %d skipped\n",
 		counts[runbook.StatusPassed], counts[runbook.StatusWarned], counts[runbook.StatusFailed], counts[runbook.StatusSkipped])
+	if needs := skippedNeeds(b, results); len(needs) > 0 {
+		writeWrapped(w, "", "The skipped steps need "+strings.Join(needs, ", ")+".")
+	}
 }
 
 // writeCheckTable prints what a probe-based step looked at, under a

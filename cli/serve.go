@@ -24,8 +24,9 @@ func newServeCmd(g *globals) *cobra.Command {
 	var interval time.Duration
 	var discover []string
 	cmd := &cobra.Command{
-		Use:   "serve --listen ADDR [--interval DUR] [--discover REF]... [TARGET...]",
-		Short: "Export referrer health to Prometheus (/metrics and /probe?target=)",
+		Use:         "serve --listen ADDR [--interval DUR] [--discover REF]... [TARGET...]",
+		Annotations: map[string]string{argsAnnotation: "targets to probe, HOST or HOST/REPO"},
+		Short:       "Export referrer health to Prometheus (/metrics and /probe?target=)",
 		Long: `Probe each target (HOST[/REPO], as for probe; default: the config's
 [[registry]] hosts) every --interval, at most max_concurrent_discoveries at
 once and with the capability cache honoured (no probe or discovery takes
@@ -71,7 +72,7 @@ given: listen on localhost or a network only Prometheus reaches.`,
 			if interval < time.Second {
 				return usageErr("--interval %s: use 1s or more", interval)
 			}
-			targets, err := g.serveTargets(args)
+			targets, err := g.serveTargets(cmd, args)
 			if err != nil {
 				return err
 			}
@@ -123,7 +124,7 @@ given: listen on localhost or a network only Prometheus reaches.`,
 }
 
 // serveTargets parses the targets, or takes the config's registries.
-func (g *globals) serveTargets(args []string) ([]probe.Target, error) {
+func (g *globals) serveTargets(cmd *cobra.Command, args []string) ([]probe.Target, error) {
 	var targets []probe.Target
 	for _, a := range args {
 		t, err := probe.ParseTarget(a)
@@ -133,12 +134,16 @@ func (g *globals) serveTargets(args []string) ([]probe.Target, error) {
 		targets = append(targets, t)
 	}
 	if len(targets) == 0 {
-		for _, r := range g.cfg.Registries {
-			targets = append(targets, probe.Target{Host: r.Host})
+		for _, h := range g.configRegistries("refdoctor serve") {
+			t, err := probe.ParseTarget(h)
+			if err != nil {
+				return nil, &exitError{code: ExitUsage, err: err}
+			}
+			targets = append(targets, t)
 		}
 	}
 	if len(targets) == 0 {
-		return nil, usageErr("no targets: give HOST[/REPO] arguments or [[registry]] entries in the config")
+		return nil, g.noRegistries(cmd)
 	}
 	return targets, nil
 }
@@ -153,6 +158,8 @@ func (g *globals) probeOpts() []probe.Opt {
 		probe.WithLogger(g.log),
 		probe.WithMetrics(g.metrics),
 		probe.WithClientOpts(registry.WithLogger(g.log), registry.WithUserAgent("refdoctor/"+version)),
+		probe.WithSession(g.session),
+		probe.WithPurpose(g.purpose),
 	}
 }
 
@@ -163,7 +170,9 @@ func (g *globals) probeOpts() []probe.Opt {
 // whole discovery timeout, and the gauges of all registries would go stale.
 func (g *globals) serveRound(targets []probe.Target, discover []string, cache *probe.Cache, interval time.Duration) func(context.Context) []telemetry.TargetHealth {
 	return func(ctx context.Context) []telemetry.TargetHealth {
-		opts := append(g.probeOpts(), probe.WithTimeout(min(g.probeTimeout(), interval)))
+		// Every round probes anew (the cache answers within its TTL),
+		// never from the command's session.
+		opts := append(g.probeOpts(), probe.WithTimeout(min(g.probeTimeout(), interval)), probe.WithSession(nil))
 		if cache != nil {
 			opts = append(opts, probe.WithCache(cache))
 		}
@@ -172,7 +181,7 @@ func (g *globals) serveRound(targets []probe.Target, discover []string, cache *p
 			g.log.Error("probe round", "err", err)
 		}
 		if len(discover) > 0 && ctx.Err() == nil {
-			dopts := append(g.discoveryOpts(false), discovery.WithTimeout(min(g.opTimeout(), interval)))
+			dopts := append(g.discoveryOpts(false), discovery.WithTimeout(min(g.opTimeout(), interval)), discovery.WithProbeOpts(probe.WithSession(nil)))
 			drep, err := discovery.DiscoverMany(ctx, discover, dopts...)
 			if err != nil && !errors.Is(err, context.Canceled) {
 				g.log.Error("discovery round", "err", err)
@@ -199,7 +208,7 @@ func (g *globals) serveProbe(cache *probe.Cache) func(context.Context, string) (
 		if err != nil {
 			return telemetry.TargetHealth{}, fmt.Errorf("%w: %v", telemetry.ErrBadTarget, err)
 		}
-		opts := append(g.probeOpts(), probe.WithRefresh(true))
+		opts := append(g.probeOpts(), probe.WithRefresh(true), probe.WithSession(nil))
 		if cache != nil {
 			opts = append(opts, probe.WithCache(cache))
 		}

@@ -119,6 +119,10 @@ func (g *globals) runTUI(cmd *cobra.Command, base ui.Options, f tuiFlags, log *s
 		return err
 	}
 	o.Config = g.cfg
+	if o.Config.Cache.Origin == "refdoctor" {
+		// Verdicts the TUI stores say so where they are shown.
+		o.Config.Cache.Origin = "refdoctor (TUI)"
+	}
 	o.Mouse = f.mouse
 	o.SessionLog = logPath
 	o.Metrics = g.metrics

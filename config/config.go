@@ -37,6 +37,9 @@ type Config struct {
 
 	// Path is the file the configuration came from, empty for defaults.
 	Path string `toml:"-"`
+	// source is the text Parse read, for naming the line of a value that
+	// is checked after decoding (RegistryKeyLine).
+	source []string
 }
 
 // Export holds the settings of the export pipeline that refdoctor mirrors.
@@ -131,11 +134,23 @@ type Registry struct {
 	CAFile string `toml:"ca_file"`
 	// Expected is the registry kind from the known-registry matrix.
 	Expected string `toml:"expected"`
+	// Repository is a repository on the host that commands given no
+	// target probe (a certain verdict needs one) and that the TUI opens
+	// when it switches to this registry.
+	Repository string `toml:"repository"`
 	// ReferrersRepository is HOST/REPO where this registry's images keep
 	// their signatures and attestations (cosign's COSIGN_REPOSITORY):
 	// discovery, compare and export look there too, for every subject on
 	// this host.
 	ReferrersRepository string `toml:"referrers_repository"`
+}
+
+// Target is the entry as a probe target: HOST, or HOST/REPOSITORY.
+func (r Registry) Target() string {
+	if r.Repository != "" {
+		return r.Host + "/" + r.Repository
+	}
+	return r.Host
 }
 
 // Cache configures the on-disk capability cache.
@@ -317,6 +332,7 @@ func parse(data []byte, dir string) (Config, error) {
 		}
 		return cfg, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
+	cfg.source = strings.Split(string(data), "\n")
 	if undecoded := md.Undecoded(); len(undecoded) > 0 {
 		var names []string
 		for _, k := range undecoded {
@@ -348,6 +364,39 @@ func keyWithLine(data []byte, k toml.Key) string {
 		}
 	}
 	return fmt.Sprintf("%q", k.String())
+}
+
+// RegistryKeyLine is the line (1-based) of key in the i-th [[registry]]
+// table of the file Parse read, the table's own line when the key is not
+// written there, or 0 when the configuration was not read from text.
+func (c Config) RegistryKeyLine(i int, key string) int {
+	n := -1
+	header := 0
+	for ln, raw := range c.source {
+		line := strings.TrimSpace(raw)
+		if j := strings.Index(line, "#"); j >= 0 && !strings.ContainsAny(line[:j], `"'`) {
+			line = strings.TrimSpace(line[:j])
+		}
+		if strings.HasPrefix(line, "[") {
+			if n == i {
+				break
+			}
+			if strings.ReplaceAll(line, " ", "") == "[[registry]]" {
+				n++
+				if n == i {
+					header = ln + 1
+				}
+			}
+			continue
+		}
+		if n != i {
+			continue
+		}
+		if k, _, ok := strings.Cut(line, "="); ok && strings.Trim(strings.TrimSpace(k), `"'`) == key {
+			return ln + 1
+		}
+	}
+	return header
 }
 
 // Validate checks values that parse but cannot work.
@@ -389,6 +438,9 @@ func (c Config) Validate() error {
 			problems = append(problems, fmt.Sprintf("registry[%d].host %q is listed twice", i, r.Host))
 		}
 		seen[r.Host] = true
+		if r.Repository != "" && (strings.ContainsAny(r.Repository, ":@ \t") || strings.HasPrefix(r.Repository, "/") || strings.HasSuffix(r.Repository, "/")) {
+			problems = append(problems, fmt.Sprintf("registry[%d] %s: repository %q is not a repository name (write team/app, without the host, a tag or a digest)", i, r.Host, r.Repository))
+		}
 		if r.PlainHTTP && r.InsecureSkipVerify {
 			problems = append(problems, fmt.Sprintf("registry[%d] %s: plain_http and insecure_skip_verify exclude each other", i, r.Host))
 		}

@@ -38,22 +38,60 @@ func (e *engine) capability(ctx context.Context, repo ref.Ref) probe.Result {
 	}
 	e.mu.Unlock()
 	ov.once.Do(func() {
-		target := probe.Target{Host: repo.Registry, Repository: repo.Repository}
-		opts := append([]probe.Opt{probe.WithConfig(e.o.cfg), probe.WithTimeout(e.o.timeout), probe.WithLogger(e.o.log),
-			probe.WithCache(e.cache), probe.WithClientOpts(e.o.clientOpts...),
-			probe.WithEvents(func(ev probe.Event) {
-				if ev.Kind == probe.EventExchange {
-					e.shared.Add(1)
-				}
-			})}, e.o.probeOpts...)
-		rep, err := probe.Run(e.runCtx, []probe.Target{target}, opts...)
-		if err == nil && len(rep.Registries) == 1 {
-			ov.v = rep.Registries[0]
-		} else {
-			ov.v = probe.Result{ReferrersAPI: probe.Unknown}
-		}
+		rs := e.probeCapabilities([]probe.Target{{Host: repo.Registry, Repository: repo.Repository}})
+		ov.v = rs[0]
 	})
 	return ov.v
+}
+
+// probeCapabilities probes targets in one run of the probe engine, so
+// the log announces them together and gives each its verdict line.
+func (e *engine) probeCapabilities(targets []probe.Target) []probe.Result {
+	opts := append([]probe.Opt{probe.WithConfig(e.o.cfg), probe.WithTimeout(e.o.timeout), probe.WithLogger(e.o.log),
+		probe.WithCache(e.cache), probe.WithClientOpts(e.o.clientOpts...), probe.WithConcurrency(e.o.concurrency),
+		probe.WithEvents(func(ev probe.Event) {
+			if ev.Kind == probe.EventExchange {
+				e.shared.Add(1)
+			}
+		})}, e.o.probeOpts...)
+	rep, err := probe.Run(e.runCtx, targets, opts...)
+	out := make([]probe.Result, len(targets))
+	for i := range out {
+		out[i] = probe.Result{ReferrersAPI: probe.Unknown}
+		if err == nil && len(rep.Registries) == len(targets) {
+			out[i] = rep.Registries[i]
+		}
+	}
+	return out
+}
+
+// probeAllCapabilities probes every registry of refs before any discovery
+// starts (auto method only), the first reference's repository standing for
+// its registry, as an exporter does before an export: one announcement
+// with the number of registries, then their verdicts.
+func (e *engine) probeAllCapabilities(refs []ref.Ref) {
+	if e.o.method != MethodAuto {
+		return
+	}
+	var targets []probe.Target
+	seen := map[string]bool{}
+	for _, r := range refs {
+		if !seen[r.Registry] {
+			seen[r.Registry] = true
+			targets = append(targets, probe.Target{Host: r.Registry, Repository: r.Repository})
+		}
+	}
+	if len(targets) < 2 {
+		return // one registry: the first discovery probes it
+	}
+	results := e.probeCapabilities(targets)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, t := range targets {
+		ov := &onceValue[probe.Result]{}
+		ov.once.Do(func() { ov.v = results[i] })
+		e.capabilities[t.Host] = ov
+	}
 }
 
 // cacheKey is the capability cache's key for a repository, as capability

@@ -324,6 +324,7 @@ func DiscoverMany(ctx context.Context, references []string, opts ...Opt) (Report
 	if err != nil {
 		return Report{}, err
 	}
+	e.probeAllCapabilities(refs)
 	results := make([]Result, len(refs))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.concurrency)

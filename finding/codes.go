@@ -96,6 +96,8 @@ const (
 	OrphanTags                  Code = "OrphanTags"
 	NoReferrerTags              Code = "NoReferrerTags"
 	NoReferrersFound            Code = "NoReferrersFound"
+	CatalogUnavailable          Code = "CatalogUnavailable"
+	CatalogCut                  Code = "CatalogCut"
 	ReferrersRepositoryTags     Code = "ReferrersRepositoryTags"
 )
 
@@ -208,6 +210,8 @@ var catalog = map[Code]string{
 	ReprobedWithRealDigest:    "Nothing to fix: the verdict comes from the second probe.",
 	NotARegistry:              "Check the host, port and path: a web server, proxy or login page answers instead of a registry's /v2/.",
 	RepositoryNotFound:        "Check the repository name (and that the login may see it), then probe again.",
+	CatalogUnavailable:        "Type the repository (HOST/REPO) instead; the registry's web page or its API lists them.",
+	CatalogCut:                "Type the repository (HOST/REPO) instead of picking it from the list.",
 	RepositoryEmpty:           "Check the repository name; probe HOST/REPO@DIGEST with an image you know is there.",
 	NoRepositoryGiven:         "For a certain verdict give an existing repository: refdoctor probe HOST/REPO.",
 	NoDiscoveryPath:           "Grant pull (and list) permission on the repository, or use a registry with the referrers API.",

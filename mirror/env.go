@@ -6,6 +6,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/probe"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -21,6 +22,9 @@ type Env struct {
 	// Discovery adds settings to every referrer discovery the operation
 	// runs (method, metrics, timeouts).
 	Discovery []discovery.Opt
+	// Probe adds settings to every capability probe the operation runs
+	// itself (import's check of the target): logger, session, purpose.
+	Probe []probe.Opt
 	// Log receives progress lines; nil discards them.
 	Log *slog.Logger
 }

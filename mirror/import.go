@@ -964,7 +964,7 @@ func (st *importState) hasReferrersAPI(ctx context.Context, repo ref.Ref) bool {
 		return v
 	}
 	rep, err := probe.Run(ctx, []probe.Target{{Host: repo.Registry, Repository: repo.Repository}},
-		probe.WithConfig(st.env.Config), probe.WithClientOpts(st.env.Client...))
+		append([]probe.Opt{probe.WithConfig(st.env.Config), probe.WithClientOpts(st.env.Client...)}, st.env.Probe...)...)
 	v = err == nil && len(rep.Registries) == 1 && rep.Registries[0].ReferrersAPI == probe.Supported
 	st.mu.Lock()
 	st.apiByRepo[key] = v

@@ -169,19 +169,79 @@ func (m Matrix) Match(host string) (Kind, bool) {
 	return Kind{}, false
 }
 
-// ExpectsAPI is the matrix's word on whether host serves the referrers
-// API: the host's own row, else the kind cfg's [[registry]] entry names
-// for it. known is false when neither applies, or the kind "varies".
-func (m Matrix) ExpectsAPI(cfg config.Config, host string) (expects, known bool) {
-	k, ok := m.Match(host)
-	if !ok {
-		for _, r := range cfg.Registries {
-			if strings.EqualFold(r.Host, host) && r.Expected != "" {
-				k, ok = m.Get(r.Expected)
-				break
+// Where a registry's kind came from (Result.KindSource).
+const (
+	KindFromConfig = "config"
+	KindFromHost   = "host"
+)
+
+// KindOf is the kind of host: the one its [[registry]] entry in cfg names
+// (expected = "..."), else the row its host name matches. source is
+// KindFromConfig or KindFromHost.
+func (m Matrix) KindOf(cfg config.Config, host string) (k Kind, source string, ok bool) {
+	for _, r := range cfg.Registries {
+		if strings.EqualFold(r.Host, host) && r.Expected != "" {
+			if k, ok = m.Get(r.Expected); ok {
+				return k, KindFromConfig, true
 			}
+			break
 		}
 	}
+	if k, ok = m.Match(host); ok {
+		return k, KindFromHost, true
+	}
+	return Kind{}, "", false
+}
+
+// Keys lists the kinds' keys in the matrix's order.
+func (m Matrix) Keys() []string {
+	keys := make([]string, len(m.Kinds))
+	for i, k := range m.Kinds {
+		keys[i] = k.Key
+	}
+	return keys
+}
+
+// CheckConfig reports [[registry]] entries whose expected names no kind
+// of the matrix, with the line it is on and the kinds there are, and
+// repositories that are not repository names. The error wraps
+// config.ErrInvalid.
+func (m Matrix) CheckConfig(cfg config.Config) error {
+	var problems []string
+	for i, r := range cfg.Registries {
+		if r.Repository != "" {
+			if _, err := ParseTarget(r.Target()); err != nil {
+				where := fmt.Sprintf("registry[%d] (%s)", i, r.Host)
+				if line := cfg.RegistryKeyLine(i, "repository"); line > 0 {
+					where = fmt.Sprintf("line %d: %s", line, where)
+				}
+				problems = append(problems, fmt.Sprintf("%s: repository = %q: %v", where, r.Repository, err))
+			}
+		}
+		if r.Expected == "" {
+			continue
+		}
+		if _, ok := m.Get(r.Expected); ok {
+			continue
+		}
+		where := fmt.Sprintf("registry[%d] (%s)", i, r.Host)
+		if line := cfg.RegistryKeyLine(i, "expected"); line > 0 {
+			where = fmt.Sprintf("line %d: %s", line, where)
+		}
+		problems = append(problems, fmt.Sprintf("%s: expected = %q is not a registry kind refdoctor knows; use one of %s, or leave expected out to recognise the kind from the host name",
+			where, r.Expected, strings.Join(m.Keys(), ", ")))
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", config.ErrInvalid, strings.Join(problems, "; "))
+}
+
+// ExpectsAPI is the matrix's word on whether host serves the referrers
+// API: the kind cfg's [[registry]] entry names for it, else the host's own
+// row. known is false when neither applies, or the kind "varies".
+func (m Matrix) ExpectsAPI(cfg config.Config, host string) (expects, known bool) {
+	k, _, ok := m.KindOf(cfg, host)
 	if !ok || (k.ReferrersAPI != "supported" && k.ReferrersAPI != "unsupported") {
 		return false, false
 	}

@@ -39,9 +39,13 @@ type Result struct {
 	Target     string `json:"target"`
 	Repository string `json:"repository,omitempty"`
 	// Kind is the matrix kind this host belongs to ("unknown" if none).
-	Kind      string `json:"kind"`
-	Reachable bool   `json:"reachable"`
-	V2Status  int    `json:"v2_status"`
+	Kind string `json:"kind"`
+	// KindSource says where Kind came from: "config" (the [[registry]]
+	// entry's expected), "host" (recognised from the host name), or
+	// empty when the kind is unknown.
+	KindSource string `json:"kind_source,omitempty"`
+	Reachable  bool   `json:"reachable"`
+	V2Status   int    `json:"v2_status"`
 	// DistributionAPIVersion is Docker-Distribution-API-Version: recorded,
 	// never used to decide anything.
 	DistributionAPIVersion    string       `json:"distribution_api_version"`
@@ -146,6 +150,8 @@ type options struct {
 	refresh     bool
 	matrix      Matrix
 	clientOpts  []registry.Opt
+	purpose     string
+	session     *Session
 }
 
 // Opt configures Run.
@@ -181,6 +187,16 @@ func WithRefresh(b bool) Opt { return func(o *options) { o.refresh = b } }
 // WithMatrix replaces the embedded known-registry matrix.
 func WithMatrix(m Matrix) Opt { return func(o *options) { o.matrix = m } }
 
+// WithPurpose ends the "Probing N registries ..." log line with what the
+// probes are for ("before export"); the default says nothing more.
+func WithPurpose(p string) Opt { return func(o *options) { o.purpose = p } }
+
+// WithSession shares verdicts between the Runs of one command: a target
+// already probed (or being probed) in the session is answered from it,
+// without another request, log line or announcement. WithRefresh
+// bypasses it.
+func WithSession(s *Session) Opt { return func(o *options) { o.session = s } }
+
 // WithClientOpts passes options to every registry client a probe builds.
 func WithClientOpts(opts ...registry.Opt) Opt {
 	return func(o *options) { o.clientOpts = append(o.clientOpts, opts...) }
@@ -206,23 +222,65 @@ func Run(ctx context.Context, targets []Target, opts ...Opt) (Report, error) {
 	if o.concurrency < 1 {
 		o.concurrency = 1
 	}
-	o.log.Info(fmt.Sprintf("Probing %d registries for OCI referrer capabilities before export", len(targets)))
+	// A target the session already holds is answered from it; the rest
+	// are announced once, with their number, and each gets its verdict
+	// line.
+	claims := make([]*sessionEntry, len(targets))
+	owned := make([]bool, len(targets))
+	fresh := 0
+	for i, t := range targets {
+		claims[i], owned[i] = o.session.claim(CacheKey(o.cfg, t), o.refresh)
+		if owned[i] {
+			fresh++
+		}
+	}
+	if fresh > 0 {
+		msg := fmt.Sprintf("Probing %d registries for OCI referrer capabilities", fresh)
+		if o.purpose != "" {
+			msg += " " + o.purpose
+		}
+		o.log.Info(msg)
+	}
 	results := make([]Result, len(targets))
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.concurrency)
 	for i, t := range targets {
+		e := claims[i]
+		if !owned[i] {
+			continue
+		}
 		g.Go(func() (err error) {
 			defer func() {
 				if p := recover(); p != nil {
 					err = fmt.Errorf("probe %s panicked: %v\n%s", t, p, debug.Stack())
+					if e != nil {
+						e.fill(Result{Registry: t.Host, Target: t.String(), Repository: t.Repository, Kind: "unknown", ReferrersAPI: Unknown, Error: fmt.Sprint(p)})
+					}
 				}
 			}()
 			results[i] = probeOne(gctx, t, &o)
+			if e != nil {
+				e.fill(results[i])
+			}
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return Report{Registries: results}, err
+	werr := g.Wait()
+	for i, t := range targets {
+		if owned[i] {
+			continue
+		}
+		r, ok := claims[i].wait(ctx)
+		if !ok {
+			r = Result{Registry: t.Host, Target: t.String(), Repository: t.Repository, Kind: "unknown", FallbackTags: "not-checked", ReferrersAPI: Unknown, Error: ctx.Err().Error()}
+		}
+		r.Target = t.String()
+		results[i] = r
+		o.emit(Event{Kind: EventStarted, Target: t.String()})
+		o.emit(Event{Kind: EventFinished, Target: t.String(), Result: &results[i]})
+	}
+	if werr != nil {
+		return Report{Registries: results}, werr
 	}
 	return Report{Registries: results}, ctx.Err()
 }
@@ -295,19 +353,15 @@ func (o *options) logVerdict(r Result) {
 	}
 }
 
-// expect fills the kind and the matrix expectation: the host's own row,
-// else the kind named in the config.
+// expect fills the kind and the matrix expectation: the kind the
+// config's [[registry]] entry names (the operator's word wins), else the
+// row the host name matches.
 func (o *options) expect(r *Result) {
-	kind, ok := o.matrix.Match(r.Registry)
-	if !ok {
-		if h, found := o.cfg.Host(r.Registry); found && h.Expected != "" {
-			kind, ok = o.matrix.Get(h.Expected)
-		}
-	}
+	kind, source, ok := o.matrix.KindOf(o.cfg, r.Registry)
 	if !ok {
 		return
 	}
-	r.Kind = kind.Key
+	r.Kind, r.KindSource = kind.Key, source
 	r.Expected = &Expectation{Kind: kind.Key, Name: kind.Name, ReferrersAPI: kind.ReferrersAPI, Since: kind.Since, LastSeen: kind.LastSeen, Notes: kind.Notes}
 }
 

@@ -3,6 +3,7 @@ package probe_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -434,4 +435,77 @@ func TestDistributionProcess(t *testing.T) {
 	if !slices.Contains(codes(missing.Findings), "RepositoryNotFound") || missing.Outcome() != finding.OutcomeFailed {
 		t.Fatalf("missing repository: findings %v outcome %s", codes(missing.Findings), missing.Outcome())
 	}
+}
+
+// TestSessionProbesOnce: within one session a target is probed, announced
+// and logged once however many Runs ask for it, concurrently or later;
+// WithRefresh probes again.
+func TestSessionProbesOnce(t *testing.T) {
+	t.Parallel()
+	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
+	oci, _ := l.Get("oci11")
+	var logBuf syncBuffer
+	log := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	s := probe.NewSession()
+	opts := append(labOpts(l), probe.WithSession(s), probe.WithLogger(log), probe.WithCache(nil), probe.WithPurpose("before export"))
+	target := mustTarget(t, oci.Host+"/demo/app")
+	before := l.Requests("oci11")
+	var wg sync.WaitGroup
+	results := make([]probe.Result, 4)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rep, err := probe.Run(context.Background(), []probe.Target{target, target}, opts...)
+			if err != nil || len(rep.Registries) != 2 {
+				t.Errorf("Run: %v, %d results", err, len(rep.Registries))
+				return
+			}
+			results[i] = rep.Registries[1]
+		}()
+	}
+	wg.Wait()
+	firstCost := l.Requests("oci11") - before
+	for i, r := range results {
+		if r.ReferrersAPI != probe.Supported || r.Target != target.String() {
+			t.Errorf("run %d: %s %s", i, r.Target, r.ReferrersAPI)
+		}
+	}
+	text := logBuf.String()
+	if n := strings.Count(text, "Probing 1 registries for OCI referrer capabilities before export"); n != 1 {
+		t.Errorf("%d announcements, want 1:\n%s", n, text)
+	}
+	if n := strings.Count(text, "Registry "+oci.Host+": OCI 1.1"); n != 1 {
+		t.Errorf("%d verdict lines, want 1:\n%s", n, text)
+	}
+	if firstCost == 0 {
+		t.Fatal("the probe sent no request")
+	}
+	if _, err := probe.Run(context.Background(), []probe.Target{target}, append(opts, probe.WithRefresh(true))...); err != nil {
+		t.Fatal(err)
+	}
+	if cost := l.Requests("oci11") - before - firstCost; cost != firstCost {
+		t.Errorf("a refresh sent %d requests, want %d (a probe of its own)", cost, firstCost)
+	}
+	if n := strings.Count(logBuf.String(), "Probing 1 registries"); n != 2 {
+		t.Errorf("a refresh is not announced: %d announcements\n%s", n, logBuf.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent log writers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

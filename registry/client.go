@@ -165,11 +165,7 @@ func New(cfg config.Config, opts ...Opt) (*Client, error) {
 		regclient.WithRegOpts(reg.WithHTTPClient(hc), reg.WithRetryLimit(o.retryLimit)),
 	}
 	if o.dockerCreds {
-		if o.credsFile != "" {
-			rcOpts = append(rcOpts, regclient.WithDockerCredsFile(o.credsFile))
-		} else {
-			rcOpts = append(rcOpts, regclient.WithDockerCreds())
-		}
+		rcOpts = append(rcOpts, regclient.WithConfigHost(dockerHosts(o, hosts)...))
 	}
 	// Hosts from refdoctor's config go last so that their TLS choice wins
 	// over docker's; logins merge per host.
@@ -178,6 +174,36 @@ func New(cfg config.Config, opts ...Opt) (*Client, error) {
 		rcOpts = append(rcOpts, regclient.WithConfigHost(o.extraHosts...))
 	}
 	return &Client{RegClient: regclient.New(rcOpts...), Recorder: rec}, nil
+}
+
+// dockerHosts are the logins of docker's config.json (or the named file)
+// and DOCKER_AUTH_CONFIG, as regclient reads them, each already carrying
+// the TLS choice refdoctor's configuration makes for its host. regclient
+// gives a login's host TLS by default; handing it the configured choice
+// up front keeps it from warning "Changing TLS settings for registry" for
+// every plain-HTTP or insecure host with a login, on every client that
+// refdoctor builds, whether or not the command talks to that host.
+func dockerHosts(o options, configured []rcconfig.Host) []rcconfig.Host {
+	var (
+		found []rcconfig.Host
+		err   error
+	)
+	if o.credsFile != "" {
+		found, err = rcconfig.DockerLoadFile(o.credsFile)
+	} else {
+		found, err = rcconfig.DockerLoad()
+	}
+	if err != nil {
+		o.log.Warn("Failed to load docker creds", "err", err)
+	}
+	for i := range found {
+		for _, c := range configured {
+			if strings.EqualFold(found[i].Name, c.Name) {
+				found[i].TLS = c.TLS
+			}
+		}
+	}
+	return found
 }
 
 // checkRedirect follows redirects as Go's client does (at most

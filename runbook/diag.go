@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -117,13 +119,18 @@ func CollectDiag(ctx context.Context, out string, opts DiagOptions) (DiagResult,
 	var logBuf bytes.Buffer
 	logger := telemetry.NewLogger(&syncWriter{w: &logBuf}, slog.LevelDebug)
 	clientOpts := append(append([]registry.Opt{}, opts.ClientOpts...), registry.WithLogger(logger))
+	// One session: the discovery reuses the probe's verdicts, so the
+	// log holds each registry's probe once.
+	sessionOpts := append([]probe.Opt{probe.WithSession(probe.NewSession())}, opts.ProbeOpts...)
 	probeTargets, terr := targets.probeTargets()
 	var report *probe.Report
 	if terr != nil {
 		logger.Error("targets not probed", "err", terr)
 	} else if len(probeTargets) > 0 {
+		// Afresh: a support bundle shows the exchanges, not a cached
+		// verdict (the fresh verdicts go to the cache as usual).
 		popts := append([]probe.Opt{probe.WithConfig(opts.Config), probe.WithTimeout(opts.Timeout), probe.WithLogger(logger),
-			probe.WithMetrics(metrics), probe.WithClientOpts(clientOpts...)}, opts.ProbeOpts...)
+			probe.WithMetrics(metrics), probe.WithClientOpts(clientOpts...), probe.WithRefresh(true)}, sessionOpts...)
 		rep, err := probe.Run(ctx, probeTargets, popts...)
 		if err != nil {
 			logger.Error("probe did not finish", "err", err)
@@ -136,7 +143,7 @@ func CollectDiag(ctx context.Context, out string, opts DiagOptions) (DiagResult,
 	if targets.Image != "" && terr == nil {
 		dopts := append([]discovery.Opt{discovery.WithConfig(opts.Config), discovery.WithTimeout(opts.Timeout), discovery.WithLogger(logger),
 			discovery.WithMetrics(metrics), discovery.WithClientOpts(clientOpts...), discovery.WithPlatforms(true),
-			discovery.WithProbeOpts(opts.ProbeOpts...)}, opts.DiscoveryOpts...)
+			discovery.WithProbeOpts(sessionOpts...)}, opts.DiscoveryOpts...)
 		res, err := discovery.Discover(ctx, targets.Image, dopts...)
 		if err != nil {
 			logger.Error("discovery did not finish", "image", targets.Image, "err", err)
@@ -147,7 +154,6 @@ func CollectDiag(ctx context.Context, out string, opts DiagOptions) (DiagResult,
 		return DiagResult{}, fmt.Errorf("collect diagnostics: %w", err)
 	}
 
-	add("README.txt", []byte(diagReadme(opts.ToolVersion)))
 	add("version.txt", []byte(fmt.Sprintf("refdoctor %s\n", opts.ToolVersion)))
 	add("environment.txt", []byte(environmentFacts(opts.Config)))
 	cfgText, err := redactedConfig(opts.Config)
@@ -177,7 +183,13 @@ func CollectDiag(ctx context.Context, out string, opts DiagOptions) (DiagResult,
 			add("export.log", []byte(copyText))
 		}
 	}
-	return writeDiagArchive(out, files)
+	// The README lists what the archive holds, and only that.
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.name
+	}
+	readme := diagFile{name: "README.txt", data: []byte(scrub.clean(diagReadme(opts.ToolVersion, names)))}
+	return writeDiagArchive(out, append([]diagFile{readme}, files...))
 }
 
 type diagFile struct {
@@ -206,24 +218,44 @@ func mustIndent(v any) []byte {
 	return append(b, '\n')
 }
 
-func diagReadme(version string) string {
-	return fmt.Sprintf(`refdoctor support bundle (refdoctor %s)
+// diagMembers describes each file a support bundle may hold, in the
+// order the README lists them.
+var diagMembers = []struct{ name, about string }{
+	{"README.txt", "this file"},
+	{"version.txt", "refdoctor's version"},
+	{"environment.txt", "OS, architecture and Go version (no environment variables)"},
+	{"config.toml", "the configuration in force, secrets removed"},
+	{"probe.log", "debug-level log of a fresh capability probe and discovery"},
+	{"probe.json", "the probe results, with every HTTP exchange (no credentials)"},
+	{"registries.txt", "each registry's kind, version header and verdict"},
+	{"discovery.json", "discovery of the image"},
+	{"metrics.prom", "the session's counters (Prometheus text format)"},
+	{"export-log-report.json", "what refdoctor read in the export log"},
+	{"export.log", "a redacted copy of the export log"},
+	{"export-log-error.txt", "why the export log could not be read"},
+}
 
-README.txt              this file
-version.txt             refdoctor's version
-environment.txt         OS, architecture and Go version (no environment variables)
-config.toml             the configuration in force, secrets removed
-probe.log               debug-level log of a fresh capability probe and discovery
-probe.json              the probe results, with every HTTP exchange (no credentials)
-registries.txt          each registry's kind, version header and verdict
-discovery.json          discovery of the image, when one was given
-metrics.prom            the session's counters (Prometheus text format)
-export-log-report.json  what refdoctor read in the export log, when one was given
-export.log              a redacted copy of the export log, when one was given
-
-Passwords, tokens, Authorization values and known secret values were
-replaced by [REDACTED]. Look through the files before you send them.
-`, version)
+// diagReadme describes the members named in files (README.txt is always
+// there).
+func diagReadme(version string, files []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "refdoctor support bundle (refdoctor %s)\n\n", version)
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, m := range diagMembers {
+		if m.name == "README.txt" || slices.Contains(files, m.name) {
+			fmt.Fprintf(tw, "%s\t%s\n", m.name, m.about)
+		}
+	}
+	tw.Flush()
+	if !slices.Contains(files, "probe.json") {
+		b.WriteString("\nNo registry was given (--registry, --image, or [[registry]] in the config),\nso nothing was probed.\n")
+	}
+	b.WriteString(`
+Passwords, tokens, Authorization values, known secret values and the user
+names of docker logins were replaced by [REDACTED]. Look through the files
+before you send them.
+`)
+	return b.String()
 }
 
 func environmentFacts(cfg config.Config) string {
@@ -305,7 +337,11 @@ func registriesText(rep probe.Report) string {
 			}
 			matrix += " (last seen " + r.Expected.LastSeen + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\n", r.Registry, r.Kind, matrix, orText(r.DistributionAPIVersion, "-"), orText(r.Auth, "-"), r.V2Status, r.ReferrersAPI, orText(string(r.ReferrersReason), "-"), r.ProbeMS)
+		kind := r.Kind
+		if r.KindSource != "" {
+			kind += " (" + r.KindSource + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\n", r.Registry, kind, matrix, orText(r.DistributionAPIVersion, "-"), orText(r.Auth, "-"), r.V2Status, r.ReferrersAPI, orText(string(r.ReferrersReason), "-"), r.ProbeMS)
 	}
 	tw.Flush()
 	return b.String()
@@ -409,7 +445,18 @@ func writeDiagArchive(out string, files []diagFile) (res DiagResult, err error) 
 // cannot: a bare token pasted into a config value or logged by a library.
 type scrubber struct {
 	secrets []string
+	// users are the user names of docker logins, removed where they stand
+	// as a word of their own.
+	users []string
 }
+
+// minUserLen keeps a one- or two-letter user name from blanking every
+// such word of the text; those are still removed after user= (userValue).
+const minUserLen = 3
+
+// userValue matches a user name written as a value: user=alice (slog text,
+// regclient's "Loading config" line), username="alice", "user":"alice".
+var userValue = regexp.MustCompile(`(?i)(^|[\s{,(])("?)(user|username|login_user)("?)(=|\s*:\s*)("[^"]*"|[^\s",})]*)`)
 
 // minSecretLen keeps short values (a "1" in FOO_TOKEN_ENABLED) from
 // blanking unrelated text.
@@ -455,6 +502,7 @@ func (s *scrubber) addDockerLogins() {
 	var cfg struct {
 		Auths map[string]struct {
 			Auth          string `json:"auth"`
+			Username      string `json:"username"`
 			Password      string `json:"password"`
 			IdentityToken string `json:"identitytoken"`
 			RegistryToken string `json:"registrytoken"`
@@ -464,15 +512,24 @@ func (s *scrubber) addDockerLogins() {
 		return
 	}
 	for _, a := range cfg.Auths {
+		s.addUser(a.Username)
 		s.addSecret(a.Auth)
 		s.addSecret(a.Password)
 		s.addSecret(a.IdentityToken)
 		s.addSecret(a.RegistryToken)
 		if raw, err := base64.StdEncoding.DecodeString(a.Auth); err == nil {
-			if _, pass, ok := strings.Cut(string(raw), ":"); ok {
+			if user, pass, ok := strings.Cut(string(raw), ":"); ok {
 				s.addSecret(pass)
+				s.addUser(user)
 			}
 		}
+	}
+}
+
+func (s *scrubber) addUser(u string) {
+	u = strings.TrimSpace(u)
+	if len(u) >= minUserLen && !slices.Contains(s.users, u) {
+		s.users = append(s.users, u)
 	}
 }
 
@@ -480,10 +537,51 @@ func (s *scrubber) clean(text string) string {
 	return telemetry.RedactString(s.cleanKnown(text))
 }
 
-// cleanKnown removes the known secret values only.
+// cleanKnown removes the known secret values and the user names of
+// docker logins only.
 func (s *scrubber) cleanKnown(text string) string {
 	for _, secret := range s.secrets {
 		text = strings.ReplaceAll(text, secret, telemetry.Redacted)
 	}
-	return text
+	for _, u := range s.users {
+		text = replaceWord(text, u, telemetry.Redacted)
+	}
+	return userValue.ReplaceAllStringFunc(text, func(m string) string {
+		sub := userValue.FindStringSubmatch(m)
+		if v := strings.Trim(sub[6], `"`); v == "" || v == telemetry.Redacted {
+			return m
+		}
+		val := telemetry.Redacted
+		if strings.HasPrefix(sub[6], `"`) {
+			val = `"` + val + `"`
+		}
+		return sub[1] + sub[2] + sub[3] + sub[4] + sub[5] + val
+	})
+}
+
+// replaceWord replaces word where it is not part of a longer word (the
+// characters on either side are not letters, digits or '_'). A user name
+// inside a host or path (alice.example.com) goes too: a removal too many
+// costs less than a name left in.
+func replaceWord(text, word, with string) string {
+	inName := func(b byte) bool {
+		return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+	}
+	var b strings.Builder
+	rest := text
+	for {
+		i := strings.Index(rest, word)
+		if i < 0 {
+			b.WriteString(rest)
+			return b.String()
+		}
+		end := i + len(word)
+		if (i > 0 && inName(rest[i-1])) || (end < len(rest) && inName(rest[end])) {
+			b.WriteString(rest[:end])
+		} else {
+			b.WriteString(rest[:i])
+			b.WriteString(with)
+		}
+		rest = rest[end:]
+	}
 }

@@ -49,6 +49,10 @@ type LogProbe struct {
 	ProbeMS int    `json:"probe_ms"`
 	// Reason is why a failed probe failed, as logged.
 	Reason string `json:"reason,omitempty"`
+	// Cached is set when the verdict came from a capability cache
+	// (cached=true), Age is how old it was then (age=...).
+	Cached bool   `json:"cached,omitempty"`
+	Age    string `json:"age,omitempty"`
 	Level  string `json:"level"`
 	Line   int    `json:"line"`
 }
@@ -81,6 +85,7 @@ var (
 	reFailed   = regexp.MustCompile(`Failed to probe capabilities for registry (\S+?):?(?:\s+(.*))?$`)
 	reVersion  = regexp.MustCompile(`version=([^,)]*)`)
 	reProbeMS  = regexp.MustCompile(`probe_ms=(\d+)`)
+	reCached   = regexp.MustCompile(`cached=true(?:, age=(\w+))?`)
 	// reDiscoverDone is discovery's own summary line; a failed or
 	// incomplete outcome is a failure.
 	reDiscoverDone = regexp.MustCompile(`Discovered \d+ referrers for .* outcome=(fail|incomplete)\b`)
@@ -203,12 +208,12 @@ func (rep *LogReport) scan(n int, line string) {
 	case reOCI11.MatchString(msg):
 		m := reOCI11.FindStringSubmatch(msg)
 		v, ms := details(m[2])
-		rep.Probes = append(rep.Probes, LogProbe{Host: m[1], API: LogAPISupported, Version: v, ProbeMS: ms, Level: level, Line: n})
+		rep.Probes = append(rep.Probes, cachedProbe(m[2], LogProbe{Host: m[1], API: LogAPISupported, Version: v, ProbeMS: ms, Level: level, Line: n}))
 		return
 	case reOCI10.MatchString(msg):
 		m := reOCI10.FindStringSubmatch(msg)
 		v, ms := details(m[2])
-		rep.Probes = append(rep.Probes, LogProbe{Host: m[1], API: LogAPIUnsupported, Version: v, ProbeMS: ms, Level: level, Line: n})
+		rep.Probes = append(rep.Probes, cachedProbe(m[2], LogProbe{Host: m[1], API: LogAPIUnsupported, Version: v, ProbeMS: ms, Level: level, Line: n}))
 		return
 	case reFailed.MatchString(text):
 		m := reFailed.FindStringSubmatch(text)
@@ -228,6 +233,14 @@ func (rep *LogReport) scan(n int, line string) {
 		level == "ERROR" || level == "FATAL":
 		rep.Failures = append(rep.Failures, LogLine{Line: n, Level: level, Text: clipText(text, 500)})
 	}
+}
+
+// cachedProbe notes a verdict line's cached=true and age=.
+func cachedProbe(details string, p LogProbe) LogProbe {
+	if m := reCached.FindStringSubmatch(details); m != nil {
+		p.Cached, p.Age = true, m[1]
+	}
+	return p
 }
 
 func clipText(s string, n int) string {

@@ -115,6 +115,37 @@ type CompatRow struct {
 	Notes     string `toml:"notes" json:"notes,omitempty"`
 }
 
+// CompatibilityTable is the book's compatibility table followed by a row
+// for every kind of the known-registry matrix that the older runbook did
+// not list, so that the table covers every kind refdoctor knows.
+func (b *Book) CompatibilityTable() []CompatRow {
+	rows := slices.Clone(b.Compatibility)
+	listed := map[string]bool{}
+	for _, r := range rows {
+		listed[r.Kind] = true
+	}
+	for _, k := range probe.DefaultMatrix().Kinds {
+		if listed[k.Key] {
+			continue
+		}
+		now := map[string]string{
+			"supported":   "Referrers API supported",
+			"unsupported": "No referrers API",
+			"varies":      "Referrers API varies by version and setup",
+		}[k.ReferrersAPI]
+		if k.Since != "" {
+			now += " since " + k.Since
+		}
+		fallback := "no"
+		if k.FallbackTags {
+			fallback = "yes"
+		}
+		rows = append(rows, CompatRow{Registry: k.Name, Kind: k.Key, OlderSaid: "(not in the older runbook)",
+			Now: now, LastSeen: k.LastSeen, Fallback: fallback, Notes: k.Notes})
+	}
+	return rows
+}
+
 // Step is one step of the runbook: what to read, what refdoctor checks,
 // and the commands an operator can copy.
 type Step struct {

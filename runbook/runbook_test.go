@@ -334,6 +334,40 @@ func unquotedAngle(s string) int {
 	return -1
 }
 
+// TestCompatibilityTableCoversTheMatrix: the table runbook list prints has
+// a row for every kind of the known-registry matrix, the older runbook's
+// rows first and unchanged.
+func TestCompatibilityTableCoversTheMatrix(t *testing.T) {
+	t.Parallel()
+	b, err := runbook.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := b.CompatibilityTable()
+	for i, r := range b.Compatibility {
+		if rows[i] != r {
+			t.Errorf("row %d changed: %+v", i, rows[i])
+		}
+	}
+	kinds := map[string]runbook.CompatRow{}
+	for _, r := range rows {
+		kinds[r.Kind] = r
+	}
+	for _, k := range probe.DefaultMatrix().Kinds {
+		r, ok := kinds[k.Key]
+		if !ok {
+			t.Errorf("matrix kind %s has no row", k.Key)
+			continue
+		}
+		if r.Registry == "" || r.Now == "" || r.LastSeen == "" || r.Fallback == "" {
+			t.Errorf("row for %s is incomplete: %+v", k.Key, r)
+		}
+	}
+	if r := kinds["olareg"]; r.OlderSaid != "(not in the older runbook)" || !strings.HasPrefix(r.Now, "Referrers API supported") {
+		t.Errorf("olareg row %+v", r)
+	}
+}
+
 // TestCommandLanguages: a command is either a shell command line, which
 // starts with a program an operator has, or says what else it is (a TOML
 // snippet, a PromQL query), so that no screen shows it after a $ prompt.

@@ -112,6 +112,12 @@ type model struct {
 	flash   string
 	flashID int
 	seen    [numTabs]bool
+
+	// quitAsk is set while quitting asks whether to save the edited
+	// registries to the config file; quitSaving while that is written.
+	quitAsk    bool
+	quitSaving bool
+	quitErr    string
 }
 
 func newModel(ctx context.Context, o Options) *model {
@@ -261,6 +267,8 @@ func (m *model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 			}
 		}
 		return m, tea.Batch(cmds...)
+	case savedConfigMsg:
+		return m, m.savedConfig(msg)
 	case tea.KeyPressMsg:
 		return m, m.key(msg)
 	case tea.MouseClickMsg:
@@ -295,12 +303,19 @@ func (m *model) key(msg tea.KeyPressMsg) tea.Cmd {
 	if msg.String() == "ctrl+c" {
 		return tea.Quit
 	}
+	if m.quitAsk {
+		return m.quitKey(msg)
+	}
 	if cur.capturing() {
 		_, cmd := cur.Update(msg)
 		return cmd
 	}
 	switch {
 	case key.Matches(msg, k.Quit):
+		if m.sh.targetsEdited {
+			m.quitAsk = true
+			return nil
+		}
 		return tea.Quit
 	case key.Matches(msg, k.Help):
 		m.fullHelp = !m.fullHelp
@@ -321,6 +336,8 @@ func (m *model) key(msg tea.KeyPressMsg) tea.Cmd {
 		return m.switchTo((m.active + numTabs - 1) % numTabs)
 	case key.Matches(msg, k.Jump):
 		return m.switchTo(screenID(msg.String()[0] - '1'))
+	case key.Matches(msg, k.SaveJSON):
+		return m.saveDocument()
 	case key.Matches(msg, k.CopyDigest):
 		if d, ok := cur.(digester); ok {
 			if digest := d.selectedDigest(); digest != "" {
@@ -381,9 +398,12 @@ func (m *model) render() string {
 	b.WriteByte('\n')
 	cur := m.current()
 	var body string
-	if m.fullHelp {
+	switch {
+	case m.quitAsk:
+		body = m.quitView()
+	case m.fullHelp:
 		body = m.fullHelpView(cur)
-	} else {
+	default:
 		body = cur.View()
 	}
 	b.WriteString(clipBlock(body, m.width, m.bodyHeight()))
@@ -494,6 +514,12 @@ func (m *model) statusLine() string {
 // "q quit": the way out is on screen at any width.
 func (m *model) footer(cur screen) string {
 	k := m.sh.keys
+	if m.quitAsk {
+		return trunc(m.help.ShortHelpView([]key.Binding{
+			key.NewBinding(key.WithKeys("y"), key.WithHelp("y", "save and quit")),
+			key.NewBinding(key.WithKeys("n"), key.WithHelp("n", "quit, not saving")),
+			key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "stay"))}), m.width)
+	}
 	if cur.capturing() {
 		return trunc(m.help.ShortHelpView(cur.help().short), m.width)
 	}
@@ -513,7 +539,7 @@ func (m *model) footer(cur screen) string {
 
 func (m *model) globalKeys() []key.Binding {
 	k := m.sh.keys
-	return []key.Binding{k.Jump, k.NextTab, k.PrevTab, k.Back, k.CopyDigest, k.Help, k.Quit}
+	return []key.Binding{k.Jump, k.NextTab, k.PrevTab, k.Back, k.CopyDigest, k.SaveJSON, k.Help, k.Quit}
 }
 
 // fullHelpView lists the screen's keys and the global ones, each key once.

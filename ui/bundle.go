@@ -268,10 +268,10 @@ func (b *bundleScreen) headline() string {
 		return st.Header.Render(name) + "  " + st.word("skipped") + " stopped; r validates again"
 	case rep == nil:
 		return st.Header.Render(name)
-	case rep.OK:
-		return st.Header.Render(name) + "  " + st.word("ok") + " the bundle is whole"
 	case b.job.state == jobFailed:
 		return st.Header.Render(name) + "  " + st.word("error") + " not a readable bundle"
+	case rep.OK:
+		return st.Header.Render(name) + "  " + st.word("ok") + " the bundle is whole"
 	}
 	return st.Header.Render(name) + "  " + st.word("fail") + " " + human.Count(len(rep.Errors), "problem") + ": do not import"
 }
@@ -304,8 +304,26 @@ func (b *bundleScreen) refresh() {
 	var lines []string
 	add := func(s ...string) { lines = append(lines, s...) }
 	add(wrapHardIndent(st.Label.Render("file      "), b.path, w)...)
-	if b.job.err != "" {
+	if b.job.state == jobFailed {
+		// The file could not be read as a bundle: say so, and nothing
+		// that reads like a check passed.
 		add(wrapIndent(st.word("error")+"     ", b.job.err, w)...)
+		if rep.FilesChecked > 0 {
+			add(wrapIndent(st.word("incomplete")+" ", "reading stopped after "+human.Count(rep.FilesChecked, "file")+"; the rest of the bundle was not checked.", w)...)
+		} else {
+			add(wrapIndent(st.Label.Render("          "), "nothing in it was checked.", w)...)
+		}
+		for _, p := range rep.Errors {
+			if p.Message == b.job.err || strings.HasSuffix(b.job.err, p.Message) {
+				add(trunc(st.Label.Render("code      ")+string(p.Code), w))
+				continue
+			}
+			add(problemLines(st, []bundle.Problem{p}, w)...)
+		}
+		add("")
+		add(wrapIndent("", st.Label.Render("o picks another file · e on the Start screen edits the bundle path · r reads it again"), w)...)
+		b.pane.setContent(strings.Join(lines, "\n"))
+		return
 	}
 	summary := human.Count(rep.FilesChecked, "file") + " · " + human.Size(rep.BytesChecked) + " hashed · " + human.Count(rep.ReferrersChecked, "referrer") + " checked"
 	if rep.Compression != "" {

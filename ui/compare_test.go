@@ -238,7 +238,7 @@ func TestCompareSourceFromTheForm(t *testing.T) {
 	h := newHarness(t, ml.lab, 120, 40, func(dir string, o *Options) { o.Image = ml.mirror })
 	h.keys("e")
 	h.waitFor("the form", contains("Source", "where the image was copied from"))
-	h.keys("tab", "tab") // Registries, Image, Source
+	h.keys("tab", "tab", "tab", "tab") // Registries, Plain HTTP, Insecure TLS, Image, Source
 	for _, r := range "not a ref" {
 		h.keys(string(r))
 	}

@@ -82,7 +82,7 @@ func newCompatScreen(sh *shared) *compatScreen {
 		{title: "VERSION", min: 7, max: 12, prio: 7},
 		{title: "AUTH", min: 6, max: 9, prio: 4},
 		{title: "RATE", min: 5, max: 9, prio: 5},
-		{title: "TIME", min: 6, max: 8, prio: 6, right: true},
+		{title: "TIME", min: 6, max: 10, prio: 6, right: true},
 		{title: "STATUS", min: 10, max: 10, prio: 0},
 	})
 	c.resetRows()
@@ -170,7 +170,7 @@ func (c *compatScreen) cells(r *compatRow) []cell {
 	}
 	ms := c.sh.ms(res.ProbeMS)
 	if res.Cached {
-		ms = "cached"
+		ms = "cache " + probe.Age(c.sh.since(res.CachedAt))
 	}
 	outcome := string(res.Outcome())
 	return append(row,
@@ -207,12 +207,14 @@ func (c *compatScreen) activate() tea.Cmd {
 		return nil
 	}
 	c.started = true
-	return c.probe(nil)
+	return c.probe(nil, false)
 }
 
 // probe starts a run over the given rows (nil: all). A row probed again
 // belongs to the new run, and the older run's events for it are dropped.
-func (c *compatScreen) probe(rows []int) tea.Cmd {
+// Without refresh the capability cache answers where it holds a fresh
+// verdict (as the CLI's probe does); r and R probe anew.
+func (c *compatScreen) probe(rows []int, refresh bool) tea.Cmd {
 	if rows == nil {
 		for _, r := range c.runs {
 			r.stop()
@@ -236,7 +238,7 @@ func (c *compatScreen) probe(rows []int) tea.Cmd {
 	}
 	sh := c.sh
 	rn, cmd := start(sh, scrCompat, func(ctx context.Context, emit func(probe.Event)) (probe.Report, error) {
-		return probe.Run(ctx, targets, sh.probeOpts(emit)...)
+		return probe.Run(ctx, targets, sh.probeOpts(emit, refresh)...)
 	})
 	c.runs[rn.id] = &compatRun{run: rn, rows: byTarget}
 	for _, i := range rows {
@@ -310,7 +312,7 @@ func (c *compatScreen) update(msg tea.Msg) tea.Cmd {
 		}
 	case reprobeMsg:
 		if msg.row >= 0 && msg.row < len(c.rows) {
-			return c.probe([]int{msg.row})
+			return c.probe([]int{msg.row}, true)
 		}
 	case targetsChangedMsg:
 		c.started = false
@@ -339,11 +341,11 @@ func (c *compatScreen) update(msg tea.Msg) tea.Cmd {
 			c.tbl.end()
 		case key.Matches(msg, k.ReprobeAll):
 			c.started = true
-			return c.probe(nil)
+			return c.probe(nil, true)
 		case key.Matches(msg, k.Reprobe):
 			if len(c.rows) > 0 {
 				c.started = true
-				return c.probe([]int{c.tbl.cursor})
+				return c.probe([]int{c.tbl.cursor}, true)
 			}
 		case key.Matches(msg, k.Detail):
 			if len(c.rows) > 0 {
@@ -467,6 +469,9 @@ func (c *compatScreen) selectionNote() string {
 		if r.res.Expected != nil {
 			first += st.Label.Render(" · matrix: " + r.res.Expected.Name + " " + r.res.Expected.ReferrersAPI)
 		}
+		if r.res.KindSource != "" {
+			first += st.Label.Render(" · kind " + kindSourceWords(r.res.KindSource))
+		}
 		f := leadFinding(r.res.Findings)
 		if f != nil {
 			second = st.word(string(f.Severity)) + " " + string(f.Code) + ": " + c.sh.names(f.Summary)
@@ -479,7 +484,28 @@ func (c *compatScreen) selectionNote() string {
 		second = st.Label.Render(r.state.String())
 	}
 	hint := st.Label.Render("enter: every exchange, cause and fix")
+	if r.res != nil && r.res.Cached {
+		hint = st.Label.Render(cachedWords(c.sh, *r.res) + "; r probes anew · enter: every exchange")
+	}
 	return trunc(first, c.w) + "\n" + trunc(second, c.w) + "\n" + trunc(hint, c.w)
+}
+
+// kindSourceWords says where a registry's kind came from.
+func kindSourceWords(source string) string {
+	if source == probe.KindFromConfig {
+		return "from the config"
+	}
+	return "recognised from the host name"
+}
+
+// cachedWords says that a verdict came from the capability cache, how old
+// it is and which command or screen probed it.
+func cachedWords(sh *shared, r probe.Result) string {
+	by := r.CachedBy
+	if by == "" {
+		by = "refdoctor"
+	}
+	return "verdict from the cache, probed " + probe.Age(sh.since(r.CachedAt)) + " ago by " + by
 }
 
 // leadFinding is the finding worth a line: the worst, the first of equals.

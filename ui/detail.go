@@ -149,7 +149,7 @@ func (d *detailScreen) update(msg tea.Msg) tea.Cmd {
 				return reprobeMsg{row: row}
 			}
 		case key.Matches(km, k.Reprobe):
-			return d.compat.probe([]int{d.row})
+			return d.compat.probe([]int{d.row}, true)
 		case d.open < 0 && key.Matches(km, k.Up):
 			d.selectExchange(d.sel - 1)
 			return nil
@@ -282,6 +282,7 @@ func (d *detailScreen) content(r *compatRow) []string {
 				m += "  ! differs from what was observed"
 			}
 			add(wrapIndent("  ", m, w)...)
+			add("  kind " + res.Kind + ", " + kindSourceWords(res.KindSource))
 		} else {
 			add("  matrix: no row for this registry (kind " + res.Kind + ")")
 		}
@@ -290,7 +291,11 @@ func (d *detailScreen) content(r *compatRow) []string {
 			version = "none"
 		}
 		add(wrapIndent("  ", "/v2/ "+strconv.Itoa(res.V2Status)+" · version header "+version+" · auth "+res.Auth+" · fallback tags "+res.FallbackTags, w)...)
-		add("  probe took " + sh.ms(res.ProbeMS))
+		if res.Cached {
+			add(wrapIndent("  ", cachedWords(sh, *res)+" (it took "+sh.ms(res.ProbeMS)+" then); r probes anew", w)...)
+		} else {
+			add("  probe took " + sh.ms(res.ProbeMS))
+		}
 		if res.AuthError != "" {
 			add(wrapIndent("  auth: ", res.AuthError, w)...)
 		}
@@ -306,6 +311,9 @@ func (d *detailScreen) content(r *compatRow) []string {
 	d.exAt = d.exAt[:0]
 	for _, a := range at {
 		d.exAt = append(d.exAt, len(lines)+a)
+	}
+	if len(exchanges) == 0 && res != nil && res.Cached {
+		table = wrapIndent("  ", "none sent: the verdict came from the capability cache; r probes anew and records every exchange.", w)
 	}
 	add(table...)
 	if res != nil {

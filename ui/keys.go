@@ -15,6 +15,8 @@ type keyMap struct {
 	Jump    key.Binding
 	// CopyDigest copies the selected digest (OSC 52).
 	CopyDigest key.Binding
+	// SaveJSON writes the screen's result as the CLI's -o json document.
+	SaveJSON key.Binding
 
 	// Moving in lists, tables and text.
 	Up       key.Binding
@@ -58,6 +60,8 @@ type keyMap struct {
 	ClearFilter  key.Binding
 	NextRegistry key.Binding
 	PrevRegistry key.Binding
+	// Repositories lists the registry's catalog to pick a repository.
+	Repositories key.Binding
 	// CompareSource shows the image against the source it was copied
 	// from (Referrers screen; the runbook's referrer steps).
 	CompareSource key.Binding
@@ -85,6 +89,7 @@ func newKeyMap() keyMap {
 		Jump:    b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "screens"),
 
 		CopyDigest: b([]string{"y"}, "y", "copy digest"),
+		SaveJSON:   b([]string{"w"}, "w", "write JSON"),
 
 		Up:       b([]string{"k", "up"}, "↑/k", "up"),
 		Down:     b([]string{"j", "down"}, "↓/j", "down"),
@@ -123,6 +128,7 @@ func newKeyMap() keyMap {
 		ClearFilter:  b([]string{"esc"}, "esc", "clear filter"),
 		NextRegistry: b([]string{"]"}, "]", "next registry"),
 		PrevRegistry: b([]string{"["}, "[", "prev registry"),
+		Repositories: b([]string{"l"}, "l", "repositories"),
 
 		CompareSource: b([]string{"s"}, "s", "compare with source"),
 

@@ -58,16 +58,19 @@ type referrersScreen struct {
 	// tree while comparing is set.
 	cmp       *compareView
 	comparing bool
+	// cat lists the registry's repositories to pick the image's from (l).
+	cat *catalogPicker
 }
 
 func newReferrersScreen(sh *shared) *referrersScreen {
-	return &referrersScreen{sh: sh, image: sh.opts.Image, pane: newPane(sh), open: -1, cmp: newCompareView(sh)}
+	return &referrersScreen{sh: sh, image: sh.opts.Image, pane: newPane(sh), open: -1, cmp: newCompareView(sh), cat: newCatalogPicker(sh, scrReferrers)}
 }
 
 func (r *referrersScreen) SetSize(w, h int) {
 	r.w, r.h = w, h
 	r.pane.setSize(w, max(1, h-1))
 	r.cmp.setSize(w, h)
+	r.cat.setSize(w, h)
 	r.refresh()
 }
 
@@ -175,7 +178,10 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		r.cmp.done(msg)
 	case compareMsg:
 		return r, r.compare(false)
+	case doneMsg[discovery.Catalog]:
+		r.cat.update(msg)
 	case targetsChangedMsg:
+		r.cat.close()
 		r.job.reset()
 		r.manifest.reset()
 		r.cmp.job.reset()
@@ -191,6 +197,15 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		r.cmp.refresh()
 	case tea.KeyPressMsg:
 		k := r.sh.keys
+		if r.cat.open {
+			picked, cmd := r.cat.update(msg)
+			if picked != "" {
+				image, note := imageIn(picked, r.image)
+				r.image = image
+				return r, tea.Batch(r.discover(), flash(note))
+			}
+			return r, cmd
+		}
 		if r.comparing {
 			return r, r.compareKey(msg)
 		}
@@ -202,13 +217,24 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			return r, r.compare(false)
 		case key.Matches(msg, k.Reload):
 			return r, r.discover()
+		case key.Matches(msg, k.Repositories):
+			host, _, _ := strings.Cut(r.image, "/")
+			if host == "" {
+				if hosts := r.sh.registryHosts(); len(hosts) > 0 {
+					host = hosts[0]
+				}
+			}
+			if host == "" {
+				return r, flash("no registry to list: set one on the Start screen (1, then e)")
+			}
+			return r, r.cat.show(host)
 		case key.Matches(msg, k.NextRegistry), key.Matches(msg, k.PrevRegistry):
 			step := 1
 			if key.Matches(msg, k.PrevRegistry) {
 				step = -1
 			}
 			if next := nextHost(r.sh.registryHosts(), r.image, step); next != "" {
-				r.image = swapHost(r.image, next)
+				r.image = r.sh.imageOn(next, r.image)
 				return r, r.discover()
 			}
 			return r, nil
@@ -295,6 +321,10 @@ func (r *referrersScreen) selectedDigest() string {
 // back closes the referrer shown in full (back on its row), else stops
 // the discovery.
 func (r *referrersScreen) back() (bool, tea.Cmd) {
+	if r.cat.open {
+		r.cat.close()
+		return true, nil
+	}
 	if r.comparing {
 		if r.cmp.job.stop() {
 			r.cmp.refresh()
@@ -320,6 +350,7 @@ func (r *referrersScreen) back() (bool, tea.Cmd) {
 }
 
 func (r *referrersScreen) stop() {
+	r.cat.close()
 	r.job.stop()
 	r.manifest.stop()
 	r.cmp.job.stop()
@@ -327,10 +358,13 @@ func (r *referrersScreen) stop() {
 
 func (r *referrersScreen) help() bindings {
 	k := r.sh.keys
+	if r.cat.open {
+		return r.cat.help()
+	}
 	if r.comparing {
 		return bindings{
 			short: []key.Binding{k.Up, k.Down, k.CompareSource, k.Reload, k.CopyDigest, k.Back},
-			full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CompareSource, k.Reload, k.CopyDigest, k.Back}},
+			full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CompareSource, k.Reload, k.CopyDigest, k.SaveJSON, k.Back}},
 		}
 	}
 	if r.open >= 0 {
@@ -338,17 +372,20 @@ func (r *referrersScreen) help() bindings {
 	}
 	if r.sh.opts.Source != "" {
 		return bindings{
-			short: []key.Binding{k.Up, k.Down, k.OpenReferrer, k.CompareSource, k.Reload, k.PrevRegistry, k.NextRegistry},
-			full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CompareSource, k.Reload, k.PrevRegistry, k.NextRegistry, k.Back}},
+			short: []key.Binding{k.OpenReferrer, k.CompareSource, k.CopyDigest, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Reload, k.SaveJSON},
+			full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CompareSource, k.CopyDigest, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON, k.Back}},
 		}
 	}
 	return bindings{
-		short: []key.Binding{k.Up, k.Down, k.OpenReferrer, k.Reload, k.PrevRegistry, k.NextRegistry},
-		full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Reload, k.PrevRegistry, k.NextRegistry, k.Back}},
+		short: []key.Binding{k.OpenReferrer, k.CopyDigest, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Reload, k.SaveJSON},
+		full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CopyDigest, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON, k.Back}},
 	}
 }
 
 func (r *referrersScreen) View() string {
+	if r.cat.open {
+		return r.cat.view()
+	}
 	if r.comparing {
 		return r.cmp.view()
 	}
@@ -420,7 +457,7 @@ func (r *referrersScreen) refresh() {
 	r.rowAt = r.rowAt[:0]
 	if r.image == "" {
 		r.rows = nil
-		r.pane.setContent("No image to look at.\n\nSet one on the Start screen (1, then e): HOST/REPO:TAG or HOST/REPO@DIGEST.")
+		r.pane.setContent("No image to look at.\n\nSet one on the Start screen (1, then e): HOST/REPO:TAG or HOST/REPO@DIGEST,\nor press l to pick a repository from the registry's catalog (tag latest).")
 		return
 	}
 	res := r.job.res
@@ -612,4 +649,17 @@ func referrerTreeLines(st styles, rs []discovery.Referrer, w int, incomplete boo
 	var at []int
 	out, _ := referrerTree(st, rs, w, 0, -1, 0, &at, incomplete)
 	return out
+}
+
+// imageIn is the image to look at in a picked repository (HOST/REPO):
+// the current image's tag or digest there, else its latest tag, and a
+// note saying which.
+func imageIn(repo, cur string) (image, note string) {
+	if r, err := discovery.ParseReference(cur); err == nil {
+		if r.Digest != "" {
+			return repo + "@" + r.Digest, "looking for " + discovery.ShortDigest(r.Digest) + " in " + repo
+		}
+		return repo + ":" + r.Tag, "looking at tag " + r.Tag + " in " + repo
+	}
+	return repo + ":latest", "looking at tag latest in " + repo + "; set another image on the Start screen (e)"
 }

@@ -22,6 +22,7 @@ type screenCase struct {
 	opts   func(t *testing.T, dir string, o *Options)
 	drive  func(h *harness)
 	checks []string // words the final view must hold at any size
+	absent []string // words it must not hold
 }
 
 func screenCases() []screenCase {
@@ -39,6 +40,18 @@ func screenCases() []screenCase {
 			h.keys("e")
 			h.waitFor("the form", contains("Registries", "Export log"))
 		}, checks: []string{"Targets", "Bundle file"}},
+		{name: "start-form-bad-bundle", drive: func(h *harness) {
+			h.keys("e", "tab", "tab", "tab", "tab", "tab", "tab")
+			h.waitFor("the bundle field", contains("› Bundle file"))
+			h.keys("n", "o", "p", "e", ".", "t", "g", "z", "enter")
+			h.waitFor("the refusal", contains("bundle file nope.tgz"))
+		}, checks: []string{"error bundle file nope.tgz: no such file or directory (give a mirror bundle", "› Bundle file"}},
+		{name: "start-form-bad-log", drive: func(h *harness) {
+			h.keys("e", "tab", "tab", "tab", "tab", "tab", "tab", "tab")
+			h.waitFor("the export log field", contains("› Export log"))
+			h.keys("t", "e", "s", "t", "d", "a", "t", "a", "enter")
+			h.waitFor("the refusal", contains("export log testdata"))
+		}, checks: []string{"error export log testdata is a folder: give the log file inside it"}},
 		{name: "runbook", drive: func(h *harness) {
 			h.keys("enter")
 			h.waitFor("the walkthrough", contains("Check the export logs"))
@@ -111,6 +124,20 @@ func screenCases() []screenCase {
 			h.keys("6")
 			h.waitFor("the verdict", func(v string) bool { return idle(v) && strings.Contains(v, "whole") })
 		}, checks: []string{"the bundle is whole"}},
+		{name: "bundle-missing", opts: func(t *testing.T, dir string, o *Options) {
+			o.Bundle = "no-such-bundle.tgz" // relative, so the golden is the same everywhere
+		}, drive: func(h *harness) {
+			h.keys("6")
+			h.waitFor("the verdict", func(v string) bool { return idle(v) && strings.Contains(v, "not a readable bundle") })
+		}, checks: []string{"error not a readable bundle", "no such file", "nothing in it was checked", "o picks another file"},
+			absent: []string{"ok every", "  ok ", "every listed member", "signature", "checked   ", "the bundle is whole"}},
+		{name: "bundle-not-a-bundle", opts: func(t *testing.T, dir string, o *Options) {
+			o.Bundle = "keys.go" // a file of this package: plain text, not a bundle
+		}, drive: func(h *harness) {
+			h.keys("6")
+			h.waitFor("the verdict", func(v string) bool { return idle(v) && strings.Contains(v, "keys.go") && strings.Contains(v, "error") })
+		}, checks: []string{"error not a readable bundle", "neither gzip nor zstd", "code      NotABundle", "o picks another file"},
+			absent: []string{"ok every", "  ok ", "every listed member", "the bundle is whole"}},
 		{name: "bundle-signed", opts: func(t *testing.T, dir string, o *Options) {
 			good, _ := bundles(t, dir)
 			o.Bundle = good
@@ -198,6 +225,11 @@ func TestScreens(t *testing.T) {
 				for _, want := range sc.checks {
 					if !strings.Contains(v, want) {
 						t.Errorf("the view lacks %q", want)
+					}
+				}
+				for _, bad := range sc.absent {
+					if strings.Contains(v, bad) {
+						t.Errorf("the view holds %q", bad)
 					}
 				}
 				golden.RequireEqual(t, []byte(v))

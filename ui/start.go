@@ -3,6 +3,8 @@ package ui
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strconv"
 	"strings"
 
@@ -12,6 +14,8 @@ import (
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
 
+	"github.com/refdoctor/refdoctor/bundle"
+	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/discovery"
 	"github.com/refdoctor/refdoctor/probe"
 )
@@ -29,6 +33,8 @@ func (i startItem) FilterValue() string { return i.title + " " + i.desc }
 // Target form fields.
 const (
 	fieldRegistries = iota
+	fieldPlainHTTP
+	fieldInsecure
 	fieldImage
 	fieldSource
 	fieldRepository
@@ -37,7 +43,7 @@ const (
 	numFields
 )
 
-var fieldLabels = [numFields]string{"Registries", "Image", "Source", "Repository", "Bundle file", "Export log"}
+var fieldLabels = [numFields]string{"Registries", "Plain HTTP", "Insecure TLS", "Image", "Source", "Repository", "Bundle file", "Export log"}
 
 // startScreen asks what the operator sees: the runbook's symptom table as
 // a list, each leading to the step that deals with it, or the whole
@@ -53,7 +59,9 @@ type startScreen struct {
 	inputs    [numFields]textinput.Model
 	focus     int
 	formErr   string
-	w, h      int
+	// checking is set while the form's files are being checked.
+	checking bool
+	w, h     int
 }
 
 func newStartScreen(sh *shared) *startScreen {
@@ -95,10 +103,12 @@ func newStartScreen(sh *shared) *startScreen {
 		s.inputs[i] = ti
 	}
 	s.inputs[fieldRegistries].Placeholder = "HOST[/REPO] ... (space separated)"
+	s.inputs[fieldPlainHTTP].Placeholder = "hosts reached over http:// (space separated)"
+	s.inputs[fieldInsecure].Placeholder = "hosts whose TLS certificate is not verified"
 	s.inputs[fieldImage].Placeholder = "HOST/REPO:TAG or HOST/REPO@sha256:..."
 	s.inputs[fieldSource].Placeholder = "where the image was copied from (to compare)"
 	s.inputs[fieldRepository].Placeholder = "HOST/REPO (fallback tags)"
-	s.inputs[fieldBundle].Placeholder = "path to a mirror bundle (.tgz)"
+	s.inputs[fieldBundle].Placeholder = "path to a mirror bundle (.tgz or .tar.zst)"
 	s.inputs[fieldLogFile].Placeholder = "path to the exporter's log"
 	return s
 }
@@ -232,6 +242,18 @@ func (s *startScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	case targetsChangedMsg:
 		s.layout()
 		return s, nil
+	case formCheckedMsg:
+		if !s.editing || !s.checking {
+			return s, nil // the form was closed meanwhile
+		}
+		s.checking = false
+		if msg.err != nil {
+			s.formErr = msg.err.Error()
+			return s, nil
+		}
+		s.apply(msg.form)
+		s.editing = false
+		return s, tea.Batch(func() tea.Msg { return targetsChangedMsg{} }, flash("targets saved"))
 	case tea.KeyPressMsg:
 		if s.editing {
 			return s, s.formKey(msg)
@@ -270,6 +292,17 @@ func (s *startScreen) openForm() tea.Cmd {
 		regs = append(regs, t.String())
 	}
 	s.inputs[fieldRegistries].SetValue(strings.Join(regs, " "))
+	var plain, insecure []string
+	for _, r := range o.Config.Registries {
+		if r.PlainHTTP {
+			plain = append(plain, r.Host)
+		}
+		if r.InsecureSkipVerify {
+			insecure = append(insecure, r.Host)
+		}
+	}
+	s.inputs[fieldPlainHTTP].SetValue(strings.Join(plain, " "))
+	s.inputs[fieldInsecure].SetValue(strings.Join(insecure, " "))
 	s.inputs[fieldImage].SetValue(o.Image)
 	s.inputs[fieldSource].SetValue(o.Source)
 	s.inputs[fieldRepository].SetValue(o.Repository)
@@ -278,7 +311,7 @@ func (s *startScreen) openForm() tea.Cmd {
 	for i := range s.inputs {
 		s.inputs[i].CursorStart()
 	}
-	s.editing, s.formErr = true, ""
+	s.editing, s.formErr, s.checking = true, "", false
 	return s.focusField(fieldRegistries)
 }
 
@@ -293,67 +326,211 @@ func (s *startScreen) focusField(i int) tea.Cmd {
 func (s *startScreen) formKey(msg tea.KeyPressMsg) tea.Cmd {
 	switch msg.String() {
 	case "esc":
-		s.editing = false
+		s.editing, s.checking = false, false
 		return nil
 	case "tab", "down":
 		return s.focusField(s.focus + 1)
 	case "shift+tab", "up":
 		return s.focusField(s.focus - 1)
 	case "enter":
-		if err := s.save(); err != nil {
+		if s.checking {
+			return nil
+		}
+		f, err := s.parse()
+		if err != nil {
 			s.formErr = err.Error()
 			return nil
 		}
-		s.editing = false
-		return tea.Batch(func() tea.Msg { return targetsChangedMsg{} }, flash("targets saved"))
+		// The files are checked off the update loop; the form stays
+		// until they are.
+		s.checking, s.formErr = true, ""
+		return func() tea.Msg { return formCheckedMsg{form: f, err: checkFormFiles(f)} }
 	}
 	var cmd tea.Cmd
 	s.inputs[s.focus], cmd = s.inputs[s.focus].Update(msg)
 	return cmd
 }
 
-// save checks the form and, when it holds together, makes it the targets.
-func (s *startScreen) save() error {
-	var targets []probe.Target
-	for _, f := range strings.Fields(s.inputs[fieldRegistries].Value()) {
-		t, err := probe.ParseTarget(f)
+// targetForm is the form as parsed, before its files are checked.
+type targetForm struct {
+	targets             []probe.Target
+	registries          []config.Registry
+	image, source, repo string
+	bundle, logFile     string
+	plainHTTP, insecure []string
+}
+
+// formCheckedMsg carries the form back with what its files turned out to
+// be.
+type formCheckedMsg struct {
+	form targetForm
+	err  error
+}
+
+// checkFormFiles checks that the bundle file is a file that can be a
+// bundle and that the export log is a readable file, naming the field
+// and the fix.
+func checkFormFiles(f targetForm) error {
+	if f.bundle != "" {
+		if _, err := bundle.Sniff(f.bundle); err != nil {
+			return fmt.Errorf("bundle file %s: %w (give a mirror bundle, .tgz or .tar.zst, or leave the field empty)", f.bundle, unwrapPath(err))
+		}
+	}
+	if f.logFile != "" {
+		fh, err := os.Open(f.logFile)
 		if err != nil {
-			return err
+			return fmt.Errorf("export log %s: %w (give the exporter's log file, or leave the field empty)", f.logFile, unwrapPath(err))
 		}
-		targets = append(targets, t)
-	}
-	image := strings.TrimSpace(s.inputs[fieldImage].Value())
-	if image != "" {
-		if _, err := discovery.ParseReference(image); err != nil {
-			return err
+		defer fh.Close()
+		if fi, err := fh.Stat(); err == nil && fi.IsDir() {
+			return fmt.Errorf("export log %s is a folder: give the log file inside it", f.logFile)
 		}
 	}
-	source := strings.TrimSpace(s.inputs[fieldSource].Value())
-	if source != "" {
-		if _, err := discovery.ParseReference(source); err != nil {
-			return fmt.Errorf("source: %w", err)
-		}
+	return nil
+}
+
+// unwrapPath drops the path an os error repeats ("open X: no such file").
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
 	}
-	repo := strings.TrimSpace(s.inputs[fieldRepository].Value())
-	if repo != "" {
-		t, err := probe.ParseTarget(repo)
+	return err
+}
+
+// parse checks the form's names (no file is touched here).
+func (s *startScreen) parse() (targetForm, error) {
+	var f targetForm
+	for _, word := range strings.Fields(s.inputs[fieldRegistries].Value()) {
+		t, err := probe.ParseTarget(word)
 		if err != nil {
-			return err
+			return f, err
+		}
+		f.targets = append(f.targets, t)
+	}
+	hosts := func(field int) ([]string, map[string]bool, error) {
+		var out []string
+		set := map[string]bool{}
+		for _, h := range strings.Fields(s.inputs[field].Value()) {
+			if err := config.ValidateHost(h); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w (write HOST or HOST:PORT, no path)", strings.ToLower(fieldLabels[field]), err)
+			}
+			if !set[h] {
+				set[h] = true
+				out = append(out, h)
+			}
+		}
+		return out, set, nil
+	}
+	plain, plainSet, err := hosts(fieldPlainHTTP)
+	if err != nil {
+		return f, err
+	}
+	insecure, insecureSet, err := hosts(fieldInsecure)
+	if err != nil {
+		return f, err
+	}
+	for _, h := range plain {
+		if insecureSet[h] {
+			return f, fmt.Errorf("%s is in both Plain HTTP and Insecure TLS: plain HTTP has no certificate to skip; keep it in one", h)
+		}
+	}
+	f.plainHTTP, f.insecure = plain, insecure
+	f.image = strings.TrimSpace(s.inputs[fieldImage].Value())
+	if f.image != "" {
+		if _, err := discovery.ParseReference(f.image); err != nil {
+			return f, err
+		}
+	}
+	f.source = strings.TrimSpace(s.inputs[fieldSource].Value())
+	if f.source != "" {
+		if _, err := discovery.ParseReference(f.source); err != nil {
+			return f, fmt.Errorf("source: %w", err)
+		}
+	}
+	f.repo = strings.TrimSpace(s.inputs[fieldRepository].Value())
+	if f.repo != "" {
+		t, err := probe.ParseTarget(f.repo)
+		if err != nil {
+			return f, err
 		}
 		if t.Repository == "" || t.Digest != "" {
-			return errors.New("repository: write HOST/REPO")
+			return f, errors.New("repository: write HOST/REPO")
 		}
 	}
-	if repo == "" && image != "" {
-		if r, err := discovery.ParseReference(image); err == nil {
-			repo = r.Registry + "/" + r.Repository
+	if f.repo == "" && f.image != "" {
+		if r, err := discovery.ParseReference(f.image); err == nil {
+			f.repo = r.Registry + "/" + r.Repository
 		}
 	}
+	f.bundle = strings.TrimSpace(s.inputs[fieldBundle].Value())
+	f.logFile = strings.TrimSpace(s.inputs[fieldLogFile].Value())
+	// The config's registries with the form's flags: every target host
+	// and every flagged host has an entry; the rest of each entry (CA,
+	// expected kind, repository) is kept.
+	regs := append([]config.Registry(nil), s.sh.opts.Config.Registries...)
+	have := map[string]bool{}
+	for _, r := range regs {
+		have[r.Host] = true
+	}
+	add := func(h string) {
+		if !have[h] {
+			have[h] = true
+			regs = append(regs, config.Registry{Host: h})
+		}
+	}
+	for _, t := range f.targets {
+		add(t.Host)
+	}
+	for _, h := range plain {
+		add(h)
+	}
+	for _, h := range insecure {
+		add(h)
+	}
+	for i := range regs {
+		regs[i].PlainHTTP = plainSet[regs[i].Host]
+		regs[i].InsecureSkipVerify = insecureSet[regs[i].Host]
+	}
+	f.registries = regs
+	return f, nil
+}
+
+// apply makes a checked form the session's targets.
+func (s *startScreen) apply(f targetForm) {
 	o := s.sh.opts
-	o.Targets, o.Image, o.Source, o.Repository = targets, image, source, repo
-	o.Bundle = strings.TrimSpace(s.inputs[fieldBundle].Value())
-	o.LogFile = strings.TrimSpace(s.inputs[fieldLogFile].Value())
-	return nil
+	// Saving the form unchanged is no edit: an entry added only to hold
+	// a target's host, with no flag set, changes nothing.
+	if !sameTargets(o.Targets, f.targets) || flagsChanged(o.Config, f.registries) {
+		s.sh.targetsEdited = true
+	}
+	o.Targets, o.Image, o.Source, o.Repository = f.targets, f.image, f.source, f.repo
+	o.Config.Registries = f.registries
+	o.Bundle, o.LogFile = f.bundle, f.logFile
+}
+
+func sameTargets(a, b []probe.Target) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// flagsChanged tells whether regs mark any host plain HTTP or insecure
+// differently from cfg (a host cfg lacks has neither).
+func flagsChanged(cfg config.Config, regs []config.Registry) bool {
+	for _, r := range regs {
+		was, _ := cfg.Host(r.Host)
+		if was.PlainHTTP != r.PlainHTTP || was.InsecureSkipVerify != r.InsecureSkipVerify {
+			return true
+		}
+	}
+	return false
 }
 
 // heading is the line above the list: what to do, or the filter being
@@ -461,6 +638,9 @@ func (s *startScreen) formView() string {
 			mark = st.Cursor.Render("› ")
 		}
 		lines = append(lines, mark+pad(fieldLabels[i], 12, false)+"  "+s.inputs[i].View())
+	}
+	if s.checking {
+		lines = append(lines, "", st.Label.Render("checking the files…"))
 	}
 	if s.formErr != "" {
 		lines = append(lines, "")

@@ -61,11 +61,13 @@ type tagsScreen struct {
 	open     int
 	manifest job[none, discovery.Manifest]
 	pane     pane
-	w, h     int
+	// cat lists the registry's repositories to pick one from (l).
+	cat  *catalogPicker
+	w, h int
 }
 
 func newTagsScreen(sh *shared) *tagsScreen {
-	t := &tagsScreen{sh: sh, repo: sh.opts.Repository, open: -1, pane: newPane(sh)}
+	t := &tagsScreen{sh: sh, repo: sh.opts.Repository, open: -1, pane: newPane(sh), cat: newCatalogPicker(sh, scrTags)}
 	t.filter = textinput.New()
 	t.filter.Prompt = "/"
 	t.filter.Placeholder = "tag, kind or digest"
@@ -77,6 +79,7 @@ func (t *tagsScreen) SetSize(w, h int) {
 	t.w, t.h = w, h
 	t.filter.SetWidth(max(10, w-20))
 	t.pane.setSize(w, max(1, h-1))
+	t.cat.setSize(w, h)
 	t.flatten()
 	t.renderOpen()
 }
@@ -109,7 +112,7 @@ func (t *tagsScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 	switch msg := msg.(type) {
 	case doneMsg[discovery.TagListing]:
 		if t.job.done(msg, false) {
-			t.res = t.job.res
+			t.res = byKind(t.job.res)
 			t.open = -1
 			t.flatten()
 		}
@@ -117,7 +120,10 @@ func (t *tagsScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		if t.manifest.done(msg, false) {
 			t.renderOpen()
 		}
+	case doneMsg[discovery.Catalog]:
+		t.cat.update(msg)
 	case targetsChangedMsg:
+		t.cat.close()
 		t.job.reset()
 		t.manifest.reset()
 		t.repo, t.started, t.res, t.open = t.sh.opts.Repository, false, nil, -1
@@ -134,6 +140,14 @@ func (t *tagsScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 			t.move(3)
 		}
 	case tea.KeyPressMsg:
+		if t.cat.open {
+			picked, cmd := t.cat.update(msg)
+			if picked != "" {
+				t.repo, t.cursor, t.offset = picked, 0, 0
+				return t, t.list()
+			}
+			return t, cmd
+		}
 		if t.open >= 0 {
 			return t, t.pane.update(msg)
 		}
@@ -319,13 +333,18 @@ func (t *tagsScreen) key(msg tea.KeyPressMsg) tea.Cmd {
 		t.follow()
 	case key.Matches(msg, k.Reload):
 		return t.list()
+	case key.Matches(msg, k.Repositories):
+		if host := t.host(); host != "" {
+			return t.cat.show(host)
+		}
+		return flash("no registry to list: set one on the Start screen (1, then e)")
 	case key.Matches(msg, k.NextRegistry), key.Matches(msg, k.PrevRegistry):
 		step := 1
 		if key.Matches(msg, k.PrevRegistry) {
 			step = -1
 		}
 		if next := nextHost(t.sh.registryHosts(), t.repo, step); next != "" {
-			t.repo = swapHost(t.repo, next)
+			t.repo = t.sh.repositoryOn(next, t.repo)
 			t.cursor, t.offset = 0, 0
 			return t.list()
 		}
@@ -370,7 +389,24 @@ func (t *tagsScreen) follow() {
 	t.offset = window(t.cursor, t.offset, t.listHeight(), len(t.lines))
 }
 
+// host is the registry the screen is on: the listed repository's, else
+// the first target's.
+func (t *tagsScreen) host() string {
+	if t.repo != "" {
+		h, _, _ := strings.Cut(t.repo, "/")
+		return h
+	}
+	if hosts := t.sh.registryHosts(); len(hosts) > 0 {
+		return hosts[0]
+	}
+	return ""
+}
+
 func (t *tagsScreen) back() (bool, tea.Cmd) {
+	if t.cat.open {
+		t.cat.close()
+		return true, nil
+	}
 	if t.open >= 0 {
 		t.open = -1
 		t.manifest.stop()
@@ -389,6 +425,7 @@ func (t *tagsScreen) back() (bool, tea.Cmd) {
 }
 
 func (t *tagsScreen) stop() {
+	t.cat.close()
 	t.job.stop()
 	t.manifest.stop()
 }
@@ -398,12 +435,15 @@ func (t *tagsScreen) help() bindings {
 	if t.editing {
 		return bindings{short: []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "apply")), k.ClearFilter}}
 	}
+	if t.cat.open {
+		return t.cat.help()
+	}
 	if t.open >= 0 {
 		return bindings{short: []key.Binding{k.PageDown, k.PageUp, k.Back}, full: [][]key.Binding{{k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Back}}}
 	}
 	return bindings{
-		short: []key.Binding{k.Up, k.Down, k.OpenTag, k.Filter, k.Reload, k.PrevRegistry, k.NextRegistry},
-		full:  [][]key.Binding{{k.Up, k.Down, k.OpenTag, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Filter, k.ClearFilter, k.Reload, k.PrevRegistry, k.NextRegistry}},
+		short: []key.Binding{k.OpenTag, k.CopyDigest, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Filter, k.Reload, k.SaveJSON},
+		full:  [][]key.Binding{{k.Up, k.Down, k.OpenTag, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CopyDigest, k.Filter, k.ClearFilter, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON}},
 	}
 }
 
@@ -419,6 +459,23 @@ func (t *tagsScreen) addRow(l tagLine, name string, w int) {
 	}
 }
 
+// byKind is the listing as the screen shows it: each subject's tags by
+// kind. It is a copy: the job keeps the engine's listing, which w saves
+// as refdoctor tags -o json prints it.
+func byKind(res *discovery.TagListing) *discovery.TagListing {
+	if res == nil {
+		return nil
+	}
+	out := *res
+	out.Subjects = make([]discovery.TagSubject, len(res.Subjects))
+	for i, s := range res.Subjects {
+		s.Tags = append([]discovery.TagEntry(nil), s.Tags...)
+		sort.SliceStable(s.Tags, func(i, j int) bool { return kindOrder[s.Tags[i].Kind] < kindOrder[s.Tags[j].Kind] })
+		out.Subjects[i] = s
+	}
+	return &out
+}
+
 // flatten builds the rows: each subject, then its tags by kind, then the
 // findings; only rows matching the filter.
 func (t *tagsScreen) flatten() {
@@ -429,7 +486,6 @@ func (t *tagsScreen) flatten() {
 	q := strings.ToLower(strings.TrimSpace(t.filter.Value()))
 	for si := range t.res.Subjects {
 		s := &t.res.Subjects[si]
-		sort.SliceStable(s.Tags, func(i, j int) bool { return kindOrder[s.Tags[i].Kind] < kindOrder[s.Tags[j].Kind] })
 		subjectMatch := q == "" || strings.Contains(strings.ToLower(s.Subject), q) || (q == "orphan" && s.Exists != nil && !*s.Exists)
 		var tags []tagLine
 		for ti, tg := range s.Tags {
@@ -471,7 +527,13 @@ func (t *tagsScreen) listHeight() int {
 func (t *tagsScreen) View() string {
 	st := t.sh.st
 	var b strings.Builder
+	if t.cat.open {
+		return t.cat.view()
+	}
 	if t.repo == "" {
+		if t.host() != "" {
+			return "No repository to list.\n\nPress l to pick one from " + t.sh.name(t.host()) + "'s catalog, or set one on the Start screen (1, then e): HOST/REPO."
+		}
 		return "No repository to list.\n\nSet one on the Start screen (1, then e): HOST/REPO."
 	}
 	if t.open >= 0 {

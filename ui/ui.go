@@ -15,6 +15,7 @@ package ui
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -128,6 +129,13 @@ func Run(ctx context.Context, opts Options) error {
 	p := tea.NewProgram(m, popts...)
 	_, err := p.Run()
 	m.shutdown()
+	if m.sh.savedTo != "" {
+		out := o.Output
+		if out == nil {
+			out = os.Stdout
+		}
+		fmt.Fprintf(out, "refdoctor: saved the registries to %s\n", m.sh.savedTo)
+	}
 	if errors.Is(err, tea.ErrProgramKilled) && ctx.Err() != nil {
 		return nil // interrupted from outside: a normal way to leave
 	}
@@ -155,7 +163,20 @@ func (o Options) resolve() Options {
 	o.Names = names
 	if len(o.Targets) == 0 {
 		for _, r := range o.Config.Registries {
-			o.Targets = append(o.Targets, probe.Target{Host: r.Host})
+			t := probe.Target{Host: r.Host}
+			if pt, err := probe.ParseTarget(r.Target()); err == nil {
+				t = pt // with the repository the entry names
+			}
+			o.Targets = append(o.Targets, t)
+		}
+	}
+	if o.Repository == "" && o.Image == "" {
+		// The Tags screen opens on the first registry's own repository.
+		for _, t := range o.Targets {
+			if t.Repository != "" {
+				o.Repository = t.Host + "/" + t.Repository
+				break
+			}
 		}
 	}
 	if o.Repository == "" && o.Image != "" {
@@ -200,6 +221,12 @@ type shared struct {
 	bookErr error
 
 	hostRE *regexp.Regexp // known hosts, for names (nil: none known)
+
+	// targetsEdited is set once the operator changed the registries in
+	// the targets form: quitting then offers to save them to the config.
+	targetsEdited bool
+	// savedTo is the config file the edited registries were saved to.
+	savedTo string
 }
 
 func newShared(ctx context.Context, o *Options) *shared {
@@ -333,9 +360,11 @@ func (sh *shared) clientOpts() []registry.Opt {
 	return append([]registry.Opt{registry.WithLogger(sh.log), registry.WithUserAgent("refdoctor/" + sh.opts.Version)}, sh.opts.ClientOpts...)
 }
 
-// probeOpts are the options of every probe: live (no cache), with the
-// session's config, logger and metrics.
-func (sh *shared) probeOpts(events func(probe.Event)) []probe.Opt {
+// probeOpts are the options of every probe: the session's config,
+// logger and metrics, and the capability cache as every command uses it
+// (a fresh verdict is served from it, and its age and origin are shown);
+// refresh probes anew (r and R) and stores the new verdict.
+func (sh *shared) probeOpts(events func(probe.Event), refresh bool) []probe.Opt {
 	o := sh.opts
 	return []probe.Opt{
 		probe.WithConfig(o.Config),
@@ -343,13 +372,14 @@ func (sh *shared) probeOpts(events func(probe.Event)) []probe.Opt {
 		probe.WithTimeout(o.Timeout),
 		probe.WithLogger(sh.log),
 		probe.WithMetrics(o.Metrics),
-		probe.WithRefresh(true),
+		probe.WithRefresh(refresh),
 		probe.WithEvents(events),
 		probe.WithClientOpts(sh.clientOpts()...),
 	}
 }
 
-// discoveryOpts are the options every discovery call shares.
+// discoveryOpts are the options every discovery call shares; the
+// capability probe behind the method choice reads the cache like the CLI.
 func (sh *shared) discoveryOpts() []discovery.Opt {
 	o := sh.opts
 	return []discovery.Opt{
@@ -357,10 +387,12 @@ func (sh *shared) discoveryOpts() []discovery.Opt {
 		discovery.WithTimeout(o.Timeout),
 		discovery.WithLogger(sh.log),
 		discovery.WithMetrics(o.Metrics),
-		discovery.WithProbeOpts(probe.WithRefresh(true)),
 		discovery.WithClientOpts(sh.clientOpts()...),
 	}
 }
+
+// since is how long ago t was, for the age of cached verdicts.
+func (sh *shared) since(t time.Time) time.Duration { return time.Since(t) }
 
 // registryHosts lists the hosts of the targets, in order, once each.
 func (sh *shared) registryHosts() []string {
@@ -385,6 +417,61 @@ func (sh *shared) plainHTTPHosts() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// hostRepository is the repository a registry's own target names
+// (--registry HOST/REPO, the targets form) or, failing that, its config
+// entry's repository; empty when neither names one.
+func (sh *shared) hostRepository(host string) (repo, digest string) {
+	for _, t := range sh.opts.Targets {
+		if t.Host == host && t.Repository != "" {
+			return t.Repository, t.Digest
+		}
+	}
+	for _, r := range sh.opts.Config.Registries {
+		if r.Host == host && r.Repository != "" {
+			return r.Repository, ""
+		}
+	}
+	return "", ""
+}
+
+// repositoryOn is the repository to list on host when the Tags screen
+// switches registry from cur (HOST/REPO): the session's repository when
+// it is on that host, else the registry's own repository, else cur's
+// path on the new host.
+func (sh *shared) repositoryOn(host, cur string) string {
+	if h, _, _ := strings.Cut(sh.opts.Repository, "/"); h == host {
+		return sh.opts.Repository
+	}
+	if repo, _ := sh.hostRepository(host); repo != "" {
+		return host + "/" + repo
+	}
+	return swapHost(cur, host)
+}
+
+// imageOn is the subject to look at on host when the Referrers screen
+// switches registry from cur: the session's image when it is on that
+// host; else the registry's own target when it names a digest; else the
+// registry's own repository with cur's tag or digest (a mirror keeps
+// digests and usually tags); else cur's path on the new host.
+func (sh *shared) imageOn(host, cur string) string {
+	if r, err := discovery.ParseReference(sh.opts.Image); err == nil && r.Registry == host {
+		return sh.opts.Image
+	}
+	repo, digest := sh.hostRepository(host)
+	switch {
+	case repo != "" && digest != "":
+		return host + "/" + repo + "@" + digest
+	case repo != "":
+		if r, err := discovery.ParseReference(cur); err == nil {
+			if r.Digest != "" {
+				return host + "/" + repo + "@" + r.Digest
+			}
+			return host + "/" + repo + ":" + r.Tag
+		}
+	}
+	return swapHost(cur, host)
 }
 
 // swapHost puts another registry host in front of a HOST/REPO[:TAG]

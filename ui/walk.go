@@ -37,6 +37,8 @@ type stepState struct {
 type walkScreen struct {
 	sh     *shared
 	engine *runbook.Engine
+	// fresh is engine with fresh probes (R).
+	fresh  *runbook.Engine
 	states map[string]*stepState
 	sel    int
 	cmdSel int
@@ -96,14 +98,16 @@ func (w *walkScreen) newEngine() {
 		runbook.WithMetrics(o.Metrics),
 		runbook.WithLogger(sh.log),
 		runbook.WithClientOpts(sh.clientOpts()...),
-		runbook.WithProbeOpts(probe.WithRefresh(true)),
 		runbook.WithDiagOutput(diagOut),
 		runbook.WithToolVersion(o.Version),
 	}
 	if o.Prometheus != nil {
 		opts = append(opts, runbook.WithPrometheus(o.Prometheus, 0))
 	}
+	// r runs a step with the capability cache, as runbook run does; R
+	// runs it again with fresh probes.
 	w.engine = runbook.NewEngine(sh.book, sh.runbookTargets(), opts...)
+	w.fresh = runbook.NewEngine(sh.book, sh.runbookTargets(), append(opts, runbook.WithProbeOpts(probe.WithRefresh(true)))...)
 }
 
 func (w *walkScreen) state(id string) *stepState {
@@ -155,6 +159,9 @@ func (w *walkScreen) runStep(force bool) tea.Cmd {
 	}
 	st.cur.stop()
 	eng, id := w.engine, step.ID
+	if force {
+		eng = w.fresh
+	}
 	var cmd tea.Cmd
 	st.cur, cmd = start(w.sh, scrRunbook, func(ctx context.Context, emit func(runbook.Event)) (runbook.Result, error) {
 		return eng.Run(ctx, id, emit), nil

@@ -1,0 +1,167 @@
+package ui
+
+import (
+	"context"
+	"strings"
+
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+
+	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/human"
+)
+
+// catalogPicker lists a registry's repositories (its catalog, where the
+// registry gives it out) for the Tags and Referrers screens to pick one
+// from. A registry that refuses the catalog says so, with what to do
+// instead: nothing is made up.
+type catalogPicker struct {
+	sh     *shared
+	to     screenID
+	host   string
+	job    job[none, discovery.Catalog]
+	open   bool
+	cursor int
+	offset int
+	w, h   int
+}
+
+func newCatalogPicker(sh *shared, to screenID) *catalogPicker {
+	return &catalogPicker{sh: sh, to: to}
+}
+
+func (c *catalogPicker) setSize(w, h int) { c.w, c.h = w, h }
+
+// listHeight is the rows of names in view (the view has a heading, a hint
+// and possibly a finding line above them).
+func (c *catalogPicker) listHeight() int { return max(1, c.h-4) }
+
+// show opens the picker on host's catalog, read anew.
+func (c *catalogPicker) show(host string) tea.Cmd {
+	c.open, c.host, c.cursor, c.offset = true, host, 0, 0
+	sh := c.sh
+	return c.job.start(sh, c.to, func(ctx context.Context, _ func(none)) (discovery.Catalog, error) {
+		return discovery.ListRepositories(ctx, host, sh.discoveryOpts()...)
+	})
+}
+
+// close closes the picker and stops its read.
+func (c *catalogPicker) close() {
+	c.open = false
+	c.job.stop()
+}
+
+// update takes the catalog's result and the keys while open; it returns
+// HOST/REPO when the operator picked a repository.
+func (c *catalogPicker) update(msg tea.Msg) (picked string, cmd tea.Cmd) {
+	switch msg := msg.(type) {
+	case doneMsg[discovery.Catalog]:
+		c.job.done(msg, false)
+		return "", nil
+	case tea.KeyPressMsg:
+		if !c.open || c.job.res == nil {
+			return "", nil
+		}
+		k, n := c.sh.keys, len(c.job.res.Repositories)
+		switch {
+		case key.Matches(msg, k.Up):
+			c.move(-1)
+		case key.Matches(msg, k.Down):
+			c.move(1)
+		case key.Matches(msg, k.PageUp):
+			c.move(-c.listHeight())
+		case key.Matches(msg, k.PageDown):
+			c.move(c.listHeight())
+		case key.Matches(msg, k.Top):
+			c.move(-n)
+		case key.Matches(msg, k.Bottom):
+			c.move(n)
+		case key.Matches(msg, k.Open):
+			if c.cursor < n {
+				c.open = false
+				return c.host + "/" + c.job.res.Repositories[c.cursor], nil
+			}
+		}
+	}
+	return "", nil
+}
+
+func (c *catalogPicker) move(d int) {
+	n := len(c.job.res.Repositories)
+	if n == 0 {
+		return
+	}
+	c.cursor = clamp(c.cursor+d, 0, n-1)
+	c.offset = window(c.cursor, c.offset, c.listHeight(), n)
+}
+
+// view draws the picker: the names, or why there are none.
+func (c *catalogPicker) view() string {
+	st := c.sh.st
+	head := st.Header.Render("Repositories on "+c.sh.name(c.host)) + st.Label.Render("  the registry's catalog")
+	switch c.job.state {
+	case jobRunning:
+		return head + "\n\n" + st.paint(toneRun, c.sh.frame+" reading GET /v2/_catalog") + "\n\n" + st.Label.Render("esc closes")
+	case jobFailed:
+		return head + "\n\n" + strings.Join(wrapIndent(st.word("error")+" ", c.job.err, c.w), "\n") + "\n\n" + st.Label.Render("esc closes")
+	case jobStopped, jobIdle:
+		return head + "\n\n" + st.Label.Render("stopped; esc closes")
+	}
+	cat := c.job.res
+	var lines []string
+	pos := ""
+	n := len(cat.Repositories)
+	if n > c.listHeight() {
+		pos = st.Label.Render(position(c.cursor, n))
+	}
+	count := human.Count(n, "repository")
+	switch {
+	case n == 0 && !cat.Complete:
+		count = "not given out"
+	case !cat.Complete:
+		count += ", not every one there is"
+	}
+	lines = append(lines, rightAlign(head+st.Label.Render(" · "+count+" · "+human.Count(cat.Requests, "request")), pos, c.w))
+	for _, f := range cat.Findings {
+		lines = append(lines, wrapIndent(st.word(string(f.Severity))+" ", string(f.Code)+": "+c.sh.names(f.Summary), c.w)...)
+		if f.Cause != "" {
+			lines = append(lines, wrapIndent("  cause: ", f.Cause, c.w)...)
+		}
+		if f.Code == finding.CatalogUnavailable {
+			lines = append(lines, wrapIndent("  fix:   ", "type the repository instead: e on the Start screen edits the targets (Image, Repository).", c.w)...)
+		} else if f.Remedy != "" {
+			lines = append(lines, wrapIndent("  fix:   ", f.Remedy, c.w)...)
+		}
+	}
+	if n == 0 {
+		if len(cat.Findings) == 0 {
+			lines = append(lines, "", "  the catalog is empty: the registry holds no repository")
+		}
+		lines = append(lines, "", st.Label.Render("esc closes"))
+		return strings.Join(lines, "\n")
+	}
+	lines = append(lines, st.Label.Render(trunc("enter picks · ↑/↓ move · esc closes", c.w)))
+	end := min(n, c.offset+c.listHeight())
+	for i := c.offset; i < end; i++ {
+		mark := "  "
+		if i == c.cursor {
+			mark = st.Cursor.Render("› ")
+		}
+		lines = append(lines, trunc(mark+cat.Repositories[i], c.w))
+	}
+	return strings.Join(lines, "\n")
+}
+
+// help is the keys of the open picker: esc alone until there are names
+// to pick.
+func (c *catalogPicker) help() bindings {
+	k := c.sh.keys
+	if c.job.res == nil || len(c.job.res.Repositories) == 0 {
+		return bindings{short: []key.Binding{k.Back}, full: [][]key.Binding{{k.Back}}}
+	}
+	return bindings{
+		short: []key.Binding{k.Up, k.Down, k.Open, k.Back},
+		full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Open, k.Back}},
+	}
+}
