@@ -33,6 +33,7 @@ func TestBundleCommands(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "4 referrers") {
 		t.Fatalf("export: exit %d\n%s%s", code, out, errOut)
 	}
+	exported := out
 	code, out, _ = run(t, "-o", "json", "bundle", "inspect", "--file", good)
 	var summary struct {
 		ReferrersTotal int `json:"referrers_total"`
@@ -56,6 +57,9 @@ func TestBundleCommands(t *testing.T) {
 	}
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || !rep.OK || rep.ReferrersChecked != 4 || rep.FilesChecked == 0 || rep.BytesChecked == 0 {
 		t.Fatalf("validate good: exit %d %s", code, out)
+	}
+	if want := fmt.Sprintf(" %d files, ", rep.FilesChecked); !strings.Contains(exported, want) {
+		t.Errorf("export and validate count the bundle's files differently: validate checked %d, export said %q", rep.FilesChecked, exported)
 	}
 	tampered := filepath.Join(dir, "tampered.tgz")
 	if err := lab.TamperReferrer(good, tampered); err != nil {

@@ -347,7 +347,7 @@ func (s *subjectRun) confirmCachedUnsupported(ctx context.Context, subj ref.Ref)
 		return rs
 	case err.fallback:
 		s.finding(finding.Finding{Severity: finding.SeverityInfo, Code: finding.CacheConfirmed,
-			Summary:  fmt.Sprintf("No referrers by the tag schema; the cached verdict (unsupported, %s old, by %s) was confirmed with one request to the referrers API", age, s.capability.CachedBy),
+			Summary:  fmt.Sprintf("No referrers of %s by the tag schema; the cached verdict (unsupported, %s old, by %s) was confirmed with one request to the referrers API", ShortDigest(subj.Digest), age, s.capability.CachedBy),
 			Evidence: err.finding.Evidence})
 		return nil
 	default:

@@ -62,10 +62,12 @@ type ExportResult struct {
 	Compression bundle.Compression `json:"compression"`
 	Images      []bundle.Image     `json:"images"`
 	Referrers   int                `json:"referrers"`
-	Files       int                `json:"files"`
-	Bytes       int64              `json:"bytes"`
-	Discovery   []discovery.Result `json:"discovery"`
-	Findings    []finding.Finding  `json:"findings"`
+	// Files counts the members manifest.yaml lists (manifest.yaml itself
+	// aside), as bundle validate's files_checked does; Bytes is their size.
+	Files     int                `json:"files"`
+	Bytes     int64              `json:"bytes"`
+	Discovery []discovery.Result `json:"discovery"`
+	Findings  []finding.Finding  `json:"findings"`
 	// RemovedPartials are the temporary files of earlier exports of the
 	// same file that were killed before they finished.
 	RemovedPartials []string `json:"removed_partials,omitempty"`
@@ -207,7 +209,7 @@ func Export(ctx context.Context, env Env, out string, refs []string, opts ...Exp
 	}
 	res.Images = m.Images
 	res.Referrers = m.Referrers.Total
-	res.Files = len(m.MemberOrder())
+	res.Files = len(m.MemberOrder()) - 1 // manifest.yaml lists the others
 	res.Bytes = m.ListedBytes()
 	o.emit(ExportEvent{Kind: ExportPlanned, TotalBytes: res.Bytes})
 	sum, err := p.write(ctx, c, env.Log, out, m, o)
