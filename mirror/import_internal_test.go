@@ -192,3 +192,62 @@ func TestReaderStartsSplitTheArchiveEvenly(t *testing.T) {
 		}
 	}
 }
+
+// TestImportUploadsTheCopiesValidationKept: import uploads every blob
+// from the copy validation kept of it (no second read of the archive)
+// when there is room; with room for only some, the rest come from the
+// archive; with none, all of them. Every blob reaches the target exactly
+// once, the import reconciles, and the copies are gone afterwards.
+func TestImportUploadsTheCopiesValidationKept(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	file, blobs := exportBig(t)
+	var total int64
+	for _, n := range bigLayerSizes {
+		total += int64(n)
+	}
+	for _, tc := range []struct {
+		name              string
+		room              int64
+		allCopies, noCopy bool
+	}{
+		{"room for all", 0, true, false},
+		{"room for some", total / 2, false, false},
+		{"no room", -1, false, true},
+	} {
+		tg := startUploadTarget(t, 0)
+		var stats importStats
+		res, err := Import(context.Background(), importEnv(tg.host), file, tg.host+"/mirror", func(o *importOptions) {
+			o.spillRoom, o.stats = tc.room, &stats
+		})
+		if err != nil || !res.OK {
+			t.Fatalf("%s: import: %v, findings %+v", tc.name, err, res.Findings)
+		}
+		_, puts := tg.counts()
+		for _, d := range blobs {
+			if puts[d] != 1 {
+				t.Errorf("%s: blob %s uploaded %d times, want once", tc.name, d, puts[d])
+			}
+		}
+		uploaded := stats.fromCopies + stats.fromArchive
+		switch {
+		case uploaded != int64(len(puts)):
+			t.Errorf("%s: %d blobs counted as uploaded, the target saw %d", tc.name, uploaded, len(puts))
+		case tc.allCopies && stats.fromArchive != 0:
+			t.Errorf("%s: %d blob(s) read from the archive again, want every one from its copy", tc.name, stats.fromArchive)
+		case tc.noCopy && stats.fromCopies != 0:
+			t.Errorf("%s: %d blob(s) from copies with no room for any", tc.name, stats.fromCopies)
+		case !tc.allCopies && !tc.noCopy && (stats.fromCopies == 0 || stats.fromArchive == 0):
+			t.Errorf("%s: %d from copies and %d from the archive, want some of each", tc.name, stats.fromCopies, stats.fromArchive)
+		}
+		for _, r := range res.Reconcile {
+			if r.Found != r.Expected {
+				t.Errorf("%s: reconcile %s: %d of %d", tc.name, r.Subject, r.Found, r.Expected)
+			}
+		}
+		left, _ := filepath.Glob(filepath.Join(tmp, "refdoctor-import-*"))
+		if len(left) != 0 {
+			t.Errorf("%s: the copies were left behind: %v", tc.name, left)
+		}
+	}
+}
