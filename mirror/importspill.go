@@ -19,7 +19,8 @@ import (
 // on a goroutine of their own while validation goes on, through
 // spillBuffers buffers of spillBufferSize bytes (the memory bound), and
 // only up to the room the directory's file system has to spare
-// (spillRoom): a blob that does not fit is read from the archive again.
+// (spillRoom) and spillMaxFiles files: a blob that does not fit is read
+// from the archive again.
 // A copy is used only for a blob validation verified and the plan
 // pushes, only if it holds the blob's whole size and its member was seen
 // once; the registry checks every digest as it commits the upload. The
@@ -42,6 +43,10 @@ type importSpill struct {
 const (
 	spillBuffers    = 4
 	spillBufferSize = 1 << 20
+	// spillMaxFiles bounds the copies (files, and their entries in
+	// memory) however many members a bundle has; the blobs past it are
+	// read from the archive again.
+	spillMaxFiles = 20_000
 )
 
 // spillFile is the copy of one member. queued is set on the validating
@@ -91,7 +96,7 @@ func (s *importSpill) open(path string, size int64) io.Writer {
 		f.dup = true // a second member of the same name: use neither
 		return nil
 	}
-	if size > s.room {
+	if size > s.room || len(s.files) >= spillMaxFiles {
 		return nil
 	}
 	s.room -= size
