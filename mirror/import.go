@@ -886,7 +886,13 @@ func (st *importState) pushCopy(ctx context.Context, j *blobJob, name string) er
 		return fmt.Errorf("blob %s: the copy validation kept changed; nothing more was pushed", j.digest)
 	}
 	st.pushedCopies.Add(1)
-	return st.pushJob(ctx, j, registry.FileBody{File: f})
+	if err := st.pushJob(ctx, j, registry.FileBody{File: f}); err != nil {
+		return err
+	}
+	// Freed as soon as it is uploaded, alongside the other uploads, rather
+	// than all at the end.
+	_ = os.Remove(name)
+	return nil
 }
 
 // sameArchive checks that the archive (f when open, else the path) is the
