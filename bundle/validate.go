@@ -212,7 +212,6 @@ type options struct {
 	manifestLimit  int64
 	ratio, floor   int64
 	documents      func(path string, data []byte)
-	copies         func(path string, size int64) io.Writer
 	signatures     ManifestVerifier
 	requireSig     bool
 }
@@ -235,18 +234,6 @@ func WithEvents(fn func(Event)) Opt { return func(o *options) { o.events = fn } 
 // so once validation has finished.
 func WithDocuments(fn func(path string, data []byte)) Opt {
 	return func(o *options) { o.documents = fn }
-}
-
-// WithMemberCopies hands the bytes of every member the validator hashes
-// to the writer fn returns for it (nil: no copy), in order, right after
-// they are hashed, so that a caller can keep a copy of the bytes
-// validation checked without reading the archive again. A Write error
-// stops the copy of that member only; it never fails validation. As
-// with WithDocuments, the bytes are passed before the archive is known
-// to be whole: use a copy only if Report.Verified(path) says so once
-// validation has finished, and only if it holds the member's whole size.
-func WithMemberCopies(fn func(path string, size int64) io.Writer) Opt {
-	return func(o *options) { o.copies = fn }
 }
 
 // WithSignatureVerifier checks the bundle's signature with v (package
@@ -896,10 +883,6 @@ func (v *validator) hashMember(tr *tar.Reader, name string, size int64, mode hol
 	if holding {
 		held = make([]byte, 0, size)
 	}
-	var copyTo io.Writer
-	if v.o.copies != nil {
-		copyTo = v.o.copies(name, size)
-	}
 	for {
 		if err := v.ctx.Err(); err != nil {
 			return nil, false, err
@@ -909,11 +892,6 @@ func (v *validator) hashMember(tr *tar.Reader, name string, size int64, mode hol
 			chunk := v.hashBuf[:n]
 			h.Write(chunk)
 			v.rep.BytesChecked += int64(n)
-			if copyTo != nil {
-				if _, err := copyTo.Write(chunk); err != nil {
-					copyTo = nil
-				}
-			}
 			if sniffing {
 				switch c, ok := firstNonBlank(chunk); {
 				case !ok: // all blank so far: undecided, keep it

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -410,51 +409,3 @@ func (r *failingReader) Read(p []byte) (int, error) {
 	r.data = r.data[n:]
 	return n, nil
 }
-
-// TestValidateHandsOverMemberCopies: WithMemberCopies receives every
-// member's exact bytes, in order, with its size, for gzip and zstd; a
-// member whose copy fails to write is still validated, and the others
-// are still copied.
-func TestValidateHandsOverMemberCopies(t *testing.T) {
-	t.Parallel()
-	for _, comp := range []bundle.Compression{bundle.CompressionGzip, bundle.CompressionZstd} {
-		f := newFixture(t)
-		f.compression = comp
-		data := f.write(t)
-		got := map[string]*bytes.Buffer{}
-		sizes := map[string]int64{}
-		failing := f.firstLayer()
-		rep, err := validate(t, data, bundle.WithCheckReferrers(true), bundle.WithMemberCopies(func(path string, size int64) io.Writer {
-			if _, seen := got[path]; seen {
-				t.Errorf("%s: %s copied twice", comp, path)
-			}
-			got[path], sizes[path] = &bytes.Buffer{}, size
-			if path == failing {
-				return failWriter{}
-			}
-			return got[path]
-		}))
-		if err != nil || !rep.OK {
-			t.Fatalf("%s: validate: %v %s", comp, err, dump(rep))
-		}
-		for path, want := range f.files {
-			buf, ok := got[path]
-			switch {
-			case !ok:
-				t.Errorf("%s: %s was not handed over", comp, path)
-			case sizes[path] != int64(len(want)):
-				t.Errorf("%s: %s handed over with size %d, want %d", comp, path, sizes[path], len(want))
-			case path == failing:
-				if buf.Len() != 0 {
-					t.Errorf("%s: %s: bytes reached a copy whose writer failed", comp, path)
-				}
-			case !bytes.Equal(buf.Bytes(), want):
-				t.Errorf("%s: %s: the copy differs from the member (%d bytes, want %d)", comp, path, buf.Len(), len(want))
-			}
-		}
-	}
-}
-
-type failWriter struct{}
-
-func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }

@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -108,16 +107,7 @@ type importOptions struct {
 	events      func(ImportEvent)
 	signatures  bundle.ManifestVerifier
 	requireSig  bool
-	// spillRoom bounds the blob copies kept during validation
-	// (importSpill): 0 is half the free space under TMPDIR, below 0 none
-	// (tests: the blobs are then read from the archive again).
-	spillRoom int64
-	stats     *importStats // tests: where the blobs were uploaded from
 }
-
-// importStats counts the blobs uploaded from validation's copies and
-// from a second read of the archive.
-type importStats struct{ fromCopies, fromArchive int64 }
 
 // ImportOpt configures one Import.
 type ImportOpt func(*importOptions)
@@ -167,10 +157,6 @@ type importState struct {
 	subjectOf map[string]string // pushable referrer -> its subject
 	refused   map[string]string // digest -> why it is not imported
 	archive   os.FileInfo       // the file validation read
-	spill     *importSpill      // copies of the blobs validation hashed, or nil
-
-	pushedCopies  atomic.Int64 // blobs uploaded from the copies validation kept
-	pushedArchive atomic.Int64 // blobs uploaded from a second read of the archive
 
 	mu        sync.Mutex
 	repoOf    map[string][]string // digest -> target repositories needing it
@@ -195,11 +181,9 @@ type importState struct {
 // checks afterwards that none were lost. A rerun after an interruption
 // completes the job.
 //
-// The archive is read once as a stream in bounded memory by validation,
-// which also collects the (small) manifests and keeps a copy of each blob
-// in a private temporary directory while there is room (importSpill);
-// the blobs are pushed from those copies, and those without one from a
-// second read of the archive.
+// The archive is read twice, each time as a stream in bounded memory:
+// validation, which also collects the (small) manifests, and pushing the
+// blobs.
 func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (ImportResult, error) {
 	env = env.withDefaults()
 	o := importOptions{concurrency: 4}
@@ -235,23 +219,8 @@ func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (I
 	}
 	o.emit(ImportEvent{Kind: "validating"})
 	phase := time.Now()
-	vopts := []bundle.Opt{bundle.WithCheckReferrers(true), bundle.WithDocuments(docs.put),
-		bundle.WithSignatureVerifier(o.signatures), bundle.WithRequireSignature(o.requireSig)}
-	if !o.dryRun {
-		room := o.spillRoom
-		if room == 0 {
-			room = spillRoom()
-		}
-		if st.spill, err = newImportSpill(room); err != nil {
-			env.Log.Debug("import keeps no copies of the blobs; it reads them from the archive again", "error", err)
-		}
-		defer st.spill.remove()
-		if st.spill != nil {
-			vopts = append(vopts, bundle.WithMemberCopies(st.spill.open))
-		}
-	}
-	rep, err := bundle.ValidateFile(ctx, file, vopts...)
-	st.spill.close()
+	rep, err := bundle.ValidateFile(ctx, file, bundle.WithCheckReferrers(true), bundle.WithDocuments(docs.put),
+		bundle.WithSignatureVerifier(o.signatures), bundle.WithRequireSignature(o.requireSig))
 	res.Validation = &rep
 	if err != nil {
 		return res, err
@@ -281,11 +250,7 @@ func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (I
 	if err := st.pushBlobs(ctx, file); err != nil {
 		return res, err
 	}
-	env.Log.Debug("import pushed the blobs", "ms", time.Since(phase).Milliseconds(), "bytes", res.BytesPushed,
-		"from_copies", st.pushedCopies.Load(), "from_archive", st.pushedArchive.Load())
-	if o.stats != nil {
-		*o.stats = importStats{fromCopies: st.pushedCopies.Load(), fromArchive: st.pushedArchive.Load()}
-	}
+	env.Log.Debug("import pushed the blobs", "ms", time.Since(phase).Milliseconds(), "bytes", res.BytesPushed)
 	phase = time.Now()
 	before, err := st.fallbackSnapshot(ctx)
 	if err != nil {
@@ -677,28 +642,6 @@ func (st *importState) pushBlobs(ctx context.Context, file string) error {
 		}
 		return nil
 	}
-	// The blobs validation kept a whole copy of go from there; the others
-	// from the archive. Either way the archive must still be the file
-	// validation read, or nothing is pushed.
-	if err := st.sameArchive(file, nil); err != nil {
-		return err
-	}
-	g, gctx = errgroup.WithContext(ctx)
-	g.SetLimit(min(st.o.concurrency, uploadsPerRegistry))
-	for _, j := range st.archiveOrder(jobs) {
-		name, ok := st.spill.file(bundle.BlobPath(j.digest), j.size)
-		if !ok {
-			continue
-		}
-		delete(jobs, j.digest)
-		g.Go(func() error { return st.pushCopy(gctx, j, name) })
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if len(jobs) == 0 {
-		return st.sameArchive(file, nil)
-	}
 	pr := &pushReaders{jobs: jobs, unclaimed: int64(len(jobs))}
 	g, gctx = errgroup.WithContext(ctx)
 	for _, from := range readerStarts(st.archiveOrder(jobs), min(st.o.concurrency, uploadsPerRegistry)) {
@@ -848,51 +791,22 @@ func (st *importState) pushReader(ctx context.Context, file string, pr *pushRead
 		if size != j.size {
 			return fmt.Errorf("%s holds %d bytes, validation read %d: the archive changed; nothing more was pushed", name, size, j.size)
 		}
-		st.pushedArchive.Add(1)
-		return st.pushJob(ctx, j, r)
+		if err := st.putBlob(ctx, j.need[0], d, size, r); err != nil {
+			return err
+		}
+		st.add(PlanItem{Kind: "blob", Repository: j.need[0].CommonName(), Digest: d, Size: size, Action: "push"})
+		for _, rr := range j.need[1:] {
+			if err := st.c.BlobMount(ctx, j.need[0], rr, descriptor.Descriptor{Digest: digest.Digest(d), Size: size}); err != nil {
+				return fmt.Errorf("mount blob %s into %s: %w", d, rr.CommonName(), err)
+			}
+			st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: d, Size: size, Action: "push", Reason: "mounted"})
+		}
+		return nil
 	})
 	if errors.Is(err, errStopReading) {
 		return nil
 	}
 	return err
-}
-
-// pushJob uploads blob j from r to the first repository that needs it and
-// mounts it into the others.
-func (st *importState) pushJob(ctx context.Context, j *blobJob, r io.Reader) error {
-	if err := st.putBlob(ctx, j.need[0], j.digest, j.size, r); err != nil {
-		return err
-	}
-	st.add(PlanItem{Kind: "blob", Repository: j.need[0].CommonName(), Digest: j.digest, Size: j.size, Action: "push"})
-	for _, rr := range j.need[1:] {
-		if err := st.c.BlobMount(ctx, j.need[0], rr, descriptor.Descriptor{Digest: digest.Digest(j.digest), Size: j.size}); err != nil {
-			return fmt.Errorf("mount blob %s into %s: %w", j.digest, rr.CommonName(), err)
-		}
-		st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: j.digest, Size: j.size, Action: "push", Reason: "mounted"})
-	}
-	return nil
-}
-
-// pushCopy uploads blob j from the copy validation kept of it, as a
-// registry.FileBody, which the kernel sends (sendfile) without copying it
-// through refdoctor.
-func (st *importState) pushCopy(ctx context.Context, j *blobJob, name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return fmt.Errorf("blob %s: the copy validation kept: %w", j.digest, err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil || fi.Size() != j.size {
-		return fmt.Errorf("blob %s: the copy validation kept changed; nothing more was pushed", j.digest)
-	}
-	st.pushedCopies.Add(1)
-	if err := st.pushJob(ctx, j, registry.FileBody{File: f}); err != nil {
-		return err
-	}
-	// Freed as soon as it is uploaded, alongside the other uploads, rather
-	// than all at the end.
-	_ = os.Remove(name)
-	return nil
 }
 
 // sameArchive checks that the archive (f when open, else the path) is the

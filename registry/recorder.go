@@ -211,7 +211,7 @@ func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		ex.RedirectedFrom = RedactURL(req.Response.Request.URL)
 		ex.RequestedPath = firstRequest(req).URL.Path
 	}
-	resp, err := rt.RoundTrip(unwrapFileBody(req))
+	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		ex.DurationMS = time.Since(ex.Start).Milliseconds()
 		ex.Err = err
