@@ -53,7 +53,26 @@ type Writer struct {
 	modTime time.Time
 	seen    map[string]bool
 	err     error
+
+	// gzip: the stream written to, the level of the current member, the
+	// level asked for the next members (SetMemberLevel), and what the tar
+	// writer writes through (the current member).
+	dst       io.Writer
+	level     int
+	nextLevel int
+	into      *switchWriter
 }
+
+// Member levels for SetMemberLevel.
+const (
+	LevelDefault = gzip.DefaultCompression
+	LevelStored  = gzip.NoCompression
+)
+
+// switchWriter passes writes to w, which SetMemberLevel replaces.
+type switchWriter struct{ w io.Writer }
+
+func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
 
 // NewWriter starts a bundle on w. Close must be called to finish the
 // compressed stream; it does not close w.
@@ -74,7 +93,7 @@ func NewWriter(w io.Writer, compression Compression, opts ...WriterOpt) *Writer 
 			bw.err = fmt.Errorf("bundle writer: %w", err)
 			return bw
 		}
-		bw.comp = zw
+		bw.comp, bw.dst, bw.level, bw.nextLevel = zw, w, level, level
 	case CompressionZstd:
 		level := zstd.SpeedDefault
 		if o.level > 0 {
@@ -92,8 +111,52 @@ func NewWriter(w io.Writer, compression Compression, opts ...WriterOpt) *Writer 
 		bw.err = fmt.Errorf("bundle writer: unknown compression %q", compression)
 		return bw
 	}
-	bw.tw = tar.NewWriter(bw.comp)
+	bw.into = &switchWriter{w: bw.comp}
+	bw.tw = tar.NewWriter(bw.into)
 	return bw
+}
+
+// SetMemberLevel sets the gzip level of the members added from now on
+// (gzip.NoCompression stores them, for content that is compressed
+// already; gzip.DefaultCompression is NewWriter's). A member whose level
+// differs from the one before it starts a new gzip member of the stream,
+// which every gzip reader inflates as part of one stream (gzip -d, Go,
+// Python, refdoctor). The tar stream is the same whatever the levels; the
+// compressed bytes depend only on the members and their levels. zstd
+// ignores it.
+func (w *Writer) SetMemberLevel(level int) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.dst == nil {
+		return nil
+	}
+	if level < gzip.HuffmanOnly || level > gzip.BestCompression {
+		return fmt.Errorf("bundle writer: gzip level %d out of range", level)
+	}
+	w.nextLevel = level
+	return nil
+}
+
+// startLevel starts a new gzip member when the next member's level
+// differs from the current one: the tar padding of the member before goes
+// into the member it belongs to.
+func (w *Writer) startLevel() error {
+	if w.dst == nil || w.nextLevel == w.level {
+		return nil
+	}
+	if err := w.tw.Flush(); err != nil {
+		return err
+	}
+	if err := w.comp.Close(); err != nil {
+		return err
+	}
+	zw, err := gzip.NewWriterLevel(w.dst, w.nextLevel)
+	if err != nil {
+		return err
+	}
+	w.comp, w.into.w, w.level = zw, zw, w.nextLevel
+	return nil
 }
 
 // AddFile writes one member holding data.
@@ -139,6 +202,10 @@ func (w *Writer) add(name string, size int64, body func(io.Writer) (int64, error
 		return fmt.Errorf("bundle writer: member %q: negative size", name)
 	}
 	w.seen[name] = true
+	if err := w.startLevel(); err != nil {
+		w.err = fmt.Errorf("bundle writer: %s: %w", name, err)
+		return w.err
+	}
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     name,

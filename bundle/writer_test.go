@@ -101,3 +101,66 @@ func TestWriterLongNamesAndOptions(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 }
+
+// TestWriterMemberLevels: members written stored (SetMemberLevel) start
+// gzip members of their own; the stream inflates, with Go's reader as with
+// refdoctor's validator, to exactly the tar stream written at one level;
+// the stored member is not compressed; the bytes are the same each time;
+// zstd ignores the levels.
+func TestWriterMemberLevels(t *testing.T) {
+	t.Parallel()
+	text := []byte(strings.Repeat("refdoctor compresses text well. ", 4096))
+	write := func(comp bundle.Compression, levels bool) []byte {
+		var buf bytes.Buffer
+		w := bundle.NewWriter(&buf, comp)
+		for i, name := range []string{"a", "b", "c"} {
+			if levels {
+				level := bundle.LevelDefault
+				if i == 1 {
+					level = bundle.LevelStored
+				}
+				if err := w.SetMemberLevel(level); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.AddFile(name, text); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	inflate := func(b []byte) []byte {
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	one, mixed := write(bundle.CompressionGzip, false), write(bundle.CompressionGzip, true)
+	if !bytes.Equal(mixed, write(bundle.CompressionGzip, true)) {
+		t.Error("same members and levels, different bytes")
+	}
+	if !bytes.Equal(inflate(mixed), inflate(one)) {
+		t.Error("the tar stream depends on the levels")
+	}
+	if members := bytes.Count(mixed, []byte{0x1f, 0x8b, 8}); members < 3 {
+		t.Errorf("%d gzip members, want one per change of level (3)", members)
+	}
+	if len(mixed) < len(one)+len(text) {
+		t.Errorf("the stored member was compressed: %d bytes, one level %d, member %d", len(mixed), len(one), len(text))
+	}
+	zone, zmixed := write(bundle.CompressionZstd, false), write(bundle.CompressionZstd, true)
+	if !bytes.Equal(zone, zmixed) {
+		t.Error("zstd output depends on the gzip levels")
+	}
+	if err := bundle.NewWriter(io.Discard, bundle.CompressionGzip).SetMemberLevel(42); err == nil {
+		t.Error("level 42 accepted")
+	}
+}

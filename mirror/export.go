@@ -520,6 +520,9 @@ func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, 
 			}
 			b := fetch[next]
 			next++
+			if err := w.SetMemberLevel(blobLevel(b.desc.MediaType)); err != nil {
+				return "", err
+			}
 			if err := copyBlob(w, path, b, sp, &written, o); err != nil {
 				return "", err
 			}
@@ -530,6 +533,9 @@ func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, 
 		}
 		if data == nil {
 			return "", fmt.Errorf("internal error: no content for %s", path)
+		}
+		if err := w.SetMemberLevel(bundle.LevelDefault); err != nil {
+			return "", err
 		}
 		if err := w.AddFile(path, data); err != nil {
 			return "", err
@@ -584,6 +590,18 @@ func (p *plan) write(ctx context.Context, c *registry.Client, log *slog.Logger, 
 		return checksum, err
 	}
 	return checksum, nil
+}
+
+// blobLevel is the gzip level of a blob member: stored when its media
+// type says it is compressed already (a +gzip or +zstd layer, Docker's
+// tar.gzip), where deflate finds nothing to gain and only costs time;
+// the default level for everything else. It depends only on the media
+// type the image's manifest gives, so the same inputs give the same bytes.
+func blobLevel(mediaType string) int {
+	if strings.HasSuffix(mediaType, "gzip") || strings.HasSuffix(mediaType, "zstd") {
+		return bundle.LevelStored
+	}
+	return bundle.LevelDefault
 }
 
 // blobDigest is the digest a blobs/sha256/<hex> member holds.

@@ -577,12 +577,14 @@ func (st *importState) add(item PlanItem) {
 
 // pushBlobs pushes every blob the plan needs to each repository that
 // needs it. It asks each repository for each blob first (one HEAD each,
-// concurrently). Then up to concurrency readers each stream the archive
-// from its start and push the blobs they take, in archive order: a reader
-// takes the next blob no other reader has taken and skips the others, so
-// that large blobs upload side by side without being held anywhere (the
-// cost is inflating the archive more than once, a small fraction of
-// hashing it). A blob goes to the first repository that needs it by
+// concurrently). Then up to concurrency readers (at most
+// uploadsPerRegistry) each stream the archive from its start and push the
+// blobs they take, in archive order: the blobs are split into runs of
+// about equal bytes, one per reader (readerStarts); a reader skips to the
+// start of its run, then takes the next blob no other reader has taken
+// and skips the others, so that large blobs upload side by side without
+// being held anywhere (the cost is inflating part of the archive more
+// than once). A blob goes to the first repository that needs it by
 // upload and to the others by cross-repository mount.
 //
 // The bytes are not hashed a second time: validation hashed every one of
@@ -642,8 +644,8 @@ func (st *importState) pushBlobs(ctx context.Context, file string) error {
 	}
 	pr := &pushReaders{jobs: jobs, unclaimed: int64(len(jobs))}
 	g, gctx = errgroup.WithContext(ctx)
-	for range min(st.o.concurrency, len(jobs)) {
-		g.Go(func() error { return st.pushReader(gctx, file, pr) })
+	for _, from := range readerStarts(st.archiveOrder(jobs), min(st.o.concurrency, uploadsPerRegistry)) {
+		g.Go(func() error { return st.pushReader(gctx, file, pr, from) })
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -652,6 +654,62 @@ func (st *importState) pushBlobs(ctx context.Context, file string) error {
 		return fmt.Errorf("%d blob(s) validation saw were not found when the archive was read again; nothing more was pushed", n)
 	}
 	return st.sameArchive(file, nil)
+}
+
+// uploadsPerRegistry is how many requests regclient sends to one registry
+// at a time (its default, which refdoctor keeps): more archive readers
+// than that would only inflate the archive to wait for a connection.
+const uploadsPerRegistry = 3
+
+// archiveOrder lists the blobs to push in the order manifest.yaml gives
+// the members, which is the archive's order in every bundle refdoctor
+// writes. It is only a hint for sharing the archive among readers:
+// every blob is pushed whatever the real order (see pushReader).
+func (st *importState) archiveOrder(jobs map[string]*blobJob) []*blobJob {
+	var out []*blobJob
+	for _, path := range st.m.MemberOrder() {
+		if d, ok := blobDigest(path); ok {
+			if j := jobs[d]; j != nil && !slices.Contains(out, j) {
+				out = append(out, j)
+			}
+		}
+	}
+	var rest []*blobJob
+	for _, j := range jobs {
+		if !slices.Contains(out, j) {
+			rest = append(rest, j)
+		}
+	}
+	slices.SortFunc(rest, func(a, b *blobJob) int { return strings.Compare(a.digest, b.digest) })
+	return append(out, rest...)
+}
+
+// readerStarts splits the blobs, in archive order, into at most readers
+// runs of about equal bytes and returns the digest each reader starts
+// taking blobs at ("" for the first reader: from the start); a run too
+// small to be worth a reader of its own is left to the others. A reader
+// inflates the archive up to its start without taking anything, so the
+// bytes inflated in vain are those before each start, about
+// (readers-1)/2 archives in all, instead of every reader passing every
+// blob the others took before it.
+func readerStarts(order []*blobJob, readers int) []string {
+	readers = max(1, min(readers, len(order)))
+	var total int64
+	for _, j := range order {
+		total += j.size
+	}
+	starts := []string{""}
+	var before int64
+	for i, j := range order {
+		// A reader starts where the bytes before reach its share, unless
+		// what is left is too little to be worth inflating up to it.
+		if i > 0 && len(starts) < readers && before*int64(readers) >= total*int64(len(starts)) &&
+			(total-before)*2*int64(readers) >= total {
+			starts = append(starts, j.digest)
+		}
+		before += j.size
+	}
+	return starts
 }
 
 // blobJob is one blob to push and the repositories that lack it.
@@ -698,8 +756,12 @@ func (p *pushReaders) left() int64 {
 // errStopReading ends a reader's walk through the archive.
 var errStopReading = errors.New("stop reading")
 
-// pushReader reads the archive and pushes the blobs it takes.
-func (st *importState) pushReader(ctx context.Context, file string, pr *pushReaders) error {
+// pushReader reads the archive and pushes the blobs it takes: none before
+// the blob from (any blob from the start when from is ""), then every blob
+// no other reader has taken. The reader that starts at the beginning
+// takes whatever it passes untaken, so every blob is pushed whatever the
+// archive's order.
+func (st *importState) pushReader(ctx context.Context, file string, pr *pushReaders, from string) error {
 	f, err := os.Open(file)
 	if err != nil {
 		return fmt.Errorf("open bundle: %w", err)
@@ -710,6 +772,15 @@ func (st *importState) pushReader(ctx context.Context, file string, pr *pushRead
 	}
 	err = bundle.EachMemberIn(ctx, f, func(name string, size int64, r io.Reader) error {
 		d, _ := blobDigest(name)
+		if from != "" {
+			if d != from {
+				if pr.left() == 0 {
+					return errStopReading
+				}
+				return nil
+			}
+			from = ""
+		}
 		j, stop := pr.claim(d)
 		if stop {
 			return errStopReading

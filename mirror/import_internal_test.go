@@ -2,10 +2,12 @@ package mirror
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -157,5 +159,36 @@ func TestImportRefusesAnArchiveChangedAfterValidation(t *testing.T) {
 	}
 	if _, puts := tg.counts(); len(puts) != 0 {
 		t.Errorf("blobs uploaded from a changed bundle: %v", puts)
+	}
+}
+
+// TestReaderStartsSplitTheArchiveEvenly: the readers of the archive start
+// at runs of about equal bytes, the first at the beginning, never two at
+// the same blob, and never more readers than blobs.
+func TestReaderStartsSplitTheArchiveEvenly(t *testing.T) {
+	t.Parallel()
+	jobs := func(sizes ...int64) []*blobJob {
+		var out []*blobJob
+		for i, n := range sizes {
+			out = append(out, &blobJob{digest: fmt.Sprintf("b%d", i+1), size: n})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		sizes   []int64
+		readers int
+		want    []string
+	}{
+		{"six equal layers, three readers", []int64{100, 100, 100, 100, 100, 100}, 3, []string{"", "b3", "b5"}},
+		{"small config first", []int64{1, 100, 100, 100}, 3, []string{"", "b3", "b4"}},
+		{"one large layer", []int64{1, 600, 1}, 3, []string{""}},
+		{"two large layers", []int64{1, 300, 300, 1}, 3, []string{"", "b3"}},
+		{"more readers than blobs", []int64{5, 5}, 4, []string{"", "b2"}},
+		{"one reader", []int64{100, 100}, 1, []string{""}},
+	} {
+		if got := readerStarts(jobs(tc.sizes...), tc.readers); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: starts %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }
