@@ -6,8 +6,17 @@ import (
 	"errors"
 	"io"
 	"strings"
+)
 
-	"github.com/regclient/regclient/types/mediatype"
+// The media types the validator tells apart, spelled out here (the values
+// of the image and distribution specs) so that this offline package links
+// nothing of a registry client.
+const (
+	mediaTypeOCIManifest        = "application/vnd.oci.image.manifest.v1+json"
+	mediaTypeOCIIndex           = "application/vnd.oci.image.index.v1+json"
+	mediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	mediaTypeDockerForeignLayer = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 )
 
 // OCIDocument is the union of the OCI image manifest and image index
@@ -36,8 +45,8 @@ type OCIDescriptor struct {
 // isManifestMediaType: the JSON documents that reference other blobs.
 func isManifestMediaType(mt string) bool {
 	switch mt {
-	case mediatype.OCI1Manifest, mediatype.OCI1ManifestList,
-		mediatype.Docker2Manifest, mediatype.Docker2ManifestList:
+	case mediaTypeOCIManifest, mediaTypeOCIIndex,
+		mediaTypeDockerManifest, mediaTypeDockerManifestList:
 		return true
 	}
 	return false
@@ -93,7 +102,7 @@ func (d OCIDocument) EachReference(fn func(OCIDescriptor)) {
 // the image spec, fetched from elsewhere.
 func inBundle(desc OCIDescriptor) bool {
 	return len(desc.URLs) == 0 && !strings.Contains(desc.MediaType, "nondistributable") &&
-		desc.MediaType != mediatype.Docker2ForeignLayer
+		desc.MediaType != mediaTypeDockerForeignLayer
 }
 
 // effectiveArtifactType is what the referrers API reports as the artifact
