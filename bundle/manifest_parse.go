@@ -562,8 +562,10 @@ func (p *manifestParser) mapping(indent int, first *mline, fields map[string]fun
 	}
 }
 
-// valueLines collects the lines of a value that starts on l (after its
-// key) and continues on more deeply indented lines.
+// valueLines collects the continuation lines of a value (a field's, or a
+// sequence entry's) whose key or dash is at column parent: every line
+// indented deeper, blank lines included; a line (a comment too) at parent
+// or less ends it.
 func (p *manifestParser) valueLines(parent int) ([]mline, error) {
 	var out []mline
 	size := 0
@@ -646,7 +648,7 @@ func seq[T any](p *manifestParser, parent int, l mline, rest string, each func(T
 		if ok, err := fastEntry(l.text[l.indent+1:], &v); err != nil {
 			return lineErr(err, l.num)
 		} else if !ok {
-			more, err := p.itemLines(si)
+			more, err := p.valueLines(si)
 			if err != nil {
 				return err
 			}
@@ -671,28 +673,6 @@ func seq[T any](p *manifestParser, parent int, l mline, rest string, each func(T
 		if err := each(v, l.num); err != nil {
 			return err
 		}
-	}
-}
-
-// itemLines collects the continuation lines of a sequence entry at si.
-// A comment less indented than the entry ends it.
-func (p *manifestParser) itemLines(si int) ([]mline, error) {
-	var out []mline
-	size := 0
-	for {
-		l, ok := p.peek()
-		if !ok {
-			return out, p.err
-		}
-		if !l.blank() && l.indent <= si {
-			return out, nil
-		}
-		p.next()
-		size += len(l.text) + 1
-		if size > MaxManifestEntryBytes {
-			return nil, overLimit("line %d: one entry is longer than %d bytes", l.num, MaxManifestEntryBytes)
-		}
-		out = append(out, l)
 	}
 }
 
