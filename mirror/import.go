@@ -666,17 +666,19 @@ const uploadsPerRegistry = 3
 // writes. It is only a hint for sharing the archive among readers:
 // every blob is pushed whatever the real order (see pushReader).
 func (st *importState) archiveOrder(jobs map[string]*blobJob) []*blobJob {
-	var out []*blobJob
+	out := make([]*blobJob, 0, len(jobs))
+	placed := make(map[*blobJob]bool, len(jobs))
 	for _, path := range st.m.MemberOrder() {
 		if d, ok := blobDigest(path); ok {
-			if j := jobs[d]; j != nil && !slices.Contains(out, j) {
+			if j := jobs[d]; j != nil && !placed[j] {
+				placed[j] = true
 				out = append(out, j)
 			}
 		}
 	}
 	var rest []*blobJob
 	for _, j := range jobs {
-		if !slices.Contains(out, j) {
+		if !placed[j] {
 			rest = append(rest, j)
 		}
 	}
