@@ -90,6 +90,9 @@ func TestBadInputExitsTwo(t *testing.T) {
 			if out != "" {
 				t.Errorf("nothing belongs on stdout for bad input, got %q", out)
 			}
+			if strings.Contains(errOut, "refdoctor: refdoctor") {
+				t.Errorf("the program's name is said twice: %q", errOut)
+			}
 		})
 	}
 }

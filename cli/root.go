@@ -130,7 +130,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	cmd, err := root.ExecuteContextC(ctx)
 	code := exitCode(err)
 	if err != nil && !isSilent(err) {
-		fmt.Fprintf(stderr, "refdoctor: %v\n", err)
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "refdoctor ") {
+			// Argument errors name their command already ("refdoctor
+			// probe needs ..."); others get the program's name.
+			msg = "refdoctor: " + msg
+		}
+		fmt.Fprintln(stderr, msg)
 		if isUsage(err) {
 			path := "refdoctor"
 			if cmd != nil {
