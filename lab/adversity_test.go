@@ -126,8 +126,11 @@ func digestsOf(i index) []string {
 
 // TestLinkPages walks the 600 referrers of link-pages' subject over 120
 // pages by hand, and checks that regctl and oras list the same 600.
+//
+// It counts the requests the walk sends to the shared lab's link-pages
+// registry, so it does not run in parallel: TestBadDayLayout walks the
+// same registry.
 func TestLinkPages(t *testing.T) {
-	t.Parallel()
 	l := sharedLab(t)
 	r := mustGet(t, l, "link-pages")
 	if r.Subject == "" || r.SubjectReferrers != 600 {
@@ -286,9 +289,10 @@ func TestLinkLoop(t *testing.T) {
 }
 
 // TestRedirect307 follows a 307 to another path of the same host by hand,
-// with regctl and with oras.
+// with regctl and with oras. It counts requests at the shared lab's
+// redirect-307 registry, which the parallel tests read too, so it does not
+// run in parallel.
 func TestRedirect307(t *testing.T) {
-	t.Parallel()
 	l := sharedLab(t)
 	r := mustGet(t, l, "redirect-307")
 	want := l.Seed.ReferrersOf(l.Seed.Index)
