@@ -181,6 +181,23 @@ func (r Report) VerifiedSize(path string) (int64, bool) {
 	return e.size, true
 }
 
+// VerifiedOffset is where, in the compressed file validation read, a gzip
+// member starts with the tar header of the member at path, when path
+// passed validation (Verified) and one does: decompressing the file from
+// there reads that member, and the rest of the archive after it, exactly
+// as validation read them, without inflating what comes before. refdoctor
+// writes each member it stores uncompressed (blobs that are compressed
+// already) into a gzip member of its own, so import's readers can start
+// at any large blob. Offsets count from the start of what Validate read;
+// they are file offsets for ValidateFile.
+func (r Report) VerifiedOffset(path string) (int64, bool) {
+	if !r.Verified(path) || path == ManifestPath {
+		return 0, false
+	}
+	e, _ := r.lst.lookup(path)
+	return e.seek, e.seek > 0
+}
+
 // unreadableCodes mean the input holds no bundle manifest refdoctor can
 // read: the CLI's "malformed input" (exit 2).
 var unreadableCodes = []finding.Code{finding.NotABundle, finding.UnsupportedVersion, finding.MissingManifest, finding.MalformedManifest}
@@ -447,6 +464,7 @@ type source struct {
 
 type validator struct {
 	ctx   context.Context
+	marks *memberMarks // gzip member starts, for Report.VerifiedOffset
 	o     options
 	start time.Time
 	rep   Report
@@ -547,7 +565,10 @@ func (v *validator) run(r io.Reader) (err error) {
 	}
 	v.rep.Compression = comp
 	v.emit(Event{Kind: EventStarted})
-	dec, err := openDecompressor(br, comp)
+	if comp == CompressionGzip {
+		v.marks = &memberMarks{consumed: v.src.n.Load}
+	}
+	dec, err := openDecompressor(br, comp, v.marks)
 	if err != nil {
 		return v.readFailure(err, "")
 	}
@@ -700,6 +721,11 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header, raw rawEntry, rawOK 
 				v.contrib = satAdd(v.contrib, min(hdr.Size, ent.size))
 				v.presentListed++
 			}
+		}
+	}
+	if rawOK && v.marks != nil {
+		if at, ok := v.marks.at(raw.start); ok && raw.plain && ent != nil && ent.seen == 1 {
+			ent.seek = at
 		}
 	}
 	clashed := v.addName(name, kindFile, ent)
