@@ -650,7 +650,8 @@ func (st *importState) pushBlobs(ctx context.Context, file string) error {
 	for _, j := range order {
 		j.seek, _ = st.rep.VerifiedOffset(bundle.BlobPath(j.digest))
 	}
-	pr := &pushReaders{jobs: jobs, order: order, unclaimed: int64(len(jobs))}
+	pr := &pushReaders{jobs: jobs, order: order, unclaimed: int64(len(jobs)),
+		seekable: slices.ContainsFunc(order, func(j *blobJob) bool { return j.seek > 0 })}
 	g, gctx = errgroup.WithContext(ctx)
 	for _, from := range readerStarts(order, min(st.o.concurrency, uploadsPerRegistry)) {
 		g.Go(func() error { return st.pushReader(gctx, file, pr, from) })
@@ -697,13 +698,16 @@ func (st *importState) archiveOrder(jobs map[string]*blobJob) []*blobJob {
 // readerStarts splits the blobs, in archive order, into at most readers
 // runs of about equal bytes and returns the digest each reader starts
 // taking blobs at ("" for the first reader: from the start); a run too
-// small to be worth a reader of its own is left to the others. A reader
-// inflates the archive up to its start without taking anything, so the
-// bytes inflated in vain are those before each start, about
-// (readers-1)/2 archives in all, instead of every reader passing every
-// blob the others took before it.
+// small to be worth a reader of its own is left to the others. When some
+// blobs can be sought (blobJob.seek), runs start only at those: a reader
+// starts decompressing right at its blob. Otherwise a reader inflates the
+// archive up to its start without taking anything, so the bytes inflated
+// in vain are those before each start, about (readers-1)/2 archives in
+// all, instead of every reader passing every blob the others took before
+// it.
 func readerStarts(order []*blobJob, readers int) []string {
 	readers = max(1, min(readers, len(order)))
+	seekable := slices.ContainsFunc(order, func(j *blobJob) bool { return j.seek > 0 })
 	var total int64
 	for _, j := range order {
 		total += j.size
@@ -712,8 +716,9 @@ func readerStarts(order []*blobJob, readers int) []string {
 	var before int64
 	for i, j := range order {
 		// A reader starts where the bytes before reach its share, unless
-		// what is left is too little to be worth inflating up to it.
-		if i > 0 && len(starts) < readers && before*int64(readers) >= total*int64(len(starts)) &&
+		// what is left is too little to be worth a reader.
+		if i > 0 && len(starts) < readers && (j.seek > 0 || !seekable) &&
+			before*int64(readers) >= total*int64(len(starts)) &&
 			(total-before)*2*int64(readers) >= total {
 			starts = append(starts, j.digest)
 		}
@@ -739,6 +744,7 @@ type pushReaders struct {
 	jobs      map[string]*blobJob
 	order     []*blobJob // archive order
 	next      int        // order[:next] holds no job a reader can seek to untaken
+	seekable  bool       // some job can be sought
 	unclaimed int64
 }
 
@@ -816,11 +822,12 @@ var (
 // uncompressed a member of its own), a reader starts decompressing right
 // there instead of inflating everything before it: at its from blob, and
 // whenever it meets a blob another reader has taken, at the first blob
-// in archive order nobody has. Skipping ahead leaves nothing behind: the
-// reader that took the blob met goes on reading after it. When no such
-// blob is left, the reader inflates past the taken blob to the next one
-// nobody has taken: that costs far less than leaving an upload slot idle
-// while the registry, or the network, is the slow part.
+// in archive order nobody has; when none is left, it stops. Neither
+// leaves anything behind: the reader that took the blob met goes on
+// reading after it. In an archive with no such offsets (zstd), a reader
+// that meets a taken blob inflates past it to the next one nobody has
+// taken: that costs far less than leaving an upload slot idle while the
+// registry, or the network, is the slow part.
 func (st *importState) pushReader(ctx context.Context, file string, pr *pushReaders, from string) error {
 	f, err := os.Open(file)
 	if err != nil {
@@ -880,6 +887,10 @@ func (st *importState) pushReader(ctx context.Context, file string, pr *pushRead
 				if taken {
 					if at = pr.claimSeekable(); at != nil {
 						return errSeek
+					}
+					if pr.seekable {
+						// What follows is the reader's that took this blob.
+						return errStopReading
 					}
 				}
 				if j == nil {
