@@ -231,6 +231,12 @@ type options struct {
 	documents      func(path string, data []byte)
 	signatures     ManifestVerifier
 	requireSig     bool
+	// file is the bundle when ValidateFile reads a regular file: a
+	// second reader hashes some members from it (see offload.go), those
+	// of offloadMin bytes or more; offloaded counts them (for tests).
+	file       io.ReaderAt
+	offloadMin int64
+	offloaded  *int
 }
 
 // WithCheckReferrers also parses every referrer manifest: its subject must
@@ -312,6 +318,9 @@ func ValidateFile(ctx context.Context, path string, opts ...Opt) (Report, error)
 	}
 	if fi.Mode().IsRegular() {
 		opts = append([]Opt{WithTotalBytes(fi.Size())}, opts...)
+		if offloading() {
+			opts = append(opts, func(o *options) { o.file = f })
+		}
 	}
 	return Validate(ctx, f, opts...)
 }
@@ -328,7 +337,8 @@ func ValidateFile(ctx context.Context, path string, opts ...Opt) (Report, error)
 //
 // Memory stays bounded whatever the bundle holds: member data is hashed
 // as it streams through (decompression on one goroutine, hashing on
-// another); manifest.yaml is decoded entry by entry; only index.json and
+// another; ValidateFile adds a second reader of the file for large
+// members, see offload.go); manifest.yaml is decoded entry by entry; only index.json and
 // referrer and manifest JSON of at most 4 MiB are held, one at a time;
 // each member costs a few dozen bytes, up to DefaultMaxMembers. Nothing
 // is written anywhere.
@@ -345,7 +355,7 @@ func ValidateFile(ctx context.Context, path string, opts ...Opt) (Report, error)
 //   - A failing reader or a canceled ctx is a non-nil error (exit 3).
 func Validate(ctx context.Context, r io.Reader, opts ...Opt) (Report, error) {
 	o := options{maxMember: DefaultMaxMemberSize, manifestLimit: DefaultManifestLimit, maxMembers: DefaultMaxMembers,
-		ratio: DefaultExpansionRatio, floor: DefaultExpansionFloor}
+		ratio: DefaultExpansionRatio, floor: DefaultExpansionFloor, offloadMin: defaultOffloadMin}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -362,6 +372,7 @@ func Validate(ctx context.Context, r io.Reader, opts ...Opt) (Report, error) {
 	v := &validator{
 		ctx:        ctx,
 		o:          o,
+		file:       o.file,
 		start:      time.Now(),
 		probs:      newProblemSet(),
 		seed:       seed,
@@ -512,6 +523,14 @@ type validator struct {
 	lastProgress int64
 	hashBuf      []byte
 	hasher       hash.Hash
+
+	// The second reader (offload.go).
+	file          io.ReaderAt
+	offloadable   int
+	pending       *offload
+	cancelOffload context.CancelFunc
+	offloadBuf    []byte
+	offloadIn     *bufio.Reader
 	sig          sigState
 }
 
@@ -580,7 +599,11 @@ func (v *validator) run(r io.Reader) (err error) {
 	tr := tar.NewReader(io.TeeReader(v.meter, v.raw))
 	v.hashBuf = make([]byte, copyBuffer)
 	v.hasher = sha256.New()
+	defer v.stopOffload()
 	if err := v.scan(tr); err != nil {
+		return err
+	}
+	if err := v.takeOffload(); err != nil {
 		return err
 	}
 	p.stop()
@@ -771,6 +794,12 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header, raw rawEntry, rawOK 
 	}
 	if holdMode == holdSniff && hdr.Size > holdLimit {
 		holdMode = holdNone
+	}
+	if v.canOffload(ent, hdr.Size, holdMode) {
+		if err := v.startOffload(tr, name, ent, hdr.Size); err != nil {
+			return true, v.readFailure(err, name)
+		}
+		return false, nil
 	}
 	var sum [32]byte
 	held, hashed, err := v.hashMember(tr, name, hdr.Size, holdMode, &sum)
