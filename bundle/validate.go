@@ -531,7 +531,7 @@ type validator struct {
 	cancelOffload context.CancelFunc
 	offloadBuf    []byte
 	offloadIn     *bufio.Reader
-	sig          sigState
+	sig           sigState
 }
 
 func (v *validator) emit(e Event) {
