@@ -34,8 +34,8 @@ type fixture struct {
 	order       []string
 	manifestAt  int
 	compression bundle.Compression
-	// stored writes the blobs that are not JSON stored, each in a gzip
-	// member of its own, as export writes compressed layers.
+	// stored writes the members that are not JSON stored, each in a
+	// gzip member of its own, as export writes compressed layers.
 	stored bool
 
 	index, amd64, arm64 string // digests
@@ -254,7 +254,7 @@ func (f *fixture) writeWith(t testing.TB, manifestYAML []byte) []byte {
 		}
 		if f.stored {
 			level := bundle.LevelDefault
-			if strings.HasPrefix(p, bundle.BlobsDir) && !json.Valid(data) {
+			if p != bundle.ManifestPath && !json.Valid(data) {
 				level = bundle.LevelStored
 			}
 			if err := w.SetMemberLevel(level); err != nil {

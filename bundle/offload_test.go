@@ -46,10 +46,17 @@ type reportShape struct {
 	Files, Referrers int
 	Bytes            int64
 	Problems         []string
+	Verified         []string
 }
 
-func shape(r bundle.Report) reportShape {
+// shape is what r says, with whether each of paths is verified.
+func shape(r bundle.Report, paths []string) reportShape {
 	s := reportShape{OK: r.OK, Complete: r.Complete, Files: r.FilesChecked, Referrers: r.ReferrersChecked, Bytes: r.BytesChecked}
+	for _, p := range paths {
+		if r.Verified(p) {
+			s.Verified = append(s.Verified, p)
+		}
+	}
 	for _, p := range r.Errors {
 		s.Problems = append(s.Problems, string(p.Code)+" "+p.Path+" "+p.Expected+" "+p.Actual)
 	}
@@ -86,7 +93,8 @@ func TestSecondReaderFindsWhatOnePassFinds(t *testing.T) {
 		if (err1 == nil) != (err2 == nil) {
 			t.Fatalf("%s: one pass: %v; with a second reader: %v", name, err1, err2)
 		}
-		if a, b := shape(one), shape(two); !equalShapes(a, b) {
+		paths := append([]string{bundle.ManifestPath}, f.order...)
+		if a, b := shape(one, paths), shape(two, paths); !equalShapes(a, b) {
 			t.Errorf("%s: one pass says\n  %+v\nwith a second reader\n  %+v", name, a, b)
 		}
 		if n != wantOffloads {
@@ -116,6 +124,18 @@ func TestSecondReaderFindsWhatOnePassFinds(t *testing.T) {
 		if rep.OK || !slices.ContainsFunc(rep.Errors, func(e bundle.Problem) bool { return e.Code == finding.TruncatedArchive }) {
 			t.Errorf("cut inside blob %d: %+v", i, rep.Errors)
 		}
+	}
+
+	// An index.json too large to be genuine is flagged, whoever hashes it:
+	// never verified, so import never trusts it.
+	g, _ := largeFixture(t)
+	g.files[bundle.IndexPath] = bytes.Repeat([]byte("not an index "), 17<<20/13)
+	g.relist()
+	rep := check("index.json of 17 MiB", g.write(t), 3) // index.json is the first of 6
+	if rep.Verified(bundle.IndexPath) || !slices.ContainsFunc(rep.Errors, func(e bundle.Problem) bool {
+		return e.Code == finding.MemberTooLarge && e.Path == bundle.IndexPath
+	}) {
+		t.Errorf("index.json of 17 MiB: verified %v, problems %+v", rep.Verified(bundle.IndexPath), rep.Errors)
 	}
 
 	// A file that changes between the reads: the stream says one thing,
@@ -153,5 +173,5 @@ func TestSecondReaderFindsWhatOnePassFinds(t *testing.T) {
 
 func equalShapes(a, b reportShape) bool {
 	return a.OK == b.OK && a.Complete == b.Complete && a.Files == b.Files && a.Referrers == b.Referrers &&
-		a.Bytes == b.Bytes && slices.Equal(a.Problems, b.Problems)
+		a.Bytes == b.Bytes && slices.Equal(a.Problems, b.Problems) && slices.Equal(a.Verified, b.Verified)
 }

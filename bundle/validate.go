@@ -796,6 +796,9 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header, raw rawEntry, rawOK 
 		holdMode = holdNone
 	}
 	if v.canOffload(ent, hdr.Size, holdMode) {
+		if flagged {
+			ent.state |= entryFlagged
+		}
 		if err := v.startOffload(tr, name, ent, hdr.Size); err != nil {
 			return true, v.readFailure(err, name)
 		}
