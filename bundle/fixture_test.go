@@ -34,6 +34,9 @@ type fixture struct {
 	order       []string
 	manifestAt  int
 	compression bundle.Compression
+	// stored writes the members that are not JSON stored, each in a
+	// gzip member of its own, as export writes compressed layers.
+	stored bool
 
 	index, amd64, arm64 string // digests
 	referrers           []fixtureReferrer
@@ -248,6 +251,15 @@ func (f *fixture) writeWith(t testing.TB, manifestYAML []byte) []byte {
 		}
 		if data == nil && p != bundle.ManifestPath {
 			continue // removed by the test
+		}
+		if f.stored {
+			level := bundle.LevelDefault
+			if p != bundle.ManifestPath && !json.Valid(data) {
+				level = bundle.LevelStored
+			}
+			if err := w.SetMemberLevel(level); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := w.AddFile(p, data); err != nil {
 			t.Fatal(err)

@@ -157,6 +157,9 @@ type listEntry struct {
 	sum  [32]byte
 	art  *Artifact // referrer entries: their listing (in the Manifest)
 	path string    // empty for blobs
+	// seek is the compressed offset of the gzip member this entry's
+	// header starts, 0 when none does (see memberMarks).
+	seek int64
 
 	seen  uint8 // times present, saturating
 	state entryState

@@ -181,7 +181,7 @@ func InspectReader(ctx context.Context, r io.Reader, opts ...Opt) (Summary, erro
 	if err != nil {
 		return Summary{}, err
 	}
-	dec, err := openDecompressor(br, comp)
+	dec, err := openDecompressor(br, comp, nil)
 	if err != nil {
 		return Summary{}, inspectFailure(comp, 0, err)
 	}

@@ -53,7 +53,7 @@ func EachMemberIn(ctx context.Context, archive io.Reader, fn func(name string, s
 	if err != nil {
 		return err
 	}
-	dec, err := openDecompressor(br, comp)
+	dec, err := openDecompressor(br, comp, nil)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrNotBundle, err)
 	}

@@ -46,6 +46,11 @@ type headerTracker struct {
 	stopped bool
 	queue   []rawEntry
 	name    []byte
+
+	// pos counts the bytes written so far; blkAt is where the header
+	// block being collected began.
+	pos   int64
+	blkAt int64
 }
 
 const blockSize = 512
@@ -68,6 +73,11 @@ type rawEntry struct {
 	name []byte
 	// ambiguous holds the reasons readers disagree about this entry.
 	ambiguous []string
+	// start is the offset in the tar stream of the entry's own header
+	// block; plain says no extension header preceded it, so that a tar
+	// reader starting at start reads the entry exactly as this one did.
+	start int64
+	plain bool
 }
 
 func (t *headerTracker) Write(p []byte) (int, error) {
@@ -84,14 +94,19 @@ func (t *headerTracker) Write(p []byte) (int, error) {
 				t.keep -= c
 			}
 			t.skip -= k
+			t.pos += k
 			p = p[k:]
 			if t.skip == 0 && t.ext != 0 {
 				t.extension()
 			}
 			continue
 		}
+		if t.have == 0 {
+			t.blkAt = t.pos
+		}
 		c := copy(t.blk[t.have:], p)
 		t.have += c
+		t.pos += int64(c)
 		p = p[c:]
 		if t.have == blockSize {
 			t.have = 0
@@ -159,7 +174,8 @@ func (t *headerTracker) header() {
 		t.stopped = true
 		return
 	}
-	e := rawEntry{typeflag: flag}
+	e := rawEntry{typeflag: flag, start: t.blkAt,
+		plain: t.ext == 0 && t.paxCount == 0 && t.longCount == 0 && t.linkCount == 0}
 	magic, version := string(b[257:263]), string(b[263:265])
 	ustar := magic == "ustar\x00" && version == "00"
 	star := magic == "ustar\x00" && string(b[508:512]) == "tar\x00"

@@ -96,11 +96,12 @@ type decompressor struct {
 	frames *zstdFrames
 }
 
-// openDecompressor starts decompressing br.
-func openDecompressor(br *bufio.Reader, c Compression) (decompressor, error) {
+// openDecompressor starts decompressing br. marks, when not nil, records
+// where the gzip members start (see memberMarks).
+func openDecompressor(br *bufio.Reader, c Compression, marks *memberMarks) (decompressor, error) {
 	switch c {
 	case CompressionGzip:
-		g, err := newGzipMembers(br)
+		g, err := newGzipMembers(br, marks)
 		if err != nil {
 			return decompressor{}, err
 		}
@@ -131,6 +132,7 @@ func openDecompressor(br *bufio.Reader, c Compression) (decompressor, error) {
 // after a complete archive are told apart from a truncated one.
 type gzipMembers struct {
 	br     *bufio.Reader
+	marks  *memberMarks
 	z      *gzip.Reader
 	out    int64
 	start  int64
@@ -153,8 +155,8 @@ func (e *laterMemberError) Unwrap() error { return e.err }
 // has read and checked itself.
 var minimalGzipHeader = []byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255}
 
-func newGzipMembers(br *bufio.Reader) (*gzipMembers, error) {
-	g := &gzipMembers{br: br}
+func newGzipMembers(br *bufio.Reader, marks *memberMarks) (*gzipMembers, error) {
+	g := &gzipMembers{br: br, marks: marks}
 	if err := g.open(); err != nil {
 		return nil, err
 	}
@@ -162,6 +164,9 @@ func newGzipMembers(br *bufio.Reader) (*gzipMembers, error) {
 }
 
 func (g *gzipMembers) open() error {
+	if g.marks != nil {
+		g.marks.add(g.marks.consumed()-int64(g.br.Buffered()), g.out)
+	}
 	if err := readGzipHeader(g.br); err != nil {
 		return err
 	}
@@ -211,6 +216,74 @@ func (g *gzipMembers) Read(p []byte) (int, error) {
 		}
 		return n, err
 	}
+}
+
+// memberMarks records where gzip members start, as pairs of offsets: in
+// the compressed input and in the decompressed stream. Decompressing from
+// a member's compressed offset yields exactly the decompressed stream from
+// its decompressed offset on, so a member that starts a tar entry can be
+// read again later without inflating what comes before it (import's
+// archive readers do; see Report.VerifiedOffset).
+//
+// The decompressor goroutine adds marks as it opens members and the
+// validator takes the one at each entry's header; marks it passes are
+// dropped. Only marks on a tar block boundary are kept, one per offset,
+// and at most maxMarks at a time: a stream of tiny or empty members costs
+// no memory, only seek points.
+type memberMarks struct {
+	// consumed is how many compressed bytes the buffered reader has
+	// taken from the input.
+	consumed func() int64
+
+	mu   sync.Mutex
+	list []memberMark
+	head int
+}
+
+type memberMark struct{ comp, out int64 }
+
+// maxMarks bounds the marks held between two entries.
+const maxMarks = 4096
+
+func (m *memberMarks) add(comp, out int64) {
+	if out%blockSize != 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := len(m.list); n > m.head && m.list[n-1].out == out {
+		// Members that decompress to nothing before this one: starting
+		// here skips them and reads the same stream.
+		m.list[n-1].comp = comp
+		return
+	}
+	if len(m.list)-m.head >= maxMarks {
+		return
+	}
+	if m.head > 0 && len(m.list) == cap(m.list) {
+		m.list = append(m.list[:0], m.list[m.head:]...)
+		m.head = 0
+	}
+	m.list = append(m.list, memberMark{comp: comp, out: out})
+}
+
+// at returns the compressed offset of the member that starts at
+// decompressed offset out, if one does, and forgets every mark before it.
+// Calls come in increasing out.
+func (m *memberMarks) at(out int64) (int64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for m.head < len(m.list) && m.list[m.head].out < out {
+		m.head++
+	}
+	if m.head == len(m.list) {
+		m.list, m.head = m.list[:0], 0
+		return 0, false
+	}
+	if m.list[m.head].out == out {
+		return m.list[m.head].comp, true
+	}
+	return 0, false
 }
 
 // headerThen feeds the decompressor a header, then the member's data;

@@ -181,6 +181,23 @@ func (r Report) VerifiedSize(path string) (int64, bool) {
 	return e.size, true
 }
 
+// VerifiedOffset is where, in the compressed file validation read, a gzip
+// member starts with the tar header of the member at path, when path
+// passed validation (Verified) and one does: decompressing the file from
+// there reads that member, and the rest of the archive after it, exactly
+// as validation read them, without inflating what comes before. refdoctor
+// writes each member it stores uncompressed (blobs that are compressed
+// already) into a gzip member of its own, so import's readers can start
+// at any large blob. Offsets count from the start of what Validate read;
+// they are file offsets for ValidateFile.
+func (r Report) VerifiedOffset(path string) (int64, bool) {
+	if !r.Verified(path) || path == ManifestPath {
+		return 0, false
+	}
+	e, _ := r.lst.lookup(path)
+	return e.seek, e.seek > 0
+}
+
 // unreadableCodes mean the input holds no bundle manifest refdoctor can
 // read: the CLI's "malformed input" (exit 2).
 var unreadableCodes = []finding.Code{finding.NotABundle, finding.UnsupportedVersion, finding.MissingManifest, finding.MalformedManifest}
@@ -214,6 +231,12 @@ type options struct {
 	documents      func(path string, data []byte)
 	signatures     ManifestVerifier
 	requireSig     bool
+	// file is the bundle when ValidateFile reads a regular file: a
+	// second reader hashes some members from it (see offload.go), those
+	// of offloadMin bytes or more; offloaded counts them (for tests).
+	file       io.ReaderAt
+	offloadMin int64
+	offloaded  *int
 }
 
 // WithCheckReferrers also parses every referrer manifest: its subject must
@@ -295,6 +318,9 @@ func ValidateFile(ctx context.Context, path string, opts ...Opt) (Report, error)
 	}
 	if fi.Mode().IsRegular() {
 		opts = append([]Opt{WithTotalBytes(fi.Size())}, opts...)
+		if offloading() {
+			opts = append(opts, func(o *options) { o.file = f })
+		}
 	}
 	return Validate(ctx, f, opts...)
 }
@@ -311,7 +337,8 @@ func ValidateFile(ctx context.Context, path string, opts ...Opt) (Report, error)
 //
 // Memory stays bounded whatever the bundle holds: member data is hashed
 // as it streams through (decompression on one goroutine, hashing on
-// another); manifest.yaml is decoded entry by entry; only index.json and
+// another; ValidateFile adds a second reader of the file for large
+// members, see offload.go); manifest.yaml is decoded entry by entry; only index.json and
 // referrer and manifest JSON of at most 4 MiB are held, one at a time;
 // each member costs a few dozen bytes, up to DefaultMaxMembers. Nothing
 // is written anywhere.
@@ -328,7 +355,7 @@ func ValidateFile(ctx context.Context, path string, opts ...Opt) (Report, error)
 //   - A failing reader or a canceled ctx is a non-nil error (exit 3).
 func Validate(ctx context.Context, r io.Reader, opts ...Opt) (Report, error) {
 	o := options{maxMember: DefaultMaxMemberSize, manifestLimit: DefaultManifestLimit, maxMembers: DefaultMaxMembers,
-		ratio: DefaultExpansionRatio, floor: DefaultExpansionFloor}
+		ratio: DefaultExpansionRatio, floor: DefaultExpansionFloor, offloadMin: defaultOffloadMin}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -345,6 +372,7 @@ func Validate(ctx context.Context, r io.Reader, opts ...Opt) (Report, error) {
 	v := &validator{
 		ctx:        ctx,
 		o:          o,
+		file:       o.file,
 		start:      time.Now(),
 		probs:      newProblemSet(),
 		seed:       seed,
@@ -447,6 +475,7 @@ type source struct {
 
 type validator struct {
 	ctx   context.Context
+	marks *memberMarks // gzip member starts, for Report.VerifiedOffset
 	o     options
 	start time.Time
 	rep   Report
@@ -494,7 +523,15 @@ type validator struct {
 	lastProgress int64
 	hashBuf      []byte
 	hasher       hash.Hash
-	sig          sigState
+
+	// The second reader (offload.go).
+	file          io.ReaderAt
+	offloadable   int
+	pending       *offload
+	cancelOffload context.CancelFunc
+	offloadBuf    []byte
+	offloadIn     *bufio.Reader
+	sig           sigState
 }
 
 func (v *validator) emit(e Event) {
@@ -547,7 +584,10 @@ func (v *validator) run(r io.Reader) (err error) {
 	}
 	v.rep.Compression = comp
 	v.emit(Event{Kind: EventStarted})
-	dec, err := openDecompressor(br, comp)
+	if comp == CompressionGzip {
+		v.marks = &memberMarks{consumed: v.src.n.Load}
+	}
+	dec, err := openDecompressor(br, comp, v.marks)
 	if err != nil {
 		return v.readFailure(err, "")
 	}
@@ -559,7 +599,11 @@ func (v *validator) run(r io.Reader) (err error) {
 	tr := tar.NewReader(io.TeeReader(v.meter, v.raw))
 	v.hashBuf = make([]byte, copyBuffer)
 	v.hasher = sha256.New()
+	defer v.stopOffload()
 	if err := v.scan(tr); err != nil {
+		return err
+	}
+	if err := v.takeOffload(); err != nil {
 		return err
 	}
 	p.stop()
@@ -702,6 +746,11 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header, raw rawEntry, rawOK 
 			}
 		}
 	}
+	if rawOK && v.marks != nil {
+		if at, ok := v.marks.at(raw.start); ok && raw.plain && ent != nil && ent.seen == 1 {
+			ent.seek = at
+		}
+	}
 	clashed := v.addName(name, kindFile, ent)
 	flagged := ambiguous || clashed
 	if ent != nil && flagged {
@@ -745,6 +794,15 @@ func (v *validator) member(tr *tar.Reader, hdr *tar.Header, raw rawEntry, rawOK 
 	}
 	if holdMode == holdSniff && hdr.Size > holdLimit {
 		holdMode = holdNone
+	}
+	if v.canOffload(ent, hdr.Size, holdMode) {
+		if flagged {
+			ent.state |= entryFlagged
+		}
+		if err := v.startOffload(tr, name, ent, hdr.Size); err != nil {
+			return true, v.readFailure(err, name)
+		}
+		return false, nil
 	}
 	var sum [32]byte
 	held, hashed, err := v.hashMember(tr, name, hdr.Size, holdMode, &sum)

@@ -61,6 +61,8 @@ type Writer struct {
 	level     int
 	nextLevel int
 	into      *switchWriter
+	// used says the current gzip member holds an entry already.
+	used bool
 }
 
 // Member levels for SetMemberLevel.
@@ -119,9 +121,9 @@ func NewWriter(w io.Writer, compression Compression, opts ...WriterOpt) *Writer 
 // SetMemberLevel sets the gzip level of the members added from now on
 // (gzip.NoCompression stores them, for content that is compressed
 // already; gzip.DefaultCompression is NewWriter's). A member whose level
-// differs from the one before it starts a new gzip member of the stream,
-// which every gzip reader inflates as part of one stream (gzip -d, Go,
-// Python, refdoctor). The tar stream is the same whatever the levels; the
+// differs from the one before it, and every stored member, starts a new
+// gzip member of the stream, which every gzip reader inflates as part of
+// one stream (gzip -d, Go, Python, refdoctor). The tar stream is the same whatever the levels; the
 // compressed bytes depend only on the members and their levels. zstd
 // ignores it.
 func (w *Writer) SetMemberLevel(level int) error {
@@ -139,10 +141,17 @@ func (w *Writer) SetMemberLevel(level int) error {
 }
 
 // startLevel starts a new gzip member when the next member's level
-// differs from the current one: the tar padding of the member before goes
-// into the member it belongs to.
+// differs from the current one, and for every stored member: each blob
+// that is compressed already gets a gzip member of its own, which a
+// reader can start decompressing at (import does, see
+// Report.VerifiedOffset). The tar padding of the member before goes into
+// the gzip member it belongs to.
 func (w *Writer) startLevel() error {
-	if w.dst == nil || w.nextLevel == w.level {
+	if w.dst == nil {
+		return nil
+	}
+	if w.nextLevel == w.level && (w.level != LevelStored || !w.used) {
+		w.used = true
 		return nil
 	}
 	if err := w.tw.Flush(); err != nil {
@@ -155,7 +164,7 @@ func (w *Writer) startLevel() error {
 	if err != nil {
 		return err
 	}
-	w.comp, w.into.w, w.level = zw, zw, w.nextLevel
+	w.comp, w.into.w, w.level, w.used = zw, zw, w.nextLevel, true
 	return nil
 }
 

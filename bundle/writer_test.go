@@ -150,8 +150,30 @@ func TestWriterMemberLevels(t *testing.T) {
 	if !bytes.Equal(inflate(mixed), inflate(one)) {
 		t.Error("the tar stream depends on the levels")
 	}
-	if members := bytes.Count(mixed, []byte{0x1f, 0x8b, 8}); members < 3 {
+	if members := gzipMembers(t, mixed); members != 3 {
 		t.Errorf("%d gzip members, want one per change of level (3)", members)
+	}
+	// Stored members each get a gzip member of their own, so that a
+	// reader can start at any of them (Report.VerifiedOffset).
+	var buf bytes.Buffer
+	w := bundle.NewWriter(&buf, bundle.CompressionGzip)
+	for _, name := range []string{"first", "a", "b", "c", "last"} {
+		level := bundle.LevelStored
+		if name == "first" || name == "last" {
+			level = bundle.LevelDefault
+		}
+		if err := w.SetMemberLevel(level); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.AddFile(name, text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if members := gzipMembers(t, buf.Bytes()); members != 5 {
+		t.Errorf("a compressed member, three stored ones, a compressed one: %d gzip members, want 5", members)
 	}
 	if len(mixed) < len(one)+len(text) {
 		t.Errorf("the stored member was compressed: %d bytes, one level %d, member %d", len(mixed), len(one), len(text))
@@ -162,5 +184,28 @@ func TestWriterMemberLevels(t *testing.T) {
 	}
 	if err := bundle.NewWriter(io.Discard, bundle.CompressionGzip).SetMemberLevel(42); err == nil {
 		t.Error("level 42 accepted")
+	}
+}
+
+// gzipMembers counts the members of a gzip stream.
+func gzipMembers(t *testing.T, b []byte) int {
+	t.Helper()
+	br := bytes.NewReader(b)
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		zr.Multistream(false)
+		if _, err := io.Copy(io.Discard, zr); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if err := zr.Reset(br); err == io.EOF {
+			return n
+		} else if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

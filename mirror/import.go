@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -157,6 +158,8 @@ type importState struct {
 	subjectOf map[string]string // pushable referrer -> its subject
 	refused   map[string]string // digest -> why it is not imported
 	archive   os.FileInfo       // the file validation read
+	// archiveRead counts the compressed bytes the push readers read.
+	archiveRead atomic.Int64
 
 	mu        sync.Mutex
 	repoOf    map[string][]string // digest -> target repositories needing it
@@ -250,7 +253,8 @@ func Import(ctx context.Context, env Env, file, to string, opts ...ImportOpt) (I
 	if err := st.pushBlobs(ctx, file); err != nil {
 		return res, err
 	}
-	env.Log.Debug("import pushed the blobs", "ms", time.Since(phase).Milliseconds(), "bytes", res.BytesPushed)
+	env.Log.Debug("import pushed the blobs", "ms", time.Since(phase).Milliseconds(), "bytes", res.BytesPushed,
+		"archive_bytes", st.archive.Size(), "archive_read", st.archiveRead.Load())
 	phase = time.Now()
 	before, err := st.fallbackSnapshot(ctx)
 	if err != nil {
@@ -642,9 +646,14 @@ func (st *importState) pushBlobs(ctx context.Context, file string) error {
 		}
 		return nil
 	}
-	pr := &pushReaders{jobs: jobs, unclaimed: int64(len(jobs))}
+	order := st.archiveOrder(jobs)
+	for _, j := range order {
+		j.seek, _ = st.rep.VerifiedOffset(bundle.BlobPath(j.digest))
+	}
+	pr := &pushReaders{jobs: jobs, order: order, unclaimed: int64(len(jobs)),
+		seekable: slices.ContainsFunc(order, func(j *blobJob) bool { return j.seek > 0 })}
 	g, gctx = errgroup.WithContext(ctx)
-	for _, from := range readerStarts(st.archiveOrder(jobs), min(st.o.concurrency, uploadsPerRegistry)) {
+	for _, from := range readerStarts(order, min(st.o.concurrency, uploadsPerRegistry)) {
 		g.Go(func() error { return st.pushReader(gctx, file, pr, from) })
 	}
 	if err := g.Wait(); err != nil {
@@ -689,13 +698,16 @@ func (st *importState) archiveOrder(jobs map[string]*blobJob) []*blobJob {
 // readerStarts splits the blobs, in archive order, into at most readers
 // runs of about equal bytes and returns the digest each reader starts
 // taking blobs at ("" for the first reader: from the start); a run too
-// small to be worth a reader of its own is left to the others. A reader
-// inflates the archive up to its start without taking anything, so the
-// bytes inflated in vain are those before each start, about
-// (readers-1)/2 archives in all, instead of every reader passing every
-// blob the others took before it.
+// small to be worth a reader of its own is left to the others. When some
+// blobs can be sought (blobJob.seek), runs start only at those: a reader
+// starts decompressing right at its blob. Otherwise a reader inflates the
+// archive up to its start without taking anything, so the bytes inflated
+// in vain are those before each start, about (readers-1)/2 archives in
+// all, instead of every reader passing every blob the others took before
+// it.
 func readerStarts(order []*blobJob, readers int) []string {
 	readers = max(1, min(readers, len(order)))
+	seekable := slices.ContainsFunc(order, func(j *blobJob) bool { return j.seek > 0 })
 	var total int64
 	for _, j := range order {
 		total += j.size
@@ -704,8 +716,9 @@ func readerStarts(order []*blobJob, readers int) []string {
 	var before int64
 	for i, j := range order {
 		// A reader starts where the bytes before reach its share, unless
-		// what is left is too little to be worth inflating up to it.
-		if i > 0 && len(starts) < readers && before*int64(readers) >= total*int64(len(starts)) &&
+		// what is left is too little to be worth a reader.
+		if i > 0 && len(starts) < readers && (j.seek > 0 || !seekable) &&
+			before*int64(readers) >= total*int64(len(starts)) &&
 			(total-before)*2*int64(readers) >= total {
 			starts = append(starts, j.digest)
 		}
@@ -716,9 +729,12 @@ func readerStarts(order []*blobJob, readers int) []string {
 
 // blobJob is one blob to push and the repositories that lack it.
 type blobJob struct {
-	digest  string
-	size    int64
-	need    []ref.Ref
+	digest string
+	size   int64
+	need   []ref.Ref
+	// seek is where a reader can start decompressing the archive to read
+	// this blob first (bundle.Report.VerifiedOffset), 0 when it cannot.
+	seek    int64
 	claimed bool
 }
 
@@ -726,27 +742,60 @@ type blobJob struct {
 type pushReaders struct {
 	mu        sync.Mutex
 	jobs      map[string]*blobJob
+	order     []*blobJob // archive order
+	next      int        // order[:next] holds no job a reader can seek to untaken
+	seekable  bool       // some job can be sought
 	unclaimed int64
 }
 
-// claim returns the job of blob d when the reader takes it, and stop once
-// every blob is taken. A reader that has pushed a blob goes on to the next
-// one nobody has taken, skipping those others took meanwhile: inflating
-// past them costs far less than leaving an upload slot idle while the
-// registry, or the network, is the slow part.
-func (p *pushReaders) claim(d string) (job *blobJob, stop bool) {
+// claim returns the job of blob d when the reader takes it, taken when
+// another reader has, and stop once every blob is taken. A reader that
+// has pushed a blob goes on to the next one nobody has taken, skipping
+// those others took meanwhile (see pushReader).
+func (p *pushReaders) claim(d string) (job *blobJob, taken, stop bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.unclaimed == 0 {
-		return nil, true
+		return nil, false, true
 	}
 	j := p.jobs[d]
-	if j == nil || j.claimed {
-		return nil, false
+	if j == nil {
+		return nil, false, false
+	}
+	if j.claimed {
+		return nil, true, false
 	}
 	j.claimed = true
 	p.unclaimed--
-	return j, false
+	return j, false, false
+}
+
+// claimJob takes j if nobody has.
+func (p *pushReaders) claimJob(j *blobJob) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j.claimed {
+		return false
+	}
+	j.claimed = true
+	p.unclaimed--
+	return true
+}
+
+// claimSeekable takes the first untaken blob, in archive order, that a
+// reader can seek to, or returns nil when none is left.
+func (p *pushReaders) claimSeekable() *blobJob {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for ; p.next < len(p.order); p.next++ {
+		if j := p.order[p.next]; j.seek > 0 && !j.claimed {
+			j.claimed = true
+			p.unclaimed--
+			p.next++
+			return j
+		}
+	}
+	return nil
 }
 
 func (p *pushReaders) left() int64 {
@@ -755,14 +804,30 @@ func (p *pushReaders) left() int64 {
 	return p.unclaimed
 }
 
-// errStopReading ends a reader's walk through the archive.
-var errStopReading = errors.New("stop reading")
+// errStopReading ends a reader's walk through the archive; errSeek ends
+// it to start again at a blob the reader has taken.
+var (
+	errStopReading = errors.New("stop reading")
+	errSeek        = errors.New("seek")
+)
 
 // pushReader reads the archive and pushes the blobs it takes: none before
 // the blob from (any blob from the start when from is ""), then every blob
 // no other reader has taken. The reader that starts at the beginning
 // takes whatever it passes untaken, so every blob is pushed whatever the
 // archive's order.
+//
+// Where validation found a gzip member starting with a blob's header
+// (bundle.Report.VerifiedOffset: refdoctor gives every blob it stores
+// uncompressed a member of its own), a reader starts decompressing right
+// there instead of inflating everything before it: at its from blob, and
+// whenever it meets a blob another reader has taken, at the first blob
+// in archive order nobody has; when none is left, it stops. Neither
+// leaves anything behind: the reader that took the blob met goes on
+// reading after it. In an archive with no such offsets (zstd), a reader
+// that meets a taken blob inflates past it to the next one nobody has
+// taken: that costs far less than leaving an upload slot idle while the
+// registry, or the network, is the slow part.
 func (st *importState) pushReader(ctx context.Context, file string, pr *pushReaders, from string) error {
 	f, err := os.Open(file)
 	if err != nil {
@@ -772,43 +837,111 @@ func (st *importState) pushReader(ctx context.Context, file string, pr *pushRead
 	if err := st.sameArchive(file, f); err != nil {
 		return err
 	}
-	err = bundle.EachMemberIn(ctx, f, func(name string, size int64, r io.Reader) error {
-		d, _ := blobDigest(name)
-		if from != "" {
-			if d != from {
-				if pr.left() == 0 {
-					return errStopReading
-				}
-				return nil
-			}
-			from = ""
-		}
-		j, stop := pr.claim(d)
-		if stop {
-			return errStopReading
-		}
-		if j == nil {
+	// at is the blob the reader has taken and seeks to, nil to read from
+	// the start of the archive.
+	var at *blobJob
+	if j := pr.jobs[from]; j != nil && j.seek > 0 {
+		if pr.claimJob(j) {
+			at = j
+		} else if at = pr.claimSeekable(); at == nil {
+			// Another reader skipped ahead to the from blob: what comes
+			// after it is that reader's, what comes before the reader's
+			// that starts earlier.
 			return nil
 		}
-		if size != j.size {
-			return fmt.Errorf("%s holds %d bytes, validation read %d: the archive changed; nothing more was pushed", name, size, j.size)
-		}
-		if err := st.putBlob(ctx, j.need[0], d, size, r); err != nil {
-			return err
-		}
-		st.add(PlanItem{Kind: "blob", Repository: j.need[0].CommonName(), Digest: d, Size: size, Action: "push"})
-		for _, rr := range j.need[1:] {
-			if err := st.c.BlobMount(ctx, j.need[0], rr, descriptor.Descriptor{Digest: digest.Digest(d), Size: size}); err != nil {
-				return fmt.Errorf("mount blob %s into %s: %w", d, rr.CommonName(), err)
-			}
-			st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: d, Size: size, Action: "push", Reason: "mounted"})
-		}
-		return nil
-	})
-	if errors.Is(err, errStopReading) {
-		return nil
+		from = ""
 	}
-	return err
+	for {
+		var offset int64
+		if at != nil {
+			offset = at.seek
+		}
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			return fmt.Errorf("bundle: %w", err)
+		}
+		first := at
+		err = bundle.EachMemberIn(ctx, &countingReader{r: f, n: &st.archiveRead}, func(name string, size int64, r io.Reader) error {
+			d, _ := blobDigest(name)
+			var j *blobJob
+			switch {
+			case first != nil:
+				if d != first.digest {
+					return fmt.Errorf("%s does not start where validation read %s: the archive changed; nothing more was pushed", file, bundle.BlobPath(first.digest))
+				}
+				j, first = first, nil
+			case from != "":
+				if d != from {
+					if pr.left() == 0 {
+						return errStopReading
+					}
+					return nil
+				}
+				from = ""
+				fallthrough
+			default:
+				var taken, stop bool
+				j, taken, stop = pr.claim(d)
+				if stop {
+					return errStopReading
+				}
+				if taken {
+					if at = pr.claimSeekable(); at != nil {
+						return errSeek
+					}
+					if pr.seekable {
+						// What follows is the reader's that took this blob.
+						return errStopReading
+					}
+				}
+				if j == nil {
+					return nil
+				}
+			}
+			return st.pushJob(ctx, j, name, size, r)
+		})
+		if errors.Is(err, errSeek) {
+			continue
+		}
+		if errors.Is(err, errStopReading) {
+			return nil
+		}
+		if err == nil && first != nil {
+			return fmt.Errorf("%s ends before %s, where validation read it: the archive changed; nothing more was pushed", file, bundle.BlobPath(first.digest))
+		}
+		return err
+	}
+}
+
+// countingReader adds what it reads to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// pushJob pushes the blob the reader is at to the first repository that
+// lacks it and mounts it into the others.
+func (st *importState) pushJob(ctx context.Context, j *blobJob, name string, size int64, r io.Reader) error {
+	if size != j.size {
+		return fmt.Errorf("%s holds %d bytes, validation read %d: the archive changed; nothing more was pushed", name, size, j.size)
+	}
+	d := j.digest
+	if err := st.putBlob(ctx, j.need[0], d, size, r); err != nil {
+		return err
+	}
+	st.add(PlanItem{Kind: "blob", Repository: j.need[0].CommonName(), Digest: d, Size: size, Action: "push"})
+	for _, rr := range j.need[1:] {
+		if err := st.c.BlobMount(ctx, j.need[0], rr, descriptor.Descriptor{Digest: digest.Digest(d), Size: size}); err != nil {
+			return fmt.Errorf("mount blob %s into %s: %w", d, rr.CommonName(), err)
+		}
+		st.add(PlanItem{Kind: "blob", Repository: rr.CommonName(), Digest: d, Size: size, Action: "push", Reason: "mounted"})
+	}
+	return nil
 }
 
 // sameArchive checks that the archive (f when open, else the path) is the

@@ -1,8 +1,11 @@
 package mirror
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -164,13 +167,19 @@ func TestImportRefusesAnArchiveChangedAfterValidation(t *testing.T) {
 
 // TestReaderStartsSplitTheArchiveEvenly: the readers of the archive start
 // at runs of about equal bytes, the first at the beginning, never two at
-// the same blob, and never more readers than blobs.
+// the same blob, never more readers than blobs, and, when some blobs can
+// be sought, only at those.
 func TestReaderStartsSplitTheArchiveEvenly(t *testing.T) {
 	t.Parallel()
+	// A negative size is a blob a reader can seek to (blobJob.seek).
 	jobs := func(sizes ...int64) []*blobJob {
 		var out []*blobJob
 		for i, n := range sizes {
-			out = append(out, &blobJob{digest: fmt.Sprintf("b%d", i+1), size: n})
+			j := &blobJob{digest: fmt.Sprintf("b%d", i+1), size: n}
+			if n < 0 {
+				j.size, j.seek = -n, int64(i+1)
+			}
+			out = append(out, j)
 		}
 		return out
 	}
@@ -186,9 +195,84 @@ func TestReaderStartsSplitTheArchiveEvenly(t *testing.T) {
 		{"two large layers", []int64{1, 300, 300, 1}, 3, []string{"", "b3"}},
 		{"more readers than blobs", []int64{5, 5}, 4, []string{"", "b2"}},
 		{"one reader", []int64{100, 100}, 1, []string{""}},
+		{"small blobs that cannot be sought after the large ones", []int64{-100, -100, 1, -100, -100, 1, -100, -100}, 3, []string{"", "b4", "b7"}},
+		{"the share reached at a blob that cannot be sought", []int64{-100, -100, 1, 1, -100, -100, -100, -100}, 3, []string{"", "b5", "b7"}},
+		{"nothing left to seek to", []int64{-300, 1, 200, 100}, 3, []string{""}},
 	} {
 		if got := readerStarts(jobs(tc.sizes...), tc.readers); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: starts %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestImportReadersStartAtTheirBlobs: export gives every layer (already
+// compressed) a gzip member of its own, validation records where each
+// starts, and the push readers start decompressing there: side by side,
+// the readers read the archive about once in all, not once per reader up
+// to its start. A zstd bundle has no such offsets: its readers inflate up
+// to their blobs, and every blob is still pushed exactly once.
+func TestImportReadersStartAtTheirBlobs(t *testing.T) {
+	t.Parallel()
+	s := startExportSource(t)
+	blobs := pushBigImage(t, s, bigLayerSizes)
+	for _, name := range []string{"big.tgz", "big.tar.zst"} {
+		file := filepath.Join(t.TempDir(), name)
+		if _, err := Export(context.Background(), s.env(), file, []string{s.host + "/bench/app:v1"}); err != nil {
+			t.Fatal(err)
+		}
+		tg := startUploadTarget(t, 0)
+		var logs syncBuffer
+		env := importEnv(tg.host)
+		env.Log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		res, err := Import(context.Background(), env, file, tg.host+"/mirror", ImportWithConcurrency(4))
+		if err != nil || !res.OK {
+			t.Fatalf("%s: import: %v, findings %+v", name, err, res.Findings)
+		}
+		_, puts := tg.counts()
+		for _, d := range blobs {
+			if puts[d] != 1 {
+				t.Errorf("%s: blob %s uploaded %d times, want once", name, d, puts[d])
+			}
+		}
+		var line struct {
+			Size int64 `json:"archive_bytes"`
+			Read int64 `json:"archive_read"`
+		}
+		for l := range strings.SplitSeq(logs.String(), "\n") {
+			if strings.Contains(l, `"msg":"import pushed the blobs"`) {
+				if err := json.Unmarshal([]byte(l), &line); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if line.Size == 0 || line.Read == 0 {
+			t.Fatalf("%s: no archive_bytes and archive_read in the debug log:\n%s", name, logs.String())
+		}
+		// Each reader buffers up to 256 KiB past what it needs, at each
+		// start: a few MiB over the archive, far below the 1.6 archives
+		// three readers read when each inflates up to its start.
+		if strings.HasSuffix(name, ".tgz") && float64(line.Read) > 1.15*float64(line.Size) {
+			t.Errorf("%s: the readers read %d bytes of a %d-byte archive, want about one archive", name, line.Read, line.Size)
+		}
+		t.Logf("%s: the readers read %d bytes of a %d-byte archive", name, line.Read, line.Size)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from several
+// goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
