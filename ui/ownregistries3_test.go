@@ -195,14 +195,16 @@ func TestCatalogPicker(t *testing.T) {
 }
 
 // TestQuitOffersToSaveTargets: after the targets form changed the
-// registries, q asks whether to save them to the config file; y writes
-// them as its [[registry]] list, keeping the file's comments and other
-// settings, and quits.
+// registries, q asks whether to save them to the config file, naming the
+// entries of the file that saving removes; y writes them as its
+// [[registry]] list, keeping the file's comments and other settings, and
+// quits.
 func TestQuitOffersToSaveTargets(t *testing.T) {
 	l := sharedLab(t)
 	b, _ := l.Get("ghcr-like")
 	cfgPath := filepath.Join(t.TempDir(), "config.toml")
 	orig := "# our registries, kept by hand\n[cache]\ncapabilities_ttl = \"1h\" # an hour is enough\n\n[[registry]]\nhost = \"" + b.Host + "\"\nplain_http = true\nexpected = \"olareg\" # the lab's\n"
+	orig += "\n[[registry]]\nhost = \"old-mirror.example:5000\" # not among the session's targets\n"
 	if err := os.WriteFile(cfgPath, []byte(orig), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +233,9 @@ func TestQuitOffersToSaveTargets(t *testing.T) {
 	v := h.waitFor("the question", contains("Save the registries?", "config.toml?", "y saves and quits"))
 	if !strings.Contains(v, a.Host) || !strings.Contains(v, "repository demo/app · plain HTTP") {
 		t.Errorf("the question does not show what would be written:\n%s", v)
+	}
+	if !strings.Contains(v, "removed from the file: old-mirror.example:5000") {
+		t.Errorf("the question does not say that saving removes the file's old-mirror.example:5000 entry:\n%s", v)
 	}
 	h.keys("y")
 	h.tm.WaitFinished(t, teatest.WithFinalTimeout(20*time.Second))

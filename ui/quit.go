@@ -55,6 +55,23 @@ func (sh *shared) registriesToSave() []config.Registry {
 	return out
 }
 
+// registriesDropped lists the hosts of the config's [[registry]] entries
+// that saving regs would remove, so that the question says so.
+func (sh *shared) registriesDropped(regs []config.Registry) []string {
+	kept := map[string]bool{}
+	for _, r := range regs {
+		kept[r.Host] = true
+	}
+	var gone []string
+	for _, r := range sh.opts.Config.Registries {
+		if !kept[r.Host] {
+			gone = append(gone, r.Host)
+			kept[r.Host] = true
+		}
+	}
+	return gone
+}
+
 // configPath is the file the registries are saved to: the one the
 // session read, else the default one.
 func (sh *shared) configPath() string {
@@ -124,6 +141,11 @@ func (m *model) quitView() string {
 	}
 	if len(regs) == 0 {
 		lines = append(lines, "  (no registry: the file's [[registry]] list is emptied)")
+	}
+	if gone := m.sh.registriesDropped(regs); len(gone) > 0 {
+		lines = append(lines, "")
+		lines = append(lines, wrapIndent(st.word("warn")+" removed from the file: ", strings.Join(gone, ", ")+
+			" (in the file, no longer among the targets; n quits and keeps the file as it is)", w)...)
 	}
 	lines = append(lines, "")
 	switch {
