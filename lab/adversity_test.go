@@ -316,9 +316,22 @@ func TestRedirect307(t *testing.T) {
 	if n := l.Requests("redirect-307") - before; n != 2 {
 		t.Errorf("the redirected GET cost %d requests, want 2", n)
 	}
+	// The filter survives the redirect. olareg v0.2.2 answers a filtered
+	// list it has cached without OCI-Filters-Applied (the header is set
+	// only on its uncached path: a second run in one process sees that);
+	// without the header the spec has the client filter, which must
+	// leave the one signature either way.
 	rep = get(t, hc, r, filtered, false)
-	if rep.header.Get("OCI-Filters-Applied") != "artifactType" || len(parseIndex(t, rep.body).Manifests) != 1 {
-		t.Errorf("filtered after the redirect: %s %v", rep.body, rep.header)
+	var notary int
+	for _, m := range parseIndex(t, rep.body).Manifests {
+		if m.ArtifactType == ArtifactTypeNotary {
+			notary++
+		}
+	}
+	applied := rep.header.Get("OCI-Filters-Applied")
+	if rep.status != http.StatusOK || (applied != "artifactType" && applied != "") || notary != 1 ||
+		(applied != "" && len(parseIndex(t, rep.body).Manifests) != 1) {
+		t.Errorf("filtered after the redirect: %d %s %v", rep.status, rep.body, rep.header)
 	}
 	// Only the referrers endpoint moved.
 	if rep := send(t, noFollow(t, r), r, http.MethodGet, "/v2/demo/app/manifests/v1", nil); rep.status != http.StatusOK {
@@ -563,16 +576,23 @@ func TestHugeIndex(t *testing.T) {
 			t.Errorf("real referrer %s: HEAD %d", d, rep.status)
 		}
 	}
-	// The filter applies to the generated part as well.
+	// The filter applies to the generated part as well. A reply without
+	// OCI-Filters-Applied is unfiltered and the client filters (the
+	// spec's rule): olareg v0.2.2 answers so from its cache, which a
+	// second run in one process reaches.
 	frep := get(t, hc, r, path+"?artifactType="+url.QueryEscape(ArtifactTypeNotary), false)
 	fi := parseIndex(t, frep.body)
-	if frep.header.Get("OCI-Filters-Applied") != "artifactType" || len(fi.Manifests) != perType[ArtifactTypeNotary] || len(fi.Manifests) == 0 {
-		t.Errorf("filtered: %d descriptors (header %q), want %d", len(fi.Manifests), frep.header.Get("OCI-Filters-Applied"), perType[ArtifactTypeNotary])
-	}
+	applied := frep.header.Get("OCI-Filters-Applied")
+	notary := 0
 	for _, m := range fi.Manifests {
-		if m.ArtifactType != ArtifactTypeNotary {
-			t.Fatalf("filtered list has %s", m.ArtifactType)
+		if m.ArtifactType == ArtifactTypeNotary {
+			notary++
+		} else if applied != "" {
+			t.Fatalf("filtered list (OCI-Filters-Applied %q) has %s", applied, m.ArtifactType)
 		}
+	}
+	if (applied != "artifactType" && applied != "") || notary != perType[ArtifactTypeNotary] || notary == 0 {
+		t.Errorf("filtered: %d of %d descriptors of the type (header %q), want %d", notary, len(fi.Manifests), applied, perType[ArtifactTypeNotary])
 	}
 	// Other subjects get olareg's own reply.
 	checkReferrers(t, parseIndex(t, get(t, hc, r, "/v2/demo/app/referrers/"+l.Seed.Index, false).body), l.Seed.ReferrersOf(l.Seed.Index))
