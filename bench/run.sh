@@ -22,7 +22,9 @@
 #   discover  IMAGES images in one refdoctor     vs a regctl artifact list loop
 #             discover process                      (oras discover loop: information)
 #   validate  bench/validate.sh: refdoctor bundle validate vs one SHA-256
-#             pass over the uncompressed tar (openssl), its best runs
+#             pass over the uncompressed tar (openssl), its best runs, on a
+#             bundle of one gzip member and on the same layers stored as
+#             export writes them
 #
 # Targets: export <= 1.0 with peak RSS < 64 MiB plus the export buffers
 # (mirror.ExportReadAheadBytes); import <= 1.1; discover <= 0.33;
@@ -259,6 +261,12 @@ if want validate; then
 		rows+=("$(printf '%-22s %-55s %7s' "validate ${VALIDATE_MIB:-1024} MiB" "$vline; floor: openssl dgst -sha256 of the tar" "$vratio")")
 		check "validate / one SHA-256 pass" "$vratio" 1.2
 		grep -q "FAIL: validate peak RSS" "$vlog" && { summary+=("validate peak RSS >= 64 MiB (see bench/validate.sh)"); status=1; }
+	fi
+	sratio=$(sed -n 's/^ratio validate (stored layers)\/floor: *\([0-9.]*\).*/\1/p' "$vlog")
+	sline=$(sed -n 's/^stored layers, as export writes them: validate *//p' "$vlog")
+	if [[ -n $sratio ]]; then
+		rows+=("$(printf '%-22s %-55s %7s' "validate, stored" "$sline; same floor" "$sratio")")
+		check "validate (stored layers) / one SHA-256 pass" "$sratio" 1.2
 	fi
 fi
 

@@ -319,7 +319,7 @@ func ValidateFile(ctx context.Context, path string, opts ...Opt) (Report, error)
 	if fi.Mode().IsRegular() {
 		opts = append([]Opt{WithTotalBytes(fi.Size())}, opts...)
 		if offloading() {
-			opts = append(opts, func(o *options) { o.file = f })
+			opts = append([]Opt{func(o *options) { o.file = f }}, opts...)
 		}
 	}
 	return Validate(ctx, f, opts...)

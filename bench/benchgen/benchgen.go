@@ -28,7 +28,11 @@ type Config struct {
 	// Level is the compression level; 1 (fastest) by default, which on
 	// random data stores blocks as real compressed layers would be.
 	Level int
-	Seed  uint64
+	// Stored writes the layers stored, each in a gzip member of its own,
+	// as refdoctor's export writes layers that are compressed already
+	// (gzip only); the tar stream is the same.
+	Stored bool
+	Seed   uint64
 }
 
 // Stats describes what Write wrote.
@@ -157,6 +161,15 @@ func Write(w io.Writer, c Config) (Stats, error) {
 	bw := bundle.NewWriter(w, c.Compression, bundle.WithLevel(c.Level))
 	order := m.MemberOrder()
 	for _, p := range order {
+		if c.Stored && c.Compression == bundle.CompressionGzip {
+			level := c.Level
+			if b, isBlob := byPath[p]; isBlob && b.data == nil {
+				level = bundle.LevelStored
+			}
+			if err := bw.SetMemberLevel(level); err != nil {
+				return Stats{}, err
+			}
+		}
 		var err error
 		switch b, isBlob := byPath[p]; {
 		case p == bundle.ManifestPath:

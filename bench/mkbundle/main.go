@@ -18,6 +18,7 @@ func main() {
 	sizeMiB := flag.Int64("size", 1024, "total layer size in MiB")
 	layers := flag.Int("layers", 16, "number of layers")
 	zstd := flag.Bool("zstd", false, "compress with zstd instead of gzip")
+	stored := flag.Bool("stored", false, "store the layers, each in a gzip member of its own, as export writes compressed layers")
 	flag.Parse()
 	if *out == "" || *layers < 1 {
 		flag.Usage()
@@ -34,7 +35,7 @@ func main() {
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
 	st, err := benchgen.Write(bw, benchgen.Config{
-		Layers: *layers, LayerSize: (*sizeMiB << 20) / int64(*layers), Compression: comp, Seed: 1,
+		Layers: *layers, LayerSize: (*sizeMiB << 20) / int64(*layers), Compression: comp, Seed: 1, Stored: *stored,
 	})
 	if err == nil {
 		err = bw.Flush()
