@@ -42,7 +42,9 @@ type AttachResult struct {
 // sign-blob --bundle` file it has checked claims these bytes). The bundle
 // is rewritten with manifest.yaml first and the signature right after it,
 // every other member unchanged and in its order, with the same
-// compression; then the .sigstore.json and .sha256 sidecars are written.
+// compression (from the first stored layer on, the file is copied as it
+// is: see rewriteSigned); then the .sigstore.json and .sha256 sidecars
+// are written.
 //
 // The bundle is validated first (referrers included) and must be whole: a
 // bundle that does not validate is not signed (ErrDamaged, with the report
@@ -101,7 +103,7 @@ func AttachSignature(ctx context.Context, file string, sign func(manifestYAML []
 		return res, fmt.Errorf("the signature is not a Sigstore bundle: %s", problem)
 	}
 
-	checksum, err := rewriteSigned(ctx, file, fi.Mode().Perm(), rep, yml, sig)
+	checksum, err := rewriteSigned(ctx, file, fi, rep, yml, sig)
 	if err != nil {
 		return res, err
 	}
@@ -165,7 +167,16 @@ func readManifestBytes(ctx context.Context, file string) ([]byte, error) {
 
 // rewriteSigned writes the signed bundle next to file and renames it over
 // file; it returns the new file's sha256.
-func rewriteSigned(ctx context.Context, file string, perm os.FileMode, rep Report, yml, sig []byte) (string, error) {
+//
+// A gzip bundle with a seek point (a member whose tar header starts a
+// gzip member of its own, see Report.VerifiedOffset; export gives every
+// stored layer one) is not rewritten whole: the members before the first
+// seek point are written again after manifest.yaml and the signature, and
+// the file from the seek point on is copied as it is, gzip member by gzip
+// member. That is what export --sign-key writes, layers stay stored, and
+// nothing is compressed again. The members copied are still inflated and
+// hashed against the listing as they go by.
+func rewriteSigned(ctx context.Context, file string, fi os.FileInfo, rep Report, yml, sig []byte) (string, error) {
 	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".partial-"+strconv.Itoa(os.Getpid())+"-*")
 	if err != nil {
 		return "", fmt.Errorf("create the signed bundle: %w", err)
@@ -186,7 +197,45 @@ func rewriteSigned(ctx context.Context, file string, perm os.FileMode, rep Repor
 	if err := w.AddFile(SignatureMember, sig); err != nil {
 		return "", err
 	}
+	var splice int64
+	if rep.Compression == CompressionGzip && len(rep.Errors) == 0 {
+		rep.lst.each(func(_ int32, e *listEntry) {
+			if e.seek > 0 && e.verified() && (splice == 0 || e.seek < splice) {
+				splice = e.seek
+			}
+		})
+	}
 	copied := map[string]bool{}
+	// member checks one member of the original against what validation
+	// read and passes its data to add (nil: check only).
+	member := func(name string, size int64, r io.Reader, add func(io.Reader) error) error {
+		switch {
+		case name == ManifestPath || name == SignatureMember:
+			return fmt.Errorf("%w: %s is not where validation read it (the file changed while it was being signed)", ErrDamaged, name)
+		case copied[name]:
+			return fmt.Errorf("%w: %s appears twice", ErrDamaged, name)
+		}
+		e, ok := rep.lst.lookup(name)
+		if !ok || e.size != size {
+			return fmt.Errorf("%w: %s is not what validation checked (the file changed while it was being signed)", ErrDamaged, name)
+		}
+		copied[name] = true
+		mh := sha256.New()
+		src := io.TeeReader(r, mh)
+		if add != nil {
+			if err := add(src); err != nil {
+				return err
+			}
+		} else if _, err := io.Copy(io.Discard, src); err != nil {
+			return err
+		}
+		var got [32]byte
+		mh.Sum(got[:0])
+		if got != e.sum {
+			return fmt.Errorf("%w: %s changed while the bundle was being signed", ErrDamaged, name)
+		}
+		return nil
+	}
 	err = EachMember(ctx, file, func(name string, size int64, r io.Reader) error {
 		switch {
 		case name == ManifestPath:
@@ -201,30 +250,26 @@ func rewriteSigned(ctx context.Context, file string, perm os.FileMode, rep Repor
 			return nil
 		case name == SignatureMember:
 			return nil
-		case copied[name]:
-			return fmt.Errorf("%w: %s appears twice", ErrDamaged, name)
 		}
-		e, ok := rep.lst.lookup(name)
-		if !ok || e.size != size {
-			return fmt.Errorf("%w: %s is not what validation checked (the file changed while it was being signed)", ErrDamaged, name)
+		if e, ok := rep.lst.lookup(name); ok && splice > 0 && e.seek == splice {
+			return errSplice
 		}
-		copied[name] = true
-		mh := sha256.New()
-		if err := w.AddFileFrom(name, size, io.TeeReader(r, mh)); err != nil {
-			return err
-		}
-		var got [32]byte
-		mh.Sum(got[:0])
-		if got != e.sum {
-			return fmt.Errorf("%w: %s changed while the bundle was being signed", ErrDamaged, name)
-		}
-		return nil
+		return member(name, size, r, func(src io.Reader) error { return w.AddFileFrom(name, size, src) })
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, errSplice):
+		if err := w.closePrefix(); err != nil {
+			return "", err
+		}
+		if err := copyFrom(ctx, file, fi, splice, bw, member); err != nil {
+			return "", err
+		}
+	case err != nil:
 		return "", err
-	}
-	if err := w.Close(); err != nil {
-		return "", err
+	default:
+		if err := w.Close(); err != nil {
+			return "", err
+		}
 	}
 	if err := bw.Flush(); err != nil {
 		return "", err
@@ -235,7 +280,7 @@ func rewriteSigned(ctx context.Context, file string, perm os.FileMode, rep Repor
 	if err := tmp.Close(); err != nil {
 		return "", err
 	}
-	if err := os.Chmod(tmp.Name(), perm); err != nil {
+	if err := os.Chmod(tmp.Name(), fi.Mode().Perm()); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp.Name(), file); err != nil {
@@ -243,6 +288,52 @@ func rewriteSigned(ctx context.Context, file string, perm os.FileMode, rep Repor
 	}
 	keep = true
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// errSplice stops the rewrite at the first seek point.
+var errSplice = errors.New("splice")
+
+// copyFrom copies file from offset to its end into out, as it is, while
+// a second goroutine inflates the copy and passes every member in it to
+// check. The file must be the one validation read (same file, size and
+// modification time).
+func copyFrom(ctx context.Context, file string, fi os.FileInfo, offset int64, out io.Writer,
+	check func(name string, size int64, r io.Reader, add func(io.Reader) error) error) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("open bundle: %w", err)
+	}
+	defer f.Close()
+	now, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("open bundle: %w", err)
+	}
+	if !os.SameFile(now, fi) || now.Size() != fi.Size() || !now.ModTime().Equal(fi.ModTime()) {
+		return fmt.Errorf("%w: %s changed while it was being signed", ErrDamaged, file)
+	}
+	pr, pw := io.Pipe()
+	checked := make(chan error, 1)
+	go func() {
+		err := EachMemberIn(ctx, pr, func(name string, size int64, r io.Reader) error {
+			return check(name, size, r, nil)
+		})
+		if err == nil {
+			// What follows the end of the archive: gzip trailers.
+			_, err = io.Copy(io.Discard, pr)
+		}
+		pr.CloseWithError(err)
+		checked <- err
+	}()
+	_, err = io.Copy(io.MultiWriter(out, pw), io.NewSectionReader(f, offset, fi.Size()-offset))
+	pw.CloseWithError(err)
+	if cerr := <-checked; cerr != nil {
+		if errors.Is(cerr, ErrDamaged) || ctx.Err() != nil {
+			return cerr
+		}
+		// It validated: a stream that no longer reads is a changed file.
+		return fmt.Errorf("%w: %s changed while it was being signed: %v", ErrDamaged, file, cerr)
+	}
+	return err
 }
 
 // WriteFileAtomic writes data to a temporary file next to path, syncs it

@@ -244,6 +244,31 @@ func (w *Writer) add(name string, size int64, body func(io.Writer) (int64, error
 	return nil
 }
 
+// closePrefix ends the gzip stream after the members added so far,
+// without the tar end-of-archive marker, so that the caller can append
+// the rest of another archive as it is: whole gzip members, from a member
+// start validation found (bundle sign). It ends the current gzip member
+// just as a change of level does, so the bytes are those the writer makes
+// when the members that follow are added to it.
+func (w *Writer) closePrefix() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.dst == nil {
+		return errors.New("bundle writer: only a gzip stream can be continued")
+	}
+	if err := w.tw.Flush(); err != nil {
+		w.err = fmt.Errorf("bundle writer: %w", err)
+		return w.err
+	}
+	if err := w.comp.Close(); err != nil {
+		w.err = fmt.Errorf("bundle writer: %w", err)
+		return w.err
+	}
+	w.err = errors.New("bundle writer: closed")
+	return nil
+}
+
 // Close ends the tar stream and the compressed stream.
 func (w *Writer) Close() error {
 	if w.tw == nil {
