@@ -338,8 +338,9 @@ func ValidateFile(ctx context.Context, path string, opts ...Opt) (Report, error)
 // Memory stays bounded whatever the bundle holds: member data is hashed
 // as it streams through (decompression on one goroutine, hashing on
 // another; ValidateFile adds a second reader of the file for large
-// members, see offload.go); manifest.yaml is decoded entry by entry; only index.json and
-// referrer and manifest JSON of at most 4 MiB are held, one at a time;
+// members, see offload.go); manifest.yaml is decoded entry by entry; only
+// index.json and referrer and manifest JSON of at most 4 MiB are held,
+// one at a time;
 // each member costs a few dozen bytes, up to DefaultMaxMembers. Nothing
 // is written anywhere.
 //

@@ -123,9 +123,9 @@ func NewWriter(w io.Writer, compression Compression, opts ...WriterOpt) *Writer 
 // already; gzip.DefaultCompression is NewWriter's). A member whose level
 // differs from the one before it, and every stored member, starts a new
 // gzip member of the stream, which every gzip reader inflates as part of
-// one stream (gzip -d, Go, Python, refdoctor). The tar stream is the same whatever the levels; the
-// compressed bytes depend only on the members and their levels. zstd
-// ignores it.
+// one stream (gzip -d, Go, Python, refdoctor). The tar stream is the same
+// whatever the levels; the compressed bytes depend only on the members
+// and their levels. zstd ignores it.
 func (w *Writer) SetMemberLevel(level int) error {
 	if w.err != nil {
 		return w.err
