@@ -340,9 +340,8 @@ func ValidateFile(ctx context.Context, path string, opts ...Opt) (Report, error)
 // another; ValidateFile adds a second reader of the file for large
 // members, see offload.go); manifest.yaml is decoded entry by entry; only
 // index.json and referrer and manifest JSON of at most 4 MiB are held,
-// one at a time;
-// each member costs a few dozen bytes, up to DefaultMaxMembers. Nothing
-// is written anywhere.
+// one at a time; each member costs a few dozen bytes, up to
+// DefaultMaxMembers. Nothing is written anywhere.
 //
 // Outcome, as the CLI maps it to exit codes:
 //   - Report.OK and a nil error: the bundle is whole (exit 0).
