@@ -251,26 +251,19 @@ func (w *Writer) add(name string, size int64, body func(io.Writer) (int64, error
 // just as a change of level does, so the bytes are those the writer makes
 // when the members that follow are added to it.
 func (w *Writer) closePrefix() error {
-	if w.err != nil {
-		return w.err
-	}
-	if w.dst == nil {
+	if w.tw != nil && w.err == nil && w.dst == nil {
 		return errors.New("bundle writer: only a gzip stream can be continued")
 	}
-	if err := w.tw.Flush(); err != nil {
-		w.err = fmt.Errorf("bundle writer: %w", err)
-		return w.err
-	}
-	if err := w.comp.Close(); err != nil {
-		w.err = fmt.Errorf("bundle writer: %w", err)
-		return w.err
-	}
-	w.err = errors.New("bundle writer: closed")
-	return nil
+	return w.end(func() error { return w.tw.Flush() })
 }
 
 // Close ends the tar stream and the compressed stream.
-func (w *Writer) Close() error {
+func (w *Writer) Close() error { return w.end(func() error { return w.tw.Close() }) }
+
+// end finishes the tar stream with finish (Close writes the end-of-archive
+// marker, Flush only the padding of the last member), then the compressed
+// stream.
+func (w *Writer) end(finish func() error) error {
 	if w.tw == nil {
 		return w.err
 	}
@@ -278,7 +271,7 @@ func (w *Writer) Close() error {
 		_ = w.comp.Close()
 		return w.err
 	}
-	if err := w.tw.Close(); err != nil {
+	if err := finish(); err != nil {
 		w.err = fmt.Errorf("bundle writer: %w", err)
 		_ = w.comp.Close()
 		return w.err

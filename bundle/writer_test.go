@@ -3,6 +3,7 @@ package bundle_test
 import (
 	"archive/tar"
 	"bytes"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -110,20 +111,18 @@ func TestWriterLongNamesAndOptions(t *testing.T) {
 func TestWriterMemberLevels(t *testing.T) {
 	t.Parallel()
 	text := []byte(strings.Repeat("refdoctor compresses text well. ", 4096))
-	write := func(comp bundle.Compression, levels bool) []byte {
+	// write adds members of text, each at the level levels gives it
+	// (nil: no level set).
+	write := func(comp bundle.Compression, levels ...int) []byte {
 		var buf bytes.Buffer
 		w := bundle.NewWriter(&buf, comp)
-		for i, name := range []string{"a", "b", "c"} {
-			if levels {
-				level := bundle.LevelDefault
-				if i == 1 {
-					level = bundle.LevelStored
-				}
-				if err := w.SetMemberLevel(level); err != nil {
+		for i := range max(len(levels), 3) {
+			if levels != nil {
+				if err := w.SetMemberLevel(levels[i]); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if err := w.AddFile(name, text); err != nil {
+			if err := w.AddFile(fmt.Sprint("m", i), text); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -132,6 +131,7 @@ func TestWriterMemberLevels(t *testing.T) {
 		}
 		return buf.Bytes()
 	}
+	def, stored := bundle.LevelDefault, bundle.LevelStored
 	inflate := func(b []byte) []byte {
 		zr, err := gzip.NewReader(bytes.NewReader(b))
 		if err != nil {
@@ -143,8 +143,8 @@ func TestWriterMemberLevels(t *testing.T) {
 		}
 		return out
 	}
-	one, mixed := write(bundle.CompressionGzip, false), write(bundle.CompressionGzip, true)
-	if !bytes.Equal(mixed, write(bundle.CompressionGzip, true)) {
+	one, mixed := write(bundle.CompressionGzip), write(bundle.CompressionGzip, def, stored, def)
+	if !bytes.Equal(mixed, write(bundle.CompressionGzip, def, stored, def)) {
 		t.Error("same members and levels, different bytes")
 	}
 	if !bytes.Equal(inflate(mixed), inflate(one)) {
@@ -155,30 +155,13 @@ func TestWriterMemberLevels(t *testing.T) {
 	}
 	// Stored members each get a gzip member of their own, so that a
 	// reader can start at any of them (Report.VerifiedOffset).
-	var buf bytes.Buffer
-	w := bundle.NewWriter(&buf, bundle.CompressionGzip)
-	for _, name := range []string{"first", "a", "b", "c", "last"} {
-		level := bundle.LevelStored
-		if name == "first" || name == "last" {
-			level = bundle.LevelDefault
-		}
-		if err := w.SetMemberLevel(level); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.AddFile(name, text); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if members := gzipMembers(t, buf.Bytes()); members != 5 {
+	if members := gzipMembers(t, write(bundle.CompressionGzip, def, stored, stored, stored, def)); members != 5 {
 		t.Errorf("a compressed member, three stored ones, a compressed one: %d gzip members, want 5", members)
 	}
 	if len(mixed) < len(one)+len(text) {
 		t.Errorf("the stored member was compressed: %d bytes, one level %d, member %d", len(mixed), len(one), len(text))
 	}
-	zone, zmixed := write(bundle.CompressionZstd, false), write(bundle.CompressionZstd, true)
+	zone, zmixed := write(bundle.CompressionZstd), write(bundle.CompressionZstd, def, stored, def)
 	if !bytes.Equal(zone, zmixed) {
 		t.Error("zstd output depends on the gzip levels")
 	}

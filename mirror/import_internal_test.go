@@ -1,7 +1,6 @@
 package mirror
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +19,7 @@ import (
 	olaregconfig "github.com/olareg/olareg/config"
 
 	"github.com/refdoctor/refdoctor/config"
+	"github.com/refdoctor/refdoctor/internal/syncbuf"
 	"github.com/refdoctor/refdoctor/registry"
 )
 
@@ -221,7 +221,7 @@ func TestImportReadersStartAtTheirBlobs(t *testing.T) {
 			t.Fatal(err)
 		}
 		tg := startUploadTarget(t, 0)
-		var logs syncBuffer
+		var logs syncbuf.Buffer
 		env := importEnv(tg.host)
 		env.Log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		res, err := Import(context.Background(), env, file, tg.host+"/mirror", ImportWithConcurrency(4))
@@ -256,23 +256,4 @@ func TestImportReadersStartAtTheirBlobs(t *testing.T) {
 		}
 		t.Logf("%s: the readers read %d bytes of a %d-byte archive", name, line.Read, line.Size)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a logger written from several
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/syncbuf"
 	"github.com/refdoctor/refdoctor/lab"
 	"github.com/refdoctor/refdoctor/lab/labtest"
 	"github.com/refdoctor/refdoctor/probe"
@@ -444,7 +445,7 @@ func TestSessionProbesOnce(t *testing.T) {
 	t.Parallel()
 	l := labtest.StartT(t, lab.Spec{Name: "oci11", Profile: lab.ProfileOCI11})
 	oci, _ := l.Get("oci11")
-	var logBuf syncBuffer
+	var logBuf syncbuf.Buffer
 	log := slog.New(slog.NewTextHandler(&logBuf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	s := probe.NewSession()
 	opts := append(labOpts(l), probe.WithSession(s), probe.WithLogger(log), probe.WithCache(nil), probe.WithPurpose("before export"))
@@ -490,22 +491,4 @@ func TestSessionProbesOnce(t *testing.T) {
 	if n := strings.Count(logBuf.String(), "Probing 1 registries"); n != 2 {
 		t.Errorf("a refresh is not announced: %d announcements\n%s", n, logBuf.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent log writers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -49,31 +49,37 @@ func storedBundle(t *testing.T) (write func(sig []byte) []byte, layers [][]byte)
 		t.Fatal(err)
 	}
 	data[bundle.ManifestPath] = yml
-	return func(sig []byte) []byte {
-		var buf bytes.Buffer
-		w := bundle.NewWriter(&buf, bundle.CompressionGzip, bundle.WithModTime(m.CreatedAt))
-		for _, p := range m.MemberOrder() {
-			level := bundle.LevelDefault
-			if stored[p] {
-				level = bundle.LevelStored
-			}
-			if err := w.SetMemberLevel(level); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.AddFile(p, data[p]); err != nil {
-				t.Fatal(err)
-			}
-			if p == bundle.ManifestPath && sig != nil {
-				if err := w.AddFile(bundle.SignatureMember, sig); err != nil {
-					t.Fatal(err)
-				}
-			}
+	return func(sig []byte) []byte { return writeOrdered(t, m, data, sig, stored) }, layers
+}
+
+// writeOrdered writes the members of m, data[path] each, in MemberOrder,
+// with sig (when not nil) right after manifest.yaml: stored the paths
+// stored says, the rest at the default level, as export writes them.
+func writeOrdered(t *testing.T, m bundle.Manifest, data map[string][]byte, sig []byte, stored map[string]bool) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := bundle.NewWriter(&buf, bundle.CompressionGzip, bundle.WithModTime(m.CreatedAt))
+	for _, p := range m.MemberOrder() {
+		level := bundle.LevelDefault
+		if stored[p] {
+			level = bundle.LevelStored
 		}
-		if err := w.Close(); err != nil {
+		if err := w.SetMemberLevel(level); err != nil {
 			t.Fatal(err)
 		}
-		return buf.Bytes()
-	}, layers
+		if err := w.AddFile(p, data[p]); err != nil {
+			t.Fatal(err)
+		}
+		if p == bundle.ManifestPath && sig != nil {
+			if err := w.AddFile(bundle.SignatureMember, sig); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // TestAttachSignatureKeepsStoredLayers: signing a bundle whose layers are

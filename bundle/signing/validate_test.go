@@ -348,28 +348,11 @@ func TestAttachSignature(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What refdoctor's writer makes, unsigned and signed, in MemberOrder.
-	write := func(sig []byte) []byte {
-		var buf bytes.Buffer
-		w := bundle.NewWriter(&buf, bundle.CompressionGzip, bundle.WithModTime(m.CreatedAt))
-		data := map[string][]byte{bundle.ManifestPath: yml}
-		for _, r := range rest {
-			data[r.name] = r.data
-		}
-		for _, p := range m.MemberOrder() {
-			if err := w.AddFile(p, data[p]); err != nil {
-				t.Fatal(err)
-			}
-			if p == bundle.ManifestPath && sig != nil {
-				if err := w.AddFile(bundle.SignatureMember, sig); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return buf.Bytes()
+	data := map[string][]byte{bundle.ManifestPath: yml}
+	for _, r := range rest {
+		data[r.name] = r.data
 	}
+	write := func(sig []byte) []byte { return writeOrdered(t, *m, data, sig, nil) }
 	sig, err := signing.SignManifest(yml, key)
 	if err != nil {
 		t.Fatal(err)
