@@ -44,6 +44,7 @@ type exportSource struct {
 	mu       sync.Mutex
 	damage   string // digest whose GET is damaged
 	truncate bool   // end the body half way instead of flipping a byte
+	stall    string // digest whose GET sends half its body, then waits for the client to go
 }
 
 func startExportSource(t *testing.T) *exportSource {
@@ -52,8 +53,26 @@ func startExportSource(t *testing.T) *exportSource {
 	s := &exportSource{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		damage, truncate := s.damage, s.truncate
+		damage, truncate, stall := s.damage, s.truncate, s.stall
 		s.mu.Unlock()
+
+		if stall != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+stall) {
+			rec := httptest.NewRecorder()
+			ola.ServeHTTP(rec, r)
+			body := rec.Body.Bytes()
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(body[:len(body)/2])
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+			case <-time.After(gateWait):
+			}
+			return
+		}
 		if damage == "" || r.Method != http.MethodGet || !strings.HasSuffix(r.URL.Path, "/blobs/"+damage) {
 			ola.ServeHTTP(w, r)
 			return
@@ -81,6 +100,12 @@ func startExportSource(t *testing.T) *exportSource {
 	s.cfg = config.Defaults()
 	s.cfg.SetHost(config.Registry{Host: s.host, PlainHTTP: true})
 	return s
+}
+
+func (s *exportSource) setStall(d string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stall = d
 }
 
 func (s *exportSource) setDamage(d string, truncate bool) {
@@ -240,6 +265,28 @@ func TestExportBytesDoNotDependOnReadAhead(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
 		t.Errorf("temporary or spill files left behind: %v", left)
+	}
+}
+
+// TestExportNamesTheBlobThatFailed: while the writer waits for a blob
+// whose download stalls, a blob downloaded ahead turns out damaged; the
+// export stops and says which blob was damaged and why, not that the
+// stalled download was canceled because of it.
+func TestExportNamesTheBlobThatFailed(t *testing.T) {
+	t.Parallel()
+	s := startExportSource(t)
+	blobs := slices.DeleteFunc(pushBigImage(t, s, bigLayerSizes), func(d string) bool { return d == digest.FromBytes(nil).String() })
+	first, last := blobs[0], blobs[len(blobs)-1]
+	s.setStall(first)
+	s.setDamage(last, false)
+	out := filepath.Join(t.TempDir(), "app.tgz")
+	// Every blob within reach of the read-ahead.
+	_, err := Export(context.Background(), s.env(), out, []string{s.host + "/bench/app:v1"}, ExportWithConcurrency(64))
+	if err == nil {
+		t.Fatal("export of a damaged blob succeeded")
+	}
+	if !strings.Contains(err.Error(), last) || !strings.Contains(err.Error(), "digest mismatch") || strings.Contains(err.Error(), "canceled") {
+		t.Errorf("error %q does not name the damaged blob %s and the digest mismatch (or blames the cancellation)", err, last)
 	}
 }
 

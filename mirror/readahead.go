@@ -491,7 +491,7 @@ func (sp *spool) WriteTo(w io.Writer) (int64, error) {
 				return total, err
 			}
 		case sp.done:
-			return total, sp.err
+			return total, sp.cause()
 		default:
 			if err := context.Cause(ra.ctx); err != nil {
 				return total, err
@@ -507,6 +507,18 @@ func (sp *spool) WriteTo(w io.Writer) (int64, error) {
 func (sp *spool) failure() error {
 	sp.ra.mu.Lock()
 	defer sp.ra.mu.Unlock()
+	return sp.cause()
+}
+
+// cause is the download's error; for a download stopped because another
+// one failed, that failure, which is what the operator must hear about
+// (not "context canceled" for an intact blob). Called with ra.mu held.
+func (sp *spool) cause() error {
+	if sp.err != nil && errors.Is(sp.err, context.Canceled) {
+		if c := context.Cause(sp.ra.ctx); c != nil && !errors.Is(c, context.Canceled) {
+			return c
+		}
+	}
 	return sp.err
 }
 
