@@ -2,6 +2,8 @@ package ui
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 
 	"charm.land/bubbles/v2/key"
@@ -22,9 +24,15 @@ type catalogPicker struct {
 	host   string
 	job    job[none, discovery.Catalog]
 	open   bool
-	cursor int
+	cursor int // in shown
 	offset int
 	w, h   int
+
+	// filter narrows the names to those holding it (any case); typing is
+	// true while it is typed; shown indexes the names in view.
+	filter string
+	typing bool
+	shown  []int
 }
 
 func newCatalogPicker(sh *shared, to screenID) *catalogPicker {
@@ -40,6 +48,7 @@ func (c *catalogPicker) listHeight() int { return max(1, c.h-4) }
 // show opens the picker on host's catalog, read anew.
 func (c *catalogPicker) show(host string) tea.Cmd {
 	c.open, c.host, c.cursor, c.offset = true, host, 0, 0
+	c.filter, c.typing, c.shown = "", false, nil
 	sh := c.sh
 	return c.job.start(sh, c.to, func(ctx context.Context, _ func(none)) (discovery.Catalog, error) {
 		return discovery.ListRepositories(ctx, host, sh.discoveryOpts()...)
@@ -48,8 +57,58 @@ func (c *catalogPicker) show(host string) tea.Cmd {
 
 // close closes the picker and stops its read.
 func (c *catalogPicker) close() {
-	c.open = false
+	c.open, c.typing = false, false
 	c.job.stop()
+}
+
+// capturing is true while the filter is typed: every key goes to it.
+func (c *catalogPicker) capturing() bool { return c.open && c.typing }
+
+// clearFilter drops the filter, reporting whether there was one (esc
+// clears the filter before it closes the picker).
+func (c *catalogPicker) clearFilter() bool {
+	had := c.filter != "" || c.typing
+	c.filter, c.typing = "", false
+	c.refilter()
+	return had
+}
+
+// refilter recomputes the names in view and keeps the cursor on them.
+func (c *catalogPicker) refilter() {
+	c.shown = c.shown[:0]
+	if c.job.res == nil {
+		return
+	}
+	want := strings.ToLower(c.filter)
+	for i, name := range c.job.res.Repositories {
+		if want == "" || strings.Contains(strings.ToLower(name), want) {
+			c.shown = append(c.shown, i)
+		}
+	}
+	c.cursor, c.offset = 0, 0
+}
+
+// typeKey edits the filter: enter keeps it, esc drops it, backspace
+// takes a character back.
+func (c *catalogPicker) typeKey(msg tea.KeyPressMsg) {
+	switch msg.String() {
+	case "enter":
+		c.typing = false
+		return
+	case "esc":
+		c.clearFilter()
+		return
+	case "backspace":
+		if r := []rune(c.filter); len(r) > 0 {
+			c.filter = string(r[:len(r)-1])
+		}
+	default:
+		if msg.Text == "" {
+			return
+		}
+		c.filter += msg.Text
+	}
+	c.refilter()
 }
 
 // update takes the catalog's result and the keys while open; it returns
@@ -58,13 +117,20 @@ func (c *catalogPicker) update(msg tea.Msg) (picked string, cmd tea.Cmd) {
 	switch msg := msg.(type) {
 	case doneMsg[discovery.Catalog]:
 		c.job.done(msg, false)
+		c.refilter()
 		return "", nil
 	case tea.KeyPressMsg:
 		if !c.open || c.job.res == nil {
 			return "", nil
 		}
-		k, n := c.sh.keys, len(c.job.res.Repositories)
+		if c.typing {
+			c.typeKey(msg)
+			return "", nil
+		}
+		k, n := c.sh.keys, len(c.shown)
 		switch {
+		case key.Matches(msg, k.Filter) && len(c.job.res.Repositories) > 0:
+			c.typing = true
 		case key.Matches(msg, k.Up):
 			c.move(-1)
 		case key.Matches(msg, k.Down):
@@ -80,7 +146,7 @@ func (c *catalogPicker) update(msg tea.Msg) (picked string, cmd tea.Cmd) {
 		case key.Matches(msg, k.Open):
 			if c.cursor < n {
 				c.open = false
-				return c.host + "/" + c.job.res.Repositories[c.cursor], nil
+				return c.host + "/" + c.job.res.Repositories[c.shown[c.cursor]], nil
 			}
 		}
 	}
@@ -88,7 +154,7 @@ func (c *catalogPicker) update(msg tea.Msg) (picked string, cmd tea.Cmd) {
 }
 
 func (c *catalogPicker) move(d int) {
-	n := len(c.job.res.Repositories)
+	n := len(c.shown)
 	if n == 0 {
 		return
 	}
@@ -112,8 +178,8 @@ func (c *catalogPicker) view() string {
 	var lines []string
 	pos := ""
 	n := len(cat.Repositories)
-	if n > c.listHeight() {
-		pos = st.Label.Render(position(c.cursor, n))
+	if len(c.shown) > c.listHeight() {
+		pos = st.Label.Render(position(c.cursor, len(c.shown)))
 	}
 	count := human.Count(n, "repository")
 	switch {
@@ -141,14 +207,24 @@ func (c *catalogPicker) view() string {
 		lines = append(lines, "", st.Label.Render("esc closes"))
 		return strings.Join(lines, "\n")
 	}
-	lines = append(lines, st.Label.Render(trunc("enter picks · ↑/↓ move · esc closes", c.w)))
-	end := min(n, c.offset+c.listHeight())
+	switch {
+	case c.typing:
+		lines = append(lines, trunc(st.Cursor.Render("/")+c.filter+"▏"+st.Label.Render(fmt.Sprintf("  %d of %d · enter keeps the filter · esc drops it", len(c.shown), n)), c.w))
+	case c.filter != "":
+		lines = append(lines, st.Label.Render(trunc(fmt.Sprintf("filter %q: %d of %d · enter picks · ↑/↓ move · / edits · esc clears", c.filter, len(c.shown), n), c.w)))
+	default:
+		lines = append(lines, st.Label.Render(trunc("enter picks · ↑/↓ move · / filters · esc closes", c.w)))
+	}
+	if len(c.shown) == 0 {
+		lines = append(lines, "", "  no repository holds "+strconv.Quote(c.filter))
+	}
+	end := min(len(c.shown), c.offset+c.listHeight())
 	for i := c.offset; i < end; i++ {
 		mark := "  "
 		if i == c.cursor {
 			mark = st.Cursor.Render("› ")
 		}
-		lines = append(lines, trunc(mark+cat.Repositories[i], c.w))
+		lines = append(lines, trunc(mark+cat.Repositories[c.shown[i]], c.w))
 	}
 	return strings.Join(lines, "\n")
 }
@@ -160,8 +236,11 @@ func (c *catalogPicker) help() bindings {
 	if c.job.res == nil || len(c.job.res.Repositories) == 0 {
 		return bindings{short: []key.Binding{k.Back}, full: [][]key.Binding{{k.Back}}}
 	}
+	if c.typing {
+		return bindings{short: []key.Binding{key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "keep filter")), k.ClearFilter}}
+	}
 	return bindings{
-		short: []key.Binding{k.Up, k.Down, k.Open, k.Back},
-		full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Open, k.Back}},
+		short: []key.Binding{k.Up, k.Down, k.Open, k.Filter, k.Back},
+		full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Open, k.Filter, k.Back}},
 	}
 }

@@ -137,8 +137,9 @@ func TestCopyDigestOnTagsAndReferrers(t *testing.T) {
 }
 
 // TestCatalogPicker: l lists the registry's repositories (docker-registry
-// gives its catalog; the copies in it are regctl's); enter on one lists
-// its tags, or on Referrers looks at the image's tag there.
+// gives its catalog; the copies in it are regctl's); / narrows the names
+// to those holding what is typed; enter on one lists its tags, or on
+// Referrers looks at the image's tag there.
 // docker-registry behind htpasswd refuses the catalog without a login:
 // the screen says so and what to do, and lists nothing.
 func TestCatalogPicker(t *testing.T) {
@@ -163,8 +164,21 @@ func TestCatalogPicker(t *testing.T) {
 	if !strings.Contains(v, "2 repositories · 1 request") || !strings.Contains(v, "› demo/app") || strings.Contains(v, "not every one") {
 		t.Errorf("the catalog is not docker-registry's two repositories, complete:\n%s", v)
 	}
-	h.keys("j")
-	h.waitFor("team/single selected", contains("› team/single"))
+	// / filters the names as they are typed (any case); esc drops the
+	// filter before it closes the picker.
+	h.keys("/", "S", "i", "n")
+	v = h.waitFor("the filtered catalog", contains("/Sin", "1 of 2", "› team/single"))
+	if strings.Contains(v, "demo/app") {
+		t.Errorf("the filter keeps demo/app:\n%s", v)
+	}
+	h.keys("esc")
+	h.waitFor("the filter dropped", contains("› demo/app", "team/single", "/ filters"))
+	h.keys("/", "x", "y", "z", "enter")
+	h.waitFor("no match", contains(`no repository holds "xyz"`, `filter "xyz": 0 of 2`))
+	h.keys("esc")
+	h.waitFor("the filter cleared, the picker open", contains("› demo/app", "/ filters"))
+	h.keys("/", "s", "i", "n", "g", "enter")
+	h.waitFor("the filter kept", contains(`filter "sing": 1 of 2`, "› team/single"))
 	h.keys("enter")
 	h.waitFor("team/single's tags", func(v string) bool { return idle(v) && strings.Contains(v, "team/single · 0 tags") })
 	h.keys("5")

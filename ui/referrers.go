@@ -106,7 +106,7 @@ func (r *referrersScreen) compareKey(msg tea.KeyPressMsg) tea.Cmd {
 	return r.cmp.pane.update(msg)
 }
 
-func (r *referrersScreen) capturing() bool { return false }
+func (r *referrersScreen) capturing() bool { return r.cat.capturing() }
 
 func (r *referrersScreen) activate() tea.Cmd {
 	if r.started {
@@ -322,7 +322,9 @@ func (r *referrersScreen) selectedDigest() string {
 // the discovery.
 func (r *referrersScreen) back() (bool, tea.Cmd) {
 	if r.cat.open {
-		r.cat.close()
+		if !r.cat.clearFilter() {
+			r.cat.close()
+		}
 		return true, nil
 	}
 	if r.comparing {

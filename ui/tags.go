@@ -84,7 +84,7 @@ func (t *tagsScreen) SetSize(w, h int) {
 	t.renderOpen()
 }
 
-func (t *tagsScreen) capturing() bool { return t.editing }
+func (t *tagsScreen) capturing() bool { return t.editing || t.cat.capturing() }
 
 func (t *tagsScreen) activate() tea.Cmd {
 	if t.started {
@@ -404,7 +404,9 @@ func (t *tagsScreen) host() string {
 
 func (t *tagsScreen) back() (bool, tea.Cmd) {
 	if t.cat.open {
-		t.cat.close()
+		if !t.cat.clearFilter() {
+			t.cat.close()
+		}
 		return true, nil
 	}
 	if t.open >= 0 {
