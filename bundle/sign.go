@@ -14,6 +14,7 @@ import (
 	"strconv"
 
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/atomicfile"
 )
 
 // ErrAlreadySigned refuses to replace a bundle's signature unless asked
@@ -341,24 +342,5 @@ func copyFrom(ctx context.Context, file string, fi os.FileInfo, offset int64, ou
 // data, never part of it. The file is mode 0644, as export writes its
 // sidecars.
 func WriteFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-"+strconv.Itoa(os.Getpid())+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.WriteBytes(path, 0o644, data)
 }

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/refdoctor/refdoctor/internal/atomicfile"
 )
 
 // The [[registry]] keys that SaveRegistries writes; every other key of an
@@ -249,32 +251,8 @@ func SaveRegistries(path string, regs []Registry) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save config: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".config-*.toml")
-	if err != nil {
+	if err := atomicfile.WriteBytes(path, mode, edited); err != nil {
 		return fmt.Errorf("save config: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(edited); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("save config: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync/atomic"
 
 	"github.com/regclient/regclient/scheme"
 
@@ -49,12 +48,8 @@ func ListRepositories(ctx context.Context, host string, opts ...Opt) (Catalog, e
 	if err != nil {
 		return Catalog{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	ctx, stop := registry.StopWhenThrottled(ctx)
-	defer stop()
-	var requests atomic.Int64
-	ctx = counted(ctx, &requests)
+	ctx, requests, end := o.bounded(ctx)
+	defer end()
 	out := Catalog{Registry: host, Repositories: []string{}, Findings: []finding.Finding{}}
 	done := func() (Catalog, error) {
 		out.Requests = int(requests.Load())

@@ -419,6 +419,16 @@ func counted(ctx context.Context, n *atomic.Int64) context.Context {
 	return registry.WithWatcher(ctx, func(registry.Exchange) { n.Add(1) })
 }
 
+// bounded is ctx for one listing: the timeout, a stop at the first 429
+// whose wait does not fit in it, and a count of the requests it sends.
+// end releases it.
+func (o *options) bounded(ctx context.Context) (context.Context, *atomic.Int64, func()) {
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	ctx, stop := registry.StopWhenThrottled(ctx)
+	requests := new(atomic.Int64)
+	return counted(ctx, requests), requests, func() { stop(); cancel() }
+}
+
 func (e *engine) discoverOne(ctx context.Context, input string, r ref.Ref) Result {
 	e.emit(Event{Kind: EventSubjectStarted, Reference: input})
 	ctx, cancel := context.WithTimeout(ctx, e.o.timeout)

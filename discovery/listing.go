@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/regclient/regclient/types/ref"
 	"golang.org/x/sync/errgroup"
@@ -94,12 +93,8 @@ func ListTags(ctx context.Context, repository string, opts ...Opt) (TagListing, 
 		return TagListing{}, err
 	}
 	c := eng.client
-	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
-	ctx, stop := registry.StopWhenThrottled(ctx)
-	defer stop()
-	var requests atomic.Int64
-	ctx = counted(ctx, &requests)
+	ctx, requests, end := o.bounded(ctx)
+	defer end()
 	out := TagListing{Repository: repo.CommonName(), Subjects: []TagSubject{}, Findings: []finding.Finding{}}
 	listing := listTags(ctx, c, repo)
 	if !listing.ok() {

@@ -57,14 +57,7 @@ func startExportSource(t *testing.T) *exportSource {
 		s.mu.Unlock()
 
 		if stall != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+stall) {
-			rec := httptest.NewRecorder()
-			ola.ServeHTTP(rec, r)
-			body := rec.Body.Bytes()
-			for k, v := range rec.Header() {
-				w.Header()[k] = v
-			}
-			w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-			w.WriteHeader(rec.Code)
+			body := serveHeaders(ola, w, r)
 			_, _ = w.Write(body[:len(body)/2])
 			w.(http.Flusher).Flush()
 			select {
@@ -77,14 +70,7 @@ func startExportSource(t *testing.T) *exportSource {
 			ola.ServeHTTP(w, r)
 			return
 		}
-		rec := httptest.NewRecorder()
-		ola.ServeHTTP(rec, r)
-		body := rec.Body.Bytes()
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
-		w.WriteHeader(rec.Code)
+		body := serveHeaders(ola, w, r)
 		if truncate {
 			// The connection ends after half of the announced body.
 			_, _ = w.Write(body[:len(body)/2])
@@ -100,6 +86,20 @@ func startExportSource(t *testing.T) *exportSource {
 	s.cfg = config.Defaults()
 	s.cfg.SetHost(config.Registry{Host: s.host, PlainHTTP: true})
 	return s
+}
+
+// serveHeaders has olareg answer r and sends its status and headers, the
+// whole body's length announced; the caller sends the body, or part of it.
+func serveHeaders(ola http.Handler, w http.ResponseWriter, r *http.Request) []byte {
+	rec := httptest.NewRecorder()
+	ola.ServeHTTP(rec, r)
+	body := rec.Body.Bytes()
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.WriteHeader(rec.Code)
+	return body
 }
 
 func (s *exportSource) setStall(d string) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/refdoctor/refdoctor/config"
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/internal/atomicfile"
 )
 
 // Cache is refdoctor's capability cache: one file of conclusive verdicts
@@ -325,23 +326,13 @@ func (c *Cache) write(f cacheFile) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(c.path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(c.path), 0o700); err != nil {
 		return fmt.Errorf("capability cache: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".capabilities-*.json")
-	if err != nil {
+	if err := atomicfile.WriteBytes(c.path, 0o600, data); err != nil {
 		return fmt.Errorf("capability cache: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("capability cache: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("capability cache: %w", err)
-	}
-	return os.Rename(tmp.Name(), c.path)
+	return nil
 }
 
 // result rebuilds a probe result from a stored verdict, with a finding

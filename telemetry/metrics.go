@@ -6,13 +6,14 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/refdoctor/refdoctor/internal/atomicfile"
 )
 
 // Metric names are a contract: dashboards, alerts and the runbook grep for
@@ -142,42 +143,14 @@ func (m *Metrics) WriteText(w io.Writer) error {
 // same directory so the rename stays on one file system, and starts with a
 // dot and lacks the .prom suffix so textfile collectors ignore it.
 // A nil Metrics writes nothing.
-func (m *Metrics) WriteFile(path string) (err error) {
+func (m *Metrics) WriteFile(path string) error {
 	if m == nil {
 		return nil
 	}
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write metrics file %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err := m.WriteText(tmp); err != nil {
-		return fmt.Errorf("write metrics file %s: %w", path, err)
-	}
-	// Sync before rename: otherwise a crash can leave the new name pointing
-	// at an empty file on some file systems.
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write metrics file %s: %w", path, err)
-	}
-	// CreateTemp makes 0600; metrics hold no secrets and are read by other
-	// users' collectors.
-	if err := tmp.Chmod(metricsFileMode); err != nil {
-		return fmt.Errorf("write metrics file %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write metrics file %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write metrics file %s: %w", path, err)
+	// metricsFileMode, not 0600: metrics hold no secrets and are read by
+	// other users' collectors.
+	if err := atomicfile.Write(path, metricsFileMode, m.WriteText); err != nil {
+		return fmt.Errorf("metrics file: %w", err)
 	}
 	return nil
 }

@@ -5,10 +5,9 @@ package jsondoc
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+
+	"github.com/refdoctor/refdoctor/internal/atomicfile"
 )
 
 // Encode writes v as one indented JSON document.
@@ -22,25 +21,5 @@ func Encode(w io.Writer, v any) error {
 // folder, synced and renamed), mode 0600: a document may name internal
 // hosts and repositories.
 func WriteFile(path string, v any) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".refdoctor-*.json")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := Encode(tmp, v); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, 0o600, func(w io.Writer) error { return Encode(w, v) })
 }
