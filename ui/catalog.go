@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"charm.land/bubbles/v2/key"
+	"charm.land/bubbles/v2/textinput"
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refdoctor/refdoctor/discovery"
@@ -28,18 +29,29 @@ type catalogPicker struct {
 	offset int
 	w, h   int
 
-	// filter narrows the names to those holding it (any case); typing is
-	// true while it is typed; shown indexes the names in view.
-	filter string
+	// filter narrows the names to those holding its text (any case), as
+	// the Tags screen's filter does; typing is true while it is typed;
+	// shown indexes the names in view.
+	filter textinput.Model
 	typing bool
 	shown  []int
 }
 
 func newCatalogPicker(sh *shared, to screenID) *catalogPicker {
-	return &catalogPicker{sh: sh, to: to}
+	c := &catalogPicker{sh: sh, to: to, filter: textinput.New()}
+	c.filter.Prompt = "/"
+	c.filter.Placeholder = "part of a repository name"
+	c.filter.SetStyles(sh.st.Input)
+	return c
 }
 
-func (c *catalogPicker) setSize(w, h int) { c.w, c.h = w, h }
+// restyle follows a change of styles.
+func (c *catalogPicker) restyle() { c.filter.SetStyles(c.sh.st.Input) }
+
+func (c *catalogPicker) setSize(w, h int) {
+	c.w, c.h = w, h
+	c.filter.SetWidth(min(32, max(10, w-50)))
+}
 
 // listHeight is the rows of names in view (the view has a heading, a hint
 // and possibly a finding line above them).
@@ -48,7 +60,9 @@ func (c *catalogPicker) listHeight() int { return max(1, c.h-4) }
 // show opens the picker on host's catalog, read anew.
 func (c *catalogPicker) show(host string) tea.Cmd {
 	c.open, c.host, c.cursor, c.offset = true, host, 0, 0
-	c.filter, c.typing, c.shown = "", false, nil
+	c.typing, c.shown = false, nil
+	c.filter.SetValue("")
+	c.filter.Blur()
 	sh := c.sh
 	return c.job.start(sh, c.to, func(ctx context.Context, _ func(none)) (discovery.Catalog, error) {
 		return discovery.ListRepositories(ctx, host, sh.discoveryOpts()...)
@@ -67,8 +81,10 @@ func (c *catalogPicker) capturing() bool { return c.open && c.typing }
 // clearFilter drops the filter, reporting whether there was one (esc
 // clears the filter before it closes the picker).
 func (c *catalogPicker) clearFilter() bool {
-	had := c.filter != "" || c.typing
-	c.filter, c.typing = "", false
+	had := c.filter.Value() != "" || c.typing
+	c.typing = false
+	c.filter.SetValue("")
+	c.filter.Blur()
 	c.refilter()
 	return had
 }
@@ -79,7 +95,7 @@ func (c *catalogPicker) refilter() {
 	if c.job.res == nil {
 		return
 	}
-	want := strings.ToLower(c.filter)
+	want := strings.ToLower(strings.TrimSpace(c.filter.Value()))
 	for i, name := range c.job.res.Repositories {
 		if want == "" || strings.Contains(strings.ToLower(name), want) {
 			c.shown = append(c.shown, i)
@@ -88,27 +104,22 @@ func (c *catalogPicker) refilter() {
 	c.cursor, c.offset = 0, 0
 }
 
-// typeKey edits the filter: enter keeps it, esc drops it, backspace
-// takes a character back.
-func (c *catalogPicker) typeKey(msg tea.KeyPressMsg) {
+// typeKey edits the filter: enter keeps it, esc drops it; the rest is
+// the text input's.
+func (c *catalogPicker) typeKey(msg tea.KeyPressMsg) tea.Cmd {
 	switch msg.String() {
 	case "enter":
 		c.typing = false
-		return
+		c.filter.Blur()
+		return nil
 	case "esc":
 		c.clearFilter()
-		return
-	case "backspace":
-		if r := []rune(c.filter); len(r) > 0 {
-			c.filter = string(r[:len(r)-1])
-		}
-	default:
-		if msg.Text == "" {
-			return
-		}
-		c.filter += msg.Text
+		return nil
 	}
+	var cmd tea.Cmd
+	c.filter, cmd = c.filter.Update(msg)
 	c.refilter()
+	return cmd
 }
 
 // update takes the catalog's result and the keys while open; it returns
@@ -124,13 +135,13 @@ func (c *catalogPicker) update(msg tea.Msg) (picked string, cmd tea.Cmd) {
 			return "", nil
 		}
 		if c.typing {
-			c.typeKey(msg)
-			return "", nil
+			return "", c.typeKey(msg)
 		}
 		k, n := c.sh.keys, len(c.shown)
 		switch {
 		case key.Matches(msg, k.Filter) && len(c.job.res.Repositories) > 0:
 			c.typing = true
+			return "", c.filter.Focus()
 		case key.Matches(msg, k.Up):
 			c.move(-1)
 		case key.Matches(msg, k.Down):
@@ -209,14 +220,14 @@ func (c *catalogPicker) view() string {
 	}
 	switch {
 	case c.typing:
-		lines = append(lines, trunc(st.Cursor.Render("/")+c.filter+"▏"+st.Label.Render(fmt.Sprintf("  %d of %d · enter keeps the filter · esc drops it", len(c.shown), n)), c.w))
-	case c.filter != "":
-		lines = append(lines, st.Label.Render(trunc(fmt.Sprintf("filter %q: %d of %d · enter picks · ↑/↓ move · / edits · esc clears", c.filter, len(c.shown), n), c.w)))
+		lines = append(lines, trunc(c.filter.View()+st.Label.Render(fmt.Sprintf("  %d of %d · enter keeps the filter · esc drops it", len(c.shown), n)), c.w))
+	case c.filter.Value() != "":
+		lines = append(lines, st.Label.Render(trunc(fmt.Sprintf("filter %q: %d of %d · enter picks · ↑/↓ move · / edits · esc clears", c.filter.Value(), len(c.shown), n), c.w)))
 	default:
 		lines = append(lines, st.Label.Render(trunc("enter picks · ↑/↓ move · / filters · esc closes", c.w)))
 	}
 	if len(c.shown) == 0 {
-		lines = append(lines, "", "  no repository holds "+strconv.Quote(c.filter))
+		lines = append(lines, "", "  no repository holds "+strconv.Quote(c.filter.Value()))
 	}
 	end := min(len(c.shown), c.offset+c.listHeight())
 	for i := c.offset; i < end; i++ {

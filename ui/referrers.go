@@ -193,6 +193,7 @@ func (r *referrersScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		}
 		r.refresh()
 	case styleChangedMsg:
+		r.cat.restyle()
 		r.refresh()
 		r.cmp.refresh()
 	case tea.KeyPressMsg:

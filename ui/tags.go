@@ -129,6 +129,7 @@ func (t *tagsScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		t.repo, t.started, t.res, t.open = t.sh.opts.Repository, false, nil, -1
 		t.flatten()
 	case styleChangedMsg:
+		t.cat.restyle()
 		t.filter.SetStyles(t.sh.st.Input)
 	case tea.MouseWheelMsg:
 		if t.open >= 0 {
