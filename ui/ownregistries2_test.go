@@ -19,11 +19,13 @@ func otherPathLab(t *testing.T) (l *lab.Lab, a, b lab.Registry) {
 	l = ownLab(t, lab.Spec{Name: "a", Profile: lab.ProfileOCI11}, lab.Spec{Name: "b", Profile: lab.ProfileOCI11, NoSeed: true})
 	a, _ = l.Get("a")
 	b, _ = l.Get("b")
+	// One request at a time: olareg loses referrers pushed side by side
+	// (see RegctlOneRequestAtATime), and b must hold all of a's.
 	dir := t.TempDir()
-	hosts := []string{"--host", "reg=" + a.Host + ",tls=disabled", "--host", "reg=" + b.Host + ",tls=disabled"}
-	labtest.RunTool(t, dir, "regctl", append(hosts, "image", "copy", "--referrers", a.Host+"/demo/app:v1", b.Host+"/mirror/app:v1")...)
+	hosts := []string{a.Host, b.Host}
+	labtest.RegctlOneRequestAtATime(t, dir, hosts, "image", "copy", "--referrers", a.Host+"/demo/app:v1", b.Host+"/mirror/app:v1")
 	for _, tag := range l.Seed.CosignTags {
-		labtest.RunTool(t, dir, "regctl", append(hosts, "image", "copy", a.Host+"/demo/app:"+tag, b.Host+"/mirror/app:"+tag)...)
+		labtest.RunTool(t, dir, "regctl", "image", "copy", a.Host+"/demo/app:"+tag, b.Host+"/mirror/app:"+tag)
 	}
 	return l, a, b
 }
