@@ -369,20 +369,18 @@ func copyText(text, said string) tea.Cmd {
 }
 
 // copyFix copies the selected fix: the command in it where it holds one,
-// else its text. The status line names what was copied, shortened in the
-// middle to its width (both ends of a command tell); the clipboard gets
+// else its text. The status line names what was copied, shortened to its
+// width (a command keeps both ends, which tell most); the clipboard gets
 // all of it.
 func (m *model) copyFix(f fixer) tea.Cmd {
 	fix, why := f.selectedFix()
 	if fix == "" {
 		return flash(why)
 	}
-	said := "copied fix: "
-	text := fix
 	if cmd := commandIn(fix); cmd != "" {
-		said, text = "copied command: ", cmd
+		return copyText(cmd, "copied command: "+shortCommand(cmd, max(20, m.width-len("copied command: "))))
 	}
-	return copyText(text, said+truncMiddle(text, max(20, m.width-ansi.StringWidth(said))))
+	return copyText(fix, "copied fix: "+trunc(fix, max(20, m.width-len("copied fix: "))))
 }
 
 // click switches tabs from the tab bar and hands clicks in the body to

@@ -62,6 +62,9 @@ func (c *compareView) setSize(w, h int) {
 	c.w, c.h = w, h
 	c.pane.setSize(w, max(1, h-1-compareDetailHeight))
 	c.refresh()
+	if c.sel < len(c.rowAt) {
+		c.pane.show(c.rowAt[c.sel], c.rowAt[c.sel])
+	}
 }
 
 // start compares the session's source and image.

@@ -1,6 +1,10 @@
 package ui
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/charmbracelet/x/ansi"
+)
 
 // fixTools are the programs whose command lines fixes hold.
 var fixTools = map[string]bool{
@@ -74,4 +78,36 @@ func commandLine(text string) string {
 func isCommand(s string) bool {
 	f := strings.Fields(s)
 	return len(f) >= 2 && fixTools[f[0]]
+}
+
+// shortCommand fits a command line into w cells for the status line: it
+// keeps whole words from both ends (the program and what it does, then
+// the destination) and drops the middle for "…", never cutting an
+// address in two.
+func shortCommand(cmd string, w int) string {
+	if ansi.StringWidth(cmd) <= w {
+		return cmd
+	}
+	fields := strings.Fields(cmd)
+	i, j := 0, len(fields) // the head is fields[:i], the tail fields[j:]
+	fits := func(i, j int) bool {
+		return ansi.StringWidth(strings.Join(fields[:i], " ")+" … "+strings.Join(fields[j:], " ")) <= w
+	}
+grow:
+	for i < j {
+		switch {
+		case i <= len(fields)-j && fits(i+1, j):
+			i++
+		case fits(i, j-1):
+			j--
+		case fits(i+1, j):
+			i++
+		default:
+			break grow // neither end takes another word
+		}
+	}
+	if i == 0 || j == len(fields) {
+		return truncMiddle(cmd, w)
+	}
+	return strings.Join(fields[:i], " ") + " … " + strings.Join(fields[j:], " ")
 }

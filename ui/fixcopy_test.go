@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/refdoctor/refdoctor/finding"
 )
@@ -61,7 +62,7 @@ func TestCopyFixInTheComparison(t *testing.T) {
 			// lacks; its fix holds the copy command.
 			h.keys("j", "c")
 			v = h.waitFor("the copy named", func(v string) bool {
-				return strings.HasPrefix(statusOf(v), "copied command: regctl image copy --ref")
+				return strings.HasPrefix(statusOf(v), "copied command: regctl image copy ")
 			})
 			if !strings.Contains(v, "2/7") || !strings.Contains(v, "ReferrerMissingAtMirror") {
 				t.Errorf("c was not pressed on the missing signature:\n%s", v)
@@ -71,8 +72,8 @@ func TestCopyFixInTheComparison(t *testing.T) {
 			switch {
 			case sz.w >= 120 && !strings.HasPrefix(status, "copied command: "+missing):
 				t.Errorf("the status line does not name the whole command %q: %q", missing, status)
-			case sz.w < 120 && !strings.Contains(status, "…"):
-				t.Errorf("the status line is not shortened at %d columns: %q", sz.w, status)
+			case sz.w < 120 && (!strings.Contains(status, " … ") || !strings.HasSuffix(status, " "+ml.mirror)):
+				t.Errorf("the status line is not shortened to both ends at %d columns: %q", sz.w, status)
 			}
 			checkFrame(t, normalize(v, ml.lab, h.dir), sz.w, sz.h)
 
@@ -95,7 +96,7 @@ func TestCopyFixInTheComparison(t *testing.T) {
 			}
 			h.keys("c")
 			h.waitFor("the clicked row's fix named", func(v string) bool {
-				return strings.HasPrefix(statusOf(v), "copied command: regctl image copy --dig")
+				return strings.HasPrefix(statusOf(v), "copied command: regctl image copy ") && strings.Contains(v, "4/7")
 			})
 			n2 := h.waitForCopy("the clicked row's fix", cosign)
 			if n2 != n+1 {
@@ -154,6 +155,11 @@ func TestCopyFixOnTheReferrersScreen(t *testing.T) {
 			// Seven referrers, then the finding.
 			h.keys("j", "j", "j", "j", "j", "j", "j")
 			v = h.waitFor("the finding selected", contains("finding 1/1", "› info  ReferrersOnPlatforms"))
+			// On a finding, c leads the key hints (enter and y are for
+			// referrers).
+			if f := footerOf(v); !strings.HasPrefix(f, "c copy fix • ") {
+				t.Errorf("the key hints on a finding do not start with c: %q", f)
+			}
 			h.keys("j")
 			if v := h.view(); !strings.Contains(v, "finding 1/1") {
 				t.Errorf("the cursor went past the last finding:\n%s", v)
@@ -165,6 +171,12 @@ func TestCopyFixOnTheReferrersScreen(t *testing.T) {
 				t.Errorf("the status line does not name the fix: %q", statusOf(v))
 			}
 			h.waitForCopy("the finding's fix", fix)
+			// At another size the selected finding stays in view.
+			h.tm.Send(tea.WindowSizeMsg{Width: 80, Height: 20})
+			h.waitFor("the finding at 80x20", func(v string) bool {
+				return strings.Count(v, "\n") == 19 && strings.Contains(v, "› info  ReferrersOnPlatforms")
+			})
+			h.tm.Send(tea.WindowSizeMsg{Width: sz.w, Height: sz.h})
 			// Back up to the referrers: the tree's position again.
 			h.keys("k")
 			h.waitFor("the last referrer", contains("7/7"))
@@ -192,6 +204,33 @@ func TestCommandIn(t *testing.T) {
 	for _, tc := range cases {
 		if got := commandIn(tc.fix); got != tc.want {
 			t.Errorf("commandIn(%q) = %q, want %q", tc.fix, got, tc.want)
+		}
+	}
+}
+
+// TestShortCommand: the status line's command keeps whole words from both
+// ends, fits the width, and is the command itself when it fits.
+func TestShortCommand(t *testing.T) {
+	cmd := "regctl image copy --referrers 127.0.0.1:34707/demo/app:v1 127.0.0.1:34707/team/app:v1"
+	if got := shortCommand(cmd, len(cmd)); got != cmd {
+		t.Errorf("a command that fits was shortened: %q", got)
+	}
+	words := map[string]bool{}
+	for _, f := range strings.Fields(cmd) {
+		words[f] = true
+	}
+	for _, w := range []int{40, 52, 64, 80} {
+		got := shortCommand(cmd, w)
+		if ansi.StringWidth(got) > w {
+			t.Errorf("width %d: %q is %d wide", w, got, ansi.StringWidth(got))
+		}
+		if !strings.HasPrefix(got, "regctl ") || !strings.HasSuffix(got, " 127.0.0.1:34707/team/app:v1") || !strings.Contains(got, " … ") {
+			t.Errorf("width %d: %q does not keep both ends", w, got)
+		}
+		for _, f := range strings.Fields(got) {
+			if f != "…" && !words[f] {
+				t.Errorf("width %d: %q cuts the word %q", w, got, f)
+			}
 		}
 	}
 }

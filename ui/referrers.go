@@ -76,6 +76,10 @@ func (r *referrersScreen) SetSize(w, h int) {
 	r.cmp.setSize(w, h)
 	r.cat.setSize(w, h)
 	r.refresh()
+	if r.open < 0 {
+		// What was selected stays in view at the new size.
+		r.follow()
+	}
 }
 
 // compare shows the comparison with the source, starting it unless it
@@ -420,19 +424,29 @@ func (r *referrersScreen) help() bindings {
 	if r.open >= 0 {
 		return bindings{short: []key.Binding{k.PageDown, k.PageUp, k.Back}, full: [][]key.Binding{{k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Back}}}
 	}
-	// c shows where there are findings to copy a fix from; [ and ] share
-	// one entry so that l still fits at 120 columns.
-	short := []key.Binding{k.OpenReferrer}
-	if r.sh.opts.Source != "" {
-		short = append(short, k.CompareSource)
-	}
-	short = append(short, k.CopyDigest)
-	if len(r.findings) > 0 {
-		short = append(short, k.CopyFix)
+	// c shows where there are findings to copy a fix from, first while
+	// one is selected (enter and y are for referrers); [ and ] share one
+	// entry so that l still fits at 120 columns.
+	source := r.sh.opts.Source != ""
+	var short []key.Binding
+	if r.sel >= len(r.rows) && len(r.findings) > 0 {
+		short = []key.Binding{k.CopyFix}
+		if source {
+			short = append(short, k.CompareSource)
+		}
+	} else {
+		short = []key.Binding{k.OpenReferrer}
+		if source {
+			short = append(short, k.CompareSource)
+		}
+		short = append(short, k.CopyDigest)
+		if len(r.findings) > 0 {
+			short = append(short, k.CopyFix)
+		}
 	}
 	short = append(short, k.PickRegistry, k.Repositories, k.Reload, k.SaveJSON)
 	keys := []key.Binding{k.CopyDigest, k.CopyFix, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON, k.Back}
-	if r.sh.opts.Source != "" {
+	if source {
 		keys = append([]key.Binding{k.CompareSource}, keys...)
 	}
 	return bindings{
