@@ -1207,10 +1207,12 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 				Message: "oci-layout is not a valid OCI layout file"})
 		}
 	case name == IndexPath:
-		if _, hasManifests, ok := scanOCIDocument(data, nil); !ok || !hasManifests {
+		_, hasManifests, ok := scanOCIDocument(data, nil)
+		if !ok || !hasManifests {
 			v.derive(s, Problem{Code: finding.MalformedLayout, Path: name, Message: "index.json is not an OCI image index"})
 			return
 		}
+		v.checkReading(name, data, s, true)
 		first := !v.indexSeen
 		if first {
 			v.indexSeen, v.indexSrc, v.index = true, s, map[[32]byte]struct{}{}
@@ -1230,6 +1232,7 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 				Message: "referrer is not an OCI image manifest or index"})
 			return
 		}
+		v.checkReading(name, data, s, true)
 		switch {
 		case d.Subject == nil:
 			v.derive(s, Problem{Code: finding.SubjectMismatch, Path: name, Expected: subject,
@@ -1251,11 +1254,38 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 			}
 		}
 	case strings.HasPrefix(name, BlobsDir):
-		if _, _, ok := scanOCIDocument(data, nil); ok {
+		_, _, ok := scanOCIDocument(data, nil)
+		v.checkReading(name, data, s, ok)
+		if ok {
 			v.addRefs(s, data)
 			v.document(name, data)
 		}
 	}
+}
+
+// checkReading reports a document that JSON readers could read
+// differently (jsonread.go): a manifest or index Go's decoder read (parsed)
+// with a key twice, a key in another case, a manifest that is also an
+// index; or one other readers take for a manifest and Go's refuses. The
+// member is flawed then: import pushes nothing that depends on it.
+func (v *validator) checkReading(name string, data []byte, s source, parsed bool) {
+	rd := readDocument(data)
+	if !parsed && !rd.looksOCI {
+		return // an image config, an SBOM: content nobody reads as a manifest
+	}
+	why := rd.why
+	if why == "" && !parsed {
+		var d OCIDocument
+		err := json.Unmarshal(data, &d)
+		if err == nil {
+			err = fmt.Errorf("it does not read as one")
+		}
+		why = fmt.Sprintf("other readers take it for an OCI manifest or index (schemaVersion 2 and a manifest mediaType or shape), but Go's JSON decoder refuses it (%v), so what it references was not checked", err)
+	}
+	if why == "" {
+		return
+	}
+	v.derive(s, Problem{Code: finding.AmbiguousDocument, Path: name, Message: why})
 }
 
 func (v *validator) checkReferrerMeta(name string, s source, md docMeta) {
