@@ -305,6 +305,25 @@ func (r *jsonReader) enter() bool {
 	return true
 }
 
+// next reads what follows a member of an array or object: a comma (true:
+// another member follows) or the closing byte (false, and so for anything
+// else, which sets bad).
+func (r *jsonReader) next(closing byte) bool {
+	r.skipBlank()
+	switch {
+	case r.pos >= len(r.data):
+		r.bad = true
+	case r.data[r.pos] == ',':
+		r.pos++
+		return true
+	case r.data[r.pos] == closing:
+		r.pos++
+	default:
+		r.bad = true
+	}
+	return false
+}
+
 func (r *jsonReader) array(kind objectKind) {
 	r.pos++ // [
 	if !r.enter() {
@@ -323,19 +342,7 @@ func (r *jsonReader) array(kind objectKind) {
 		if r.bad {
 			return
 		}
-		r.skipBlank()
-		if r.pos >= len(r.data) {
-			r.bad = true
-			return
-		}
-		switch r.data[r.pos] {
-		case ',':
-			r.pos++
-		case ']':
-			r.pos++
-			return
-		default:
-			r.bad = true
+		if !r.next(']') {
 			return
 		}
 	}
@@ -416,20 +423,8 @@ func (r *jsonReader) object(kind objectKind) {
 		if kind == kindDocument && level == 0 {
 			r.topField(field, raw)
 		}
-		r.skipBlank()
-		if r.pos >= len(r.data) {
-			r.bad = true
-			return
-		}
-		switch r.data[r.pos] {
-		case ',':
-			r.pos++
-		case '}':
-			r.pos++
+		if !r.next('}') {
 			r.checkRepeats(level)
-			return
-		default:
-			r.bad = true
 			return
 		}
 	}

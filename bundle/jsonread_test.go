@@ -61,28 +61,6 @@ func TestReadDocument(t *testing.T) {
 	}
 }
 
-// BenchmarkReadDocument: an index of 20,000 descriptors (about 4 MiB,
-// the most a held document can be) is read key by key once per member.
-func BenchmarkReadDocument(b *testing.B) {
-	var doc strings.Builder
-	doc.WriteString(`{"schemaVersion":2,"mediaType":"` + mediaTypeOCIIndex + `","manifests":[`)
-	for i := range 20000 {
-		if i > 0 {
-			doc.WriteByte(',')
-		}
-		fmt.Fprintf(&doc, `{"mediaType":"%s","digest":"sha256:%064x","size":%d,"platform":{"architecture":"amd64","os":"linux"},"annotations":{"org.opencontainers.image.ref.name":"v%d"}}`,
-			mediaTypeOCIManifest, i, i, i)
-	}
-	doc.WriteString(`]}`)
-	data := []byte(doc.String())
-	b.SetBytes(int64(len(data)))
-	for b.Loop() {
-		if r := readDocument(data); r.why != "" || !r.looksOCI {
-			b.Fatal(r.why)
-		}
-	}
-}
-
 // FuzzReadDocument: any bytes are read without a panic or a hang; only an
 // object is a document; whatever Go's decoder reads as an OCI manifest or
 // index, the key-by-key reading sees as one too.
@@ -101,7 +79,11 @@ func FuzzReadDocument(f *testing.F) {
 	})
 }
 
-func BenchmarkReadDocumentVsScan(b *testing.B) {
+// BenchmarkReadDocument: an index of 20,000 descriptors (about 4 MiB,
+// the most a held document can be) read key by key, beside the scan that
+// checks its references (which validation runs on it anyway): the key by
+// key reading must not be what a large index costs.
+func BenchmarkReadDocument(b *testing.B) {
 	var doc strings.Builder
 	doc.WriteString(`{"schemaVersion":2,"mediaType":"` + mediaTypeOCIIndex + `","manifests":[`)
 	for i := range 20000 {
@@ -122,7 +104,9 @@ func BenchmarkReadDocumentVsScan(b *testing.B) {
 	b.Run("readDocument", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
-			readDocument(data)
+			if r := readDocument(data); r.why != "" || !r.looksOCI {
+				b.Fatal(r.why)
+			}
 		}
 	})
 }
