@@ -34,6 +34,32 @@ import (
 //     2 and a manifest mediaType or shape) that Go's decoder refuses, such
 //     as a size written 1e3: validation could not check what it references.
 
+// DocumentAmbiguity says how JSON readers could read data, a manifest or
+// index, differently (see above), or "" when they cannot or data is not
+// one: an image config or an SBOM is content, not judged here.
+func DocumentAmbiguity(data []byte) string {
+	_, _, parsed := scanOCIDocument(data, nil)
+	return ambiguity(data, parsed)
+}
+
+// ambiguity is DocumentAmbiguity for a document Go's decoder read as a
+// manifest or index (parsed) or not.
+func ambiguity(data []byte, parsed bool) string {
+	rd := readDocument(data)
+	switch {
+	case !parsed && !rd.looksOCI:
+		return ""
+	case rd.why == "" && !parsed:
+		var d OCIDocument
+		err := json.Unmarshal(data, &d)
+		if err == nil {
+			err = fmt.Errorf("it does not read as one")
+		}
+		return fmt.Sprintf("other readers take it for an OCI manifest or index (schemaVersion 2 and a manifest mediaType or shape), but Go's JSON decoder refuses it (%v), so what it references was not checked", err)
+	}
+	return rd.why
+}
+
 // The fields of the image spec's structs, by the object they are in; Go's
 // decoder reads these names in any case.
 var (

@@ -1264,28 +1264,12 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 }
 
 // checkReading reports a document that JSON readers could read
-// differently (jsonread.go): a manifest or index Go's decoder read (parsed)
-// with a key twice, a key in another case, a manifest that is also an
-// index; or one other readers take for a manifest and Go's refuses. The
-// member is flawed then: import pushes nothing that depends on it.
+// differently (DocumentAmbiguity). The member is flawed then: import
+// pushes nothing that depends on it.
 func (v *validator) checkReading(name string, data []byte, s source, parsed bool) {
-	rd := readDocument(data)
-	if !parsed && !rd.looksOCI {
-		return // an image config, an SBOM: content nobody reads as a manifest
+	if why := ambiguity(data, parsed); why != "" {
+		v.derive(s, Problem{Code: finding.AmbiguousDocument, Path: name, Message: why})
 	}
-	why := rd.why
-	if why == "" && !parsed {
-		var d OCIDocument
-		err := json.Unmarshal(data, &d)
-		if err == nil {
-			err = fmt.Errorf("it does not read as one")
-		}
-		why = fmt.Sprintf("other readers take it for an OCI manifest or index (schemaVersion 2 and a manifest mediaType or shape), but Go's JSON decoder refuses it (%v), so what it references was not checked", err)
-	}
-	if why == "" {
-		return
-	}
-	v.derive(s, Problem{Code: finding.AmbiguousDocument, Path: name, Message: why})
 }
 
 func (v *validator) checkReferrerMeta(name string, s source, md docMeta) {
