@@ -1207,10 +1207,12 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 				Message: "oci-layout is not a valid OCI layout file"})
 		}
 	case name == IndexPath:
-		if _, hasManifests, ok := scanOCIDocument(data, nil); !ok || !hasManifests {
+		_, hasManifests, ok := scanOCIDocument(data, nil)
+		if !ok || !hasManifests {
 			v.derive(s, Problem{Code: finding.MalformedLayout, Path: name, Message: "index.json is not an OCI image index"})
 			return
 		}
+		v.checkReading(name, data, s, true)
 		first := !v.indexSeen
 		if first {
 			v.indexSeen, v.indexSrc, v.index = true, s, map[[32]byte]struct{}{}
@@ -1230,6 +1232,7 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 				Message: "referrer is not an OCI image manifest or index"})
 			return
 		}
+		v.checkReading(name, data, s, true)
 		switch {
 		case d.Subject == nil:
 			v.derive(s, Problem{Code: finding.SubjectMismatch, Path: name, Expected: subject,
@@ -1251,10 +1254,21 @@ func (v *validator) parseHeld(name string, data []byte, s source) {
 			}
 		}
 	case strings.HasPrefix(name, BlobsDir):
-		if _, _, ok := scanOCIDocument(data, nil); ok {
+		_, _, ok := scanOCIDocument(data, nil)
+		v.checkReading(name, data, s, ok)
+		if ok {
 			v.addRefs(s, data)
 			v.document(name, data)
 		}
+	}
+}
+
+// checkReading reports a document that JSON readers could read
+// differently (DocumentAmbiguity). The member is flawed then: import
+// pushes nothing that depends on it.
+func (v *validator) checkReading(name string, data []byte, s source, parsed bool) {
+	if why := ambiguity(data, parsed); why != "" {
+		v.derive(s, Problem{Code: finding.AmbiguousDocument, Path: name, Message: why})
 	}
 }
 

@@ -114,6 +114,50 @@ func TestManyPagesAreAllRead(t *testing.T) {
 	}
 }
 
+// TestBudgetSpentOnALaterPage: the pull budget runs out after three of
+// 120 pages (429, Retry-After one hour). The walk stops at once (no wait
+// for the hour), keeps the 15 referrers the three pages listed (each one
+// of the 600), and says the list is partial and when the registry
+// answers again: exit 3, never "these are all".
+func TestBudgetSpentOnALaterPage(t *testing.T) {
+	t.Parallel()
+	l := labtest.StartT(t, lab.Spec{Name: "pages", Profile: lab.ProfileLinkPages, BudgetAfter: 3})
+	reg, _ := l.Get("pages")
+	subject := reg.Host + "/" + lab.BadDayRepository + "@" + reg.Subject
+	res, err := discovery.Discover(context.Background(), subject, labOpts(l, discovery.WithMethod(discovery.MethodAPI), discovery.WithTimeout(5*time.Minute))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Partial || res.Outcome != finding.OutcomeIncomplete || len(res.Referrers) != 15 {
+		t.Fatalf("%d referrers, partial %v, outcome %s, findings %v", len(res.Referrers), res.Partial, res.Outcome, codes(res.Findings))
+	}
+	var f *finding.Finding
+	for i := range res.Findings {
+		if c := res.Findings[i].Code; c == finding.RateLimited || c == finding.ReferrersRateLimited {
+			f = &res.Findings[i]
+		}
+	}
+	if f == nil {
+		t.Fatalf("no rate-limit finding in %v", codes(res.Findings))
+	}
+	at := time.Now().Add(time.Hour).UTC().Format("2006-01-02T15")
+	if !strings.Contains(f.Summary+f.Remedy, at) {
+		t.Errorf("the finding does not say when the registry answers again (%s): %+v", at, *f)
+	}
+	if res.Requests > 4 {
+		t.Errorf("%d requests: the walk went on past the 429 on page 4", res.Requests)
+	}
+	// Asked again, throttled from the first page: nothing read, and it
+	// says so rather than "no referrers".
+	again, err := discovery.Discover(context.Background(), subject, labOpts(l, discovery.WithMethod(discovery.MethodAPI))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Partial || again.Outcome != finding.OutcomeIncomplete || len(again.Referrers) != 0 {
+		t.Fatalf("throttled from the start: %d referrers, partial %v, outcome %s", len(again.Referrers), again.Partial, again.Outcome)
+	}
+}
+
 // TestLinkLoopKeepsWhatItRead: a Link back to the first page after four
 // pages of three ends the walk with the 12 referrers read, partial, and a
 // PaginationLoop finding; the old walk dropped all 12.

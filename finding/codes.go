@@ -126,6 +126,7 @@ const (
 	UnsupportedMember        Code = "UnsupportedMember"
 	DuplicateMember          Code = "DuplicateMember"
 	AmbiguousMember          Code = "AmbiguousMember"
+	AmbiguousDocument        Code = "AmbiguousDocument"
 	MemberCollision          Code = "MemberCollision"
 	CaseCollision            Code = "CaseCollision"
 	MemberTooLarge           Code = "MemberTooLarge"
@@ -292,6 +293,7 @@ var catalog = map[Code]string{
 	UnsupportedMember:        "Do not import this archive: it holds a member type bundles never use.",
 	DuplicateMember:          "Do not import this archive: a second member would replace the first when unpacked.",
 	AmbiguousMember:          "Do not unpack or import this archive: tar readers disagree on a member's name.",
+	AmbiguousDocument:        "Do not import this manifest: JSON readers disagree on what it references. If the source registry serves it so, report it to the image's publisher; else export the bundle again.",
 	MemberCollision:          "Do not unpack or import this archive: a directory entry replaces a file when unpacked.",
 	CaseCollision:            "Do not unpack this archive on macOS or Windows: two names differ only in case and overwrite each other.",
 	MemberTooLarge:           "Do not import this archive: a member is larger than the format allows.",

@@ -378,6 +378,10 @@ type Spec struct {
 	// with Docker Hub's 429: Retry-After: 1, RateLimit headers and a JSON
 	// TOOMANYREQUESTS error; later ones pass through, a 429 that clears.
 	Throttle429 int
+	// BudgetAfter answers every referrers GET after the first N (counted
+	// per registry) with 429, Retry-After: 3600 and RateLimit-Remaining: 0:
+	// a pull budget that runs out in the middle of a paged list.
+	BudgetAfter int
 	// NoSeed leaves the registry empty.
 	NoSeed bool
 }
@@ -601,10 +605,10 @@ func validateSpecs(specs []Spec) error {
 		if !s.Profile.Valid() {
 			return fmt.Errorf("lab: registry %q: unknown profile %q", s.Name, s.Profile)
 		}
-		if s.Delay < 0 || s.RateWindow < 0 || s.RateBudget < 0 || s.Throttle429 < 0 || s.TrickleInterval < 0 || s.ReferrersPageLimit < 0 {
-			return fmt.Errorf("lab: registry %q: negative delay, rate window, budget, throttle, trickle interval or page limit", s.Name)
+		if s.Delay < 0 || s.RateWindow < 0 || s.RateBudget < 0 || s.Throttle429 < 0 || s.BudgetAfter < 0 || s.TrickleInterval < 0 || s.ReferrersPageLimit < 0 {
+			return fmt.Errorf("lab: registry %q: negative delay, rate window, budget, throttle, budget-after, trickle interval or page limit", s.Name)
 		}
-		if s.Profile.WebServer() && (s.IgnoreArtifactTypeFilter || s.LinkLoop || s.Throttle429 > 0) {
+		if s.Profile.WebServer() && (s.IgnoreArtifactTypeFilter || s.LinkLoop || s.Throttle429 > 0 || s.BudgetAfter > 0) {
 			return fmt.Errorf("lab: registry %q: %s is a web server, not a registry: the referrers knobs do not apply", s.Name, s.Profile)
 		}
 	}
@@ -775,6 +779,9 @@ func mimics(s Spec) string {
 	}
 	if s.Throttle429 > 0 {
 		m += fmt.Sprintf("; the first %d referrers requests answer 429", s.Throttle429)
+	}
+	if s.BudgetAfter > 0 {
+		m += fmt.Sprintf("; referrers requests after the first %d answer 429 for an hour", s.BudgetAfter)
 	}
 	return m
 }

@@ -35,6 +35,8 @@ type layer struct {
 	linkLoop     bool
 	throttle     int64
 	throttled    atomic.Int64 // referrers GETs seen, for throttle
+	budgetAfter  int64
+	budgetSeen   atomic.Int64 // referrers GETs seen, for budgetAfter
 
 	// life ends when the lab closes: stalled and trickling replies stop
 	// then, and Close waits for them through inflight.
@@ -57,7 +59,8 @@ func newLayer(s Spec, next http.Handler, base string, login *Login, log *slog.Lo
 	l := &layer{
 		profile: s.Profile, next: next, base: base, delay: s.Delay, log: log,
 		ignoreFilter: s.IgnoreArtifactTypeFilter, linkLoop: s.LinkLoop, throttle: int64(s.Throttle429),
-		life: life, trickleEvery: s.TrickleInterval,
+		budgetAfter: int64(s.BudgetAfter),
+		life:        life, trickleEvery: s.TrickleInterval,
 	}
 	switch s.Profile {
 	case ProfileRateLimit:
@@ -154,6 +157,10 @@ func (l *layer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if isReferrersPath(r.URL.Path) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		if r.Method == http.MethodGet && l.throttle > 0 && l.throttled.Add(1) <= l.throttle {
 			writeThrottled(w, r)
+			return
+		}
+		if r.Method == http.MethodGet && l.budgetAfter > 0 && l.budgetSeen.Add(1) > l.budgetAfter {
+			writeBudgetSpent(w, r)
 			return
 		}
 		switch l.profile {
@@ -287,10 +294,16 @@ const (
 
 // writeThrottled is Docker Hub's 429 with a one-second Retry-After: the
 // rate limit of Spec.Throttle429, which clears after a few requests.
-func writeThrottled(w http.ResponseWriter, r *http.Request) {
+func writeThrottled(w http.ResponseWriter, r *http.Request) { write429(w, r, "1") }
+
+// writeBudgetSpent is Spec.BudgetAfter's 429: the budget is spent and
+// the registry answers again in an hour.
+func writeBudgetSpent(w http.ResponseWriter, r *http.Request) { write429(w, r, "3600") }
+
+func write429(w http.ResponseWriter, r *http.Request, retryAfter string) {
 	windowSeconds := int64(DefaultRateWindow / time.Second)
 	h := w.Header()
-	h.Set("Retry-After", "1")
+	h.Set("Retry-After", retryAfter)
 	h.Set("RateLimit-Limit", fmt.Sprintf("%d;w=%d", rateLimitHeaderLimit, windowSeconds))
 	h.Set("RateLimit-Remaining", fmt.Sprintf("0;w=%d", windowSeconds))
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {

@@ -339,6 +339,12 @@ func (p *plan) walk(ctx context.Context, c *registry.Client, repo ref.Ref, diges
 	if got := sha256Digest(raw); got != digest {
 		return fmt.Errorf("manifest %s@%s: the registry served content with digest %s; refusing to export it", repo.CommonName(), digest, got)
 	}
+	// Validation on the far side refuses such a manifest; say so now,
+	// before the bundle is carried across.
+	if why := bundle.DocumentAmbiguity(raw); why != "" {
+		return fmt.Errorf("manifest %s@%s is ambiguous: %s. A bundle holding it fails validation (AmbiguousDocument) and is not imported, so refdoctor does not export it; report it to the image's publisher, or export the other images without it",
+			repo.CommonName(), digest, why)
+	}
 	p.manifests[digest] = raw
 	if idx, ok := m.(manifest.Indexer); ok {
 		list, err := idx.GetManifestList()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -287,5 +288,51 @@ func TestImportNeverPushesUnderTheWrongSubject(t *testing.T) {
 	}
 	if got := tg.referrers("demo/app", v1.Digest); len(got) != 2 {
 		t.Fatalf("v1's intact referrers on the target: %v, want 2", got)
+	}
+}
+
+// TestImportDoesNotPushAnAmbiguousManifest: a whole bundle (every member
+// listed and intact) whose image manifest names its layers twice, once
+// as "layers" and once as "Layers": Go's decoder (the registry, the
+// runtime) reads the second list, readers that match names exactly the
+// first. Validation calls it AmbiguousDocument; import pushes neither
+// the manifest nor its tag nor its referrers nor its blobs, strict or
+// not, and a strict import sends the target nothing.
+func TestImportDoesNotPushAnAmbiguousManifest(t *testing.T) {
+	t.Parallel()
+	l := labtest.StartT(t, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
+	tgt, _ := l.Get("target")
+	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
+	scanned, served := []byte("the layer a scanner reads"), []byte("the layer a runtime unpacks")
+	desc := func(mt string, b []byte) string {
+		return `{"mediaType":"` + mt + `","digest":"` + craft.Digest(b) + `","size":` + strconv.Itoa(len(b)) + `}`
+	}
+	manifest := []byte(`{"schemaVersion":2,"mediaType":"` + craft.MediaManifest + `","config":` + desc(craft.MediaConfig, cfg) +
+		`,"layers":[` + desc(craft.MediaLayer, scanned) + `],"Layers":[` + desc(craft.MediaLayer, served) + `]}`)
+	b := craft.ValidWith(craft.Image{Manifest: manifest, Config: cfg, Layer: scanned}, served)
+	file := filepath.Join(t.TempDir(), "ambiguous.tgz")
+	if err := os.WriteFile(file, b.Tgz(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before := l.Requests("target")
+	if _, err := mirror.Import(context.Background(), env(l.Config(), registry.WithoutDockerCreds()), file, tgt.Host, mirror.ImportStrict(true)); !errors.Is(err, mirror.ErrRefused) {
+		t.Fatalf("strict import did not refuse: %v", err)
+	}
+	if n := l.Requests("target"); n != before {
+		t.Fatalf("strict import refused, but %d requests reached the target", n-before)
+	}
+	res, err := mirror.Import(context.Background(), env(l.Config(), registry.WithoutDockerCreds()), file, tgt.Host)
+	if err != nil || res.Pushed != 0 {
+		// The bundle holds this image alone: nothing of it is pushed.
+		t.Fatalf("non-strict import: err %v, pushed %d", err, res.Pushed)
+	}
+	if res.OK || !slices.Contains(notImported(res), craft.Digest(manifest)) {
+		t.Fatalf("the ambiguous manifest is not among those not imported: %v (ok %v)", notImported(res), res.OK)
+	}
+	tg := newTarget(t, l, tgt.Host)
+	for _, ref := range []string{"v1", craft.Digest(manifest), craft.Digest(b.Referrers[0].Manifest)} {
+		if tg.serves("demo/app", ref) {
+			t.Errorf("the target serves demo/app %s", ref)
+		}
 	}
 }

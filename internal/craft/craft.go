@@ -126,8 +126,12 @@ type Listed struct {
 // Valid is a small, whole bundle: one image (manifest, config, layer),
 // an SBOM and a signature referring to it, every referrer also stored as
 // a blob, and index.json tagging the image v1.
-func Valid() *Bundle {
-	b := &Bundle{Reference: "registry.example/demo/app:v1", Image: NewImage("app v1")}
+func Valid() *Bundle { return ValidWith(NewImage("app v1")) }
+
+// ValidWith is Valid around img, whose manifest may be written by hand;
+// extra blobs are stored (and listed) beside the image's.
+func ValidWith(img Image, extra ...[]byte) *Bundle {
+	b := &Bundle{Reference: "registry.example/demo/app:v1", Image: img}
 	subject := DescOf(MediaManifest, b.Image.Manifest)
 	b.Referrers = []Referrer{
 		NewReferrer(subject, TypeSBOM, "sbom", `{"bomFormat":"CycloneDX","specVersion":"1.5"}`),
@@ -137,7 +141,7 @@ func Valid() *Bundle {
 	b.Members = append(b.Members, Member{Name: "oci-layout", Data: []byte(`{"imageLayoutVersion":"1.0.0"}`)},
 		Member{Name: "index.json", Data: b.Index})
 	blobs := map[string][]byte{}
-	for _, x := range [][]byte{b.Image.Manifest, b.Image.Config, b.Image.Layer, []byte("{}")} {
+	for _, x := range append([][]byte{b.Image.Manifest, b.Image.Config, b.Image.Layer, []byte("{}")}, extra...) {
 		blobs[Sum(x)] = x
 	}
 	for _, r := range b.Referrers {
