@@ -76,6 +76,12 @@ type digester interface {
 	selectedDigest() string
 }
 
+// fixer is a screen whose selected row or finding may carry a fix that c
+// copies; when it has none, why says so.
+type fixer interface {
+	selectedFix() (fix, why string)
+}
+
 // Messages between screens.
 type (
 	// gotoStepMsg opens the walkthrough at a step ("" = the first).
@@ -341,13 +347,40 @@ func (m *model) key(msg tea.KeyPressMsg) tea.Cmd {
 	case key.Matches(msg, k.CopyDigest):
 		if d, ok := cur.(digester); ok {
 			if digest := d.selectedDigest(); digest != "" {
-				return tea.Batch(tea.SetClipboard(digest), flash("copied "+digest))
+				return copyText(digest, "copied "+digest)
 			}
 		}
 		return flash("nothing selected to copy here")
+	case key.Matches(msg, k.CopyFix):
+		// Screens that are no fixer keep c for themselves (the runbook
+		// copies its selected command).
+		if f, ok := cur.(fixer); ok {
+			return m.copyFix(f)
+		}
 	}
 	_, cmd := cur.Update(msg)
 	return cmd
+}
+
+// copyText puts text on the terminal's clipboard (OSC 52) and says what
+// in the status line: the one way every key copies.
+func copyText(text, said string) tea.Cmd {
+	return tea.Batch(tea.SetClipboard(text), flash(said))
+}
+
+// copyFix copies the selected fix: the command in it where it holds one,
+// else its text. The status line names what was copied, shortened to its
+// width (a command keeps both ends, which tell most); the clipboard gets
+// all of it.
+func (m *model) copyFix(f fixer) tea.Cmd {
+	fix, why := f.selectedFix()
+	if fix == "" {
+		return flash(why)
+	}
+	if cmd := commandIn(fix); cmd != "" {
+		return copyText(cmd, "copied command: "+shortCommand(cmd, max(20, m.width-len("copied command: "))))
+	}
+	return copyText(fix, "copied fix: "+trunc(fix, max(20, m.width-len("copied fix: "))))
 }
 
 // click switches tabs from the tab bar and hands clicks in the body to

@@ -62,6 +62,9 @@ func (c *compareView) setSize(w, h int) {
 	c.w, c.h = w, h
 	c.pane.setSize(w, max(1, h-1-compareDetailHeight))
 	c.refresh()
+	if c.sel < len(c.rowAt) {
+		c.pane.show(c.rowAt[c.sel], c.rowAt[c.sel])
+	}
 }
 
 // start compares the session's source and image.
@@ -116,6 +119,52 @@ func (c *compareView) selectedDigest() string {
 		return c.rows[c.sel].ref.Digest
 	}
 	return ""
+}
+
+// rowFix is the fix the row's detail shows ("" for a row with none),
+// and what c copies.
+func (c *compareView) rowFix(r cmpRow) string {
+	switch r.state {
+	case "missing":
+		return c.sh.runnable(r.missing.Fix)
+	case "rewritten":
+		return finding.ReferrerRewritten.Remedy()
+	case "unknown":
+		return finding.CompareIncomplete.Remedy()
+	}
+	return ""
+}
+
+// selectedFix is the selected row's fix, or why it has none.
+func (c *compareView) selectedFix() (string, string) {
+	if c.sel >= len(c.rows) {
+		if c.job.running() {
+			return "", "no fix yet: the comparison is still reading"
+		}
+		return "", "no row selected: nothing to copy"
+	}
+	r := c.rows[c.sel]
+	if fix := c.rowFix(r); fix != "" {
+		return fix, ""
+	}
+	if r.state == "extra" {
+		return "", "no fix for this row: only at the destination, nothing to fix unless the mirror should be an exact copy"
+	}
+	return "", "no fix for this row: the referrer is at both sides"
+}
+
+// click selects the row under the mouse (y counts from the headline).
+func (c *compareView) click(y int) {
+	if y < 1 || y > c.pane.vp.Height() {
+		return
+	}
+	line := c.pane.offset() + y - 1
+	for i, at := range c.rowAt {
+		if at == line {
+			c.selectRow(i)
+			return
+		}
+	}
 }
 
 // flatten lists the rows subject by subject: missing first (what the
@@ -381,10 +430,10 @@ func (c *compareView) detail() []string {
 	case "missing":
 		m := r.missing
 		out = append(out, wrapIndent(st.word("fail")+" cause: ", c.sh.names(m.Cause), w)...)
-		out = append(out, wrapIndent("     fix:   ", c.sh.runnable(m.Fix), w)...)
+		out = append(out, wrapIndent("     fix:   ", c.rowFix(r), w)...)
 	case "rewritten":
 		out = append(out, wrapIndent("cause: ", "the destination holds "+r.dest+" of the same artifact type on this subject: re-signed, re-generated or converted by the copy; verification against the source's digest fails.", w)...)
-		out = append(out, wrapIndent("fix:   ", finding.ReferrerRewritten.Remedy(), w)...)
+		out = append(out, wrapIndent("fix:   ", c.rowFix(r), w)...)
 	case "extra":
 		out = append(out, wrapIndent("", "Only at the destination: attached at the mirror, or deleted at the source since the copy.", w)...)
 	case "unknown":
@@ -399,7 +448,7 @@ func (c *compareView) detail() []string {
 			}
 		}
 		out = append(out, wrapIndent(st.word("incomplete")+" ", "could not tell whether the "+other+" holds it: "+why+". Nothing is called missing.", w)...)
-		out = append(out, wrapIndent("     fix:   ", finding.CompareIncomplete.Remedy()+" r compares again.", w)...)
+		out = append(out, wrapIndent("     fix:   ", c.rowFix(r)+" r compares again.", w)...)
 	default:
 		found := "found by " + string(r.ref.Source) + " at the source, " + string(r.ref.DestinationSource) + " at the destination"
 		if r.ref.Repository != "" {

@@ -8,6 +8,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -98,6 +99,8 @@ type harness struct {
 	lab   *lab.Lab
 	dir   string
 	width int
+	// out is what the program wrote to the terminal so far.
+	out bytes.Buffer
 }
 
 // testOptions are the TUI options of a test session on l: stable output,
@@ -238,6 +241,43 @@ func (h *harness) waitFor(what string, cond func(string) bool) string {
 	}
 	h.t.Fatalf("waiting for %s; last view:\n%s", what, v)
 	return v
+}
+
+// osc52 is the sequence that sets the terminal's clipboard.
+var osc52 = regexp.MustCompile("\x1b\\]52;c;([A-Za-z0-9+/=]*)\x07")
+
+// clipboard is every text the program has put on the terminal's
+// clipboard (OSC 52), oldest first, as the terminal received it.
+func (h *harness) clipboard() []string {
+	h.t.Helper()
+	if _, err := io.Copy(&h.out, h.tm.Output()); err != nil {
+		h.t.Fatalf("read the program's output: %v", err)
+	}
+	var out []string
+	for _, m := range osc52.FindAllSubmatch(h.out.Bytes(), -1) {
+		text, err := base64.StdEncoding.DecodeString(string(m[1]))
+		if err != nil {
+			h.t.Fatalf("OSC 52 with bad base64 %q: %v", m[1], err)
+		}
+		out = append(out, string(text))
+	}
+	return out
+}
+
+// waitForCopy waits until the clipboard's latest text is want and
+// returns how many texts were copied in all.
+func (h *harness) waitForCopy(what, want string) int {
+	h.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var got []string
+	for time.Now().Before(deadline) {
+		if got = h.clipboard(); len(got) > 0 && got[len(got)-1] == want {
+			return len(got)
+		}
+		time.Sleep(40 * time.Millisecond)
+	}
+	h.t.Fatalf("waiting for %s on the clipboard: want %q, copied so far %q", what, want, got)
+	return 0
 }
 
 func contains(subs ...string) func(string) bool {

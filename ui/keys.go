@@ -15,6 +15,9 @@ type keyMap struct {
 	Jump    key.Binding
 	// CopyDigest copies the selected digest (OSC 52).
 	CopyDigest key.Binding
+	// CopyFix copies the selected row's or finding's fix: its command
+	// where it holds one (Referrers screen and its comparison).
+	CopyFix key.Binding
 	// SaveJSON writes the screen's result as the CLI's -o json document.
 	SaveJSON key.Binding
 
@@ -60,6 +63,8 @@ type keyMap struct {
 	ClearFilter  key.Binding
 	NextRegistry key.Binding
 	PrevRegistry key.Binding
+	// PickRegistry is [ and ] as one entry of a short help line.
+	PickRegistry key.Binding
 	// Repositories lists the registry's catalog to pick a repository.
 	Repositories key.Binding
 	// CompareSource shows the image against the source it was copied
@@ -89,6 +94,7 @@ func newKeyMap() keyMap {
 		Jump:    b([]string{"1", "2", "3", "4", "5", "6", "7", "8", "9"}, "1-9", "screens"),
 
 		CopyDigest: b([]string{"y"}, "y", "copy digest"),
+		CopyFix:    b([]string{"c"}, "c", "copy fix"),
 		SaveJSON:   b([]string{"w"}, "w", "write JSON"),
 
 		Up:       b([]string{"k", "up"}, "↑/k", "up"),
@@ -128,6 +134,7 @@ func newKeyMap() keyMap {
 		ClearFilter:  b([]string{"esc"}, "esc", "clear filter"),
 		NextRegistry: b([]string{"]"}, "]", "next registry"),
 		PrevRegistry: b([]string{"["}, "[", "prev registry"),
+		PickRegistry: b([]string{"[", "]"}, "[/]", "prev/next registry"),
 		Repositories: b([]string{"l"}, "l", "repositories"),
 
 		CompareSource: b([]string{"s"}, "s", "compare with source"),

@@ -47,8 +47,12 @@ type referrersScreen struct {
 	started   bool
 	pane      pane
 	rows      []refRow
-	rowAt     []int // first content line of each row
-	sel       int
+	// findings are the result's findings as shown; the cursor moves on
+	// from the last referrer to them, and c copies the selected one's fix.
+	findings []finding.Finding
+	findLen  []int // lines of each finding
+	rowAt    []int // first content line of each row, then of each finding
+	sel      int
 	// open is the row shown in full (-1: the tree), with its manifest.
 	open     int
 	manifest job[none, discovery.Manifest]
@@ -72,6 +76,10 @@ func (r *referrersScreen) SetSize(w, h int) {
 	r.cmp.setSize(w, h)
 	r.cat.setSize(w, h)
 	r.refresh()
+	if r.open < 0 {
+		// What was selected stays in view at the new size.
+		r.follow()
+	}
 }
 
 // compare shows the comparison with the source, starting it unless it
@@ -270,29 +278,44 @@ func (r *referrersScreen) openRow(i int) tea.Cmd {
 	return cmd
 }
 
+// selectable is the number of places the cursor goes: the referrers,
+// then the findings.
+func (r *referrersScreen) selectable() int { return len(r.rows) + len(r.findings) }
+
 func (r *referrersScreen) selectRow(i int) {
-	if len(r.rows) == 0 {
+	if r.selectable() == 0 {
 		return
 	}
-	r.sel = clamp(i, 0, len(r.rows)-1)
+	r.sel = clamp(i, 0, r.selectable()-1)
 	r.refresh()
 	r.follow()
 }
 
-// follow scrolls the selected row into view.
+// follow scrolls the selected row (or the whole selected finding) into
+// view.
 func (r *referrersScreen) follow() {
 	if r.sel < len(r.rowAt) {
 		end := r.rowAt[r.sel]
-		if r.sel+1 < len(r.rowAt) && r.rowAt[r.sel+1]-1 < end+2 {
+		switch {
+		case r.sel >= len(r.rows):
+			end += r.findLen[r.sel-len(r.rows)] - 1
+		case r.sel+1 < len(r.rowAt) && r.rowAt[r.sel+1]-1 < end+2:
 			end = r.rowAt[r.sel+1] - 1
 		}
 		r.pane.show(r.rowAt[r.sel], end)
 	}
 }
 
-// click selects the referrer under the mouse; a click on the selected one
-// opens it.
+// click selects the referrer or finding under the mouse; a click on the
+// selected referrer opens it. In the comparison it selects the row.
 func (r *referrersScreen) click(_, y int) tea.Cmd {
+	if r.cat.open {
+		return nil
+	}
+	if r.comparing {
+		r.cmp.click(y)
+		return nil
+	}
 	if r.open >= 0 || y < 1 {
 		return nil
 	}
@@ -310,13 +333,39 @@ func (r *referrersScreen) click(_, y int) tea.Cmd {
 }
 
 func (r *referrersScreen) selectedDigest() string {
-	if r.comparing {
+	switch {
+	case r.cat.open:
+		return ""
+	case r.comparing:
 		return r.cmp.selectedDigest()
-	}
-	if r.sel < len(r.rows) {
+	case r.sel < len(r.rows):
 		return r.rows[r.sel].ref.Digest
 	}
 	return ""
+}
+
+// selectedFix is the selected finding's fix (or the comparison's row's),
+// with its commands runnable as shown.
+func (r *referrersScreen) selectedFix() (string, string) {
+	switch {
+	case r.cat.open:
+		return "", "nothing to fix in the repository list"
+	case r.comparing:
+		return r.cmp.selectedFix()
+	case r.open >= 0:
+		return "", "a referrer has no fix of its own: esc, then ↓ past the referrers to a finding"
+	case len(r.findings) == 0 && r.job.running():
+		return "", "no fix yet: discovery is still running"
+	case len(r.findings) == 0:
+		return "", "no findings here, so no fix to copy"
+	case r.sel < len(r.rows):
+		return "", "a referrer has no fix of its own: ↓ past the referrers selects a finding"
+	}
+	f := r.findings[r.sel-len(r.rows)]
+	if f.Remedy == "" || strings.HasPrefix(f.Remedy, "Nothing to fix") {
+		return "", "nothing to fix for " + string(f.Code)
+	}
+	return f.Remedy, ""
 }
 
 // back closes the referrer shown in full (back on its row), else stops
@@ -365,23 +414,44 @@ func (r *referrersScreen) help() bindings {
 		return r.cat.help()
 	}
 	if r.comparing {
+		// ↑/↓ go without saying (as on the tree); c is what the rows are
+		// for, so it comes first.
 		return bindings{
-			short: []key.Binding{k.Up, k.Down, k.CompareSource, k.Reload, k.CopyDigest, k.Back},
-			full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CompareSource, k.Reload, k.CopyDigest, k.SaveJSON, k.Back}},
+			short: []key.Binding{k.CopyFix, k.CompareSource, k.Reload, k.CopyDigest, k.Back},
+			full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CopyFix, k.CompareSource, k.Reload, k.CopyDigest, k.SaveJSON, k.Back}},
 		}
 	}
 	if r.open >= 0 {
 		return bindings{short: []key.Binding{k.PageDown, k.PageUp, k.Back}, full: [][]key.Binding{{k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Back}}}
 	}
-	if r.sh.opts.Source != "" {
-		return bindings{
-			short: []key.Binding{k.OpenReferrer, k.CompareSource, k.CopyDigest, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Reload, k.SaveJSON},
-			full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CompareSource, k.CopyDigest, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON, k.Back}},
+	// c shows where there are findings to copy a fix from, first while
+	// one is selected (enter and y are for referrers); [ and ] share one
+	// entry so that l still fits at 120 columns.
+	source := r.sh.opts.Source != ""
+	var short []key.Binding
+	if r.sel >= len(r.rows) && len(r.findings) > 0 {
+		short = []key.Binding{k.CopyFix}
+		if source {
+			short = append(short, k.CompareSource)
+		}
+	} else {
+		short = []key.Binding{k.OpenReferrer}
+		if source {
+			short = append(short, k.CompareSource)
+		}
+		short = append(short, k.CopyDigest)
+		if len(r.findings) > 0 {
+			short = append(short, k.CopyFix)
 		}
 	}
+	short = append(short, k.PickRegistry, k.Repositories, k.Reload, k.SaveJSON)
+	keys := []key.Binding{k.CopyDigest, k.CopyFix, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON, k.Back}
+	if source {
+		keys = append([]key.Binding{k.CompareSource}, keys...)
+	}
 	return bindings{
-		short: []key.Binding{k.OpenReferrer, k.CopyDigest, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Reload, k.SaveJSON},
-		full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CopyDigest, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON, k.Back}},
+		short: short,
+		full:  [][]key.Binding{{k.Up, k.Down, k.OpenReferrer, k.PageUp, k.PageDown, k.Top, k.Bottom}, keys},
 	}
 }
 
@@ -392,14 +462,21 @@ func (r *referrersScreen) View() string {
 	if r.comparing {
 		return r.cmp.view()
 	}
-	pos := ""
-	if r.open < 0 && len(r.rows) > 0 {
-		pos = position(r.sel, len(r.rows))
-		if p := r.pane.position(); p != "" {
-			pos += " · " + p
-		}
-	} else {
-		pos = r.pane.position()
+	// The position counts referrers, or findings once the cursor is on
+	// them.
+	pos := r.pane.position()
+	item := ""
+	switch {
+	case r.open >= 0:
+	case r.sel >= len(r.rows) && len(r.findings) > 0:
+		item = "finding " + position(r.sel-len(r.rows), len(r.findings))
+	case len(r.rows) > 0:
+		item = position(r.sel, len(r.rows))
+	}
+	if item != "" && pos != "" {
+		pos = item + " · " + pos
+	} else if item != "" {
+		pos = item
 	}
 	return rightAlign(r.headline(), r.sh.st.Label.Render(pos), r.w) + "\n" + r.pane.view()
 }
@@ -459,13 +536,17 @@ func (r *referrersScreen) refresh() {
 	add := func(s ...string) { lines = append(lines, s...) }
 	r.rowAt = r.rowAt[:0]
 	if r.image == "" {
-		r.rows = nil
+		r.rows, r.findings = nil, nil
 		r.pane.setContent("No image to look at.\n\nSet one on the Start screen (1, then e): HOST/REPO:TAG or HOST/REPO@DIGEST,\nor press l to pick a repository from the registry's catalog (tag latest).")
 		return
 	}
 	res := r.job.res
 	r.flatten(res)
-	r.sel = clamp(r.sel, 0, len(r.rows)-1)
+	r.findings, r.findLen = nil, r.findLen[:0]
+	if res != nil {
+		r.findings = r.sh.namedFindings(res.Findings)
+	}
+	r.sel = clamp(r.sel, 0, r.selectable()-1)
 	row := 0
 	incomplete := res != nil && res.Outcome == finding.OutcomeIncomplete
 	tree := func(rs []discovery.Referrer) {
@@ -492,9 +573,17 @@ func (r *referrersScreen) refresh() {
 		}
 		add("", st.Label.Render("sources: api = referrers API · tag-index = sha256-<hex> index tag ·"),
 			st.Label.Render("cosign-tag = .sig/.att/.sbom tag · index-attestation = inside the index"))
-		if len(res.Findings) > 0 {
-			add("", st.Header.Render(fmt.Sprintf("FINDINGS (%d)", len(res.Findings))))
-			add(findingLines(st, r.sh.namedFindings(res.Findings), w)...)
+		if len(r.findings) > 0 {
+			add("", st.Header.Render(fmt.Sprintf("FINDINGS (%d)", len(r.findings)))+st.Label.Render("  ↑/↓ select · c copies the fix"))
+			for i, f := range r.findings {
+				fl := findingLines(st, []finding.Finding{f}, w)
+				if len(r.rows)+i == r.sel {
+					fl[0] = st.Cursor.Render("› ") + st.Selected.Render(strings.TrimPrefix(fl[0], "  "))
+				}
+				r.rowAt = append(r.rowAt, len(lines))
+				r.findLen = append(r.findLen, len(fl))
+				add(fl...)
+			}
 		}
 		if res.Outcome == finding.OutcomeIncomplete {
 			add("", st.word("incomplete")+": the list above is not the whole answer (see findings).")

@@ -247,7 +247,7 @@ func (w *walkScreen) Update(msg tea.Msg) (screen, tea.Cmd) {
 		case key.Matches(msg, k.Copy):
 			if w.cmdSel < len(w.cmds) {
 				c := w.cmds[w.cmdSel]
-				return w, tea.Batch(tea.SetClipboard(c.Text), flash("copied: "+c.Title))
+				return w, copyText(c.Text, "copied: "+c.Title)
 			}
 			return w, flash("this step has no command to copy")
 		default:
