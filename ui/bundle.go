@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -353,6 +354,11 @@ func (b *bundleScreen) refresh() {
 		sort.Strings(codes)
 		for _, c := range codes {
 			add("  " + st.word("fail") + " " + pad(c, 28, false) + " " + strconv.Itoa(count[finding.Code(c)]))
+			// What to do about it, under it: a changed member and an
+			// ambiguous manifest call for different things.
+			if fix := finding.Code(c).Remedy(); fix != "" {
+				add(wrapIndent("       ", st.Label.Render(fix), w)...)
+			}
 		}
 	}
 	bySubject := map[string][]bundle.Problem{}
@@ -414,12 +420,17 @@ func (b *bundleScreen) refresh() {
 		add("", st.Header.Render("OTHER MEMBERS"))
 		add(problemLines(st, other, w)...)
 	}
-	if len(rep.Errors) > 0 {
+	if slices.ContainsFunc(rep.Errors, func(p bundle.Problem) bool { return slices.Contains(transitCodes, p.Code) }) {
 		add("")
 		add(wrapIndent("", st.Label.Render("A mismatch means the bundle changed after export (or in transit): re-export it from the source and compare sha256sum on both sides of the gap."), w)...)
 	}
 	b.pane.setContent(strings.Join(lines, "\n"))
 }
+
+// transitCodes are the problems of a bundle that changed after export or
+// on its way: comparing sha256sum on both sides tells where.
+var transitCodes = []finding.Code{finding.ReferrerChecksumMismatch, finding.FileChecksumMismatch, finding.SizeMismatch,
+	finding.MissingFile, finding.TruncatedArchive, finding.CorruptArchive}
 
 func problemLines(st styles, ps []bundle.Problem, w int) []string {
 	var out []string
