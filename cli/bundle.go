@@ -389,6 +389,17 @@ func writeValidateTable(w io.Writer, file string, rep bundle.Report) {
 				writeWrapped(w, "      ", p.Message)
 			}
 		}
+		// What to do, once per code: a changed member and an ambiguous
+		// manifest call for different things.
+		fmt.Fprintln(w, "\nWHAT TO DO")
+		seen := map[finding.Code]bool{}
+		for _, p := range rep.Errors {
+			if fix := p.Code.Remedy(); fix != "" && !seen[p.Code] {
+				seen[p.Code] = true
+				fmt.Fprintf(w, "  %s\n", p.Code)
+				writeWrapped(w, "      ", fix)
+			}
+		}
 	}
 	if !rep.Complete {
 		fmt.Fprintln(w, "\nReading stopped early: members after the point above were not checked.")

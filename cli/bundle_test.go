@@ -75,6 +75,10 @@ func TestBundleCommands(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "ReferrerChecksumMismatch") || !strings.Contains(out, "expected") {
 		t.Fatalf("validate tampered (table): exit %d %s", code, out)
 	}
+	// What to do is said once per code, after the problems.
+	if _, todo, ok := strings.Cut(out, "\nWHAT TO DO\n"); !ok || strings.Join(strings.Fields(todo), " ") != "ReferrerChecksumMismatch "+finding.ReferrerChecksumMismatch.Remedy() {
+		t.Fatalf("validate tampered (table) does not say what to do once:\n%s", out)
+	}
 	notBundle := writeFile(t, dir, "notes.txt", "not a bundle")
 	if code, _, errOut = run(t, "bundle", "validate", "--file", notBundle); code != 2 || !strings.Contains(errOut, "neither gzip nor zstd") {
 		t.Fatalf("validate a text file: exit %d %s", code, errOut)
