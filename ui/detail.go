@@ -173,9 +173,11 @@ func (d *detailScreen) help() bindings {
 	short := append([]key.Binding{k.Up, k.Down, k.OpenExchange}, append(acts, k.Back)...)
 	switch {
 	case d.onFinding():
-		short = append([]key.Binding{k.CopyFix, k.Up, k.Down}, append(acts, k.Back)...)
+		short = append([]key.Binding{k.CopyFix}, append(acts, k.Back)...)
 	case len(d.findings) > 0:
-		short = append([]key.Binding{k.Up, k.Down, k.OpenExchange, k.CopyFix}, append(acts, k.Back)...)
+		// ↑/↓ go without saying (as on the Referrers screen), so that c
+		// fits at 80 columns.
+		short = append([]key.Binding{k.OpenExchange, k.CopyFix}, append(acts, k.Back)...)
 	}
 	return bindings{
 		short: short,
