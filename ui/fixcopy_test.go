@@ -399,3 +399,47 @@ func TestCopyFixOnTheTagsScreenWithTags(t *testing.T) {
 		t.Errorf("c copied %q", got)
 	}
 }
+
+// TestCopyFixInTheComparisonsFindings: the cursor moves on from the
+// comparison's last row to the findings under the table (here: the
+// destination refused the connection); c copies the selected finding's
+// fix, which the detail under the list repeats.
+func TestCopyFixInTheComparisonsFindings(t *testing.T) {
+	ml := sharedMirrorLab(t)
+	for _, sz := range sizes {
+		t.Run(fmt.Sprintf("%dx%d", sz.w, sz.h), func(t *testing.T) {
+			h := newHarness(t, ml.lab, sz.w, sz.h, ml.options(ml.closed+"/team/app:v1"))
+			h.keys("5")
+			h.waitFor("the Referrers screen", contains("[5 Ref"))
+			h.keys("s")
+			h.waitFor("the comparison", contains("compare 0 both · 7 could not tell · incomplete", "1/7"))
+			// Seven rows, then the findings.
+			h.keys("j", "j", "j", "j", "j", "j", "j")
+			v := h.waitFor("the first finding selected", contains("finding 1/2", "› error ConnectionRefused"))
+			if !strings.Contains(v, "fix: Check the host and port") {
+				t.Errorf("the detail does not give the selected finding's fix:\n%s", v)
+			}
+			h.keys("c")
+			fix := finding.ConnectionRefused.Remedy()
+			h.waitFor("the copy named", func(v string) bool { return strings.HasPrefix(statusOf(v), "copied fix: "+fix) })
+			n := h.waitForCopy("the finding's fix", fix)
+			checkFrame(t, normalize(h.view(), ml.lab, h.dir), sz.w, sz.h)
+			h.keys("j", "j", "c")
+			v = h.waitFor("the last finding's copy named", func(v string) bool {
+				return strings.HasPrefix(statusOf(v), "copied fix: Fix the failure named above")
+			})
+			if !strings.Contains(v, "finding 2/2") || !strings.Contains(v, "› error CompareIncomplete") {
+				t.Errorf("the cursor is not on the last finding:\n%s", v)
+			}
+			if n2 := h.waitForCopy("the last finding's fix", finding.CompareIncomplete.Remedy()); n2 != n+1 {
+				t.Errorf("%d copies after two c presses, want %d", n2, n+1)
+			}
+			// Back up to the rows: the last one, whose fix is its own.
+			h.keys("k", "k", "c")
+			h.waitFor("the last row's fix named", func(v string) bool {
+				return strings.Contains(v, "7/7") && strings.HasPrefix(statusOf(v), "copied fix: Fix the failure named above and compare again")
+			})
+			h.waitForCopy("the last row's fix", finding.CompareIncomplete.Remedy())
+		})
+	}
+}
