@@ -45,10 +45,16 @@ type compareView struct {
 	job    job[discovery.Event, mirror.CompareResult]
 	events int
 	rows   []cmpRow
-	rowAt  []int
-	sel    int
-	pane   pane
-	w, h   int
+	// findings are the comparison's findings no row tells (under the
+	// table); the cursor moves on from the last row to them, and c copies
+	// the selected one's fix.
+	findings []finding.Finding
+	findLen  []int
+	// rowAt is the first line of each row, then of each finding.
+	rowAt []int
+	sel   int
+	pane  pane
+	w, h  int
 }
 
 func newCompareView(sh *shared) *compareView {
@@ -62,8 +68,18 @@ func (c *compareView) setSize(w, h int) {
 	c.w, c.h = w, h
 	c.pane.setSize(w, max(1, h-1-compareDetailHeight))
 	c.refresh()
+	c.follow()
+}
+
+// follow scrolls the selected row (or the whole selected finding) into
+// view.
+func (c *compareView) follow() {
 	if c.sel < len(c.rowAt) {
-		c.pane.show(c.rowAt[c.sel], c.rowAt[c.sel])
+		end := c.rowAt[c.sel]
+		if i := c.sel - len(c.rows); i >= 0 && i < len(c.findLen) {
+			end += c.findLen[i] - 1
+		}
+		c.pane.show(c.rowAt[c.sel], end)
 	}
 }
 
@@ -104,14 +120,12 @@ func (c *compareView) done(msg doneMsg[mirror.CompareResult]) {
 }
 
 func (c *compareView) selectRow(i int) {
-	if len(c.rows) == 0 {
+	if len(c.rows)+len(c.findings) == 0 {
 		return
 	}
-	c.sel = clamp(i, 0, len(c.rows)-1)
+	c.sel = clamp(i, 0, len(c.rows)+len(c.findings)-1)
 	c.refresh()
-	if c.sel < len(c.rowAt) {
-		c.pane.show(c.rowAt[c.sel], c.rowAt[c.sel])
-	}
+	c.follow()
 }
 
 func (c *compareView) selectedDigest() string {
@@ -137,6 +151,13 @@ func (c *compareView) rowFix(r cmpRow) string {
 
 // selectedFix is the selected row's fix, or why it has none.
 func (c *compareView) selectedFix() (string, string) {
+	if i := c.sel - len(c.rows); i >= 0 && i < len(c.findings) {
+		f := c.findings[i]
+		if f.Remedy == "" || strings.HasPrefix(f.Remedy, "Nothing to fix") {
+			return "", "nothing to fix for " + string(f.Code)
+		}
+		return f.Remedy, ""
+	}
 	if c.sel >= len(c.rows) {
 		if c.job.running() {
 			return "", "no fix yet: the comparison is still reading"
@@ -160,7 +181,11 @@ func (c *compareView) click(y int) {
 	}
 	line := c.pane.offset() + y - 1
 	for i, at := range c.rowAt {
-		if at == line {
+		end := at
+		if f := i - len(c.rows); f >= 0 && f < len(c.findLen) {
+			end += c.findLen[f] - 1
+		}
+		if line >= at && line <= end {
 			c.selectRow(i)
 			return
 		}
@@ -244,6 +269,7 @@ func (c *compareView) refresh() {
 	var lines []string
 	add := func(s ...string) { lines = append(lines, s...) }
 	c.rowAt = c.rowAt[:0]
+	c.findings, c.findLen = nil, c.findLen[:0]
 	switch {
 	case c.sh.opts.Source == "":
 		c.rows = nil
@@ -256,7 +282,16 @@ func (c *compareView) refresh() {
 	}
 	res := c.job.res
 	c.flatten(res)
-	c.sel = clamp(c.sel, 0, len(c.rows)-1)
+	if res != nil {
+		var rest []finding.Finding
+		for _, f := range res.Findings {
+			if !perRow[f.Code] {
+				rest = append(rest, f)
+			}
+		}
+		c.findings = c.sh.namedFindings(rest)
+	}
+	c.sel = clamp(c.sel, 0, len(c.rows)+len(c.findings)-1)
 	// Each side: what was looked up, then (once read) its digest and how
 	// its referrers were found.
 	side := func(label, ref string, s *mirror.CompareSide) {
@@ -294,15 +329,17 @@ func (c *compareView) refresh() {
 				add(wrapIndent(st.word("incomplete")+" ", "the "+u.Side+" was not read completely: "+c.sh.names(u.Error)+". Nothing is called missing.", w)...)
 			}
 		}
-		var rest []finding.Finding
-		for _, f := range res.Findings {
-			if !perRow[f.Code] {
-				rest = append(rest, f)
+		if len(c.findings) > 0 {
+			add("", st.Header.Render(fmt.Sprintf("FINDINGS (%d)", len(c.findings)))+st.Label.Render("  ↑/↓ select · c copies the fix"))
+			for i, f := range c.findings {
+				fl := findingLines(st, []finding.Finding{f}, w)
+				if len(c.rows)+i == c.sel {
+					fl[0] = st.Cursor.Render("› ") + st.Selected.Render(strings.TrimPrefix(fl[0], "  "))
+				}
+				c.rowAt = append(c.rowAt, len(lines))
+				c.findLen = append(c.findLen, len(fl))
+				add(fl...)
 			}
-		}
-		if len(rest) > 0 {
-			add("", st.Header.Render(fmt.Sprintf("FINDINGS (%d)", len(rest))))
-			add(findingLines(st, c.sh.namedFindings(rest), w)...)
 		}
 	case c.job.state == jobFailed:
 		add("", st.word("error")+" "+c.job.err)
@@ -415,6 +452,18 @@ func short(s discovery.Source) string {
 // detail is the selected row's cause and fix, under the list.
 func (c *compareView) detail() []string {
 	st, w := c.sh.st, c.w
+	if i := c.sel - len(c.rows); i >= 0 && i < len(c.findings) {
+		// A finding is in full above; its fix stays in view here.
+		f := c.findings[i]
+		out := []string{trunc(st.Header.Render("finding "+position(i, len(c.findings)))+"  "+st.word(string(f.Severity))+" "+string(f.Code), w)}
+		if f.Remedy != "" {
+			out = append(out, wrapIndent("fix: ", f.Remedy, w)...)
+		}
+		if len(out) > compareDetailHeight {
+			out = out[:compareDetailHeight]
+		}
+		return out
+	}
 	if c.sel >= len(c.rows) {
 		return nil
 	}
@@ -464,7 +513,10 @@ func (c *compareView) detail() []string {
 
 func (c *compareView) view() string {
 	pos := ""
-	if len(c.rows) > 0 {
+	switch {
+	case c.sel >= len(c.rows) && len(c.findings) > 0:
+		pos = "finding " + position(c.sel-len(c.rows), len(c.findings))
+	case len(c.rows) > 0:
 		pos = position(c.sel, len(c.rows))
 	}
 	if p := c.pane.position(); p != "" {

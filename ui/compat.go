@@ -536,6 +536,33 @@ func (c *compatScreen) click(x, y int) tea.Cmd {
 	return nil
 }
 
+// selectedFix is the fix of the finding selected in the detail; the
+// table says how to get there.
+func (c *compatScreen) selectedFix() (string, string) {
+	if c.detail != nil {
+		return c.detail.selectedFix()
+	}
+	if c.tbl.cursor >= len(c.rows) {
+		return "", "no registry selected: nothing to copy"
+	}
+	switch r := c.rows[c.tbl.cursor]; {
+	case r.res == nil && (r.state == rowQueued || r.state == rowProbing):
+		return "", "no fix yet: the probe is still running"
+	case r.res == nil || len(r.res.Findings) == 0:
+		return "", "no findings for this registry, so no fix to copy"
+	}
+	fixes := 0
+	for _, f := range c.rows[c.tbl.cursor].res.Findings {
+		if f.Remedy != "" && !strings.HasPrefix(f.Remedy, "Nothing to fix") {
+			fixes++
+		}
+	}
+	if fixes == 0 {
+		return "", "nothing to fix for this registry"
+	}
+	return "", "enter opens the registry's findings; ↓ past the exchanges selects one, then c copies its fix"
+}
+
 // selectedDigest is the digest the selected exchange names, in the
 // detail.
 func (c *compatScreen) selectedDigest() string {

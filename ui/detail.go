@@ -30,9 +30,13 @@ type detailScreen struct {
 	row    int
 	ver    int
 	pane   pane
-	// sel is the selected exchange; exAt the content line of each.
-	sel  int
-	exAt []int
+	// sel is the selected exchange, or past them the selected finding
+	// (c copies its fix); exAt is the content line of each exchange, then
+	// of each finding, findLen the lines of each finding.
+	sel      int
+	exAt     []int
+	findLen  []int
+	findings []finding.Finding
 	// open is the exchange shown in full, -1 for none.
 	open int
 	w, h int
@@ -72,7 +76,7 @@ func (d *detailScreen) sync() {
 	}
 	d.ver = r.ver
 	n := len(r.allExchanges())
-	d.sel = clamp(d.sel, 0, n-1)
+	d.sel = clamp(d.sel, 0, n+len(resFindings(r))-1)
 	if d.open >= n {
 		d.open = -1
 	}
@@ -89,6 +93,45 @@ func (d *detailScreen) render() {
 		return
 	}
 	d.pane.setLines(d.content(r))
+}
+
+// resFindings are a row's findings once it has a result.
+func resFindings(r *compatRow) []finding.Finding {
+	if r.res == nil {
+		return nil
+	}
+	return r.res.Findings
+}
+
+// selectedFix is the selected finding's fix, with its commands runnable
+// as shown.
+func (d *detailScreen) selectedFix() (string, string) {
+	r := d.rowData()
+	if r == nil {
+		return "", "no registry selected: nothing to copy"
+	}
+	n := len(r.allExchanges())
+	switch {
+	case d.open >= 0:
+		return "", "an exchange has no fix of its own: esc, then ↓ past the exchanges to a finding"
+	case r.res == nil && (r.state == rowQueued || r.state == rowProbing):
+		return "", "no fix yet: the probe is still running"
+	case len(d.findings) == 0:
+		return "", "no findings here, so no fix to copy"
+	case d.sel < n:
+		return "", "an exchange has no fix of its own: ↓ past the exchanges selects a finding"
+	}
+	f := d.findings[d.sel-n]
+	if f.Remedy == "" || strings.HasPrefix(f.Remedy, "Nothing to fix") {
+		return "", "nothing to fix for " + string(f.Code)
+	}
+	return f.Remedy, ""
+}
+
+// onFinding tells whether the cursor is on a finding.
+func (d *detailScreen) onFinding() bool {
+	r := d.rowData()
+	return r != nil && d.open < 0 && len(d.findings) > 0 && d.sel >= len(r.allExchanges())
 }
 
 // back closes the exchange view; the detail itself is closed by the
@@ -125,9 +168,20 @@ func (d *detailScreen) help() bindings {
 			full:  [][]key.Binding{{k.PageUp, k.PageDown, k.Top, k.Bottom}, append([]key.Binding{k.Back}, acts...)},
 		}
 	}
+	// c shows where there are findings to copy a fix from, first while
+	// one is selected (enter is for exchanges).
+	short := append([]key.Binding{k.Up, k.Down, k.OpenExchange}, append(acts, k.Back)...)
+	switch {
+	case d.onFinding():
+		short = append([]key.Binding{k.CopyFix}, append(acts, k.Back)...)
+	case len(d.findings) > 0:
+		// ↑/↓ go without saying (as on the Referrers screen), so that c
+		// fits at 80 columns.
+		short = append([]key.Binding{k.OpenExchange, k.CopyFix}, append(acts, k.Back)...)
+	}
 	return bindings{
-		short: append([]key.Binding{k.Up, k.Down, k.OpenExchange}, append(acts, k.Back)...),
-		full:  [][]key.Binding{{k.Up, k.Down, k.OpenExchange, k.PageUp, k.PageDown, k.Top, k.Bottom}, append(acts, k.Back)},
+		short: short,
+		full:  [][]key.Binding{{k.Up, k.Down, k.OpenExchange, k.PageUp, k.PageDown, k.Top, k.Bottom}, append(append([]key.Binding{k.CopyFix}, acts...), k.Back)},
 	}
 }
 
@@ -175,13 +229,17 @@ func (d *detailScreen) click(_, y int) tea.Cmd {
 		return nil
 	}
 	line := d.pane.offset() + y
+	exchanges := len(d.exAt) - len(d.findLen)
 	for i, at := range d.exAt {
 		next := at + 1
-		if i+1 < len(d.exAt) {
+		switch {
+		case i >= exchanges:
+			next = at + d.findLen[i-exchanges]
+		case i+1 < len(d.exAt):
 			next = d.exAt[i+1]
 		}
 		if line >= at && line < next {
-			if i == d.sel {
+			if i == d.sel && i < exchanges {
 				d.open = i
 				d.render()
 				d.pane.top()
@@ -199,16 +257,21 @@ func (d *detailScreen) selectExchange(i int) {
 	if r == nil {
 		return
 	}
-	d.sel = clamp(i, 0, len(r.allExchanges())-1)
+	d.sel = clamp(i, 0, len(r.allExchanges())+len(d.findings)-1)
 	d.render()
 	d.follow()
 }
 
-// follow scrolls the selected exchange into view.
+// follow scrolls the selected exchange (or the whole selected finding)
+// into view.
 func (d *detailScreen) follow() {
 	if d.sel < len(d.exAt) {
 		end := d.exAt[d.sel]
-		if d.sel+1 < len(d.exAt) {
+		exchanges := len(d.exAt) - len(d.findLen)
+		switch {
+		case d.sel >= exchanges:
+			end += d.findLen[d.sel-exchanges] - 1
+		case d.sel+1 < exchanges:
 			end = d.exAt[d.sel+1] - 1
 		}
 		d.pane.show(d.exAt[d.sel], end)
@@ -316,12 +379,26 @@ func (d *detailScreen) content(r *compatRow) []string {
 		table = wrapIndent("  ", "none sent: the verdict came from the capability cache; r probes anew and records every exchange.", w)
 	}
 	add(table...)
+	d.findings, d.findLen = nil, d.findLen[:0]
 	if res != nil {
-		add("", st.Header.Render("FINDINGS ("+strconv.Itoa(len(res.Findings))+")"))
+		d.findings = sh.runnableFindings(res.Findings)
+		head := st.Header.Render("FINDINGS (" + strconv.Itoa(len(res.Findings)) + ")")
+		if len(res.Findings) > 0 {
+			head += st.Label.Render("  ↑/↓ select · c copies the fix")
+		}
+		add("", head)
 		if len(res.Findings) == 0 {
 			add("  none")
 		}
-		add(findingLines(st, sh.runnableFindings(res.Findings), w)...)
+		for i, f := range d.findings {
+			fl := findingLines(st, []finding.Finding{f}, w)
+			if len(exchanges)+i == d.sel {
+				fl[0] = st.Cursor.Render("› ") + st.Selected.Render(strings.TrimPrefix(fl[0], "  "))
+			}
+			d.exAt = append(d.exAt, len(lines))
+			d.findLen = append(d.findLen, len(fl))
+			add(fl...)
+		}
 	}
 	return lines
 }

@@ -1,15 +1,20 @@
 package ui
 
 import (
+	"context"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	tea "charm.land/bubbletea/v2"
 	"github.com/charmbracelet/x/ansi"
 
 	"github.com/refdoctor/refdoctor/finding"
+	"github.com/refdoctor/refdoctor/lab"
 )
 
 // statusOf is the status line of a frame (above the key hints).
@@ -232,5 +237,209 @@ func TestShortCommand(t *testing.T) {
 				t.Errorf("width %d: %q cuts the word %q", w, got, f)
 			}
 		}
+	}
+}
+
+var refused struct {
+	once sync.Once
+	lab  *lab.Lab
+	err  error
+}
+
+// refusedLab is one lab of a registry that refuses every request without
+// a login (its findings carry fixes with commands); TestMain closes it.
+func refusedLab(t *testing.T) (*lab.Lab, string) {
+	t.Helper()
+	refused.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		refused.lab, refused.err = lab.Start(ctx, lab.WithSpecs(lab.Spec{Name: "auth-refuse", Profile: lab.ProfileAuthRefuse}))
+	})
+	if refused.err != nil {
+		t.Fatalf("start lab: %v", refused.err)
+	}
+	reg, ok := refused.lab.Get("auth-refuse")
+	if !ok {
+		t.Fatal("no lab registry auth-refuse")
+	}
+	return refused.lab, reg.Host
+}
+
+func closeRefusedLab() {
+	if refused.lab != nil {
+		_ = refused.lab.Close()
+	}
+}
+
+// TestCopyFixInARegistrysDetail: on the Registries screen c says how to
+// reach a fix; in a registry's detail the cursor moves on from the last
+// exchange to the findings, and c copies the selected finding's fix (the
+// login command; a fix without a command as its text).
+func TestCopyFixInARegistrysDetail(t *testing.T) {
+	l, host := refusedLab(t)
+	login := "docker login " + host
+	refused := strings.ReplaceAll(finding.ReferrersAuthRefused.Remedy(), "docker login HOST", login)
+	for _, sz := range sizes {
+		t.Run(fmt.Sprintf("%dx%d", sz.w, sz.h), func(t *testing.T) {
+			h := newHarness(t, l, sz.w, sz.h, nil)
+			h.keys("3")
+			h.waitFor("the probe", func(v string) bool { return idle(v) && strings.Contains(v, "incomplete") })
+			h.keys("c")
+			h.waitFor("the way to a fix said", func(v string) bool {
+				return strings.HasPrefix(statusOf(v), "enter opens the registry's findings; ↓ past the exchanges selects one")
+			})
+			h.keys("enter")
+			v := h.waitFor("the detail", contains("EXCHANGES ("))
+			if !strings.Contains(footerOf(v), "c copy fix") {
+				t.Errorf("the key hints do not offer c: %q", footerOf(v))
+			}
+			h.keys("c")
+			h.waitFor("no fix on an exchange", func(v string) bool {
+				return strings.HasPrefix(statusOf(v), "an exchange has no fix of its own: ↓ past the exchanges selects a finding")
+			})
+			n, err := strconv.Atoi(regexp.MustCompile(`EXCHANGES \((\d+)\)`).FindStringSubmatch(v)[1])
+			if err != nil || n == 0 {
+				t.Fatalf("no exchanges counted: %v\n%s", err, v)
+			}
+			for range n {
+				h.keys("j")
+			}
+			v = h.waitFor("the first finding selected", contains("› error AuthFailed"))
+			if f := footerOf(v); !strings.HasPrefix(f, "c copy fix • ") {
+				t.Errorf("the key hints on a finding do not start with c: %q", f)
+			}
+			h.keys("c")
+			h.waitFor("the command named", func(v string) bool { return strings.HasPrefix(statusOf(v), "copied command: "+login) })
+			c1 := h.waitForCopy("the login command", login)
+			// The second finding's fix holds no command of its own: c
+			// copies its text, whole.
+			h.keys("j", "j", "c")
+			v = h.waitFor("the text named", func(v string) bool { return strings.HasPrefix(statusOf(v), "copied fix: Log in with pull access") })
+			if !strings.Contains(v, "› info  ReferrersAuthRefused") {
+				t.Errorf("the cursor is not on the last finding:\n%s", v)
+			}
+			if c2 := h.waitForCopy("the second finding's fix", refused); c2 != c1+1 {
+				t.Errorf("%d copies after two c presses on findings, want %d", c2, c1+1)
+			}
+			// Back up past the findings: an exchange again, enter opens it.
+			h.keys("k", "k", "enter")
+			h.waitFor("the last exchange open", contains("exchange "+strconv.Itoa(n)+" of "+strconv.Itoa(n)))
+			h.keys("c")
+			h.waitFor("no fix in an exchange", func(v string) bool {
+				return strings.HasPrefix(statusOf(v), "an exchange has no fix of its own: esc, then ↓")
+			})
+			// ? lists c, once.
+			h.keys("esc", "?")
+			v = h.waitFor("the full help", contains("Keys", "(esc or ? closes)"))
+			lines := strings.Split(v, "\n")
+			body := strings.Join(lines[:len(lines)-2], "\n")
+			if k := len(regexp.MustCompile(`(?:^|\s)c +copy fix`).FindAllString(body, -1)); k != 1 {
+				t.Errorf("the full help lists c copy fix %d times:\n%s", k, body)
+			}
+		})
+	}
+}
+
+// TestCopyFixOnTheTagsScreen: a listing the registry refused has only its
+// finding, which the cursor selects; c copies the login command; a
+// filter hides the findings and c says so.
+func TestCopyFixOnTheTagsScreen(t *testing.T) {
+	l, host := refusedLab(t)
+	login := "docker login " + host
+	for _, sz := range sizes {
+		t.Run(fmt.Sprintf("%dx%d", sz.w, sz.h), func(t *testing.T) {
+			h := newHarness(t, l, sz.w, sz.h, nil)
+			h.keys("4")
+			v := h.waitFor("the refused listing", func(v string) bool { return idle(v) && strings.Contains(v, "FINDINGS") })
+			if !strings.Contains(v, "› error AuthRefused") {
+				t.Errorf("the finding is not selected:\n%s", v)
+			}
+			if f := footerOf(v); !strings.HasPrefix(f, "c copy fix • ") {
+				t.Errorf("the key hints on a finding do not start with c: %q", f)
+			}
+			h.keys("k", "k", "c")
+			v = h.waitFor("the command named", func(v string) bool { return strings.HasPrefix(statusOf(v), "copied command: "+login) })
+			if !strings.Contains(v, "› error AuthRefused") {
+				t.Errorf("k moved the cursor off the only row:\n%s", v)
+			}
+			n := h.waitForCopy("the login command", login)
+			checkFrame(t, normalize(v, l, h.dir), sz.w, sz.h)
+			// A filter hides the findings: c says so and copies nothing.
+			h.keys("/", "x", "enter", "c")
+			h.waitFor("the filter said", func(v string) bool {
+				return strings.HasPrefix(statusOf(v), "the filter hides the findings: esc clears it")
+			})
+			h.keys("esc", "c")
+			h.waitFor("the command named again", func(v string) bool {
+				return strings.HasPrefix(statusOf(v), "copied command: "+login) && !strings.Contains(v, "/x")
+			})
+			if n2 := h.waitForCopy("the login command again", login); n2 != n+1 {
+				t.Errorf("%d copies after two c presses, want %d", n2, n+1)
+			}
+		})
+	}
+}
+
+// TestCopyFixOnTheTagsScreenWithTags: on a listing with tags, c on a tag
+// says it has none and the key hints offer c only where there are
+// findings.
+func TestCopyFixOnTheTagsScreenWithTags(t *testing.T) {
+	l := sharedLab(t)
+	h := newHarness(t, l, 120, 40, nil)
+	h.keys("4")
+	v := h.waitFor("the listing", func(v string) bool { return idle(v) && strings.Contains(v, "tags for") })
+	if strings.Contains(v, "FINDINGS") || strings.Contains(footerOf(v), "c copy fix") {
+		t.Fatalf("the lab's listing has findings, or c is offered without them:\n%s", v)
+	}
+	h.keys("j", "c")
+	h.waitFor("no findings said", func(v string) bool {
+		return strings.HasPrefix(statusOf(v), "no findings here, so no fix to copy")
+	})
+	if got := h.clipboard(); len(got) != 0 {
+		t.Errorf("c copied %q", got)
+	}
+}
+
+// TestCopyFixInTheComparisonsFindings: the cursor moves on from the
+// comparison's last row to the findings under the table (here: the
+// destination refused the connection); c copies the selected finding's
+// fix, which the detail under the list repeats.
+func TestCopyFixInTheComparisonsFindings(t *testing.T) {
+	ml := sharedMirrorLab(t)
+	for _, sz := range sizes {
+		t.Run(fmt.Sprintf("%dx%d", sz.w, sz.h), func(t *testing.T) {
+			h := newHarness(t, ml.lab, sz.w, sz.h, ml.options(ml.closed+"/team/app:v1"))
+			h.keys("5")
+			h.waitFor("the Referrers screen", contains("[5 Ref"))
+			h.keys("s")
+			h.waitFor("the comparison", contains("compare 0 both · 7 could not tell · incomplete", "1/7"))
+			// Seven rows, then the findings.
+			h.keys("j", "j", "j", "j", "j", "j", "j")
+			v := h.waitFor("the first finding selected", contains("finding 1/2", "› error ConnectionRefused"))
+			if !strings.Contains(v, "fix: Check the host and port") {
+				t.Errorf("the detail does not give the selected finding's fix:\n%s", v)
+			}
+			h.keys("c")
+			fix := finding.ConnectionRefused.Remedy()
+			h.waitFor("the copy named", func(v string) bool { return strings.HasPrefix(statusOf(v), "copied fix: "+fix) })
+			n := h.waitForCopy("the finding's fix", fix)
+			checkFrame(t, normalize(h.view(), ml.lab, h.dir), sz.w, sz.h)
+			h.keys("j", "j", "c")
+			v = h.waitFor("the last finding's copy named", func(v string) bool {
+				return strings.HasPrefix(statusOf(v), "copied fix: Fix the failure named above")
+			})
+			if !strings.Contains(v, "finding 2/2") || !strings.Contains(v, "› error CompareIncomplete") {
+				t.Errorf("the cursor is not on the last finding:\n%s", v)
+			}
+			if n2 := h.waitForCopy("the last finding's fix", finding.CompareIncomplete.Remedy()); n2 != n+1 {
+				t.Errorf("%d copies after two c presses, want %d", n2, n+1)
+			}
+			// Back up to the rows: the last one, whose fix is its own.
+			h.keys("k", "k", "c")
+			h.waitFor("the last row's fix named", func(v string) bool {
+				return strings.Contains(v, "7/7") && strings.HasPrefix(statusOf(v), "copied fix: Fix the failure named above and compare again")
+			})
+			h.waitForCopy("the last row's fix", finding.CompareIncomplete.Remedy())
+		})
 	}
 }

@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 		_ = labs.lab.Close()
 	}
 	closeMirrorLab()
+	closeRefusedLab()
 	if code == 0 {
 		if err := goleak.Find(leakOptions()...); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)

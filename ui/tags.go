@@ -12,6 +12,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/refdoctor/refdoctor/discovery"
+	"github.com/refdoctor/refdoctor/finding"
 	"github.com/refdoctor/refdoctor/internal/human"
 )
 
@@ -23,15 +24,19 @@ const (
 	lineTag
 	lineText
 	// lineCont continues the row above: the rest of a tag name or a
-	// subject digest that did not fit (never cut), not selectable.
+	// subject digest that did not fit (never cut), or a finding's cause
+	// and fix; not selectable.
 	lineCont
+	// lineFinding is a finding's first line: the cursor moves on from the
+	// last tag to the findings, and c copies the selected one's fix.
+	lineFinding
 )
 
 // tagLine is one row of the flattened, filtered tag listing.
 type tagLine struct {
 	kind    lineKind
 	subject int // index into the listing's subjects
-	tag     int // index into that subject's tags
+	tag     int // index into that subject's tags (a finding's: into findings)
 	text    string
 	tone    tone
 	// part is, for a tag or subject row, the slice of its name on this
@@ -46,16 +51,18 @@ type tagLine struct {
 // filters. The list is flattened when data or filter change, and View
 // draws only the rows in view.
 type tagsScreen struct {
-	sh      *shared
-	repo    string
-	job     job[none, discovery.TagListing]
-	res     *discovery.TagListing
-	lines   []tagLine
-	cursor  int
-	offset  int
-	filter  textinput.Model
-	editing bool
-	started bool
+	sh    *shared
+	repo  string
+	job   job[none, discovery.TagListing]
+	res   *discovery.TagListing
+	lines []tagLine
+	// findings are the listing's findings as shown (hidden by a filter).
+	findings []finding.Finding
+	cursor   int
+	offset   int
+	filter   textinput.Model
+	editing  bool
+	started  bool
 	// open is the line shown in full (-1: the list), with the manifest
 	// its tag or subject points to.
 	open     int
@@ -191,7 +198,7 @@ func (t *tagsScreen) click(_, y int) tea.Cmd {
 	for i >= 0 && i < len(t.lines) && t.lines[i].kind == lineCont {
 		i--
 	}
-	if i < 0 || i >= len(t.lines) {
+	if i < 0 || i >= len(t.lines) || t.lines[i].kind == lineText {
 		return nil
 	}
 	if i == t.cursor {
@@ -331,7 +338,7 @@ func (t *tagsScreen) key(msg tea.KeyPressMsg) tea.Cmd {
 		t.follow()
 	case key.Matches(msg, k.Bottom):
 		t.cursor = max(0, len(t.lines)-1)
-		t.follow()
+		t.move(0)
 	case key.Matches(msg, k.Reload):
 		return t.list()
 	case key.Matches(msg, k.Repositories):
@@ -368,21 +375,64 @@ func nextHost(hosts []string, ref string, step int) string {
 	return hosts[((i+step)%len(hosts)+len(hosts))%len(hosts)]
 }
 
-// move steps the cursor over the rows, skipping continuation lines.
+// move steps the cursor over the rows (subjects, tags, then findings),
+// skipping continuation and text lines: on to the next row the way it
+// moves, else back to the nearest one.
 func (t *tagsScreen) move(d int) {
 	if len(t.lines) == 0 {
 		return
 	}
 	c := clamp(t.cursor+d, 0, len(t.lines)-1)
-	for c > 0 && t.lines[c].kind == lineCont {
-		if d > 0 && c < len(t.lines)-1 {
-			c++
-		} else {
-			c--
+	step := -1
+	if d > 0 {
+		step = 1
+	}
+	row := func(i int) bool { k := t.lines[i].kind; return k != lineCont && k != lineText }
+	for _, s := range []int{step, -step} {
+		for i := c; i >= 0 && i < len(t.lines); i += s {
+			if row(i) {
+				t.cursor = i
+				t.follow()
+				return
+			}
 		}
 	}
 	t.cursor = c
 	t.follow()
+}
+
+// onFinding is the index of the finding the cursor is on, -1 if none.
+func (t *tagsScreen) onFinding() int {
+	if t.cursor < len(t.lines) && t.lines[t.cursor].kind == lineFinding {
+		return t.lines[t.cursor].tag
+	}
+	return -1
+}
+
+// selectedFix is the selected finding's fix, with its commands runnable
+// as shown.
+func (t *tagsScreen) selectedFix() (string, string) {
+	switch {
+	case t.cat.open:
+		return "", "nothing to fix in the repository list"
+	case t.open >= 0:
+		return "", "a tag has no fix of its own: esc, then ↓ past the tags to a finding"
+	case t.res == nil && t.job.running():
+		return "", "no fix yet: the listing is still running"
+	case t.res == nil || len(t.res.Findings) == 0:
+		return "", "no findings here, so no fix to copy"
+	case strings.TrimSpace(t.filter.Value()) != "":
+		return "", "the filter hides the findings: esc clears it, then ↓ past the tags selects a finding"
+	}
+	i := t.onFinding()
+	if i < 0 {
+		return "", "a tag has no fix of its own: ↓ past the tags selects a finding"
+	}
+	f := t.findings[i]
+	if f.Remedy == "" || strings.HasPrefix(f.Remedy, "Nothing to fix") {
+		return "", "nothing to fix for " + string(f.Code)
+	}
+	return f.Remedy, ""
 }
 
 // follow keeps the cursor in view (in Update: View changes nothing).
@@ -444,9 +494,20 @@ func (t *tagsScreen) help() bindings {
 	if t.open >= 0 {
 		return bindings{short: []key.Binding{k.PageDown, k.PageUp, k.Back}, full: [][]key.Binding{{k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.Back}}}
 	}
+	// c shows where there are findings to copy a fix from, first while
+	// one is selected (enter and y are for tags).
+	var short []key.Binding
+	switch {
+	case t.onFinding() >= 0:
+		short = []key.Binding{k.CopyFix, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Filter, k.Reload, k.SaveJSON}
+	case len(t.findings) > 0 && t.filter.Value() == "":
+		short = []key.Binding{k.OpenTag, k.CopyDigest, k.CopyFix, k.PickRegistry, k.Repositories, k.Filter, k.Reload, k.SaveJSON}
+	default:
+		short = []key.Binding{k.OpenTag, k.CopyDigest, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Filter, k.Reload, k.SaveJSON}
+	}
 	return bindings{
-		short: []key.Binding{k.OpenTag, k.CopyDigest, k.PrevRegistry, k.NextRegistry, k.Repositories, k.Filter, k.Reload, k.SaveJSON},
-		full:  [][]key.Binding{{k.Up, k.Down, k.OpenTag, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CopyDigest, k.Filter, k.ClearFilter, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON}},
+		short: short,
+		full:  [][]key.Binding{{k.Up, k.Down, k.OpenTag, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.CopyDigest, k.CopyFix, k.Filter, k.ClearFilter, k.Reload, k.PrevRegistry, k.NextRegistry, k.Repositories, k.SaveJSON}},
 	}
 }
 
@@ -484,8 +545,10 @@ func byKind(res *discovery.TagListing) *discovery.TagListing {
 func (t *tagsScreen) flatten() {
 	t.lines = t.lines[:0]
 	if t.res == nil {
+		t.findings = nil
 		return
 	}
+	t.findings = t.sh.namedFindings(t.res.Findings)
 	q := strings.ToLower(strings.TrimSpace(t.filter.Value()))
 	for si := range t.res.Subjects {
 		s := &t.res.Subjects[si]
@@ -509,14 +572,22 @@ func (t *tagsScreen) flatten() {
 			t.addRow(tl, s.Tags[tl.tag].Tag, t.tagWidth())
 		}
 	}
-	if q == "" && len(t.res.Findings) > 0 {
+	if q == "" && len(t.findings) > 0 {
 		t.lines = append(t.lines, tagLine{kind: lineText}, tagLine{kind: lineText, text: "FINDINGS", tone: toneBold})
-		for _, l := range findingLines(t.sh.st, t.sh.namedFindings(t.res.Findings), max(t.w, 40)) {
-			t.lines = append(t.lines, tagLine{kind: lineText, text: l})
+		// Each finding wraps inside the rows' width (their mark, and the
+		// scrollbar); its first line is the selectable row.
+		for i, f := range t.findings {
+			for j, l := range findingLines(t.sh.st, []finding.Finding{f}, max(t.w-5, 40)) {
+				if j == 0 {
+					t.lines = append(t.lines, tagLine{kind: lineFinding, tag: i, text: strings.TrimPrefix(l, "  ")})
+				} else {
+					t.lines = append(t.lines, tagLine{kind: lineCont, text: l, of: lineFinding})
+				}
+			}
 		}
 	}
 	t.cursor = clamp(t.cursor, 0, len(t.lines)-1)
-	t.follow()
+	t.move(0)
 }
 
 func (t *tagsScreen) listHeight() int {
@@ -634,8 +705,19 @@ func (t *tagsScreen) row(i int) string {
 	var text string
 	switch l.kind {
 	case lineText:
+		if l.text == "FINDINGS" && t.w >= 60 {
+			return "  " + trunc(st.paint(l.tone, l.text)+st.Label.Render("  ↑/↓ select · c copies the fix"), t.w-3)
+		}
 		return "  " + trunc(st.paint(l.tone, l.text), t.w-3)
+	case lineFinding:
+		if sel {
+			return "  " + mark + st.Selected.Render(trunc(l.text, t.w-5))
+		}
+		return "    " + trunc(l.text, t.w-5)
 	case lineCont:
+		if l.of == lineFinding {
+			return "  " + trunc(l.text, t.w-3)
+		}
 		indent := 2 + 2 + 7 // under a tag name
 		if l.of == lineSubject {
 			indent = 4
