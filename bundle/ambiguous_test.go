@@ -155,30 +155,37 @@ func TestAmbiguousManifests(t *testing.T) {
 				t.Logf("Go reads layers %v, an exact first-wins reader %v", gl, el)
 			}
 			img := craft.Image{Manifest: raw, Config: cfg, Layer: scanned}
-			b := craft.ValidWith(img, tc.extra...)
-			path := writeCrafted(t, "ambiguous.tgz", b.Tgz())
-			rep, err := bundle.ValidateFile(context.Background(), path, bundle.WithCheckReferrers(true))
-			if err != nil {
-				t.Fatal(err)
-			}
 			manifestPath := "blobs/sha256/" + craft.Sum(raw)
-			if rep.OK || !slices.Equal(problemCodes(rep), []finding.Code{finding.AmbiguousDocument}) {
-				t.Fatalf("want exactly AmbiguousDocument, got %v:\n%s", problemCodes(rep), dump(rep))
-			}
-			p := rep.Errors[0]
-			if p.Path != manifestPath {
-				t.Errorf("problem names %s, want the manifest %s", p.Path, manifestPath)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(p.Message, w) {
-					t.Errorf("message %q lacks %q", p.Message, w)
+			// manifest.yaml first, as refdoctor writes it, and last, when
+			// what is found before it is kept and judged on its arrival.
+			for _, last := range []bool{false, true} {
+				b := craft.ValidWith(img, tc.extra...)
+				if last {
+					b.Members = append(b.Members, craft.Member{Name: "manifest.yaml", Data: b.ManifestYAML()})
 				}
-			}
-			if rep.Verified(manifestPath) {
-				t.Errorf("the ambiguous manifest is still trusted for import")
-			}
-			if !rep.Verified(bundle.IndexPath) || !rep.Verified("blobs/sha256/"+craft.Sum(cfg)) {
-				t.Errorf("members that are not ambiguous lost their trust")
+				path := writeCrafted(t, fmt.Sprintf("ambiguous-manifest-last-%v.tgz", last), b.Tgz())
+				rep, err := bundle.ValidateFile(context.Background(), path, bundle.WithCheckReferrers(true))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if rep.OK || !slices.Equal(problemCodes(rep), []finding.Code{finding.AmbiguousDocument}) {
+					t.Fatalf("manifest.yaml last %v: want exactly AmbiguousDocument, got %v:\n%s", last, problemCodes(rep), dump(rep))
+				}
+				p := rep.Errors[0]
+				if p.Path != manifestPath {
+					t.Errorf("manifest.yaml last %v: problem names %s, want the manifest %s", last, p.Path, manifestPath)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(p.Message, w) {
+						t.Errorf("manifest.yaml last %v: message %q lacks %q", last, p.Message, w)
+					}
+				}
+				if rep.Verified(manifestPath) {
+					t.Errorf("manifest.yaml last %v: the ambiguous manifest is still trusted for import", last)
+				}
+				if !rep.Verified(bundle.IndexPath) || !rep.Verified("blobs/sha256/"+craft.Sum(cfg)) {
+					t.Errorf("manifest.yaml last %v: members that are not ambiguous lost their trust", last)
+				}
 			}
 		})
 	}

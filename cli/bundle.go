@@ -51,7 +51,7 @@ func bundleErr(err error) error {
 		errors.Is(err, bundle.ErrUnsupportedVersion), errors.Is(err, bundle.ErrNoManifest),
 		errors.Is(err, os.ErrNotExist), errors.Is(err, discovery.ErrBadReference):
 		return &exitError{code: ExitUsage, err: err}
-	case errors.Is(err, mirror.ErrRefused), errors.Is(err, bundle.ErrDamaged):
+	case errors.Is(err, mirror.ErrRefused), errors.Is(err, bundle.ErrDamaged), errors.Is(err, mirror.ErrAmbiguousManifest):
 		return &exitError{code: ExitCheckFail, err: err}
 	}
 	return &exitError{code: ExitIncomplete, err: err}

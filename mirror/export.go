@@ -33,6 +33,12 @@ import (
 // to prevent.
 var ErrIncompleteDiscovery = errors.New("referrer discovery did not complete")
 
+// ErrAmbiguousManifest refuses an export holding a manifest that JSON
+// readers could read differently (bundle.DocumentAmbiguity): the bundle
+// would fail validation on the far side, after the carry. It is a
+// problem found, not an incomplete read.
+var ErrAmbiguousManifest = errors.New("ambiguous manifest")
+
 // ExportEventKind names export progress.
 type ExportEventKind string
 
@@ -342,8 +348,8 @@ func (p *plan) walk(ctx context.Context, c *registry.Client, repo ref.Ref, diges
 	// Validation on the far side refuses such a manifest; say so now,
 	// before the bundle is carried across.
 	if why := bundle.DocumentAmbiguity(raw); why != "" {
-		return fmt.Errorf("manifest %s@%s is ambiguous: %s. A bundle holding it fails validation (AmbiguousDocument) and is not imported, so refdoctor does not export it; report it to the image's publisher, or export the other images without it",
-			repo.CommonName(), digest, why)
+		return fmt.Errorf("%w: %s@%s: %s. A bundle holding it fails validation (AmbiguousDocument) and is not imported, so refdoctor does not export it; report it to the image's publisher, or export the other images without it",
+			ErrAmbiguousManifest, repo.CommonName(), digest, why)
 	}
 	p.manifests[digest] = raw
 	if idx, ok := m.(manifest.Indexer); ok {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -302,14 +301,9 @@ func TestImportDoesNotPushAnAmbiguousManifest(t *testing.T) {
 	t.Parallel()
 	l := labtest.StartT(t, lab.Spec{Name: "target", Profile: lab.ProfileOCI11, NoSeed: true})
 	tgt, _ := l.Get("target")
-	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
-	scanned, served := []byte("the layer a scanner reads"), []byte("the layer a runtime unpacks")
-	desc := func(mt string, b []byte) string {
-		return `{"mediaType":"` + mt + `","digest":"` + craft.Digest(b) + `","size":` + strconv.Itoa(len(b)) + `}`
-	}
-	manifest := []byte(`{"schemaVersion":2,"mediaType":"` + craft.MediaManifest + `","config":` + desc(craft.MediaConfig, cfg) +
-		`,"layers":[` + desc(craft.MediaLayer, scanned) + `],"Layers":[` + desc(craft.MediaLayer, served) + `]}`)
-	b := craft.ValidWith(craft.Image{Manifest: manifest, Config: cfg, Layer: scanned}, served)
+	img, served := craft.LayersTwice()
+	manifest := img.Manifest
+	b := craft.ValidWith(img, served)
 	file := filepath.Join(t.TempDir(), "ambiguous.tgz")
 	if err := os.WriteFile(file, b.Tgz(), 0o600); err != nil {
 		t.Fatal(err)

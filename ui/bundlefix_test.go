@@ -3,7 +3,6 @@ package ui
 import (
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -19,15 +18,8 @@ import (
 // export the same manifest again.
 func TestBundleScreenSaysWhatToDoPerCode(t *testing.T) {
 	l := sharedLab(t)
-	cfg := []byte(`{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}`)
-	scanned, served := []byte("the layer a scanner reads"), []byte("the layer a runtime unpacks")
-	desc := func(mt string, b []byte) string {
-		return `{"mediaType":"` + mt + `","digest":"` + craft.Digest(b) + `","size":` + strconv.Itoa(len(b)) + `}`
-	}
-	manifest := []byte(`{"schemaVersion":2,"mediaType":"` + craft.MediaManifest + `","config":` + desc(craft.MediaConfig, cfg) +
-		`,"layers":[` + desc(craft.MediaLayer, scanned) + `],"Layers":[` + desc(craft.MediaLayer, served) + `]}`)
 	path := filepath.Join(t.TempDir(), "ambiguous.tgz")
-	if err := os.WriteFile(path, craft.ValidWith(craft.Image{Manifest: manifest, Config: cfg, Layer: scanned}, served).Tgz(), 0o600); err != nil {
+	if err := os.WriteFile(path, craft.ValidWith(craft.LayersTwice()).Tgz(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	h := newHarness(t, l, 120, 40, func(dir string, o *Options) { o.Bundle = path })

@@ -330,12 +330,9 @@ func (c *compareView) refresh() {
 			}
 		}
 		if len(c.findings) > 0 {
-			add("", st.Header.Render(fmt.Sprintf("FINDINGS (%d)", len(c.findings)))+st.Label.Render("  ↑/↓ select · c copies the fix"))
+			add("", st.Header.Render(fmt.Sprintf("FINDINGS (%d)", len(c.findings)))+st.Label.Render(findingsHint))
 			for i, f := range c.findings {
-				fl := findingLines(st, []finding.Finding{f}, w)
-				if len(c.rows)+i == c.sel {
-					fl[0] = st.Cursor.Render("› ") + st.Selected.Render(strings.TrimPrefix(fl[0], "  "))
-				}
+				fl := findingRow(st, f, len(c.rows)+i == c.sel, w)
 				c.rowAt = append(c.rowAt, len(lines))
 				c.findLen = append(c.findLen, len(fl))
 				add(fl...)

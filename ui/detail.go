@@ -384,17 +384,14 @@ func (d *detailScreen) content(r *compatRow) []string {
 		d.findings = sh.runnableFindings(res.Findings)
 		head := st.Header.Render("FINDINGS (" + strconv.Itoa(len(res.Findings)) + ")")
 		if len(res.Findings) > 0 {
-			head += st.Label.Render("  ↑/↓ select · c copies the fix")
+			head += st.Label.Render(findingsHint)
 		}
 		add("", head)
 		if len(res.Findings) == 0 {
 			add("  none")
 		}
 		for i, f := range d.findings {
-			fl := findingLines(st, []finding.Finding{f}, w)
-			if len(exchanges)+i == d.sel {
-				fl[0] = st.Cursor.Render("› ") + st.Selected.Render(strings.TrimPrefix(fl[0], "  "))
-			}
+			fl := findingRow(st, f, len(exchanges)+i == d.sel, w)
 			d.exAt = append(d.exAt, len(lines))
 			d.findLen = append(d.findLen, len(fl))
 			add(fl...)
@@ -620,6 +617,19 @@ func exchangeTable(sh *shared, exs []registry.Exchange, decide, sel, w int) ([]s
 }
 
 // findingLines renders findings with cause, remedy and evidence.
+// findingsHint follows a FINDINGS title whose findings the cursor walks.
+const findingsHint = "  ↑/↓ select · c copies the fix"
+
+// findingRow is findingLines for one finding of a list the cursor walks,
+// marked when the cursor is on it.
+func findingRow(st styles, f finding.Finding, selected bool, w int) []string {
+	fl := findingLines(st, []finding.Finding{f}, w)
+	if selected {
+		fl[0] = st.Cursor.Render("› ") + st.Selected.Render(strings.TrimPrefix(fl[0], "  "))
+	}
+	return fl
+}
+
 func findingLines(st styles, fs []finding.Finding, w int) []string {
 	var out []string
 	for _, f := range fs {

@@ -574,12 +574,9 @@ func (r *referrersScreen) refresh() {
 		add("", st.Label.Render("sources: api = referrers API · tag-index = sha256-<hex> index tag ·"),
 			st.Label.Render("cosign-tag = .sig/.att/.sbom tag · index-attestation = inside the index"))
 		if len(r.findings) > 0 {
-			add("", st.Header.Render(fmt.Sprintf("FINDINGS (%d)", len(r.findings)))+st.Label.Render("  ↑/↓ select · c copies the fix"))
+			add("", st.Header.Render(fmt.Sprintf("FINDINGS (%d)", len(r.findings)))+st.Label.Render(findingsHint))
 			for i, f := range r.findings {
-				fl := findingLines(st, []finding.Finding{f}, w)
-				if len(r.rows)+i == r.sel {
-					fl[0] = st.Cursor.Render("› ") + st.Selected.Render(strings.TrimPrefix(fl[0], "  "))
-				}
+				fl := findingRow(st, f, len(r.rows)+i == r.sel, w)
 				r.rowAt = append(r.rowAt, len(lines))
 				r.findLen = append(r.findLen, len(fl))
 				add(fl...)

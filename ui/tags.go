@@ -706,7 +706,7 @@ func (t *tagsScreen) row(i int) string {
 	switch l.kind {
 	case lineText:
 		if l.text == "FINDINGS" && t.w >= 60 {
-			return "  " + trunc(st.paint(l.tone, l.text)+st.Label.Render("  ↑/↓ select · c copies the fix"), t.w-3)
+			return "  " + trunc(st.paint(l.tone, l.text)+st.Label.Render(findingsHint), t.w-3)
 		}
 		return "  " + trunc(st.paint(l.tone, l.text), t.w-3)
 	case lineFinding:

@@ -76,6 +76,20 @@ func NewImage(seed string) Image {
 	return Image{Manifest: man, Config: cfg, Layer: layer}
 }
 
+// LayersTwice is an image whose manifest lists its layers twice, as
+// "layers" (img.Layer, the layer a scanner that matches names exactly
+// reads) and then "Layers" (served, the layer Go's decoder, which
+// matches names in any case and keeps the last, reads). Both are blobs
+// of the image: store served beside it.
+func LayersTwice() (img Image, served []byte) {
+	cfg := JSON(map[string]any{"architecture": "amd64", "os": "linux", "rootfs": map[string]any{"type": "layers", "diff_ids": []string{}}})
+	scanned, served := []byte("the layer a scanner reads"), []byte("the layer a runtime unpacks")
+	desc := func(mediaType string, b []byte) string { return string(JSON(DescOf(mediaType, b))) }
+	man := []byte(`{"schemaVersion":2,"mediaType":"` + MediaManifest + `","config":` + desc(MediaConfig, cfg) +
+		`,"layers":[` + desc(MediaLayer, scanned) + `],"Layers":[` + desc(MediaLayer, served) + `]}`)
+	return Image{Manifest: man, Config: cfg, Layer: scanned}, served
+}
+
 // Referrer is an artifact manifest and its payload blob.
 type Referrer struct {
 	Subject      string
